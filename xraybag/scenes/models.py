@@ -1,0 +1,429 @@
+"""The scene format: pydantic models of a scene file.
+
+Lengths in mm, energies in keV, densities in g/cm3, angles in degrees. Positions are in the bag
+frame: origin at the centre of the bag's interior floor, x along the conveyor, z up. A pose places
+the centre of the object's bounding box. Numeric fields accept distributions (see
+:mod:`xraybag.scenes.numbers`). Unknown keys are errors.
+
+A *spec* may hold distributions, ``repeat`` and ``template``; :func:`xraybag.scenes.sample.sample`
+turns it into a *concrete* scene of the same type in which every number is fixed, templates are
+expanded and every object has a pose.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from xraybag.scenes.numbers import name_or_choice, number, vector
+
+Pos = number(gt=0)
+NonNeg = number(ge=0)
+Num = number()
+Fraction = number(gt=0, le=1)
+Count = number(ge=0, integer=True)
+Vec3 = vector(3)
+Vec3Pos = vector(3, gt=0)
+MaterialName = name_or_choice("a material name")
+TemplateName = name_or_choice("a template name")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+# ---------------------------------------------------------------------------------------- shapes
+
+
+class Box(Strict):
+    """A rectangular box centred on the origin."""
+
+    size: Vec3Pos = Field(description="edge lengths along x, y, z (mm)")
+
+
+class Cylinder(Strict):
+    """A right circular cylinder along z, centred on the origin."""
+
+    radius: Pos = Field(description="mm")
+    height: Pos = Field(description="mm, along z")
+
+
+class Sphere(Strict):
+    radius: Pos = Field(description="mm")
+
+
+class Ellipsoid(Strict):
+    radii: Vec3Pos = Field(description="semi-axes along x, y, z (mm)")
+
+
+class Cone(Strict):
+    """A truncated cone (frustum) along z, centred on the origin."""
+
+    radius_bottom: NonNeg = Field(description="radius at z = -height/2 (mm)")
+    radius_top: NonNeg = Field(description="radius at z = +height/2 (mm)")
+    height: Pos = Field(description="mm")
+
+    @model_validator(mode="after")
+    def _not_both_zero(self):
+        if self.radius_bottom == 0 and self.radius_top == 0:
+            raise ValueError("radius_bottom and radius_top cannot both be 0")
+        return self
+
+
+def _mesh_scale(s: Any) -> Any:
+    def pos(x: Any) -> bool:
+        return isinstance(x, (int, float)) and not isinstance(x, bool) and 0 < x < float("inf")
+
+    if pos(s):
+        return float(s)
+    if isinstance(s, list) and len(s) == 3 and all(pos(x) for x in s):
+        return [float(x) for x in s]
+    raise ValueError("expected a positive number or 3 positive numbers")
+
+
+class Mesh(Strict):
+    """A closed (watertight) triangle mesh file: STL, OBJ, PLY, GLB/GLTF, OFF."""
+
+    path: str = Field(description="relative to the scene file; may not leave its folder or the asset roots")
+    scale: Annotated[Any, BeforeValidator(_mesh_scale)] = Field(
+        1.0, description="a positive number, or 3 positive numbers per axis (mesh units to mm)"
+    )
+
+
+SHAPE_KINDS = ("box", "cylinder", "sphere", "ellipsoid", "cone", "mesh")
+
+
+class Shape(Strict):
+    """Exactly one of the shape kinds."""
+
+    box: Box | None = None
+    cylinder: Cylinder | None = None
+    sphere: Sphere | None = None
+    ellipsoid: Ellipsoid | None = None
+    cone: Cone | None = None
+    mesh: Mesh | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self):
+        given = [k for k in SHAPE_KINDS if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(f"expected exactly one of {', '.join(SHAPE_KINDS)}; got {len(given)}")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(k for k in SHAPE_KINDS if getattr(self, k) is not None)
+
+    @property
+    def params(self) -> BaseModel:
+        return getattr(self, self.kind)
+
+
+# ------------------------------------------------------------------------------ objects and parts
+
+
+class Pose(Strict):
+    position: Vec3 = Field(description="centre of the bounding box (mm), bag frame or parent frame")
+    rotation_deg: Vec3 = Field(
+        [0.0, 0.0, 0.0],
+        description="rotations about the fixed x, then y, then z axes (degrees): R = Rz Ry Rx",
+    )
+
+
+class Fill(Strict):
+    material: MaterialName = Field(description="the liquid (or granular) content")
+    level: Fraction = Field(
+        description="fraction of the container's interior volume filled; the surface is horizontal "
+        "in the bag frame, applied after the container's pose is known"
+    )
+
+
+class Container(Strict):
+    """Makes the shape hollow with walls of the given thickness, optionally partly filled."""
+
+    wall: Pos = Field(description="wall thickness (mm)")
+    fill: Fill | None = None
+
+
+class Part(Strict):
+    """A node of an object's tree: a shape of one material, placed in its parent's frame."""
+
+    name: str | None = None
+    shape: Shape | None = None
+    material: MaterialName | None = None
+    pose: Pose | None = Field(None, description="local transform in the parent frame (default identity)")
+    container: Container | None = None
+    parts: list["Part"] = Field(default_factory=list, description="child parts")
+
+    @model_validator(mode="after")
+    def _shape_material(self):
+        if self.shape is None and not self.parts:
+            raise ValueError("a part needs a shape (with a material) or parts")
+        if self.shape is not None and self.material is None:
+            raise ValueError("a part with a shape needs a material")
+        if self.shape is None and (self.material is not None or self.container is not None):
+            raise ValueError("material and container need a shape")
+        return self
+
+
+class Template(Strict):
+    """A reusable object definition (see ``templates:`` and ``template:``)."""
+
+    shape: Shape | None = None
+    material: MaterialName | None = None
+    container: Container | None = None
+    parts: list[Part] = Field(default_factory=list)
+    label: str | None = None
+    description: str | None = None
+
+    @model_validator(mode="after")
+    def _body(self):
+        if self.shape is None and not self.parts:
+            raise ValueError("a template needs a shape (with a material) or parts")
+        if self.shape is not None and self.material is None:
+            raise ValueError("a shape needs a material")
+        return self
+
+
+class Object(Strict):
+    """An object in the bag: one annotation if it has a label, whatever its parts."""
+
+    name: str | None = None
+    repeat: Count | None = Field(None, description="expand into this many copies (clutter)")
+    template: TemplateName | None = Field(None, description="a template name, or {choice: [...]}")
+    shape: Shape | None = None
+    material: MaterialName | None = None
+    container: Container | None = None
+    parts: list[Part] = Field(default_factory=list)
+    pose: Pose | None = Field(None, description="objects without a pose are packed")
+    label: str | None = Field(None, description="category name; labelled objects become annotations")
+
+    @model_validator(mode="after")
+    def _body(self):
+        if self.template is None and self.shape is None and not self.parts:
+            raise ValueError("an object needs a shape (with a material), parts, or a template")
+        if self.shape is not None and self.material is None and self.template is None:
+            raise ValueError("an object with a shape needs a material")
+        return self
+
+
+# ------------------------------------------------------------------------------------------- bag
+
+
+class Wall(Strict):
+    material: MaterialName = "nylon"
+    thickness: NonNeg = Field(1.5, description="mm; 0 for no wall")
+
+
+class Bag(Strict):
+    size: Vec3Pos = Field(description="interior size x (conveyor), y, z (up) in mm")
+    wall: Wall = Field(default_factory=Wall)
+
+
+class Packing(Strict):
+    method: Literal["random", "physics", "heuristic"] = Field(
+        "random",
+        description="'random' is the rejection sampler; 'physics' and 'heuristic' fall back to it "
+        "until the physics packer lands",
+    )
+    attempts: Count = Field(200, description="placement tries per object before it is left out")
+    gap: NonNeg = Field(1.0, description="minimum clearance between packed objects (mm)")
+
+
+class MaterialDef(Strict):
+    formula: str | None = None
+    composition: dict[str, float] | None = Field(
+        None, description="mass fractions of elements, formulas or material names"
+    )
+    density: float = Field(gt=0, description="g/cm3")
+    description: str | None = None
+    reference: str | None = None
+    category: str | None = None
+    aliases: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _one(self):
+        if (self.formula is None) == (self.composition is None):
+            raise ValueError("give exactly one of formula or composition")
+        return self
+
+
+# -------------------------------------------------------------------------------------- scanners
+
+
+class Spectrum(Strict):
+    """The source: a tube spectrum (spekpy), a monochromatic line, or a table."""
+
+    kvp: Pos | None = Field(None, description="tube voltage (kV); spectrum from spekpy")
+    anode_angle: Pos = Field(12.0, description="degrees (spekpy's th)")
+    filtration: dict[str, NonNeg] = Field(
+        default_factory=dict, description="inherent + added filters: {element or material: mm}"
+    )
+    mas: Pos | None = Field(
+        None, description="tube charge per image row (line scan) or per exposure (mAs)"
+    )
+    mono_kev: Pos | None = Field(None, description="a monochromatic line at this energy (keV)")
+    table: list[list[float]] | None = Field(
+        None, description="[[keV, relative photons], ...]: a user spectrum"
+    )
+    photons: Pos | None = Field(
+        None,
+        description="open-beam photons per detector pixel; overrides mas (required for mono_kev and table)",
+    )
+    energy_bin: Pos = Field(1.0, description="keV, width of the energy grid")
+
+    @model_validator(mode="after")
+    def _one_source(self):
+        given = [k for k in ("kvp", "mono_kev", "table") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(f"expected exactly one of kvp, mono_kev, table; got {len(given)}")
+        if self.table is not None:
+            if len(self.table) < 1 or any(
+                len(r) != 2 or r[0] <= 0 or r[1] < 0 for r in self.table
+            ):
+                raise ValueError("table: expected rows [keV > 0, photons >= 0]")
+        return self
+
+
+class Layer(Strict):
+    material: MaterialName
+    thickness: Pos = Field(description="mm")
+
+
+class Detector(Strict):
+    """Detector response. ``dual_sandwich``: thin front layer (low channel), a filter, thick rear
+    layer (high channel). ``integrating``: one energy-integrating layer (channel ``total``).
+    ``photon_counting``: one layer counting photons in energy bins above ``thresholds``."""
+
+    type: Literal["dual_sandwich", "integrating", "photon_counting"] = "dual_sandwich"
+    front: Layer = Field(default_factory=lambda: Layer(material="csi", thickness=0.3))
+    filter: Layer = Field(default_factory=lambda: Layer(material="copper", thickness=0.5))
+    rear: Layer = Field(default_factory=lambda: Layer(material="cdwo4", thickness=2.5))
+    layer: Layer = Field(
+        default_factory=lambda: Layer(material="csi", thickness=2.0),
+        description="the single layer of integrating and photon_counting detectors",
+    )
+    thresholds: list[float] = Field(
+        default_factory=lambda: [20.0, 50.0], description="photon-counting thresholds (keV)"
+    )
+    white: float = Field(60000.0, gt=0, le=65535, description="raw value of the open beam")
+
+    @model_validator(mode="after")
+    def _thresholds(self):
+        t = self.thresholds
+        if self.type == "photon_counting" and (
+            not t or any(x <= 0 for x in t) or any(b <= a for a, b in zip(t, t[1:]))
+        ):
+            raise ValueError("thresholds: expected increasing positive energies (keV)")
+        return self
+
+
+class Scatter(Strict):
+    offset: NonNeg = Field(0.002, description="constant scatter as a fraction of the open beam")
+    fraction: NonNeg = Field(
+        0.02, description="scatter-to-primary ratio of the smooth low-frequency term"
+    )
+    width: Pos = Field(40.0, description="width (sigma) of the low-frequency term (mm)")
+
+
+class Noise(Strict):
+    enabled: bool = True
+    quantum: bool = Field(True, description="Poisson noise from the photon count")
+    electronic: NonNeg = Field(2.0, description="Gaussian electronic noise, sigma in raw counts")
+    scatter: Scatter | None = Field(default_factory=Scatter)
+    blur: NonNeg = Field(0.5, description="detector blur, Gaussian sigma in pixels")
+
+
+def _noise(v: Any) -> Any:
+    if v is True or v is None:
+        return {}
+    if v is False:
+        return {"enabled": False, "quantum": False, "electronic": 0, "scatter": None, "blur": 0}
+    return v
+
+
+class Scanner(Strict):
+    """A 2D scanner view. ``line_scan``: a carry-on scanner, fan beam across the conveyor, each image
+    row one fan projection as the bag moves. ``radiograph``: point source and flat panel (or a
+    parallel beam)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_-]+$", description="used in file names")
+    type: Literal["line_scan", "radiograph"]
+    spectrum: Spectrum = Field(default_factory=lambda: Spectrum(kvp=140, filtration={"Al": 2.0}))
+    detector: Detector = Field(default_factory=Detector)
+    noise: Annotated[Noise, BeforeValidator(_noise)] = Field(default_factory=Noise)
+    pitch: Pos = Field(1.0, description="pixel pitch (mm): conveyor step per row and detector element size")
+    # line_scan
+    view: Literal["vertical", "horizontal"] = Field(
+        "vertical", description="line_scan: beam upwards from below, or sideways across the tunnel"
+    )
+    layout: Literal["L", "straight"] = Field("L", description="line_scan: detector arm layout")
+    tunnel: vector(2, gt=0) = Field([640.0, 440.0], description="line_scan: tunnel width (y), height (z) in mm")
+    source_distance: Pos = Field(
+        900.0, description="line_scan: source to the far detector arm (mm)"
+    )
+    # radiograph
+    axis: Literal["z", "-z", "y", "-y", "x", "-x"] = Field(
+        "z", description="radiograph: direction of the beam (z: from below, upwards)"
+    )
+    sod: Pos = Field(1000.0, description="radiograph: source to the bag centre (mm)")
+    sdd: Pos = Field(1200.0, description="radiograph: source to detector (mm)")
+    panel: vector(2, gt=0) = Field([700.0, 500.0], description="radiograph: panel width, height (mm)")
+    parallel: bool = Field(False, description="radiograph: parallel beam instead of a point source")
+
+    @model_validator(mode="after")
+    def _geometry(self):
+        if self.type == "radiograph" and not self.parallel and self.sdd <= self.sod:
+            raise ValueError("sdd must be larger than sod")
+        return self
+
+
+def _default_scanners() -> list[Scanner]:
+    return [Scanner(name="top", type="line_scan")]
+
+
+class Annotation(Strict):
+    hard: Fraction = Field(0.3, description="occlusion ratio from which an object is 'hard'")
+    hidden: Fraction = Field(0.7, description="occlusion ratio from which an object is 'hidden'")
+    min_pixels: Count = Field(4, description="objects with fewer visible pixels get no annotation")
+
+
+class Scene(Strict):
+    """A scene file."""
+
+    seed: int = Field(0, ge=0, description="seed of every random draw of the scene")
+    bag_index: int | None = Field(
+        None, ge=0, description="set in concrete scenes: the index of the bag in its dataset"
+    )
+    include: list[str] = Field(
+        default_factory=list, description="YAML files whose materials and templates are added"
+    )
+    materials: dict[str, MaterialDef] = Field(default_factory=dict)
+    templates: dict[str, Template] = Field(default_factory=dict)
+    bag: Bag
+    objects: list[Object] = Field(default_factory=list)
+    packing: Packing = Field(default_factory=Packing)
+    scanners: list[Scanner] = Field(default_factory=_default_scanners)
+    annotation: Annotation = Field(default_factory=Annotation)
+
+    @model_validator(mode="after")
+    def _names(self):
+        names = [s.name for s in self.scanners]
+        if not names:
+            raise ValueError("scanners: expected at least one scanner")
+        dup = {n for n in names if names.count(n) > 1}
+        if dup:
+            raise ValueError(f"scanners: duplicate name {sorted(dup)[0]!r}")
+        return self
+
+
+class Include(Strict):
+    """An included file: materials and templates only (and its own includes)."""
+
+    include: list[str] = Field(default_factory=list)
+    materials: dict[str, MaterialDef] = Field(default_factory=dict)
+    templates: dict[str, Template] = Field(default_factory=dict)
+
+
+Part.model_rebuild()

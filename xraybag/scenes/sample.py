@@ -1,0 +1,151 @@
+"""Sampling: a scene spec (with distributions, repeats, templates) -> one concrete bag.
+
+``sample(loaded, index)`` draws every distribution from a generator seeded by
+``(scene seed, bag index, stream)`` where the stream is the object's position in the file (or the
+bag / scanners), so editing one object does not change the draws of the others. The result is a
+:class:`~xraybag.scenes.models.Scene` in which every number is fixed, templates are expanded, and
+mesh paths are absolute; :func:`dump_scene` writes it as YAML that loads back to the same bag.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel
+from ruamel.yaml import YAML
+
+from xraybag.errors import XraybagError
+from xraybag.scenes.loader import LoadedScene, resolve_asset
+from xraybag.scenes.models import Object, Scene
+from xraybag.scenes.numbers import Dist
+
+STREAM_BAG = 1_000_001
+STREAM_SCANNERS = 1_000_002
+STREAM_NOISE = 2_000_000  # + view number; used by the renderer
+
+
+def bag_rng(seed: int, index: int, stream: int) -> np.random.Generator:
+    """The generator of one random stream of one bag."""
+    return np.random.default_rng(np.random.SeedSequence([int(seed), int(index), int(stream)]))
+
+
+def resolve(value: Any, rng: np.random.Generator) -> Any:
+    """Plain data with every distribution drawn (models become dicts without None fields)."""
+    if isinstance(value, Dist):
+        return value.draw(rng)
+    if isinstance(value, BaseModel):
+        out = {}
+        for name in type(value).model_fields:
+            v = getattr(value, name)
+            if v is None:
+                continue
+            out[name] = resolve(v, rng)
+        return out
+    if isinstance(value, list):
+        return [resolve(v, rng) for v in value]
+    if isinstance(value, dict):
+        return {k: resolve(v, rng) for k, v in value.items()}
+    return value
+
+
+def _absolute_meshes(data: Any, base_dir: Path, loaded: LoadedScene, where: str) -> None:
+    """Rewrite ``mesh.path`` values in plain data to absolute paths (checked as when loading)."""
+    if isinstance(data, dict):
+        for k, v in data.items():
+            if k == "mesh" and isinstance(v, dict) and "path" in v:
+                v["path"] = str(resolve_asset(v["path"], base_dir, loaded.asset_roots, where))
+            else:
+                _absolute_meshes(v, base_dir, loaded, where)
+    elif isinstance(data, list):
+        for v in data:
+            _absolute_meshes(v, base_dir, loaded, where)
+
+
+def _expand(obj: Object, k: int, loaded: LoadedScene, rng: np.random.Generator) -> list[dict]:
+    n = 1 if obj.repeat is None else int(resolve(obj.repeat, rng))
+    out = []
+    for i in range(n):
+        data: dict[str, Any] = {}
+        base_dir = loaded.base_dir
+        where = loaded.source.where(("objects", k))
+        tname = resolve(obj.template, rng) if obj.template is not None else None
+        if tname is not None:
+            template = loaded.templates[tname]
+            origin = loaded.template_origins[tname]
+            tdata = resolve(template, rng)
+            tdata.pop("description", None)
+            _absolute_meshes(tdata, origin.base_dir, loaded, origin.source.where(origin.loc))
+            data.update(tdata)
+        own = resolve(obj, rng)
+        for key in ("repeat", "template"):
+            own.pop(key, None)
+        _absolute_meshes(own, base_dir, loaded, where)
+        if "shape" in own or "parts" in own and own["parts"]:
+            # the object's own body replaces the template's body
+            for key in ("shape", "material", "container", "parts"):
+                data.pop(key, None)
+        if not own.get("parts"):
+            own.pop("parts", None)
+        data.update(own)
+        name = obj.name or tname or f"object{k}"
+        data["name"] = f"{name}_{i}" if n > 1 else name
+        out.append(data)
+    return out
+
+
+def sample(loaded: LoadedScene, index: int = 0, seed: int | None = None) -> Scene:
+    """The concrete (unpacked) scene of bag ``index``; objects without a pose still lack one."""
+    spec = loaded.spec
+    seed = spec.seed if seed is None else int(seed)
+    if spec.bag_index is not None:
+        index = spec.bag_index + index  # a concrete scene renders its own bag
+    objects: list[dict] = []
+    for k, obj in enumerate(spec.objects):
+        objects += _expand(obj, k, loaded, bag_rng(seed, index, k))
+    names: dict[str, int] = {}
+    for o in objects:  # unique names, in order
+        base = o["name"]
+        if base in names:
+            names[base] += 1
+            o["name"] = f"{base}~{names[base]}"
+        else:
+            names[base] = 0
+    data = {
+        "seed": seed,
+        "bag_index": index,
+        "materials": {
+            k: v.model_dump(exclude_none=True, exclude_defaults=True) | {"density": v.density}
+            for k, v in loaded.user_materials.items()
+        },
+        "bag": resolve(spec.bag, bag_rng(seed, index, STREAM_BAG)),
+        "objects": objects,
+        "packing": resolve(spec.packing, bag_rng(seed, index, STREAM_BAG)),
+        "scanners": resolve(spec.scanners, bag_rng(seed, index, STREAM_SCANNERS)),
+        "annotation": resolve(spec.annotation, bag_rng(seed, index, STREAM_BAG)),
+    }
+    try:
+        return Scene.model_validate(data)
+    except Exception as e:  # a draw that breaks a cross-field rule
+        raise XraybagError(f"bag {index}: sampled scene is invalid: {e}", loaded.source.file) from None
+
+
+def scene_to_data(scene: Scene) -> dict:
+    """Plain data of a concrete scene (no distributions left), for YAML or JSON."""
+    data = resolve(scene, np.random.default_rng(0))
+    for key in ("include", "templates"):
+        if not data.get(key):
+            data.pop(key, None)
+    return data
+
+
+def dump_scene(scene: Scene) -> str:
+    """A concrete scene as YAML text; loading it back gives the same scene, bit for bit."""
+    yaml = YAML(typ="safe", pure=True)
+    yaml.default_flow_style = None
+    yaml.width = 120
+    buf = io.StringIO()
+    yaml.dump(scene_to_data(scene), buf)
+    return buf.getvalue()
