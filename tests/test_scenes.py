@@ -67,13 +67,13 @@ def test_design_example_loads(tmp_path):
     "snippet, where, words",
     [
         # wrong number of sizes, at the size value
-        ("objects:\n  - shape: {box: {size: [80, 60]}}\n    material: water\n", "bag.yaml:3:21: objects[0].shape.box.size", "expected 3 positive numbers"),
+        ("objects:\n  - shape: {box: {size: [80, 60]}}\n    material: water\n", "bag.yaml:3:25: objects[0].shape.box.size", "expected 3 positive numbers"),
         # negative size
-        ("objects:\n  - shape: {box: {size: [80, -60, 3]}}\n    material: water\n", "bag.yaml:3:21: objects[0].shape.box.size", "positive"),
+        ("objects:\n  - shape: {box: {size: [80, -60, 3]}}\n    material: water\n", "bag.yaml:3:25: objects[0].shape.box.size", "positive"),
         # unknown key, at the key, with a suggestion
         ("objects:\n  - shape: {sphere: {radius: 5}}\n    materail: water\n", "bag.yaml:4:5: objects[0].materail", "did you mean 'material'"),
         # wrong type
-        ("objects:\n  - shape: {sphere: {radius: big}}\n    material: water\n", "bag.yaml:3:27: objects[0].shape.sphere.radius", "expected a positive number"),
+        ("objects:\n  - shape: {sphere: {radius: big}}\n    material: water\n", "bag.yaml:3:30: objects[0].shape.sphere.radius", "expected a positive number"),
         # unknown material
         ("objects:\n  - shape: {sphere: {radius: 5}}\n    material: unobtainium\n", "bag.yaml:4:15: objects[0].material", "unknown material 'unobtainium'"),
         # two shapes
@@ -97,7 +97,7 @@ def test_missing_field_and_not_a_mapping(tmp_path):
     assert "missing required field 'bag'" in error_of(tmp_path, "seed: 1\n")
     assert "expected a mapping" in error_of(tmp_path, "- 1\n- 2\n")
     msg = error_of(tmp_path, "bag: {size: [1, 2, 3]\n")
-    assert "bag.yaml:1:" in msg and "invalid YAML" in msg
+    assert "bag.yaml:2:1: invalid YAML" in msg
 
 
 def test_yaml_cannot_run_code(tmp_path):
@@ -133,7 +133,7 @@ def test_include_adds_materials_and_templates(tmp_path):
 def test_errors_in_included_files_point_into_them(tmp_path):
     write(tmp_path / "extra.yaml", "templates:\n  jar:\n    shape: {cylinder: {radius: 40}}\n    material: glass\n")
     msg = error_of(tmp_path, "include: [extra.yaml]\nbag: {size: [550, 350, 220]}\n")
-    assert "extra.yaml:3:15: templates.jar.shape.cylinder" in msg, msg
+    assert "extra.yaml:3:23: templates.jar.shape.cylinder" in msg, msg
     assert "height" in msg
 
 
@@ -194,7 +194,7 @@ def test_validate_and_schema_commands(tmp_path):
     r = run_cli("validate", bad)
     assert r.exit_code == 2
     assert r.stderr.strip().count("\n") == 0
-    assert "bad.yaml:3:21: objects[0].shape.box.size: expected 3 positive numbers" in r.stderr
+    assert "bad.yaml:3:25: objects[0].shape.box.size: expected 3 positive numbers" in r.stderr
     assert "Traceback" not in r.output
     r = run_cli("schema")
     schema = json.loads(r.output)

@@ -99,7 +99,7 @@ def render_bag(loaded: LoadedScene, index: int, seed: int | None = None) -> BagR
     packed, report = pack(concrete, rng=bag_rng(seed, bag, STREAM_PACK))
     times["pack"] = time.perf_counter() - t
     t = time.perf_counter()
-    solids, objects = build_solids(packed)
+    solids, objects = build_solids(packed, tolerance=packed.tolerance)
     times["geometry"] = time.perf_counter() - t
     views = []
     for v, scanner in enumerate(packed.scanners):

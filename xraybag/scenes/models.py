@@ -406,6 +406,9 @@ class Scene(Strict):
     packing: Packing = Field(default_factory=Packing)
     scanners: list[Scanner] = Field(default_factory=_default_scanners)
     annotation: Annotation = Field(default_factory=Annotation)
+    tolerance: float = Field(
+        0.01, gt=0, le=5, description="chord tolerance of curved shapes' meshes (mm)"
+    )
 
     @model_validator(mode="after")
     def _names(self):

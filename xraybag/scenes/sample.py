@@ -125,6 +125,7 @@ def sample(loaded: LoadedScene, index: int = 0, seed: int | None = None) -> Scen
         "packing": resolve(spec.packing, bag_rng(seed, index, STREAM_BAG)),
         "scanners": resolve(spec.scanners, bag_rng(seed, index, STREAM_SCANNERS)),
         "annotation": resolve(spec.annotation, bag_rng(seed, index, STREAM_BAG)),
+        "tolerance": spec.tolerance,
     }
     try:
         return Scene.model_validate(data)

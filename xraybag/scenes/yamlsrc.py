@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from xraybag.errors import XraybagError
@@ -76,7 +76,19 @@ class SourceMap:
         return sm
 
 
+def _tag(node: Any) -> str | None:
+    tag = getattr(node, "tag", None)
+    value = getattr(tag, "value", None) if tag is not None else None
+    return value if isinstance(value, str) else None
+
+
 def _plain(node: Any, loc: Loc, sm: SourceMap) -> Any:
+    tag = _tag(node)
+    if tag is not None:
+        raise XraybagError(
+            f"YAML tags are not allowed in scene files (got {tag.replace('tag:yaml.org,2002:', '!!')})",
+            sm.where(loc),
+        )
     if isinstance(node, CommentedMap):
         out = {}
         for k in node:
@@ -105,6 +117,8 @@ def _plain(node: Any, loc: Loc, sm: SourceMap) -> Any:
         return float(node)
     if isinstance(node, str):
         return str(node)
+    if isinstance(node, TaggedScalar):
+        raise XraybagError("YAML tags are not allowed in scene files", sm.where(loc))
     raise XraybagError(f"unsupported YAML value {node!r}", format_loc(loc) or None)
 
 

@@ -1,0 +1,479 @@
+"""Triangle meshes of the scene shapes, hollow containers, and mesh-file checks.
+
+Every mesh here is closed (watertight), consistently wound with outward normals (counter-clockwise
+seen from outside) and expressed in the shape's own frame in mm:
+
+- ``box``: centred on the origin, edges along x, y, z (exact);
+- ``cylinder`` and ``cone``: along z, centred on the origin (mid-height); a cone is a frustum with
+  ``radius_bottom`` at z = -height/2 and ``radius_top`` at z = +height/2 (either may be 0);
+- ``sphere`` and ``ellipsoid``: centred on the origin;
+- ``mesh``: the file's mesh, scaled, with its bounding box centred on the origin.
+
+Curved surfaces are tessellated with every vertex ON the true surface and enough facets that the
+chord error (the largest distance between a flat facet and the true surface, the sagitta) is at most
+``tolerance`` mm: a circle of radius r gets n = ceil(pi / acos(1 - tol / r)) sections, clamped to
+[16, 720] and rounded up to a multiple of 4 (so the polygon touches the true bounding box);
+spheres and ellipsoids are geodesic spheres (an octahedron, vertices on the axes, whose faces are
+split into f x f triangles projected onto the surface) with the smallest f that meets the
+tolerance, capped at f = 50 (20 000 faces; chord error about r / f**2, so the default 0.02 mm holds
+up to radii of 50 mm and is 0.04 mm at 100 mm).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections import OrderedDict
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import trimesh
+
+from xraybag.errors import XraybagError
+from xraybag.scenes.models import Shape
+
+MIN_SECTIONS = 16
+MAX_SECTIONS = 720
+MAX_GEODESIC_FREQUENCY = 50  # 8 * 50**2 = 20000 faces
+_MESH_CACHE_SIZE = 32
+_mesh_cache: OrderedDict[tuple, trimesh.Trimesh] = OrderedDict()
+
+
+# ------------------------------------------------------------------------------------- helpers
+
+
+def _f(x) -> float:
+    """A plain float from a concrete scene number (distributions must have been sampled)."""
+    if isinstance(x, (int, float)) and not isinstance(x, bool):
+        return float(x)
+    raise XraybagError(f"expected a fixed number, got {x!r}: sample the scene first")
+
+
+def sections(radius: float, tolerance: float) -> int:
+    """Number of polygon sections for a circle of ``radius`` mm with chord error <= ``tolerance``."""
+    if radius <= 0:
+        return MIN_SECTIONS
+    ratio = 1.0 - tolerance / radius
+    if ratio <= -1.0:
+        return MIN_SECTIONS
+    n = math.ceil(math.pi / math.acos(max(-1.0, min(1.0, ratio))))
+    n = 4 * math.ceil(n / 4)
+    return int(min(MAX_SECTIONS, max(MIN_SECTIONS, n)))
+
+
+def _mesh(vertices: np.ndarray, faces: np.ndarray) -> trimesh.Trimesh:
+    return trimesh.Trimesh(
+        np.asarray(vertices, dtype=np.float64), np.asarray(faces, dtype=np.int64), process=False
+    )
+
+
+def revolve(profile: list[tuple[float, float]], n: int) -> trimesh.Trimesh:
+    """A closed surface of revolution about z.
+
+    ``profile`` is a list of (r, z) points (mm) from the bottom pole to the top pole, going round the
+    outside of the solid; the first and last points must have r = 0 (on the axis). Points with r = 0
+    become single vertices, the others rings of ``n`` vertices at angles 2 pi k / n (k = 0 is on +x,
+    so for n divisible by 4 the polygon touches the true circle on the x and y axes).
+    """
+    pts = [(float(r), float(z)) for r, z in profile]
+    clean = [pts[0]]
+    for p in pts[1:]:
+        if p != clean[-1]:
+            clean.append(p)
+    if clean[0][0] != 0.0 or clean[-1][0] != 0.0:
+        raise ValueError("profile must start and end on the axis (r = 0)")
+    ang = 2.0 * np.pi * np.arange(n) / n
+    c, s = np.cos(ang), np.sin(ang)
+    verts: list[np.ndarray] = []
+    rings: list[np.ndarray | int] = []  # index array of a ring, or one index of a pole
+    count = 0
+    for r, z in clean:
+        if r == 0.0:
+            verts.append(np.array([[0.0, 0.0, z]]))
+            rings.append(count)
+            count += 1
+        else:
+            verts.append(np.column_stack([r * c, r * s, np.full(n, z)]))
+            rings.append(np.arange(count, count + n))
+            count += n
+    faces = []
+    for lo, hi in zip(rings[:-1], rings[1:]):
+        lo_pole, hi_pole = np.isscalar(lo), np.isscalar(hi)
+        if lo_pole and hi_pole:
+            continue  # a segment along the axis has no surface
+        if lo_pole:
+            faces.append(np.column_stack([np.full(n, lo), np.roll(hi, -1), hi]))
+        elif hi_pole:
+            faces.append(np.column_stack([lo, np.roll(lo, -1), np.full(n, hi)]))
+        else:
+            lo1, hi1 = np.roll(lo, -1), np.roll(hi, -1)
+            faces.append(np.column_stack([lo, lo1, hi1]))
+            faces.append(np.column_stack([lo, hi1, hi]))
+    return _mesh(np.vstack(verts), np.vstack(faces))
+
+
+def _octahedron() -> tuple[np.ndarray, np.ndarray]:
+    """The unit octahedron (vertices on the axes), outward-wound."""
+    v = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1], [-1, 0, 0], [0, -1, 0], [0, 0, -1]], dtype=float)
+    faces = []
+    for sx in (1, -1):
+        for sy in (1, -1):
+            for sz in (1, -1):
+                x, y, z = (0 if sx > 0 else 3), (1 if sy > 0 else 4), (2 if sz > 0 else 5)
+                faces.append((x, y, z) if sx * sy * sz > 0 else (x, z, y))
+    return v, np.array(faces)
+
+
+@lru_cache(maxsize=64)
+def _unit_geodesic(freq: int) -> tuple[np.ndarray, np.ndarray, float]:
+    """Geodesic unit sphere of frequency ``freq``: (vertices, faces, chord error on the unit sphere).
+
+    Each face of an octahedron (whose vertices lie on the axes, so the mesh touches its true
+    bounding box) is split into freq**2 triangles and every vertex is projected onto the unit
+    sphere. Shared edge vertices are keyed by their integer barycentric weights, so the mesh is
+    exactly closed without any merging tolerance.
+    """
+    base_v, base_f = _octahedron()
+    index: dict[tuple, int] = {}
+    points: list[np.ndarray] = []
+
+    def vid(weights: tuple[tuple[int, int], ...]) -> int:
+        key = tuple(sorted(w for w in weights if w[1] > 0))
+        k = index.get(key)
+        if k is None:
+            p = sum(base_v[i] * w for i, w in key) / freq
+            points.append(p / np.linalg.norm(p))
+            k = index[key] = len(points) - 1
+        return k
+
+    faces = []
+    for a, b, c in base_f:
+        grid = {}
+        for i in range(freq + 1):
+            for j in range(freq + 1 - i):
+                grid[i, j] = vid(((int(a), freq - i - j), (int(b), i), (int(c), j)))
+        for i in range(freq):
+            for j in range(freq - i):
+                faces.append((grid[i, j], grid[i + 1, j], grid[i, j + 1]))
+                if i + j <= freq - 2:
+                    faces.append((grid[i + 1, j], grid[i + 1, j + 1], grid[i, j + 1]))
+    v = np.array(points)
+    f = np.array(faces, dtype=np.int64)
+    tri = v[f]
+    normal = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    normal /= np.linalg.norm(normal, axis=1)[:, None]
+    # a facet's plane distance from the centre bounds its closest point from below, so
+    # 1 - (smallest plane distance) bounds the chord error from above
+    error = float(1.0 - np.min(np.einsum("ij,ij->i", normal, tri[:, 0])))
+    v.setflags(write=False)
+    f.setflags(write=False)
+    return v, f, error
+
+
+def geodesic_frequency(radius: float, tolerance: float) -> int:
+    """The smallest geodesic frequency whose chord error on a sphere of ``radius`` is <= tolerance."""
+    # error(f) ~ 1 / f**2 on the unit sphere; start from that estimate, correct with the measured one
+    est = max(1, math.ceil(math.sqrt(radius / max(tolerance, 1e-12))))
+    f = min(MAX_GEODESIC_FREQUENCY, est)
+    while f < MAX_GEODESIC_FREQUENCY and radius * _unit_geodesic(f)[2] > tolerance:
+        f += 1
+    while f > 1 and radius * _unit_geodesic(f - 1)[2] <= tolerance:
+        f -= 1
+    return f
+
+
+def ellipsoid_mesh(radii, tolerance: float = 0.02) -> trimesh.Trimesh:
+    """A geodesic ellipsoid (sphere when the radii are equal) with vertices on the true surface."""
+    radii = np.asarray(radii, dtype=np.float64)
+    v, f, _ = _unit_geodesic(geodesic_frequency(float(radii.max()), tolerance))
+    return _mesh(v * radii, f.copy())
+
+
+def cylinder_mesh(radius: float, height: float, tolerance: float = 0.02) -> trimesh.Trimesh:
+    h = height / 2.0
+    return revolve([(0.0, -h), (radius, -h), (radius, h), (0.0, h)], sections(radius, tolerance))
+
+
+def cone_mesh(
+    radius_bottom: float, radius_top: float, height: float, tolerance: float = 0.02
+) -> trimesh.Trimesh:
+    h = height / 2.0
+    n = sections(max(radius_bottom, radius_top), tolerance)
+    return revolve([(0.0, -h), (radius_bottom, -h), (radius_top, h), (0.0, h)], n)
+
+
+def box_mesh(size) -> trimesh.Trimesh:
+    return trimesh.creation.box(extents=[float(x) for x in size])
+
+
+# ------------------------------------------------------------------------------------ mesh files
+
+
+def _load(path: str | Path) -> trimesh.Trimesh:
+    """Load a mesh file as one mesh (scenes such as GLB/GLTF are concatenated)."""
+    loaded = trimesh.load(str(path), force="mesh")
+    if isinstance(loaded, trimesh.Scene):  # defensive: older trimesh versions
+        loaded = loaded.to_mesh() if loaded.geometry else trimesh.Trimesh()
+    if not isinstance(loaded, trimesh.Trimesh):
+        raise ValueError(f"not a triangle mesh ({type(loaded).__name__})")
+    return loaded
+
+
+def _read_error(path: str | Path, e: Exception) -> str:
+    """One line saying why a mesh file could not be loaded."""
+    p = Path(path)
+    kind = p.suffix.lstrip(".").upper() or "mesh"
+    if isinstance(e, ImportError):  # trimesh reaches for optional parsers on malformed files
+        msg = f"not a valid {kind} file (or it needs the optional Python package '{e.name}')"
+    elif isinstance(e, OSError) and e.strerror:
+        msg = e.strerror
+    else:
+        text = str(e).strip()
+        msg = text.splitlines()[0] if text else f"not a valid {kind} file ({type(e).__name__})"
+    return f"cannot read mesh '{p.name}': {msg}"
+
+
+def _problem(mesh: trimesh.Trimesh, name: str) -> str | None:
+    """What is wrong with a mesh for tracing, or None."""
+    if len(mesh.faces) == 0 or len(mesh.vertices) == 0:
+        return f"mesh '{name}' is empty (no triangles)"
+    if not np.all(np.isfinite(mesh.vertices)):
+        return f"mesh '{name}' has non-finite vertex coordinates"
+    edges = np.sort(mesh.edges, axis=1)
+    _, counts = np.unique(edges, axis=0, return_counts=True)
+    open_edges = int(np.sum(counts == 1))
+    bad_edges = int(np.sum(counts > 2))
+    if open_edges or bad_edges or not mesh.is_watertight:
+        if open_edges:
+            what = f"{open_edges} open edges"
+        else:
+            what = f"{bad_edges} edges shared by more than 2 faces"
+        return (
+            f"mesh '{name}' is not watertight: {what}; close it (e.g. in Blender: 3D-Print "
+            f"toolbox) or use a closed mesh"
+        )
+    if not mesh.is_winding_consistent:
+        return (
+            f"mesh '{name}' has inconsistent winding (some faces point inwards); recalculate its "
+            f"normals (e.g. in Blender: Mesh > Normals > Recalculate Outside)"
+        )
+    if not mesh.volume > 0:
+        return (
+            f"mesh '{name}' is inside out (negative volume {mesh.volume:.6g}); flip its normals"
+        )
+    return None
+
+
+def check_mesh_file(path: Path, where: str) -> None:
+    """Raise :class:`XraybagError` at ``where`` unless ``path`` is a closed, outward-wound mesh."""
+    name = Path(path).name
+    if not Path(path).is_file():
+        raise XraybagError(f"cannot read mesh '{name}': no such file", where)
+    try:
+        mesh = _load(path)
+    except Exception as e:  # noqa: BLE001 - any loader failure is the user's file
+        raise XraybagError(_read_error(path, e), where) from None
+    problem = _problem(mesh, name)
+    if problem:
+        raise XraybagError(problem, where)
+
+
+def _scale_tuple(scale) -> tuple[float, float, float]:
+    if isinstance(scale, (list, tuple)):
+        return tuple(_f(s) for s in scale)  # type: ignore[return-value]
+    s = _f(scale)
+    return (s, s, s)
+
+
+def load_mesh(path: str | Path, scale=1.0) -> trimesh.Trimesh:
+    """The mesh of a file, scaled (per axis) and with its bounding box centred on the origin.
+
+    Results are cached (LRU, keyed on path, modification time and scale); a copy is returned.
+    Raises :class:`XraybagError` when the file cannot be read or is not a closed mesh.
+    """
+    p = Path(path)
+    sc = _scale_tuple(scale)
+    try:
+        mtime = os.stat(p).st_mtime_ns
+    except OSError as e:
+        raise XraybagError(f"cannot read mesh '{p.name}': {e.strerror}", str(p)) from None
+    key = (str(p), mtime, sc)
+    mesh = _mesh_cache.get(key)
+    if mesh is None:
+        try:
+            raw = _load(p)
+        except Exception as e:  # noqa: BLE001
+            raise XraybagError(_read_error(p, e), str(p)) from None
+        problem = _problem(raw, p.name)
+        if problem:
+            raise XraybagError(problem, str(p))
+        v = np.asarray(raw.vertices, dtype=np.float64) * np.array(sc)
+        lo, hi = v.min(axis=0), v.max(axis=0)
+        mesh = _mesh(v - (lo + hi) / 2.0, np.asarray(raw.faces, dtype=np.int64))
+        _mesh_cache[key] = mesh
+        while len(_mesh_cache) > _MESH_CACHE_SIZE:
+            _mesh_cache.popitem(last=False)
+    else:
+        _mesh_cache.move_to_end(key)
+    return mesh.copy()
+
+
+# ------------------------------------------------------------------------------------- shapes
+
+
+def shape_mesh(shape: Shape, tolerance: float = 0.02) -> trimesh.Trimesh:
+    """The closed, outward-wound mesh of ``shape`` in its own frame (mm); see the module notes."""
+    kind, p = shape.kind, shape.params
+    if kind == "box":
+        return box_mesh([_f(x) for x in p.size])
+    if kind == "cylinder":
+        return cylinder_mesh(_f(p.radius), _f(p.height), tolerance)
+    if kind == "sphere":
+        r = _f(p.radius)
+        return ellipsoid_mesh([r, r, r], tolerance)
+    if kind == "ellipsoid":
+        return ellipsoid_mesh([_f(x) for x in p.radii], tolerance)
+    if kind == "cone":
+        return cone_mesh(_f(p.radius_bottom), _f(p.radius_top), _f(p.height), tolerance)
+    if kind == "mesh":
+        return load_mesh(p.path, p.scale)
+    raise ValueError(f"unknown shape kind {kind!r}")  # pragma: no cover
+
+
+# ----------------------------------------------------------------------------------- hollow
+
+
+def _too_thick(what: str, wall: float) -> XraybagError:
+    return XraybagError(f"container wall {wall:g} mm is too thick for the {what}")
+
+
+def _cone_cavity(rb: float, rt: float, h: float, w: float, tolerance: float) -> trimesh.Trimesh:
+    """The frustum offset inward by ``w``: from each cap and perpendicular to the slanted side."""
+    s = (rt - rb) / h  # dr/dz of the side
+    shift = w * math.sqrt(1.0 + s * s)  # radial shift that moves the side w along its normal
+
+    def r_in(z: float) -> float:  # the inner side line, z from the bottom (0 .. h)
+        return rb + s * z - shift
+
+    z0, z1 = w, h - w
+    if z1 <= z0:
+        raise _too_thick("cone (height)", w)
+    r0, r1 = r_in(z0), r_in(z1)
+    if r0 <= 0 and r1 <= 0:
+        raise _too_thick("cone", w)
+    if r0 < 0:  # the inner side reaches the axis above the bottom cap: pointed end
+        z0 = z0 + (0.0 - r0) / s
+        r0 = 0.0
+    if r1 < 0:
+        z1 = z1 + (0.0 - r1) / s
+        r1 = 0.0
+    if z1 - z0 <= 0:
+        raise _too_thick("cone", w)
+    n = sections(max(r0, r1), tolerance)
+    zb, zt = z0 - h / 2.0, z1 - h / 2.0
+    return revolve([(0.0, zb), (r0, zb), (r1, zt), (0.0, zt)], n)
+
+
+def to_manifold(mesh: trimesh.Trimesh):
+    """A closed trimesh as a ``manifold3d.Manifold`` (float64 vertices, kept exactly)."""
+    import manifold3d
+
+    return manifold3d.Manifold(
+        manifold3d.Mesh64(
+            np.ascontiguousarray(mesh.vertices, dtype=np.float64),
+            np.ascontiguousarray(mesh.faces, dtype=np.uint64),
+        )
+    )
+
+
+def _mesh_cavity(outer: trimesh.Trimesh, w: float) -> trimesh.Trimesh:
+    """Cavity of a mesh container: the outer mesh scaled about its bounding-box centre.
+
+    First per axis by (extent - 2 w) / extent (exact for boxes: walls of w at the bounding-box
+    faces), then, if some part of the wall is still thinner than ``w`` (necks, tapers), shrunk
+    uniformly further (bisection) until the minimum wall, measured by manifold3d's ``min_gap``
+    between the cavity and the outside of the outer mesh, is ``w``. This never self-intersects, but
+    walls end up thicker than ``w`` where the shape is far from a scaled copy of itself; model thin
+    features (handles) as separate parts.
+    """
+    import manifold3d
+
+    lo, hi = outer.bounds
+    ext = hi - lo
+    if np.any(ext - 2 * w <= 0):
+        raise _too_thick("mesh", w)
+    centre = (lo + hi) / 2.0
+    base = (ext - 2 * w) / ext
+    out_m = to_manifold(outer)
+    pad = 2 * w + 1.0
+    box = manifold3d.Manifold.cube((ext + 2 * pad).tolist(), True).translate(centre.tolist())
+    outside = box - out_m
+    v0 = outer.vertices - centre
+
+    def cavity(k: float) -> trimesh.Trimesh:
+        return _mesh(v0 * (base * k) + centre, outer.faces.copy())
+
+    def wall(k: float) -> float:
+        return outside.min_gap(to_manifold(cavity(k)), 2 * w)
+
+    target = w * (1.0 - 1e-6)
+    if wall(1.0) >= target:
+        return cavity(1.0)
+    # bisection on k: wall(lo_k) >= w, wall(hi_k) < w
+    lo_k, hi_k = 1e-3, 1.0
+    if wall(lo_k) < target:  # even a speck at the centre is not w deep (or is outside)
+        raise _too_thick("mesh (its centre is not deep enough inside)", w)
+    for _ in range(30):
+        mid = (lo_k + hi_k) / 2.0
+        if wall(mid) >= target:
+            lo_k = mid
+        else:
+            hi_k = mid
+        if hi_k - lo_k < 1e-4:
+            break
+    return cavity(lo_k)
+
+
+def hollow(
+    shape: Shape, wall: float, tolerance: float = 0.02
+) -> tuple[trimesh.Trimesh, trimesh.Trimesh]:
+    """(outer surface, inner cavity) of a container with walls ``wall`` mm thick, shape frame, mm.
+
+    Both meshes are closed and outward-wound. The cavity is: box, size - 2 wall; cylinder, radius -
+    wall and height - 2 wall; sphere, radius - wall; ellipsoid, radii - wall (the wall is exactly
+    ``wall`` at the ends of the axes); cone, the frustum offset inward by ``wall`` from both caps and
+    perpendicular to the slanted side (pointed where the offset side reaches the axis); mesh, the
+    outer mesh scaled about its centre so that the thinnest wall is ``wall`` (see
+    :func:`_mesh_cavity`). Raises :class:`XraybagError` when the wall is too thick for the shape.
+    """
+    w = _f(wall)
+    if w <= 0:
+        raise XraybagError(f"container wall must be positive, got {w:g} mm")
+    kind, p = shape.kind, shape.params
+    outer = shape_mesh(shape, tolerance)
+    if kind == "box":
+        size = np.array([_f(x) for x in p.size])
+        if np.any(size - 2 * w <= 0):
+            raise _too_thick(f"box of size {size.min():g} mm", w)
+        return outer, box_mesh(size - 2 * w)
+    if kind == "cylinder":
+        r, h = _f(p.radius), _f(p.height)
+        if r - w <= 0 or h - 2 * w <= 0:
+            raise _too_thick(f"cylinder (radius {r:g} mm, height {h:g} mm)", w)
+        return outer, cylinder_mesh(r - w, h - 2 * w, tolerance)
+    if kind == "sphere":
+        r = _f(p.radius)
+        if r - w <= 0:
+            raise _too_thick(f"sphere of radius {r:g} mm", w)
+        return outer, ellipsoid_mesh([r - w] * 3, tolerance)
+    if kind == "ellipsoid":
+        radii = np.array([_f(x) for x in p.radii])
+        if np.any(radii - w <= 0):
+            raise _too_thick(f"ellipsoid (smallest radius {radii.min():g} mm)", w)
+        return outer, ellipsoid_mesh(radii - w, tolerance)
+    if kind == "cone":
+        return outer, _cone_cavity(_f(p.radius_bottom), _f(p.radius_top), _f(p.height), w, tolerance)
+    if kind == "mesh":
+        return outer, _mesh_cavity(outer, w)
+    raise ValueError(f"unknown shape kind {kind!r}")  # pragma: no cover
