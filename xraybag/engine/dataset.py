@@ -57,10 +57,7 @@ def png_bytes(img: np.ndarray) -> bytes:
     from PIL import Image
 
     buf = io.BytesIO()
-    if img.dtype == np.uint16:
-        Image.fromarray(img, mode="I;16").save(buf, format="PNG", optimize=False)
-    else:
-        Image.fromarray(img).save(buf, format="PNG", optimize=False)
+    Image.fromarray(np.ascontiguousarray(img)).save(buf, format="PNG", optimize=False)
     return buf.getvalue()
 
 
@@ -285,8 +282,8 @@ def render_dataset(
 
     manifest = out / "manifest.jsonl"
     done = _read_manifest(manifest)
-    indices = [first + i for i in range(n)]
-    todo = [i for i in indices if i not in done]
+    indices = [first + k for k in range(n)]  # bag indices; concrete scenes start at their own
+    todo = [k for k in range(n) if first + k not in done]  # positions, as render_bag takes them
     t0 = time.perf_counter()
     count = len(indices) - len(todo)
     if progress:
