@@ -206,3 +206,23 @@ def test_builtin_scene_by_name():
     assert {"knife", "gun"} <= set(loaded.categories)
     with pytest.raises(XraybagError, match="built-in"):
         load_scene("no_such_scene")
+
+
+def test_scene_format_reference_is_generated_from_the_models():
+    from pathlib import Path
+
+    from xraybag.scenes.docs import BEGIN, END, reference
+
+    text = (Path(__file__).parent.parent / "docs" / "scene-format.md").read_text()
+    section = text.split(BEGIN, 1)[1].split(END, 1)[0]
+    assert section.strip() == reference().strip(), "run: python -m xraybag.scenes.docs docs/scene-format.md"
+
+
+def test_scene_format_example_is_valid(tmp_path):
+    from pathlib import Path
+
+    text = (Path(__file__).parent.parent / "docs" / "scene-format.md").read_text()
+    example = text.split("## Example\n\n```yaml\n", 1)[1].split("```", 1)[0]
+    write(tmp_path / "my_templates.yaml", "templates: {}\n")
+    loaded = load_text(tmp_path, example)
+    assert {"plate", "plastic_bottle", "knife", "gun"} <= set(loaded.categories)

@@ -30,7 +30,7 @@ class ObjectLabel:
 
 def attenuation(tr: TraceResult, mu: np.ndarray) -> np.ndarray:
     """Total line integral sum_m mu_m L_m per pixel; ``mu`` per material of ``tr`` (1/mm)."""
-    return tr.paths.astype(np.float64) @ mu
+    return tr.paths @ np.asarray(mu, dtype=np.float32)
 
 
 def label_objects(
@@ -42,12 +42,12 @@ def label_objects(
     """
     rows, cols = tr.paths.shape[:2]
     total = attenuation(tr, mu)
-    best = np.zeros((rows, cols))
+    best = np.zeros((rows, cols), dtype=np.float32)
     instance = np.zeros((rows, cols), dtype=np.uint16)
     labels: dict[int, ObjectLabel] = {}
     for ot in tr.objects:
         h, w = ot.paths.shape[:2]
-        own = ot.paths.astype(np.float64) @ mu[ot.materials]
+        own = ot.paths @ np.asarray(mu[ot.materials], dtype=np.float32)
         length = ot.paths.sum(axis=2)
         win = (slice(ot.r0, ot.r0 + h), slice(ot.c0, ot.c0 + w))
         mask_w = length > MASK_MIN_MM

@@ -118,7 +118,8 @@ def pack_random(scene: Scene, rng: np.random.Generator) -> tuple[Scene, PackRepo
     """The rejection sampler, a STAND-IN for the physics packer.
 
     Objects that have a pose stay where they are (their AABBs are obstacles). The others are
-    placed largest first (by the volume of their bounding box; ties in scene order): each try draws
+    placed labelled objects first (the annotations a dataset is made for), then largest first (by
+    the volume of their bounding box; ties in scene order): each try draws
     one of the three orientations that rest the object on a face of its bounding box
     (``rotation_deg`` [0, 0, yaw], [90, 0, yaw] or [0, 90, yaw]), a uniform yaw in [0, 360) (snapped
     to the nearest multiple of 90 if the object does not fit the interior otherwise), and a uniform
@@ -145,10 +146,10 @@ def pack_random(scene: Scene, rng: np.random.Generator) -> tuple[Scene, PackRepo
             boxes.append((pos + lo, pos + hi))
         else:
             ext = points.max(axis=0) - points.min(axis=0)
-            todo.append((float(np.prod(ext)), k, points))
-    todo.sort(key=lambda t: (-t[0], t[1]))
+            todo.append((obj.label is None, float(np.prod(ext)), k, points))
+    todo.sort(key=lambda t: (t[0], -t[1], t[2]))
     left: dict[int, str] = {}
-    for _, k, points in todo:
+    for _, _, k, points in todo:
         if not _fits_somehow(points, interior):
             left[k] = LARGER_THAN_BAG
             continue

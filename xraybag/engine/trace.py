@@ -87,13 +87,33 @@ def _top_left(ex: float, ey: float) -> bool:
     return ey > 0.0 or (ey == 0.0 and ex < 0.0)
 
 
+def shear_setup(d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-ray constants of the watertight test (Woop et al.): for directions ``d`` (..., 3),
+    the axis permutation (kx, ky, kz), int8, and the shear (sx, sy, sz), float64."""
+    d = d / np.linalg.norm(d, axis=-1, keepdims=True)
+    kz = np.argmax(np.abs(d), axis=-1)
+    kx = (kz + 1) % 3
+    ky = (kx + 1) % 3
+    dz = np.take_along_axis(d, kz[..., None], axis=-1)[..., 0]
+    swap = dz < 0  # keep the winding
+    kx, ky = np.where(swap, ky, kx), np.where(swap, kx, ky)
+    dx = np.take_along_axis(d, kx[..., None], axis=-1)[..., 0]
+    dy = np.take_along_axis(d, ky[..., None], axis=-1)[..., 0]
+    k = np.stack([kx, ky, kz], axis=-1).astype(np.int8)
+    sh = np.stack([dx / dz, dy / dz, 1.0 / dz], axis=-1)
+    return k, sh
+
+
 @numba.njit(cache=True, nogil=True)
-def _trace_faces(
-    vertices, faces, slots, vrow, vcol, origin_row, origin_col, dir_row, dir_col, out, r0, c0
-):
-    """Accumulate signed hit distances of ``faces`` into ``out[i - r0, j - c0, slot]``."""
+def _trace_faces(vertices, faces, slots, vrow, vcol, origin_row, origin_col, kk, sh, out, r0, c0):
+    """Accumulate signed hit distances of ``faces`` into ``out[i - r0, j - c0, slot]``.
+
+    ``kk``, ``sh``: per-ray permutation and shear, shape (rows or 1, cols, 3); a first axis of 1
+    means the direction depends on the column only (line scan, parallel beam).
+    """
     h, w = out.shape[0], out.shape[1]
     rows, cols = origin_row.shape[0], origin_col.shape[0]
+    per_row = kk.shape[0] > 1
     eps = 1e-9
     for f in range(faces.shape[0]):
         a, b, c = faces[f, 0], faces[f, 1], faces[f, 2]
@@ -109,49 +129,26 @@ def _trace_faces(
             continue
         slot = slots[f]
         for i in range(i0, i1 + 1):
+            ri = i if per_row else 0
             for j in range(j0, j1 + 1):
-                ox = origin_row[i, 0] + origin_col[j, 0]
-                oy = origin_row[i, 1] + origin_col[j, 1]
-                oz = origin_row[i, 2] + origin_col[j, 2]
-                dx = dir_row[i, 0] + dir_col[j, 0]
-                dy = dir_row[i, 1] + dir_col[j, 1]
-                dz = dir_row[i, 2] + dir_col[j, 2]
-                n = np.sqrt(dx * dx + dy * dy + dz * dz)
-                d0 = dx / n
-                d1 = dy / n
-                d2 = dz / n
-                # the axis of largest |d| becomes z; keep the winding (Woop et al.)
-                ad0, ad1, ad2 = abs(d0), abs(d1), abs(d2)
-                if ad0 >= ad1 and ad0 >= ad2:
-                    kz = 0
-                elif ad1 >= ad2:
-                    kz = 1
-                else:
-                    kz = 2
-                kx = (kz + 1) % 3
-                ky = (kx + 1) % 3
-                dd = (d0, d1, d2)
-                if dd[kz] < 0.0:
-                    kx, ky = ky, kx
-                sx = dd[kx] / dd[kz]
-                sy = dd[ky] / dd[kz]
-                sz = 1.0 / dd[kz]
-                o = (ox, oy, oz)
-                ax = vertices[a, kx] - o[kx]
-                ay = vertices[a, ky] - o[ky]
-                az = vertices[a, kz] - o[kz]
-                bx = vertices[b, kx] - o[kx]
-                by = vertices[b, ky] - o[ky]
-                bz = vertices[b, kz] - o[kz]
-                cx = vertices[c, kx] - o[kx]
-                cy = vertices[c, ky] - o[ky]
-                cz = vertices[c, kz] - o[kz]
-                axs = ax - sx * az
-                ays = ay - sy * az
-                bxs = bx - sx * bz
-                bys = by - sy * bz
-                cxs = cx - sx * cz
-                cys = cy - sy * cz
+                kx = kk[ri, j, 0]
+                ky = kk[ri, j, 1]
+                kz = kk[ri, j, 2]
+                sx = sh[ri, j, 0]
+                sy = sh[ri, j, 1]
+                sz = sh[ri, j, 2]
+                ox = origin_row[i, kx] + origin_col[j, kx]
+                oy = origin_row[i, ky] + origin_col[j, ky]
+                oz = origin_row[i, kz] + origin_col[j, kz]
+                az = vertices[a, kz] - oz
+                bz = vertices[b, kz] - oz
+                cz = vertices[c, kz] - oz
+                axs = vertices[a, kx] - ox - sx * az
+                ays = vertices[a, ky] - oy - sy * az
+                bxs = vertices[b, kx] - ox - sx * bz
+                bys = vertices[b, ky] - oy - sy * bz
+                cxs = vertices[c, kx] - ox - sx * cz
+                cys = vertices[c, ky] - oy - sy * cz
                 u = cxs * bys - cys * bxs  # edge b -> c
                 v = axs * cys - ays * cxs  # edge c -> a
                 ww = bxs * ays - bys * axs  # edge a -> b
@@ -189,12 +186,16 @@ def trace(solids: "list[Solid]", geometry: RayGeometry) -> TraceResult:
     materials = sorted({s.material for s in solids})
     mindex = {m: k for k, m in enumerate(materials)}
     rows, cols = geometry.rows, geometry.cols
-    total = np.zeros((rows, cols, len(materials)), dtype=np.float64)
+    total = np.zeros((rows, cols, len(materials)), dtype=np.float32)
     by_object: dict[int, list] = {}
     for s in solids:
         by_object.setdefault(s.object_index, []).append(s)
     objects: list[ObjectTrace] = []
     g = geometry
+    if not np.any(g.dir_row):
+        kk, sh = shear_setup(g.dir_col[None, :, :])
+    else:
+        kk, sh = shear_setup(g.dir_row[:, None, :] + g.dir_col[None, :, :])
     for index in sorted(by_object):
         parts = by_object[index]
         mats = sorted({mindex[s.material] for s in parts})
@@ -217,7 +218,7 @@ def trace(solids: "list[Solid]", geometry: RayGeometry) -> TraceResult:
                 slots,
                 np.ascontiguousarray(pr, dtype=np.float64),
                 np.ascontiguousarray(pc, dtype=np.float64),
-                g.origin_row, g.origin_col, g.dir_row, g.dir_col,
+                g.origin_row, g.origin_col, kk, sh,
                 buf, r0, c0,
             )
         np.maximum(buf, 0.0, out=buf)  # round-off of grazing rays
@@ -227,4 +228,4 @@ def trace(solids: "list[Solid]", geometry: RayGeometry) -> TraceResult:
             view[:, :, m] += buf[:, :, k]
         if index > 0:
             objects.append(ObjectTrace(index, r0, c0, buf.astype(np.float32), mats))
-    return TraceResult(materials, total.astype(np.float32), objects, time.perf_counter() - t0)
+    return TraceResult(materials, total, objects, time.perf_counter() - t0)

@@ -1,0 +1,311 @@
+"""The spectral pass: detector response, noise-free transmission, noise statistics, raw values."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from xraybag.engine.detect import (
+    ChannelResponse,
+    channel_response,
+    dense_signals,
+    detect,
+    memory_estimate,
+    mu_table,
+    to_raw,
+)
+from xraybag.errors import XraybagError
+from xraybag.materials import default_library
+from xraybag.scenes.models import Detector, Scanner
+
+DETECTOR_MATERIALS = {
+    "csi": {"formula": "CsI", "density": 4.51},
+    "cdwo4": {"formula": "CdWO4", "density": 7.9},
+    "gos": {"formula": "Gd2O2S", "density": 7.34},
+    "copper": {"formula": "Cu", "density": 8.96},
+}
+
+
+@pytest.fixture(scope="module")
+def library():
+    lib = default_library()
+    missing = {k: v for k, v in DETECTOR_MATERIALS.items() if k not in lib}
+    return lib.with_materials(missing) if missing else lib
+
+
+def scanner(spectrum=None, detector=None, noise=False) -> Scanner:
+    data = {"name": "v", "type": "radiograph", "noise": noise}
+    if spectrum is not None:
+        data["spectrum"] = spectrum
+    if detector is not None:
+        data["detector"] = detector
+    return Scanner.model_validate(data)
+
+
+def slab(thickness, shape=(1, 1)) -> np.ndarray:
+    """(rows, cols, 1) path lengths: one material, the given thickness(es) in mm."""
+    t = np.asarray(thickness, dtype=np.float32)
+    return np.broadcast_to(t.reshape(-1, 1, 1) if t.ndim else t, (*shape, 1)).astype(np.float32)
+
+
+@pytest.mark.parametrize(
+    "det",
+    [
+        {"type": "integrating"},
+        {"type": "dual_sandwich"},
+        {"type": "integrating", "layer": {"material": "gos", "thickness": 1.0}},
+        {"type": "photon_counting", "thresholds": [20]},
+    ],
+)
+def test_mono_transmission_is_beer_lambert(library, det):
+    sc = scanner({"mono_kev": 60}, det)
+    resp = channel_response(sc, library, 1.0, 1000.0)
+    thick = np.array([0.0, 1.0, 10.0, 100.0, 300.0], dtype=np.float32)
+    L = thick.reshape(1, -1, 1)
+    out = detect(L, ["water"], sc, resp, library, np.random.default_rng(0), 1.0)
+    mu = float(library.get("water").mu(np.array([60.0]))[0])
+    expected = np.exp(-mu * thick.astype(np.float64))
+    assert set(out) == set(resp.channels)
+    for ch, t in out.items():
+        assert t.dtype == np.float64 and t.shape == (1, 5)
+        assert np.allclose(t[0], expected, rtol=1e-4, atol=0), ch
+
+
+def test_polychromatic_matches_float64_reference(library):
+    sc = scanner({"kvp": 140, "filtration": {"Al": 2.0}})
+    resp = channel_response(sc, library, 1.0, 900.0)
+    mats = ["water", "aluminum", "iron", "hdpe"]
+    rng = np.random.default_rng(3)
+    L = (rng.random((7, 9, 4)) * np.array([200, 20, 5, 100])).astype(np.float32)
+    L[0, 0] = 0
+    out = detect(L, mats, sc, resp, library, rng, 1.0)
+    mu = np.stack([library.get(m).mu(resp.energies) for m in mats])
+    att = np.exp(-(L.astype(np.float64).reshape(-1, 4) @ mu))
+    ref = att @ resp.weights / resp.weights.sum(axis=0)
+    for c, ch in enumerate(resp.channels):
+        assert np.allclose(out[ch].ravel(), ref[:, c], rtol=1e-5, atol=0)
+    assert out["low"][0, 0] == pytest.approx(1.0, abs=1e-6)
+
+
+def test_sandwich_response_definition(library):
+    sc = scanner({"kvp": 120})
+    resp = channel_response(sc, library, 1.0, 1000.0)
+    e = resp.energies
+    d = sc.detector
+    front = np.exp(-library.get(d.front.material).mu(e) * d.front.thickness)
+    filt = np.exp(-library.get(d.filter.material).mu(e) * d.filter.thickness)
+    rear = np.exp(-library.get(d.rear.material).mu(e) * d.rear.thickness)
+    assert resp.channels == ["low", "high"]
+    assert np.allclose(resp.weights[:, 0], resp.photons * e * (1 - front))
+    assert np.allclose(resp.weights[:, 1], resp.photons * e * front * filt * (1 - rear))
+    assert np.allclose(resp.open_beam, resp.weights.sum(axis=0))
+    assert np.allclose(resp.quanta, e[:, None])
+    # the rear channel sees a harder spectrum
+    mean = (e[:, None] * resp.weights).sum(0) / resp.weights.sum(0)
+    assert mean[1] > mean[0] + 10
+
+
+def test_photon_counting_bins(library):
+    sc = scanner(
+        {"table": [[30, 1.0], [70, 1.0]], "photons": 1000},
+        {"type": "photon_counting", "thresholds": [20, 50]},
+    )
+    resp = channel_response(sc, library, 1.0, 1000.0)
+    assert resp.channels == ["bin0", "bin1"]
+    absorbed = 1 - np.exp(-library.get("csi").mu(resp.energies) * 2.0)
+    assert np.allclose(resp.weights, [[500 * absorbed[0], 0], [0, 500 * absorbed[1]]])
+    assert np.allclose(resp.quanta, [[1, 0], [0, 1]])
+
+
+def test_channel_without_photons_is_an_error(library):
+    sc = scanner({"mono_kev": 30}, {"type": "photon_counting", "thresholds": [20, 50]})
+    with pytest.raises(XraybagError, match="bin1"):
+        channel_response(sc, library, 1.0, 1000.0)
+
+
+def test_beam_hardening_aluminium(library):
+    for det in ({"type": "integrating"}, {"type": "dual_sandwich"}):
+        sc = scanner({"kvp": 140}, det)
+        resp = channel_response(sc, library, 1.0, 1000.0)
+        thick = np.array([1, 2, 5, 10, 20, 30, 50], dtype=np.float64)
+        out = detect(slab(thick, (7, 1)), ["aluminum"], sc, resp, library, np.random.default_rng(0), 1.0)
+        for ch, t in out.items():
+            mu_eff = -np.log(t[:, 0]) / thick
+            assert np.all(np.diff(mu_eff) < 0), (det, ch, mu_eff)
+
+
+def test_noise_off_is_deterministic_and_draws_nothing(library):
+    sc = scanner({"kvp": 140})
+    resp = channel_response(sc, library, 1.0, 1000.0)
+    L = slab(np.linspace(0, 100, 12), (12, 5))
+    rng = np.random.default_rng(5)
+    state = rng.bit_generator.state
+    a = detect(L, ["water"], sc, resp, library, rng, 1.0)
+    assert rng.bit_generator.state == state
+    b = detect(L, ["water"], sc, resp, library, np.random.default_rng(99), 1.0)
+    for ch in a:
+        assert np.array_equal(a[ch], b[ch])
+
+
+def test_same_seed_same_bytes(library):
+    sc = scanner({"kvp": 140}, noise=True)  # full default noise model
+    resp = channel_response(sc, library, 1.0, 1000.0)
+    L = slab(np.linspace(0, 100, 40), (40, 30))
+    a = detect(L, ["water"], sc, resp, library, np.random.default_rng(7), 1.0)
+    b = detect(L, ["water"], sc, resp, library, np.random.default_rng(7), 1.0)
+    c = detect(L, ["water"], sc, resp, library, np.random.default_rng(8), 1.0)
+    for ch in a:
+        assert a[ch].tobytes() == b[ch].tobytes()
+        assert not np.array_equal(a[ch], c[ch])
+
+
+def test_poisson_counts(library):
+    """Photon counting, quantum noise only: the counts' variance equals their mean."""
+    sc = scanner(
+        {"mono_kev": 60, "photons": 800},
+        {"type": "photon_counting", "thresholds": [20]},
+        noise={"quantum": True, "electronic": 0, "scatter": None, "blur": 0},
+    )
+    resp = channel_response(sc, library, 1.0, 1000.0)
+    L = slab(30.0, (400, 300))
+    t = detect(L, ["water"], sc, resp, library, np.random.default_rng(1), 1.0)["bin0"]
+    counts = t * resp.open_beam[0]
+    assert np.allclose(counts, np.rint(counts), atol=1e-6)  # whole photons
+    expected = resp.open_beam[0] * np.exp(-30 * library.get("water").mu(np.array([60.0]))[0])
+    assert counts.mean() == pytest.approx(expected, rel=0.01)
+    assert counts.var() == pytest.approx(counts.mean(), rel=0.05)
+
+
+def test_compound_poisson_energy_integrating(library):
+    """Energy-integrating polychromatic signal: mean m and variance sum_E N D^2 exp(-mu L)."""
+    sc = scanner(
+        {"kvp": 100, "photons": 3000},
+        {"type": "integrating"},
+        noise={"quantum": True, "electronic": 0, "scatter": None, "blur": 0},
+    )
+    resp = channel_response(sc, library, 1.0, 1000.0)
+    L = slab(40.0, (400, 300))
+    t = detect(L, ["water"], sc, resp, library, np.random.default_rng(2), 1.0)["total"]
+    att = np.exp(-40.0 * library.get("water").mu(resp.energies))
+    m = float(att @ resp.weights[:, 0])
+    v = float(att @ (resp.weights[:, 0] * resp.quanta[:, 0]))
+    signal = t * resp.open_beam[0]
+    assert signal.mean() == pytest.approx(m, rel=0.005)
+    assert signal.var() == pytest.approx(v, rel=0.05)
+
+
+def test_electronic_noise_sigma(library):
+    sc = scanner(
+        {"kvp": 140},
+        {"white": 50000},
+        noise={"quantum": False, "electronic": 40, "scatter": None, "blur": 0},
+    )
+    resp = channel_response(sc, library, 1.0, 1000.0)
+    out = detect(slab(20.0, (300, 300)), ["water"], sc, resp, library, np.random.default_rng(4), 1.0)
+    for t in out.values():
+        assert (t.std() * 50000) == pytest.approx(40, rel=0.03)
+
+
+def test_scatter_uniform_slab_and_air(library):
+    sc = scanner(
+        {"mono_kev": 80},
+        noise={"quantum": False, "electronic": 0, "blur": 0,
+               "scatter": {"offset": 0.01, "fraction": 0.05, "width": 20}},
+    )
+    resp = channel_response(sc, library, 1.0, 1000.0)
+    mu = library.get("water").mu(np.array([80.0]))[0]
+    out = detect(slab(100.0, (20, 20)), ["water"], sc, resp, library, np.random.default_rng(0), 2.0)
+    tp = np.exp(-100 * mu)
+    expected = (tp * 1.05 + 0.01) / 1.06
+    assert np.allclose(out["low"], expected, rtol=1e-4)
+    air = detect(slab(0.0, (5, 5)), ["water"], sc, resp, library, np.random.default_rng(0), 2.0)
+    assert np.allclose(air["high"], 1.0)
+
+
+def test_blur_spreads_an_edge(library):
+    sc = scanner({"mono_kev": 60}, noise={"quantum": False, "electronic": 0, "scatter": None, "blur": 1.5})
+    resp = channel_response(sc, library, 1.0, 1000.0)
+    L = np.zeros((4, 20, 1), dtype=np.float32)
+    L[:, 10:] = 50.0
+    sharp = np.exp(-50 * library.get("water").mu(np.array([60.0]))[0])
+    t = detect(L, ["water"], sc, resp, library, np.random.default_rng(0), 1.0)["low"]
+    assert t[0, 0] == pytest.approx(1.0) and t[0, -1] == pytest.approx(sharp)
+    assert sharp < t[0, 10] < t[0, 9] < 1.0
+
+
+def test_many_materials_and_chunks(library, monkeypatch):
+    import xraybag.engine.detect as detect_module
+
+    sc = scanner({"kvp": 80})
+    resp = channel_response(sc, library, 1.0, 1000.0)
+    mats = ["water", "aluminum", "hdpe"]
+    L = (np.random.default_rng(0).random((33, 17, 3)) * 30).astype(np.float32)
+    L[:5] = 0
+    whole = detect(L, mats, sc, resp, library, np.random.default_rng(0), 1.0)
+    monkeypatch.setattr(detect_module, "CHUNK_BYTES", 4096)
+    chunked = detect(L, mats, sc, resp, library, np.random.default_rng(0), 1.0)
+    for ch in whole:
+        assert np.allclose(whole[ch], chunked[ch], rtol=1e-6)
+    assert np.all(whole["low"][:5] == 1.0)
+
+
+def test_no_materials(library):
+    sc = scanner({"kvp": 80})
+    resp = channel_response(sc, library, 1.0, 1000.0)
+    out = detect(np.zeros((3, 4, 0), np.float32), [], sc, resp, library, np.random.default_rng(0), 1.0)
+    assert all(np.allclose(t, 1.0) for t in out.values())
+
+
+def test_shape_mismatch(library):
+    sc = scanner({"kvp": 80})
+    resp = channel_response(sc, library, 1.0, 1000.0)
+    with pytest.raises(ValueError):
+        detect(np.zeros((3, 4, 2), np.float32), ["water"], sc, resp, library, np.random.default_rng(0), 1.0)
+
+
+def test_to_raw():
+    det = Detector(white=60000)
+    t = np.array([[-0.1, 0.0, 0.5, 1.0, 1.2], [1e-5, 0.99999, 1.0922, 2.0, 0.25]])
+    raw = to_raw(t, det)
+    assert raw.dtype == np.uint16
+    assert raw.tolist() == [[0, 0, 30000, 60000, 65535], [1, 59999, 65532, 65535, 15000]]
+
+
+def test_mu_table_cached(library):
+    e = np.array([30.0, 60.0, 90.0])
+    a = mu_table(["water", "iron"], library, e)
+    b = mu_table(["water", "iron"], library, e.copy())
+    assert a is b and a.shape == (2, 3)
+    assert np.allclose(a[1], library.get("iron").mu(e))
+    other = library.with_materials({"water": {"formula": "H2O", "density": 2.0}})
+    c = mu_table(["water", "iron"], other, e)
+    assert np.allclose(c[0], 2 * a[0])
+
+
+def test_dense_signals_matches_direct():
+    rng = np.random.default_rng(0)
+    L2 = rng.random((50, 3)).astype(np.float32) * 10
+    mu = rng.random((3, 8)) * 0.1
+    w = rng.random((8, 2))
+    ref = np.exp(-(L2.astype(np.float64) @ mu)) @ w
+    assert np.allclose(dense_signals(L2, mu, w), ref, rtol=1e-5)
+
+
+def test_memory_estimate():
+    small = memory_estimate(100, 100, 5, 130)
+    big = memory_estimate(1000, 600, 5, 130)
+    assert 0 < small < big
+    n = 1000 * 600
+    assert big >= n * 5 * 4 + n * 8 * 2  # at least the path lengths and two output images
+    assert big < 1e9
+    assert isinstance(big, int)
+
+
+def test_response_dataclass_fields(library):
+    resp = channel_response(scanner({"kvp": 80}, {"type": "integrating"}), library, 1.0, 1000.0)
+    assert isinstance(resp, ChannelResponse)
+    assert resp.channels == ["total"]
+    e = resp.energies
+    absorbed = 1 - np.exp(-library.get("csi").mu(e) * 2.0)
+    assert np.allclose(resp.weights[:, 0], resp.photons * e * absorbed)
+    assert resp.weights.shape == resp.quanta.shape == (e.size, 1)
