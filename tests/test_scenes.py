@@ -83,6 +83,8 @@ def test_design_example_loads(tmp_path):
         ("objects:\n  - shape: {sphere: {radius: {uniform: [-5, 3]}}}\n    material: water\n", "objects[0].shape.sphere.radius", "positive"),
         # unknown template
         ("objects:\n  - template: kitchen_knif\n", "bag.yaml:3:15: objects[0].template", "did you mean 'kitchen_knife'"),
+        # bad material definition, at the offending composition key
+        ("materials:\n  brine: {composition: {water: 0.9, Xq: 0.1}, density: 1}\n", "bag.yaml:3:37: materials.brine.composition.Xq", "neither a material nor a chemical formula"),
         # unknown scanner type
         ("scanners:\n  - {name: a, type: ct_scanner}\n", "scanners[0].type", "expected one of"),
     ],

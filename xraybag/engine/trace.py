@@ -178,8 +178,24 @@ def _window(vrow: np.ndarray, vcol: np.ndarray, rows: int, cols: int) -> tuple[i
     return r0, max(r1 - r0 + 1, 0), c0, max(c1 - c0 + 1, 0)
 
 
-def trace(solids: "list[Solid]", geometry: RayGeometry) -> TraceResult:
-    """Path lengths per material (whole image) and per object (over its window)."""
+def trace(solids: "list[Solid]", geometry: RayGeometry, backend: str = "numba") -> TraceResult:
+    """Path lengths per material (whole image) and per object (over its window).
+
+    ``backend`` names an entry of :data:`BACKENDS`; every backend takes the same solids and
+    geometry and returns the same :class:`TraceResult` (a GPU backend registers itself there and
+    is tested against the numba reference).
+    """
+    if backend not in BACKENDS:
+        from xraybag.errors import XraybagError
+
+        raise XraybagError(
+            f"tracing backend {backend!r} is not available; available: {', '.join(sorted(BACKENDS))}"
+        )
+    return BACKENDS[backend](solids, geometry)
+
+
+def trace_numba(solids: "list[Solid]", geometry: RayGeometry) -> TraceResult:
+    """The CPU reference: per-object windows traced by the numba kernel above."""
     import time
 
     t0 = time.perf_counter()
@@ -229,3 +245,8 @@ def trace(solids: "list[Solid]", geometry: RayGeometry) -> TraceResult:
         if index > 0:
             objects.append(ObjectTrace(index, r0, c0, buf.astype(np.float32), mats))
     return TraceResult(materials, total, objects, time.perf_counter() - t0)
+
+
+#: Tracing backends by name. The numba CPU tracer is the reference; a cupy backend for GPUs
+#: plugs in here with the same signature.
+BACKENDS: dict[str, Callable[..., TraceResult]] = {"numba": trace_numba}

@@ -363,7 +363,14 @@ def load_scene_data(
                     {mname: mdef.model_dump(exclude_none=True)}, source=sm.file
                 )
             except XraybagError as e:
-                raise sm.error(("materials", mname), e.message) from None
+                loc = tuple(getattr(e, "path", None) or ("materials", mname))
+                msg = e.message
+                for n in range(len(loc), 0, -1):  # drop the path the message repeats
+                    prefix = format_loc(loc[:n]) + ": "
+                    if msg.startswith(prefix):
+                        msg = msg[len(prefix):]
+                        break
+                raise sm.error(loc, msg, key=len(loc) == 4) from None
         for tname, t in inc.templates.items():
             templates[tname] = t
             origins[tname] = Origin(sm, ("templates", tname), bdir)

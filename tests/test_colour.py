@@ -1,0 +1,279 @@
+"""Pseudo-colour: step-wedge calibration, classes, colours, and the CLCXray encoding."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from xraybag.engine.colour import (
+    BACKGROUND,
+    INORGANIC,
+    METAL,
+    ORGANIC,
+    _classify_direct,
+    _hue,
+    _remove_scatter,
+    _rgb_direct,
+    calibrate,
+    classify,
+    clcxray_encoding,
+    low_high_channels,
+    pseudo_colour,
+)
+from xraybag.engine.detect import channel_response, detect
+from xraybag.materials import default_library
+from xraybag.scenes.models import Scanner
+
+DETECTOR_MATERIALS = {
+    "csi": {"formula": "CsI", "density": 4.51},
+    "cdwo4": {"formula": "CdWO4", "density": 7.9},
+    "copper": {"formula": "Cu", "density": 8.96},
+}
+
+WEDGES = [
+    ("polyethylene", [10, 20, 40, 70, 100, 150], ORGANIC),
+    ("water", [10, 20, 40, 70, 100, 150], ORGANIC),
+    ("aluminum", [2, 5, 10, 15, 20, 30], INORGANIC),
+    ("iron", [1, 2, 3, 5, 8], METAL),
+    ("lead", [0.5, 1, 2, 3, 4], METAL),
+]
+
+
+@pytest.fixture(scope="module")
+def library():
+    lib = default_library()
+    missing = {k: v for k, v in DETECTOR_MATERIALS.items() if k not in lib}
+    return lib.with_materials(missing) if missing else lib
+
+
+@pytest.fixture(scope="module")
+def quiet():
+    return Scanner(name="top", type="line_scan", noise=False)
+
+
+@pytest.fixture(scope="module")
+def calibration(quiet, library):
+    return calibrate(quiet, library)
+
+
+def wedge(material, steps, scanner, library, rng=None, size=1):
+    """Transmissions of a step wedge: one (size x size) block per step, side by side."""
+    resp = channel_response(scanner, library, 1.0, 1000.0)
+    L = np.repeat(np.asarray(steps, dtype=np.float32), size)[None, :, None]
+    L = np.repeat(L, size, axis=0)
+    out = detect(L, [material], scanner, resp, library, rng or np.random.default_rng(0), scanner.pitch)
+    return out["low"], out["high"]
+
+
+@pytest.mark.parametrize("material,steps,expected", WEDGES)
+def test_step_wedges_classes(material, steps, expected, quiet, library, calibration):
+    t_low, t_high = wedge(material, steps, quiet, library)
+    classes, zeff = classify(t_low, t_high, calibration)
+    assert classes.dtype == np.uint8 and zeff.dtype == np.float32
+    assert classes.tolist() == [[expected] * len(steps)], zeff
+
+
+@pytest.mark.parametrize("material,steps,expected", WEDGES)
+def test_step_wedges_colours(material, steps, expected, quiet, library, calibration):
+    t_low, t_high = wedge(material, steps, quiet, library)
+    rgb = pseudo_colour(t_low, t_high, calibration).astype(int)[0]
+    assert rgb.shape == (len(steps), 3)
+    r, g, b = rgb.T
+    if expected == ORGANIC:  # orange: red > green > blue
+        assert np.all(r > g) and np.all(g > b)
+    elif expected == INORGANIC:
+        assert np.all(g > r) and np.all(g > b)
+    else:
+        assert np.all(b > r) and np.all(b > g)
+    # brightness falls with thickness
+    assert np.all(np.diff(rgb.sum(axis=1)) < 0)
+
+
+def test_zeff_of_references(quiet, library, calibration):
+    for material, steps, z in [("water", [20, 100], 7.42), ("aluminum", [5, 20], 13.0), ("iron", [1, 4], 26.0)]:
+        _, zeff = classify(*wedge(material, steps, quiet, library), calibration)
+        assert np.allclose(zeff, z, atol=0.6), (material, zeff)
+
+
+def test_background_is_white(calibration):
+    ones = np.ones((4, 6))
+    rgb = pseudo_colour(ones, ones, calibration)
+    assert rgb.dtype == np.uint8 and rgb.shape == (4, 6, 3)
+    assert np.all(rgb == 255)
+    classes, zeff = classify(ones * 0.999, ones * 0.9995, calibration)
+    assert np.all(classes == BACKGROUND) and np.all(zeff == 0)
+
+
+def test_starved_pixels_are_dark_metal(calibration):
+    t = np.full((2, 2), 1e-5)
+    classes, _ = classify(t, t, calibration)
+    assert np.all(classes == METAL)
+    rgb = pseudo_colour(t, t, calibration).astype(int)
+    assert np.all(rgb[..., 2] > rgb[..., 0]) and np.all(rgb.sum(axis=-1) < 200)
+
+
+def test_noisy_blocks_majority_class(library):
+    """With the full default noise model, uniform blocks still read as their class."""
+    sc = Scanner(name="top", type="line_scan")
+    cal = calibrate(sc, library)
+    assert cal.denoise_px > 0 and cal.scatter_fraction > 0
+    rng = np.random.default_rng(11)
+    for material, thick, expected in [("water", 60, ORGANIC), ("aluminum", 10, INORGANIC), ("iron", 6, METAL)]:
+        t_low, t_high = wedge(material, [thick], sc, library, rng, size=60)
+        classes, _ = classify(t_low, t_high, cal)
+        inner = classes[10:-10, 10:-10]
+        assert np.mean(inner == expected) > 0.97, (material, np.bincount(inner.ravel(), minlength=4))
+
+
+def test_calibration_is_cached(quiet, library, calibration):
+    assert calibrate(quiet, library) is calibration
+    other = Scanner(name="x", type="line_scan", noise=False, spectrum={"kvp": 100})
+    assert calibrate(other, library) is not calibration
+
+
+def test_photon_counting_and_single_channel(library):
+    pc = Scanner(name="p", type="radiograph", noise=False,
+                 detector={"type": "photon_counting", "thresholds": [20, 45, 70]})
+    cal = calibrate(pc, library)
+    assert (cal.low_channel, cal.high_channel) == ("bin0", "bin2")
+    resp = channel_response(pc, library, 1.0, 1000.0)
+    out = detect(np.full((1, 1, 1), 10, np.float32), ["aluminum"], pc, resp, library,
+                 np.random.default_rng(0), 1.0)
+    classes, _ = classify(out["bin0"], out["bin2"], cal)
+    assert classes[0, 0] == INORGANIC
+    with pytest.raises(ValueError):
+        calibrate(Scanner(name="i", type="radiograph", detector={"type": "integrating"}), library)
+    assert low_high_channels(["low", "high"]) == ("low", "high")
+
+
+def test_clcxray_encoding_hand_computed():
+    high = np.array([[60000, 30000], [0, 65535]], dtype=np.uint16)
+    low = np.array([[60000, 15000], [100, 0]], dtype=np.uint16)
+    enc = clcxray_encoding(high, low)
+    assert enc.dtype == np.uint8 and enc.shape == (2, 2, 3)
+
+    def c3(r):
+        return int(np.clip(np.rint(510 / (1 + np.exp(-r)) - 255), 0, 255))
+
+    # channel 0 = high / 256, channel 1 = low / 256 (integer division)
+    assert enc[..., 0].tolist() == [[234, 117], [0, 255]]
+    assert enc[..., 1].tolist() == [[234, 58], [0, 0]]
+    # channel 2 = 510 sigmoid(high / low) - 255; R = 1 -> 118, R = 2 -> 194, R = 0 -> 0
+    assert enc[0, 0, 2] == c3(1.0) == 118
+    assert enc[0, 1, 2] == c3(2.0) == 194
+    assert enc[1, 0, 2] == 0
+    assert enc[1, 1, 2] == c3(65535.0) == 255  # zero low pixel taken as 1
+
+
+# ------------------------------------------------------------------------------ look-up tables
+
+LUT_SCANNERS = {
+    "default": dict(type="line_scan"),
+    "100kvp": dict(type="line_scan", spectrum={"kvp": 100}),
+    "photon_counting": dict(
+        type="radiograph", detector={"type": "photon_counting", "thresholds": [20, 45, 70]}
+    ),
+}
+
+
+def direct_classify(t_low, t_high, cal):
+    """classify() without its tables (nor scatter or denoise): the per-pixel algorithm."""
+    floor = 0.1 * cal.starvation
+    lo = -np.log(np.maximum(t_low, floor))
+    hi = -np.log(np.maximum(t_high, floor))
+    h = np.clip(hi, cal.h_grid[0], cal.h_grid[-1])
+    classes, zeff, captured = _classify_direct(h, lo / h, cal)
+    starved = t_high < cal.starvation
+    background = (lo < cal.background) & ~starved
+    classes = np.where(starved, METAL, np.where(background, BACKGROUND, classes))
+    zeff = np.where(starved | background, 0.0, zeff)
+    return classes, zeff, captured
+
+
+def random_pixels(cal, rng, shape=(300, 400)):
+    """Transmissions at random (h, R): h log-uniform over 0.02..6 (background to starved), R from
+    just below the lightest ladder curve to just above the heaviest at that h."""
+    h = np.exp(rng.uniform(np.log(0.02), np.log(6.0), shape))
+    log_grid = np.log(cal.h_grid)
+    bottom = np.interp(np.log(h), log_grid, cal.ladder_r[0])
+    top = np.interp(np.log(h), log_grid, cal.ladder_r[-1])
+    r = bottom + (top - bottom) * rng.uniform(-0.05, 1.05, shape)
+    # float32-representable, as the tables' float32 passes see them
+    t_high = np.exp(-h).astype(np.float32).astype(np.float64)
+    t_low = np.exp(-r * h).astype(np.float32).astype(np.float64)
+    return t_low, t_high
+
+
+@pytest.mark.parametrize("kind", LUT_SCANNERS)
+def test_tables_match_direct_algorithm(kind, library):
+    cal = calibrate(Scanner(name="t", noise=False, **LUT_SCANNERS[kind]), library)
+    t_low, t_high = random_pixels(cal, np.random.default_rng(5))
+    classes, zeff = classify(t_low, t_high, cal)
+    ref_classes, ref_zeff, captured = direct_classify(t_low, t_high, cal)
+    agree = classes == ref_classes
+    confusion = np.bincount(classes[~agree] * 4 + ref_classes[~agree], minlength=16)
+    assert agree.mean() >= 0.995, confusion
+    assert np.all(zeff[ref_classes == BACKGROUND] == 0)
+    # Zeff: bilinear in the cell, exact along R; only kinks, the capture band's edges and (above
+    # Z 20) nearly coinciding heavy curves make it differ by more than 0.05
+    ladder = agree & (captured < 0) & (ref_zeff > 0)
+    err = np.abs(zeff - ref_zeff)[ladder]
+    light = ref_zeff[ladder] <= 20
+    assert np.mean(err[light] > 0.05) <= 1e-3, np.percentile(err[light], [99, 99.9, 100])
+    assert np.median(err) < 0.01
+    assert np.all(zeff[agree & (ref_zeff == 82)] == 82)
+    # colours: hue rounded to a degree, h in 1.2 % bins
+    rgb = pseudo_colour(t_low, t_high, cal).astype(int)
+    ref_rgb = _rgb_direct(_hue(ref_classes, ref_zeff), -np.log(np.clip(t_high, 1e-12, 1.0)))
+    diff = np.abs(rgb - ref_rgb).max(axis=-1)[agree]
+    assert np.mean(diff <= 2) >= 0.999 and diff.max() <= 8, np.bincount(diff)
+
+
+def test_colour_follows_classify_on_noisy_views(library):
+    """pseudo_colour shows classify's class and Zeff (scatter, noise and denoising included)."""
+    sc = Scanner(name="top", type="line_scan")
+    cal = calibrate(sc, library)
+    rng = np.random.default_rng(3)
+    blocks = [wedge(m, [t], sc, library, rng, size=40) for m, t in
+              [("water", 60), ("aluminum", 10), ("iron", 6), ("lead", 2), ("air", 1)]]
+    t_low = np.hstack([b[0] for b in blocks])
+    t_high = np.hstack([b[1] for b in blocks])
+    classes, zeff = classify(t_low, t_high, cal)
+    assert set(np.unique(classes)) == {BACKGROUND, ORGANIC, INORGANIC, METAL}
+    rgb = pseudo_colour(t_low, t_high, cal).astype(int)
+    expected = _rgb_direct(_hue(classes, zeff), -np.log(np.clip(t_high, 1e-12, 1.0)))
+    assert np.abs(rgb - expected).max() <= 3
+
+
+def test_scatter_removal_inverts_the_detector_model(library):
+    sc = Scanner(name="s", type="line_scan", noise={"quantum": False, "electronic": 0, "blur": 0})
+    cal = calibrate(sc, library)
+    assert cal.scatter_fraction > 0 and cal.denoise_px == 0
+    quiet = Scanner(name="s", type="line_scan", noise=False)
+    L = np.zeros((150, 260, 2), np.float32)
+    L[30:120, 40:120, 0] = 6.0  # iron
+    L[20:130, 150:230, 1] = 80.0  # water
+    resp = channel_response(sc, library, 1.0, 1000.0)
+    rng = np.random.default_rng(0)
+    scattered = detect(L, ["iron", "water"], sc, resp, library, rng, sc.pitch)["high"]
+    primary = detect(L, ["iron", "water"], quiet, resp, library, rng, quiet.pitch)["high"]
+    shape = primary.shape
+    work = np.empty(shape, np.float32), np.empty(shape, np.float32)
+    corrected = _remove_scatter(scattered, cal, *work)
+    assert np.abs(scattered - primary).max() > 0.005
+    assert np.abs(corrected - primary).max() < 1e-3
+    out = detect(L, ["iron", "water"], sc, resp, library, rng, sc.pitch)
+    classes, _ = classify(out["low"], out["high"], cal)
+    assert np.all(classes[40:110, 50:110] == METAL) and np.all(classes[30:120, 160:220] == ORGANIC)
+
+
+def test_calibration_without_tables_gets_them(quiet, library, calibration):
+    bare = replace(calibration, lut_rmin=None, lut_rscale=None, lut_zeff=None, lut_capture=None,
+                   hue_table=None, rgb_table=None)
+    t_low, t_high = random_pixels(calibration, np.random.default_rng(1), (20, 30))
+    for a, b in zip(classify(t_low, t_high, bare), classify(t_low, t_high, calibration)):
+        assert np.array_equal(a, b)
+    rgb = pseudo_colour(t_low, t_high, calibration)
+    assert np.array_equal(pseudo_colour(t_low, t_high, bare), rgb)

@@ -1,0 +1,623 @@
+"""Pseudo-colour of dual-energy images, as carry-on scanners show them.
+
+A pixel's low- and high-energy transmissions give its high-energy attenuation ``h = -ln T_high``
+and the ratio ``R = ln T_low / ln T_high``. At a fixed ``h``, R grows with the effective atomic
+number (photoelectric absorption ~ Z^3 / E^3 hurts the low channel more). :func:`calibrate`
+simulates noise-free step wedges of pure elements through the configured spectrum and detector
+(the same spectral model as :mod:`xraybag.engine.detect`) and tabulates R(h) for a *ladder* of
+elements (H, B..Zn, where R is monotone in Z); a pixel's Zeff is interpolated between the ladder
+curves at its h. Classes: background (tiny attenuation), organic (Zeff <= 10), inorganic
+(10 < Zeff <= 18), metal (Zeff > 18, i.e. above the Z = 18 curve).
+
+Two things beyond the ladder, as a vendor's step-wedge look-up table would have them:
+
+* *K-edge references* (default: lead). A heavy element's K edge inside the high channel's band
+  lowers its R until it sits on the curve of a light element (with the default 140 kVp
+  sandwich detector lead reads as Z ~ 13 when thin, ~ 10.3 at 0.5 mm and ~ 8.7 at 1 mm). Its
+  calibrated curve is kept, and pixels within ``capture`` Z units of it (in ladder Zeff) are
+  metal with that element's Z, wherever its wedge is at least :data:`KEDGE_MIN_MASS` thick
+  (thinner lead foil is indistinguishable from aluminium and is shown as such). Materials on
+  that band (default scanner: apparent Z ~ 10.8 at h = 1.5, 9.4 at h = 3, 8 at h = 5) cannot be
+  told from lead with two energies and are shown blue.
+* *Starvation*: where ``T_high`` is below ``starvation`` the ratio is noise; such pixels are
+  metal (dark blue), as scanners show impenetrable items.
+
+When the scanner's noise model adds scatter, :func:`classify` first removes the modelled scatter
+(its constant offset and smooth low-frequency term, with the detector model's own low-pass
+:func:`xraybag.engine.detect.lowpass`) so that thick metal is not lifted to a grey,
+organic-looking ratio by the scatter floor. With quantum noise it also smooths both
+log-attenuation images with a 1-pixel Gaussian before forming R (the ratio of an isolated object
+is unchanged by a common kernel; the noise of R is not).
+
+Colours (:func:`pseudo_colour`): background white; hue orange (organic), green (inorganic), blue
+(metal), blended over one Z unit at the class boundaries; saturation grows and brightness falls
+with ``h``, so thin organics are pale orange and thick ones dark brown-orange.
+
+Speed: the ladder interpolation, the K-edge rule and the colours are tabulated once per
+calibration (:func:`_lookup_tables`, a 511 x 1024 grid over (ln h, R) plus a hue x ln h colour
+table), so a view costs the scatter and denoise filters and a few float32 passes and gathers
+(~50 ms for 604 x 1234 on one core). The per-pixel algorithm the tables hold is kept as
+:func:`_classify_direct`; table and algorithm agree on >= 99.5 % of classes, on Zeff to 0.05
+below Z 20 (above, where the heavy curves nearly coincide, to within a few tenths), and colours
+to a couple of 8-bit units.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, replace
+
+import numpy as np
+from scipy.ndimage import gaussian_filter
+
+from xraybag.engine.detect import channel_response, lowpass
+
+BACKGROUND, ORGANIC, INORGANIC, METAL = 0, 1, 2, 3
+
+#: Elements whose R curves form the Zeff ladder (R is monotone in Z over them).
+LADDER_Z = (1, *range(5, 31))
+#: Heavy elements calibrated separately because their K edge makes them look light.
+KEDGE_Z = (82,)
+#: K-edge references capture pixels only where their wedge is at least this thick (g/cm2; 0.22 mm
+#: of lead): thinner foils look exactly like aluminium and are shown as what they look like.
+KEDGE_MIN_MASS = 0.25
+
+_H_POINTS = 256
+_H_MIN = 1e-3
+
+
+@dataclass(frozen=True, eq=False)
+class Calibration:
+    """A scanner's dual-energy look-up curves and tables (see the module docstring).
+
+    h_grid: (H,) increasing high-energy attenuations -ln T_high (log-spaced).
+    ladder_z: (K,) atomic numbers of the ladder; ladder_r: (K, H) R of each at each h,
+        non-decreasing along K.
+    kedge_z: (P,) K-edge references; kedge_zapp: (P, H) their apparent ladder Zeff at each h
+        (NaN where their wedge is thinner than :data:`KEDGE_MIN_MASS`).
+    low_channel, high_channel: names of the detector channels used.
+    background: pixels with -ln T_low below this are background.
+    starvation: pixels with T_high below this are metal (impenetrable).
+    capture: half-width (Z units) of the band around a K-edge reference's apparent Zeff.
+    organic_max, inorganic_max: class boundaries in Zeff.
+    scatter_offset, scatter_fraction, scatter_sigma_px: the scanner's scatter model, removed by
+        :func:`classify` (zero when the scanner adds no scatter).
+    denoise_px: Gaussian sigma (pixels) applied to both log-attenuation images before the ratio
+        is formed (1 for scanners with quantum noise, 0 for noise-free ones). Smoothing both
+        logs with one kernel keeps R of an isolated object exact while averaging out noise.
+
+    Look-up tables (filled by :func:`calibrate`, or on use if absent; see
+    :func:`_lookup_tables`). Row band ``i`` (``i < NH``) covers ``u`` in ``[i, i + 1)`` where
+    ``u = (ln h - ln h_grid[0]) / du`` runs over NH nodes evenly spaced in ``ln h`` (the
+    calibration's nodes and their midpoints); in band ``i`` the ratio maps to
+    ``v = (R - lut_rmin[i]) * lut_rscale[i]``, clamped to ``[0, NR - 1]``, so the ladder's span in
+    that band fills the NR columns. A pixel's cell is ``(floor u, floor v)``, flat index
+    ``floor(u) * NR + floor(v)``.
+
+    lut_rmin, lut_rscale: (NH,) float32 the per-band mapping of R.
+    lut_zeff: (NH * NR, 4) float32 ladder Zeff (before K-edge capture) at the cell's corners
+        ``(u, v), (u, v + 1), (u + 1, v), (u + 1, v + 1)`` for bilinear interpolation.
+    lut_capture: (NH * NR,) uint8 K-edge capture at the cell's centre: ``4 + p`` where reference
+        ``p`` captures it (metal with Zeff ``kedge_z[p]``), else 0. A pixel's *code* is its class
+        (1..3, from its interpolated Zeff) or, where captured, ``4 + p``.
+    hue_table: ((4 + P) * :data:`_HUE_BINS`,) uint8 hue (degrees, rounded) of code ``c`` at Zeff
+        ``z``: entry ``c * _HUE_BINS + floor(z * _HUE_PER_Z)`` (its value at the bin's centre).
+    rgb_table: (256 * :data:`_HR_BINS`,) ``V3`` (r, g, b) bytes of hue ``c`` degrees (row) at bin
+        ``b`` of ``ln(-ln T_high)`` (see :func:`_hr_bins`); row 0 (the background's) is white.
+    """
+
+    h_grid: np.ndarray
+    ladder_z: np.ndarray
+    ladder_r: np.ndarray
+    kedge_z: np.ndarray
+    kedge_zapp: np.ndarray
+    low_channel: str = "low"
+    high_channel: str = "high"
+    background: float = 0.04
+    starvation: float = 5e-3
+    capture: float = 0.5
+    organic_max: float = 10.0
+    inorganic_max: float = 18.0
+    scatter_offset: float = 0.0
+    scatter_fraction: float = 0.0
+    scatter_sigma_px: float = 0.0
+    denoise_px: float = 0.0
+    lut_rmin: np.ndarray | None = None
+    lut_rscale: np.ndarray | None = None
+    lut_zeff: np.ndarray | None = None
+    lut_capture: np.ndarray | None = None
+    hue_table: np.ndarray | None = None
+    rgb_table: np.ndarray | None = None
+
+
+def low_high_channels(channels: list[str]) -> tuple[str, str]:
+    """The channel pair used for colour: (``low``, ``high``), or the first and last energy bin."""
+    if "low" in channels and "high" in channels:
+        return "low", "high"
+    if len(channels) >= 2:
+        return channels[0], channels[-1]
+    raise ValueError(f"pseudo-colour needs two energy channels; the detector has {channels}")
+
+
+# ------------------------------------------------------------------------------ calibration
+
+
+def _wedge_curve(mu_mass: np.ndarray, w_low: np.ndarray, w_high: np.ndarray, h_grid: np.ndarray):
+    """R at each h of a wedge of one element, and the h of each mass thickness.
+
+    ``mu_mass``: (E,) mass attenuation (cm2/g); ``w_low``, ``w_high``: (E,) channel weights
+    normalised to sum 1. Returns (R on ``h_grid``, a function mass thickness g/cm2 -> h).
+    """
+    t = np.geomspace(1e-6, 1e4, 1500)  # mass thickness, g/cm2
+    att = np.exp(-np.outer(t, mu_mass))
+    t_low, t_high = att @ w_low, att @ w_high
+    ok = (t_high > 0) & (t_low > 0) & (t_high < 1)
+    h = -np.log(t_high[ok])
+    r = np.log(t_low[ok]) / np.log(t_high[ok])
+    return np.interp(h_grid, h, r), lambda mass: float(np.interp(mass, t[ok], h))
+
+
+_CAL_CACHE: OrderedDict = OrderedDict()
+
+
+def calibrate(scanner, library) -> Calibration:
+    """Simulated step-wedge calibration of ``scanner``'s spectrum and detector (cached).
+
+    The curves are noise-free and primary-only; the scatter model of ``scanner.noise`` (if any) is
+    stored so that :func:`classify` can remove it. The look-up tables of :func:`classify` and
+    :func:`pseudo_colour` are computed here. Raises ``ValueError`` for a single-channel detector.
+    """
+    noise = scanner.noise
+    scatter = noise.scatter if noise.enabled else None
+    key = (
+        scanner.spectrum.model_dump_json(),
+        scanner.detector.model_dump_json(),
+        noise.model_dump_json(),
+        float(scanner.pitch),
+        id(library),
+    )
+    hit = _CAL_CACHE.get(key)
+    if hit is not None and hit[0] is library:
+        _CAL_CACHE.move_to_end(key)
+        return hit[1]
+
+    import xraydb
+
+    response = channel_response(scanner, library, 1.0, 1000.0)
+    low, high = low_high_channels(response.channels)
+    w = response.weights / response.open_beam
+    w_low, w_high = w[:, response.channels.index(low)], w[:, response.channels.index(high)]
+    e_ev = response.energies * 1000.0
+
+    starvation = 5e-3
+    h_grid = np.geomspace(_H_MIN, -np.log(starvation) * 1.5, _H_POINTS)
+    ladder_z = np.array(LADDER_Z, dtype=np.float64)
+    ladder_r = np.stack(
+        [_wedge_curve(xraydb.mu_elam(int(z), e_ev), w_low, w_high, h_grid)[0] for z in ladder_z]
+    )
+    ladder_r = np.maximum.accumulate(ladder_r, axis=0)
+    kedge_z = np.array(KEDGE_Z, dtype=np.float64)
+    kedge_zapp = np.zeros((kedge_z.size, h_grid.size))
+    for p, z in enumerate(kedge_z):
+        curve, h_of_mass = _wedge_curve(xraydb.mu_elam(int(z), e_ev), w_low, w_high, h_grid)
+        kedge_zapp[p] = _zeff_from_column(curve, ladder_r, ladder_z)
+        kedge_zapp[p, h_grid < h_of_mass(KEDGE_MIN_MASS)] = np.nan
+
+    extra = {"denoise_px": 1.0 if noise.enabled and noise.quantum else 0.0}
+    if scatter is not None:
+        extra.update(dict(
+            scatter_offset=float(scatter.offset),
+            scatter_fraction=float(scatter.fraction),
+            scatter_sigma_px=float(scatter.width) / float(scanner.pitch),
+        ))
+    cal = Calibration(
+        h_grid=h_grid,
+        ladder_z=ladder_z,
+        ladder_r=ladder_r,
+        kedge_z=kedge_z,
+        kedge_zapp=kedge_zapp,
+        low_channel=low,
+        high_channel=high,
+        starvation=starvation,
+        **extra,
+    )
+    cal = replace(cal, **_lookup_tables(cal))
+    for name in ("h_grid", "ladder_z", "ladder_r", "kedge_z", "kedge_zapp", "lut_rmin",
+                 "lut_rscale", "lut_zeff", "lut_capture", "hue_table", "rgb_table"):
+        getattr(cal, name).flags.writeable = False
+    _CAL_CACHE[key] = (library, cal)
+    while len(_CAL_CACHE) > 16:
+        _CAL_CACHE.popitem(last=False)
+    return cal
+
+
+# ------------------------------------------------------------------------------ direct algorithm
+
+
+def _zeff_from_column(r: np.ndarray, curves: np.ndarray, ladder_z: np.ndarray) -> np.ndarray:
+    """Zeff of pixels with ratio r given the ladder's R at each pixel's h: curves (K, *r.shape).
+
+    ``curves`` may have size 1 on axes where it is constant (it broadcasts against ``r``).
+    """
+    k_total = curves.shape[0]
+    k = np.sum(curves <= r[None], axis=0)  # ladder curves at or below the pixel
+    lo = np.clip(k - 1, 0, k_total - 2)[None]
+    r0 = np.take_along_axis(curves, lo, axis=0)[0]
+    r1 = np.take_along_axis(curves, lo + 1, axis=0)[0]
+    z0, z1 = ladder_z[lo[0]], ladder_z[lo[0] + 1]
+    span = np.where(r1 > r0, r1 - r0, 1.0)
+    z = z0 + (r - r0) / span * (z1 - z0)
+    return np.clip(z, ladder_z[0], ladder_z[-1])
+
+
+def _h_interp(h: np.ndarray, cal: Calibration):
+    """Indices and weights interpolating ``cal``'s curves (linear in ln h) at ``h`` (clipped)."""
+    log_grid = np.log(cal.h_grid)
+    n_h = log_grid.size
+    h = np.clip(h, cal.h_grid[0], cal.h_grid[-1])
+    u = np.clip((np.log(h) - log_grid[0]) / (log_grid[1] - log_grid[0]), 0, n_h - 1)
+    i0 = np.minimum(u.astype(np.intp), n_h - 2)
+    return i0, u - i0
+
+
+def _ladder_zeff(h: np.ndarray, r: np.ndarray, cal: Calibration) -> np.ndarray:
+    """Ladder Zeff (no K-edge capture) at high attenuation ``h`` and ratio ``r`` (broadcasting)."""
+    h = np.asarray(h, dtype=np.float64)
+    r = np.asarray(r, dtype=np.float64)
+    i0, wt = _h_interp(h, cal)
+    curves = cal.ladder_r[:, i0] * (1 - wt) + cal.ladder_r[:, i0 + 1] * wt
+    return _zeff_from_column(r, curves, cal.ladder_z)
+
+
+def _classify_direct(h: np.ndarray, r: np.ndarray, cal: Calibration):
+    """The per-pixel algorithm the look-up tables tabulate (reference for the tables' tests).
+
+    ``h``: high-energy attenuation -ln T_high (clipped to the calibration's range), ``r``: ratio
+    ``-ln T_low / h`` with that clipped h; they broadcast against each other. Background and
+    starvation are per-pixel tests of :func:`classify` and are not applied. Returns
+    ``(classes, zeff, captured)``: uint8 classes 1..3, float64 Zeff (the K-edge reference's Z
+    where it captures the pixel) and int8 index of the capturing reference (-1 for none).
+    """
+    z = _ladder_zeff(h, r, cal)
+    i0, wt = _h_interp(np.asarray(h, dtype=np.float64), cal)
+    cls = np.where(z <= cal.organic_max, ORGANIC,
+                   np.where(z <= cal.inorganic_max, INORGANIC, METAL))
+    captured = np.full(z.shape, -1, dtype=np.int8)
+    for p, zk in enumerate(cal.kedge_z):
+        zapp = cal.kedge_zapp[p, i0] * (1 - wt) + cal.kedge_zapp[p, i0 + 1] * wt
+        hit = (np.abs(z - zapp) <= cal.capture) & (zapp <= cal.inorganic_max)
+        cls = np.where(hit, METAL, cls)
+        z = np.where(hit, zk, z)
+        captured = np.where(hit, p, captured)
+    return cls.astype(np.uint8), z, captured
+
+
+#: Hue (degrees) against Zeff: orange up to Z 9.5, green from 10.5 to 17.5, blue from 18.5.
+_HUE_Z = np.array([0.0, 9.5, 10.5, 17.5, 18.5, 200.0])
+_HUE_DEG = np.array([30.0, 30.0, 120.0, 120.0, 225.0, 225.0])
+
+
+def _hue(classes: np.ndarray, zeff: np.ndarray) -> np.ndarray:
+    """Hue (degrees) of pixels of the given classes and Zeff; the class decides near a boundary.
+
+    Background pixels get 0, which :func:`_rgb_direct` and ``rgb_table`` show white.
+    """
+    hue = np.interp(np.asarray(zeff, dtype=np.float64), _HUE_Z, _HUE_DEG)
+    hue = np.where(classes == ORGANIC, np.minimum(hue, 60.0), hue)
+    hue = np.where(classes == INORGANIC, np.clip(hue, 75.0, 165.0), hue)
+    hue = np.where(classes == METAL, np.maximum(hue, 200.0), hue)
+    hue = np.where((classes == METAL) & (zeff == 0), 225.0, hue)
+    return np.where(classes == BACKGROUND, 0.0, hue)
+
+
+def _hsv_to_rgb(h: np.ndarray, s: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Vectorised HSV (hue in degrees, s and v in [0, 1]) to RGB floats in [0, 1], (..., 3)."""
+    h6 = (np.asarray(h, dtype=np.float64) % 360.0) / 60.0
+    c = v * s
+    out = []
+    for n in (5.0, 3.0, 1.0):  # r, g, b
+        k = (n + h6) % 6.0
+        out.append(v - c * np.clip(np.minimum(k, 4.0 - k), 0.0, 1.0))
+    return np.stack(out, axis=-1)
+
+
+def _rgb_direct(hue: np.ndarray, h: np.ndarray) -> np.ndarray:
+    """uint8 colours of hue (degrees) at high attenuation ``h``; hue 0 is the white background."""
+    h = np.asarray(h, dtype=np.float64)
+    sat = 1.0 - np.exp(-h / 0.4)
+    val = 1.0 - 0.85 * (1.0 - np.exp(-h / 2.5))
+    rgb = _hsv_to_rgb(hue, sat, val)
+    rgb = np.where((np.asarray(hue) == 0)[..., None], 1.0, rgb)
+    return np.clip(np.rint(rgb * 255.0), 0, 255).astype(np.uint8)
+
+
+# ------------------------------------------------------------------------------ look-up tables
+
+#: Look-up table rows: nodes evenly spaced in ln h, the calibration's nodes and their midpoints
+#: (so the curves are linear in ln h across each row band).
+_LUT_H = 2 * _H_POINTS - 1
+#: Look-up table columns: R across the ladder's span in each row band.
+_LUT_R = 1024
+#: Saturation/brightness bins of ln(-ln T_high) over [ln _HR_MIN, ln -ln _T_MIN].
+_HR_BINS = 1024
+_HR_MIN = 1e-4
+_T_MIN = 1e-12
+#: Hue of starved pixels (metal with Zeff 0).
+_STARVED_HUE = 225
+#: Zeff bins per Z unit of ``hue_table`` (the hue changes by at most 105 degrees per Z unit).
+_HUE_PER_Z = 256
+_HUE_BINS = int(np.ceil(LADDER_Z[-1] * _HUE_PER_Z)) + 2
+
+
+def _hr_bins() -> tuple[float, float]:
+    """(offset, scale): bin ``floor((ln max(h, _HR_MIN) - offset) * scale)`` of a measured h."""
+    lo, hi = np.log(_HR_MIN), np.log(-np.log(_T_MIN))
+    return float(lo), float(_HR_BINS / (hi - lo))
+
+
+#: :func:`pseudo_colour` reads T_high's bin from its float32 bits: ``bits >> _T_SHIFT`` keeps the
+#: exponent and the top 10 mantissa bits (T to 0.1 %, h to 0.001).
+_T_SHIFT = 13
+
+
+def _t_bins() -> np.ndarray:
+    """int32 bin of ``rgb_table`` (see :func:`_hr_bins`) of each ``bits >> _T_SHIFT`` of a float32
+    T in [_T_MIN, 1], taken at the middle of its range of T (entries below ``_T_MIN``'s are never
+    read)."""
+    top = int(np.float32(1.0).view(np.int32)) >> _T_SHIFT
+    k = np.arange(top + 1, dtype=np.int64)
+    centre = ((k << _T_SHIFT) + (1 << (_T_SHIFT - 1))).astype(np.int32).view(np.float32)
+    h = -np.log(np.clip(centre.astype(np.float64), _T_MIN, 1.0))
+    offset, scale = _hr_bins()
+    b = np.floor((np.log(np.maximum(h, _HR_MIN)) - offset) * scale)
+    table = np.clip(b, 0, _HR_BINS - 1).astype(np.int32)
+    table.flags.writeable = False
+    return table
+
+
+_T_BINS = _t_bins()
+
+
+def _lookup_tables(cal: Calibration) -> dict:
+    """The look-up tables of ``cal`` (fields ``lut_*``, ``hue_table`` and ``rgb_table``; see
+    :class:`Calibration`), from :func:`_classify_direct`, :func:`_hue` and :func:`_rgb_direct`.
+
+    Zeff is tabulated at the cells' corners (bilinear interpolation is exact along R and, the
+    curves being linear in ln h within a row band, nearly so along h), K-edge capture at the
+    cells' centres.
+    """
+    nh, nr = _LUT_H, _LUT_R
+    lg = np.log(cal.h_grid)
+    lut_lg = np.linspace(lg[0], lg[-1], nh)
+    nxt = np.minimum(np.arange(nh) + 1, nh - 1)
+    bottom = np.interp(lut_lg, lg, cal.ladder_r[0])
+    top = np.interp(lut_lg, lg, cal.ladder_r[-1])
+    rmin = np.minimum(bottom, bottom[nxt]).astype(np.float32)
+    span = np.maximum(top, top[nxt]) - rmin.astype(np.float64)
+    rscale = ((nr - 1) / np.maximum(span, 1e-9)).astype(np.float32)
+    rstep = 1.0 / rscale.astype(np.float64)
+    j = np.arange(nr, dtype=np.float64)
+
+    r_nodes = rmin.astype(np.float64)[:, None] + j[None, :] * rstep[:, None]
+    z_lo = _ladder_zeff(np.exp(lut_lg)[:, None], r_nodes, cal)
+    z_hi = _ladder_zeff(np.exp(lut_lg[nxt])[:, None], r_nodes, cal)
+    jn = np.minimum(np.arange(nr) + 1, nr - 1)
+    zeff = np.stack([z_lo, z_lo[:, jn], z_hi, z_hi[:, jn]], axis=-1).astype(np.float32)
+
+    u_centre = np.minimum(np.arange(nh) + 0.5, nh - 1)
+    h_centre = np.exp(lg[0] + u_centre * (lg[-1] - lg[0]) / (nh - 1))
+    r_centre = rmin.astype(np.float64)[:, None] + (j + 0.5)[None, :] * rstep[:, None]
+    _, _, captured = _classify_direct(h_centre[:, None], r_centre, cal)
+    capture = np.where(captured >= 0, 4 + captured.astype(np.int64), 0).astype(np.uint8)
+
+    codes = np.arange(METAL + 1 + cal.kedge_z.size)
+    code_z = np.concatenate([np.zeros(METAL + 1), cal.kedge_z])  # Zeff of the captured codes
+    z_bins = (np.arange(_HUE_BINS) + 0.5) / _HUE_PER_Z
+    hue_z = np.where(codes[:, None] > METAL, code_z[:, None], z_bins[None, :])
+    hue = np.rint(_hue(np.minimum(codes, METAL)[:, None], hue_z)).astype(np.uint8)
+
+    offset, scale = _hr_bins()
+    h_bins = np.exp(offset + (np.arange(_HR_BINS) + 0.5) / scale)
+    rgb = _rgb_direct(np.arange(256, dtype=np.float64)[:, None], h_bins[None, :])
+    rgb = np.ascontiguousarray(rgb).view("V3").reshape(-1)
+    return dict(
+        lut_rmin=rmin,
+        lut_rscale=rscale,
+        lut_zeff=zeff.reshape(nh * nr, 4),
+        lut_capture=capture.reshape(-1),
+        hue_table=hue.reshape(-1),
+        rgb_table=rgb,
+    )
+
+
+# ------------------------------------------------------------------------------ classification
+#
+# The per-pixel passes below work in float32 and write into a handful of work arrays (``out=``)
+# rather than allocating a new image per step: fresh multi-megabyte arrays cost page faults that
+# can outweigh the arithmetic.
+
+
+def _remove_scatter(t: np.ndarray, cal: Calibration, out: np.ndarray, scratch: np.ndarray):
+    """Invert the scanner's scatter model (flat-fielded as in ``detect``) to first order.
+
+    Writes the corrected transmission into ``out`` (float32; ``scratch`` is a float32 work array)
+    and returns it. The smooth term is :func:`xraybag.engine.detect.lowpass`, the low-pass the
+    detector model uses for its scatter (linear: ``signal - o - f lowpass(signal)`` with
+    ``signal = (1 + o + f) t``).
+    """
+    np.copyto(out, t, casting="unsafe")
+    o, f = cal.scatter_offset, cal.scatter_fraction
+    if o == 0 and f == 0:
+        return out
+    gain = 1.0 + o + f
+    out *= gain
+    out -= o
+    if f > 0:
+        smooth = lowpass(t, cal.scatter_sigma_px)
+        smooth *= -f * gain
+        np.copyto(scratch, smooth, casting="unsafe")
+        out += scratch
+    return out
+
+
+def _cells(lo_att: np.ndarray, hi_att: np.ndarray, cal: Calibration, work: tuple):
+    """Flat look-up-table cell index (int32) of each pixel and its position in the cell.
+
+    Returns ``(flat, fu, fv)`` with ``fu = u - floor u``, ``fv = v - floor v`` (float32). Overwrites
+    both inputs (``fu`` is ``hi_att``, ``fv`` is ``lo_att``) and uses ``work = (f32, i32, i32)``
+    (``flat`` is the last).
+    """
+    f1, i1, flat = work
+    nh = cal.lut_rmin.size
+    nr = cal.lut_capture.size // nh
+    h0, h1 = float(cal.h_grid[0]), float(cal.h_grid[-1])
+    lg0 = np.log(h0)
+    u = np.clip(hi_att, h0, h1, out=hi_att)
+    r = np.divide(lo_att, u, out=lo_att)
+    np.log(u, out=u)
+    u -= lg0
+    u *= (nh - 1) / (np.log(h1) - lg0)
+    np.clip(u, 0, nh - 1, out=u)  # float32 rounding of the clipped h's log
+    np.floor(u, out=f1)
+    np.copyto(i1, f1, casting="unsafe")
+    fu = np.subtract(u, f1, out=u)
+    v = np.subtract(r, cal.lut_rmin.take(i1, out=f1, mode="clip"), out=r)
+    v *= cal.lut_rscale.take(i1, out=f1, mode="clip")
+    np.clip(v, 0, nr - 1, out=v)
+    np.floor(v, out=f1)
+    np.copyto(flat, f1, casting="unsafe")
+    fv = np.subtract(v, f1, out=v)
+    i1 *= nr
+    flat += i1
+    return flat, fu, fv
+
+
+def _with_tables(cal: Calibration) -> Calibration:
+    """``cal``, or (built by hand without look-up tables) a copy with them."""
+    return cal if cal.lut_zeff is not None else replace(cal, **_lookup_tables(cal))
+
+
+def _codes(t_low: np.ndarray, t_high: np.ndarray, cal: Calibration):
+    """Per-pixel code, Zeff and masks, and work arrays left free for the caller.
+
+    Code: class 1..3 from the Zeff, or ``4 + p`` where K-edge reference ``p`` captures the pixel.
+    Zeff: the ladder's (float32, bilinear in the look-up-table cell; not the reference's Z where
+    captured). Returns ``(code, zeff, starved, background, (f32, i32, i32))``.
+    """
+    t_low, t_high = np.asarray(t_low), np.asarray(t_high)
+    if t_low.shape != t_high.shape:
+        raise ValueError(f"channel shapes differ: {t_low.shape} and {t_high.shape}")
+    shape = t_low.shape
+    f1, f2 = np.empty(shape, np.float32), np.empty(shape, np.float32)
+    lo = _remove_scatter(t_low, cal, np.empty(shape, np.float32), f1)
+    hi = _remove_scatter(t_high, cal, np.empty(shape, np.float32), f1)
+    starved = hi < cal.starvation
+    floor = 0.1 * cal.starvation  # bounds the logs of starved pixels (they are metal anyway)
+    for a in (lo, hi):
+        np.fmax(a, floor, out=a)
+        np.log(a, out=a)
+        np.negative(a, out=a)
+    background = lo < cal.background
+    background &= ~starved
+    if cal.denoise_px > 0:  # in place (ndimage filters a line at a time through a buffer)
+        gaussian_filter(lo, cal.denoise_px, mode="nearest", output=lo)
+        gaussian_filter(hi, cal.denoise_px, mode="nearest", output=hi)
+    i1, i2 = np.empty(shape, np.int32), np.empty(shape, np.int32)
+    flat, fu, fv = _cells(lo, hi, cal, (f1, i1, i2))
+    c = cal.lut_zeff.take(flat, axis=0, out=np.empty(shape + (4,), np.float32), mode="clip")
+    z = np.subtract(c[..., 1], c[..., 0], out=f1)
+    z *= fv
+    z += c[..., 0]
+    z_hi = np.subtract(c[..., 3], c[..., 2], out=f2)
+    z_hi *= fv
+    z_hi += c[..., 2]
+    z_hi -= z
+    z_hi *= fu
+    z += z_hi
+    del c
+    mask = np.empty(shape, np.bool_)
+    code = np.greater(z, cal.organic_max, out=np.empty(shape, np.bool_)).view(np.uint8)
+    code += 1
+    code += np.greater(z, cal.inorganic_max, out=mask)
+    np.maximum(code, cal.lut_capture.take(flat, out=mask.view(np.uint8), mode="clip"), out=code)
+    return code, z, starved, background, (f2, i1, i2)
+
+
+def classify(t_low: np.ndarray, t_high: np.ndarray, calibration: Calibration):
+    """Material class and Zeff of every pixel.
+
+    ``t_low``, ``t_high``: (rows, cols) measured transmissions I/I0 of the calibration's low and
+    high channels. Returns ``(classes, zeff)``: uint8 classes (0 background, 1 organic,
+    2 inorganic, 3 metal) and float32 Zeff (0 for background and for starved pixels).
+
+    Zeff is interpolated bilinearly in the look-up-table cell holding the pixel's (ln h, R) and the
+    class follows from it; K-edge capture is read at the cell's centre.
+    """
+    cal = _with_tables(calibration)
+    code, zeff, starved, background, _ = _codes(t_low, t_high, cal)
+    for p, zk in enumerate(cal.kedge_z):
+        np.putmask(zeff, code == METAL + 1 + p, zk)
+    np.minimum(code, METAL, out=code)
+    np.putmask(code, starved, METAL)
+    np.putmask(code, background, BACKGROUND)
+    np.putmask(zeff, starved | background, 0.0)
+    return code, zeff
+
+
+# ------------------------------------------------------------------------------ colours
+
+
+def pseudo_colour(t_low: np.ndarray, t_high: np.ndarray, calibration: Calibration) -> np.ndarray:
+    """Scanner-style colour image (rows, cols, 3) uint8 from the low/high transmissions.
+
+    White background; orange organic, green inorganic, blue metal (hue blended over one Z unit
+    at the class boundaries; class decides near a boundary so the colour never contradicts
+    :func:`classify`). With ``h = -ln T_high`` (the measured T_high): saturation
+    ``1 - exp(-h / 0.4)`` (so colours fade continuously into the white background), brightness
+    ``1 - 0.85 (1 - exp(-h / 2.5))``; starved pixels are dark blue. Hue (from :func:`classify`'s
+    class and Zeff) is rounded to a degree and h read in bins of 1.2 %, so a channel is within
+    about two units of the exact value.
+    """
+    cal = _with_tables(calibration)
+    code, z, starved, background, (f1, i1, i2) = _codes(t_low, t_high, cal)
+    shape = z.shape
+    z *= _HUE_PER_Z
+    np.copyto(i1, z, casting="unsafe")
+    i1 += np.multiply(code, np.int32(_HUE_BINS), out=i2)
+    hue = cal.hue_table.take(i1, out=code, mode="clip")
+    np.putmask(hue, starved, _STARVED_HUE)
+    np.putmask(hue, background, 0)
+    # saturation / brightness bin of the measured h = -ln T_high, from T's float32 bits
+    np.copyto(f1, t_high, casting="unsafe")
+    bits = np.clip(f1, _T_MIN, 1.0, out=f1).view(np.int32)
+    bits >>= _T_SHIFT
+    index = np.multiply(hue, np.int32(_HR_BINS), out=i1)
+    index += _T_BINS.take(bits, out=i2, mode="clip")
+    return cal.rgb_table.take(index, mode="clip").view(np.uint8).reshape(shape + (3,))
+
+
+# ------------------------------------------------------------------------------ CLCXray encoding
+
+
+def clcxray_encoding(raw_high: np.ndarray, raw_low: np.ndarray) -> np.ndarray:
+    """The three-channel image of the CLCXray paper (Zhao et al., TIFS 2022, Sec. III-B).
+
+    From the two 16-bit images: channel 0 = ``raw_high // 256``, channel 1 = ``raw_low // 256``
+    (integer division, so 0..255), channel 2 = ``510 * sigmoid(R) - 255`` with ``R`` "the ratio of
+    the high-energy image to the low-energy image", ``R = raw_high / raw_low`` (R >= 0, so the
+    value lies in [0, 255)); it is rounded and clipped to 0..255. A zero low-energy pixel is taken
+    as 1 to keep R finite.
+    """
+    high = np.asarray(raw_high)
+    low = np.asarray(raw_low)
+    if high.shape != low.shape:
+        raise ValueError(f"image shapes differ: {high.shape} and {low.shape}")
+    hi = high.astype(np.float64)
+    lo = np.maximum(low.astype(np.float64), 1.0)
+    ratio = hi / lo
+    c2 = 510.0 / (1.0 + np.exp(-ratio)) - 255.0
+    out = np.empty(high.shape + (3,), dtype=np.uint8)
+    out[..., 0] = (high.astype(np.uint32) // 256).astype(np.uint8)
+    out[..., 1] = (low.astype(np.uint32) // 256).astype(np.uint8)
+    out[..., 2] = np.clip(np.rint(c2), 0, 255).astype(np.uint8)
+    return out
