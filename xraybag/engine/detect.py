@@ -34,7 +34,7 @@ from xraybag.errors import XraybagError
 from xraybag.materials.spectra import photons_per_pixel
 
 #: Working memory of one chunk of the dense product (bytes).
-CHUNK_BYTES = 256 * 2**20
+CHUNK_BYTES = 16 * 2**20  # small chunks stay in cache and avoid page-faulting fresh memory
 
 
 @dataclass
@@ -335,17 +335,18 @@ def detect(
     if enabled and noise.electronic > 0:
         sigma = float(noise.electronic) / float(scanner.detector.white)
         for name in channels:
-            out[name] += rng.normal(0.0, sigma, size=(rows, cols))
+            out[name] += sigma * rng.standard_normal((rows, cols), dtype=np.float32)
     return out
 
 
 def _scaled_poisson(mean: np.ndarray, var: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """A draw with the given mean and variance: ``k v / m`` with ``k ~ Poisson(m^2 / v)``."""
     ok = (mean > 0) & (var > 0)
-    safe_var = np.where(ok, var, 1.0)
-    lam = np.where(ok, mean * mean / safe_var, 0.0)
+    scale = np.divide(var, mean, out=np.zeros_like(mean), where=ok)  # v / m: one quantum's weight
+    lam = np.divide(mean, scale, out=np.zeros_like(mean), where=ok)  # m^2 / v quanta
     k = rng.poisson(lam)
-    return np.where(ok, k * (safe_var / np.where(ok, mean, 1.0)), 0.0)
+    np.multiply(k, scale, out=scale)
+    return scale
 
 
 def to_raw(transmission: np.ndarray, detector) -> np.ndarray:

@@ -138,7 +138,13 @@ def line_scan_geometry(scanner: Scanner, scene: Scene) -> RayGeometry:
     dist = float(np.median(np.linalg.norm(el_yz - src_yz, axis=1)))
     return RayGeometry(
         rows, cols, origin_row, origin_col, dir_row, dir_col, project, p, dist,
-        extras={"source_yz": src_yz, "elements_yz": el_yz, "x0": x0},
+        extras={
+            "source_yz": src_yz,
+            "elements_yz": el_yz,
+            "x0": x0,
+            # what the tracer needs to map a point of the fan plane to its column
+            "fan_table": np.concatenate([src_yz, [ref, sign], ang_s]),
+        },
     )
 
 

@@ -105,16 +105,47 @@ def shear_setup(d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 @numba.njit(cache=True, nogil=True)
-def _trace_faces(vertices, faces, slots, vrow, vcol, origin_row, origin_col, kk, sh, out, r0, c0):
+def _fan_col(y, z, fan):
+    """Continuous column of a point (y, z) of a line-scan fan plane.
+
+    ``fan`` = [source y, source z, reference angle, sign, angle of column 0, ..., of column n-1]
+    (angles times ``sign`` increase with the column).
+    """
+    a = np.arctan2(z - fan[1], y - fan[0])
+    d = a - fan[2]
+    d -= 2.0 * np.pi * np.floor(d / (2.0 * np.pi) + 0.5)
+    x = fan[3] * (fan[2] + d)
+    n = fan.shape[0] - 4
+    if x <= fan[4]:
+        return -1.0 if x < fan[4] else 0.0
+    if x >= fan[3 + n]:
+        return float(n) if x > fan[3 + n] else float(n - 1)
+    lo, hi = 0, n - 1
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if fan[4 + mid] <= x:
+            lo = mid
+        else:
+            hi = mid
+    return lo + (x - fan[4 + lo]) / (fan[4 + hi] - fan[4 + lo])
+
+
+@numba.njit(cache=True, nogil=True)
+def _trace_faces(vertices, faces, slots, vrow, vcol, origin_row, origin_col, kk, sh, fan, out, r0, c0):
     """Accumulate signed hit distances of ``faces`` into ``out[i - r0, j - c0, slot]``.
 
     ``kk``, ``sh``: per-ray permutation and shear, shape (rows or 1, cols, 3); a first axis of 1
-    means the direction depends on the column only (line scan, parallel beam).
+    means the direction depends on the column only (line scan, parallel beam). Each image row's
+    rays lie in one plane; per row, only the columns between the triangle's crossings of that
+    plane are tested. The crossings come from the projected vertices where the projection is
+    projective (radiographs: triangles stay triangles), and for line scans (``fan`` non-empty)
+    from the triangle's section by the plane x = x_row mapped through the fan angle.
     """
     h, w = out.shape[0], out.shape[1]
     rows, cols = origin_row.shape[0], origin_col.shape[0]
     per_row = kk.shape[0] > 1
-    eps = 1e-9
+    is_fan = fan.shape[0] > 0
+    eps = 1e-6
     for f in range(faces.shape[0]):
         a, b, c = faces[f, 0], faces[f, 1], faces[f, 2]
         rlo = min(vrow[a], vrow[b], vrow[c])
@@ -128,9 +159,47 @@ def _trace_faces(vertices, faces, slots, vrow, vcol, origin_row, origin_col, kk,
         if i0 > i1 or j0 > j1:
             continue
         slot = slots[f]
+        tri = (a, b, c)
         for i in range(i0, i1 + 1):
+            # the columns where this row's plane cuts the triangle
+            lo = np.inf
+            hi = -np.inf
+            for e in range(3):
+                p = tri[e]
+                q = tri[(e + 1) % 3]
+                if is_fan:
+                    xr = origin_row[i, 0] + origin_col[0, 0]
+                    xp = vertices[p, 0]
+                    xq = vertices[q, 0]
+                    if xp == xq or (xp - xr) * (xq - xr) > 0.0:
+                        continue
+                    t = (xr - xp) / (xq - xp)
+                    col = _fan_col(
+                        vertices[p, 1] + t * (vertices[q, 1] - vertices[p, 1]),
+                        vertices[p, 2] + t * (vertices[q, 2] - vertices[p, 2]),
+                        fan,
+                    )
+                else:
+                    rp = vrow[p]
+                    rq = vrow[q]
+                    if rp == rq:
+                        if rp == i:
+                            lo = min(lo, vcol[p], vcol[q])
+                            hi = max(hi, vcol[p], vcol[q])
+                        continue
+                    if (rp - i) * (rq - i) > 0.0:
+                        continue
+                    col = vcol[p] + (i - rp) / (rq - rp) * (vcol[q] - vcol[p])
+                lo = min(lo, col)
+                hi = max(hi, col)
+            if is_fan and lo > hi:
+                continue
+            if lo > hi:  # rounding at a vertex row: fall back to the bounding box
+                lo, hi = clo, chi
+            ja = max(int(np.ceil(lo - eps)), j0)
+            jb = min(int(np.floor(hi + eps)), j1)
             ri = i if per_row else 0
-            for j in range(j0, j1 + 1):
+            for j in range(ja, jb + 1):
                 kx = kk[ri, j, 0]
                 ky = kk[ri, j, 1]
                 kz = kk[ri, j, 2]
@@ -212,6 +281,7 @@ def trace_numba(solids: "list[Solid]", geometry: RayGeometry) -> TraceResult:
         kk, sh = shear_setup(g.dir_col[None, :, :])
     else:
         kk, sh = shear_setup(g.dir_row[:, None, :] + g.dir_col[None, :, :])
+    fan = np.asarray(g.extras.get("fan_table", np.zeros(0)), dtype=np.float64)
     for index in sorted(by_object):
         parts = by_object[index]
         mats = sorted({mindex[s.material] for s in parts})
@@ -234,7 +304,7 @@ def trace_numba(solids: "list[Solid]", geometry: RayGeometry) -> TraceResult:
                 slots,
                 np.ascontiguousarray(pr, dtype=np.float64),
                 np.ascontiguousarray(pc, dtype=np.float64),
-                g.origin_row, g.origin_col, kk, sh,
+                g.origin_row, g.origin_col, kk, sh, fan,
                 buf, r0, c0,
             )
         np.maximum(buf, 0.0, out=buf)  # round-off of grazing rays
