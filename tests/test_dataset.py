@@ -154,6 +154,7 @@ def test_different_scene_in_the_same_folder_is_refused(dataset, tmp_path):
         ("objects:\n  - {shape: {mesh: {path: ../../etc/passwd}}, material: water}\n", "leaves the scene folder"),
         ("objects:\n  - {shape: {mesh: {path: open.stl}}, material: water}\n", "watertight"),
         ("scanners:\n  - {name: top, type: line_scan, pitch: 0.01}\n", "GiB"),
+        ("scanners:\n  - {name: top, type: line_scan, tunnel: [200, 100]}\n", "bad.yaml:3:5: scanners[0]: scanner 'top': the bag"),
         ("objects:\n  - {shape: {sphere: {radius: 5}}, material: {choice: [water, nope]}}\n", "unknown material 'nope'"),
     ],
 )

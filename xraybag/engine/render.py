@@ -138,8 +138,11 @@ def memory_needed(loaded: LoadedScene) -> tuple[int, str]:
         materials |= {str(a) for _, n, val in walk(t) if n == "material" for a in _names(val)}
     m = max(len(materials) + 1, 2)
     worst, what = 0, ""
-    for s in probe.scanners:
-        g = view_geometry(s, probe)
+    for k, s in enumerate(probe.scanners):
+        try:
+            g = view_geometry(s, probe)
+        except XraybagError as e:
+            raise loaded.source.error(("scanners", k), e.message) from None
         need = g.rows * g.cols * m * (8 + 4) + memory_estimate(g.rows, g.cols, m, 160)
         need += g.rows * g.cols * 64  # images, masks and maps of the view
         if need > worst:

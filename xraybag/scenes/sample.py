@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from ruamel.yaml import YAML
 
 from xraybag.errors import XraybagError
@@ -129,8 +129,10 @@ def sample(loaded: LoadedScene, index: int = 0, seed: int | None = None) -> Scen
     }
     try:
         return Scene.model_validate(data)
-    except Exception as e:  # a draw that breaks a cross-field rule
-        raise XraybagError(f"bag {index}: sampled scene is invalid: {e}", loaded.source.file) from None
+    except ValidationError as e:  # a draw that breaks a cross-field rule
+        err = e.errors(include_url=False)[0]
+        where = loaded.source.where(tuple(err["loc"]))
+        raise XraybagError(f"bag {index}: a sampled value breaks a rule: {err['msg']}", where) from None
 
 
 def scene_to_data(scene: Scene) -> dict:
