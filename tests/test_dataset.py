@@ -29,6 +29,10 @@ objects:
     label: plate
   - repeat: {uniform_int: [2, 4]}
     template: {choice: [book, phone]}
+  - name: block
+    shape: {mesh: {path: meshes/block.stl, scale: 0.5}}
+    material: titanium
+    label: block
 scanners:
   - {name: top, type: line_scan, view: vertical, pitch: 4.0, tunnel: [400, 300], source_distance: 700}
   - {name: side, type: line_scan, view: horizontal, pitch: 4.0, tunnel: [400, 300], source_distance: 700}
@@ -48,6 +52,8 @@ def tree_digest(root: Path) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
     root = tmp_path_factory.mktemp("ds")
+    (root / "meshes").mkdir()
+    trimesh.creation.annulus(r_min=8, r_max=20, height=12).export(root / "meshes" / "block.stl")
     scene = write(root / "bag.yaml", SMALL)
     out = root / "out"
     r = run_cli("render", scene, "-n", "3", "-o", out, "--save-transmission", "--encoding", "clcxray", "-q")
@@ -85,7 +91,7 @@ def test_coco_annotations_load_and_match_the_label_maps(dataset):
     _, out = dataset
     coco = COCO(str(out / "annotations.json"))
     names = {c["name"] for c in coco.loadCats(coco.getCatIds())}
-    assert names == {"knife", "plastic_bottle", "plate"}
+    assert names == {"block", "knife", "plastic_bottle", "plate"}
     assert len(coco.getImgIds()) == 6
     anns = coco.loadAnns(coco.getAnnIds())
     assert len(anns) >= 6
@@ -138,7 +144,7 @@ def test_resume_after_interruption(dataset, tmp_path):
 
 def test_different_scene_in_the_same_folder_is_refused(dataset, tmp_path):
     scene, out = dataset
-    other = write(tmp_path / "other.yaml", SMALL.replace("seed: 11", "seed: 12"))
+    other = write(scene.parent / "other.yaml", SMALL.replace("seed: 11", "seed: 12"))
     r = run_cli("render", other, "-n", "1", "-o", out, "-q")
     assert r.exit_code == 2 and "another scene" in r.stderr
 

@@ -101,3 +101,35 @@ def test_polychromatic_aluminium_hardens_the_beam(tmp_path):
     assert all(a > b for a, b in zip(mu_eff, mu_eff[1:])), mu_eff
     mono_mu = [mu_xraydb("Al", 2.699, e) for e in (40, 140)]
     assert mono_mu[1] < mu_eff[-1] < mu_eff[0] < mono_mu[0]
+
+
+@pytest.mark.parametrize(
+    "detector, channels",
+    [
+        ("{type: photon_counting, thresholds: [20, 60]}", ["bin0", "bin1"]),
+        ("{type: integrating}", ["total"]),
+        ("{type: dual_sandwich}", ["low", "high"]),
+    ],
+)
+def test_every_detector_type_renders_a_view(tmp_path, detector, channels):
+    objects = """
+          - {name: a, shape: {box: {size: [40, 40, 20]}}, material: aluminum, pose: {position: [-40, 0, 100]}}
+          - {name: w, shape: {box: {size: [40, 40, 60]}}, material: water, pose: {position: [40, 0, 100]}}
+    """
+    text = parallel_scene(tmp_path, objects).read_text()
+    text = text.replace("spectrum: {mono_kev: 60.0, photons: 100000}", "spectrum: {kvp: 120}")
+    text = text.replace("detector: {type: integrating}", f"detector: {detector}")
+    (tmp_path / "d.yaml").write_text(text)
+    view = render_bag(load_scene(tmp_path / "d.yaml"), 0).views[0]
+    assert sorted(view.transmission) == sorted(channels)
+    x, y = rays(view)
+    al = (np.abs(x + 40) < 15) & (np.abs(y) < 15)
+    water = (np.abs(x - 40) < 15) & (np.abs(y) < 15)
+    for t in view.transmission.values():
+        assert 0 < t[al].mean() < 1 and 0 < t[water].mean() < 1
+    rgb = view.rgb.astype(int)
+    if len(channels) > 1:  # dual-energy: aluminium green-dominant, water orange (red-dominant)
+        assert rgb[al][:, 1].mean() > rgb[al][:, 0].mean()
+        assert rgb[water][:, 0].mean() > rgb[water][:, 2].mean()
+    else:
+        assert (rgb[..., 0] == rgb[..., 1]).all()  # one channel: grey

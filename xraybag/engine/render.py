@@ -57,7 +57,7 @@ def effective_energy(response) -> float:
 def render_view(
     scene: Scene, solids: list, scanner: Scanner, library, rng: np.random.Generator
 ) -> ViewResult:
-    from xraybag.engine.colour import calibrate, pseudo_colour
+    from xraybag.engine.colour import calibrate, low_high_channels, pseudo_colour
     from xraybag.engine.detect import channel_response, detect, to_raw
 
     times: dict[str, float] = {}
@@ -73,8 +73,9 @@ def render_view(
     times["detect"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    if "low" in T and "high" in T:
-        rgb = pseudo_colour(T["low"], T["high"], calibrate(scanner, library))
+    if len(T) >= 2:  # dual-energy sandwich, or the first and last photon-counting bins
+        low, high = low_high_channels(list(T))
+        rgb = pseudo_colour(T[low], T[high], calibrate(scanner, library))
     else:
         total = np.mean([T[c] for c in T], axis=0)
         grey = np.clip(total, 0.0, 1.0) ** 0.5 * 255.0
