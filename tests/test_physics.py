@@ -133,3 +133,30 @@ def test_every_detector_type_renders_a_view(tmp_path, detector, channels):
         assert rgb[water][:, 0].mean() > rgb[water][:, 2].mean()
     else:
         assert (rgb[..., 0] == rgb[..., 1]).all()  # one channel: grey
+
+
+def test_step_wedges_through_a_line_scanner_get_their_colours(tmp_path):
+    """Whole pipeline (meshes, fan-beam tracing, sandwich detector, calibrated colour), noise off."""
+    from xraybag.engine.colour import INORGANIC, METAL, ORGANIC, calibrate, classify
+
+    wedges = [("hdpe", 40), ("water", 40), ("aluminum", 10), ("iron", 3), ("lead", 2)]
+    objs = "\n".join(
+        f"  - {{name: {m}, shape: {{box: {{size: [60, 60, {t}]}}}}, material: {m}, pose: {{position: [{-200 + 90 * i}, 0, {t / 2}]}}}}"
+        for i, (m, t) in enumerate(wedges)
+    )
+    path = write(
+        tmp_path / "wedges.yaml",
+        "bag: {size: [500, 200, 100], wall: {thickness: 0}}\nobjects:\n" + objs
+        + "\nscanners:\n  - {name: top, type: line_scan, noise: false}\n",
+    )
+    loaded = load_scene(path)
+    result = render_bag(loaded, 0)
+    view = result.views[0]
+    classes, _ = classify(view.transmission["low"], view.transmission["high"], calibrate(view.scanner, loaded.library))
+    expected = [ORGANIC, ORGANIC, INORGANIC, METAL, METAL]
+    for k, want in enumerate(expected, start=1):
+        lab = view.labels[k]
+        inner = lab.mask & (view.instance == k)
+        assert inner.sum() > 200
+        got = np.bincount(classes[inner], minlength=4).argmax()
+        assert got == want, (wedges[k - 1], got)
