@@ -24,7 +24,7 @@ from xraybag import __version__
 from xraybag.engine.annotate import rle
 from xraybag.engine.render import BagResult, render_bag
 from xraybag.errors import XraybagError
-from xraybag.scenes.loader import LoadedScene, load_scene
+from xraybag.scenes.loader import LoadedScene, load_scene, resolve_scene_ref
 from xraybag.scenes.sample import dump_scene
 
 STATE_DIR = ".xraybag"
@@ -300,7 +300,8 @@ def render_dataset(
             if progress:
                 progress(count, len(indices))
 
-        roots = tuple(str(r) for r in asset_roots)
+        roots = tuple(str(Path(r).resolve()) for r in asset_roots)
+        ref = str(resolve_scene_ref(ref).resolve())  # workers may run elsewhere (Dask)
         if scheduler:
             from distributed import Client, as_completed
 

@@ -304,17 +304,16 @@ class Detector(Strict):
         default_factory=lambda: Layer(material="csi", thickness=2.0),
         description="the single layer of integrating and photon_counting detectors",
     )
-    thresholds: list[float] = Field(
+    thresholds: list[Pos] = Field(
         default_factory=lambda: [20.0, 50.0], description="photon-counting thresholds (keV)"
     )
-    white: float = Field(60000.0, gt=0, le=65535, description="raw value of the open beam")
+    white: number(gt=0, le=65535) = Field(60000.0, description="raw value of the open beam")
 
     @model_validator(mode="after")
     def _thresholds(self):
         t = self.thresholds
-        if self.type == "photon_counting" and (
-            not t or any(x <= 0 for x in t) or any(b <= a for a, b in zip(t, t[1:]))
-        ):
+        fixed = all(isinstance(x, float) for x in t)
+        if self.type == "photon_counting" and (not t or (fixed and any(b <= a for a, b in zip(t, t[1:])))):
             raise ValueError("thresholds: expected increasing positive energies (keV)")
         return self
 
