@@ -309,3 +309,18 @@ def test_response_dataclass_fields(library):
     absorbed = 1 - np.exp(-library.get("csi").mu(e) * 2.0)
     assert np.allclose(resp.weights[:, 0], resp.photons * e * absorbed)
     assert resp.weights.shape == resp.quanta.shape == (e.size, 1)
+
+
+def test_rows_repeating_the_row_above_reuse_its_numbers_exactly():
+    """The line-scan shortcut (a pixel equal to the one a row above) changes no bit."""
+    rng = np.random.default_rng(3)
+    rows, cols, m = 40, 30, 5
+    L = np.zeros((rows, cols, m), np.float32)
+    L[:, 5:20, 0] = 3.0  # a bag wall: the same in every row
+    L[10:25, 8:14, 2] = rng.random((15, 6), dtype=np.float32) * 20  # an object: varies
+    L[30:, :, 4] = 1.5
+    mu = rng.random((m, 50)) * 0.1
+    w = rng.random((50, 3))
+    a = dense_signals(L.reshape(-1, m), mu, w)
+    b = dense_signals(L.reshape(-1, m), mu, w, stride=cols)
+    assert np.array_equal(a, b)

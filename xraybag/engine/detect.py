@@ -199,18 +199,36 @@ def _chunk_pixels(n_materials: int, n_energies: int, n_out: int) -> int:
 
 
 @numba.njit(cache=True, nogil=True, fastmath=True)
-def _exponents(L2, mu, start, stop, expo, hit):
+def _exponents(L2, mu, start, stop, stride, expo, hit, dup):
     """``expo[q] = -(L2[p] @ mu)`` for the pixels p in [start, stop) that cross anything.
 
     Pixels usually cross a few of the M materials, so only their non-zero path lengths are
-    accumulated (a sparse product, vectorised along the energy axis); returns how many pixels
-    were written, their indices in ``hit``.
+    accumulated (a sparse product, vectorised along the energy axis). A pixel whose path lengths
+    equal those of pixel ``p - stride`` (the same detector element one row earlier: a line scanner
+    sees the same bag walls row after row) is not computed but listed in ``dup``. Returns the
+    number of computed pixels (indices in ``hit``) and of duplicates.
     """
     n_e = mu.shape[1]
+    m_all = L2.shape[1]
     q = 0
+    nd = 0
     for p in range(start, stop):
+        same = stride > 0 and p >= stride
+        empty = True
+        for m in range(m_all):
+            v = L2[p, m]
+            if v != 0.0:
+                empty = False
+            if same and v != L2[p - stride, m]:
+                same = False
+        if empty:
+            continue
+        if same:
+            dup[nd] = p
+            nd += 1
+            continue
         first = True
-        for m in range(L2.shape[1]):
+        for m in range(m_all):
             v = L2[p, m]
             if v != 0.0:
                 if first:
@@ -220,18 +238,26 @@ def _exponents(L2, mu, start, stop, expo, hit):
                 else:
                     for e in range(n_e):
                         expo[q, e] -= v * mu[m, e]
-        if not first:
-            hit[q] = p
-            q += 1
-    return q
+        hit[q] = p
+        q += 1
+    return q, nd
 
 
-def dense_signals(L2: np.ndarray, mu: np.ndarray, weights: np.ndarray) -> np.ndarray:
+@numba.njit(cache=True, nogil=True)
+def _copy_rows(out, dup, nd, stride):
+    for d in range(nd):  # in increasing order, so chains of duplicates resolve
+        p = dup[d]
+        for k in range(out.shape[1]):
+            out[p, k] = out[p - stride, k]
+
+
+def dense_signals(L2: np.ndarray, mu: np.ndarray, weights: np.ndarray, stride: int = 0) -> np.ndarray:
     """``exp(-L2 @ mu) @ weights`` in pixel chunks: (n, M), (M, E), (E, K) -> (n, K) float64.
 
     The exponent and the exponentials are float32 (relative error ~1e-7 of the exponent, far below
     the 1e-4 the model promises); each chunk is bounded by :data:`CHUNK_BYTES`. Pixels that cross
-    nothing get the open beam without any arithmetic.
+    nothing get the open beam without any arithmetic; with ``stride`` (the image width), a pixel
+    identical to the one a row above reuses its result (exactly the same numbers).
     """
     n, m = L2.shape
     n_e, k = weights.shape
@@ -245,13 +271,15 @@ def dense_signals(L2: np.ndarray, mu: np.ndarray, weights: np.ndarray) -> np.nda
     step = min(_chunk_pixels(m, n_e, k), n)
     expo = np.empty((step, n_e), dtype=np.float32)
     hit = np.empty(step, dtype=np.int64)
+    dup = np.empty(step, dtype=np.int64)
     for start in range(0, n, step):
-        q = _exponents(L2, mu32, start, min(start + step, n), expo, hit)
-        if q == 0:
-            continue
-        x = expo[:q]
-        np.exp(x, out=x)
-        out[hit[:q]] = x @ w32
+        q, nd = _exponents(L2, mu32, start, min(start + step, n), int(stride), expo, hit, dup)
+        if q:
+            x = expo[:q]
+            np.exp(x, out=x)
+            out[hit[:q]] = x @ w32
+        if nd:
+            _copy_rows(out, dup, nd, int(stride))
     return out
 
 
@@ -298,7 +326,7 @@ def detect(
     stack = np.concatenate([weights, weights * quanta], axis=1) if quantum else weights
 
     mu = mu_table(materials, library, response.energies)
-    sums = dense_signals(L.reshape(rows * cols, m), mu, stack)
+    sums = dense_signals(L.reshape(rows * cols, m), mu, stack, stride=cols)
     open_beam = np.asarray(response.open_beam, dtype=np.float64)
 
     signals: list[np.ndarray] = []
