@@ -1,0 +1,40 @@
+"""Labels from the geometric pass: masks, boxes, occlusion ratio and difficulty."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from helpers import write
+from xraybag.engine.render import render_bag
+from xraybag.scenes.loader import load_scene
+
+
+def test_occlusion_and_difficulty(tmp_path):
+    scene = write(
+        tmp_path / "occ.yaml",
+        """
+        bag: {size: [400, 300, 200], wall: {thickness: 0}}
+        objects:
+          - {name: alone, shape: {box: {size: [40, 40, 10]}}, material: hdpe, pose: {position: [-100, 0, 5]}, label: bottle}
+          - {name: under, shape: {box: {size: [40, 40, 10]}}, material: hdpe, pose: {position: [100, 0, 5]}, label: bottle}
+          - {name: plate, shape: {box: {size: [80, 80, 8]}}, material: steel, pose: {position: [100, 0, 60]}}
+          - {name: half, shape: {box: {size: [40, 40, 10]}}, material: hdpe, pose: {position: [0, 80, 5]}, label: bottle}
+          - {name: cover, shape: {box: {size: [20, 60, 8]}}, material: steel, pose: {position: [-10, 80, 60]}}
+        scanners:
+          - {name: r, type: radiograph, parallel: true, pitch: 1.0, panel: [300, 300], noise: false}
+        """,
+    )
+    result = render_bag(load_scene(scene), 0)
+    view = result.views[0]
+    names = {o.index: o.name for o in result.objects}
+    by_name = {names[k]: lab for k, lab in view.labels.items()}
+    assert by_name["alone"].occlusion == 0 and by_name["alone"].difficulty == "easy"
+    assert by_name["under"].occlusion == 1 and by_name["under"].difficulty == "hidden"
+    assert 0.4 < by_name["half"].occlusion < 0.6 and by_name["half"].difficulty == "hard"
+    # amodal masks: the hidden box keeps its full 40 x 40 footprint and box
+    assert by_name["under"].area == 40 * 40 and by_name["under"].bbox[2:] == [40.0, 40.0]
+    # the instance map shows the steel plate, not the box under it
+    k_under = next(k for k, n in names.items() if n == "under")
+    assert not (view.instance == k_under).any()
+    k_alone = next(k for k, n in names.items() if n == "alone")
+    assert (view.instance == k_alone).sum() == 40 * 40
