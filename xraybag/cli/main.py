@@ -169,11 +169,18 @@ def list_scenes() -> None:
 
 
 def _register() -> None:
-    try:
-        from xraybag.cli.materials import materials
-    except ImportError:  # pragma: no cover - the module ships with the package
-        return
-    cli.add_command(materials)
+    """Add the command groups that live in their own modules (``xraybag/cli/<name>.py`` defining
+    a click command of the same name)."""
+    import importlib
+
+    for name in ("materials", "catalog", "pack"):
+        try:
+            module = importlib.import_module(f"xraybag.cli.{name}")
+        except ModuleNotFoundError as e:
+            if e.name == f"xraybag.cli.{name}":
+                continue  # not part of this version
+            raise
+        cli.add_command(getattr(module, name))
 
 
 _register()

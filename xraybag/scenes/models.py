@@ -186,6 +186,19 @@ class Template(Strict):
         return self
 
 
+class Sheet(Strict):
+    """A deformable sheet (sheet explosive, clothing layer): laid flat above the contents and
+    draped over them, keeping its thickness."""
+
+    size: vector(2, gt=0) = Field(description="flat extent along x and y (mm)")
+    thickness: Pos = Field(description="mm")
+    drape: list[list[float]] | None = Field(
+        None,
+        description="set in concrete scenes: heights (mm, bag frame) of the sheet's mid-surface on a "
+        "regular grid over its flat extent, rows along x",
+    )
+
+
 class Object(Strict):
     """An object in the bag: one annotation if it has a label, whatever its parts."""
 
@@ -198,9 +211,20 @@ class Object(Strict):
     parts: list[Part] = Field(default_factory=list)
     pose: Pose | None = Field(None, description="objects without a pose are packed")
     label: str | None = Field(None, description="category name; labelled objects become annotations")
+    params: dict[str, Any] = Field(
+        default_factory=dict,
+        description="parameters of a procedural catalog template (numbers may be distributions)",
+    )
+    sheet: Sheet | None = Field(None, description="a deformable sheet (needs a material)")
 
     @model_validator(mode="after")
     def _body(self):
+        if self.sheet is not None:
+            if self.shape is not None or self.parts or self.template is not None:
+                raise ValueError("a sheet object has no shape, parts or template")
+            if self.material is None:
+                raise ValueError("a sheet needs a material")
+            return self
         if self.template is None and self.shape is None and not self.parts:
             raise ValueError("an object needs a shape (with a material), parts, or a template")
         if self.shape is not None and self.material is None and self.template is None:
