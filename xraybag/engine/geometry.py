@@ -18,6 +18,17 @@ Frames (all lengths in mm, angles in degrees):
 Containers become a shell solid (outer surface plus the cavity surface wound inwards, so rays
 through it see only the wall) and, when filled, a liquid solid: the cavity in the bag frame cut by
 the horizontal plane (along gravity, after the pose) that holds ``level`` times the cavity volume.
+
+Sheets (``sheet: {size, thickness, drape}``) become one closed solid (see :func:`sheet_solid`):
+the draped mid-surface is a height field ``drape[i][j]`` (bag-frame z, mm) over a regular grid of
+the sheet's flat extent in its own frame, ``u_i = -size_x/2 + i size_x/(nx-1)`` (rows along x),
+``v_j = -size_y/2 + j size_y/(ny-1)``; the grid spacing follows from the size and the grid shape.
+The flat extent is placed by the pose: ``(x, y) = Rz(yaw) (u, v) + position[:2]`` (yaw =
+``rotation_deg[2]``; the x and y rotations must be 0; ``position[2]`` is the centre of the sheet's
+bounding box and is not used to build it). The bottom surface is ``drape - thickness/2``; the top
+surface lies ``thickness * sqrt(1 + |grad drape|^2)`` above it (vertically; gradient by central
+differences at the nodes, stretch capped at 3), which keeps the thickness normal to the surface on
+slopes. On flat parts ``drape`` is exactly the mid-surface.
 """
 
 from __future__ import annotations
@@ -31,7 +42,7 @@ from scipy.spatial.transform import Rotation
 
 from xraybag.engine.meshes import box_mesh, hollow, shape_mesh, to_manifold
 from xraybag.errors import XraybagError
-from xraybag.scenes.models import Container, Object, Scene, Shape
+from xraybag.scenes.models import Container, Object, Scene, Shape, Sheet
 
 FILL_RTOL = 1e-5  # relative volume accuracy of the fill level solve
 
@@ -178,6 +189,8 @@ def object_points(obj: Object, tolerance: float = 0.02, name: str | None = None)
     uses this; :func:`build_solids` produces exactly these vertices).
     """
     name = name or object_name(obj, 0)
+    if obj.sheet is not None:
+        return sheet_points(obj, name)
     nodes = object_nodes(obj, name)
     if not nodes:
         raise XraybagError(f"object {name!r} has no shape")
@@ -260,6 +273,8 @@ def bag_solid(scene: Scene) -> Solid | None:
 def object_solids(obj: Object, index: int, tolerance: float = 0.02) -> tuple[list[Solid], ObjectInfo]:
     """The solids of one posed object (bag frame) and its :class:`ObjectInfo`."""
     name = object_name(obj, index)
+    if obj.sheet is not None:
+        return _sheet_object(obj, index, name)
     nodes = object_nodes(obj, name)
     if not nodes:
         raise XraybagError(f"object {name!r} has no shape")
@@ -304,6 +319,119 @@ def object_solids(obj: Object, index: int, tolerance: float = 0.02) -> tuple[lis
         bounds=np.array([pts.min(axis=0), pts.max(axis=0)]),
     )
     return solids, info
+
+
+# ------------------------------------------------------------------------------------ sheets
+
+
+def sheet_grid(sheet: Sheet, n: tuple[int, int], where: str = "sheet") -> tuple[np.ndarray, np.ndarray]:
+    """The node coordinates (u along x, v along y; sheet frame, mm) of an (nx, ny) drape grid."""
+    sx, sy = (_num(x, f"{where}.size") for x in sheet.size)
+    nx, ny = n
+    if nx < 2 or ny < 2:
+        raise XraybagError(f"{where}.drape: expected at least 2 x 2 heights, got {nx} x {ny}")
+    return np.linspace(-sx / 2.0, sx / 2.0, nx), np.linspace(-sy / 2.0, sy / 2.0, ny)
+
+
+SLOPE_STRETCH_MAX = 3.0  # cap of the vertical stretch of a sheet's thickness (slopes up to 70.5 deg)
+
+
+def sheet_stretch(u: np.ndarray, v: np.ndarray, heights: np.ndarray) -> np.ndarray:
+    """``sqrt(1 + |grad h|^2)`` at the nodes (central differences, one-sided at the edges), capped
+    at SLOPE_STRETCH_MAX: the vertical thickness over the normal thickness of the surface there."""
+    gu, gv = np.gradient(np.asarray(heights, dtype=np.float64), u, v, edge_order=1)
+    return np.minimum(np.sqrt(1.0 + gu * gu + gv * gv), SLOPE_STRETCH_MAX)
+
+
+def sheet_mesh(
+    u: np.ndarray, v: np.ndarray, heights: np.ndarray, thickness: float,
+    position=(0.0, 0.0), yaw_deg: float = 0.0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """A closed, outward-wound mesh of a draped sheet (bag frame).
+
+    ``heights`` (nx, ny): bag-frame z of the mid-surface at the nodes ``(u_i, v_j)`` of the sheet
+    frame. The bottom surface is ``heights - thickness/2``; the top surface lies
+    ``thickness * sheet_stretch`` above it (``sqrt(1 + |grad h|^2)``, at most SLOPE_STRETCH_MAX), so
+    the thickness normal to the surface is kept on slopes (a vertical ray through a slope sees
+    ``thickness / cos(slope)``, as through a real sheet) while the bottom never moves. Top and
+    bottom are joined by side walls along the four edges; each grid cell is split along its
+    (i, j)-(i+1, j+1) diagonal.
+    """
+    h = np.asarray(heights, dtype=np.float64)
+    nx, ny = h.shape
+    uu, vv = np.meshgrid(u, v, indexing="ij")
+    c, s_ = np.cos(np.radians(yaw_deg)), np.sin(np.radians(yaw_deg))
+    x = c * uu - s_ * vv + float(position[0])
+    y = s_ * uu + c * vv + float(position[1])
+    bottom = h - thickness / 2.0
+    across = thickness * sheet_stretch(u, v, h)
+    top = np.stack([x, y, bottom + across], axis=-1).reshape(-1, 3)
+    bot = np.stack([x, y, bottom], axis=-1).reshape(-1, 3)
+    vid = np.arange(nx * ny).reshape(nx, ny)
+    a, b = vid[:-1, :-1].ravel(), vid[1:, :-1].ravel()
+    cc, d = vid[1:, 1:].ravel(), vid[:-1, 1:].ravel()
+    # top, counter-clockwise seen from above (u, v right-handed): (a, b, cc), (a, cc, d)
+    tf = np.vstack([np.stack([a, b, cc], 1), np.stack([a, cc, d], 1)])
+    bf = tf[:, ::-1] + nx * ny
+    # boundary loop of the grid, counter-clockwise seen from above
+    ring = np.concatenate([vid[:, 0], vid[-1, 1:], vid[-2::-1, -1], vid[0, -2:0:-1]])
+    r0, r1 = ring, np.roll(ring, -1)
+    off = nx * ny
+    # outward side walls: going counter-clockwise, the outside is on the right
+    side = np.vstack([np.stack([r0, r0 + off, r1], 1), np.stack([r1, r0 + off, r1 + off], 1)])
+    return np.vstack([top, bot]), np.vstack([tf, bf, side]).astype(np.int32)
+
+
+def sheet_solid_parts(obj: Object, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """The closed mesh (vertices, faces) of a draped sheet object (bag frame)."""
+    sheet = obj.sheet
+    where = f"object {name!r}: sheet"
+    if sheet.drape is None or obj.pose is None:
+        raise XraybagError(f"object {name!r}: the sheet is not draped yet (drape the sheets first)")
+    h = np.array(sheet.drape, dtype=np.float64)
+    if h.ndim != 2 or not np.all(np.isfinite(h)):
+        raise XraybagError(f"{where}.drape: expected rows of equal length of finite heights")
+    u, v = sheet_grid(sheet, h.shape, where)
+    rot = [_num(x, f"object {name!r}: pose.rotation_deg") for x in obj.pose.rotation_deg]
+    if abs(rot[0]) > 1e-9 or abs(rot[1]) > 1e-9:
+        raise XraybagError(f"object {name!r}: a sheet's pose rotates about z only")
+    pos = [_num(x, f"object {name!r}: pose.position") for x in obj.pose.position]
+    t = _num(sheet.thickness, f"{where}.thickness")
+    return sheet_mesh(u, v, h, t, pos[:2], rot[2])
+
+
+def sheet_points(obj: Object, name: str) -> np.ndarray:
+    """A sheet's points for :func:`object_points`: the draped mesh's vertices in the frame of its
+    pose (``R @ points + position`` gives them back), or, before draping, the corners of the flat
+    sheet (size x size x thickness) centred on the origin."""
+    sheet = obj.sheet
+    if sheet.drape is None or obj.pose is None:
+        sx, sy = (_num(x, f"object {name!r}: sheet.size") for x in sheet.size)
+        t = _num(sheet.thickness, f"object {name!r}: sheet.thickness")
+        return np.array([[a * sx / 2, b * sy / 2, c * t / 2] for a in (-1, 1) for b in (-1, 1) for c in (-1, 1)])
+    v, _ = sheet_solid_parts(obj, name)
+    pos = np.array([_num(x, f"object {name!r}: pose.position") for x in obj.pose.position])
+    rot = rotation_matrix([_num(x, "pose.rotation_deg") for x in obj.pose.rotation_deg])
+    return (v - pos) @ rot
+
+
+def _sheet_object(obj: Object, index: int, name: str) -> tuple[list[Solid], ObjectInfo]:
+    material = obj.material
+    if not isinstance(material, str):
+        raise XraybagError(f"object {name!r}.material: expected a material name, got {material!r}")
+    v, f = sheet_solid_parts(obj, name)
+    solid = _solid(v, f, material, index, name)
+    info = ObjectInfo(
+        index=index,
+        name=name,
+        label=obj.label,
+        materials=[material],
+        position=[float(x) for x in obj.pose.position],
+        rotation_deg=[float(x) for x in obj.pose.rotation_deg],
+        volume=solid.volume,
+        bounds=solid.bounds,
+    )
+    return [solid], info
 
 
 def build_solids(scene: Scene, tolerance: float = 0.02) -> tuple[list[Solid], list[ObjectInfo]]:

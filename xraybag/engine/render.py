@@ -21,6 +21,7 @@ from xraybag.scenes.numbers import Dist
 from xraybag.scenes.sample import STREAM_NOISE, bag_rng, sample
 
 STREAM_PACK = 1_000_003
+STREAM_SHEETS = 1_000_004  # the bag's random stream of sheet placement and draping
 
 
 @dataclass
@@ -91,13 +92,16 @@ def render_bag(loaded: LoadedScene, index: int, seed: int | None = None) -> BagR
     """Render bag ``index`` of a loaded scene: every view, with labels."""
     from xraybag.engine.geometry import build_solids
     from xraybag.engine.packing import pack
+    from xraybag.engine.sheets import drape_sheets, with_sheets, without_sheets
 
     seed = loaded.spec.seed if seed is None else int(seed)
     times: dict[str, float] = {}
     t = time.perf_counter()
     concrete = sample(loaded, index, seed)
     bag = concrete.bag_index
-    packed, report = pack(concrete, rng=bag_rng(seed, bag, STREAM_PACK))
+    packed, report = pack(without_sheets(concrete), rng=bag_rng(seed, bag, STREAM_PACK))
+    packed, left = drape_sheets(with_sheets(concrete, packed), bag_rng(seed, bag, STREAM_SHEETS))
+    report.left_out.extend(left)
     times["pack"] = time.perf_counter() - t
     t = time.perf_counter()
     solids, objects = build_solids(packed, tolerance=packed.tolerance)

@@ -70,6 +70,12 @@ class LoadedScene:
                 t = self.templates.get(n) if n else None
                 if t is not None and t.label:
                     labels.add(t.label)
+                elif t is None and n:
+                    from xraybag.scenes.catalog import CATALOG
+
+                    entry = CATALOG.get(n)
+                    if entry is not None and entry.label:
+                        labels.add(entry.label)
         return sorted(labels)
 
     def resolve_asset(self, path: str, where: str) -> Path:
@@ -273,6 +279,42 @@ def check_meshes(spec: BaseModel, base_dir: Path, roots: tuple[Path, ...], sourc
             check_mesh_file(path, where)
 
 
+def _catalog() -> dict:
+    from xraybag.scenes.catalog import CATALOG
+
+    return CATALOG
+
+
+def check_params(obj: Any, i: int, templates: dict, library: Any, source: SourceMap) -> None:
+    """``params`` of object ``i``: every key a parameter of one of its catalog templates (YAML
+    templates shadow catalog entries of the same name), every value valid, materials known."""
+    entries = [_catalog()[t] for t in _names(obj.template) if t not in templates and t in _catalog()]
+    if not obj.params:
+        return
+    if not entries:
+        raise source.error(("objects", i, "params"), "params need a procedural catalog template "
+                           "(see 'xraybag catalog list')", key=True)
+    for key, value in obj.params.items():
+        loc = ("objects", i, "params", key)
+        owners = [e for e in entries if key in e.params]
+        if not owners:
+            from xraybag.scenes.catalog import unknown_param
+
+            known = list(dict.fromkeys(p for e in entries for p in e.params))
+            raise unknown_param(key, known, lambda k: source.where(loc, key=True))
+        for e in owners:
+            spec = e.params[key]
+            try:
+                spec.parse(value)
+            except ValueError as err:
+                raise source.error(loc, str(err)) from None
+            for m in spec.materials(value):
+                try:
+                    library.get(m)
+                except XraybagError as err:
+                    raise source.error(loc, err.message) from None
+
+
 # ---------------------------------------------------------------------------------------- loading
 
 
@@ -381,10 +423,11 @@ def load_scene_data(
     check_materials(spec, library, source)
     for i, obj in enumerate(spec.objects):
         for t in _names(obj.template):
-            if t not in templates:
-                close = difflib.get_close_matches(t, list(templates), n=1)
+            if t not in templates and t not in _catalog():
+                close = difflib.get_close_matches(t, [*templates, *_catalog()], n=1)
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
                 raise source.error(("objects", i, "template"), f"unknown template {t!r}{hint}")
+        check_params(obj, i, templates, library, source)
     if check_files:
         for inc, sm, bdir in layers:
             check_meshes(inc, bdir, roots, sm)

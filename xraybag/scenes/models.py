@@ -194,8 +194,9 @@ class Sheet(Strict):
     thickness: Pos = Field(description="mm")
     drape: list[list[float]] | None = Field(
         None,
-        description="set in concrete scenes: heights (mm, bag frame) of the sheet's mid-surface on a "
-        "regular grid over its flat extent, rows along x",
+        description="set in concrete scenes: heights (mm, bag frame) of the draped sheet on a regular "
+        "grid spanning its flat extent (rows along x): its bottom is drape - thickness/2 and its top lies "
+        "thickness * sqrt(1 + |grad drape|^2) above the bottom, so the thickness is kept on slopes",
     )
 
 

@@ -72,7 +72,14 @@ def _expand(obj: Object, k: int, loaded: LoadedScene, rng: np.random.Generator) 
         base_dir = loaded.base_dir
         where = loaded.source.where(("objects", k))
         tname = resolve(obj.template, rng) if obj.template is not None else None
-        if tname is not None:
+        if tname is not None and tname not in loaded.templates:
+            # a procedural catalog entry (YAML templates of the same name win)
+            from xraybag.scenes.catalog import get_entry
+
+            entry = get_entry(tname)
+            given = {p: v for p, v in obj.params.items() if p in entry.params}
+            data.update(entry.sample(given, rng, _param_where(loaded, k)))
+        elif tname is not None:
             template = loaded.templates[tname]
             origin = loaded.template_origins[tname]
             tdata = resolve(template, rng)
@@ -80,12 +87,12 @@ def _expand(obj: Object, k: int, loaded: LoadedScene, rng: np.random.Generator) 
             _absolute_meshes(tdata, origin.base_dir, loaded, origin.source.where(origin.loc))
             data.update(tdata)
         own = resolve(obj, rng)
-        for key in ("repeat", "template"):
+        for key in ("repeat", "template", "params"):
             own.pop(key, None)
         _absolute_meshes(own, base_dir, loaded, where)
         if "shape" in own or "parts" in own and own["parts"]:
             # the object's own body replaces the template's body
-            for key in ("shape", "material", "container", "parts"):
+            for key in ("shape", "material", "container", "parts", "sheet"):
                 data.pop(key, None)
         if not own.get("parts"):
             own.pop("parts", None)
@@ -94,6 +101,13 @@ def _expand(obj: Object, k: int, loaded: LoadedScene, rng: np.random.Generator) 
         data["name"] = f"{name}_{i}" if n > 1 else name
         out.append(data)
     return out
+
+
+def _param_where(loaded: LoadedScene, k: int):
+    def where(key: str) -> str:
+        return loaded.source.where(("objects", k, "params", key), key=True)
+
+    return where
 
 
 def sample(loaded: LoadedScene, index: int = 0, seed: int | None = None) -> Scene:

@@ -1,0 +1,200 @@
+"""Looking at a bag: the packed bag as GLB, a PNG rendering and its concrete scene YAML.
+
+- :func:`pack_bag` samples bag ``index`` of a scene, packs it and drapes its sheets exactly as
+  :func:`xraybag.engine.render.render_bag` does (same random streams), so the concrete scene is the
+  one ``xraybag render`` would render for that bag.
+- :func:`glb_bytes`: one node per object, named after the object (the bag's wall is the node
+  ``bag``), holding all its solids (parts, walls, liquid fill) as one mesh in the bag frame (mm);
+  the node's glTF ``extras`` carry ``index``, ``label``, ``materials`` (first = main) and ``parts``
+  (``[{part, material}]`` in the order of the mesh's triangle ranges, with ``faces``: the number of
+  triangles of each). trimesh does not write node extras itself; they are added to the glTF JSON
+  while exporting.
+- :func:`png_bytes`: a headless rendering with our own tracer: parallel-beam thickness images from
+  above and from the side, shaded by the path length through each ray and tinted by the object
+  that takes most of it.
+"""
+
+from __future__ import annotations
+
+import colorsys
+import io
+import json
+import struct
+from pathlib import Path
+
+import numpy as np
+import trimesh
+
+from xraybag.engine.geometry import ObjectInfo, Solid, build_solids
+from xraybag.scenes.models import Scanner, Scene
+
+
+def pack_bag(loaded, index: int, seed: int | None = None):
+    """Sample, pack and drape bag ``index``: (packed concrete scene, pack report)."""
+    from xraybag.engine.packing import pack
+    from xraybag.engine.render import STREAM_PACK, STREAM_SHEETS
+    from xraybag.engine.sheets import drape_sheets, with_sheets, without_sheets
+    from xraybag.scenes.sample import bag_rng, sample
+
+    seed = loaded.spec.seed if seed is None else int(seed)
+    concrete = sample(loaded, index, seed)
+    bag = concrete.bag_index
+    packed, report = pack(without_sheets(concrete), rng=bag_rng(seed, bag, STREAM_PACK))
+    packed, left = drape_sheets(with_sheets(concrete, packed), bag_rng(seed, bag, STREAM_SHEETS))
+    report.left_out.extend(left)
+    return packed, report
+
+
+# ------------------------------------------------------------------------------------------ GLB
+
+
+def bag_trimesh_scene(
+    solids: list[Solid], infos: list[ObjectInfo]
+) -> tuple[trimesh.Scene, dict[str, dict]]:
+    """A trimesh Scene with one node per object (and ``bag``), and the extras of each node."""
+    scene = trimesh.Scene()
+    extras: dict[str, dict] = {}
+    groups: dict[int, list[Solid]] = {}
+    for s in solids:
+        groups.setdefault(s.object_index, []).append(s)
+    names = {0: "bag"}
+    meta = {0: {"index": 0, "label": None}}
+    for info in infos:
+        names[info.index] = info.name
+        meta[info.index] = {"index": info.index, "label": info.label}
+    for k in sorted(groups):
+        group = groups[k]
+        offs, verts, faces = 0, [], []
+        for s in group:
+            verts.append(s.vertices)
+            faces.append(s.faces + offs)
+            offs += len(s.vertices)
+        mesh = trimesh.Trimesh(np.vstack(verts), np.vstack(faces), process=False)
+        name = names[k]
+        extras[name] = {
+            **meta[k],
+            "materials": list(dict.fromkeys(s.material for s in group)),
+            "parts": [{"part": s.part, "material": s.material, "faces": int(len(s.faces))} for s in group],
+        }
+        scene.add_geometry(mesh, node_name=name, geom_name=name)
+    return scene, extras
+
+
+def glb_bytes(solids: list[Solid], infos: list[ObjectInfo]) -> bytes:
+    """The bag as a binary glTF: one named node per object with its extras (see module notes)."""
+    from trimesh.exchange.gltf import export_glb
+
+    scene, extras = bag_trimesh_scene(solids, infos)
+
+    def add_extras(buffer_items, tree) -> None:
+        for node in tree.get("nodes", []):
+            if node.get("name") in extras:
+                node["extras"] = extras[node["name"]]
+
+    return export_glb(scene, include_normals=False, buffer_postprocessor=add_extras)
+
+
+def glb_nodes(data: bytes) -> list[dict]:
+    """The nodes (name, extras, ...) of a GLB's JSON chunk (for checks)."""
+    length = struct.unpack("<I", data[12:16])[0]
+    tree = json.loads(data[20 : 20 + length])
+    return tree.get("nodes", [])
+
+
+# ------------------------------------------------------------------------------------------ PNG
+
+
+def _view(scene: Scene, solids: list[Solid], axis: str, pitch: float):
+    from xraybag.engine.scanners import bag_outer_bounds, view_geometry
+    from xraybag.engine.trace import trace
+
+    lo, hi = bag_outer_bounds(scene)
+    ext = (hi - lo) + 20.0
+    panel = {"-z": [ext[0], ext[1]], "y": [ext[0], ext[2]]}[axis]
+    scanner = Scanner(
+        name="png", type="radiograph", axis=axis, parallel=True, panel=panel, pitch=pitch,
+        sod=float(np.max(ext)) + 100.0, sdd=float(np.max(ext)) + 200.0,
+    )
+    geom = view_geometry(scanner, scene)
+    tr = trace(solids, geom)
+    total = tr.paths.sum(axis=2).astype(np.float64)
+    owner = np.zeros(total.shape, dtype=np.int32)
+    best = np.zeros(total.shape)
+    for ob in tr.objects:
+        if ob.index == 0:
+            continue
+        full = ob.full(geom.rows, geom.cols)
+        better = full > best
+        owner[better], best[better] = ob.index, full[better]
+    return total, owner
+
+
+def _colour(total: np.ndarray, owner: np.ndarray, n: int) -> np.ndarray:
+    shade = np.exp(-total / 120.0)
+    hues = np.array([colorsys.hsv_to_rgb((0.61803398875 * k) % 1.0, 0.55, 1.0) for k in range(n + 1)])
+    hues[0] = 1.0
+    rgb = hues[owner] * shade[..., None]
+    return np.round(np.clip(rgb, 0, 1) * 255).astype(np.uint8)
+
+
+def png_bytes(scene: Scene, solids: list[Solid], pitch: float = 1.0) -> bytes:
+    """A PNG of the bag: the view from above (x right, y up) over the view from the side (x right,
+    z up); brightness = exp(-path length / 120 mm), hue = the object along most of the ray."""
+    from PIL import Image
+
+    n = max((s.object_index for s in solids), default=0)
+    top_t, top_o = _view(scene, solids, "-z", pitch)
+    side_t, side_o = _view(scene, solids, "y", pitch)
+    top = _colour(top_t, top_o, n).transpose(1, 0, 2)[::-1]
+    side = _colour(side_t, side_o, n).transpose(1, 0, 2)[::-1]
+    w = max(top.shape[1], side.shape[1])
+    canvas = np.full((top.shape[0] + side.shape[0] + 10, w, 3), 255, dtype=np.uint8)
+    canvas[: top.shape[0], : top.shape[1]] = top
+    canvas[top.shape[0] + 10 :, : side.shape[1]] = side
+    buf = io.BytesIO()
+    Image.fromarray(canvas).save(buf, format="PNG", optimize=True)
+    return buf.getvalue()
+
+
+# ----------------------------------------------------------------------------------------- YAML
+
+
+def scene_yaml(scene: Scene, yaml_path: Path) -> str:
+    """The concrete scene as YAML, mesh files copied to ``assets/`` next to ``yaml_path``."""
+    from xraybag.engine.dataset import _parts, sha256, write_atomic
+    from xraybag.scenes.sample import dump_scene
+
+    data = scene.model_copy(deep=True)
+    for obj in data.objects:
+        for node in [obj, *_parts(obj.parts)]:
+            if node.shape is not None and node.shape.mesh is not None:
+                src = Path(node.shape.mesh.path)
+                content = src.read_bytes()
+                name = f"{sha256(content)[:16]}{src.suffix.lower()}"
+                dst = yaml_path.parent / "assets" / name
+                if not dst.exists():
+                    write_atomic(dst, content)
+                node.shape.mesh.path = f"assets/{name}"
+    return dump_scene(data)
+
+
+def export_bag(
+    loaded, index: int, glb: Path, seed: int | None = None, png: Path | None = None,
+    yaml: Path | None = None, pitch: float = 1.0,
+) -> dict:
+    """Pack bag ``index`` and write the GLB, the PNG (default: the GLB's name with .png) and the
+    concrete scene (default: .yaml). Returns a summary (paths, objects, left out)."""
+    from xraybag.engine.dataset import write_atomic
+
+    glb = Path(glb)
+    png = glb.with_suffix(".png") if png is None else Path(png)
+    yaml = glb.with_suffix(".yaml") if yaml is None else Path(yaml)
+    packed, report = pack_bag(loaded, index, seed)
+    solids, infos = build_solids(packed, tolerance=packed.tolerance)
+    write_atomic(glb, glb_bytes(solids, infos))
+    write_atomic(png, png_bytes(packed, solids, pitch))
+    write_atomic(yaml, scene_yaml(packed, yaml).encode())
+    return {
+        "glb": str(glb), "png": str(png), "yaml": str(yaml), "objects": len(infos),
+        "left_out": list(report.left_out), "bag": packed.bag_index,
+    }
