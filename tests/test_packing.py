@@ -137,18 +137,12 @@ def test_full_bag_leaves_objects_out_with_a_reason():
     assert_inside_and_disjoint(boxes(packed), gap=1.0)
 
 
-def test_physics_falls_back_with_a_note():
-    sc = scene(clutter(5), method="physics")
+def test_every_method_is_registered_and_named_in_the_report():
+    sc = scene(clutter(5), method="heuristic")
     packed, report = pack(sc, rng=np.random.default_rng(3))
-    assert report.method == "random"
-    assert report.note == (
-        "packing method 'physics' is not available yet; used the 'random' rejection sampler (a stand-in)"
-    )
-    direct, _ = pack(sc, method="random", rng=np.random.default_rng(3))
-    assert packed.model_dump() == direct.model_dump()
-    _, heuristic = pack(sc, method="heuristic", rng=np.random.default_rng(3))
-    assert "'heuristic' is not available yet" in heuristic.note
-    assert set(PACKERS) >= {"random"}
+    assert report.method == "heuristic" and report.note is None
+    assert all(o.pose is not None for o in packed.objects)
+    assert set(PACKERS) == {"physics", "heuristic", "random"}
 
 
 def test_unknown_method_is_an_error():

@@ -1,9 +1,9 @@
 """Packing: give every object of a concrete scene a pose inside the bag.
 
-:func:`pack` is the one entry point; methods are looked up in :data:`PACKERS`. Only ``'random'``,
-a rejection sampler, exists so far: it is a STAND-IN for the physics packer (pybullet drop + PSO
-refinement) that will register itself as ``'physics'``. Until then ``'physics'`` and ``'heuristic'``
-fall back to ``'random'`` and say so in :attr:`PackReport.note`.
+:func:`pack` is the one entry point; methods are looked up in :data:`PACKERS`: ``'physics'``
+(pybullet drop + PSO refinement, :mod:`xraybag.engine.physics_pack`), ``'heuristic'`` (DEBISim's
+drop-and-slide rules) and ``'random'`` (the rejection sampler defined here: the fastest and
+loosest, placing bounding boxes).
 
 Lengths in mm, angles in degrees, bag frame (origin at the centre of the interior floor, z up).
 """
@@ -22,7 +22,6 @@ from xraybag.scenes.models import Object, Pose, Scene
 from xraybag.scenes.sample import bag_rng
 
 STREAM_PACKING = 1_000_003  # the bag's random stream used when the caller passes no generator
-KNOWN_METHODS = ("random", "physics", "heuristic")
 #: the orientations that rest an object on a face of its bounding box (before the yaw about z)
 BASE_ROTATIONS = ((0.0, 0.0), (90.0, 0.0), (0.0, 90.0))
 LARGER_THAN_BAG = "larger than the bag interior"
@@ -33,13 +32,15 @@ _EPS = 1e-9
 class PackReport:
     """What a packer did. ``placed``: the objects it gave a pose (objects that came with a pose are
     kept as they are and not listed); ``left_out``: (name, reason) of objects dropped from the
-    scene; ``seconds``: wall time; ``note``: e.g. that a requested method fell back."""
+    scene; ``seconds``: wall time; ``note``: anything the packer wants to say."""
 
     method: str
     placed: list[str] = field(default_factory=list)
     left_out: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
     note: str | None = None
+    #: seconds spent per stage, e.g. {"decomposition": .., "simulation": .., "refinement": ..}
+    timings: dict[str, float] = field(default_factory=dict)
 
 
 Packer = Callable[[Scene, np.random.Generator], tuple[Scene, PackReport]]
@@ -182,8 +183,25 @@ def _fits_somehow(points: np.ndarray, interior: np.ndarray) -> bool:
     return False
 
 
-#: packing methods by name; the physics packer will register itself here
-PACKERS: dict[str, Packer] = {"random": pack_random}
+def _pack_physics(scene: Scene, rng: np.random.Generator) -> tuple[Scene, PackReport]:
+    from xraybag.engine.physics_pack import pack_physics
+
+    return pack_physics(scene, rng, time_budget=float(scene.packing.time_budget))
+
+
+def _pack_heuristic(scene: Scene, rng: np.random.Generator) -> tuple[Scene, PackReport]:
+    from xraybag.engine.physics_pack import pack_heuristic
+
+    return pack_heuristic(scene, rng, time_budget=float(scene.packing.time_budget))
+
+
+#: packing methods by name: pybullet drop + PSO refinement, DEBISim's drop-and-slide rules, and
+#: the rejection sampler (the fastest, loosest)
+PACKERS: dict[str, Packer] = {
+    "physics": _pack_physics,
+    "heuristic": _pack_heuristic,
+    "random": pack_random,
+}
 
 
 def pack(
@@ -191,29 +209,20 @@ def pack(
 ) -> tuple[Scene, PackReport]:
     """Give every object of a concrete ``scene`` a pose; returns a NEW scene and a report.
 
-    ``method`` None means ``scene.packing.method``; a known method that is not available yet
-    ('physics', 'heuristic') falls back to 'random' (a stand-in rejection sampler, see
-    :func:`pack_random`) and says so in ``report.note``. ``rng`` None uses the bag's own packing
-    stream (seeded by the scene's seed and bag index), so packing is deterministic either way.
-    Objects that cannot be placed are left out of the returned scene and listed in the report.
+    ``method`` None means ``scene.packing.method`` (a name in :data:`PACKERS`). ``rng`` None uses
+    the bag's own packing stream (seeded by the scene's seed and bag index), so packing is
+    deterministic either way. Objects that cannot be placed are left out of the returned scene
+    and listed in the report; sheets are left for :func:`xraybag.engine.sheets.drape_sheets`.
     """
     start = time.perf_counter()
     requested = method or scene.packing.method
-    if requested not in PACKERS and requested not in KNOWN_METHODS:
-        known = ", ".join(sorted(set(KNOWN_METHODS) | set(PACKERS)))
+    if requested not in PACKERS:
+        known = ", ".join(sorted(PACKERS))
         raise XraybagError(f"unknown packing method {requested!r}; expected one of {known}")
     if rng is None:
         rng = bag_rng(scene.seed, scene.bag_index or 0, STREAM_PACKING)
-    note = None
     used = requested
-    if requested not in PACKERS:
-        used = "random"
-        note = (
-            f"packing method {requested!r} is not available yet; used the 'random' rejection "
-            f"sampler (a stand-in)"
-        )
     packed, report = PACKERS[used](scene, rng)
     report.method = used
-    report.note = note if report.note is None else report.note
     report.seconds = time.perf_counter() - start
     return packed, report

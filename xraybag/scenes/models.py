@@ -247,13 +247,18 @@ class Bag(Strict):
 
 
 class Packing(Strict):
-    method: Literal["random", "physics", "heuristic"] = Field(
-        "random",
-        description="'random' is the rejection sampler; 'physics' and 'heuristic' fall back to it "
-        "until the physics packer lands",
+    """How objects without a pose are placed. ``physics``: dropped one by one into the bag with
+    pybullet, then refined by a particle-swarm search on a voxel occupancy cost (DEBISim);
+    ``heuristic``: DEBISim's drop-and-slide rules without the physics engine; ``random``: a
+    rejection sampler of bounding boxes (fastest, loosest). Objects that do not fit are left out
+    and reported."""
+
+    method: Literal["random", "physics", "heuristic"] = Field("random", description="see above")
+    attempts: Count = Field(200, description="random: placement tries per object")
+    gap: NonNeg = Field(1.0, description="random: minimum clearance between bounding boxes (mm)")
+    time_budget: Pos = Field(
+        30.0, description="physics, heuristic: seconds per bag; objects not placed by then are left out"
     )
-    attempts: Count = Field(200, description="placement tries per object before it is left out")
-    gap: NonNeg = Field(1.0, description="minimum clearance between packed objects (mm)")
 
 
 class MaterialDef(Strict):
