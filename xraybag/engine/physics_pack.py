@@ -44,6 +44,9 @@ import time
 import warnings
 from dataclasses import dataclass, field
 
+import contextlib
+import os
+import sys
 import numpy as np
 from scipy.optimize import minimize
 from scipy.spatial import ConvexHull
@@ -420,12 +423,58 @@ def _euler_xyz(deg) -> np.ndarray:
     return rz @ ry @ rx
 
 
+@contextlib.contextmanager
+def _quiet_stdout():
+    """Silence what C code writes to file descriptor 1 (Python's own stdout is left alone)."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 1)
+            yield
+    finally:
+        try:  # C's stdio buffers what it printed; write it to /dev/null before restoring fd 1
+            import ctypes
+
+            ctypes.CDLL(None).fflush(None)
+        except (OSError, AttributeError):
+            pass
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+_BANNER_SILENCED = False
+
+
+def _silence_exit_banner() -> None:
+    """pybullet leaves its "build time" banner in C's stdout buffer, which is written when the
+    process exits and would land after our output (in JSON, say): at exit, once Python's own
+    stdout is flushed, send file descriptor 1 to /dev/null."""
+    global _BANNER_SILENCED
+    if _BANNER_SILENCED:
+        return
+    import atexit
+
+    def hush() -> None:
+        try:
+            sys.stdout.flush()
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, 1)
+        except (OSError, ValueError):
+            pass
+
+    atexit.register(hush)
+    _BANNER_SILENCED = True
+
+
 class _World:
     """A pybullet DIRECT world in metres: the bag's floor and walls, placed objects static."""
 
     def __init__(self, interior: np.ndarray):
         try:
-            import pybullet as p
+            with _quiet_stdout():
+                import pybullet as p
+            _silence_exit_banner()
         except ImportError:
             raise XraybagError(
                 "the 'physics' packer needs pybullet (pip install pybullet); "
@@ -433,7 +482,8 @@ class _World:
             ) from None
 
         self.p = p
-        self.cid = p.connect(p.DIRECT)
+        with _quiet_stdout():
+            self.cid = p.connect(p.DIRECT)
         p.setGravity(0, 0, -9.81, physicsClientId=self.cid)
         p.setPhysicsEngineParameter(fixedTimeStep=1 / 240, numSolverIterations=20,
                                     deterministicOverlappingPairs=1, physicsClientId=self.cid)
@@ -496,7 +546,8 @@ class _World:
 
     def close(self) -> None:
         try:
-            self.p.disconnect(physicsClientId=self.cid)
+            with _quiet_stdout():
+                self.p.disconnect(physicsClientId=self.cid)
         except Exception:  # noqa: BLE001 - already gone
             pass
 
