@@ -390,7 +390,7 @@ def test_cli_user_file(tmp_path):
     path.write_text("materials:\n  foam: {formula: C8H8}\n")
     result = runner().invoke(materials_cli, ["show", "foam", "-f", str(path)])
     assert result.exit_code == 2
-    assert result.stderr.strip() == "materials.foam.density: missing (g/cm3, required)"
+    assert result.stderr.strip() == "error: materials.foam.density: missing (g/cm3, required)"
 
 
 @pytest.mark.parametrize("args", [["show", "steal"], ["mu", "steal", "--kev", "60"],
@@ -398,7 +398,7 @@ def test_cli_user_file(tmp_path):
 def test_cli_unknown_material_exits_2(args):
     result = runner().invoke(materials_cli, args)
     assert result.exit_code == 2
-    assert result.stderr == "unknown material 'steal' (did you mean 'steel'?)\n"
+    assert result.stderr == "error: unknown material 'steal' (did you mean 'steel'?)\n"
     assert "Traceback" not in result.output
 
 

@@ -5,26 +5,14 @@ User errors (unknown entry or parameter, bad value) print one line on stderr and
 
 from __future__ import annotations
 
-import functools
 import json
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import click
 
+from xraybag.cli.common import user_errors
 from xraybag.errors import XraybagError
-
-
-def _user_errors(command: Callable[..., Any]) -> Callable[..., Any]:
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except XraybagError as exc:
-            click.echo(f"error: {exc}", err=True)
-            raise click.exceptions.Exit(2) from None
-
-    return wrapper
 
 
 def _table(headers: list[str], rows: list[list[str]]) -> str:
@@ -73,7 +61,7 @@ def list_entries(as_json: bool, label: str | None) -> None:
 @catalog.command("show")
 @click.argument("name")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@_user_errors
+@user_errors
 def show(name: str, as_json: bool) -> None:
     """Show an entry's parameters with their defaults, units and documentation."""
     from xraybag.scenes.catalog import get_entry
@@ -145,7 +133,7 @@ def export_glb(name: str, path: str | Path, seed: int = 0, params: dict[str, Any
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0), help="Sample seed.")
 @click.option("--param", "params", multiple=True, metavar="KEY=VALUE",
               help="Fix a parameter (repeatable); VALUE may be YAML, e.g. '{uniform: [1, 2]}'.")
-@_user_errors
+@user_errors
 def export(name: str, out: str, seed: int, params: tuple[str, ...]) -> None:
     """Build one sample of NAME and write its meshes (mm) as a GLB file."""
     given = dict(_parse_param(p) for p in params)

@@ -6,41 +6,13 @@ status 2 and no traceback.
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
 
 import click
 
 from xraybag import __version__
-from xraybag.errors import XraybagError
-
-
-def user_errors(fn):
-    """Turn XraybagError into a one-line message and exit status 2."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except XraybagError as e:
-            click.echo(f"error: {e}", err=True)
-            sys.exit(2)
-        except KeyboardInterrupt:
-            click.echo("interrupted; run the same command again to resume", err=True)
-            sys.exit(130)
-
-    return wrapper
-
-
-assets_option = click.option(
-    "--assets",
-    "assets",
-    multiple=True,
-    type=click.Path(file_okay=False),
-    help="A folder scene files may take meshes and includes from (repeatable); also "
-    "$XRAYBAG_ASSET_ROOTS.",
-)
+from xraybag.cli.common import assets_option, user_errors
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

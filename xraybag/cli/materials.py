@@ -6,31 +6,18 @@ User errors (unknown material, bad materials file) print one line to stderr and 
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import click
 
-from xraybag.errors import XraybagError
+from xraybag.cli.common import user_errors
 from xraybag.materials import CATEGORIES, Material, MaterialLibrary, default_library
 from xraybag.materials import load_library_file
 
 #: Energies (keV) at which ``show`` and ``mu`` (without energies) report attenuation.
 STANDARD_ENERGIES_KEV: tuple[float, ...] = (20.0, 30.0, 40.0, 60.0, 80.0, 100.0, 150.0)
-
-
-def _user_errors(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Report an XraybagError as one line on stderr and exit with status 2."""
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except XraybagError as exc:
-            click.echo(str(exc), err=True)
-            raise click.exceptions.Exit(2) from None
-    return wrapper
 
 
 def _library_option(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -79,7 +66,7 @@ def materials() -> None:
 @click.option("--category", type=click.Choice(CATEGORIES), help="Only this category.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @_library_option
-@_user_errors
+@user_errors
 def list_materials(category: str | None, as_json: bool, files: Sequence[str]) -> None:
     """List materials: name, category, density, Zeff and formula or main elements."""
     chosen = [m for m in _library(files).materials() if category in (None, m.category)]
@@ -96,7 +83,7 @@ def list_materials(category: str | None, as_json: bool, files: Sequence[str]) ->
 @click.argument("name")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 @_library_option
-@_user_errors
+@user_errors
 def show(name: str, as_json: bool, files: Sequence[str]) -> None:
     """Show every field of material NAME and mu at a few standard energies."""
     material = _library(files).get(name)
@@ -131,7 +118,7 @@ def show(name: str, as_json: bool, files: Sequence[str]) -> None:
               help="Photon energy in keV; '--kev 30 60 100' or repeat the option.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @_library_option
-@_user_errors
+@user_errors
 def mu(name: str, energies: Sequence[float], kev: Sequence[float], as_json: bool,
        files: Sequence[str]) -> None:
     """Linear (1/mm) and mass (cm2/g) attenuation of material NAME at energies in keV."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from xraybag.cli.main import assets_option, user_errors
+from xraybag.cli.common import assets_option, user_errors
 
 
 @click.command("pack")

@@ -161,6 +161,14 @@ def pack_random(scene: Scene, rng: np.random.Generator) -> tuple[Scene, PackRepo
         pos, rot, wlo, whi = placed
         boxes.append((wlo, whi))
         poses[k] = Pose(position=[float(p) for p in pos], rotation_deg=[float(a) for a in rot])
+    return finish(scene, names, poses, left, report)
+
+
+def finish(
+    scene: Scene, names: list[str], poses: dict[int, Pose], left: dict[int, str], report: PackReport
+) -> tuple[Scene, PackReport]:
+    """The packed scene of a packer: object ``k`` gets ``poses[k]``, or is left out with the
+    reason ``left[k]`` (recorded in ``report``), or keeps its own pose; order is kept."""
     objects: list[Object] = []
     for k, obj in enumerate(scene.objects):
         if k in left:

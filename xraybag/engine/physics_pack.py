@@ -55,7 +55,7 @@ from scipy.spatial.transform import Rotation
 from xraybag.engine.geometry import apply, local_bounds, object_name, object_nodes, rotation_matrix
 from xraybag.engine.meshes import to_manifold
 from xraybag.engine.occupancy import HeightMap, column_extents
-from xraybag.engine.packing import LARGER_THAN_BAG, PackReport, _fits_somehow
+from xraybag.engine.packing import LARGER_THAN_BAG, PackReport, _fits_somehow, finish
 from xraybag.errors import XraybagError
 from xraybag.scenes.models import Object, Pose, Scene
 
@@ -242,19 +242,6 @@ def _prepare(scene: Scene, deadline: float = math.inf):
     return interior, names, [t[3] for t in todo], fixed, left
 
 
-def _finish(scene: Scene, names, poses: dict[int, Pose], left: dict[int, str], report: PackReport):
-    objects: list[Object] = []
-    for k, obj in enumerate(scene.objects):
-        if k in left:
-            report.left_out.append((names[k], left[k]))
-        elif k in poses:
-            objects.append(obj.model_copy(update={"pose": poses[k]}))
-            report.placed.append(names[k])
-        else:
-            objects.append(obj)
-    return scene.model_copy(update={"objects": objects}), report
-
-
 def _pose(rot: np.ndarray, pos) -> Pose:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # gimbal lock: any of the equivalent angle triples will do
@@ -381,7 +368,7 @@ def pack_heuristic(
     timings["refinement"] = time.perf_counter() - t0
     report = PackReport(method="heuristic")
     report.timings = timings
-    return _finish(scene, names, poses, left, report)
+    return finish(scene, names, poses, left, report)
 
 
 # ----------------------------------------------------------------------------------- physics
@@ -616,7 +603,7 @@ def pack_physics(
         world.close()
     report = PackReport(method="physics")
     report.timings = timings
-    return _finish(scene, names, poses, left, report)
+    return finish(scene, names, poses, left, report)
 
 
 # ------------------------------------------------------------------------------------ checks
