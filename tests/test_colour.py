@@ -26,12 +26,6 @@ from xraybag.engine.detect import channel_response, detect
 from xraybag.materials import default_library
 from xraybag.scenes.models import Scanner
 
-DETECTOR_MATERIALS = {
-    "csi": {"formula": "CsI", "density": 4.51},
-    "cdwo4": {"formula": "CdWO4", "density": 7.9},
-    "copper": {"formula": "Cu", "density": 8.96},
-}
-
 WEDGES = [
     ("polyethylene", [10, 20, 40, 70, 100, 150], ORGANIC),
     ("water", [10, 20, 40, 70, 100, 150], ORGANIC),
@@ -43,9 +37,7 @@ WEDGES = [
 
 @pytest.fixture(scope="module")
 def library():
-    lib = default_library()
-    missing = {k: v for k, v in DETECTOR_MATERIALS.items() if k not in lib}
-    return lib.with_materials(missing) if missing else lib
+    return default_library()  # holds the detector materials (csi, cdwo4, gos, copper)
 
 
 @pytest.fixture(scope="module")

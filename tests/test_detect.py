@@ -18,19 +18,9 @@ from xraybag.errors import XraybagError
 from xraybag.materials import default_library
 from xraybag.scenes.models import Detector, Scanner
 
-DETECTOR_MATERIALS = {
-    "csi": {"formula": "CsI", "density": 4.51},
-    "cdwo4": {"formula": "CdWO4", "density": 7.9},
-    "gos": {"formula": "Gd2O2S", "density": 7.34},
-    "copper": {"formula": "Cu", "density": 8.96},
-}
-
-
 @pytest.fixture(scope="module")
 def library():
-    lib = default_library()
-    missing = {k: v for k, v in DETECTOR_MATERIALS.items() if k not in lib}
-    return lib.with_materials(missing) if missing else lib
+    return default_library()  # holds the detector materials (csi, cdwo4, gos, copper)
 
 
 def scanner(spectrum=None, detector=None, noise=False) -> Scanner:

@@ -339,17 +339,23 @@ def _drop_and_slide(bag: _Bag, g: Geom, rng: np.random.Generator, drops: int, de
     return cands
 
 
-def pack_heuristic(
-    scene: Scene, rng: np.random.Generator, time_budget: float = TIME_BUDGET, pitch: float = PITCH,
-    drops: int = 6,
-) -> tuple[Scene, PackReport]:
-    """DEBISim's drop-and-slide rules on the occupancy map, no physics engine (see module notes)."""
+def _setup(scene: Scene, time_budget: float, pitch: float):
+    """What both packers start from: the clock, the objects to place (after decomposition,
+    timed) and an empty occupancy map of the bag."""
     start = time.perf_counter()
     deadline = start + time_budget
     timings = {"decomposition": 0.0, "simulation": 0.0, "refinement": 0.0}
     interior, names, todo, fixed, left = _prepare(scene, deadline)
     timings["decomposition"] = time.perf_counter() - start
-    bag = _Bag(interior, pitch)
+    return start, deadline, timings, interior, names, todo, fixed, left, _Bag(interior, pitch)
+
+
+def pack_heuristic(
+    scene: Scene, rng: np.random.Generator, time_budget: float = TIME_BUDGET, pitch: float = PITCH,
+    drops: int = 6,
+) -> tuple[Scene, PackReport]:
+    """DEBISim's drop-and-slide rules on the occupancy map, no physics engine (see module notes)."""
+    start, deadline, timings, interior, names, todo, fixed, left, bag = _setup(scene, time_budget, pitch)
     for g, rot, pos in fixed:
         bag.add(g, rot, pos)
     poses: dict[int, Pose] = {}
@@ -543,12 +549,7 @@ def pack_physics(
     scene: Scene, rng: np.random.Generator, time_budget: float = TIME_BUDGET, pitch: float = PITCH,
 ) -> tuple[Scene, PackReport]:
     """pybullet drop, then PSO + Nelder-Mead on the occupancy cost (see module notes)."""
-    start = time.perf_counter()
-    deadline = start + time_budget
-    timings = {"decomposition": 0.0, "simulation": 0.0, "refinement": 0.0}
-    interior, names, todo, fixed, left = _prepare(scene, deadline)
-    timings["decomposition"] = time.perf_counter() - start
-    bag = _Bag(interior, pitch)
+    start, deadline, timings, interior, names, todo, fixed, left, bag = _setup(scene, time_budget, pitch)
     poses: dict[int, Pose] = {}
     world = _World(interior)
     try:
