@@ -172,6 +172,12 @@ def bag_files(result: BagResult, out: Path, categories: dict[str, int], opts: Op
         if "clcxray" in opts.encoding and "low" in view.raw and "high" in view.raw:
             enc = clcxray_encoding(view.raw["high"], view.raw["low"])
             files[f"clcxray/{name}_{v}.png"] = png_bytes(enc)
+    if result.ct:
+        from xraybag.engine.ct.scan import ct_files
+
+        for scanner in result.scene.scanners:
+            if scanner.name in result.ct:
+                files.update(ct_files(result.ct[scanner.name], scanner.ct, f"ct/{name}"))
     files[f"scenes/{name}.yaml"] = _scene_with_assets(result, out).encode()
     records = coco_records(result, categories, len(result.views))
     files[f"{STATE_DIR}/parts/{name}.json"] = json.dumps(records, sort_keys=True).encode()

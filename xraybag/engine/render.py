@@ -47,6 +47,7 @@ class BagResult:
     views: list[ViewResult]
     pack_report: object
     seconds: dict[str, float] = field(default_factory=dict)
+    ct: dict = field(default_factory=dict)  # CT scanner name -> CTResult
 
 
 def effective_energy(response) -> float:
@@ -107,11 +108,19 @@ def render_bag(loaded: LoadedScene, index: int, seed: int | None = None) -> BagR
     solids, objects = build_solids(packed, tolerance=packed.tolerance)
     times["geometry"] = time.perf_counter() - t
     views = []
+    cts = {}
     for v, scanner in enumerate(packed.scanners):
-        views.append(
-            render_view(packed, solids, scanner, loaded.library, bag_rng(seed, bag, STREAM_NOISE + v))
-        )
-    return BagResult(bag, seed, packed, objects, views, report, times)
+        rng = bag_rng(seed, bag, STREAM_NOISE + v)
+        if scanner.type == "ct":
+            from xraybag.engine.ct.scan import scan
+
+            cts[scanner.name] = scan(solids, objects, scanner, packed, loaded.library, rng,
+                                     where=f"scanners[{v}]")
+            for k, sec in cts[scanner.name].seconds.items():
+                times[f"{scanner.name}.{k}"] = sec
+            continue
+        views.append(render_view(packed, solids, scanner, loaded.library, rng))
+    return BagResult(bag, seed, packed, objects, views, report, times, cts)
 
 
 # ---------------------------------------------------------------------------------- memory check
@@ -144,6 +153,17 @@ def memory_needed(loaded: LoadedScene) -> tuple[int, str]:
     m = max(len(materials) + 1, 2)
     worst, what = 0, ""
     for k, s in enumerate(probe.scanners):
+        if s.type == "ct":
+            from xraybag.engine.ct.scan import geometry_problem, memory_estimate, outer_box
+
+            box = outer_box(probe)
+            problem = geometry_problem(s.ct, box[1] - box[0])
+            if problem:
+                raise loaded.source.error(("scanners", k, "ct", problem[0]), problem[1])
+            need, desc = memory_estimate(s, probe, m)
+            if need > worst:
+                worst, what = need, desc
+            continue
         try:
             g = view_geometry(s, probe)
         except XraybagError as e:

@@ -87,6 +87,51 @@ def _top_left(ex: float, ey: float) -> bool:
     return ey > 0.0 or (ey == 0.0 and ex < 0.0)
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def ray_hit(vertices, a, b, c, o0, o1, o2, k, sh):
+    """Watertight test of the ray from ``(o0, o1, o2)`` with permutation ``k`` and shear ``sh``
+    (see :func:`shear_setup`) against triangle ``(a, b, c)``: ``(hit, signed distance)``, the
+    distance negative for an entry (the triangle seen from outside) and positive for an exit."""
+    kx = k[0]
+    ky = k[1]
+    kz = k[2]
+    sx = sh[0]
+    sy = sh[1]
+    sz = sh[2]
+    o = (o0, o1, o2)
+    ox = o[kx]
+    oy = o[ky]
+    oz = o[kz]
+    az = vertices[a, kz] - oz
+    bz = vertices[b, kz] - oz
+    cz = vertices[c, kz] - oz
+    axs = vertices[a, kx] - ox - sx * az
+    ays = vertices[a, ky] - oy - sy * az
+    bxs = vertices[b, kx] - ox - sx * bz
+    bys = vertices[b, ky] - oy - sy * bz
+    cxs = vertices[c, kx] - ox - sx * cz
+    cys = vertices[c, ky] - oy - sy * cz
+    u = cxs * bys - cys * bxs  # edge b -> c
+    v = axs * cys - ays * cxs  # edge c -> a
+    ww = bxs * ays - bys * axs  # edge a -> b
+    det = u + v + ww
+    if det == 0.0:
+        return False, 0.0
+    s = 1.0 if det > 0.0 else -1.0
+    un, vn, wn = s * u, s * v, s * ww
+    if un < 0.0 or vn < 0.0 or wn < 0.0:
+        return False, 0.0
+    if un == 0.0 and not _top_left(s * (cxs - bxs), s * (cys - bys)):
+        return False, 0.0
+    if vn == 0.0 and not _top_left(s * (axs - cxs), s * (ays - cys)):
+        return False, 0.0
+    if wn == 0.0 and not _top_left(s * (bxs - axs), s * (bys - ays)):
+        return False, 0.0
+    t = (u * az + v * bz + ww * cz) * sz / det
+    # det < 0: the triangle is seen from inside (an exit hit) for outward meshes
+    return True, -s * t
+
+
 def shear_setup(d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-ray constants of the watertight test (Woop et al.): for directions ``d`` (..., 3),
     the axis permutation (kx, ky, kz), int8, and the shear (sx, sy, sz), float64."""
@@ -200,43 +245,15 @@ def _trace_faces(vertices, faces, slots, vrow, vcol, origin_row, origin_col, kk,
             jb = min(int(np.floor(hi + eps)), j1)
             ri = i if per_row else 0
             for j in range(ja, jb + 1):
-                kx = kk[ri, j, 0]
-                ky = kk[ri, j, 1]
-                kz = kk[ri, j, 2]
-                sx = sh[ri, j, 0]
-                sy = sh[ri, j, 1]
-                sz = sh[ri, j, 2]
-                ox = origin_row[i, kx] + origin_col[j, kx]
-                oy = origin_row[i, ky] + origin_col[j, ky]
-                oz = origin_row[i, kz] + origin_col[j, kz]
-                az = vertices[a, kz] - oz
-                bz = vertices[b, kz] - oz
-                cz = vertices[c, kz] - oz
-                axs = vertices[a, kx] - ox - sx * az
-                ays = vertices[a, ky] - oy - sy * az
-                bxs = vertices[b, kx] - ox - sx * bz
-                bys = vertices[b, ky] - oy - sy * bz
-                cxs = vertices[c, kx] - ox - sx * cz
-                cys = vertices[c, ky] - oy - sy * cz
-                u = cxs * bys - cys * bxs  # edge b -> c
-                v = axs * cys - ays * cxs  # edge c -> a
-                ww = bxs * ays - bys * axs  # edge a -> b
-                det = u + v + ww
-                if det == 0.0:
-                    continue
-                s = 1.0 if det > 0.0 else -1.0
-                un, vn, wn = s * u, s * v, s * ww
-                if un < 0.0 or vn < 0.0 or wn < 0.0:
-                    continue
-                if un == 0.0 and not _top_left(s * (cxs - bxs), s * (cys - bys)):
-                    continue
-                if vn == 0.0 and not _top_left(s * (axs - cxs), s * (ays - cys)):
-                    continue
-                if wn == 0.0 and not _top_left(s * (bxs - axs), s * (bys - ays)):
-                    continue
-                t = (u * az + v * bz + ww * cz) * sz / det
-                # det < 0: the triangle is seen from inside (an exit hit) for outward meshes
-                out[i - r0, j - c0, slot] -= s * t
+                hit, st = ray_hit(
+                    vertices, a, b, c,
+                    origin_row[i, 0] + origin_col[j, 0],
+                    origin_row[i, 1] + origin_col[j, 1],
+                    origin_row[i, 2] + origin_col[j, 2],
+                    kk[ri, j], sh[ri, j],
+                )
+                if hit:
+                    out[i - r0, j - c0, slot] += st
 
 
 def _window(vrow: np.ndarray, vcol: np.ndarray, rows: int, cols: int) -> tuple[int, int, int, int]:

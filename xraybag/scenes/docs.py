@@ -20,7 +20,7 @@ END = "<!-- fields:end -->"
 ORDER = [
     m.Scene, m.Bag, m.Wall, m.Object, m.Sheet, m.Part, m.Template, m.Shape, m.Box, m.Cylinder, m.Sphere,
     m.Ellipsoid, m.Cone, m.Mesh, m.Pose, m.Container, m.Fill, m.MaterialDef, m.Packing,
-    m.Scanner, m.Spectrum, m.Detector, m.Layer, m.Noise, m.Scatter, m.Annotation, m.Include,
+    m.Scanner, m.CT, m.CTReconstruction, m.Spectrum, m.Detector, m.Layer, m.Noise, m.Scatter, m.Annotation, m.Include,
 ]
 
 

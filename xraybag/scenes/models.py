@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from xraybag.scenes.numbers import name_or_choice, number, vector
+from xraybag.scenes.numbers import Dist, name_or_choice, number, vector
 
 Pos = number(gt=0)
 NonNeg = number(ge=0)
@@ -372,13 +372,112 @@ def _noise(v: Any) -> Any:
     return v
 
 
+class CTReconstruction(Strict):
+    """How CT volumes are reconstructed from the sinograms."""
+
+    method: Literal["fbp", "sirt", "cgls"] = Field(
+        "fbp",
+        description="fbp: fan-beam FBP (axial), FDK (circular), rebinning + FBP (helical); "
+        "sirt / cgls: iterative (ASTRA with CUDA when present, else the CPU projector)",
+    )
+    filter: Literal["ram-lak", "shepp-logan", "cosine", "hann"] = Field(
+        "shepp-logan", description="ramp filter window of the filtered back-projection"
+    )
+    iterations: number(gt=0, integer=True) = Field(50, description="sirt / cgls iterations")
+    decompose: Literal["projection", "image", "none"] = Field(
+        "projection",
+        description="dual-energy decomposition into Compton / photoelectric coefficients: of the "
+        "sinogram pair before reconstruction, of the reconstructed volumes, or none",
+    )
+    units: Literal["mu", "hu", "mhu"] = Field(
+        "mu",
+        description="values of mu_<channel>.npy: linear attenuation (1/mm), Hounsfield units, or "
+        "modified Hounsfield units (HU + 1000)",
+    )
+
+
+class CT(Strict):
+    """A CT scanner. The defaults are a checked-baggage machine: 160 kVp, 800 mm bore, curved
+    16-row detector, helical pitch 1, 720 views per rotation, 1 mm voxels."""
+
+    geometry: Literal["axial", "circular", "helical"] = Field(
+        "helical",
+        description="axial: fan beam slice by slice; circular: one cone-beam rotation; helical: "
+        "cone beam on a helix (the bag moves through the gantry)",
+    )
+    curved: bool = Field(True, description="cylindrical detector arc centred on the source (else a flat panel)")
+    mode: Literal["dual_layer", "kvp_switching", "photon_counting", "single"] = Field(
+        "dual_layer",
+        description="how the energy channels are made: the detector's two layers (low, high), "
+        "kVp switching between the `spectra`, photon-counting bins, or one integrating channel",
+    )
+    spectra: dict[str, Spectrum] | None = Field(
+        None, description="kvp_switching: one spectrum per channel, e.g. {low: {kvp: 80}, high: {kvp: 160}}"
+    )
+    sid: Pos = Field(800.0, description="source to isocentre (mm)")
+    sdd: Pos = Field(1350.0, description="source to detector (mm)")
+    bore: Pos = Field(800.0, description="gantry opening (mm); the bag must pass through it")
+    views: number(gt=0, integer=True) = Field(720, description="views per rotation")
+    cols: number(gt=0, integer=True) = Field(672, description="detector columns")
+    rows: number(gt=0, integer=True) = Field(16, description="detector rows (axial: 1 is used)")
+    col_pitch: Pos = Field(2.0, description="column pitch at the detector (mm; arc length when curved)")
+    row_pitch: Pos = Field(2.0, description="row pitch at the detector (mm)")
+    pitch: Pos = Field(
+        1.0, description="helical pitch: table feed per rotation / detector height at the isocentre"
+    )
+    slice_step: Pos | None = Field(
+        None, description="axial: table step between slices (mm); default: the voxel size"
+    )
+    voxel: Pos = Field(1.0, description="voxel edge of the reconstructed volumes (mm)")
+    volume: vector(3, gt=0) | None = Field(
+        None,
+        description="reconstructed box (mm) along the conveyor, across, up, centred on the bag; "
+        "default: the bag's outer box",
+    )
+    supersample: number(gt=0, integer=True) = Field(
+        2, description="sub-samples per voxel edge when voxelising labels (partial volume)"
+    )
+    projector: Literal["mesh", "numba", "cupy", "astra"] = Field(
+        "mesh",
+        description="forward model: mesh = exact path lengths on the meshes (CPU); numba / cupy / "
+        "astra = projection of the voxelised scene",
+    )
+    reconstruction: CTReconstruction = Field(default_factory=CTReconstruction)
+    sinograms: bool = Field(False, description="also write the sinograms (sino_<channel>.npy)")
+    dicom: bool = Field(False, description="also write the volumes as DICOM series (pydicom)")
+    previews: bool = Field(True, description="PNG previews of axial, coronal and sagittal slices")
+    mar_pair: bool = Field(
+        False, description="render each bag twice, with and without its metal objects (MAR pairs)"
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if self.sdd <= self.sid:
+            raise ValueError("sdd must be larger than sid")
+        if not isinstance(self.bore, Dist) and not isinstance(self.sid, Dist) and self.bore / 2 >= self.sid:
+            raise ValueError(f"bore {self.bore:g} mm: its radius must be smaller than sid {self.sid:g} mm")
+        if self.mode == "kvp_switching" and (not self.spectra or len(self.spectra) < 2):
+            raise ValueError(
+                "mode kvp_switching needs spectra with one entry per channel, e.g. "
+                "spectra: {low: {kvp: 80}, high: {kvp: 160}}"
+            )
+        if self.mode != "kvp_switching" and self.spectra:
+            raise ValueError(f"spectra are for mode kvp_switching (mode is {self.mode})")
+        if self.geometry == "helical" and not isinstance(self.pitch, Dist) and self.pitch > 2.0:
+            raise ValueError(
+                f"helical pitch {self.pitch:g} leaves gaps: every slice must be seen over half a "
+                "rotation, which needs pitch <= 2"
+            )
+        return self
+
+
 class Scanner(Strict):
     """A 2D scanner view. ``line_scan``: a carry-on scanner, fan beam across the conveyor, each image
     row one fan projection as the bag moves. ``radiograph``: point source and flat panel (or a
     parallel beam)."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9_-]+$", description="used in file names")
-    type: Literal["line_scan", "radiograph"]
+    type: Literal["line_scan", "radiograph", "ct"]
     spectrum: Spectrum = Field(default_factory=lambda: Spectrum(kvp=140, filtration={"Al": 2.0}))
     detector: Detector = Field(default_factory=Detector)
     noise: Annotated[Noise, BeforeValidator(_noise)] = Field(default_factory=Noise)
@@ -401,10 +500,31 @@ class Scanner(Strict):
     panel: vector(2, gt=0) = Field([700.0, 500.0], description="radiograph: panel width, height (mm)")
     parallel: bool = Field(False, description="radiograph: parallel beam instead of a point source")
 
+    # ct
+    ct: CT | None = Field(None, description="ct: the CT scanner (default: the checked-baggage machine)")
+
     @model_validator(mode="after")
     def _geometry(self):
         if self.type == "radiograph" and not self.parallel and self.sdd <= self.sod:
             raise ValueError("sdd must be larger than sod")
+        if self.type != "ct" and self.ct is not None:
+            raise ValueError("ct settings are for type ct")
+        if self.type == "ct":
+            if self.ct is None:
+                self.ct = CT()
+            if "spectrum" not in self.model_fields_set:
+                self.spectrum = Spectrum(kvp=160, filtration={"Al": 2.0, "Cu": 0.1})
+            if "detector" not in self.model_fields_set:
+                kind = {"dual_layer": "dual_sandwich", "photon_counting": "photon_counting"}
+                self.detector = Detector(type=kind.get(self.ct.mode, "integrating"))
+            want = {"dual_layer": "dual_sandwich", "photon_counting": "photon_counting"}.get(
+                self.ct.mode, "integrating"
+            )
+            if self.detector.type != want:
+                raise ValueError(
+                    f"ct mode {self.ct.mode} needs a detector of type {want} "
+                    f"(the detector is {self.detector.type})"
+                )
         return self
 
 
@@ -447,6 +567,8 @@ class Scene(Strict):
         dup = {n for n in names if names.count(n) > 1}
         if dup:
             raise ValueError(f"scanners: duplicate name {sorted(dup)[0]!r}")
+        if sum(s.type == "ct" for s in self.scanners) > 1:
+            raise ValueError("scanners: at most one scanner of type ct (its volumes go to OUT/ct/<bag>/)")
         return self
 
 

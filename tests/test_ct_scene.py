@@ -1,0 +1,147 @@
+"""CT scanners in scene files: the OUT/ct/<bag>/ products end to end, and bad geometry refused
+before any work."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from helpers import run_cli, write
+
+SCENE = """
+seed: 3
+bag:
+  size: [60, 120, 80]
+  wall: {{material: nylon, thickness: 1.5}}
+objects:
+  - name: bottle
+    label: bottle
+    shape: {{cylinder: {{radius: 25, height: 50}}}}
+    material: water
+    pose: {{position: [0, -25, 30], rotation_deg: [0, 90, 0]}}
+  - name: bar
+    label: metal_bar
+    shape: {{box: {{size: [40, 20, 20]}}}}
+    material: aluminium
+    pose: {{position: [0, 30, 20]}}
+scanners:
+  - name: ct
+    type: ct
+    noise: false
+    ct:
+      geometry: {geometry}
+      sid: 400
+      sdd: 700
+      bore: 300
+      views: 180
+      cols: {cols}
+      col_pitch: 1.8
+      rows: 8
+      row_pitch: 2.0
+      pitch: {pitch}
+      voxel: 2.0
+      sinograms: true
+      dicom: true
+      mar_pair: true
+"""
+
+
+def scene(tmp_path, geometry="helical", cols=180, pitch=1.0):
+    return write(tmp_path / "ct.yaml", SCENE.format(geometry=geometry, cols=cols, pitch=pitch))
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("ct")
+    path = scene(tmp)
+    out = tmp / "out"
+    r = run_cli("render", path, "-n", "1", "-o", out)
+    assert r.exit_code == 0, r.output
+    return out
+
+
+def test_ct_products_are_written_with_consistent_geometry(rendered):
+    d = rendered / "ct" / "000000"
+    geo = json.loads((d / "geometry.json").read_text())
+    shape = tuple(geo["grid"]["shape_zyx"])
+    for q in ("mu_low", "mu_high", "zeff", "rho_e", "compton", "photoelectric"):
+        v = np.load(d / f"{q}.npy")
+        assert v.shape == shape and v.dtype == np.float32 and np.isfinite(v).all(), q
+    labels = np.load(d / "labels.npy")
+    assert labels.shape == shape and labels.dtype == np.uint16
+    assert set(np.unique(labels)) >= {0, 1, 2}
+    # the aluminium bar attenuates more than the water bottle, in both channels
+    for ch in ("mu_low", "mu_high"):
+        v = np.load(d / f"{ch}.npy")
+        assert np.median(v[labels == 2]) > 1.5 * np.median(v[labels == 1])
+    zeff = np.load(d / "zeff.npy")
+    assert 11.0 < np.median(zeff[labels == 2]) < 15.0  # aluminium, Z = 13
+    assert 6.5 < np.median(zeff[labels == 1]) < 8.5  # water, Zeff ~ 7.4
+    sino = np.load(d / "sino_low.npy")
+    assert sino.shape == (geo["scan"]["views"], geo["scan"]["rows"], geo["scan"]["cols"])
+    for p in ("preview_mu_high.png", "preview_zeff.png", "preview_labels.png"):
+        assert (d / p).stat().st_size > 100
+    # MAR pair: the same bag without its metal object
+    nm = d / "no_metal"
+    assert json.loads((nm / "geometry.json").read_text())["removed_objects"] == [2]
+    lab2 = np.load(nm / "labels.npy")
+    assert 2 not in np.unique(lab2) and 1 in np.unique(lab2)
+    manifest = [json.loads(line) for line in (rendered / "manifest.jsonl").read_text().splitlines()]
+    assert "ct/000000/mu_high.npy" in manifest[0]["files"]
+
+
+def test_dicom_series_reads_back(rendered):
+    pydicom = pytest.importorskip("pydicom")
+    d = rendered / "ct" / "000000"
+    zeff = np.load(d / "zeff.npy")
+    files = sorted((d / "dicom" / "zeff").glob("*.dcm"))
+    assert len(files) == zeff.shape[0]
+    ds = pydicom.dcmread(files[len(files) // 2])
+    values = ds.pixel_array * float(ds.RescaleSlope) + float(ds.RescaleIntercept)
+    assert np.allclose(values, zeff[len(files) // 2], atol=0.006)
+    geo = json.loads((d / "geometry.json").read_text())
+    mu = np.load(d / "mu_high.npy")
+    ds = pydicom.dcmread(sorted((d / "dicom" / "mu_high").glob("*.dcm"))[len(files) // 2])
+    hu = ds.pixel_array * float(ds.RescaleSlope) + float(ds.RescaleIntercept)
+    mw = geo["hu_reference"]["mu_high"]
+    assert np.allclose(hu, np.clip(np.rint(1000 * (mu[len(files) // 2] - mw) / mw), -32768, 32767), atol=1)
+
+
+@pytest.mark.parametrize(
+    "geometry, cols, pitch, message",
+    [
+        ("helical", 60, 1.0, "detector too small for the bag"),
+        ("helical", 180, 2.5, "leaves gaps"),
+        ("circular", 180, 1.0, "one circular rotation sees only"),
+    ],
+)
+def test_bad_geometry_is_refused_before_any_work(tmp_path, geometry, cols, pitch, message):
+    path = scene(tmp_path, geometry=geometry, cols=cols, pitch=pitch)
+    out = tmp_path / "out"
+    r = run_cli("render", path, "-n", "1", "-o", out)
+    assert r.exit_code == 2
+    lines = r.output.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0] and "ct.yaml:" in lines[0], r.output
+    assert "scanners" in lines[0]
+    assert not out.exists()
+
+
+def test_kvp_switching_without_spectra_is_refused(tmp_path):
+    text = SCENE.format(geometry="helical", cols=180, pitch=1.0).replace(
+        "      geometry: helical", "      geometry: helical\n      mode: kvp_switching"
+    )
+    path = write(tmp_path / "ct.yaml", text)
+    r = run_cli("validate", path)
+    assert r.exit_code == 2
+    assert "needs spectra" in r.output and "ct.yaml:" in r.output
+
+
+def test_a_detector_that_does_not_match_the_mode_is_refused(tmp_path):
+    text = SCENE.format(geometry="helical", cols=180, pitch=1.0).replace(
+        "    noise: false", "    noise: false\n    detector: {type: integrating}"
+    )
+    path = write(tmp_path / "ct.yaml", text)
+    r = run_cli("validate", path)
+    assert r.exit_code == 2 and "needs a detector of type dual_sandwich" in r.output

@@ -1,0 +1,444 @@
+"""One CT scan of one packed bag: geometry checks, sinograms, decomposition, reconstruction,
+labels, and the files of ``OUT/ct/<bag>/``.
+
+Each stage is a plain function over plain data (arrays, :class:`CTGeometry`, :class:`VolumeGrid`),
+so a user can run any of them alone — e.g. reconstruct sinograms from elsewhere with
+:func:`xraybag.engine.ct.recon.reconstruct`.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import time
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from xraybag.engine.ct import geometry as G
+from xraybag.engine.ct.geometry import CTGeometry, VolumeGrid
+from xraybag.errors import XraybagError
+
+#: above this Zeff a material counts as metal (the pseudo-colour's metal class), for MAR pairs
+METAL_ZEFF = 18.0
+#: views traced and detected together (bounded by memory: views x rows x cols x materials floats)
+CHUNK_BYTES = 256 * 2**20
+
+
+# ----------------------------------------------------------------------------- set-up and checks
+
+
+def outer_box(scene) -> np.ndarray:
+    """(2, 3) bag-frame box of the bag's outer surface."""
+    from xraybag.engine.scanners import bag_outer_bounds
+
+    return bag_outer_bounds(scene)
+
+
+def isocentre(box: np.ndarray) -> np.ndarray:
+    """The bag-frame isocentre: the centre of the bag's cross-section, at the bag's middle along x."""
+    return (box[0] + box[1]) / 2.0
+
+
+def geometry_problem(ct, outer_size) -> tuple[str, str] | None:
+    """The first reason why CT settings ``ct`` cannot scan a bag of outer size (x, y, z) mm, as
+    ``(field, message)``, or None. Checked before any work starts."""
+    sx, sy, sz = (float(x) for x in outer_size)
+    reach = math.hypot(sy / 2.0, sz / 2.0)  # farthest point of the bag's cross-section from the axis
+    if reach > ct.bore / 2.0:
+        return "bore", (
+            f"the bag's cross-section ({sy:g} x {sz:g} mm) reaches {reach:.0f} mm from the axis and "
+            f"does not pass the {ct.bore:g} mm bore"
+        )
+    geom = _bare_geometry(ct, 1)
+    fov = geom.fov_radius
+    if reach > fov:
+        need = _columns_for(ct, reach)
+        return "cols", (
+            f"detector too small for the bag: {ct.cols} columns of {ct.col_pitch:g} mm cover a "
+            f"{fov:.0f} mm radius around the axis but the bag reaches {reach:.0f} mm; "
+            f"use at least {need} columns or a larger col_pitch"
+        )
+    voxel = float(ct.voxel)
+    if ct.geometry == "axial":
+        thick = ct.row_pitch * ct.sid / ct.sdd
+        step = voxel if ct.slice_step is None else float(ct.slice_step)
+        if step > thick * (1 + 1e-9):
+            return "slice_step", (
+                f"slices {step:g} mm apart with a {thick:.3g} mm thick fan (row_pitch x sid / sdd) "
+                "leave gaps between them"
+            )
+    if ct.geometry == "circular":
+        length = sx if ct.volume is None else float(ct.volume[0])
+        coll = G.collimation(geom)
+        half = coll / 2.0 * (ct.sid - reach) / ct.sid  # z half-height seen in every view at the edge
+        if length / 2.0 > half:
+            return "rows", (
+                f"detector too small for the bag: one circular rotation sees only {2 * half:.0f} mm "
+                f"of the bag's {length:g} mm length at its edge; use geometry helical or more rows"
+            )
+    return None
+
+
+def _columns_for(ct, reach: float) -> int:
+    half = math.asin(min(reach / ct.sid, 1.0))
+    per = ct.col_pitch / ct.sdd
+    if not ct.curved:
+        return int(math.ceil(2 * ct.sdd * math.tan(half) / ct.col_pitch)) + 2
+    return int(math.ceil(2 * half / per)) + 2
+
+
+def _bare_geometry(ct, views: int) -> CTGeometry:
+    rows = 1 if ct.geometry == "axial" else int(ct.rows)
+    return G.circular(ct.sid, ct.sdd, rows, int(ct.cols), ct.row_pitch, ct.col_pitch, views,
+                      curved=ct.curved)
+
+
+@dataclass
+class CTSetup:
+    geom: CTGeometry
+    grid: VolumeGrid
+    iso: np.ndarray  # bag-frame isocentre
+    response: object  # ChannelResponse with the scan's channels
+
+
+def setup(scanner, scene, library, where: str = "scanners") -> CTSetup:
+    """Scan geometry, reconstruction grid and detector response for one bag (checked first)."""
+    geom, grid, iso = plan(scanner.ct, scene, where)
+    return CTSetup(geom, grid, iso, channel_response(scanner, geom, library))
+
+
+def plan(ct, scene, where: str = "scanners") -> tuple[CTGeometry, VolumeGrid, np.ndarray]:
+    """The views, the reconstruction grid and the isocentre of a scan of this bag."""
+    box = outer_box(scene)
+    size = box[1] - box[0]
+    problem = geometry_problem(ct, size)
+    if problem:
+        raise XraybagError(problem[1], f"{where}.ct.{problem[0]}")
+    iso = isocentre(box)
+    vol = size if ct.volume is None else np.asarray(ct.volume, dtype=np.float64)
+    voxel = float(ct.voxel)
+    grid = VolumeGrid.centred((vol[1], vol[2], vol[0]), voxel, 0.0)  # CT x, y, z = bag y, z, x
+    zb = grid.bounds()[:, 2]
+    rows = 1 if ct.geometry == "axial" else int(ct.rows)
+    views = int(ct.views)
+    if ct.geometry == "axial":
+        step = voxel if ct.slice_step is None else float(ct.slice_step)
+        n = max(1, int(math.ceil((zb[1] - zb[0]) / step - 1e-9)))
+        zs = (zb[0] + zb[1]) / 2.0 + (np.arange(n) - (n - 1) / 2.0) * step
+        geom = G.axial(ct.sid, ct.sdd, int(ct.cols), ct.col_pitch, views, zs, curved=ct.curved,
+                       row_pitch=ct.row_pitch)
+    elif ct.geometry == "circular":
+        geom = G.circular(ct.sid, ct.sdd, rows, int(ct.cols), ct.row_pitch, ct.col_pitch, views,
+                          curved=ct.curved, z=(zb[0] + zb[1]) / 2.0)
+    else:
+        bare = _bare_geometry(ct, views)
+        coll = G.collimation(bare)
+        feed = float(ct.pitch) * coll
+        margin = coll / 2.0 + feed / 2.0 + voxel  # every slice is seen from both sides of the helix
+        geom = G.helical(ct.sid, ct.sdd, rows, int(ct.cols), ct.row_pitch, ct.col_pitch, views,
+                         zb[0] - margin, zb[1] + margin, feed, curved=ct.curved)
+    return geom, grid, iso
+
+
+def memory_estimate(scanner, scene, n_materials: int) -> tuple[int, str]:
+    """Peak bytes of one scan (sinograms, volumes, the traced chunk, the written files)."""
+    geom, grid, _ = plan(scanner.ct, scene)
+    n_ch = {"dual_layer": 2, "single": 1}.get(scanner.ct.mode, 0)
+    if scanner.ct.mode == "kvp_switching":
+        n_ch = len(scanner.ct.spectra)
+    elif scanner.ct.mode == "photon_counting":
+        n_ch = len(scanner.detector.thresholds)
+    sino = geom.views * geom.rows * geom.cols * 4
+    vol = grid.nbytes32
+    n_vol = n_ch + (4 if n_ch >= 2 else 0)
+    chunk = min(CHUNK_BYTES, geom.views * geom.rows * geom.cols * max(n_materials, 1) * 12)
+    need = sino * (n_ch + 2) * (2 if scanner.ct.sinograms else 1) + vol * (2 * n_vol + 4) + 3 * chunk
+    if scanner.ct.mar_pair:
+        need += vol * (n_vol + 1)
+    what = (f"CT scanner {scanner.name!r}: {geom.views} views of {geom.rows} x {geom.cols}, "
+            f"volume {grid.shape[2]} x {grid.shape[1]} x {grid.shape[0]} voxels")
+    return int(need), what
+
+
+def channel_response(scanner, geom: CTGeometry, library):
+    """The detector response per channel: the detector's own channels, or one integrating channel
+    per spectrum (kVp switching), on one energy grid."""
+    from xraybag.engine.detect import ChannelResponse
+    from xraybag.engine.detect import channel_response as response_of
+
+    area = geom.col_pitch * geom.row_pitch
+    ct = scanner.ct
+    if ct.mode != "kvp_switching":
+        return response_of(scanner, library, area, geom.sdd)
+    parts = {name: response_of(scanner.model_copy(update={"spectrum": spec}), library, area, geom.sdd)
+             for name, spec in ct.spectra.items()}
+    grids = [p.energies for p in parts.values()]
+    energies = max(grids, key=len)
+    cols_w, cols_q, photons = [], [], np.zeros(len(energies))
+    for name, p in parts.items():
+        idx = np.searchsorted(energies, p.energies)
+        if np.any(idx >= len(energies)) or not np.allclose(energies[idx], p.energies):
+            raise XraybagError(
+                f"spectrum {name!r}: its energy grid does not line up with the other spectra "
+                "(use the same energy_bin)", "scanners.ct.spectra"
+            )
+        w = np.zeros(len(energies))
+        q = np.zeros(len(energies))
+        w[idx] = p.weights[:, 0]
+        q[idx] = p.quanta[:, 0]
+        cols_w.append(w)
+        cols_q.append(q)
+        photons[idx] += p.photons
+    weights = np.stack(cols_w, axis=1)
+    return ChannelResponse(energies=energies, weights=weights, channels=list(parts),
+                           quanta=np.stack(cols_q, axis=1), open_beam=weights.sum(axis=0),
+                           photons=photons)
+
+
+def low_high(response) -> tuple[str, str] | None:
+    """The two channels used for decomposition, lower mean energy first (None if fewer than 2)."""
+    names = list(response.channels)
+    if len(names) < 2:
+        return None
+    w = response.weights
+    mean = (response.energies[:, None] * w).sum(axis=0) / w.sum(axis=0)
+    order = np.argsort(mean)
+    return names[int(order[0])], names[int(order[-1])]
+
+
+# ----------------------------------------------------------------------------- forward model
+
+
+def to_ct_solids(solids, iso: np.ndarray) -> list:
+    """The packed scene's solids with their vertices in the CT frame."""
+    return [replace(s, vertices=G.scene_to_ct(s.vertices, iso)) for s in solids]
+
+
+def sinograms(solids_ct, setup: CTSetup, scanner, library, rng, progress=None) -> dict[str, np.ndarray]:
+    """Line integrals ``-ln(I / I0)`` of every channel, float32 (views, rows, cols).
+
+    Views are traced on the meshes and detected in chunks that keep the path lengths within
+    :data:`CHUNK_BYTES`; the noise draws follow the view order, so the result does not depend on
+    the chunk size only when noise is off (the chunk size is fixed by the geometry, so a scene
+    always gives the same draws).
+    """
+    from xraybag.engine.ct.forward import trace_views
+    from xraybag.engine.detect import detect
+
+    g = setup.geom
+    materials = sorted({s.material for s in solids_ct})
+    per_view = g.rows * g.cols * max(len(materials), 1) * 4 * 3
+    chunk = max(1, min(g.views, CHUNK_BYTES // per_view))
+    resp = setup.response
+    out = {ch: np.empty(g.shape, dtype=np.float32) for ch in resp.channels}
+    for start in range(0, g.views, chunk):
+        stop = min(start + chunk, g.views)
+        mats, L = trace_views(solids_ct, g, slice(start, stop), materials)
+        if materials:
+            T = detect(L, mats, scanner, resp, library, rng, g.col_pitch)
+        else:
+            T = {ch: np.ones(L.shape[:3]) for ch in resp.channels}
+        for ch in resp.channels:
+            t = np.maximum(T[ch], 1e-6)
+            out[ch][start:stop] = -np.log(t)
+        if progress:
+            progress(stop, g.views)
+    return out
+
+
+# ----------------------------------------------------------------------------- the whole scan
+
+
+@dataclass
+class CTResult:
+    volumes: dict[str, np.ndarray]  # quantity -> (nz, ny, nx)
+    sinograms: dict[str, np.ndarray]
+    labels: np.ndarray
+    geometry: dict  # geometry.json
+    seconds: dict[str, float] = field(default_factory=dict)
+    no_metal: "CTResult | None" = None
+
+
+def scan(solids, objects, scanner, scene, library, rng, where: str = "scanners",
+         progress=None, keep_sinograms: bool | None = None) -> CTResult:
+    """Scan one packed bag with a CT scanner (and, with ``ct.mar_pair``, again without metal)."""
+    ct = scanner.ct
+    st = setup(scanner, scene, library, where)
+    result = scan_prepared(solids, st, scanner, library, rng, progress, keep_sinograms)
+    if ct.mar_pair:
+        metal = metal_objects(solids, library)
+        kept = [s for s in solids if s.object_index not in metal]
+        result.no_metal = scan_prepared(kept, st, scanner, library, rng, progress, keep_sinograms)
+        result.no_metal.geometry["removed_objects"] = sorted(int(i) for i in metal)
+    return result
+
+
+def metal_objects(solids, library) -> set[int]:
+    """Objects with a metal part: a material of the library's category ``metal``, or any material
+    whose Zeff exceeds :data:`METAL_ZEFF` (user materials without a category)."""
+    def metal(name: str) -> bool:
+        m = library.get(name)
+        return m.category == "metal" or m.zeff > METAL_ZEFF
+
+    return {s.object_index for s in solids if s.object_index > 0 and metal(s.material)}
+
+
+def scan_prepared(solids, st: CTSetup, scanner, library, rng, progress=None,
+                  keep_sinograms=None) -> CTResult:
+    """Scan bag-frame ``solids`` with a prepared set-up (see :func:`setup`): sinograms,
+    decomposition, reconstruction, derived volumes and labels."""
+    from xraybag.engine.ct import decompose as D
+    from xraybag.engine.ct.recon import reconstruct
+    from xraybag.engine.ct.voxelize import voxelize
+
+    ct = scanner.ct
+    rec = ct.reconstruction
+    times: dict[str, float] = {}
+    solids_ct = to_ct_solids(solids, st.iso)
+
+    t = time.perf_counter()
+    if ct.projector == "mesh":
+        sinos = sinograms(solids_ct, st, scanner, library, rng, progress)
+    else:
+        sinos = voxel_sinograms(solids_ct, st, scanner, library, rng)
+    times["projection"] = time.perf_counter() - t
+
+    pair = low_high(st.response)
+    to_recon = dict(sinos)
+    t = time.perf_counter()
+    decomposer = w = None
+    if pair and rec.decompose != "none":
+        lo, hi = pair
+        w = st.response.weights[:, [st.response.channels.index(lo), st.response.channels.index(hi)]]
+        decomposer = D.Decomposer(st.response.energies, w)
+        if rec.decompose == "projection":
+            ac, ap = decomposer.decompose(sinos[lo], sinos[hi])
+            to_recon["compton"] = np.asarray(ac, dtype=np.float32)
+            to_recon["photoelectric"] = np.asarray(ap, dtype=np.float32)
+    times["decomposition"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    vols = reconstruct(to_recon, st.geom, st.grid, method=rec.method, filter=rec.filter,
+                       iterations=int(rec.iterations))
+    times["reconstruction"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    volumes: dict[str, np.ndarray] = {}
+    if pair and rec.decompose == "image":
+        lo, hi = pair
+        ac, ap = D.decompose_images(vols[lo], vols[hi], st.response.energies, w)
+        vols["compton"], vols["photoelectric"] = ac, ap
+    if "compton" in vols:
+        zeff, rho = decomposer.zeff_rho_e(vols["compton"], vols["photoelectric"])
+        volumes["zeff"] = np.asarray(zeff, dtype=np.float32)
+        volumes["rho_e"] = np.asarray(rho, dtype=np.float32)
+        volumes["compton"] = vols.pop("compton")
+        volumes["photoelectric"] = vols.pop("photoelectric")
+    mu_water = water_mu(st.response, library)
+    single = len(st.response.channels) == 1
+    for ch in st.response.channels:
+        v = vols[ch]
+        if rec.units == "hu":
+            v = hounsfield(v, mu_water[ch])
+        elif rec.units == "mhu":
+            v = hounsfield(v, mu_water[ch]) + 1000.0
+        volumes["mu" if single else f"mu_{ch}"] = np.asarray(v, dtype=np.float32)
+    times["decomposition"] += time.perf_counter() - t
+
+    t = time.perf_counter()
+    vox = voxelize(solids_ct, st.grid, supersample=int(ct.supersample))
+    times["labels"] = time.perf_counter() - t
+
+    keep = ct.sinograms if keep_sinograms is None else keep_sinograms
+    geometry = {
+        "grid": st.grid.to_json(),
+        "scan": st.geom.to_json(),
+        "isocentre_bag_mm": [float(x) for x in st.iso],
+        "channels": list(st.response.channels),
+        "decomposition_channels": list(pair) if pair else None,
+        "effective_kev": {ch: round(float(e), 3) for ch, e in effective_kev(st.response).items()},
+        "units": units(rec.units, list(volumes)),
+        "reconstruction": rec.model_dump(),
+        "projector": ct.projector,
+        "materials": sorted({s.material for s in solids}),
+        "hu_reference": {("mu" if single else f"mu_{ch}"): mu_water[ch] for ch in st.response.channels}
+        if rec.units == "mu" else {},
+    }
+    return CTResult(volumes, sinos if keep else {}, vox.labels, geometry, times)
+
+
+def voxel_sinograms(solids_ct, st: CTSetup, scanner, library, rng) -> dict[str, np.ndarray]:
+    """The forward model on the voxelised scene (numba / cupy / ASTRA projectors)."""
+    from xraybag.engine.ct.project import project_materials
+    from xraybag.engine.ct.voxelize import voxelize
+    from xraybag.engine.detect import detect
+
+    vox = voxelize(solids_ct, st.grid, supersample=int(scanner.ct.supersample))
+    mats, L = project_materials(vox, st.geom, backend=scanner.ct.projector)
+    T = detect(L, mats, scanner, st.response, library, rng, st.geom.col_pitch)
+    return {ch: (-np.log(np.maximum(T[ch], 1e-6))).astype(np.float32) for ch in st.response.channels}
+
+
+def effective_kev(response) -> dict[str, float]:
+    w = response.weights
+    return {ch: float((response.energies * w[:, c]).sum() / w[:, c].sum())
+            for c, ch in enumerate(response.channels)}
+
+
+def water_mu(response, library) -> dict[str, float]:
+    """mu of water (1/mm) at each channel's effective energy (the HU reference)."""
+    water = library.get("water")
+    return {ch: float(water.mu(np.array([e]))[0]) for ch, e in effective_kev(response).items()}
+
+
+def hounsfield(mu: np.ndarray, mu_water: float) -> np.ndarray:
+    return 1000.0 * (np.asarray(mu, dtype=np.float32) - mu_water) / mu_water
+
+
+def units(kind: str, quantities: list[str]) -> dict[str, str]:
+    mu_unit = {"mu": "1/mm", "hu": "HU", "mhu": "modified HU (HU + 1000)"}[kind]
+    out = {}
+    for q in quantities:
+        if q.startswith("mu"):
+            out[q] = mu_unit
+        elif q in ("compton", "photoelectric"):
+            out[q] = "1/mm (basis coefficients)"
+        elif q == "zeff":
+            out[q] = "effective atomic number"
+        elif q == "rho_e":
+            out[q] = "electron density relative to water"
+    out["labels"] = "object index (0 = nothing)"
+    return out
+
+
+# ----------------------------------------------------------------------------- files
+
+
+def npy_bytes(a: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, np.ascontiguousarray(a), allow_pickle=False)
+    return buf.getvalue()
+
+
+def ct_files(result: CTResult, ct, prefix: str) -> dict[str, bytes]:
+    """The files of one scan under ``prefix`` (e.g. ``ct/000003``), as relative path -> bytes."""
+    files: dict[str, bytes] = {}
+    for q, v in result.volumes.items():
+        files[f"{prefix}/{q}.npy"] = npy_bytes(v)
+    files[f"{prefix}/labels.npy"] = npy_bytes(result.labels.astype(np.uint16))
+    for ch, s in result.sinograms.items():
+        files[f"{prefix}/sino_{ch}.npy"] = npy_bytes(s)
+    files[f"{prefix}/geometry.json"] = json.dumps(result.geometry, indent=1, sort_keys=True).encode()
+    if ct.previews:
+        from xraybag.engine.ct.products import previews
+
+        files.update({f"{prefix}/{k}": v for k, v in previews(result.volumes, result.labels).items()})
+    if ct.dicom:
+        from xraybag.engine.ct.products import dicom_series
+
+        files.update({f"{prefix}/{k}": v for k, v in dicom_series(result.volumes, result.geometry).items()})
+    if result.no_metal is not None:
+        files.update(ct_files(result.no_metal, ct, f"{prefix}/no_metal"))
+    return files
