@@ -154,13 +154,14 @@ def memory_needed(loaded: LoadedScene) -> tuple[int, str]:
     worst, what = 0, ""
     for k, s in enumerate(probe.scanners):
         if s.type == "ct":
-            from xraybag.engine.ct.scan import geometry_problem, memory_estimate, outer_box
+            from xraybag.engine.ct.scan import geometry_problem, outer_box
+            from xraybag.engine.ct.scan import memory_estimate as ct_memory
 
             box = outer_box(probe)
             problem = geometry_problem(s.ct, box[1] - box[0])
             if problem:
                 raise loaded.source.error(("scanners", k, "ct", problem[0]), problem[1])
-            need, desc = memory_estimate(s, probe, m)
+            need, desc = ct_memory(s, probe, m)
             if need > worst:
                 worst, what = need, desc
             continue

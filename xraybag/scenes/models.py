@@ -513,7 +513,9 @@ class Scanner(Strict):
             if self.ct is None:
                 self.ct = CT()
             if "spectrum" not in self.model_fields_set:
-                self.spectrum = Spectrum(kvp=160, filtration={"Al": 2.0, "Cu": 0.1})
+                # 2 keV bins: a CT scan has hundreds of millions of rays, and the spectral sum
+                # is its largest cost after tracing
+                self.spectrum = Spectrum(kvp=160, filtration={"Al": 2.0, "Cu": 0.1}, energy_bin=2.0)
             if "detector" not in self.model_fields_set:
                 kind = {"dual_layer": "dual_sandwich", "photon_counting": "photon_counting"}
                 self.detector = Detector(type=kind.get(self.ct.mode, "integrating"))

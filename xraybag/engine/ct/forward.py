@@ -50,6 +50,25 @@ def _shear_one(d0, d1, d2, k, sh):
     sh[2] = 1.0 / dz
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _crossing(dp, dq, ap, bp, hp, aq, bq, hq, cj, sj, dj):
+    """Detector height (mm, before scaling to rows) where edge p -> q meets a column plane: the
+    vertex p itself when it lies on the plane, the strict crossing otherwise; NaN if none."""
+    if dp == 0.0:
+        pa, pb, ph = ap, bp, hp
+    elif dq == 0.0 or (dp > 0.0) == (dq > 0.0):
+        return np.nan  # no strict crossing (an on-plane q is kept as its own vertex)
+    else:
+        t = dp / (dp - dq)
+        pa = ap + t * (aq - ap)
+        pb = bp + t * (bq - bp)
+        ph = hp + t * (hq - hp)
+    depth = cj * pa + sj * pb
+    if depth <= 0.0:
+        return np.nan
+    return ph * dj / depth
+
+
 @numba.njit(parallel=True, cache=True)
 def _trace_views(vertices, faces, slots, src, cvec, evec, u, v, sdd, curved, col_pitch, row_pitch,
                  col_offset, n_slots, out):
@@ -110,32 +129,41 @@ def _trace_views(vertices, faces, slots, src, cvec, evec, u, v, sdd, curved, col
             if j0 > j1:
                 continue
             slot = slots[f]
-            tri = (a, b, c)
+            a0, b0, h0 = va[a], vb[a], vh[a]
+            a1, b1, h1 = va[b], vb[b], vh[b]
+            a2, b2, h2 = va[c], vb[c], vh[c]
+            t0 = 1e-9 * (abs(a0) + abs(b0) + 1.0)
+            t1 = 1e-9 * (abs(a1) + abs(b1) + 1.0)
+            t2 = 1e-9 * (abs(a2) + abs(b2) + 1.0)
             for j in range(j0, j1 + 1):
-                # the plane of column j: normal n = -sin g c + cos g e_u through the source
+                # the plane of column j: normal n = -sin g c + cos g e_u through the source;
+                # signed distances of the vertices to it (|d| <= tol counts as on the plane)
+                cj, sj, dj_ = cg[j], sg[j], dj[j]
+                d0 = -sj * a0 + cj * b0
+                d1 = -sj * a1 + cj * b1
+                d2 = -sj * a2 + cj * b2
+                if abs(d0) <= t0:
+                    d0 = 0.0
+                if abs(d1) <= t1:
+                    d1 = 0.0
+                if abs(d2) <= t2:
+                    d2 = 0.0
                 rlo = np.inf
                 rhi = -np.inf
-                for e in range(3):
-                    p = tri[e]
-                    q = tri[(e + 1) % 3]
-                    dp = -sg[j] * va[p] + cg[j] * vb[p]
-                    dq = -sg[j] * va[q] + cg[j] * vb[q]
-                    tol = 1e-9 * (abs(va[p]) + abs(vb[p]) + 1.0)
-                    if abs(dp) <= tol:  # the vertex lies on the plane (to rounding): keep it
-                        pa, pb, ph = va[p], vb[p], vh[p]
-                    elif (dp > 0.0) == (dq > 0.0) or abs(dq) <= 1e-9 * (abs(va[q]) + abs(vb[q]) + 1.0):
-                        continue  # no strict crossing (an on-plane q is kept as its own vertex)
-                    else:
-                        t = dp / (dp - dq)
-                        pa = va[p] + t * (va[q] - va[p])
-                        pb = vb[p] + t * (vb[q] - vb[p])
-                        ph = vh[p] + t * (vh[q] - vh[p])
-                    depth = cg[j] * pa + sg[j] * pb
-                    if depth <= 0.0:
-                        continue
-                    r = ph * dj[j] / depth / row_pitch + crow
+                r = _crossing(d0, d1, a0, b0, h0, a1, b1, h1, cj, sj, dj_)
+                if r == r:
                     rlo = min(rlo, r)
                     rhi = max(rhi, r)
+                r = _crossing(d1, d2, a1, b1, h1, a2, b2, h2, cj, sj, dj_)
+                if r == r:
+                    rlo = min(rlo, r)
+                    rhi = max(rhi, r)
+                r = _crossing(d2, d0, a2, b2, h2, a0, b0, h0, cj, sj, dj_)
+                if r == r:
+                    rlo = min(rlo, r)
+                    rhi = max(rhi, r)
+                rlo = rlo / row_pitch + crow
+                rhi = rhi / row_pitch + crow
                 if rlo > rhi:
                     continue
                 i0 = max(int(math.ceil(rlo - _EPS)), 0)
@@ -148,7 +176,8 @@ def _trace_views(vertices, faces, slots, src, cvec, evec, u, v, sdd, curved, col
             for j in range(cols):
                 for m in range(n_slots):
                     x = acc[i, j, m]
-                    out[k, i, j, m] = x if x > 1e-9 else 0.0
+                    if x > 1e-9:  # out is zero already
+                        out[k, i, j, m] = x
 
 
 def trace_views(solids, geom: CTGeometry, views=None, materials: list[str] | None = None):

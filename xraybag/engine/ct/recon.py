@@ -753,9 +753,12 @@ def _filter_axis(p: np.ndarray, resp: np.ndarray, axis: int) -> np.ndarray:
 
 
 def _default_projector(geom, grid):
-    from .project import Projector  # lazily: optional, heavier module
+    """ASTRA's CUDA projector when a GPU is there, else a GPU cupy one, else the numba one."""
+    from .project import Projector, available_backends  # lazily: optional, heavier module
 
-    return Projector(geom, grid)
+    have = available_backends()
+    backend = next((b for b in ("astra", "cupy") if b in have), "numba")
+    return Projector(geom, grid, backend)
 
 
 def sirt(sino: np.ndarray, projector, iterations: int = 50, x0: np.ndarray | None = None,
