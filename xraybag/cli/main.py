@@ -145,7 +145,7 @@ def _register() -> None:
     a click command of the same name)."""
     import importlib
 
-    for name in ("materials", "catalog", "pack"):
+    for name in ("materials", "catalog", "pack", "learn"):
         try:
             module = importlib.import_module(f"xraybag.cli.{name}")
         except ModuleNotFoundError as e:

@@ -1,0 +1,297 @@
+"""``xraybag learn``: list, train, evaluate and run learner plugins; run synthesizers."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import click
+
+from xraybag.cli.common import user_errors
+from xraybag.errors import XraybagError
+
+RUN_FILE = "learn.json"
+
+opt_option = click.option(
+    "--opt", "opts", multiple=True, metavar="KEY=VALUE",
+    help="A learner option (repeatable); see 'xraybag learn list'.",
+)
+device_option = click.option(
+    "--device", default="auto", show_default=True,
+    help="auto (CUDA when available, else CPU), cpu, cuda or cuda:N.",
+)
+input_option = click.option(
+    "--input", "input_", default=None, type=click.Choice(["rgb", "raw", "clcxray"]),
+    help="Image encoding: rgb pseudo-colour, raw low/high channels, or the CLCXray encoding "
+    "[train: rgb; eval/predict: as recorded at training].",
+)
+
+
+def _splits(text: str) -> tuple[float, float, float]:
+    try:
+        parts = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise XraybagError(f"--splits takes three comma-separated fractions, got {text!r}") from None
+    if len(parts) != 3:
+        raise XraybagError(f"--splits takes three comma-separated fractions, got {text!r}")
+    return parts  # type: ignore[return-value]
+
+
+splits_option = click.option(
+    "--splits", default=None, help="train,val,test fractions of the bags [0.8,0.1,0.1, or as at training]."
+)
+split_seed_option = click.option(
+    "--split-seed", default=None, type=int, help="Seed of the split by bag [0, or as at training]."
+)
+
+
+def _learner(name: str, kind: str, opts: dict):
+    from xraybag.learners.base import load
+
+    cls = load(name)
+    if cls.kind != kind:
+        cmd = "train/eval/predict" if cls.kind == "model" else "synthesize"
+        raise XraybagError(f"learner {name!r} is a {cls.kind}; use 'xraybag learn {cmd}'")
+    return cls(**opts)
+
+
+def _run_record(weights: Path) -> dict:
+    """What ``learn train`` recorded beside the weights (empty if nothing)."""
+    path = Path(weights).parent / RUN_FILE
+    if not path.is_file():
+        return {}
+    try:
+        rec = json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return {}
+    return rec if isinstance(rec, dict) else {}
+
+
+def _write_json(path: Path, data) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=1))
+    os.replace(tmp, path)
+
+
+def _setup(name, weights, data, split, input_, splits, split_seed, opts):
+    """Learner, dataset and run record for eval/predict (options as at training unless given)."""
+    from xraybag.learners.base import parse_opts
+    from xraybag.learners.data import DetectionDataset
+
+    weights = Path(weights)
+    if not weights.exists():
+        raise XraybagError("weights file does not exist", str(weights))
+    rec = _run_record(weights)
+    if rec.get("learner") not in (None, name):
+        raise XraybagError(f"these weights were trained by learner {rec['learner']!r}, not {name!r}", str(weights))
+    merged = dict(rec.get("opts", {})) | parse_opts(opts)
+    learner = _learner(name, "model", merged)
+    input_ = input_ or rec.get("input", "rgb")
+    _check_input(learner, input_)
+    ds = DetectionDataset(
+        data, split=split, input=input_,
+        splits=_splits(splits) if splits else tuple(rec.get("splits", (0.8, 0.1, 0.1))),
+        seed=split_seed if split_seed is not None else int(rec.get("split_seed", 0)),
+    )
+    if len(ds) == 0:
+        raise XraybagError(f"split {split!r} has no images (use --split or --splits)", str(data))
+    return learner, ds, weights
+
+
+def _check_input(learner, input_: str) -> None:
+    if input_ not in learner.inputs:
+        raise XraybagError(f"learner {learner.name!r} takes input {', '.join(learner.inputs)}, not {input_!r}")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def learn() -> None:
+    """Learners: train, evaluate and run detectors; synthesize datasets (plugins in the
+    'xraybag.learners' entry-point group)."""
+
+
+@learn.command("list")
+@user_errors
+def list_learners() -> None:
+    """List the installed learners with their options."""
+    from xraybag.learners.base import available, load
+
+    eps = available()
+    if not eps:
+        click.echo("no learners installed")
+        return
+    for name, ep in eps.items():
+        try:
+            cls = load(name)
+        except XraybagError as e:
+            click.echo(f"{name}  (unavailable: {e.message})")
+            continue
+        click.echo(f"{name}  [{cls.kind}]  {cls.description}".rstrip())
+        for key, (typ, default, help_) in cls.options().items():
+            tname = getattr(typ, "__name__", str(typ))
+            click.echo(f"    {key} ({tname}, default {default!r}): {help_}")
+
+
+@learn.command()
+@click.argument("name")
+@click.option("--data", required=True, type=click.Path(), help="Dataset folder (xraybag render output).")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Run folder (weights, checkpoint, log).")
+@input_option
+@device_option
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
+@splits_option
+@split_seed_option
+@opt_option
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@user_errors
+def train(name, data, out, input_, device, resume, splits, split_seed, opts, quiet):
+    """Train model NAME on the train split of --data; the weights go into --out."""
+    from xraybag.learners.base import parse_opts, resolve_device
+    from xraybag.learners.data import DetectionDataset
+
+    out = Path(out)
+    parsed = parse_opts(opts)
+    rec = _run_record(out / RUN_FILE) if resume else {}
+    if resume and rec:
+        if rec.get("learner") not in (None, name):
+            raise XraybagError(f"this run was trained by learner {rec['learner']!r}, not {name!r}", str(out))
+        parsed = dict(rec.get("opts", {})) | parsed
+        input_ = input_ or rec.get("input")
+        splits = splits or ",".join(str(s) for s in rec.get("splits", ())) or None
+        split_seed = split_seed if split_seed is not None else rec.get("split_seed")
+    learner = _learner(name, "model", parsed)
+    input_ = input_ or "rgb"
+    _check_input(learner, input_)
+    fr = _splits(splits) if splits else (0.8, 0.1, 0.1)
+    seed = int(split_seed) if split_seed is not None else 0
+    dev = resolve_device(device)
+    train_ds = DetectionDataset(data, split="train", input=input_, splits=fr, seed=seed)
+    if len(train_ds) == 0:
+        raise XraybagError("the train split has no images", str(data))
+    val_ds = DetectionDataset(data, split="val", input=input_, splits=fr, seed=seed)
+    out.mkdir(parents=True, exist_ok=True)
+    record = {
+        "learner": name,
+        "opts": {k: v for k, v in parsed.items()},
+        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in learner.config.items()},
+        "input": input_,
+        "data": str(Path(data).resolve()),
+        "splits": list(fr),
+        "split_seed": seed,
+        "device": dev,
+    }
+    _write_json(out / RUN_FILE, record)
+    weights = learner.train(
+        train_ds, out, val=val_ds if len(val_ds) else None, device=dev, resume=resume, progress=not quiet
+    )
+    _write_json(out / RUN_FILE, record | {"weights": str(Path(weights).name)})
+    click.echo(str(weights))
+
+
+@learn.command("eval")
+@click.argument("name")
+@click.option("--weights", required=True, type=click.Path(), help="Weights file written by 'learn train'.")
+@click.option("--data", required=True, type=click.Path(), help="Dataset folder.")
+@click.option("--split", default="test", show_default=True, type=click.Choice(["train", "val", "test", "all"]))
+@click.option("--out", default=None, type=click.Path(dir_okay=False),
+              help="Metrics JSON [WEIGHTS_DIR/eval_SPLIT/metrics.json]; results.json goes beside it.")
+@input_option
+@device_option
+@splits_option
+@split_seed_option
+@opt_option
+@user_errors
+def evaluate(name, weights, data, split, out, input_, device, splits, split_seed, opts):
+    """Predict on a split of --data with model NAME and score with COCO metrics (pycocotools)."""
+    from xraybag.learners.base import resolve_device
+    from xraybag.learners.metrics import coco_metrics, load_results
+
+    learner, ds, weights = _setup(name, weights, data, split, input_, splits, split_seed, opts)
+    results = load_results(learner.predict(weights, ds, device=resolve_device(device)))
+    metrics_path = Path(out) if out else weights.parent / f"eval_{split}" / "metrics.json"
+    results_path = metrics_path.parent / "results.json"
+    _write_json(results_path, results)
+    metrics = coco_metrics(ds.coco_subset(), results_path)
+    metrics = {"learner": name, "weights": str(weights), "data": str(data), "split": split, "input": ds.input} | metrics
+    _write_json(metrics_path, metrics)
+    click.echo(json.dumps(metrics, indent=1))
+
+
+@learn.command()
+@click.argument("name")
+@click.option("--weights", required=True, type=click.Path(), help="Weights file written by 'learn train'.")
+@click.option("--data", required=True, type=click.Path(), help="Dataset folder.")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder.")
+@click.option("--split", default="all", show_default=True, type=click.Choice(["train", "val", "test", "all"]))
+@click.option("--score-thr", default=0.3, show_default=True, type=float, help="Draw detections scoring at least this.")
+@input_option
+@device_option
+@splits_option
+@split_seed_option
+@opt_option
+@user_errors
+def predict(name, weights, data, out, split, score_thr, input_, device, splits, split_seed, opts):
+    """Run model NAME on --data: OUT/results.json (COCO results, every score) and OUT/images/
+    (the pseudo-colour images with the detections scoring >= --score-thr drawn)."""
+    from xraybag.learners.base import resolve_device
+    from xraybag.learners.metrics import load_results
+
+    learner, ds, weights = _setup(name, weights, data, split, input_, splits, split_seed, opts)
+    results = load_results(learner.predict(weights, ds, device=resolve_device(device)))
+    out = Path(out)
+    _write_json(out / "results.json", results)
+    n = draw_results(ds, results, out / "images", score_thr)
+    click.echo(f"{len(results)} detections on {len(ds)} images ({n} drawn at score >= {score_thr}) in {out}")
+
+
+def draw_results(ds, results: list[dict], out: Path, score_thr: float) -> int:
+    """Draw ``results`` on the pseudo-colour images of ``ds`` into ``out``; return boxes drawn."""
+    from PIL import Image, ImageDraw
+
+    out.mkdir(parents=True, exist_ok=True)
+    names = {c["id"]: str(c.get("name", c["id"])) for c in ds.categories}
+    by_image: dict[int, list[dict]] = {}
+    for r in results:
+        if r["score"] >= score_thr:
+            by_image.setdefault(r["image_id"], []).append(r)
+    palette = [(255, 0, 0), (0, 160, 255), (255, 200, 0), (0, 200, 0), (255, 0, 255), (0, 255, 255), (255, 128, 0)]
+    drawn = 0
+    for im in ds.images:
+        with Image.open(ds.root / im["file_name"]) as src:
+            img = src.convert("RGB")
+        draw = ImageDraw.Draw(img)
+        for r in sorted(by_image.get(im["id"], []), key=lambda r: r["score"]):
+            x, y, w, h = r["bbox"]
+            colour = palette[r["category_id"] % len(palette)]
+            draw.rectangle([x, y, x + w, y + h], outline=colour, width=2)
+            label = f"{names.get(r['category_id'], r['category_id'])} {r['score']:.2f}"
+            tx, ty = x, max(0.0, y - 12)
+            bb = draw.textbbox((tx, ty), label)
+            draw.rectangle(bb, fill=colour)
+            draw.text((tx, ty), label, fill=(0, 0, 0))
+            drawn += 1
+        tmp = out / f".{Path(im['file_name']).name}.tmp"
+        img.save(tmp, format="PNG")
+        os.replace(tmp, out / Path(im["file_name"]).name)
+    return drawn
+
+
+@learn.command()
+@click.argument("name")
+@click.option("--data", required=True, type=click.Path(), help="Input dataset folder.")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Output dataset folder.")
+@opt_option
+@user_errors
+def synthesize(name, data, out, opts):
+    """Run synthesizer NAME on dataset --data, writing a dataset in the same layout to --out."""
+    from xraybag.learners.base import parse_opts
+    from xraybag.learners.data import DetectionDataset
+
+    learner = _learner(name, "synthesizer", parse_opts(opts))
+    DetectionDataset(data, split="all")  # check the input first
+    if Path(out).resolve() == Path(data).resolve():
+        raise XraybagError("--out must differ from --data", str(out))
+    result = learner.synthesize(Path(data), Path(out))
+    written = DetectionDataset(result or out, split="all")  # and what the synthesizer wrote
+    click.echo(f"{len(written)} images, {len(written.coco['annotations'])} annotations in {written.root}")

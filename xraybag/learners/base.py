@@ -1,0 +1,201 @@
+"""The learner plugin API: base classes, options, devices and the entry-point registry.
+
+A learner is a class registered under the entry-point group ``xraybag.learners``::
+
+    [project.entry-points."xraybag.learners"]
+    mean_box = "xraybag_example_learner:MeanBoxModel"
+
+Two kinds exist. A :class:`Synthesizer` reads a dataset and writes another one in the same layout
+(see ``docs/learners.md``). A :class:`Model` trains on a :class:`~xraybag.learners.data.DetectionDataset`,
+writes a weights file and predicts COCO result dicts. This module does not import torch.
+"""
+
+from __future__ import annotations
+
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from xraybag.errors import XraybagError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from xraybag.learners.data import DetectionDataset
+
+GROUP = "xraybag.learners"
+KINDS = ("model", "synthesizer")
+INPUTS = ("rgb", "raw", "clcxray")
+
+_TRUE = {"1", "true", "yes", "on", "y", "t"}
+_FALSE = {"0", "false", "no", "off", "n", "f"}
+
+
+def convert_option(name: str, typ: type, value: Any) -> Any:
+    """``value`` (possibly a string from the command line) as an option of type ``typ``."""
+    if value is None:
+        return None
+    try:
+        if typ is bool:
+            if isinstance(value, bool):
+                return value
+            if isinstance(value, (int, float)) and value in (0, 1):
+                return bool(value)
+            s = str(value).strip().lower()
+            if s in _TRUE:
+                return True
+            if s in _FALSE:
+                return False
+            raise ValueError(value)
+        if typ is int:
+            if isinstance(value, bool):
+                raise ValueError(value)
+            if isinstance(value, float):
+                if not value.is_integer():
+                    raise ValueError(value)
+                return int(value)
+            return int(str(value).strip())
+        if typ is float:
+            if isinstance(value, bool):
+                raise ValueError(value)
+            return float(value)
+        if typ in (tuple, list):
+            if isinstance(value, str):
+                return typ(v.strip() for v in value.split(",") if v.strip())
+            return typ(value)
+        if typ is Path:
+            return Path(value)
+        if typ is str:
+            return str(value)
+        return typ(value)
+    except (TypeError, ValueError):
+        tname = getattr(typ, "__name__", str(typ))
+        raise XraybagError(f"option {name!r} must be {tname}, got {value!r}") from None
+
+
+def parse_opts(pairs: tuple[str, ...] | list[str]) -> dict[str, str]:
+    """``["lr=0.01", "epochs=2"]`` -> ``{"lr": "0.01", "epochs": "2"}`` (values stay strings; the
+    learner's constructor converts them to the declared types)."""
+    out: dict[str, str] = {}
+    for p in pairs:
+        key, sep, value = p.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or not key:
+            raise XraybagError(f"--opt takes key=value, got {p!r}")
+        out[key] = value.strip()
+    return out
+
+
+def resolve_device(device: str = "auto") -> str:
+    """``"auto"`` -> ``"cuda"`` when torch sees a GPU, else ``"cpu"``; an explicit CUDA device
+    without CUDA is an error. Other strings (``"cpu"``, ``"cuda:1"``, ``"mps"``) pass through."""
+    device = (device or "auto").strip().lower()
+    try:
+        import torch
+    except ModuleNotFoundError:
+        torch = None
+    if device == "auto":
+        return "cuda" if torch is not None and torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and (torch is None or not torch.cuda.is_available()):
+        raise XraybagError(f"device {device!r} asked for, but no CUDA device is available (use --device cpu or auto)")
+    return device
+
+
+class Learner:
+    """Base of every learner. Subclasses set ``name``, ``kind`` and ``description`` and declare
+    their options by overriding :meth:`options`; the constructor takes those options as keyword
+    arguments (strings are converted to the declared type) and stores them in ``self.config``
+    (and as attributes of the same name when that does not clash with the class)."""
+
+    name: ClassVar[str] = ""
+    kind: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    #: the image encodings this learner accepts (a model trained on one must be run on the same)
+    inputs: ClassVar[tuple[str, ...]] = INPUTS
+
+    @classmethod
+    def options(cls) -> dict[str, tuple[type, Any, str]]:
+        """The options, as ``{name: (type, default, help)}``."""
+        return {}
+
+    def __init__(self, **opts: Any):
+        spec = self.options()
+        unknown = sorted(set(opts) - set(spec))
+        if unknown:
+            known = ", ".join(sorted(spec)) or "none"
+            raise XraybagError(
+                f"unknown option{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} for learner "
+                f"{self.name or type(self).__name__!r} (its options: {known})"
+            )
+        self.config: dict[str, Any] = {}
+        for key, (typ, default, _help) in spec.items():
+            value = convert_option(key, typ, opts[key]) if key in opts else default
+            self.config[key] = value
+            if not hasattr(type(self), key):
+                setattr(self, key, value)
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.config.items())
+        return f"{type(self).__name__}({args})"
+
+
+class Synthesizer(Learner):
+    """Dataset in, dataset out (same layout: ``annotations.json``, ``images/``, ``raw/`` ...)."""
+
+    kind: ClassVar[str] = "synthesizer"
+
+    def synthesize(self, data: Path, out: Path, **kw: Any) -> Path:
+        """Read the dataset at ``data``, write the new dataset at ``out``; return ``out``."""
+        raise NotImplementedError
+
+
+class Model(Learner):
+    """A detector: :meth:`train` writes a weights file, :meth:`predict` returns COCO results."""
+
+    kind: ClassVar[str] = "model"
+
+    def train(
+        self,
+        train: "DetectionDataset",
+        out: Path,
+        val: "DetectionDataset | None" = None,
+        device: str = "auto",
+        resume: bool = False,
+        progress: bool = True,
+    ) -> Path:
+        """Train on ``train`` writing into the folder ``out``; return the weights file."""
+        raise NotImplementedError
+
+    def predict(self, weights: Path, data: "DetectionDataset", device: str = "auto") -> list[dict]:
+        """COCO result dicts for every image of ``data``: ``image_id``, ``category_id`` (the
+        dataset's COCO category ids), ``bbox`` ``[x, y, w, h]`` in pixels, ``score``."""
+        raise NotImplementedError
+
+
+def available() -> dict[str, metadata.EntryPoint]:
+    """Every registered learner, name -> entry point (first one wins for a repeated name)."""
+    found: dict[str, metadata.EntryPoint] = {}
+    for ep in metadata.entry_points(group=GROUP):
+        found.setdefault(ep.name, ep)
+    return dict(sorted(found.items()))
+
+
+def load(name: str) -> type[Learner]:
+    """The learner class registered as ``name``."""
+    eps = available()
+    if name not in eps:
+        names = ", ".join(eps) or "none installed"
+        raise XraybagError(f"unknown learner {name!r} (available: {names})")
+    ep = eps[name]
+    try:
+        obj = ep.load()
+    except ModuleNotFoundError as e:
+        hint = " (install the 'learn' extra: pip install 'xraybag[learn]')" if e.name in ("torch", "torchvision") else ""
+        raise XraybagError(f"learner {name!r} ({ep.value}) failed to import: {e}{hint}") from None
+    except Exception as e:  # a broken plugin must not give a traceback
+        raise XraybagError(f"learner {name!r} ({ep.value}) failed to import: {type(e).__name__}: {e}") from None
+    if not (isinstance(obj, type) and issubclass(obj, Learner)):
+        raise XraybagError(f"learner {name!r} ({ep.value}) is not a subclass of xraybag.learners.Learner")
+    if obj.kind not in KINDS:
+        raise XraybagError(f"learner {name!r} ({ep.value}) has kind {obj.kind!r}; expected one of {', '.join(KINDS)}")
+    if not obj.name:
+        obj.name = name
+    return obj

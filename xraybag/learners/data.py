@@ -1,0 +1,370 @@
+"""Reading an xraybag dataset (COCO ``annotations.json`` plus images, raw channels and encodings)
+for detectors: validation on open, train/val/test splits by bag, and image encodings.
+
+Torch-free (numpy, PIL, tifffile); :func:`torch_collate` imports torch only when called.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from xraybag.errors import XraybagError
+
+SPLITS = ("train", "val", "test", "all")
+INPUTS = ("rgb", "raw", "clcxray")
+DIFFICULTIES = ("easy", "hard", "hidden")
+#: how far (pixels) a box may reach past the image border before it counts as outside
+BORDER_TOLERANCE = 1e-3
+
+
+@dataclass
+class Sample:
+    """One image and its objects.
+
+    ``image``: float32 ``H x W x C`` in [0, 1] (rgb: 3 channels; raw: 2 channels ``low, high`` =
+    raw / 65535; clcxray: the 3-channel CLCXray encoding / 255). ``boxes``: ``(N, 4)`` float32
+    ``x1, y1, x2, y2`` in pixels; ``labels``: ``(N,)`` int64 contiguous class indices
+    ``0..K-1`` (see :attr:`DetectionDataset.label_to_category_id`). Crowd annotations are left out.
+    """
+
+    image: np.ndarray
+    boxes: np.ndarray
+    labels: np.ndarray
+    difficulty: list[str]
+    image_id: int
+    file: str
+    ann_ids: list[int] = field(default_factory=list)
+    segmentation: list[Any] = field(default_factory=list)
+
+    @property
+    def height(self) -> int:
+        return int(self.image.shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.image.shape[1])
+
+    def masks(self) -> np.ndarray:
+        """``(N, H, W)`` bool instance masks decoded from the COCO segmentations."""
+        from pycocotools import mask as mask_utils
+
+        h, w = self.height, self.width
+        out = np.zeros((len(self.segmentation), h, w), dtype=bool)
+        for i, seg in enumerate(self.segmentation):
+            if not seg:
+                continue
+            if isinstance(seg, list):  # polygons
+                rles = mask_utils.frPyObjects(seg, h, w)
+                rle = mask_utils.merge(rles)
+            elif isinstance(seg.get("counts"), list):  # uncompressed RLE
+                rle = mask_utils.frPyObjects(seg, h, w)
+            else:
+                rle = dict(seg)
+                if isinstance(rle["counts"], str):
+                    rle["counts"] = rle["counts"].encode()
+            out[i] = mask_utils.decode(rle).astype(bool)
+        return out
+
+
+def split_counts(n: int, fractions: Sequence[float]) -> list[int]:
+    """``n`` items shared out by ``fractions`` (largest remainder); every split with a positive
+    fraction gets at least one item when there are enough items."""
+    total = float(sum(fractions))
+    exact = [n * f / total for f in fractions]
+    counts = [math.floor(e) for e in exact]
+    order = sorted(range(len(exact)), key=lambda i: (-(exact[i] - counts[i]), i))
+    for i in order[: n - sum(counts)]:
+        counts[i] += 1
+    for i, f in enumerate(fractions):
+        if f > 0 and counts[i] == 0:
+            donor = max(range(len(counts)), key=lambda j: counts[j])
+            if counts[donor] > 1:
+                counts[donor] -= 1
+                counts[i] += 1
+    return counts
+
+
+def split_bags(bags: Sequence[int], splits: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0) -> dict[str, list[int]]:
+    """The bags of each split (``train``, ``val``, ``test``): a seeded permutation of the sorted
+    bag ids cut by :func:`split_counts`. Depends only on the set of bags, the fractions and the seed."""
+    unique = sorted(set(int(b) for b in bags))
+    perm = np.random.default_rng(seed).permutation(len(unique))
+    counts = split_counts(len(unique), splits)
+    out, start = {}, 0
+    for name, c in zip(("train", "val", "test"), counts):
+        out[name] = sorted(unique[i] for i in perm[start : start + c])
+        start += c
+    return out
+
+
+def _read_rgb(path: Path) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(path) as im:
+        arr = np.asarray(im.convert("RGB"))
+    return arr.astype(np.float32) / 255.0
+
+
+def _read_tiff(path: Path) -> np.ndarray:
+    import tifffile
+
+    arr = tifffile.imread(path)
+    if arr.ndim == 3 and arr.shape[-1] == 1:
+        arr = arr[..., 0]
+    return arr
+
+
+class DetectionDataset:
+    """The images of one split of the dataset at ``root``.
+
+    ``split``: ``train``, ``val``, ``test`` or ``all``; splits are by bag (every view of a bag is in
+    the same split), cut by ``splits`` fractions from a permutation seeded by ``seed``.
+    ``input``: ``rgb`` (the pseudo-colour PNG), ``raw`` (channels ``low, high``) or ``clcxray``.
+
+    The whole ``annotations.json`` is checked on open; any problem raises
+    :class:`~xraybag.errors.XraybagError` naming the file and the record.
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        split: str = "train",
+        input: str = "rgb",
+        splits: Sequence[float] = (0.8, 0.1, 0.1),
+        seed: int = 0,
+    ):
+        self.root = Path(root)
+        if split not in SPLITS:
+            raise XraybagError(f"unknown split {split!r} (one of {', '.join(SPLITS)})")
+        if input not in INPUTS:
+            raise XraybagError(f"unknown input {input!r} (one of {', '.join(INPUTS)})")
+        splits = tuple(float(s) for s in splits)
+        if len(splits) != 3 or any(s < 0 or not math.isfinite(s) for s in splits) or sum(splits) <= 0:
+            raise XraybagError(f"splits must be three non-negative fractions (train, val, test), got {splits}")
+        self.split = split
+        self.input = input
+        self.splits = splits
+        self.seed = int(seed)
+        self.ann_file = self.root / "annotations.json"
+        self.coco = self._read()
+        self._validate()
+
+        cats = sorted(self.coco["categories"], key=lambda c: c["id"])
+        self.categories: list[dict] = cats
+        self.label_to_category_id: list[int] = [int(c["id"]) for c in cats]
+        self.category_id_to_label: dict[int, int] = {cid: i for i, cid in enumerate(self.label_to_category_id)}
+        self.class_names: list[str] = [str(c.get("name", c["id"])) for c in cats]
+
+        images = self.coco["images"]
+        self.bag_splits = split_bags([self._bag(im) for im in images], splits, seed)
+        if split == "all":
+            keep = None
+        else:
+            keep = set(self.bag_splits[split])
+        self.images: list[dict] = [im for im in images if keep is None or self._bag(im) in keep]
+        ids = {im["id"] for im in self.images}
+        self._anns: dict[int, list[dict]] = {i: [] for i in ids}
+        for a in self.coco["annotations"]:
+            if a["image_id"] in ids:
+                self._anns[a["image_id"]].append(a)
+
+    # -- reading and checking -------------------------------------------------------------
+
+    def _read(self) -> dict:
+        where = str(self.ann_file)
+        if not self.root.is_dir():
+            raise XraybagError("dataset folder does not exist", str(self.root))
+        if not self.ann_file.is_file():
+            raise XraybagError("no annotations.json (not an xraybag dataset folder?)", where)
+        try:
+            coco = json.loads(self.ann_file.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise XraybagError(f"not valid JSON: {e}", where) from None
+        if not isinstance(coco, dict):
+            raise XraybagError("not a COCO dict", where)
+        for key in ("images", "annotations", "categories"):
+            if not isinstance(coco.get(key), list):
+                raise XraybagError(f"missing or not a list: {key!r}", where)
+        return coco
+
+    @staticmethod
+    def _bag(im: dict) -> int:
+        bag = im.get("bag")
+        return int(bag) if isinstance(bag, (int, float)) and not isinstance(bag, bool) else int(im["id"])
+
+    def _validate(self) -> None:
+        af = str(self.ann_file)
+        coco = self.coco
+        cat_ids: set[int] = set()
+        for i, c in enumerate(coco["categories"]):
+            where = f"{af}: categories[{i}]"
+            if not isinstance(c, dict) or not isinstance(c.get("id"), int) or isinstance(c.get("id"), bool):
+                raise XraybagError("category without an integer id", where)
+            if c["id"] in cat_ids:
+                raise XraybagError(f"duplicate category id {c['id']}", f"{where} (id {c['id']})")
+            cat_ids.add(c["id"])
+
+        sizes: dict[int, tuple[int, int]] = {}
+        for i, im in enumerate(coco["images"]):
+            where = f"{af}: images[{i}]"
+            if not isinstance(im, dict) or not isinstance(im.get("id"), int) or isinstance(im.get("id"), bool):
+                raise XraybagError("image without an integer id", where)
+            where = f"{where} (id {im['id']})"
+            if im["id"] in sizes:
+                raise XraybagError(f"duplicate image id {im['id']}", where)
+            w, h = im.get("width"), im.get("height")
+            if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in (w, h)):
+                raise XraybagError(f"width and height must be positive integers, got {w!r} x {h!r}", where)
+            sizes[im["id"]] = (w, h)
+            fn = im.get("file_name")
+            if not isinstance(fn, str) or not fn:
+                raise XraybagError("no file_name", where)
+            if not (self.root / fn).is_file():
+                raise XraybagError(f"image file {fn} is missing", where)
+            if self.input == "raw" or (self.input == "clcxray" and not self._clcxray_path(im).is_file()):
+                raw = im.get("raw")
+                if not isinstance(raw, dict) or not {"low", "high"} <= set(raw):
+                    raise XraybagError(f"input {self.input!r} needs raw 'low' and 'high' channels; the image record has {sorted(raw) if isinstance(raw, dict) else 'none'}", where)
+                for ch in ("low", "high"):
+                    if not (self.root / raw[ch]).is_file():
+                        raise XraybagError(f"raw file {raw[ch]} ({ch}) is missing", where)
+
+        ann_ids: set[int] = set()
+        for i, a in enumerate(coco["annotations"]):
+            where = f"{af}: annotations[{i}]"
+            if not isinstance(a, dict) or not isinstance(a.get("id"), int) or isinstance(a.get("id"), bool):
+                raise XraybagError("annotation without an integer id", where)
+            where = f"{where} (id {a['id']})"
+            if a["id"] in ann_ids:
+                raise XraybagError(f"duplicate annotation id {a['id']}", where)
+            ann_ids.add(a["id"])
+            if a.get("image_id") not in sizes:
+                raise XraybagError(f"unknown image_id {a.get('image_id')!r}", where)
+            if a.get("category_id") not in cat_ids:
+                known = ", ".join(str(c) for c in sorted(cat_ids))
+                raise XraybagError(f"unknown category_id {a.get('category_id')!r} (categories: {known})", where)
+            bbox = a.get("bbox")
+            if (
+                not isinstance(bbox, list)
+                or len(bbox) != 4
+                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in bbox)
+            ):
+                raise XraybagError(f"bbox must be 4 finite numbers [x, y, w, h], got {bbox!r}", where)
+            x, y, bw, bh = bbox
+            if bw <= 0 or bh <= 0:
+                raise XraybagError(f"bbox {bbox} has non-positive size", where)
+            w, h = sizes[a["image_id"]]
+            t = BORDER_TOLERANCE
+            if x < -t or y < -t or x + bw > w + t or y + bh > h + t:
+                raise XraybagError(f"bbox {bbox} lies outside image {a['image_id']} ({w} x {h})", where)
+            d = a.get("difficulty")
+            if d is not None and d not in DIFFICULTIES:
+                raise XraybagError(f"difficulty must be one of {', '.join(DIFFICULTIES)}, got {d!r}", where)
+
+    def _clcxray_path(self, im: dict) -> Path:
+        return self.root / "clcxray" / Path(im["file_name"]).name
+
+    # -- access --------------------------------------------------------------------------------
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.categories)
+
+    @property
+    def num_channels(self) -> int:
+        return 2 if self.input == "raw" else 3
+
+    @property
+    def bags(self) -> list[int]:
+        return sorted({self._bag(im) for im in self.images})
+
+    @property
+    def image_ids(self) -> list[int]:
+        return [int(im["id"]) for im in self.images]
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __iter__(self):
+        for i in range(len(self)):
+            yield self[i]
+
+    def annotations(self, image_id: int) -> list[dict]:
+        """The COCO annotations of one image of this split (crowd ones included)."""
+        return self._anns[image_id]
+
+    def load_image(self, im: dict) -> np.ndarray:
+        """The image of the COCO image record ``im`` in this dataset's input encoding."""
+        if self.input == "rgb":
+            img = _read_rgb(self.root / im["file_name"])
+        elif self.input == "raw":
+            low = _read_tiff(self.root / im["raw"]["low"])
+            high = _read_tiff(self.root / im["raw"]["high"])
+            img = np.stack([low, high], axis=-1).astype(np.float32) / 65535.0
+        else:
+            path = self._clcxray_path(im)
+            if path.is_file():
+                img = _read_rgb(path)
+            else:
+                from xraybag.engine.colour import clcxray_encoding
+
+                low = _read_tiff(self.root / im["raw"]["low"])
+                high = _read_tiff(self.root / im["raw"]["high"])
+                img = clcxray_encoding(high, low).astype(np.float32) / 255.0
+        if img.shape[:2] != (im["height"], im["width"]):
+            raise XraybagError(
+                f"{self.input} image is {img.shape[1]} x {img.shape[0]} but the record says {im['width']} x {im['height']}",
+                f"{self.ann_file}: image id {im['id']} ({im['file_name']})",
+            )
+        return np.ascontiguousarray(img, dtype=np.float32)
+
+    def __getitem__(self, index: int) -> Sample:
+        im = self.images[index]
+        anns = [a for a in self._anns[im["id"]] if not a.get("iscrowd", 0)]
+        boxes = np.array([a["bbox"] for a in anns], dtype=np.float32).reshape(-1, 4)
+        boxes[:, 2:] += boxes[:, :2]
+        labels = np.array([self.category_id_to_label[a["category_id"]] for a in anns], dtype=np.int64)
+        return Sample(
+            image=self.load_image(im),
+            boxes=boxes,
+            labels=labels,
+            difficulty=[str(a.get("difficulty", "easy")) for a in anns],
+            image_id=int(im["id"]),
+            file=im["file_name"],
+            ann_ids=[int(a["id"]) for a in anns],
+            segmentation=[a.get("segmentation") for a in anns],
+        )
+
+    def coco_subset(self) -> dict:
+        """The COCO dict of this split only (for pycocotools)."""
+        ids = {im["id"] for im in self.images}
+        out = {k: v for k, v in self.coco.items() if k not in ("images", "annotations", "categories")}
+        out["images"] = [dict(im) for im in self.images]
+        out["annotations"] = [dict(a) for a in self.coco["annotations"] if a["image_id"] in ids]
+        out["categories"] = [dict(c) for c in self.categories]
+        return out
+
+    def __repr__(self) -> str:
+        return (
+            f"DetectionDataset({str(self.root)!r}, split={self.split!r}, input={self.input!r}: "
+            f"{len(self)} images, {len(self.bags)} bags, {self.num_classes} classes)"
+        )
+
+
+def torch_collate(batch: list[Sample]):
+    """Collate :class:`Sample` s for a torch ``DataLoader``: returns ``(images, targets)`` with
+    ``images`` a list of float32 ``C x H x W`` tensors and ``targets`` a list of dicts with
+    ``boxes`` (float32 xyxy), ``labels`` (int64), ``image_id`` (int)."""
+    import torch
+
+    images, targets = [], []
+    for s in batch:
+        images.append(torch.from_numpy(np.ascontiguousarray(s.image.transpose(2, 0, 1))))
+        targets.append({"boxes": torch.from_numpy(s.boxes), "labels": torch.from_numpy(s.labels), "image_id": s.image_id})
+    return images, targets

@@ -1,0 +1,248 @@
+"""The built-in detection learners: ``atss`` and ``la_atss`` (ATSS with the label-aware mechanism).
+
+Both share one code path: :class:`~xraybag.learners.atss.ATSS` trained by
+:func:`~xraybag.learners.training.fit`; ``la_atss`` sets the model's ``la`` hook to
+:class:`~xraybag.learners.label_aware.LabelAware` (LAcls, LAreg or both, with the ablation
+coefficients a, b, c). LAreg needs the discretised distance regression the paper describes (FCOS
+distances, 16 bins of one stride up to 16 strides), so with ``la_reg`` the regression branch is
+``box_coder=distance, reg_bins=15`` (16 logits per side); the same branch is available to plain
+``atss`` through its options, for like-for-like comparisons.
+
+Presets: ``paper`` (ResNet-50, FPN 256, 800/1333 px, SGD lr 0.01, momentum 0.9, weight decay 1e-4,
+12 epochs, steps at 8 and 11) and ``cpu_small`` (ResNet-18, FPN 64, 320/512 px; for CPUs). Weights
+are never downloaded: ``backbone_weights`` takes a local torchvision ResNet state dict.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from xraybag.errors import XraybagError
+from xraybag.learners.base import Model
+from xraybag.learners.data import DetectionDataset, torch_collate
+
+_PRESETS = ("paper", "cpu_small")
+
+
+def _common_options() -> dict:
+    return {
+        "preset": (str, "paper", "paper (ResNet-50, 800/1333 px, 12 epochs) or cpu_small"),
+        "epochs": (int, None, "training epochs (default: the preset's)"),
+        "lr": (float, None, "SGD learning rate (default 0.01)"),
+        "batch_size": (int, None, "images per iteration (default 2)"),
+        "backbone": (str, None, "resnet18 | resnet34 | resnet50"),
+        "backbone_weights": (Path, None, "local torchvision ResNet state dict (never downloaded)"),
+        "min_size": (int, None, "shorter image side after resizing"),
+        "max_size": (int, None, "longer image side limit after resizing"),
+        "warmup_iters": (int, None, "linear warm-up iterations"),
+        "quality": (str, None, "centerness | gfl (quality branch)"),
+        "box_coder": (str, None, "delta (ATSS) | distance (FCOS distances)"),
+        "reg_bins": (int, None, "with box_coder=distance: discretise distances into reg_bins+1 values"),
+        "score_thresh": (float, None, "minimum score of a detection"),
+        "workers": (int, 0, "data-loading worker processes"),
+        "seed": (int, 0, "seed of initialisation and shuffling"),
+    }
+
+
+class ATSSModel(Model):
+    """ATSS (Zhang et al. 2020) in PyTorch/torchvision."""
+
+    name = "atss"
+    description = "ATSS detector (ResNet + FPN, adaptive training sample selection), PyTorch"
+
+    @classmethod
+    def options(cls):
+        return _common_options()
+
+    # ------------------------------------------------------------------ configuration
+
+    def atss_config(self, num_classes: int, in_channels: int):
+        from xraybag.learners.atss import ATSSConfig
+
+        if self.preset not in _PRESETS:
+            raise XraybagError(f"option 'preset' must be one of {', '.join(_PRESETS)}, got {self.preset!r}")
+        over = {k: self.config[k] for k in ("epochs", "lr", "batch_size", "backbone", "min_size",
+                                             "max_size", "warmup_iters", "quality", "box_coder",
+                                             "reg_bins", "score_thresh")
+                if self.config.get(k) is not None}
+        if self.config.get("backbone_weights") is not None:
+            path = Path(self.config["backbone_weights"])
+            if not path.is_file():
+                raise XraybagError(f"backbone_weights: no such file {str(path)!r}")
+            over["backbone_weights"] = str(path)
+        if "epochs" in over:  # the 1x schedule's steps (8 and 11 of 12), scaled to the epochs
+            e = int(over["epochs"])
+            over["lr_steps"] = tuple(sorted({max(1, round(e * 8 / 12)), max(1, round(e * 11 / 12))}))
+        over.update(self._la_overrides())
+        if over.get("reg_bins") and "box_coder" not in over:
+            over["box_coder"] = "distance"
+        base = getattr(ATSSConfig, self.preset)
+        try:
+            return base(num_classes=num_classes, in_channels=in_channels, **over)
+        except ValueError as e:
+            raise XraybagError(str(e)) from None
+
+    def _la_overrides(self) -> dict:
+        return {}
+
+    def build(self, cfg):
+        from xraybag.learners.atss import ATSS
+
+        return ATSS(cfg)
+
+    # ------------------------------------------------------------------ train / predict
+
+    def train(self, train: DetectionDataset, out: Path, val: DetectionDataset | None = None,
+              device: str = "auto", resume: bool = False, progress: bool = True) -> Path:
+        import torch
+
+        from xraybag.learners.atss import make_optimizer
+        from xraybag.learners.training import TrainConfig, fit
+
+        if len(train) == 0:
+            raise XraybagError("the training split has no images")
+        cfg = self.atss_config(train.num_classes, train.num_channels)
+        torch.manual_seed(int(self.seed))
+        model = self.build(cfg)
+        gen = torch.Generator().manual_seed(int(self.seed))
+        loader = torch.utils.data.DataLoader(train, batch_size=cfg.batch_size, shuffle=True,
+                                             collate_fn=torch_collate, num_workers=int(self.workers),
+                                             generator=gen, drop_last=False)
+        tc = TrainConfig(epochs=cfg.epochs, lr=cfg.lr, momentum=cfg.momentum,
+                         weight_decay=cfg.weight_decay, warmup_iters=cfg.warmup_iters,
+                         warmup_ratio=cfg.warmup_ratio, lr_steps=tuple(cfg.lr_steps),
+                         gamma=cfg.lr_gamma, seed=int(self.seed))
+        extra = {"atss": asdict(cfg), "learner": self.name, "options": _jsonable(self.config),
+                 "class_names": list(train.class_names),
+                 "label_to_category_id": [int(c) for c in train.label_to_category_id],
+                 "input": train.input}
+        return fit(model, loader, out, tc, device=device, resume=resume, progress=progress,
+                   optimizer_factory=lambda m, _c: make_optimizer(m, cfg), extra=extra)
+
+    def load(self, weights: Path, device: str = "cpu"):
+        """The trained model (eval mode) and the extra data stored with it."""
+        import torch
+
+        from xraybag.learners.atss import ATSSConfig
+
+        weights = Path(weights)
+        if not weights.is_file():
+            raise XraybagError(f"no such weights file {str(weights)!r}")
+        try:
+            state = torch.load(weights, map_location=device, weights_only=False)
+            extra = state["extra"]
+            cfg = ATSSConfig(**extra["atss"])
+        except (KeyError, TypeError, RuntimeError, EOFError) as e:
+            raise XraybagError(f"{weights}: not an ATSS weights file ({e})") from None
+        model = self.build(cfg)
+        model.load_state_dict(state["model"])
+        model.to(device).eval()
+        return model, extra
+
+    def predict(self, weights: Path, data: DetectionDataset, device: str = "auto",
+                batch_size: int = 2) -> list[dict]:
+        import torch
+
+        from xraybag.learners.base import resolve_device
+
+        dev = resolve_device(device)
+        model, extra = self.load(weights, dev)
+        names = extra.get("class_names")
+        if names is not None and list(names) != list(data.class_names):
+            raise XraybagError(
+                f"the dataset's categories {list(data.class_names)} differ from the model's {names}"
+            )
+        out: list[dict] = []
+        with torch.no_grad():
+            for start in range(0, len(data), batch_size):
+                samples = [data[i] for i in range(start, min(start + batch_size, len(data)))]
+                images, _ = torch_collate(samples)
+                dets = model([im.to(dev) for im in images])
+                for s, d in zip(samples, dets):
+                    boxes = d["boxes"].detach().cpu().numpy().astype(np.float64)
+                    for b, sc, lab in zip(boxes, d["scores"].detach().cpu().numpy(),
+                                          d["labels"].detach().cpu().numpy()):
+                        out.append({
+                            "image_id": int(s.image_id),
+                            "category_id": int(data.label_to_category_id[int(lab)]),
+                            "bbox": [round(float(b[0]), 2), round(float(b[1]), 2),
+                                     round(float(b[2] - b[0]), 2), round(float(b[3] - b[1]), 2)],
+                            "score": round(float(sc), 5),
+                        })
+        return out
+
+
+class LAATSSModel(ATSSModel):
+    """ATSS with the label-aware mechanism (LAcls and/or LAreg) of the CLCXray paper."""
+
+    name = "la_atss"
+    description = "ATSS + label-aware mechanism (LAcls / LAreg feature re-weighting from label gradients)"
+
+    @classmethod
+    def options(cls):
+        opts = _common_options()
+        opts.update({
+            "la_cls": (bool, True, "LAcls: re-weight classification features (Eq. 5)"),
+            "la_reg": (bool, False, "LAreg: re-weight regression features on 16 distance bins (Eq. 6)"),
+            "a": (float, 1.0, "LAcls coefficient of x (Eq. 7)"),
+            "b": (float, 1.0, "LAcls coefficient of w1 x, the assigned class (Eq. 7)"),
+            "c": (float, 1.0, "LAcls coefficient of w2 x, the misleading class (Eq. 7)"),
+        })
+        return opts
+
+    def _la_overrides(self) -> dict:
+        if not (self.la_cls or self.la_reg):
+            raise XraybagError("la_atss needs la_cls or la_reg (plain ATSS is the 'atss' learner)")
+        over = {"la_cls": bool(self.la_cls), "la_reg": bool(self.la_reg), "la_a": float(self.a),
+                "la_b": float(self.b), "la_c": float(self.c)}
+        if self.la_reg:
+            over.update(box_coder="distance", reg_bins=15)
+        return over
+
+    def build(self, cfg):
+        from xraybag.learners.atss import ATSS
+
+        model = ATSS(cfg)
+        if cfg.la_cls or cfg.la_reg:
+            model.la = LAHook(cfg)
+        return model
+
+
+def _lahook_class():
+    import torch.nn as nn
+
+    from xraybag.learners.label_aware import LabelAware
+
+    class _LAHook(nn.Module):
+        """Adapts :class:`LabelAware` to the ATSS head's hook: ``cls(feat, conv, class_targets)``
+        and ``reg(feat, conv, distance_targets)`` (distances in strides, -1 at background)."""
+
+        def __init__(self, cfg):
+            super().__init__()
+            bins = cfg.reg_bins + 1 if cfg.la_reg else 16
+            self.la = LabelAware(cfg.num_classes, use_cls=cfg.la_cls, use_reg=cfg.la_reg,
+                                 a=cfg.la_a, b=cfg.la_b, c=cfg.la_c, bins=bins, max_dist=bins)
+
+        def cls(self, feat, conv, labels):
+            return self.la.cls(feat, conv, labels)
+
+        def reg(self, feat, conv, targets):
+            if targets is None:
+                return self.la.reg(feat, conv, None)
+            import torch
+
+            labels = torch.where(targets[:, 0] >= 0, 0, -1)  # foreground / background
+            return self.la.reg(feat, conv, labels, targets=targets.clamp(min=0.0))
+
+    return _LAHook
+
+
+def LAHook(cfg):  # noqa: N802 - a factory that builds the torch module lazily
+    return _lahook_class()(cfg)
+
+
+def _jsonable(config: dict) -> dict:
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in config.items()}
