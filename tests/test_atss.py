@@ -184,7 +184,8 @@ def _targets():
 
 
 @pytest.mark.parametrize("kw", [{}, {"quality": "gfl"}, {"box_coder": "distance", "reg_bins": 16},
-                                {"in_channels": 2}])
+                                {"in_channels": 2}, {"backbone": "regnet_x_400mf"},
+                                {"backbone": "regnet_y_400mf", "in_channels": 2}])
 def test_train_forward_backward(kw):
     torch.manual_seed(0)
     cfg = _tiny(**kw)
@@ -288,6 +289,12 @@ def test_local_backbone_weights(tmp_path):
     m2 = ATSS(_tiny(backbone_norm="frozen_bn", backbone_weights=str(path), in_channels=2))
     w = ref.conv1.weight.mean(1, keepdim=True) * 1.5        # RGB mean, rescaled for 2 channels
     assert torch.allclose(m2.backbone.stem[0].weight, w.repeat(1, 2, 1, 1))
+    reg = torchvision.models.regnet_x_400mf(weights=None)
+    torch.save(reg.state_dict(), tmp_path / "rx.pth")
+    m3 = ATSS(_tiny(backbone="regnet_x_400mf", backbone_norm="frozen_bn",
+                    backbone_weights=str(tmp_path / "rx.pth")))
+    assert m3.backbone.out_channels == [64, 160, 400]   # RegNetX-400MF's C3-C5 widths
+    assert torch.equal(m3.backbone.stem[0].weight, reg.stem[0].weight)
     bad = tmp_path / "bad.pth"
     torch.save({"conv1.weight": ref.conv1.weight}, bad)
     with pytest.raises(ValueError, match="bad.pth"):

@@ -92,3 +92,38 @@ def test_bad_options_one_line(data, tmp_path):
     r = run_cli("learn", "train", "atss", "--data", data, "--out", tmp_path / "z",
                 "--opt", "backbone_weights=/nonexistent.pt", "-q")
     assert r.exit_code == 2 and "backbone_weights" in r.output
+
+
+def test_atss_resumed_run_ends_at_the_uninterrupted_weights(data, tmp_path):
+    """Shuffling and flips depend on (seed, epoch) only, so stopping after one epoch and resuming
+    gives the weights of the straight run."""
+    from xraybag.learners.data import DetectionDataset
+    from xraybag.learners.detectors import ATSSModel
+
+    ds = DetectionDataset(data, "train")
+    opts = dict(preset="cpu_small", min_size=96, max_size=128, warmup_iters=3, flip="hv",
+                val_every=0, seed=3)
+    straight = ATSSModel(epochs=2, **opts).train(ds, tmp_path / "a", progress=False)
+    ATSSModel(epochs=1, **opts).train(ds, tmp_path / "b", progress=False)
+    resumed = ATSSModel(epochs=2, **opts).train(ds, tmp_path / "b", resume=True, progress=False)
+    a = torch.load(straight, weights_only=False)["model"]
+    b = torch.load(resumed, weights_only=False)["model"]
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.allclose(a[k], b[k], atol=1e-6), k
+    other = ATSSModel(epochs=2, **(opts | {"seed": 4})).train(ds, tmp_path / "c", progress=False)
+    c = torch.load(other, weights_only=False)["model"]
+    assert any(not torch.allclose(a[k], c[k]) for k in a)
+
+
+def test_atss_logs_validation_scores_each_epoch(data, tmp_path):
+    from xraybag.learners.data import DetectionDataset
+    from xraybag.learners.detectors import ATSSModel
+    from xraybag.learners.training import read_log
+
+    train, val = DetectionDataset(data, "train"), DetectionDataset(data, "val")
+    ATSSModel(preset="cpu_small", min_size=96, max_size=128, epochs=2, warmup_iters=3,
+              val_every=1).train(train, tmp_path / "v", val=val, progress=False)
+    evals = [r for r in read_log(tmp_path / "v") if "eval" in r]
+    assert [r["epoch"] for r in evals] == [1, 2]
+    assert all(0.0 <= r["eval"]["val_mAP50"] <= 1.0 for r in evals)

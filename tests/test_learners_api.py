@@ -230,3 +230,22 @@ def test_fit_rejects_non_finite_loss(tmp_path):
     Net, loader = _toy_setup(torch)
     with pytest.raises(XraybagError, match="loss is (nan|inf)"):
         fit(Net(), loader, tmp_path / "r", config={"epochs": 50, "lr": 100.0, "warmup_iters": 0}, device="cpu", progress=False)
+
+
+def test_epoch_shuffle_is_a_function_of_seed_and_epoch():
+    from xraybag.learners.training import EpochShuffle, _set_epoch
+
+    s = EpochShuffle(10, seed=4)
+    first = list(s)
+    assert sorted(first) == list(range(10)) and first != list(range(10))
+    s.set_epoch(1)
+    second = list(s)
+    assert second != first
+    t = EpochShuffle(10, seed=4)
+
+    class Loader:
+        sampler = t
+
+    _set_epoch(Loader, 1)  # what fit() does at the start of each epoch
+    assert list(t) == second
+    assert list(EpochShuffle(5, shuffle=False)) == [0, 1, 2, 3, 4]

@@ -226,3 +226,47 @@ def test_torch_collate(data):
     assert images[0].shape == (2, H, W) and images[0].dtype == torch.float32
     assert torch.equal(targets[1]["boxes"], torch.from_numpy(ds[1].boxes))
     assert targets[0]["labels"].dtype == torch.int64
+
+
+def test_flip_moves_image_boxes_and_masks_together(data):
+    from xraybag.learners.data import flip_sample
+
+    ds = DetectionDataset(data, split="all")
+    s = ds[0]
+    for h, v in ((True, False), (False, True), (True, True)):
+        f = flip_sample(s, horizontal=h, vertical=v)
+        img = s.image[:, ::-1] if h else s.image
+        img = img[::-1] if v else img
+        assert np.array_equal(f.image, img)
+        masks = f.masks()
+        for k, box in enumerate(f.boxes):
+            # the box of a bright rectangle is the bounding box of its flipped mask
+            ys, xs = np.nonzero(masks[k])
+            assert box.tolist() == [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]
+            x1, y1, x2, y2 = s.boxes[k]
+            assert box[0] == (W - x2 if h else x1) and box[3] == (H - y1 if v else y2)
+        assert f.labels.tolist() == s.labels.tolist()
+    assert flip_sample(s) is s
+
+
+def test_random_flip_depends_on_seed_epoch_and_index_only(data):
+    from xraybag.learners.data import RandomFlip
+
+    ds = DetectionDataset(data, split="all")
+
+    def flips(aug):
+        return [(not np.array_equal(aug[i].image, ds[i].image)) for i in range(len(ds))]
+
+    a, b = RandomFlip(ds, "hv", seed=3), RandomFlip(ds, "hv", seed=3)
+    b.set_epoch(5)
+    b.set_epoch(0)
+    assert flips(a) == flips(b)
+    runs = []
+    for e in range(4):
+        a.set_epoch(e)
+        runs.append(flips(a))
+    assert len({tuple(r) for r in runs}) > 1  # a new draw every epoch
+    assert 0 < sum(map(sum, runs)) < len(ds) * 4
+    assert not any(flips(RandomFlip(ds, "none")))
+    with pytest.raises(XraybagError, match="flip"):
+        RandomFlip(ds, "diagonal")

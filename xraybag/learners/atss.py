@@ -92,7 +92,7 @@ class ATSSConfig:
 
     num_classes: int = 80
     in_channels: int = 3                 # 3 for RGB / CLCXray encoding; 2 for raw low/high
-    backbone: str = "resnet50"           # resnet18 | resnet34 | resnet50
+    backbone: str = "resnet50"           # resnet18 | resnet34 | resnet50 | regnet_x_400mf ...
     backbone_norm: str = "bn"            # bn | frozen_bn | gn
     backbone_weights: str | None = None  # local state-dict file; never downloaded
     fpn_channels: int = 256
@@ -124,6 +124,7 @@ class ATSSConfig:
     pre_nms_topk: int = 1000
     max_detections: int = 100
     # schedule
+    optimizer: str = "sgd"               # sgd (the paper's) | adamw
     lr: float = 0.01
     momentum: float = 0.9
     weight_decay: float = 1e-4
@@ -142,12 +143,15 @@ class ATSSConfig:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self):
-        if self.backbone not in ("resnet18", "resnet34", "resnet50"):
-            raise ValueError(f"ATSSConfig.backbone: unknown backbone {self.backbone!r}")
+        if self.backbone not in BACKBONES:
+            raise ValueError(f"ATSSConfig.backbone: unknown backbone {self.backbone!r} "
+                             f"(one of {', '.join(BACKBONES)})")
         if self.backbone_norm not in ("bn", "frozen_bn", "gn"):
             raise ValueError(f"ATSSConfig.backbone_norm: unknown {self.backbone_norm!r}")
         if self.quality not in ("centerness", "gfl"):
             raise ValueError(f"ATSSConfig.quality: unknown {self.quality!r}")
+        if self.optimizer not in ("sgd", "adamw"):
+            raise ValueError(f"ATSSConfig.optimizer: unknown {self.optimizer!r} (sgd or adamw)")
         if self.box_coder not in ("delta", "distance"):
             raise ValueError(f"ATSSConfig.box_coder: unknown {self.box_coder!r}")
         if self.reg_bins and self.box_coder != "distance":
@@ -356,9 +360,13 @@ class _Scale(nn.Module):
 
 
 def _gn(c: int) -> nn.GroupNorm:
-    g = 32
+    """GroupNorm with 32 groups for 256 or more channels (the GN paper's and ATSS's setting) and
+    at least 8 channels per group below that: with 32 groups on a 32- or 64-channel layer each
+    group would hold one or two channels, which normalises away the per-channel intensity that
+    tells materials apart."""
+    g = max(1, min(32, c // 8))
     while c % g:
-        g //= 2
+        g -= 1
     return nn.GroupNorm(g, c)
 
 
@@ -411,8 +419,12 @@ class _FrozenBN(torchvision.ops.FrozenBatchNorm2d):
     pass
 
 
+BACKBONES = ("resnet18", "resnet34", "resnet50", "regnet_x_400mf", "regnet_x_800mf",
+             "regnet_y_400mf", "regnet_y_800mf")
+
+
 class _Backbone(nn.Module):
-    """ResNet C3-C5 (torchvision, weights=None; optional local state dict)."""
+    """C3-C5 of a torchvision ResNet or RegNet (weights=None; optional local state dict)."""
 
     def __init__(self, cfg: ATSSConfig):
         super().__init__()
@@ -428,18 +440,23 @@ class _Backbone(nn.Module):
             if missing:
                 raise ValueError(f"{cfg.backbone_weights}: not a {cfg.backbone} state dict "
                                  f"(missing {len(missing)} keys, e.g. {missing[0]!r})")
+        if cfg.backbone.startswith("resnet"):
+            stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool)
+            stages = [net.layer1, net.layer2, net.layer3, net.layer4]
+        else:
+            stem, stages = net.stem, list(net.trunk_output)
         if cfg.in_channels != 3:
-            old = net.conv1
-            new = nn.Conv2d(cfg.in_channels, old.out_channels, 7, 2, 3, bias=False)
+            old = stem[0]
+            new = nn.Conv2d(cfg.in_channels, old.out_channels, old.kernel_size, old.stride,
+                            old.padding, bias=old.bias is not None)
             if cfg.backbone_weights:   # adapt pretrained RGB filters: their channel mean, repeated
                 with torch.no_grad():
                     new.weight.copy_(old.weight.mean(1, keepdim=True).repeat(1, cfg.in_channels, 1, 1)
                                      * 3.0 / cfg.in_channels)
-            net.conv1 = new
-        self.stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool)
-        self.layer1, self.layer2, self.layer3, self.layer4 = net.layer1, net.layer2, net.layer3, net.layer4
-        exp = 4 if cfg.backbone == "resnet50" else 1
-        self.out_channels = [128 * exp, 256 * exp, 512 * exp]
+            stem[0] = new
+        self.stem = stem
+        self.layer1, self.layer2, self.layer3, self.layer4 = stages
+        self.out_channels = [_width(m) for m in stages[1:]]
 
     def forward(self, x):
         c2 = self.layer1(self.stem(x))
@@ -447,6 +464,11 @@ class _Backbone(nn.Module):
         c4 = self.layer3(c3)
         c5 = self.layer4(c4)
         return OrderedDict([("c3", c3), ("c4", c4), ("c5", c5)])
+
+
+def _width(stage: nn.Module) -> int:
+    """Output channels of a ResNet or RegNet stage: no convolution inside it is wider."""
+    return max(m.out_channels for m in stage.modules() if isinstance(m, nn.Conv2d))
 
 
 class ATSS(nn.Module):
@@ -725,9 +747,12 @@ def postprocess(model: ATSS, cls_l, reg_l, ctr_l, anchors, strides, sizes, orig)
 # schedule
 # --------------------------------------------------------------------------------------------
 
-def make_optimizer(model: nn.Module, cfg: ATSSConfig) -> torch.optim.SGD:
-    """SGD(lr, momentum, weight decay) over the trainable parameters (the paper's optimiser)."""
+def make_optimizer(model: nn.Module, cfg: ATSSConfig) -> torch.optim.Optimizer:
+    """The optimiser over the trainable parameters: SGD(lr, momentum, weight decay), the paper's,
+    or AdamW(lr, weight decay) with ``optimizer="adamw"``."""
     params = [p for p in model.parameters() if p.requires_grad]
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
 
 

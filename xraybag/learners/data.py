@@ -52,24 +52,26 @@ class Sample:
 
     def masks(self) -> np.ndarray:
         """``(N, H, W)`` bool instance masks decoded from the COCO segmentations."""
-        from pycocotools import mask as mask_utils
-
-        h, w = self.height, self.width
-        out = np.zeros((len(self.segmentation), h, w), dtype=bool)
+        out = np.zeros((len(self.segmentation), self.height, self.width), dtype=bool)
         for i, seg in enumerate(self.segmentation):
-            if not seg:
-                continue
-            if isinstance(seg, list):  # polygons
-                rles = mask_utils.frPyObjects(seg, h, w)
-                rle = mask_utils.merge(rles)
-            elif isinstance(seg.get("counts"), list):  # uncompressed RLE
-                rle = mask_utils.frPyObjects(seg, h, w)
-            else:
-                rle = dict(seg)
-                if isinstance(rle["counts"], str):
-                    rle["counts"] = rle["counts"].encode()
-            out[i] = mask_utils.decode(rle).astype(bool)
+            if seg:
+                out[i] = decode_segmentation(seg, self.height, self.width)
         return out
+
+
+def decode_segmentation(seg: Any, h: int, w: int) -> np.ndarray:
+    """The ``h x w`` bool mask of a COCO segmentation (polygons, uncompressed or compressed RLE)."""
+    from pycocotools import mask as mask_utils
+
+    if isinstance(seg, list):  # polygons
+        rle = mask_utils.merge(mask_utils.frPyObjects(seg, h, w))
+    elif isinstance(seg.get("counts"), list):  # uncompressed RLE
+        rle = mask_utils.frPyObjects(seg, h, w)
+    else:
+        rle = dict(seg)
+        if isinstance(rle["counts"], str):
+            rle["counts"] = rle["counts"].encode()
+    return mask_utils.decode(rle).astype(bool)
 
 
 def split_counts(n: int, fractions: Sequence[float]) -> list[int]:
@@ -355,6 +357,67 @@ class DetectionDataset:
             f"DetectionDataset({str(self.root)!r}, split={self.split!r}, input={self.input!r}: "
             f"{len(self)} images, {len(self.bags)} bags, {self.num_classes} classes)"
         )
+
+
+FLIPS = ("none", "h", "v", "hv")
+
+
+def _flip_segmentation(seg: Any, h: int, w: int, horizontal: bool, vertical: bool) -> Any:
+    """A COCO segmentation (polygons or RLE) of an ``h x w`` image, mirrored; as compressed RLE."""
+    from pycocotools import mask as mask_utils
+
+    if not seg:
+        return seg
+    one = decode_segmentation(seg, h, w)
+    if horizontal:
+        one = one[:, ::-1]
+    if vertical:
+        one = one[::-1, :]
+    rle = mask_utils.encode(np.asfortranarray(one.astype(np.uint8)))
+    rle["counts"] = rle["counts"].decode()
+    return rle
+
+
+def flip_sample(s: Sample, horizontal: bool = False, vertical: bool = False) -> Sample:
+    """``s`` mirrored left-right (``horizontal``) and/or top-bottom (``vertical``): image, boxes
+    and segmentations move together (a box ``x1, x2`` becomes ``W - x2, W - x1``)."""
+    if not (horizontal or vertical):
+        return s
+    h, w = s.height, s.width
+    img, boxes = s.image, s.boxes.copy()
+    if horizontal:
+        img = img[:, ::-1]
+        boxes[:, [0, 2]] = w - s.boxes[:, [2, 0]]
+    if vertical:
+        img = img[::-1, :]
+        boxes[:, [1, 3]] = h - s.boxes[:, [3, 1]]
+    segs = [_flip_segmentation(g, h, w, horizontal, vertical) for g in s.segmentation]
+    return Sample(np.ascontiguousarray(img), boxes, s.labels.copy(), list(s.difficulty), s.image_id,
+                  s.file, list(s.ann_ids), segs)
+
+
+class RandomFlip:
+    """A training view of ``data`` whose samples are mirrored at random: left-right with
+    probability 0.5 when ``flip`` has ``h``, top-bottom with probability 0.5 when it has ``v``
+    (an X-ray bag has no up or down). Whether sample ``i`` is flipped in an epoch depends only on
+    ``(seed, epoch, i)`` (:meth:`set_epoch`), so a resumed or multi-worker run sees the same data."""
+
+    def __init__(self, data, flip: str = "h", seed: int = 0):
+        if flip not in FLIPS:
+            raise XraybagError(f"option 'flip' must be one of {', '.join(FLIPS)}, got {flip!r}")
+        self.data, self.flip, self.seed, self.epoch = data, flip, int(seed), 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, index: int) -> Sample:
+        s = self.data[index]
+        u = np.random.default_rng((self.seed, self.epoch, int(index))).random(2)
+        return flip_sample(s, horizontal="h" in self.flip and u[0] < 0.5,
+                           vertical="v" in self.flip and u[1] < 0.5)
 
 
 def torch_collate(batch: list[Sample]):

@@ -22,7 +22,7 @@ import numpy as np
 
 from xraybag.errors import XraybagError
 from xraybag.learners.base import Model
-from xraybag.learners.data import DetectionDataset, torch_collate
+from xraybag.learners.data import DetectionDataset, RandomFlip, torch_collate
 
 _PRESETS = ("paper", "cpu_small")
 
@@ -31,17 +31,22 @@ def _common_options() -> dict:
     return {
         "preset": (str, "paper", "paper (ResNet-50, 800/1333 px, 12 epochs) or cpu_small"),
         "epochs": (int, None, "training epochs (default: the preset's)"),
-        "lr": (float, None, "SGD learning rate (default 0.01)"),
+        "optimizer": (str, None, "sgd (the paper's: momentum 0.9, weight decay 1e-4) | adamw"),
+        "lr": (float, None, "learning rate (default: the preset's)"),
+        "weight_decay": (float, None, "weight decay (default: the preset's)"),
         "batch_size": (int, None, "images per iteration (default 2)"),
-        "backbone": (str, None, "resnet18 | resnet34 | resnet50"),
+        "backbone": (str, None, "resnet18 | resnet34 | resnet50 | regnet_x_400mf | regnet_x_800mf | regnet_y_400mf | regnet_y_800mf"),
         "backbone_weights": (Path, None, "local torchvision ResNet state dict (never downloaded)"),
         "min_size": (int, None, "shorter image side after resizing"),
         "max_size": (int, None, "longer image side limit after resizing"),
         "warmup_iters": (int, None, "linear warm-up iterations"),
+        "octave_scale": (float, None, "anchor side in strides (ATSS: 8)"),
         "quality": (str, None, "centerness | gfl (quality branch)"),
         "box_coder": (str, None, "delta (ATSS) | distance (FCOS distances)"),
         "reg_bins": (int, None, "with box_coder=distance: discretise distances into reg_bins+1 values"),
         "score_thresh": (float, None, "minimum score of a detection"),
+        "flip": (str, "h", "training flips: none | h (left-right, p 0.5) | v | hv"),
+        "val_every": (int, 1, "score the val split every N epochs into train_log.jsonl (0: never)"),
         "workers": (int, 0, "data-loading worker processes"),
         "seed": (int, 0, "seed of initialisation and shuffling"),
     }
@@ -64,10 +69,9 @@ class ATSSModel(Model):
 
         if self.preset not in _PRESETS:
             raise XraybagError(f"option 'preset' must be one of {', '.join(_PRESETS)}, got {self.preset!r}")
-        over = {k: self.config[k] for k in ("epochs", "lr", "batch_size", "backbone", "min_size",
-                                             "max_size", "warmup_iters", "quality", "box_coder",
-                                             "reg_bins", "score_thresh")
-                if self.config.get(k) is not None}
+        keys = ("epochs", "optimizer", "lr", "weight_decay", "batch_size", "backbone", "min_size",
+                "max_size", "warmup_iters", "octave_scale", "quality", "box_coder", "reg_bins", "score_thresh")
+        over = {k: self.config[k] for k in keys if self.config.get(k) is not None}
         if self.config.get("backbone_weights") is not None:
             path = Path(self.config["backbone_weights"])
             if not path.is_file():
@@ -100,17 +104,18 @@ class ATSSModel(Model):
         import torch
 
         from xraybag.learners.atss import make_optimizer
-        from xraybag.learners.training import TrainConfig, fit
+        from xraybag.learners.base import resolve_device
+        from xraybag.learners.training import EpochShuffle, TrainConfig, fit
 
         if len(train) == 0:
             raise XraybagError("the training split has no images")
         cfg = self.atss_config(train.num_classes, train.num_channels)
         torch.manual_seed(int(self.seed))
         model = self.build(cfg)
-        gen = torch.Generator().manual_seed(int(self.seed))
-        loader = torch.utils.data.DataLoader(train, batch_size=cfg.batch_size, shuffle=True,
-                                             collate_fn=torch_collate, num_workers=int(self.workers),
-                                             generator=gen, drop_last=False)
+        data = RandomFlip(train, self.flip, seed=int(self.seed))
+        loader = torch.utils.data.DataLoader(data, batch_size=cfg.batch_size,
+                                             sampler=EpochShuffle(len(data), seed=int(self.seed)),
+                                             collate_fn=torch_collate, num_workers=int(self.workers))
         tc = TrainConfig(epochs=cfg.epochs, lr=cfg.lr, momentum=cfg.momentum,
                          weight_decay=cfg.weight_decay, warmup_iters=cfg.warmup_iters,
                          warmup_ratio=cfg.warmup_ratio, lr_steps=tuple(cfg.lr_steps),
@@ -120,7 +125,8 @@ class ATSSModel(Model):
                  "label_to_category_id": [int(c) for c in train.label_to_category_id],
                  "input": train.input}
         return fit(model, loader, out, tc, device=device, resume=resume, progress=progress,
-                   optimizer_factory=lambda m, _c: make_optimizer(m, cfg), extra=extra)
+                   optimizer_factory=lambda m, _c: make_optimizer(m, cfg), extra=extra,
+                   on_epoch_end=validator(val, int(self.val_every), resolve_device(device)))
 
     def load(self, weights: Path, device: str = "cpu"):
         """The trained model (eval mode) and the extra data stored with it."""
@@ -144,8 +150,6 @@ class ATSSModel(Model):
 
     def predict(self, weights: Path, data: DetectionDataset, device: str = "auto",
                 batch_size: int = 2) -> list[dict]:
-        import torch
-
         from xraybag.learners.base import resolve_device
 
         dev = resolve_device(device)
@@ -156,23 +160,52 @@ class ATSSModel(Model):
                 f"the dataset's categories {list(data.class_names)} differ from the model's {names}"
             )
         out: list[dict] = []
-        with torch.no_grad():
-            for start in range(0, len(data), batch_size):
-                samples = [data[i] for i in range(start, min(start + batch_size, len(data)))]
-                images, _ = torch_collate(samples)
-                dets = model([im.to(dev) for im in images])
-                for s, d in zip(samples, dets):
-                    boxes = d["boxes"].detach().cpu().numpy().astype(np.float64)
-                    for b, sc, lab in zip(boxes, d["scores"].detach().cpu().numpy(),
-                                          d["labels"].detach().cpu().numpy()):
-                        out.append({
-                            "image_id": int(s.image_id),
-                            "category_id": int(data.label_to_category_id[int(lab)]),
-                            "bbox": [round(float(b[0]), 2), round(float(b[1]), 2),
-                                     round(float(b[2] - b[0]), 2), round(float(b[3] - b[1]), 2)],
-                            "score": round(float(sc), 5),
-                        })
-        return out
+        return detect(model, data, dev, batch_size)
+
+
+def detect(model, data: DetectionDataset, device, batch_size: int = 2) -> list[dict]:
+    """COCO results of an ATSS ``model`` (in eval mode) on every image of ``data``."""
+    import torch
+
+    out: list[dict] = []
+    with torch.no_grad():
+        for start in range(0, len(data), batch_size):
+            samples = [data[i] for i in range(start, min(start + batch_size, len(data)))]
+            images, _ = torch_collate(samples)
+            dets = model([im.to(device) for im in images])
+            for s, d in zip(samples, dets):
+                boxes = d["boxes"].detach().cpu().numpy().astype(np.float64)
+                for b, sc, lab in zip(boxes, d["scores"].detach().cpu().numpy(),
+                                      d["labels"].detach().cpu().numpy()):
+                    out.append({
+                        "image_id": int(s.image_id),
+                        "category_id": int(data.label_to_category_id[int(lab)]),
+                        "bbox": [round(float(b[0]), 2), round(float(b[1]), 2),
+                                 round(float(b[2] - b[0]), 2), round(float(b[3] - b[1]), 2)],
+                        "score": round(float(sc), 5),
+                    })
+    return out
+
+
+def validator(val: DetectionDataset | None, every: int, device):
+    """``fit``'s ``on_epoch_end``: every ``every`` epochs, mAP and mAP50 of the model on ``val``."""
+    if val is None or len(val) == 0 or every <= 0:
+        return None
+    from xraybag.learners.metrics import coco_metrics
+
+    gt = val.coco_subset()
+
+    def on_epoch_end(epoch: int, model):
+        if epoch % every:
+            return None
+        model.eval()
+        try:
+            m = coco_metrics(gt, detect(model, val, device))
+        finally:
+            model.train()
+        return {"val_mAP": m["mAP"], "val_mAP50": m["mAP50"]}
+
+    return on_epoch_end
 
 
 class LAATSSModel(ATSSModel):

@@ -91,6 +91,35 @@ def atomic_save(obj: Any, path: Path) -> None:
             tmp.unlink()
 
 
+class EpochShuffle:
+    """A ``DataLoader`` sampler whose order in each epoch depends only on ``(seed, epoch)``
+    (:meth:`set_epoch`, called by :func:`fit`), so a resumed run sees the epochs an uninterrupted
+    one would."""
+
+    def __init__(self, n: int, seed: int = 0, shuffle: bool = True):
+        self.n, self.seed, self.shuffle, self.epoch = int(n), int(seed), bool(shuffle), 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self):
+        if not self.shuffle:
+            return iter(range(self.n))
+        import numpy as np
+
+        return iter(np.random.default_rng((self.seed, self.epoch)).permutation(self.n).tolist())
+
+
+def _set_epoch(loader: Any, epoch: int) -> None:
+    """Tell the loader's sampler and dataset (those with ``set_epoch``) which epoch begins."""
+    for part in (getattr(loader, "sampler", None), getattr(loader, "dataset", None)):
+        if hasattr(part, "set_epoch"):
+            part.set_epoch(epoch)
+
+
 def _split_batch(batch: Any) -> tuple[Any, Any]:
     if isinstance(batch, (list, tuple)) and len(batch) == 2:
         return batch[0], batch[1]
@@ -170,6 +199,7 @@ def fit(
     with open(log_path, "a") as log:
         for epoch in range(start_epoch, cfg.epochs):
             model.train()
+            _set_epoch(train_loader, epoch)
             try:
                 total = len(train_loader)  # type: ignore[arg-type]
             except TypeError:
