@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: demo test test-slow bench gvxr-deps clean
+.PHONY: demo test test-slow bench gvxr-deps mmdet-deps clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,8 +31,22 @@ gvxr-deps: $(STAMP)
 	    libxcb-xinerama0 libxcb-keysyms1 libxcb-icccm4
 	$(BIN)/python -m pip install --quiet -e '.[test,gvxr]'
 
+# mmdet 3.3 for the LAATSSHead registration (xraybag/learners/mmdet_la.py, tests/test_mmdet_la.py):
+# PyPI has no mmcv wheel, so mmcv 2.1.0 is compiled here (C++20: torch 2.14's headers need it).
+MMCV := mmcv-2.1.0
+mmdet-deps: $(STAMP)
+	$(BIN)/python -m pip install --quiet 'setuptools<70' ninja mmengine
+	rm -rf build/$(MMCV) && mkdir -p build
+	$(BIN)/python -m pip download --quiet --no-deps --no-binary :all: --no-build-isolation \
+	    -d build mmcv==2.1.0
+	tar -xzf build/$(MMCV).tar.gz -C build
+	sed -i 's/-std=c++1[47]/-std=c++20/g' build/$(MMCV)/setup.py
+	cd build/$(MMCV) && MMCV_WITH_OPS=1 MAX_JOBS=$$(nproc) ../../$(BIN)/python -m pip install \
+	    --quiet --no-build-isolation .
+	$(BIN)/python -m pip install --quiet mmdet==3.3.0
+
 bench: $(STAMP)
 	$(BIN)/python benchmarks/render_throughput.py
 
 clean:
-	rm -rf $(VENV) demo-out .pytest_cache
+	rm -rf $(VENV) demo-out .pytest_cache build
