@@ -284,9 +284,10 @@ def test_local_backbone_weights(tmp_path):
     ref = torchvision.models.resnet18(weights=None)
     path = tmp_path / "r18.pth"
     torch.save(ref.state_dict(), path)
-    m = ATSS(_tiny(backbone_norm="frozen_bn", backbone_weights=str(path)))
+    m = ATSS(_tiny(backbone="resnet18", backbone_norm="frozen_bn", backbone_weights=str(path)))
     assert torch.equal(m.backbone.layer4[1].conv2.weight, ref.layer4[1].conv2.weight)
-    m2 = ATSS(_tiny(backbone_norm="frozen_bn", backbone_weights=str(path), in_channels=2))
+    m2 = ATSS(_tiny(backbone="resnet18", backbone_norm="frozen_bn", backbone_weights=str(path),
+                    in_channels=2))
     w = ref.conv1.weight.mean(1, keepdim=True) * 1.5        # RGB mean, rescaled for 2 channels
     assert torch.allclose(m2.backbone.stem[0].weight, w.repeat(1, 2, 1, 1))
     reg = torchvision.models.regnet_x_400mf(weights=None)
@@ -298,7 +299,7 @@ def test_local_backbone_weights(tmp_path):
     bad = tmp_path / "bad.pth"
     torch.save({"conv1.weight": ref.conv1.weight}, bad)
     with pytest.raises(ValueError, match="bad.pth"):
-        ATSS(_tiny(backbone_weights=str(bad)))
+        ATSS(_tiny(backbone="resnet18", backbone_weights=str(bad)))
 
 
 def _synthetic(n=4, size=128, seed=0):

@@ -28,7 +28,7 @@ def colour_dataset(root: Path, bags: int = 20) -> Path:
         iid = b + 1
         img = np.full((H, W, 3), 235, np.uint8)
         for k in range(1 + b % 2):
-            cat = 1 + (b + k) % 2
+            cat = 1 + (b // 2 + k) % 2  # both classes equally often, left and right
             bw, bh = int(rng.integers(24, 44)), int(rng.integers(20, 36))
             x = int(rng.integers(0, W // 2 - bw)) + (W // 2) * k
             y = int(rng.integers(0, H - bh))

@@ -168,9 +168,13 @@ class ATSSConfig:
 
     @classmethod
     def cpu_small(cls, **kw) -> "ATSSConfig":
-        """A small model that trains on a CPU: ResNet-18, FPN 64, 2 convs per tower, small images."""
-        base = dict(backbone="resnet18", backbone_norm="gn", fpn_channels=64, num_convs=2,
-                    min_size=320, max_size=512, epochs=6, lr_steps=(4, 5), warmup_iters=100)
+        """A small model that learns from scratch on a CPU: RegNetX-400MF with GroupNorm (a third
+        of ResNet-18's time per image), FPN 64, two convs per tower, images of 256/384 px with
+        anchors of 4 strides (the objects of a 2 mm line scan are small), AdamW (lr 1e-3, weight
+        decay 0.05; it gets further than SGD in a short schedule from scratch), 16 epochs."""
+        base = dict(backbone="regnet_x_400mf", backbone_norm="gn", fpn_channels=64, num_convs=2,
+                    min_size=256, max_size=384, octave_scale=4.0, optimizer="adamw", lr=1e-3,
+                    weight_decay=0.05, epochs=16, lr_steps=(11, 15), warmup_iters=300)
         base.update(kw)
         return cls(**base)
 
@@ -360,13 +364,13 @@ class _Scale(nn.Module):
 
 
 def _gn(c: int) -> nn.GroupNorm:
-    """GroupNorm with 32 groups for 256 or more channels (the GN paper's and ATSS's setting) and
-    at least 8 channels per group below that: with 32 groups on a 32- or 64-channel layer each
-    group would hold one or two channels, which normalises away the per-channel intensity that
-    tells materials apart."""
-    g = max(1, min(32, c // 8))
+    """GroupNorm with 32 groups (the GN paper's and ATSS's setting; fewer when ``c`` is not a
+    multiple of 32). Coarser groups on the narrow layers of the small configs (8 channels per
+    group) were tried and left the classifier unable to tell two colours apart in the suite's
+    toy detection test (mAP50 0.58 against 1.0), so narrow layers keep 32 groups too."""
+    g = 32
     while c % g:
-        g -= 1
+        g //= 2
     return nn.GroupNorm(g, c)
 
 

@@ -9,8 +9,9 @@ distances, 16 bins of one stride up to 16 strides), so with ``la_reg`` the regre
 ``atss`` through its options, for like-for-like comparisons.
 
 Presets: ``paper`` (ResNet-50, FPN 256, 800/1333 px, SGD lr 0.01, momentum 0.9, weight decay 1e-4,
-12 epochs, steps at 8 and 11) and ``cpu_small`` (ResNet-18, FPN 64, 320/512 px; for CPUs). Weights
-are never downloaded: ``backbone_weights`` takes a local torchvision ResNet state dict.
+12 epochs, steps at 8 and 11) and ``cpu_small`` (RegNetX-400MF, FPN 64, 256/384 px, AdamW, 16
+epochs; for CPUs). Weights are never downloaded: ``backbone_weights`` takes a local torchvision
+state dict of the backbone.
 """
 
 from __future__ import annotations
@@ -25,18 +26,22 @@ from xraybag.learners.base import Model
 from xraybag.learners.data import DetectionDataset, RandomFlip, torch_collate
 
 _PRESETS = ("paper", "cpu_small")
+#: training flips of each preset: mmdet's ATSS flips left-right; a bag seen from above has no up
+_PRESET_FLIP = {"paper": "h", "cpu_small": "hv"}
 
 
 def _common_options() -> dict:
     return {
-        "preset": (str, "paper", "paper (ResNet-50, 800/1333 px, 12 epochs) or cpu_small"),
+        "preset": (str, "paper", "paper (ResNet-50, 800/1333 px, 12 epochs) or cpu_small "
+                   "(RegNetX-400MF, 256/384 px, 16 epochs)"),
         "epochs": (int, None, "training epochs (default: the preset's)"),
         "optimizer": (str, None, "sgd (the paper's: momentum 0.9, weight decay 1e-4) | adamw"),
         "lr": (float, None, "learning rate (default: the preset's)"),
         "weight_decay": (float, None, "weight decay (default: the preset's)"),
         "batch_size": (int, None, "images per iteration (default 2)"),
-        "backbone": (str, None, "resnet18 | resnet34 | resnet50 | regnet_x_400mf | regnet_x_800mf | regnet_y_400mf | regnet_y_800mf"),
-        "backbone_weights": (Path, None, "local torchvision ResNet state dict (never downloaded)"),
+        "backbone": (str, None, "resnet18 | resnet34 | resnet50 | regnet_x_400mf | regnet_x_800mf | "
+                     "regnet_y_400mf | regnet_y_800mf"),
+        "backbone_weights": (Path, None, "local torchvision state dict of the backbone (never downloaded)"),
         "min_size": (int, None, "shorter image side after resizing"),
         "max_size": (int, None, "longer image side limit after resizing"),
         "warmup_iters": (int, None, "linear warm-up iterations"),
@@ -45,7 +50,8 @@ def _common_options() -> dict:
         "box_coder": (str, None, "delta (ATSS) | distance (FCOS distances)"),
         "reg_bins": (int, None, "with box_coder=distance: discretise distances into reg_bins+1 values"),
         "score_thresh": (float, None, "minimum score of a detection"),
-        "flip": (str, "h", "training flips: none | h (left-right, p 0.5) | v | hv"),
+        "flip": (str, None, "training flips: none | h (left-right, p 0.5) | v | hv "
+                 "(default: paper h, cpu_small hv)"),
         "val_every": (int, 1, "score the val split every N epochs into train_log.jsonl (0: never)"),
         "workers": (int, 0, "data-loading worker processes"),
         "seed": (int, 0, "seed of initialisation and shuffling"),
@@ -70,7 +76,8 @@ class ATSSModel(Model):
         if self.preset not in _PRESETS:
             raise XraybagError(f"option 'preset' must be one of {', '.join(_PRESETS)}, got {self.preset!r}")
         keys = ("epochs", "optimizer", "lr", "weight_decay", "batch_size", "backbone", "min_size",
-                "max_size", "warmup_iters", "octave_scale", "quality", "box_coder", "reg_bins", "score_thresh")
+                "max_size", "warmup_iters", "octave_scale", "quality", "box_coder", "reg_bins",
+                "score_thresh")
         over = {k: self.config[k] for k in keys if self.config.get(k) is not None}
         if self.config.get("backbone_weights") is not None:
             path = Path(self.config["backbone_weights"])
@@ -112,7 +119,7 @@ class ATSSModel(Model):
         cfg = self.atss_config(train.num_classes, train.num_channels)
         torch.manual_seed(int(self.seed))
         model = self.build(cfg)
-        data = RandomFlip(train, self.flip, seed=int(self.seed))
+        data = RandomFlip(train, self.flip or _PRESET_FLIP[self.preset], seed=int(self.seed))
         loader = torch.utils.data.DataLoader(data, batch_size=cfg.batch_size,
                                              sampler=EpochShuffle(len(data), seed=int(self.seed)),
                                              collate_fn=torch_collate, num_workers=int(self.workers))
@@ -159,7 +166,6 @@ class ATSSModel(Model):
             raise XraybagError(
                 f"the dataset's categories {list(data.class_names)} differ from the model's {names}"
             )
-        out: list[dict] = []
         return detect(model, data, dev, batch_size)
 
 
