@@ -10,7 +10,9 @@ classification branches".
 
     python benchmarks/la_compare.py --data data --out runs --seeds 0 1 2 --opt preset=cpu_small
 
-``--data`` is any dataset in the layout; when the folder has no ``annotations.json`` yet, it is
+Runs that finished (``--out``/VARIANT_seedN with its weights) are scored again rather than
+retrained, so seeds can be trained in separate processes and summarised by one last call with all
+of them. ``--data`` is any dataset in the layout; when the folder has no ``annotations.json`` yet, it is
 rendered first from ``--scene`` (a built-in name or a YAML file; ``--bags``, ``--pitch`` mm).
 """
 
@@ -61,10 +63,15 @@ def main() -> None:
             opts = dict(common) | extra | {"seed": str(seed)}
             model = load(learner)(**opts)
             run = args.out / f"{name}_seed{seed}"
-            t0 = time.perf_counter()
-            weights = model.train(train, run, device=args.device, resume=(run / "checkpoint.pt").exists(),
-                                  progress=False)
-            train_s = time.perf_counter() - t0
+            done = run / "train_seconds.txt"   # a finished run is scored again, not retrained
+            if done.exists() and (run / "weights.pt").exists():
+                weights, train_s = run / "weights.pt", float(done.read_text())
+            else:
+                t0 = time.perf_counter()
+                weights = model.train(train, run, device=args.device,
+                                      resume=(run / "checkpoint.pt").exists(), progress=False)
+                train_s = time.perf_counter() - t0
+                done.write_text(f"{train_s:.1f}\n")
             results = model.predict(weights, test, device=args.device)
             (run / "results_test.json").write_text(json.dumps(results))
             m = coco_metrics(test.coco_subset(), run / "results_test.json")

@@ -127,3 +127,32 @@ def test_atss_logs_validation_scores_each_epoch(data, tmp_path):
     evals = [r for r in read_log(tmp_path / "v") if "eval" in r]
     assert [r["epoch"] for r in evals] == [1, 2]
     assert all(0.0 <= r["eval"]["val_mAP50"] <= 1.0 for r in evals)
+
+
+def test_la_compare_benchmark_prints_json_and_rescores_finished_runs(data, tmp_path):
+    """benchmarks/la_compare.py on the toy set: the three variants, mean and std over seeds, and a
+    second call scores the finished runs again instead of retraining them."""
+    import subprocess
+    import sys
+
+    bench = Path(__file__).resolve().parents[1] / "benchmarks" / "la_compare.py"
+    cmd = [sys.executable, str(bench), "--data", str(data), "--out", str(tmp_path / "runs"),
+           "--seeds", "0", "1", *sum([["--opt", o] for o in (
+               "preset=cpu_small", "epochs=1", "min_size=96", "max_size=128", "val_every=0",
+               "warmup_iters=5")], [])]
+    first = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert first.returncode == 0, first.stderr
+    out = json.loads(first.stdout)
+    assert set(out["summary"]) == {"atss", "atss+LAcls", "atss+LAreg"}
+    assert out["options"]["reg_bins"] == "15" and out["seeds"] == [0, 1]
+    for name, rows in out["runs"].items():
+        assert [r["seed"] for r in rows] == [0, 1]
+        assert all(r["sec_per_iter"] > 0 and 0 <= r["mAP50"] <= 1 for r in rows)
+        s = out["summary"][name]["mAP50"]
+        assert s["mean"] == pytest.approx(np.mean([r["mAP50"] for r in rows]), abs=1e-4)
+        assert s["std"] == pytest.approx(np.std([r["mAP50"] for r in rows], ddof=1), abs=1e-4)
+    stamp = (tmp_path / "runs" / "atss_seed0" / "weights.pt").stat().st_mtime_ns
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert again.returncode == 0, again.stderr
+    assert (tmp_path / "runs" / "atss_seed0" / "weights.pt").stat().st_mtime_ns == stamp
+    assert json.loads(again.stdout)["runs"] == out["runs"]
