@@ -31,6 +31,8 @@ class Sample:
     raw / 65535; clcxray: the 3-channel CLCXray encoding / 255). ``boxes``: ``(N, 4)`` float32
     ``x1, y1, x2, y2`` in pixels; ``labels``: ``(N,)`` int64 contiguous class indices
     ``0..K-1`` (see :attr:`DetectionDataset.label_to_category_id`). Crowd annotations are left out.
+    ``segmentation``: the COCO segmentations as the file stores them; ``mirror``: ``(left-right,
+    top-bottom)`` flips of the image since it was read, which :meth:`masks` applies to them.
     """
 
     image: np.ndarray
@@ -41,6 +43,7 @@ class Sample:
     file: str
     ann_ids: list[int] = field(default_factory=list)
     segmentation: list[Any] = field(default_factory=list)
+    mirror: tuple[bool, bool] = (False, False)
 
     @property
     def height(self) -> int:
@@ -51,12 +54,17 @@ class Sample:
         return int(self.image.shape[1])
 
     def masks(self) -> np.ndarray:
-        """``(N, H, W)`` bool instance masks decoded from the COCO segmentations."""
+        """``(N, H, W)`` bool instance masks decoded from the COCO segmentations (mirrored as
+        the image is)."""
         out = np.zeros((len(self.segmentation), self.height, self.width), dtype=bool)
         for i, seg in enumerate(self.segmentation):
             if seg:
                 out[i] = decode_segmentation(seg, self.height, self.width)
-        return out
+        if self.mirror[0]:
+            out = out[:, :, ::-1]
+        if self.mirror[1]:
+            out = out[:, ::-1, :]
+        return np.ascontiguousarray(out)
 
 
 def decode_segmentation(seg: Any, h: int, w: int) -> np.ndarray:
@@ -362,25 +370,10 @@ class DetectionDataset:
 FLIPS = ("none", "h", "v", "hv")
 
 
-def _flip_segmentation(seg: Any, h: int, w: int, horizontal: bool, vertical: bool) -> Any:
-    """A COCO segmentation (polygons or RLE) of an ``h x w`` image, mirrored; as compressed RLE."""
-    from pycocotools import mask as mask_utils
-
-    if not seg:
-        return seg
-    one = decode_segmentation(seg, h, w)
-    if horizontal:
-        one = one[:, ::-1]
-    if vertical:
-        one = one[::-1, :]
-    rle = mask_utils.encode(np.asfortranarray(one.astype(np.uint8)))
-    rle["counts"] = rle["counts"].decode()
-    return rle
-
-
 def flip_sample(s: Sample, horizontal: bool = False, vertical: bool = False) -> Sample:
     """``s`` mirrored left-right (``horizontal``) and/or top-bottom (``vertical``): image, boxes
-    and segmentations move together (a box ``x1, x2`` becomes ``W - x2, W - x1``)."""
+    and masks move together (a box ``x1, x2`` becomes ``W - x2, W - x1``; the segmentations are
+    mirrored when :meth:`Sample.masks` decodes them, not here)."""
     if not (horizontal or vertical):
         return s
     h, w = s.height, s.width
@@ -391,9 +384,9 @@ def flip_sample(s: Sample, horizontal: bool = False, vertical: bool = False) -> 
     if vertical:
         img = img[::-1, :]
         boxes[:, [1, 3]] = h - s.boxes[:, [3, 1]]
-    segs = [_flip_segmentation(g, h, w, horizontal, vertical) for g in s.segmentation]
+    mirror = (s.mirror[0] != horizontal, s.mirror[1] != vertical)
     return Sample(np.ascontiguousarray(img), boxes, s.labels.copy(), list(s.difficulty), s.image_id,
-                  s.file, list(s.ann_ids), segs)
+                  s.file, list(s.ann_ids), list(s.segmentation), mirror)
 
 
 class RandomFlip:
