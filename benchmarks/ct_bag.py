@@ -42,7 +42,7 @@ def main() -> None:
 
     if args.threads:
         numba.set_num_threads(args.threads)
-    from xraybag.engine import render
+    from xraybag.engine.output.pipeline import render_bag
     from xraybag.scenes.loader import load_scene
 
     loaded = load_scene(args.scene)
@@ -56,7 +56,7 @@ def main() -> None:
                     for s in loaded.spec.scanners]
         loaded.spec = loaded.spec.model_copy(update={"scanners": scanners})
     t0 = time.perf_counter()
-    result = render.render_bag(loaded, args.bag)
+    result = render_bag(loaded, args.bag)
     t1 = time.perf_counter()
     (name, ct), = result.ct.items()
     scanner = next(s for s in result.scene.scanners if s.name == name)
@@ -64,7 +64,7 @@ def main() -> None:
     write_s = None
     if args.out is not None:
         from xraybag.engine.ct.scan import ct_files
-        from xraybag.engine.dataset import write_atomic
+        from xraybag.engine.output.files import write_atomic
 
         tw = time.perf_counter()
         files = ct_files(ct, scanner.ct, f"ct/{args.bag:06d}")

@@ -47,7 +47,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(ROOT))
 
-from xraybag.engine.peers import (  # noqa: E402
+from peers import (  # noqa: E402
     TOLERANCE,
     Gvxr,
     compare_transmission,
@@ -81,7 +81,7 @@ def make_scene(torus_path: Path, pixels: int, kev: float, sod: float, sdd: float
     """The concrete scene (every object posed) and its radiograph scanner."""
     import trimesh
 
-    from xraybag.scenes.models import Scanner, Scene
+    from xraybag.scenes.models import Scene
 
     v = np.asarray(trimesh.load(str(torus_path), force="mesh").vertices, dtype=np.float64)
     torus_centre = (v.min(axis=0) + v.max(axis=0)) / 2.0  # the pose that keeps the file's frame
@@ -180,14 +180,14 @@ def convex_path(solid, geom) -> np.ndarray:
 
 def xraybag_transmission(scene, solids, scanner, library):
     """(transmission, seconds, how) from the whole pipeline (render_view) or trace + Beer-Lambert."""
-    from xraybag.engine.render import render_view
+    from xraybag.engine.output.pipeline import render_view
 
     t = time.perf_counter()
     try:
         view = render_view(scene, solids, scanner, library, np.random.default_rng(0))
     except ImportError:  # the spectral pass is not importable: trace + exp(-mu L) at the line
-        from xraybag.engine.scanners import view_geometry
-        from xraybag.engine.trace import trace
+        from xraybag.engine.xray.scanners import view_geometry
+        from xraybag.engine.xray.trace import trace
 
         tr = trace(solids, view_geometry(scanner, scene))
         kev = np.array([float(scanner.spectrum.mono_kev)])
@@ -206,10 +206,10 @@ def run(args) -> dict:
     import xraydb
 
     import xraybag
-    from xraybag.engine import trace as trace_module
-    from xraybag.engine.geometry import build_solids
-    from xraybag.engine.scanners import view_geometry
-    from xraybag.engine.trace import trace
+    from xraybag.engine.solids.scene import build_solids
+    from xraybag.engine.xray import trace as trace_module
+    from xraybag.engine.xray.scanners import view_geometry
+    from xraybag.engine.xray.trace import trace
     from xraybag.materials import default_library
 
     notes: list[str] = []

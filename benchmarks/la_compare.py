@@ -103,7 +103,7 @@ def render(scene: str, bags: int, out: Path, pitch: float, workers: int) -> None
     """Render ``bags`` bags of ``scene`` with every scanner's pitch set to ``pitch`` into ``out``."""
     from ruamel.yaml import YAML
 
-    from xraybag.engine.dataset import render_dataset
+    from xraybag.engine.output.dataset import render_dataset
     from xraybag.scenes.loader import resolve_scene_ref
 
     yaml = YAML()

@@ -2,7 +2,7 @@
 
 Prints JSON: per method, seconds per bag (median, and per 30 objects), the shares of time in
 decomposition / simulation / refinement, objects placed / left out, and the measured maxima of
-:func:`xraybag.engine.physics_pack.check_packing` (interpenetration fraction, distance outside the
+:func:`xraybag.engine.packing.checks.check_packing` (interpenetration fraction, distance outside the
 bag, support gap). Run single-threaded for the per-core figure:
 
     NUMBA_NUM_THREADS=1 OMP_NUM_THREADS=1 .venv/bin/python benchmarks/packing.py --bags 10
@@ -20,7 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from xraybag.engine.physics_pack import check_packing, pack_heuristic, pack_physics
+from xraybag.engine.packing.checks import check_packing
+from xraybag.engine.packing.heuristic import pack_heuristic
+from xraybag.engine.packing.physics import pack_physics
 from xraybag.scenes.loader import load_scene
 from xraybag.scenes.sample import sample
 

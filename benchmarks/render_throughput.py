@@ -39,8 +39,9 @@ def with_pitch(loaded, pitch: float):
 
 
 def run(scene: str, pitch: float, bags: int) -> dict:
-    from xraybag.engine.dataset import Options, bag_files, write_atomic
-    from xraybag.engine.render import render_bag
+    from xraybag.engine.output.files import write_atomic
+    from xraybag.engine.output.pipeline import render_bag
+    from xraybag.engine.output.records import Options, bag_files
     from xraybag.scenes.loader import load_scene
 
     loaded = with_pitch(load_scene(scene), pitch)

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from helpers import write
-from xraybag.engine.render import render_bag
+
+from xraybag.engine.output.pipeline import render_bag
 from xraybag.scenes.loader import load_scene
 
 

@@ -11,12 +11,18 @@ import manifold3d
 import numpy as np
 import pytest
 import trimesh
-
 from helpers import run_cli, write
-from xraybag.engine.geometry import build_solids
+
+from xraybag.engine.solids.scene import build_solids
 from xraybag.errors import XraybagError
 from xraybag.materials import default_library
-from xraybag.scenes.catalog import CATALOG, get_entry, labels, object_scene, sample_object
+from xraybag.scenes.catalog import (
+    CATALOG,
+    get_entry,
+    labels,
+    object_scene,
+    sample_object,
+)
 from xraybag.scenes.loader import builtin_dir, load_scene
 from xraybag.scenes.sample import dump_scene, sample
 

@@ -7,22 +7,24 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from xraybag.engine.colour import (
+from xraybag.engine.xray.calibration import (
+    _hue,
+    _rgb_direct,
+    calibrate_colour,
+    classify_direct,
+    low_high_channels,
+)
+from xraybag.engine.xray.colour import (
     BACKGROUND,
     INORGANIC,
     METAL,
     ORGANIC,
-    _classify_direct,
-    _hue,
     _remove_scatter,
-    _rgb_direct,
-    calibrate,
     classify,
     clcxray_encoding,
-    low_high_channels,
     pseudo_colour,
 )
-from xraybag.engine.detect import channel_response, detect
+from xraybag.engine.xray.detect import channel_response, detect
 from xraybag.materials import default_library
 from xraybag.scenes.models import Scanner
 
@@ -47,7 +49,7 @@ def quiet():
 
 @pytest.fixture(scope="module")
 def calibration(quiet, library):
-    return calibrate(quiet, library)
+    return calibrate_colour(quiet, library)
 
 
 def wedge(material, steps, scanner, library, rng=None, size=1):
@@ -109,7 +111,7 @@ def test_starved_pixels_are_dark_metal(calibration):
 def test_noisy_blocks_majority_class(library):
     """With the full default noise model, uniform blocks still read as their class."""
     sc = Scanner(name="top", type="line_scan")
-    cal = calibrate(sc, library)
+    cal = calibrate_colour(sc, library)
     assert cal.denoise_px > 0 and cal.scatter_fraction > 0
     rng = np.random.default_rng(11)
     for material, thick, expected in [("water", 60, ORGANIC), ("aluminum", 10, INORGANIC), ("iron", 6, METAL)]:
@@ -120,15 +122,15 @@ def test_noisy_blocks_majority_class(library):
 
 
 def test_calibration_is_cached(quiet, library, calibration):
-    assert calibrate(quiet, library) is calibration
+    assert calibrate_colour(quiet, library) is calibration
     other = Scanner(name="x", type="line_scan", noise=False, spectrum={"kvp": 100})
-    assert calibrate(other, library) is not calibration
+    assert calibrate_colour(other, library) is not calibration
 
 
 def test_photon_counting_and_single_channel(library):
     pc = Scanner(name="p", type="radiograph", noise=False,
                  detector={"type": "photon_counting", "thresholds": [20, 45, 70]})
-    cal = calibrate(pc, library)
+    cal = calibrate_colour(pc, library)
     assert (cal.low_channel, cal.high_channel) == ("bin0", "bin2")
     resp = channel_response(pc, library, 1.0, 1000.0)
     out = detect(np.full((1, 1, 1), 10, np.float32), ["aluminum"], pc, resp, library,
@@ -136,7 +138,7 @@ def test_photon_counting_and_single_channel(library):
     classes, _ = classify(out["bin0"], out["bin2"], cal)
     assert classes[0, 0] == INORGANIC
     with pytest.raises(ValueError):
-        calibrate(Scanner(name="i", type="radiograph", detector={"type": "integrating"}), library)
+        calibrate_colour(Scanner(name="i", type="radiograph", detector={"type": "integrating"}), library)
     assert low_high_channels(["low", "high"]) == ("low", "high")
 
 
@@ -176,7 +178,7 @@ def direct_classify(t_low, t_high, cal):
     lo = -np.log(np.maximum(t_low, floor))
     hi = -np.log(np.maximum(t_high, floor))
     h = np.clip(hi, cal.h_grid[0], cal.h_grid[-1])
-    classes, zeff, captured = _classify_direct(h, lo / h, cal)
+    classes, zeff, captured = classify_direct(h, lo / h, cal)
     starved = t_high < cal.starvation
     background = (lo < cal.background) & ~starved
     classes = np.where(starved, METAL, np.where(background, BACKGROUND, classes))
@@ -200,7 +202,7 @@ def random_pixels(cal, rng, shape=(300, 400)):
 
 @pytest.mark.parametrize("kind", LUT_SCANNERS)
 def test_tables_match_direct_algorithm(kind, library):
-    cal = calibrate(Scanner(name="t", noise=False, **LUT_SCANNERS[kind]), library)
+    cal = calibrate_colour(Scanner(name="t", noise=False, **LUT_SCANNERS[kind]), library)
     t_low, t_high = random_pixels(cal, np.random.default_rng(5))
     classes, zeff = classify(t_low, t_high, cal)
     ref_classes, ref_zeff, captured = direct_classify(t_low, t_high, cal)
@@ -226,7 +228,7 @@ def test_tables_match_direct_algorithm(kind, library):
 def test_colour_follows_classify_on_noisy_views(library):
     """pseudo_colour shows classify's class and Zeff (scatter, noise and denoising included)."""
     sc = Scanner(name="top", type="line_scan")
-    cal = calibrate(sc, library)
+    cal = calibrate_colour(sc, library)
     rng = np.random.default_rng(3)
     blocks = [wedge(m, [t], sc, library, rng, size=40) for m, t in
               [("water", 60), ("aluminum", 10), ("iron", 6), ("lead", 2), ("air", 1)]]
@@ -241,7 +243,7 @@ def test_colour_follows_classify_on_noisy_views(library):
 
 def test_scatter_removal_inverts_the_detector_model(library):
     sc = Scanner(name="s", type="line_scan", noise={"quantum": False, "electronic": 0, "blur": 0})
-    cal = calibrate(sc, library)
+    cal = calibrate_colour(sc, library)
     assert cal.scatter_fraction > 0 and cal.denoise_px == 0
     quiet = Scanner(name="s", type="line_scan", noise=False)
     L = np.zeros((150, 260, 2), np.float32)

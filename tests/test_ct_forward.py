@@ -9,8 +9,8 @@ import trimesh
 
 from xraybag.engine.ct import geometry as G
 from xraybag.engine.ct.forward import trace_views
-from xraybag.engine.ct.scan import CTSetup, channel_response, sinograms
-from xraybag.engine.geometry import Solid
+from xraybag.engine.ct.scan import CTSetup, ct_response, sinograms
+from xraybag.engine.solids.scene import Solid
 from xraybag.materials.database import default_library
 from xraybag.scenes.models import CT, Scanner, Spectrum
 
@@ -101,7 +101,7 @@ def test_monochromatic_sinogram_is_mu_times_path_length():
                       ct=CT(mode="single"))
     g = G.circular(400, 700, 4, 200, 1.0, 1.0, 12)
     grid = G.VolumeGrid.centred((120, 120, 4), 2.0)
-    st = CTSetup(g, grid, np.zeros(3), channel_response(scanner, g, lib))
+    st = CTSetup(g, grid, np.zeros(3), ct_response(scanner, g, lib))
     # solids are given in the bag frame; with the isocentre at 0 the CT frame is (y, z, x)
     bag = [Solid(s.vertices[:, [2, 0, 1]], s.faces, s.material, 1, "p") for s in solids]
     p = sinograms([Solid(s.vertices[:, [1, 2, 0]], s.faces, s.material, 1, "p") for s in bag], st,

@@ -10,8 +10,8 @@ import pytest
 import trimesh
 
 from xraybag.engine.ct import geometry as G
-from xraybag.engine.ct.scan import CTSetup, channel_response, scan_prepared
-from xraybag.engine.geometry import Solid
+from xraybag.engine.ct.scan import CTSetup, ct_response, scan_prepared
+from xraybag.engine.solids.scene import Solid
 from xraybag.materials.database import default_library
 from xraybag.scenes.models import CT, Scanner, Spectrum
 
@@ -67,7 +67,7 @@ def axial_setup(scanner, slices, library, cols=560, views=360, half=120) -> CTSe
     dz = float(slices[1] - slices[0]) if len(slices) > 1 else 1.0
     grid = G.VolumeGrid((len(slices),) + flat.shape[1:], (1.0, 1.0, dz),
                         (flat.origin[0], flat.origin[1], float(slices[0])))
-    return CTSetup(g, grid, np.zeros(3), channel_response(scanner, g, library))
+    return CTSetup(g, grid, np.zeros(3), ct_response(scanner, g, library))
 
 
 def rod_masks(grid: G.VolumeGrid, radius: float) -> list[np.ndarray]:

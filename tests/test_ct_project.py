@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 
 from xraybag.engine.ct.geometry import VolumeGrid, axial, circular, helical
-from xraybag.engine.ct.project import (BACKENDS, Projector, available_backends,
-                                       project_materials)
+from xraybag.engine.ct.project import (
+    BACKENDS,
+    Projector,
+    available_backends,
+    project_materials,
+)
 from xraybag.engine.ct.voxelize import voxelize
-from xraybag.engine.geometry import Solid
-from xraybag.engine.meshes import box_mesh, cylinder_mesh
+from xraybag.engine.solids.meshes import box_mesh, cylinder_mesh
+from xraybag.engine.solids.scene import Solid
 from xraybag.errors import XraybagError
 
 

@@ -9,8 +9,8 @@ import pytest
 
 from xraybag.engine.ct.geometry import VolumeGrid
 from xraybag.engine.ct.voxelize import Voxelized, estimate_bytes, voxelize
-from xraybag.engine.geometry import Solid
-from xraybag.engine.meshes import box_mesh, cylinder_mesh, ellipsoid_mesh
+from xraybag.engine.solids.meshes import box_mesh, cylinder_mesh, ellipsoid_mesh
+from xraybag.engine.solids.scene import Solid
 from xraybag.errors import XraybagError
 
 

@@ -5,18 +5,19 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from xraybag.engine.detect import (
+from xraybag.engine.xray.detect import (
     ChannelResponse,
     channel_response,
     dense_signals,
     detect,
-    memory_estimate,
     mu_table,
+    spectral_memory,
     to_raw,
 )
 from xraybag.errors import XraybagError
 from xraybag.materials import default_library
 from xraybag.scenes.models import Detector, Scanner
+
 
 @pytest.fixture(scope="module")
 def library():
@@ -224,7 +225,7 @@ def test_blur_spreads_an_edge(library):
 
 
 def test_many_materials_and_chunks(library, monkeypatch):
-    import xraybag.engine.detect as detect_module
+    import xraybag.engine.xray.detect as detect_module
 
     sc = scanner({"kvp": 80})
     resp = channel_response(sc, library, 1.0, 1000.0)
@@ -282,8 +283,8 @@ def test_dense_signals_matches_direct():
 
 
 def test_memory_estimate():
-    small = memory_estimate(100, 100, 5, 130)
-    big = memory_estimate(1000, 600, 5, 130)
+    small = spectral_memory(100, 100, 5, 130)
+    big = spectral_memory(1000, 600, 5, 130)
     assert 0 < small < big
     n = 1000 * 600
     assert big >= n * 5 * 4 + n * 8 * 2  # at least the path lengths and two output images

@@ -9,7 +9,7 @@ import trimesh
 from PIL import Image
 
 from tests.helpers import run_cli, write
-from xraybag.engine.export import glb_nodes
+from xraybag.engine.output.export import glb_nodes
 
 SCENE = """
 seed: 5

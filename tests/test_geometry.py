@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import trimesh
 
-from xraybag.engine.geometry import build_solids, rotation_matrix
-from xraybag.engine.meshes import check_mesh_file, hollow, sections, shape_mesh
+from xraybag.engine.solids.meshes import check_mesh_file, hollow, sections, shape_mesh
+from xraybag.engine.solids.scene import build_solids, rotation_matrix
 from xraybag.errors import XraybagError
 from xraybag.scenes.models import Scene, Shape
 

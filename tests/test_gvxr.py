@@ -16,7 +16,10 @@ import numpy as np
 import pytest
 import trimesh
 
-from xraybag.engine.peers import (
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))  # the gVirtualXray helpers live beside the benchmark
+
+from peers import (  # noqa: E402
     TOLERANCE,
     compare_transmission,
     edge_mask,
@@ -25,9 +28,9 @@ from xraybag.engine.peers import (
     silhouette_edges,
     subdivide,
 )
-from xraybag.engine.trace import trace
 
-ROOT = Path(__file__).resolve().parents[1]
+from xraybag.engine.xray.trace import trace  # noqa: E402
+
 BENCH = ROOT / "benchmarks" / "gvxr_compare.py"
 
 
@@ -99,7 +102,7 @@ class _Geometry:
     """A minimal point-source geometry for edge_mask: source below, panel 10 x 10 pixels."""
 
     def __init__(self):
-        from xraybag.engine.scanners import radiograph_geometry
+        from xraybag.engine.xray.scanners import radiograph_geometry
         from xraybag.scenes.models import Scanner, Scene
 
         scene = Scene.model_validate({"bag": {"size": [100, 100, 100], "wall": {"thickness": 0}}})
@@ -111,7 +114,7 @@ class _Geometry:
 
 
 def _box_solid(size, centre, material="aluminum"):
-    from xraybag.engine.geometry import Solid
+    from xraybag.engine.solids.scene import Solid
 
     m = trimesh.creation.box(extents=size)
     return Solid(m.vertices + np.asarray(centre), m.faces.astype(np.int32), material, 1, "box")

@@ -10,7 +10,7 @@ import pytest
 import tifffile
 from PIL import Image
 
-from xraybag.engine.colour import clcxray_encoding
+from xraybag.engine.xray.colour import clcxray_encoding
 from xraybag.errors import XraybagError
 from xraybag.learners.data import DetectionDataset, split_bags, split_counts
 

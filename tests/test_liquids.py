@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import trimesh
 
-from xraybag.engine.geometry import object_solids
-from xraybag.engine.meshes import hollow
+from xraybag.engine.solids.meshes import hollow
+from xraybag.engine.solids.scene import object_solids
 from xraybag.scenes.models import Object
 
 KINDS = ("cylinder", "box", "sphere", "cone", "ellipsoid", "mesh")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from xraybag.engine.geometry import build_solids
 from xraybag.engine.packing import LARGER_THAN_BAG, PACKERS, PackReport, pack
+from xraybag.engine.solids.scene import build_solids
 from xraybag.errors import XraybagError
 from xraybag.scenes.models import Scene
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import trimesh
 import xraydb
-
 from helpers import write
-from xraybag.engine.render import render_bag
+
+from xraybag.engine.output.pipeline import render_bag
 from xraybag.scenes.loader import load_scene
 
 KEV = 60.0
@@ -137,7 +137,8 @@ def test_every_detector_type_renders_a_view(tmp_path, detector, channels):
 
 def test_step_wedges_through_a_line_scanner_get_their_colours(tmp_path):
     """Whole pipeline (meshes, fan-beam tracing, sandwich detector, calibrated colour), noise off."""
-    from xraybag.engine.colour import INORGANIC, METAL, ORGANIC, calibrate, classify
+    from xraybag.engine.xray.calibration import calibrate_colour
+    from xraybag.engine.xray.colour import INORGANIC, METAL, ORGANIC, classify
 
     wedges = [("hdpe", 40), ("water", 40), ("aluminum", 10), ("iron", 3), ("lead", 2)]
     objs = "\n".join(
@@ -152,7 +153,7 @@ def test_step_wedges_through_a_line_scanner_get_their_colours(tmp_path):
     loaded = load_scene(path)
     result = render_bag(loaded, 0)
     view = result.views[0]
-    classes, _ = classify(view.transmission["low"], view.transmission["high"], calibrate(view.scanner, loaded.library))
+    classes, _ = classify(view.transmission["low"], view.transmission["high"], calibrate_colour(view.scanner, loaded.library))
     expected = [ORGANIC, ORGANIC, INORGANIC, METAL, METAL]
     for k, want in enumerate(expected, start=1):
         lab = view.labels[k]

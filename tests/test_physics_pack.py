@@ -7,13 +7,10 @@ import time
 import numpy as np
 import pytest
 
-from xraybag.engine.packing import LARGER_THAN_BAG, PackReport
-from xraybag.engine.physics_pack import (
-    TIME_BUDGET_REASON,
-    check_packing,
-    pack_heuristic,
-    pack_physics,
-)
+from xraybag.engine.packing import LARGER_THAN_BAG, TIME_BUDGET_REASON, PackReport
+from xraybag.engine.packing.checks import check_packing
+from xraybag.engine.packing.heuristic import pack_heuristic
+from xraybag.engine.packing.physics import pack_physics
 from xraybag.scenes.models import Scene
 
 BAG = [400.0, 300.0, 200.0]

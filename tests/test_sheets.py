@@ -21,19 +21,20 @@ import pytest
 import trimesh
 
 from tests.helpers import write
-from xraybag.engine.geometry import build_solids
-from xraybag.engine.sheets import (
+from xraybag.engine.solids.scene import build_solids
+from xraybag.engine.solids.sheets import (
     HMAP_RES,
     SAG,
     drape_sheets,
-    height_map,
     rmpd,
     sheet_support,
+    top_surface,
     with_sheets,
     without_sheets,
 )
 from xraybag.scenes.models import Scene
-from xraybag.scenes.sample import bag_rng, dump_scene
+from xraybag.scenes.sample import dump_scene
+from xraybag.streams import STREAM_SHEETS, bag_rng
 
 THICK = 3.0
 MARGIN = 1.25 * HMAP_RES + 1.0  # map conservative by 1.25 cells; the test samples every 1 mm
@@ -58,7 +59,7 @@ def _scene(sheets=({"name": "sheet", "size": [250, 150]},)) -> Scene:
 @pytest.fixture(scope="module")
 def draped():
     scene = _scene()
-    out, left = drape_sheets(scene, bag_rng(1, 0, 1_000_004))
+    out, left = drape_sheets(scene, bag_rng(1, 0, STREAM_SHEETS))
     assert left == []
     return scene, out
 
@@ -132,7 +133,7 @@ def test_sheet_rests_on_contents_without_interpenetration(draped):
 def test_sheet_gap_where_it_touches(draped):
     original, scene = draped
     obj = next(o for o in scene.objects if o.name == "sheet")
-    hm = height_map(without_sheets(original))
+    hm = top_surface(without_sheets(original))
     u, v, support = sheet_support(obj.sheet, hm, obj.pose.position[:2], obj.pose.rotation_deg[2])
     h = np.array(obj.sheet.drape)
     touch = h <= support + 1e-9
@@ -185,7 +186,7 @@ def test_rmpd_never_below_support_and_spans():
 
 def test_deterministic_and_round_trip(draped, tmp_path):
     original, scene = draped
-    again, _ = drape_sheets(original, bag_rng(1, 0, 1_000_004))
+    again, _ = drape_sheets(original, bag_rng(1, 0, STREAM_SHEETS))
     assert again == scene
     text = dump_scene(scene)
     from ruamel.yaml import YAML
@@ -231,7 +232,7 @@ def test_with_without_sheets_keeps_order():
 
 
 def test_sheet_renders_with_annotation(tmp_path):
-    from xraybag.engine.dataset import render_dataset
+    from xraybag.engine.output.dataset import render_dataset
 
     path = write(
         tmp_path / "s.yaml",
@@ -266,7 +267,7 @@ def test_sheet_renders_with_annotation(tmp_path):
 
 
 def test_object_points_of_sheets(draped):
-    from xraybag.engine.geometry import object_points, rotation_matrix
+    from xraybag.engine.solids.scene import object_points, rotation_matrix
 
     original, scene = draped
     flat = object_points(original.objects[2], name="sheet")

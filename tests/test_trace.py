@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import trimesh
 
-from xraybag.engine.scanners import view_geometry
-from xraybag.engine.trace import trace
+from xraybag.engine.xray.scanners import view_geometry
+from xraybag.engine.xray.trace import trace
 from xraybag.scenes.models import Scanner, Scene
 
 SCENE = Scene.model_validate({"bag": {"size": [550, 350, 220], "wall": {"thickness": 0}}})

@@ -100,7 +100,7 @@ def export_glb(name: str, path: str | Path, seed: int = 0, params: dict[str, Any
     import numpy as np
     import trimesh
 
-    from xraybag.engine.geometry import build_solids
+    from xraybag.engine.solids.scene import build_solids
     from xraybag.scenes.catalog import get_entry, object_scene, sample_object
 
     entry = get_entry(name)

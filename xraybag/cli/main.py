@@ -42,7 +42,7 @@ def render(scene, count, out, seed, workers, scheduler, save_transmission, encod
     """Render SCENE (a YAML file or a built-in scene name such as 'demo') into a dataset."""
     from tqdm import tqdm
 
-    from xraybag.engine.dataset import Options, render_dataset
+    from xraybag.engine.output.dataset import Options, render_dataset
 
     bar = None
 
@@ -84,17 +84,15 @@ def render(scene, count, out, seed, workers, scheduler, save_transmission, encod
 @user_errors
 def validate(scene, count, assets):
     """Check SCENE without rendering it."""
-    from xraybag.engine.packing import pack
-    from xraybag.engine.render import check_memory
+    from xraybag.engine.output.memory import check_memory
+    from xraybag.engine.packing import pack_bag
     from xraybag.scenes.loader import load_scene
-    from xraybag.scenes.sample import bag_rng, sample
 
     loaded = load_scene(scene, tuple(assets))
     need = check_memory(loaded)
     left = 0
-    for i in range(count):
-        concrete = sample(loaded, i)
-        _, report = pack(concrete, rng=bag_rng(concrete.seed, concrete.bag_index, 0))
+    for i in range(count):  # packed exactly as `render` packs bag i (same random streams)
+        _, report = pack_bag(loaded, i)
         left += len(report.left_out)
     click.echo(
         f"{loaded.source.file}: ok ({len(loaded.spec.objects)} object entries, "
@@ -125,7 +123,7 @@ def preview(out, output, max_images):
     """Write a contact sheet of dataset OUT with boxes and labels drawn."""
     from pathlib import Path
 
-    from xraybag.engine.preview import contact_sheet
+    from xraybag.engine.output.preview import contact_sheet
 
     path = contact_sheet(Path(out), Path(output) if output else None, max_images)
     click.echo(str(path))

@@ -26,7 +26,7 @@ def pack(scene, seed, index, out, png, yaml, pitch, assets):
     """Pack bag INDEX of SCENE and write it as a GLB, a PNG rendering and its concrete scene."""
     from pathlib import Path
 
-    from xraybag.engine.export import export_bag
+    from xraybag.engine.output.export import export_bag
     from xraybag.scenes.loader import load_scene
 
     loaded = load_scene(scene, tuple(assets))

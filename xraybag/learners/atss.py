@@ -59,16 +59,30 @@ ran under ``no_grad``), so the hook should do ``x = feat.detach().requires_grad_
 from __future__ import annotations
 
 import math
-from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-import torchvision
 from torch import Tensor, nn
 from torchvision.ops import FeaturePyramidNetwork, batched_nms, box_iou
 from torchvision.ops.feature_pyramid_network import LastLevelP6P7
+
+from xraybag.learners.atss_targets import (
+    atss_assign,
+    box_centres,
+    centerness_target,
+    decode,
+    decode_distance,
+    distribution_focal_loss,
+    encode,
+    encode_distance,
+    focal_loss,
+    giou_loss,
+    make_anchors,
+    quality_focal_loss,
+)
+from xraybag.learners.backbones import BACKBONES, Backbone, group_norm
 
 __all__ = [
     "ATSSConfig", "ATSS", "ATSSHead", "make_anchors", "atss_assign", "encode", "decode",
@@ -79,12 +93,11 @@ __all__ = [
 
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
-_BBOX_CLAMP = math.log(1000.0 / 16)
-
 
 # --------------------------------------------------------------------------------------------
 # configuration
 # --------------------------------------------------------------------------------------------
+
 
 @dataclass
 class ATSSConfig:
@@ -194,163 +207,6 @@ class ATSSConfig:
 
 
 # --------------------------------------------------------------------------------------------
-# anchors, assignment, box coding, targets
-# --------------------------------------------------------------------------------------------
-
-def make_anchors(feature_sizes, strides, scale: float = 8.0, device=None, dtype=torch.float32):
-    """One square anchor per location per level.
-
-    Location ``(i, j)`` (row, column) of a level of stride ``s`` has its centre at
-    ``((j + 0.5) s, (i + 0.5) s)`` and the anchor is the ``scale * s`` square around it, in xyxy.
-    Returns a list (one per level) of ``(H * W, 4)`` tensors in row-major order.
-    """
-    out = []
-    for (h, w), s in zip(feature_sizes, strides):
-        ys = (torch.arange(h, device=device, dtype=dtype) + 0.5) * s
-        xs = (torch.arange(w, device=device, dtype=dtype) + 0.5) * s
-        cy, cx = torch.meshgrid(ys, xs, indexing="ij")
-        cx, cy = cx.reshape(-1), cy.reshape(-1)
-        half = 0.5 * scale * s
-        out.append(torch.stack([cx - half, cy - half, cx + half, cy + half], dim=1))
-    return out
-
-
-def _centres(boxes: Tensor) -> Tensor:
-    return torch.stack([(boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2], dim=1)
-
-
-def atss_assign(anchors_per_level, gt_boxes: Tensor, gt_labels: Tensor | None = None,
-                topk: int = 9) -> Tensor:
-    """Adaptive Training Sample Selection.
-
-    ``anchors_per_level``: list of ``(A_l, 4)`` xyxy anchors; ``gt_boxes``: ``(G, 4)`` xyxy.
-    Returns ``(sum A_l,)`` long: the index of the ground truth each anchor (levels concatenated in
-    order) is assigned to, ``-1`` for background. ``gt_labels`` is accepted for symmetry and unused.
-
-    For each ground truth: on every level the ``min(topk, A_l)`` anchors with the nearest centres
-    (Euclidean) are candidates; the threshold is mean + standard deviation (unbiased, n - 1) of the
-    candidates' IoUs; a candidate is positive if its IoU >= threshold and its centre lies strictly
-    inside the box (every side distance > 0.01). An anchor positive for several boxes goes to the
-    one with the highest IoU.
-    """
-    anchors = torch.cat(list(anchors_per_level), dim=0)
-    num_a, num_g = anchors.shape[0], gt_boxes.shape[0]
-    if num_g == 0 or num_a == 0:
-        return torch.full((num_a,), -1, dtype=torch.long, device=anchors.device)
-    gt_boxes = gt_boxes.to(anchors)
-    ious = box_iou(anchors, gt_boxes)                                    # (A, G)
-    ac, gc = _centres(anchors), _centres(gt_boxes)
-    dist = torch.cdist(ac, gc)                                           # (A, G)
-    cands, start = [], 0
-    for lvl in anchors_per_level:
-        n = lvl.shape[0]
-        if n:
-            k = min(topk, n)
-            _, idx = dist[start:start + n].topk(k, dim=0, largest=False)
-            cands.append(idx + start)
-        start += n
-    cand = torch.cat(cands, dim=0)                                       # (K, G)
-    cand_iou = ious.gather(0, cand)
-    mean = cand_iou.mean(0)
-    std = cand_iou.std(0) if cand.shape[0] > 1 else torch.zeros_like(mean)
-    is_pos = cand_iou >= (mean + std)[None]
-    cx, cy = ac[cand, 0], ac[cand, 1]                                    # (K, G)
-    side = torch.stack([cx - gt_boxes[:, 0], cy - gt_boxes[:, 1],
-                        gt_boxes[:, 2] - cx, gt_boxes[:, 3] - cy], dim=0)
-    is_pos &= side.min(dim=0).values > 0.01
-    masked = torch.full_like(ious, -math.inf)
-    g_idx = torch.arange(num_g, device=anchors.device)[None].expand_as(cand)
-    masked[cand[is_pos], g_idx[is_pos]] = ious[cand[is_pos], g_idx[is_pos]]
-    best, arg = masked.max(dim=1)
-    return torch.where(best > -math.inf, arg, torch.full_like(arg, -1))
-
-
-def encode(anchors: Tensor, boxes: Tensor, stds=(0.1, 0.1, 0.2, 0.2)) -> Tensor:
-    """Standard anchor deltas (RetinaNet / ATSS): ((gx-ax)/aw, (gy-ay)/ah, log gw/aw, log gh/ah) / stds."""
-    aw, ah = anchors[:, 2] - anchors[:, 0], anchors[:, 3] - anchors[:, 1]
-    ax, ay = anchors[:, 0] + 0.5 * aw, anchors[:, 1] + 0.5 * ah
-    gw, gh = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
-    gx, gy = boxes[:, 0] + 0.5 * gw, boxes[:, 1] + 0.5 * gh
-    d = torch.stack([(gx - ax) / aw, (gy - ay) / ah, torch.log(gw / aw), torch.log(gh / ah)], 1)
-    return d / d.new_tensor(stds)
-
-
-def decode(anchors: Tensor, deltas: Tensor, stds=(0.1, 0.1, 0.2, 0.2)) -> Tensor:
-    """Inverse of :func:`encode` (dw, dh clamped at log(1000/16))."""
-    d = deltas * deltas.new_tensor(stds)
-    aw, ah = anchors[:, 2] - anchors[:, 0], anchors[:, 3] - anchors[:, 1]
-    ax, ay = anchors[:, 0] + 0.5 * aw, anchors[:, 1] + 0.5 * ah
-    cx, cy = ax + d[:, 0] * aw, ay + d[:, 1] * ah
-    w = aw * torch.exp(d[:, 2].clamp(max=_BBOX_CLAMP))
-    h = ah * torch.exp(d[:, 3].clamp(max=_BBOX_CLAMP))
-    return torch.stack([cx - 0.5 * w, cy - 0.5 * h, cx + 0.5 * w, cy + 0.5 * h], dim=1)
-
-
-def encode_distance(points: Tensor, boxes: Tensor, strides: Tensor) -> Tensor:
-    """FCOS-style (l, t, r, b) from ``points`` (N, 2) to ``boxes`` sides, in units of ``strides`` (N,)."""
-    s = strides.reshape(-1, 1).to(boxes)
-    return torch.stack([points[:, 0] - boxes[:, 0], points[:, 1] - boxes[:, 1],
-                        boxes[:, 2] - points[:, 0], boxes[:, 3] - points[:, 1]], 1) / s
-
-
-def decode_distance(points: Tensor, dists: Tensor, strides: Tensor) -> Tensor:
-    s = strides.reshape(-1, 1).to(dists)
-    d = dists * s
-    return torch.stack([points[:, 0] - d[:, 0], points[:, 1] - d[:, 1],
-                        points[:, 0] + d[:, 2], points[:, 1] + d[:, 3]], 1)
-
-
-def centerness_target(points: Tensor, boxes: Tensor) -> Tensor:
-    """sqrt(min(l, r) / max(l, r) * min(t, b) / max(t, b)) of ``points`` (N, 2) inside ``boxes`` (N, 4)."""
-    l_ = points[:, 0] - boxes[:, 0]
-    t_ = points[:, 1] - boxes[:, 1]
-    r_ = boxes[:, 2] - points[:, 0]
-    b_ = boxes[:, 3] - points[:, 1]
-    lr = torch.stack([l_, r_], 1)
-    tb = torch.stack([t_, b_], 1)
-    c = (lr.min(1).values / lr.max(1).values.clamp(min=1e-12)) * \
-        (tb.min(1).values / tb.max(1).values.clamp(min=1e-12))
-    return c.clamp(min=0).sqrt()
-
-
-# --------------------------------------------------------------------------------------------
-# losses
-# --------------------------------------------------------------------------------------------
-
-def focal_loss(logits: Tensor, targets: Tensor, alpha: float = 0.25, gamma: float = 2.0,
-               reduction: str = "sum") -> Tensor:
-    """Sigmoid focal loss: -alpha_t (1 - p_t)^gamma log p_t, elementwise, summed by default.
-
-    ``targets`` are 0/1 of the same shape as ``logits`` (one-hot over classes, background = all 0).
-    """
-    return torchvision.ops.sigmoid_focal_loss(logits, targets.to(logits), alpha=alpha,
-                                              gamma=gamma, reduction=reduction)
-
-
-def giou_loss(pred: Tensor, target: Tensor, reduction: str = "none") -> Tensor:
-    """1 - GIoU of paired xyxy boxes (torchvision's implementation)."""
-    return torchvision.ops.generalized_box_iou_loss(pred, target, reduction=reduction)
-
-
-def quality_focal_loss(logits: Tensor, score_targets: Tensor, beta: float = 2.0) -> Tensor:
-    """GFL quality focal loss, elementwise: BCE(sigma, y) * |y - sigma|^beta (y in [0, 1])."""
-    p = logits.sigmoid()
-    return F.binary_cross_entropy_with_logits(logits, score_targets, reduction="none") * \
-        (score_targets - p).abs().pow(beta)
-
-
-def distribution_focal_loss(logits: Tensor, target: Tensor) -> Tensor:
-    """GFL distribution focal loss; ``logits`` (N, K+1), ``target`` (N,) in [0, K]."""
-    k = logits.shape[1] - 1
-    target = target.clamp(0, k - 1e-4)
-    left = target.floor().long()
-    wl = left.to(target) + 1 - target
-    logp = F.log_softmax(logits, dim=1)
-    return -(logp.gather(1, left[:, None])[:, 0] * wl
-             + logp.gather(1, (left + 1)[:, None])[:, 0] * (1 - wl))
-
-
-# --------------------------------------------------------------------------------------------
 # network
 # --------------------------------------------------------------------------------------------
 
@@ -361,17 +217,6 @@ class _Scale(nn.Module):
 
     def forward(self, x):
         return x * self.scale
-
-
-def _gn(c: int) -> nn.GroupNorm:
-    """GroupNorm with 32 groups (the GN paper's and ATSS's setting; fewer when ``c`` is not a
-    multiple of 32). Coarser groups on the narrow layers of the small configs (8 channels per
-    group) were tried and left the classifier unable to tell two colours apart in the suite's
-    toy detection test (mAP50 0.58 against 1.0), so narrow layers keep 32 groups too."""
-    g = 32
-    while c % g:
-        g //= 2
-    return nn.GroupNorm(g, c)
 
 
 class ATSSHead(nn.Module):
@@ -385,7 +230,7 @@ class ATSSHead(nn.Module):
         def tower():
             layers = []
             for _ in range(num_convs):
-                layers += [nn.Conv2d(channels, channels, 3, padding=1), _gn(channels),
+                layers += [nn.Conv2d(channels, channels, 3, padding=1), group_norm(channels),
                            nn.ReLU(inplace=True)]
             return nn.Sequential(*layers)
 
@@ -419,62 +264,6 @@ class ATSSHead(nn.Module):
         return cls_logits, bbox_pred, ctr
 
 
-class _FrozenBN(torchvision.ops.FrozenBatchNorm2d):
-    pass
-
-
-BACKBONES = ("resnet18", "resnet34", "resnet50", "regnet_x_400mf", "regnet_x_800mf",
-             "regnet_y_400mf", "regnet_y_800mf")
-
-
-class _Backbone(nn.Module):
-    """C3-C5 of a torchvision ResNet or RegNet (weights=None; optional local state dict)."""
-
-    def __init__(self, cfg: ATSSConfig):
-        super().__init__()
-        norm = {"bn": nn.BatchNorm2d, "frozen_bn": _FrozenBN, "gn": _gn}[cfg.backbone_norm]
-        net = getattr(torchvision.models, cfg.backbone)(weights=None, norm_layer=norm)
-        if cfg.backbone_weights:
-            state = torch.load(cfg.backbone_weights, map_location="cpu", weights_only=True)
-            if isinstance(state, dict) and "state_dict" in state:
-                state = state["state_dict"]
-            state = {k: v for k, v in state.items() if not k.startswith("fc.")}
-            missing, _ = net.load_state_dict(state, strict=False)
-            missing = [k for k in missing if not k.startswith("fc.")]
-            if missing:
-                raise ValueError(f"{cfg.backbone_weights}: not a {cfg.backbone} state dict "
-                                 f"(missing {len(missing)} keys, e.g. {missing[0]!r})")
-        if cfg.backbone.startswith("resnet"):
-            stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool)
-            stages = [net.layer1, net.layer2, net.layer3, net.layer4]
-        else:
-            stem, stages = net.stem, list(net.trunk_output)
-        if cfg.in_channels != 3:
-            old = stem[0]
-            new = nn.Conv2d(cfg.in_channels, old.out_channels, old.kernel_size, old.stride,
-                            old.padding, bias=old.bias is not None)
-            if cfg.backbone_weights:   # adapt pretrained RGB filters: their channel mean, repeated
-                with torch.no_grad():
-                    new.weight.copy_(old.weight.mean(1, keepdim=True).repeat(1, cfg.in_channels, 1, 1)
-                                     * 3.0 / cfg.in_channels)
-            stem[0] = new
-        self.stem = stem
-        self.layer1, self.layer2, self.layer3, self.layer4 = stages
-        self.out_channels = [_width(m) for m in stages[1:]]
-
-    def forward(self, x):
-        c2 = self.layer1(self.stem(x))
-        c3 = self.layer2(c2)
-        c4 = self.layer3(c3)
-        c5 = self.layer4(c4)
-        return OrderedDict([("c3", c3), ("c4", c4), ("c5", c5)])
-
-
-def _width(stage: nn.Module) -> int:
-    """Output channels of a ResNet or RegNet stage: no convolution inside it is wider."""
-    return max(m.out_channels for m in stage.modules() if isinstance(m, nn.Conv2d))
-
-
 class ATSS(nn.Module):
     """ATSS detector. ``forward(images, targets=None)``:
 
@@ -489,7 +278,7 @@ class ATSS(nn.Module):
     def __init__(self, cfg: ATSSConfig):
         super().__init__()
         self.cfg = cfg
-        self.backbone = _Backbone(cfg)
+        self.backbone = Backbone(cfg.backbone, cfg.backbone_norm, cfg.backbone_weights, cfg.in_channels)
         self.fpn = FeaturePyramidNetwork(self.backbone.out_channels, cfg.fpn_channels,
                                          extra_blocks=LastLevelP6P7(cfg.fpn_channels, cfg.fpn_channels))
         self.head = ATSSHead(cfg.fpn_channels, cfg.num_classes, cfg.num_convs, cfg.reg_bins,
@@ -573,7 +362,7 @@ class ATSS(nn.Module):
         """Per-level LA targets: class maps (N, H, W) and distance maps (N, 4, H, W) in strides."""
         n = labels.shape[0]
         all_anchors = torch.cat(anchors)
-        pts = _centres(all_anchors)
+        pts = box_centres(all_anchors)
         dist = encode_distance(pts.repeat(n, 1), boxes.reshape(-1, 4), strides.repeat(n))
         dist = dist.reshape(n, -1, 4)
         dist[labels < 0] = -1.0
@@ -598,7 +387,7 @@ class ATSS(nn.Module):
             d = F.softmax(reg.reshape(-1, 4, self.cfg.reg_bins + 1), dim=-1) @ self._bin_values
         else:
             d = F.relu(reg)
-        return decode_distance(_centres(anchors_flat), d, strides_flat)
+        return decode_distance(box_centres(anchors_flat), d, strides_flat)
 
     def _run_head(self, feats, cls_t=None, reg_t=None):
         if self.la is not None and not self.training:
@@ -642,7 +431,7 @@ class ATSS(nn.Module):
             onehot = torch.zeros_like(cls)
             onehot[pos, labels[pos]] = 1.0
             out["loss_cls"] = focal_loss(cls, onehot, cfg.focal_alpha, cfg.focal_gamma) / num_pos
-            ctr_t = centerness_target(_centres(a_pos), gt_pos)
+            ctr_t = centerness_target(box_centres(a_pos), gt_pos)
             w = ctr_t
             if pos.any():
                 out["loss_bbox"] = cfg.giou_weight * (giou_loss(pred_boxes, gt_pos) * w).sum() \
@@ -655,7 +444,7 @@ class ATSS(nn.Module):
         else:
             score_t = torch.zeros_like(cls)
             if pos.any():
-                iou = torchvision.ops.box_iou(pred_boxes.detach(), gt_pos).diagonal().clamp(min=0)
+                iou = box_iou(pred_boxes.detach(), gt_pos).diagonal().clamp(min=0)
                 score_t[pos, labels[pos]] = iou
             out["loss_cls"] = quality_focal_loss(cls, score_t, cfg.qfl_beta).sum() / num_pos
             if pos.any():
@@ -669,7 +458,7 @@ class ATSS(nn.Module):
         if cfg.reg_bins:
             if pos.any():
                 k = cfg.reg_bins
-                dt = encode_distance(_centres(a_pos), gt_pos, s_pos).clamp(0, k - 1e-4)
+                dt = encode_distance(box_centres(a_pos), gt_pos, s_pos).clamp(0, k - 1e-4)
                 dfl = distribution_focal_loss(reg[pos].reshape(-1, k + 1), dt.reshape(-1))
                 ww = (w if w is not None else torch.ones_like(s_pos))[:, None].expand(-1, 4).reshape(-1)
                 out["loss_dfl"] = cfg.dfl_weight * (dfl * ww).sum() / ww.sum().clamp(min=1e-6)

@@ -322,7 +322,7 @@ class DetectionDataset:
             if path.is_file():
                 img = _read_rgb(path)
             else:
-                from xraybag.engine.colour import clcxray_encoding
+                from xraybag.engine.xray.colour import clcxray_encoding
 
                 low = _read_tiff(self.root / im["raw"]["low"])
                 high = _read_tiff(self.root / im["raw"]["high"])

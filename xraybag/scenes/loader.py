@@ -265,7 +265,7 @@ def _is_filter(name: str, library: Any) -> bool:
 
 
 def check_meshes(spec: BaseModel, base_dir: Path, roots: tuple[Path, ...], source: SourceMap) -> None:
-    from xraybag.engine.meshes import check_mesh_file
+    from xraybag.engine.solids.meshes import check_mesh_file
 
     for loc, name, value in walk(spec):
         if name == "mesh" and value is not None:

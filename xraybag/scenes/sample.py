@@ -21,15 +21,7 @@ from xraybag.errors import XraybagError
 from xraybag.scenes.loader import LoadedScene, resolve_asset
 from xraybag.scenes.models import Object, Scene
 from xraybag.scenes.numbers import Dist
-
-STREAM_BAG = 1_000_001
-STREAM_SCANNERS = 1_000_002
-STREAM_NOISE = 2_000_000  # + view number; used by the renderer
-
-
-def bag_rng(seed: int, index: int, stream: int) -> np.random.Generator:
-    """The generator of one random stream of one bag."""
-    return np.random.default_rng(np.random.SeedSequence([int(seed), int(index), int(stream)]))
+from xraybag.streams import STREAM_BAG, STREAM_SCANNERS, bag_rng
 
 
 def resolve(value: Any, rng: np.random.Generator) -> Any:

@@ -1,255 +1,34 @@
-"""Dual-energy decomposition: Compton / photoelectric basis line integrals, Zeff and electron density.
-
-Model (Alvarez & Macovski 1976, as used by DEBISim). Between the energies of a security CT
-spectrum (~20-160 keV) the linear attenuation coefficient of any material is written as::
-
-    mu(E) ~= a_c f_KN(E) + a_p f_p(E)           (1/mm)
-
-* ``f_KN(E) = sigma_KN(E) / sigma_KN(E_ref)``: the Klein-Nishina total cross-section per electron
-  (closed form, :func:`klein_nishina`), normalised to 1 at the reference energy ``E_ref``
-  (:data:`REFERENCE_KEV` = 70 keV). Hence ``a_c = n_e sigma_KN(E_ref)`` is the Compton attenuation at
-  ``E_ref`` and is proportional to the electron density ``n_e``.
-* ``f_p(E) = (E_ref / E)^m``: the photoelectric basis, ``m`` = :data:`PHOTO_EXPONENT` = 3 (the
-  textbook E^-3; the exponent is a parameter of every function here). ``a_p`` is the
-  photoelectric-like attenuation at ``E_ref``; per electron it grows as ~Z^n, n ~ 3.
-
-Coherent (Rayleigh) scattering and the binding corrections of incoherent scattering, which the
-xraydb cross-sections include, have no basis function of their own: they are shared between the
-two terms, which the calibration below absorbs.
+"""Projection-domain dual-energy decomposition: (p_low, p_high) -> Compton / photoelectric line
+integrals, with the basis model of :mod:`.basis`.
 
 Projection domain (:class:`Decomposer`). A ray through path lengths L_m measures, in channel c
 (``low``, ``high``: the two layers of a sandwich detector or the two spectra of kVp switching),
 ``p_c = -ln(sum_E w_c(E) exp(-sum_m mu_m(E) L_m) / sum_E w_c(E))`` with ``w_c`` the open-beam
-photons x detector response (:func:`xraybag.engine.detect.channel_response`). With the basis
+photons x detector response (:func:`xraybag.engine.xray.detect.channel_response`). With the basis
 model the pair ``(p_low, p_high)`` is a function of the two basis line integrals
 ``A_c = integral a_c dl`` and ``A_p = integral a_p dl`` (mm x 1/mm, dimensionless), and the
 decomposition inverts it per ray: by damped Newton-Raphson (``method='newton'``), or by
 interpolating a table of Newton solutions on a regular (p_low, p_high) grid (``method='table'``,
 the fast default). Reconstructing ``A_c`` and ``A_p`` sinograms gives ``a_c`` and ``a_p`` volumes.
-
-Image domain (:func:`decompose_images`): reconstruct the two channels' attenuation images first,
-then solve a 2x2 system per voxel with spectrum-averaged basis values; this ignores beam hardening.
-
-Zeff and electron density (:class:`Calibration`, :func:`calibrate`):
-
-* ``rho_e = a_c / a_c(water)``: electron density relative to water, where ``a_c(water)`` is what
-  the same decomposition gives for water (a scanner's water calibration);
-* ``Zeff`` from ``a_p / a_c`` through a calibration curve fitted once on the pure elements B..Fe
-  (Z = 5-26; xraydb cross-sections through :class:`~xraybag.materials.database.Material`)
-  decomposed on the scanner's own channel weights, never on compounds: ``ln Zeff`` is a cubic in
-  ``ln(a_p / a_c)`` (elements read back within ~0.02), continued by the power law
-  ``a_p / a_c = K Zeff^n`` (the least-squares line, n ~ 3.2) outside the elements' range. For a
-  mixture, a_p / a_c is the electron-fraction weighted mean of its elements' values, so this Zeff
-  is close to a power-law Zeff with exponent n; against the library's Spiers-type Zeff
-  (exponent 2.94) mixtures of very different Z (PVC: H, C and Cl) read up to ~0.25 high.
-
-Both calibrations decompose a slab of the element (or of water) of a fixed areal density
-(:data:`CALIBRATION_AREAL_DENSITY`) through the projection model, i.e. with the same beam
-hardening as a measured object of that size. With ``thin=True`` they use the thin-slab limit
-(the spectrum-averaged basis of the image-domain method) instead.
 """
 
 from __future__ import annotations
 
-import functools
 import math
-from dataclasses import dataclass, field, replace
 
 import numba
 import numpy as np
 
-__all__ = [
-    "CALIBRATION_AREAL_DENSITY",
-    "CALIBRATION_ELEMENTS",
-    "Calibration",
-    "Decomposer",
-    "ELECTRON_REST_KEV",
-    "PHOTO_EXPONENT",
-    "REFERENCE_KEV",
-    "THOMSON_CM2",
-    "basis",
-    "calibrate",
-    "combine_channels",
-    "compton_basis",
-    "decompose_images",
-    "default_calibration",
-    "effective_basis",
-    "fit_basis",
-    "klein_nishina",
-    "photo_basis",
-    "rho_e",
-    "zeff",
-    "zeff_rho_e",
-]
+from xraybag.engine.ct.basis import (
+    PHOTO_EXPONENT,
+    REFERENCE_KEV,
+    compton_basis,
+    effective_basis,
+    out_dtype,
+    photo_basis,
+)
 
-#: Electron rest energy m_e c^2 (keV), CODATA 2018.
-ELECTRON_REST_KEV = 510.99895000
-#: Classical electron radius r_e (cm), CODATA 2018.
-CLASSICAL_ELECTRON_RADIUS_CM = 2.8179403262e-13
-#: Thomson cross-section 8 pi r_e^2 / 3 (cm^2): the low-energy limit of Klein-Nishina.
-THOMSON_CM2 = 8.0 * math.pi / 3.0 * CLASSICAL_ELECTRON_RADIUS_CM**2
-#: Reference energy (keV) where both basis functions equal 1.
-REFERENCE_KEV = 70.0
-#: Exponent m of the photoelectric basis (E_ref / E)^m.
-PHOTO_EXPONENT = 3.0
-#: Atomic numbers of the pure elements the Zeff calibration is fitted on (B..Fe).
-CALIBRATION_ELEMENTS: tuple[int, ...] = tuple(range(5, 27))
-#: Areal density (g/cm2) of the slabs the calibration decomposes (10 cm of water).
-CALIBRATION_AREAL_DENSITY = 10.0
-#: Below this electron density (x water) :func:`zeff` returns 0 (air, empty space).
-_AIR_RHO_E = 0.01
-
-
-# ----------------------------------------------------------------------------- basis functions
-
-
-def klein_nishina(energies_kev) -> np.ndarray:
-    """Klein-Nishina total cross-section per free electron (cm^2) at ``energies_kev`` (keV).
-
-    ``sigma = 2 pi r_e^2 { (1+k)/k^2 [2(1+k)/(1+2k) - ln(1+2k)/k] + ln(1+2k)/(2k)
-    - (1+3k)/(1+2k)^2 }`` with ``k = E / m_e c^2``; below k = 1e-3 (0.5 keV), where the closed
-    form cancels badly, its Taylor series ``sigma_T (1 - 2k + 26k^2/5 - 133k^3/10 + 1144k^4/35)``.
-    """
-    k = np.asarray(energies_kev, dtype=np.float64) / ELECTRON_REST_KEV
-    if np.any(k < 0) or not np.all(np.isfinite(k)):
-        raise ValueError("energies must be finite and >= 0 keV")
-    small = k < 1e-3
-    ks = np.where(small, 1.0, k)  # keep the closed form away from 0
-    l2k = np.log1p(2.0 * ks)
-    closed = 2.0 * math.pi * CLASSICAL_ELECTRON_RADIUS_CM**2 * (
-        (1.0 + ks) / ks**2 * (2.0 * (1.0 + ks) / (1.0 + 2.0 * ks) - l2k / ks)
-        + l2k / (2.0 * ks)
-        - (1.0 + 3.0 * ks) / (1.0 + 2.0 * ks) ** 2
-    )
-    series = THOMSON_CM2 * (1.0 + k * (-2.0 + k * (26.0 / 5.0 + k * (-133.0 / 10.0 + k * 1144.0 / 35.0))))
-    return np.where(small, series, closed)
-
-
-def compton_basis(energies_kev, e_ref: float = REFERENCE_KEV) -> np.ndarray:
-    """``f_KN(E) = sigma_KN(E) / sigma_KN(E_ref)`` (dimensionless, 1 at ``e_ref``)."""
-    return klein_nishina(energies_kev) / klein_nishina(e_ref)
-
-
-def photo_basis(energies_kev, e_ref: float = REFERENCE_KEV,
-                exponent: float = PHOTO_EXPONENT) -> np.ndarray:
-    """``f_p(E) = (E_ref / E)^m`` (dimensionless, 1 at ``e_ref``)."""
-    e = np.asarray(energies_kev, dtype=np.float64)
-    if np.any(e <= 0):
-        raise ValueError("energies must be > 0 keV")
-    return (float(e_ref) / e) ** float(exponent)
-
-
-def basis(energies_kev, e_ref: float = REFERENCE_KEV,
-          exponent: float = PHOTO_EXPONENT) -> np.ndarray:
-    """Both basis functions: (2, E) float64, rows ``f_KN``, ``f_p``."""
-    return np.stack([compton_basis(energies_kev, e_ref), photo_basis(energies_kev, e_ref, exponent)])
-
-
-def _spectrum_weights(weights, n_energies: int) -> np.ndarray:
-    """(E,) fitting weights from None (uniform), (E,) or (E, C) channel weights (each channel
-    normalised to sum 1, then summed)."""
-    if weights is None:
-        return np.ones(n_energies)
-    w = np.asarray(weights, dtype=np.float64)
-    if w.ndim == 2:
-        w = (w / w.sum(axis=0)).sum(axis=1)
-    if w.shape != (n_energies,) or np.any(w < 0) or not np.all(np.isfinite(w)) or not w.sum() > 0:
-        raise ValueError(f"weights: expected {n_energies} finite non-negative values, not all 0")
-    return w
-
-
-def fit_basis(mu_of_e, energies_kev, weights=None, *, e_ref: float = REFERENCE_KEV,
-              exponent: float = PHOTO_EXPONENT):
-    """Weighted least-squares coefficients ``(a_c, a_p)`` (1/mm) of ``mu(E)`` on the basis.
-
-    Minimises ``sum_E w(E) (mu(E) - a_c f_KN(E) - a_p f_p(E))^2``. ``mu_of_e``: (..., E)
-    attenuation (1/mm) on ``energies_kev`` (several materials at once along leading axes);
-    ``weights``: None (uniform over the grid), (E,), or (E, C) channel weights such as
-    ``ChannelResponse.weights`` (each channel normalised to sum 1, then summed). Returns two
-    arrays of shape ``mu_of_e.shape[:-1]`` (floats for a single material).
-    """
-    e = np.asarray(energies_kev, dtype=np.float64)
-    mu = np.asarray(mu_of_e, dtype=np.float64)
-    if mu.shape[-1:] != e.shape or e.ndim != 1:
-        raise ValueError(f"mu_of_e has shape {mu.shape}; expected (..., {e.size})")
-    w = _spectrum_weights(weights, e.size)
-    b = basis(e, e_ref, exponent)  # (2, E)
-    gram = (b * w) @ b.T  # (2, 2)
-    rhs = mu @ (b * w).T  # (..., 2)
-    sol = np.linalg.solve(gram, rhs[..., None])[..., 0] if rhs.ndim > 1 else np.linalg.solve(gram, rhs)
-    a_c, a_p = sol[..., 0], sol[..., 1]
-    if mu.ndim == 1:
-        return float(a_c), float(a_p)
-    return a_c, a_p
-
-
-def effective_basis(energies_kev, weights, *, e_ref: float = REFERENCE_KEV,
-                    exponent: float = PHOTO_EXPONENT) -> np.ndarray:
-    """(C, 2) open-beam (thin-object) averages of ``f_KN`` and ``f_p`` in each channel:
-    ``sum_E w_c(E) f(E) / sum_E w_c(E)``. Row c is dp_c/dA at A = 0."""
-    w = np.asarray(weights, dtype=np.float64)
-    w = w / w.sum(axis=0)
-    return (basis(energies_kev, e_ref, exponent) @ w).T
-
-
-def decompose_images(mu_low, mu_high, energies_kev, weights, *, e_ref: float = REFERENCE_KEV,
-                     exponent: float = PHOTO_EXPONENT):
-    """Image-domain decomposition of two reconstructed attenuation images (1/mm) -> ``(a_c, a_p)``.
-
-    Solves ``mu_c = a_c <f_KN>_c + a_p <f_p>_c`` per voxel with the open-beam averages of
-    :func:`effective_basis` (``weights``: (E, 2) channel weights, low then high). An
-    approximation: it ignores beam hardening (the spectrum seen by a voxel is hardened by
-    everything in front of it, and the reconstructions carry cupping / streaks), so ``a_p`` is
-    biased low in and behind thick or dense objects; the projection-domain :class:`Decomposer`
-    does not have this bias. Output dtype float32 if both inputs are float32, else float64.
-    """
-    w = np.asarray(weights, dtype=np.float64)
-    if w.ndim != 2 or w.shape[1] != 2:
-        raise ValueError(f"weights has shape {w.shape}; expected (E, 2) for the low, high channels")
-    m = effective_basis(energies_kev, w, e_ref=e_ref, exponent=exponent)
-    inv = np.linalg.inv(m)
-    lo = np.asarray(mu_low)
-    hi = np.asarray(mu_high)
-    dtype = np.float32 if (lo.dtype == np.float32 and hi.dtype == np.float32) else np.float64
-    lo64 = lo.astype(np.float64, copy=False)
-    hi64 = hi.astype(np.float64, copy=False)
-    a_c = (inv[0, 0] * lo64 + inv[0, 1] * hi64).astype(dtype, copy=False)
-    a_p = (inv[1, 0] * lo64 + inv[1, 1] * hi64).astype(dtype, copy=False)
-    return a_c, a_p
-
-
-def combine_channels(*responses, channels=None):
-    """Two (or more) detector responses on one energy grid: ``(energies, weights (E, K))``.
-
-    For kVp switching: ``combine_channels(response_80kvp, response_160kvp)`` with each response a
-    :class:`~xraybag.engine.detect.ChannelResponse` (or an ``(energies, weights)`` pair) gives the
-    (E, 2) low/high weights the :class:`Decomposer` takes. ``channels``: which channel of each
-    response (index or name; default: the first, e.g. ``total``). The grids must agree where they
-    overlap (same bin centres); a bin missing from a response gets weight 0.
-    """
-    items = []
-    for i, r in enumerate(responses):
-        if isinstance(r, tuple):
-            e, w, names = r[0], r[1], None
-        else:
-            e, w, names = r.energies, r.weights, list(r.channels)
-        e = np.asarray(e, dtype=np.float64)
-        w = np.asarray(w, dtype=np.float64).reshape(e.size, -1)
-        pick = 0 if channels is None else channels[i]
-        if isinstance(pick, str):
-            if names is None or pick not in names:
-                raise ValueError(f"response {i} has no channel {pick!r}")
-            pick = names.index(pick)
-        items.append((e, w[:, int(pick)]))
-    grid = np.unique(np.concatenate([e for e, _ in items]))
-    for e, _ in items:  # within its own range, a grid must hold every bin of the union
-        if np.count_nonzero((grid >= e.min()) & (grid <= e.max())) != np.unique(e).size:
-            raise ValueError("the responses' energy grids do not align (different bin centres)")
-    out = np.zeros((grid.size, len(items)))
-    for k, (e, w) in enumerate(items):
-        out[np.searchsorted(grid, e), k] = w
-    return grid, out
-
+__all__ = ["Decomposer"]
 
 # ----------------------------------------------------------------------------- the forward model
 
@@ -496,48 +275,6 @@ def _interp(p_lo, p_hi, table, pmin, pmax, inv_h, out_c, out_p):
         out_p[i] = rp
 
 
-# ----------------------------------------------------------------------------- the decomposer
-
-
-@dataclass(frozen=True)
-class Calibration:
-    """Maps basis coefficients to electron density and Zeff (see the module docstring).
-
-    a_c_water: a_c (1/mm) the decomposition gives for water; ``rho_e = a_c / a_c_water``.
-    k, n: ``a_p / a_c = k Zeff^n`` fitted on the pure elements ``elements``.
-    element_zeff: the Zeff the calibration returns for each of those elements (a check of the fit).
-    """
-
-    a_c_water: float
-    k: float
-    n: float
-    e_ref: float = REFERENCE_KEV
-    exponent: float = PHOTO_EXPONENT
-    elements: tuple[int, ...] = CALIBRATION_ELEMENTS
-    element_zeff: tuple[float, ...] = field(default=(), compare=False)
-    #: ln Zeff as a cubic in ln(a_p / a_c) through the elements (highest power first), and the
-    #: range of ln(a_p / a_c) it was fitted on; beyond it the power law of slope 1/n continues
-    curve: tuple[float, ...] = ()
-    ln_ratio_range: tuple[float, float] = (0.0, 0.0)
-
-    @property
-    def max_element_error(self) -> float:
-        """Largest |Zeff - Z| over the calibration elements."""
-        if not self.element_zeff:
-            return float("nan")
-        return float(max(abs(z - e) for z, e in zip(self.element_zeff, self.elements)))
-
-    def rho_e(self, a_c):
-        return rho_e(a_c, self)
-
-    def zeff(self, a_c, a_p, **kw):
-        return zeff(a_c, a_p, self, **kw)
-
-
-def _out_dtype(*arrays) -> np.dtype:
-    return np.dtype(np.float32) if all(a.dtype == np.float32 for a in arrays) else np.dtype(np.float64)
-
-
 class Decomposer:
     """Projection-domain dual-energy decomposition ``(p_low, p_high) -> (A_c, A_p)``.
 
@@ -558,8 +295,7 @@ class Decomposer:
 
     def __init__(self, energies, weights, method: str = "table", *, e_ref: float = REFERENCE_KEV,
                  exponent: float = PHOTO_EXPONENT, p_min: float = -0.25, p_max: float = 12.0,
-                 table_size: int = 385, tol: float = 1e-12, maxit: int = 100,
-                 calibration: Calibration | None = None):
+                 table_size: int = 385, tol: float = 1e-12, maxit: int = 100):
         if method not in ("table", "newton"):
             raise ValueError(f"method must be 'table' or 'newton', not {method!r}")
         e = np.asarray(energies, dtype=np.float64)
@@ -585,7 +321,6 @@ class Decomposer:
         self.table_size = int(table_size)
         self.tol = float(tol)
         self.maxit = int(maxit)
-        self._calibration = calibration
         self._fc = np.ascontiguousarray(compton_basis(e[keep], self.e_ref))
         self._fp = np.ascontiguousarray(photo_basis(e[keep], self.e_ref, self.exponent))
         self._w = np.ascontiguousarray((w[keep] / w[keep].sum(axis=0)).T)  # (2, E'), rows sum 1
@@ -647,7 +382,7 @@ class Decomposer:
         hi = np.asarray(p_high)
         if lo.shape != hi.shape:
             lo, hi = np.broadcast_arrays(lo, hi)
-        dtype = _out_dtype(lo, hi)
+        dtype = out_dtype(lo, hi)
         if not (lo.dtype.kind == "f" and lo.dtype == hi.dtype):
             lo = lo.astype(np.float64)
             hi = hi.astype(np.float64)
@@ -668,139 +403,3 @@ class Decomposer:
         else:
             raise ValueError(f"method must be 'table' or 'newton', not {method!r}")
         return out_c.reshape(lo.shape), out_p.reshape(lo.shape)
-
-    # -- calibration ------------------------------------------------------------------
-
-    @property
-    def calibration(self) -> Calibration:
-        """The :class:`Calibration` of this scanner (computed by :func:`calibrate` on first use)."""
-        if self._calibration is None:
-            self._calibration = calibrate(self.energies, self.weights, e_ref=self.e_ref,
-                                          exponent=self.exponent)
-        return self._calibration
-
-    def zeff_rho_e(self, a_c, a_p, **kw):
-        """``(zeff, rho_e)`` of basis coefficients with this scanner's calibration."""
-        return zeff_rho_e(a_c, a_p, self.calibration, **kw)
-
-
-# ----------------------------------------------------------------------------- calibration
-
-
-def _element_material(z: int):
-    import xraydb
-
-    from xraybag.materials.database import Material
-
-    symbol = xraydb.atomic_symbol(int(z))
-    return Material.from_formula(symbol, symbol, 1.0)
-
-
-def calibrate(energies, weights, *, e_ref: float = REFERENCE_KEV, exponent: float = PHOTO_EXPONENT,
-              elements=CALIBRATION_ELEMENTS, areal_density: float = CALIBRATION_AREAL_DENSITY,
-              thin: bool = False) -> Calibration:
-    """Water and pure-element calibration of ``(E, 2)`` channel weights (module docstring).
-
-    Each calibration material (water, then every element of ``elements``, at unit density) is a
-    slab of ``areal_density`` g/cm2: its noise-free ``(p_low, p_high)`` from its xraydb
-    attenuation is decomposed by Newton (``thin=False``), or its channel-averaged attenuation by
-    :func:`decompose_images` (``thin=True``, the thin-slab limit). ``a_c_water`` is water's a_c;
-    ``k``, ``n`` the least-squares line ``ln(a_p / a_c) = ln k + n ln Z`` over the elements.
-    """
-    from xraybag.materials.database import Material
-
-    e = np.asarray(energies, dtype=np.float64)
-    w = np.asarray(weights, dtype=np.float64)
-    mats = [Material.from_formula("water", "H2O", 1.0)] + [_element_material(z) for z in elements]
-    mu = np.stack([m.mu(e) for m in mats])  # (M, E) 1/mm at 1 g/cm3
-    if thin:
-        wn = w / w.sum(axis=0)
-        mu_ch = mu @ wn  # (M, 2)
-        a_c, a_p = decompose_images(mu_ch[:, 0], mu_ch[:, 1], e, w, e_ref=e_ref, exponent=exponent)
-    else:
-        # its own solver: calibration slabs may exceed a decomposer's p_max
-        dec = Decomposer(e, w, "newton", e_ref=e_ref, exponent=exponent, p_max=60.0)
-        length = 10.0 * float(areal_density)  # mm at 1 g/cm3
-        wn = w / w.sum(axis=0)
-        t = np.exp(-mu * length) @ wn  # (M, 2)
-        with np.errstate(divide="ignore"):
-            p = -np.log(t)
-        a_c, a_p = dec.decompose(p[:, 0], p[:, 1], method="newton")
-        a_c, a_p = a_c / length, a_p / length
-    z = np.asarray(elements, dtype=np.float64)
-    ratio = a_p[1:] / a_c[1:]
-    if np.any(ratio <= 0):
-        raise ValueError("calibration: an element decomposed with a_p <= 0; check the spectra")
-    n, ln_k = np.polyfit(np.log(z), np.log(ratio), 1)
-    k = math.exp(ln_k)
-    lr = np.log(ratio)
-    curve = np.polyfit(lr, np.log(z), CURVE_DEGREE)
-    cal = Calibration(a_c_water=float(a_c[0]), k=float(k), n=float(n), e_ref=float(e_ref),
-                      exponent=float(exponent), elements=tuple(int(v) for v in elements),
-                      curve=tuple(float(c) for c in curve),
-                      ln_ratio_range=(float(lr.min()), float(lr.max())))
-    fitted = _zeff_of_ratio(ratio, cal)
-    return replace(cal, element_zeff=tuple(float(v) for v in fitted))
-
-
-#: degree of the calibration curve ln Zeff(ln(a_p / a_c)) through the pure elements: a straight
-#: line (the power law a_p / a_c = k Zeff^n) leaves up to 0.17 on the elements, a cubic 0.02
-CURVE_DEGREE = 3
-
-
-def _zeff_of_ratio(ratio, cal: Calibration) -> np.ndarray:
-    """Zeff of positive ratios a_p / a_c through the calibration curve (power law outside it)."""
-    lr = np.log(ratio)
-    if not cal.curve:
-        return np.exp((lr - math.log(cal.k)) / cal.n)
-    lo, hi = cal.ln_ratio_range
-    inner = np.clip(lr, lo, hi)
-    return np.exp(np.polyval(cal.curve, inner) + (lr - inner) / cal.n)
-
-
-@functools.lru_cache(maxsize=1)
-def default_calibration() -> Calibration:
-    """Calibration of the default dual-energy scanner: 160 kVp, 2 mm Al, ``dual_sandwich``
-    detector with its default layers. Used where a function gets ``calibration=None``."""
-    from xraybag.engine.detect import channel_response
-    from xraybag.materials.database import default_library
-    from xraybag.scenes.models import Detector, Scanner, Spectrum
-
-    scanner = Scanner(name="ct", type="radiograph", spectrum=Spectrum(kvp=160, filtration={"Al": 2.0}),
-                      detector=Detector(type="dual_sandwich"), noise=False)
-    response = channel_response(scanner, default_library(), 1.0, 1000.0)
-    return calibrate(response.energies, response.weights)
-
-
-def rho_e(a_c, calibration: Calibration | None = None):
-    """Electron density relative to water, ``a_c / a_c_water`` (same shape and float dtype as
-    ``a_c``; not clipped, so noise around air stays unbiased)."""
-    cal = default_calibration() if calibration is None else calibration
-    a = np.asarray(a_c)
-    dtype = np.float32 if a.dtype == np.float32 else np.float64
-    out = (a.astype(np.float64) / cal.a_c_water).astype(dtype)
-    return out[()]
-
-
-def zeff(a_c, a_p, calibration: Calibration | None = None, *, min_rho_e: float = _AIR_RHO_E):
-    """Effective atomic number from ``a_p / a_c`` through the calibration curve (vectorised, float
-    dtype of the inputs).
-
-    0 where the electron density is below ``min_rho_e`` (x water; air, empty space) and where
-    ``a_p <= 0`` (noise); never NaN for finite inputs.
-    """
-    cal = default_calibration() if calibration is None else calibration
-    ac = np.asarray(a_c)
-    ap = np.asarray(a_p)
-    dtype = _out_dtype(ac, ap)
-    ac64 = ac.astype(np.float64)
-    ap64 = ap.astype(np.float64)
-    ok = (ac64 > min_rho_e * cal.a_c_water) & (ap64 > 0)
-    ratio = np.divide(ap64, ac64, out=np.ones(np.broadcast(ac64, ap64).shape), where=ok)
-    out = np.where(ok, _zeff_of_ratio(ratio, cal), 0.0).astype(dtype)
-    return out[()]
-
-
-def zeff_rho_e(a_c, a_p, calibration: Calibration | None = None, *, min_rho_e: float = _AIR_RHO_E):
-    """``(zeff(a_c, a_p), rho_e(a_c))`` with one calibration."""
-    return zeff(a_c, a_p, calibration, min_rho_e=min_rho_e), rho_e(a_c, calibration)

@@ -3,9 +3,9 @@ spectra, detector response and noise per energy channel.
 
 Geometry first, once (DESIGN.md, "one geometric pass"): for every ray the path length through each
 material, computed on the packed scene's meshes with the same watertight signed-depth tracer as
-the 2D scanners (:func:`xraybag.engine.trace.ray_hit`) — no voxels, so no voxel aliasing in the
+the 2D scanners (:func:`xraybag.engine.xray.trace.ray_hit`) — no voxels, so no voxel aliasing in the
 sinograms. The spectral step is then a dense product per ray, done by
-:func:`xraybag.engine.detect.detect`.
+:func:`xraybag.engine.xray.detect.detect`.
 
 The CT tracer works column by column. The rays of one detector column all lie in one plane
 through the source that contains the rotation axis direction (for a flat panel and for a
@@ -22,7 +22,7 @@ import numba
 import numpy as np
 
 from xraybag.engine.ct.geometry import CTGeometry
-from xraybag.engine.trace import ray_hit
+from xraybag.engine.xray.trace import ray_hit
 
 _EPS = 1e-6
 

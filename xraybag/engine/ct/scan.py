@@ -31,7 +31,7 @@ CHUNK_BYTES = 256 * 2**20
 
 def outer_box(scene) -> np.ndarray:
     """(2, 3) bag-frame box of the bag's outer surface."""
-    from xraybag.engine.scanners import bag_outer_bounds
+    from xraybag.engine.xray.scanners import bag_outer_bounds
 
     return bag_outer_bounds(scene)
 
@@ -106,7 +106,7 @@ class CTSetup:
 def setup(scanner, scene, library, where: str = "scanners") -> CTSetup:
     """Scan geometry, reconstruction grid and detector response for one bag (checked first)."""
     geom, grid, iso = plan(scanner.ct, scene, where)
-    return CTSetup(geom, grid, iso, channel_response(scanner, geom, library))
+    return CTSetup(geom, grid, iso, ct_response(scanner, geom, library))
 
 
 def plan(ct, scene, where: str = "scanners") -> tuple[CTGeometry, VolumeGrid, np.ndarray]:
@@ -142,7 +142,7 @@ def plan(ct, scene, where: str = "scanners") -> tuple[CTGeometry, VolumeGrid, np
     return geom, grid, iso
 
 
-def memory_estimate(scanner, scene, n_materials: int) -> tuple[int, str]:
+def scan_memory(scanner, scene, n_materials: int) -> tuple[int, str]:
     """Peak bytes of one scan (sinograms, volumes, the traced chunk, the written files)."""
     geom, grid, _ = plan(scanner.ct, scene)
     n_ch = {"dual_layer": 2, "single": 1}.get(scanner.ct.mode, 0)
@@ -162,11 +162,11 @@ def memory_estimate(scanner, scene, n_materials: int) -> tuple[int, str]:
     return int(need), what
 
 
-def channel_response(scanner, geom: CTGeometry, library):
+def ct_response(scanner, geom: CTGeometry, library):
     """The detector response per channel: the detector's own channels, or one integrating channel
     per spectrum (kVp switching), on one energy grid."""
-    from xraybag.engine.detect import ChannelResponse
-    from xraybag.engine.detect import channel_response as response_of
+    from xraybag.engine.xray.detect import ChannelResponse
+    from xraybag.engine.xray.detect import channel_response as response_of
 
     area = geom.col_pitch * geom.row_pitch
     ct = scanner.ct
@@ -225,7 +225,7 @@ def sinograms(solids_ct, setup: CTSetup, scanner, library, rng, progress=None) -
     always gives the same draws).
     """
     from xraybag.engine.ct.forward import trace_views
-    from xraybag.engine.detect import detect
+    from xraybag.engine.xray.detect import detect
 
     g = setup.geom
     materials = sorted({s.material for s in solids_ct})
@@ -289,9 +289,12 @@ def scan_prepared(solids, st: CTSetup, scanner, library, rng, progress=None,
                   keep_sinograms=None) -> CTResult:
     """Scan bag-frame ``solids`` with a prepared set-up (see :func:`setup`): sinograms,
     decomposition, reconstruction, derived volumes and labels."""
-    from xraybag.engine.ct import decompose as D
+    from xraybag.engine.ct.basis import decompose_images
+    from xraybag.engine.ct.decompose import Decomposer
+    from xraybag.engine.ct.filters import hounsfield, modified_hounsfield
     from xraybag.engine.ct.recon import reconstruct
     from xraybag.engine.ct.voxelize import voxelize
+    from xraybag.engine.ct.zeff import calibration_of, zeff_rho_e
 
     ct = scanner.ct
     rec = ct.reconstruction
@@ -312,7 +315,7 @@ def scan_prepared(solids, st: CTSetup, scanner, library, rng, progress=None,
     if pair and rec.decompose != "none":
         lo, hi = pair
         w = st.response.weights[:, [st.response.channels.index(lo), st.response.channels.index(hi)]]
-        decomposer = D.Decomposer(st.response.energies, w)
+        decomposer = Decomposer(st.response.energies, w)
         if rec.decompose == "projection":
             ac, ap = decomposer.decompose(sinos[lo], sinos[hi])
             to_recon["compton"] = np.asarray(ac, dtype=np.float32)
@@ -328,10 +331,11 @@ def scan_prepared(solids, st: CTSetup, scanner, library, rng, progress=None,
     volumes: dict[str, np.ndarray] = {}
     if pair and rec.decompose == "image":
         lo, hi = pair
-        ac, ap = D.decompose_images(vols[lo], vols[hi], st.response.energies, w)
+        ac, ap = decompose_images(vols[lo], vols[hi], st.response.energies, w)
         vols["compton"], vols["photoelectric"] = ac, ap
     if "compton" in vols:
-        zeff, rho = decomposer.zeff_rho_e(vols["compton"], vols["photoelectric"])
+        zeff, rho = zeff_rho_e(vols["compton"], vols["photoelectric"],
+                               calibration_of(decomposer))
         volumes["zeff"] = np.asarray(zeff, dtype=np.float32)
         volumes["rho_e"] = np.asarray(rho, dtype=np.float32)
         volumes["compton"] = vols.pop("compton")
@@ -343,7 +347,7 @@ def scan_prepared(solids, st: CTSetup, scanner, library, rng, progress=None,
         if rec.units == "hu":
             v = hounsfield(v, mu_water[ch])
         elif rec.units == "mhu":
-            v = hounsfield(v, mu_water[ch]) + 1000.0
+            v = modified_hounsfield(v, mu_water[ch])
         volumes["mu" if single else f"mu_{ch}"] = np.asarray(v, dtype=np.float32)
     times["decomposition"] += time.perf_counter() - t
 
@@ -373,7 +377,7 @@ def voxel_sinograms(solids_ct, st: CTSetup, scanner, library, rng) -> dict[str, 
     """The forward model on the voxelised scene (numba / cupy / ASTRA projectors)."""
     from xraybag.engine.ct.project import project_materials
     from xraybag.engine.ct.voxelize import voxelize
-    from xraybag.engine.detect import detect
+    from xraybag.engine.xray.detect import detect
 
     vox = voxelize(solids_ct, st.grid, supersample=int(scanner.ct.supersample))
     mats, L = project_materials(vox, st.geom, backend=scanner.ct.projector)
@@ -391,10 +395,6 @@ def water_mu(response, library) -> dict[str, float]:
     """mu of water (1/mm) at each channel's effective energy (the HU reference)."""
     water = library.get("water")
     return {ch: float(water.mu(np.array([e]))[0]) for ch, e in effective_kev(response).items()}
-
-
-def hounsfield(mu: np.ndarray, mu_water: float) -> np.ndarray:
-    return 1000.0 * (np.asarray(mu, dtype=np.float32) - mu_water) / mu_water
 
 
 def units(kind: str, quantities: list[str]) -> dict[str, str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from xraybag.scenes.catalog import U, count, flag, mat, num, register
+from xraybag.scenes.catalog.registry import U, count, flag, mat, num, register
 from xraybag.scenes.catalog._parts import X, box, cone, cyl, ell, obj, ring
 
 F = "clutter"

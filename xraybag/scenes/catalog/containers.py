@@ -3,7 +3,7 @@ food cans and toiletries."""
 
 from __future__ import annotations
 
-from xraybag.scenes.catalog import U, flag, frac, mat, num, register
+from xraybag.scenes.catalog.registry import U, flag, frac, mat, num, register
 from xraybag.scenes.catalog._parts import box, cone, cyl, obj
 
 F = "containers"

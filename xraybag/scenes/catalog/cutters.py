@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from xraybag.scenes.catalog import U, count, flag, mat, num, register
+from xraybag.scenes.catalog.registry import U, count, flag, mat, num, register
 from xraybag.scenes.catalog._parts import X, box, cyl, obj, ring, sph
 from xraybag.scenes.catalog.threats import rotz
 

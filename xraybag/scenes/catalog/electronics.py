@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from xraybag.scenes.catalog import U, count, mat, num, register
+from xraybag.scenes.catalog.registry import U, count, mat, num, register
 from xraybag.scenes.catalog._parts import box, obj, ring
 
 F = "electronics"

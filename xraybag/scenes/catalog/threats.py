@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from xraybag.scenes.catalog import U, flag, count, frac, mat, num, register
+from xraybag.scenes.catalog.registry import U, flag, count, frac, mat, num, register
 from xraybag.scenes.catalog._parts import X, Y, box, cone, cyl, obj, ring, sph
 
 F = "threats"

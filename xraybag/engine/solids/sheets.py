@@ -40,7 +40,7 @@ import numba
 import numpy as np
 from scipy.ndimage import maximum_filter
 
-from xraybag.engine.geometry import (
+from xraybag.engine.solids.scene import (
     _num,
     build_solids,
     object_name,
@@ -102,7 +102,7 @@ def _raster(v, f, x0, y0, res, hmap, tol):  # pragma: no cover - compiled
                     hmap[i, j] = z
 
 
-class HeightMap:
+class TopSurface:
     """The top surface of the bag's contents seen from above, on a grid of the interior floor."""
 
     def __init__(self, size_xy, res: float = HMAP_RES):
@@ -131,14 +131,14 @@ class HeightMap:
         return out
 
 
-def height_map(scene: Scene, res: float = HMAP_RES) -> HeightMap:
+def top_surface(scene: Scene, res: float = HMAP_RES) -> TopSurface:
     """The occupancy height map of every posed object of ``scene`` (draped sheets included;
     undraped sheets and objects without a pose are ignored)."""
     ready = [
         o for o in scene.objects
         if o.pose is not None and (o.sheet is None or o.sheet.drape is not None)
     ]
-    hm = HeightMap(scene.bag.size[:2], res)
+    hm = TopSurface(scene.bag.size[:2], res)
     solids, _ = build_solids(
         scene.model_copy(update={"objects": ready}), tolerance=max(float(scene.tolerance), 0.05)
     )
@@ -242,7 +242,7 @@ def _fits(size_xy, yaw: float, interior) -> tuple[bool, np.ndarray]:
     return bool(np.all(ext <= np.asarray(interior[:2]) + 1e-9)), ext
 
 
-def sheet_support(sheet, hmap: HeightMap, position, yaw: float):
+def sheet_support(sheet, hmap: TopSurface, position, yaw: float):
     """The drape grid (u, v; sheet frame) of a sheet placed at ``position`` (x, y) with ``yaw``,
     and each node's support: the highest point of ``hmap`` within one grid spacing of the node
     (in the sheet frame) plus ``thickness/2``."""
@@ -265,7 +265,7 @@ def sheet_support(sheet, hmap: HeightMap, position, yaw: float):
 
 
 def drape_one(
-    obj: Object, name: str, hmap: HeightMap, interior, rng: np.random.Generator
+    obj: Object, name: str, hmap: TopSurface, interior, rng: np.random.Generator
 ) -> tuple[Object | None, str | None]:
     """Place and drape one sheet over ``hmap``; (draped object, None) or (None, reason)."""
     sheet = obj.sheet
@@ -311,7 +311,7 @@ def drape_sheets(
     todo = [k for k, o in enumerate(scene.objects) if o.sheet is not None and o.sheet.drape is None]
     if not todo:
         return scene, []
-    hmap = height_map(scene)
+    hmap = top_surface(scene)
     interior = [float(x) for x in scene.bag.size]
     objects = list(scene.objects)
     left: list[tuple[str, str]] = []

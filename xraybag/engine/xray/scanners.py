@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from xraybag.engine.xray.trace import RayGeometry
 from xraybag.errors import XraybagError
-from xraybag.engine.trace import RayGeometry
 from xraybag.scenes.models import Scanner, Scene
 
 MARGIN_MM = 20.0  # conveyor travel imaged before and after the bag

@@ -5,7 +5,7 @@ Frames (all lengths in mm, angles in degrees):
 - **bag frame**: origin at the centre of the bag's interior floor, x along the conveyor, z up. The
   bag interior spans x in [-sx/2, sx/2], y in [-sy/2, sy/2], z in [0, sz].
 - **node frame**: every shape is centred on the origin of its own frame (see
-  :mod:`xraybag.engine.meshes`). A part's ``pose`` maps its frame into its parent's frame,
+  :mod:`xraybag.engine.solids.meshes`). A part's ``pose`` maps its frame into its parent's frame,
   ``x_parent = R x_part + position`` (identity when absent); a part's ``position`` is therefore
   where its own shape's centre goes in the parent frame.
 - **object frame**: the object node's frame, *re-centred* so that the axis-aligned bounding box of
@@ -40,7 +40,7 @@ import trimesh
 from scipy.optimize import brentq
 from scipy.spatial.transform import Rotation
 
-from xraybag.engine.meshes import box_mesh, hollow, shape_mesh, to_manifold
+from xraybag.engine.solids.meshes import box_mesh, hollow, shape_mesh, to_manifold
 from xraybag.errors import XraybagError
 from xraybag.scenes.models import Container, Object, Scene, Shape, Sheet
 

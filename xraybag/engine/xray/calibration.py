@@ -1,13 +1,13 @@
-"""Pseudo-colour of dual-energy images, as carry-on scanners show them.
+"""The colour calibration of a dual-energy scanner: simulated step wedges and their look-up tables.
 
 A pixel's low- and high-energy transmissions give its high-energy attenuation ``h = -ln T_high``
 and the ratio ``R = ln T_low / ln T_high``. At a fixed ``h``, R grows with the effective atomic
-number (photoelectric absorption ~ Z^3 / E^3 hurts the low channel more). :func:`calibrate`
-simulates noise-free step wedges of pure elements through the configured spectrum and detector
-(the same spectral model as :mod:`xraybag.engine.detect`) and tabulates R(h) for a *ladder* of
-elements (H, B..Zn, where R is monotone in Z); a pixel's Zeff is interpolated between the ladder
-curves at its h. Classes: background (tiny attenuation), organic (Zeff <= 10), inorganic
-(10 < Zeff <= 18), metal (Zeff > 18, i.e. above the Z = 18 curve).
+number (photoelectric absorption ~ Z^3 / E^3 hurts the low channel more).
+:func:`calibrate_colour` simulates noise-free step wedges of pure elements through the configured
+spectrum and detector (the same spectral model as :mod:`xraybag.engine.xray.detect`) and
+tabulates R(h) for a *ladder* of elements (H, B..Zn, where R is monotone in Z); a pixel's Zeff is
+interpolated between the ladder curves at its h. Classes: background (tiny attenuation), organic
+(Zeff <= 10), inorganic (10 < Zeff <= 18), metal (Zeff > 18, i.e. above the Z = 18 curve).
 
 Two things beyond the ladder, as a vendor's step-wedge look-up table would have them:
 
@@ -22,24 +22,12 @@ Two things beyond the ladder, as a vendor's step-wedge look-up table would have 
 * *Starvation*: where ``T_high`` is below ``starvation`` the ratio is noise; such pixels are
   metal (dark blue), as scanners show impenetrable items.
 
-When the scanner's noise model adds scatter, :func:`classify` first removes the modelled scatter
-(its constant offset and smooth low-frequency term, with the detector model's own low-pass
-:func:`xraybag.engine.detect.lowpass`) so that thick metal is not lifted to a grey,
-organic-looking ratio by the scatter floor. With quantum noise it also smooths both
-log-attenuation images with a 1-pixel Gaussian before forming R (the ratio of an isolated object
-is unchanged by a common kernel; the noise of R is not).
-
-Colours (:func:`pseudo_colour`): background white; hue orange (organic), green (inorganic), blue
-(metal), blended over one Z unit at the class boundaries; saturation grows and brightness falls
-with ``h``, so thin organics are pale orange and thick ones dark brown-orange.
-
 Speed: the ladder interpolation, the K-edge rule and the colours are tabulated once per
-calibration (:func:`_lookup_tables`, a 511 x 1024 grid over (ln h, R) plus a hue x ln h colour
+calibration (:func:`lookup_tables`, a 511 x 1024 grid over (ln h, R) plus a hue x ln h colour
 table), so a view costs the scatter and denoise filters and a few float32 passes and gathers
-(~50 ms for 604 x 1234 on one core). The per-pixel algorithm the tables hold is kept as
-:func:`_classify_direct`; table and algorithm agree on >= 99.5 % of classes, on Zeff to 0.05
-below Z 20 (above, where the heavy curves nearly coincide, to within a few tenths), and colours
-to a couple of 8-bit units.
+(:mod:`.colour`). The per-pixel algorithm the tables hold is kept as :func:`classify_direct`;
+table and algorithm agree on >= 99.5 % of classes, on Zeff to 0.05 below Z 20 (above, where the
+heavy curves nearly coincide, to within a few tenths), and colours to a couple of 8-bit units.
 """
 
 from __future__ import annotations
@@ -48,9 +36,8 @@ from collections import OrderedDict
 from dataclasses import dataclass, replace
 
 import numpy as np
-from scipy.ndimage import gaussian_filter
 
-from xraybag.engine.detect import channel_response, lowpass
+from xraybag.engine.xray.detect import channel_response
 
 BACKGROUND, ORGANIC, INORGANIC, METAL = 0, 1, 2, 3
 
@@ -67,7 +54,7 @@ _H_MIN = 1e-3
 
 
 @dataclass(frozen=True, eq=False)
-class Calibration:
+class ColourCalibration:
     """A scanner's dual-energy look-up curves and tables (see the module docstring).
 
     h_grid: (H,) increasing high-energy attenuations -ln T_high (log-spaced).
@@ -86,8 +73,8 @@ class Calibration:
         is formed (1 for scanners with quantum noise, 0 for noise-free ones). Smoothing both
         logs with one kernel keeps R of an isolated object exact while averaging out noise.
 
-    Look-up tables (filled by :func:`calibrate`, or on use if absent; see
-    :func:`_lookup_tables`). Row band ``i`` (``i < NH``) covers ``u`` in ``[i, i + 1)`` where
+    Look-up tables (filled by :func:`calibrate_colour`, or on use if absent; see
+    :func:`lookup_tables`). Row band ``i`` (``i < NH``) covers ``u`` in ``[i, i + 1)`` where
     ``u = (ln h - ln h_grid[0]) / du`` runs over NH nodes evenly spaced in ``ln h`` (the
     calibration's nodes and their midpoints); in band ``i`` the ratio maps to
     ``v = (R - lut_rmin[i]) * lut_rscale[i]``, clamped to ``[0, NR - 1]``, so the ladder's span in
@@ -100,9 +87,9 @@ class Calibration:
     lut_capture: (NH * NR,) uint8 K-edge capture at the cell's centre: ``4 + p`` where reference
         ``p`` captures it (metal with Zeff ``kedge_z[p]``), else 0. A pixel's *code* is its class
         (1..3, from its interpolated Zeff) or, where captured, ``4 + p``.
-    hue_table: ((4 + P) * :data:`_HUE_BINS`,) uint8 hue (degrees, rounded) of code ``c`` at Zeff
-        ``z``: entry ``c * _HUE_BINS + floor(z * _HUE_PER_Z)`` (its value at the bin's centre).
-    rgb_table: (256 * :data:`_HR_BINS`,) ``V3`` (r, g, b) bytes of hue ``c`` degrees (row) at bin
+    hue_table: ((4 + P) * :data:`HUE_BINS`,) uint8 hue (degrees, rounded) of code ``c`` at Zeff
+        ``z``: entry ``c * HUE_BINS + floor(z * HUE_PER_Z)`` (its value at the bin's centre).
+    rgb_table: (256 * :data:`HR_BINS`,) ``V3`` (r, g, b) bytes of hue ``c`` degrees (row) at bin
         ``b`` of ``ln(-ln T_high)`` (see :func:`_hr_bins`); row 0 (the background's) is white.
     """
 
@@ -160,7 +147,7 @@ def _wedge_curve(mu_mass: np.ndarray, w_low: np.ndarray, w_high: np.ndarray, h_g
 _CAL_CACHE: OrderedDict = OrderedDict()
 
 
-def calibrate(scanner, library) -> Calibration:
+def calibrate_colour(scanner, library) -> ColourCalibration:
     """Simulated step-wedge calibration of ``scanner``'s spectrum and detector (cached).
 
     The curves are noise-free and primary-only; the scatter model of ``scanner.noise`` (if any) is
@@ -210,7 +197,7 @@ def calibrate(scanner, library) -> Calibration:
             scatter_fraction=float(scatter.fraction),
             scatter_sigma_px=float(scatter.width) / float(scanner.pitch),
         ))
-    cal = Calibration(
+    cal = ColourCalibration(
         h_grid=h_grid,
         ladder_z=ladder_z,
         ladder_r=ladder_r,
@@ -221,7 +208,7 @@ def calibrate(scanner, library) -> Calibration:
         starvation=starvation,
         **extra,
     )
-    cal = replace(cal, **_lookup_tables(cal))
+    cal = replace(cal, **lookup_tables(cal))
     for name in ("h_grid", "ladder_z", "ladder_r", "kedge_z", "kedge_zapp", "lut_rmin",
                  "lut_rscale", "lut_zeff", "lut_capture", "hue_table", "rgb_table"):
         getattr(cal, name).flags.writeable = False
@@ -250,7 +237,7 @@ def _zeff_from_column(r: np.ndarray, curves: np.ndarray, ladder_z: np.ndarray) -
     return np.clip(z, ladder_z[0], ladder_z[-1])
 
 
-def _h_interp(h: np.ndarray, cal: Calibration):
+def _h_interp(h: np.ndarray, cal: ColourCalibration):
     """Indices and weights interpolating ``cal``'s curves (linear in ln h) at ``h`` (clipped)."""
     log_grid = np.log(cal.h_grid)
     n_h = log_grid.size
@@ -260,7 +247,7 @@ def _h_interp(h: np.ndarray, cal: Calibration):
     return i0, u - i0
 
 
-def _ladder_zeff(h: np.ndarray, r: np.ndarray, cal: Calibration) -> np.ndarray:
+def _ladder_zeff(h: np.ndarray, r: np.ndarray, cal: ColourCalibration) -> np.ndarray:
     """Ladder Zeff (no K-edge capture) at high attenuation ``h`` and ratio ``r`` (broadcasting)."""
     h = np.asarray(h, dtype=np.float64)
     r = np.asarray(r, dtype=np.float64)
@@ -269,7 +256,7 @@ def _ladder_zeff(h: np.ndarray, r: np.ndarray, cal: Calibration) -> np.ndarray:
     return _zeff_from_column(r, curves, cal.ladder_z)
 
 
-def _classify_direct(h: np.ndarray, r: np.ndarray, cal: Calibration):
+def classify_direct(h: np.ndarray, r: np.ndarray, cal: ColourCalibration):
     """The per-pixel algorithm the look-up tables tabulate (reference for the tables' tests).
 
     ``h``: high-energy attenuation -ln T_high (clipped to the calibration's range), ``r``: ratio
@@ -338,49 +325,49 @@ def _rgb_direct(hue: np.ndarray, h: np.ndarray) -> np.ndarray:
 _LUT_H = 2 * _H_POINTS - 1
 #: Look-up table columns: R across the ladder's span in each row band.
 _LUT_R = 1024
-#: Saturation/brightness bins of ln(-ln T_high) over [ln _HR_MIN, ln -ln _T_MIN].
-_HR_BINS = 1024
+#: Saturation/brightness bins of ln(-ln T_high) over [ln _HR_MIN, ln -ln T_MIN].
+HR_BINS = 1024
 _HR_MIN = 1e-4
-_T_MIN = 1e-12
+T_MIN = 1e-12
 #: Hue of starved pixels (metal with Zeff 0).
-_STARVED_HUE = 225
+STARVED_HUE = 225
 #: Zeff bins per Z unit of ``hue_table`` (the hue changes by at most 105 degrees per Z unit).
-_HUE_PER_Z = 256
-_HUE_BINS = int(np.ceil(LADDER_Z[-1] * _HUE_PER_Z)) + 2
+HUE_PER_Z = 256
+HUE_BINS = int(np.ceil(LADDER_Z[-1] * HUE_PER_Z)) + 2
 
 
 def _hr_bins() -> tuple[float, float]:
     """(offset, scale): bin ``floor((ln max(h, _HR_MIN) - offset) * scale)`` of a measured h."""
-    lo, hi = np.log(_HR_MIN), np.log(-np.log(_T_MIN))
-    return float(lo), float(_HR_BINS / (hi - lo))
+    lo, hi = np.log(_HR_MIN), np.log(-np.log(T_MIN))
+    return float(lo), float(HR_BINS / (hi - lo))
 
 
-#: :func:`pseudo_colour` reads T_high's bin from its float32 bits: ``bits >> _T_SHIFT`` keeps the
+#: :func:`pseudo_colour` reads T_high's bin from its float32 bits: ``bits >> T_SHIFT`` keeps the
 #: exponent and the top 10 mantissa bits (T to 0.1 %, h to 0.001).
-_T_SHIFT = 13
+T_SHIFT = 13
 
 
 def _t_bins() -> np.ndarray:
-    """int32 bin of ``rgb_table`` (see :func:`_hr_bins`) of each ``bits >> _T_SHIFT`` of a float32
-    T in [_T_MIN, 1], taken at the middle of its range of T (entries below ``_T_MIN``'s are never
+    """int32 bin of ``rgb_table`` (see :func:`_hr_bins`) of each ``bits >> T_SHIFT`` of a float32
+    T in [T_MIN, 1], taken at the middle of its range of T (entries below ``T_MIN``'s are never
     read)."""
-    top = int(np.float32(1.0).view(np.int32)) >> _T_SHIFT
+    top = int(np.float32(1.0).view(np.int32)) >> T_SHIFT
     k = np.arange(top + 1, dtype=np.int64)
-    centre = ((k << _T_SHIFT) + (1 << (_T_SHIFT - 1))).astype(np.int32).view(np.float32)
-    h = -np.log(np.clip(centre.astype(np.float64), _T_MIN, 1.0))
+    centre = ((k << T_SHIFT) + (1 << (T_SHIFT - 1))).astype(np.int32).view(np.float32)
+    h = -np.log(np.clip(centre.astype(np.float64), T_MIN, 1.0))
     offset, scale = _hr_bins()
     b = np.floor((np.log(np.maximum(h, _HR_MIN)) - offset) * scale)
-    table = np.clip(b, 0, _HR_BINS - 1).astype(np.int32)
+    table = np.clip(b, 0, HR_BINS - 1).astype(np.int32)
     table.flags.writeable = False
     return table
 
 
-_T_BINS = _t_bins()
+T_BINS = _t_bins()
 
 
-def _lookup_tables(cal: Calibration) -> dict:
+def lookup_tables(cal: ColourCalibration) -> dict:
     """The look-up tables of ``cal`` (fields ``lut_*``, ``hue_table`` and ``rgb_table``; see
-    :class:`Calibration`), from :func:`_classify_direct`, :func:`_hue` and :func:`_rgb_direct`.
+    :class:`ColourCalibration`), from :func:`classify_direct`, :func:`_hue` and :func:`_rgb_direct`.
 
     Zeff is tabulated at the cells' corners (bilinear interpolation is exact along R and, the
     curves being linear in ln h within a row band, nearly so along h), K-edge capture at the
@@ -407,17 +394,17 @@ def _lookup_tables(cal: Calibration) -> dict:
     u_centre = np.minimum(np.arange(nh) + 0.5, nh - 1)
     h_centre = np.exp(lg[0] + u_centre * (lg[-1] - lg[0]) / (nh - 1))
     r_centre = rmin.astype(np.float64)[:, None] + (j + 0.5)[None, :] * rstep[:, None]
-    _, _, captured = _classify_direct(h_centre[:, None], r_centre, cal)
+    _, _, captured = classify_direct(h_centre[:, None], r_centre, cal)
     capture = np.where(captured >= 0, 4 + captured.astype(np.int64), 0).astype(np.uint8)
 
     codes = np.arange(METAL + 1 + cal.kedge_z.size)
     code_z = np.concatenate([np.zeros(METAL + 1), cal.kedge_z])  # Zeff of the captured codes
-    z_bins = (np.arange(_HUE_BINS) + 0.5) / _HUE_PER_Z
+    z_bins = (np.arange(HUE_BINS) + 0.5) / HUE_PER_Z
     hue_z = np.where(codes[:, None] > METAL, code_z[:, None], z_bins[None, :])
     hue = np.rint(_hue(np.minimum(codes, METAL)[:, None], hue_z)).astype(np.uint8)
 
     offset, scale = _hr_bins()
-    h_bins = np.exp(offset + (np.arange(_HR_BINS) + 0.5) / scale)
+    h_bins = np.exp(offset + (np.arange(HR_BINS) + 0.5) / scale)
     rgb = _rgb_direct(np.arange(256, dtype=np.float64)[:, None], h_bins[None, :])
     rgb = np.ascontiguousarray(rgb).view("V3").reshape(-1)
     return dict(
@@ -428,196 +415,3 @@ def _lookup_tables(cal: Calibration) -> dict:
         hue_table=hue.reshape(-1),
         rgb_table=rgb,
     )
-
-
-# ------------------------------------------------------------------------------ classification
-#
-# The per-pixel passes below work in float32 and write into a handful of work arrays (``out=``)
-# rather than allocating a new image per step: fresh multi-megabyte arrays cost page faults that
-# can outweigh the arithmetic.
-
-
-def _remove_scatter(t: np.ndarray, cal: Calibration, out: np.ndarray, scratch: np.ndarray):
-    """Invert the scanner's scatter model (flat-fielded as in ``detect``) to first order.
-
-    Writes the corrected transmission into ``out`` (float32; ``scratch`` is a float32 work array)
-    and returns it. The smooth term is :func:`xraybag.engine.detect.lowpass`, the low-pass the
-    detector model uses for its scatter (linear: ``signal - o - f lowpass(signal)`` with
-    ``signal = (1 + o + f) t``).
-    """
-    np.copyto(out, t, casting="unsafe")
-    o, f = cal.scatter_offset, cal.scatter_fraction
-    if o == 0 and f == 0:
-        return out
-    gain = 1.0 + o + f
-    out *= gain
-    out -= o
-    if f > 0:
-        smooth = lowpass(t, cal.scatter_sigma_px)
-        smooth *= -f * gain
-        np.copyto(scratch, smooth, casting="unsafe")
-        out += scratch
-    return out
-
-
-def _cells(lo_att: np.ndarray, hi_att: np.ndarray, cal: Calibration, work: tuple):
-    """Flat look-up-table cell index (int32) of each pixel and its position in the cell.
-
-    Returns ``(flat, fu, fv)`` with ``fu = u - floor u``, ``fv = v - floor v`` (float32). Overwrites
-    both inputs (``fu`` is ``hi_att``, ``fv`` is ``lo_att``) and uses ``work = (f32, i32, i32)``
-    (``flat`` is the last).
-    """
-    f1, i1, flat = work
-    nh = cal.lut_rmin.size
-    nr = cal.lut_capture.size // nh
-    h0, h1 = float(cal.h_grid[0]), float(cal.h_grid[-1])
-    lg0 = np.log(h0)
-    u = np.clip(hi_att, h0, h1, out=hi_att)
-    r = np.divide(lo_att, u, out=lo_att)
-    np.log(u, out=u)
-    u -= lg0
-    u *= (nh - 1) / (np.log(h1) - lg0)
-    np.clip(u, 0, nh - 1, out=u)  # float32 rounding of the clipped h's log
-    np.floor(u, out=f1)
-    np.copyto(i1, f1, casting="unsafe")
-    fu = np.subtract(u, f1, out=u)
-    v = np.subtract(r, cal.lut_rmin.take(i1, out=f1, mode="clip"), out=r)
-    v *= cal.lut_rscale.take(i1, out=f1, mode="clip")
-    np.clip(v, 0, nr - 1, out=v)
-    np.floor(v, out=f1)
-    np.copyto(flat, f1, casting="unsafe")
-    fv = np.subtract(v, f1, out=v)
-    i1 *= nr
-    flat += i1
-    return flat, fu, fv
-
-
-def _with_tables(cal: Calibration) -> Calibration:
-    """``cal``, or (built by hand without look-up tables) a copy with them."""
-    return cal if cal.lut_zeff is not None else replace(cal, **_lookup_tables(cal))
-
-
-def _codes(t_low: np.ndarray, t_high: np.ndarray, cal: Calibration):
-    """Per-pixel code, Zeff and masks, and work arrays left free for the caller.
-
-    Code: class 1..3 from the Zeff, or ``4 + p`` where K-edge reference ``p`` captures the pixel.
-    Zeff: the ladder's (float32, bilinear in the look-up-table cell; not the reference's Z where
-    captured). Returns ``(code, zeff, starved, background, (f32, i32, i32))``.
-    """
-    t_low, t_high = np.asarray(t_low), np.asarray(t_high)
-    if t_low.shape != t_high.shape:
-        raise ValueError(f"channel shapes differ: {t_low.shape} and {t_high.shape}")
-    shape = t_low.shape
-    f1, f2 = np.empty(shape, np.float32), np.empty(shape, np.float32)
-    lo = _remove_scatter(t_low, cal, np.empty(shape, np.float32), f1)
-    hi = _remove_scatter(t_high, cal, np.empty(shape, np.float32), f1)
-    starved = hi < cal.starvation
-    floor = 0.1 * cal.starvation  # bounds the logs of starved pixels (they are metal anyway)
-    for a in (lo, hi):
-        np.fmax(a, floor, out=a)
-        np.log(a, out=a)
-        np.negative(a, out=a)
-    background = lo < cal.background
-    background &= ~starved
-    if cal.denoise_px > 0:  # in place (ndimage filters a line at a time through a buffer)
-        gaussian_filter(lo, cal.denoise_px, mode="nearest", output=lo)
-        gaussian_filter(hi, cal.denoise_px, mode="nearest", output=hi)
-    i1, i2 = np.empty(shape, np.int32), np.empty(shape, np.int32)
-    flat, fu, fv = _cells(lo, hi, cal, (f1, i1, i2))
-    c = cal.lut_zeff.take(flat, axis=0, out=np.empty(shape + (4,), np.float32), mode="clip")
-    z = np.subtract(c[..., 1], c[..., 0], out=f1)
-    z *= fv
-    z += c[..., 0]
-    z_hi = np.subtract(c[..., 3], c[..., 2], out=f2)
-    z_hi *= fv
-    z_hi += c[..., 2]
-    z_hi -= z
-    z_hi *= fu
-    z += z_hi
-    del c
-    mask = np.empty(shape, np.bool_)
-    code = np.greater(z, cal.organic_max, out=np.empty(shape, np.bool_)).view(np.uint8)
-    code += 1
-    code += np.greater(z, cal.inorganic_max, out=mask)
-    np.maximum(code, cal.lut_capture.take(flat, out=mask.view(np.uint8), mode="clip"), out=code)
-    return code, z, starved, background, (f2, i1, i2)
-
-
-def classify(t_low: np.ndarray, t_high: np.ndarray, calibration: Calibration):
-    """Material class and Zeff of every pixel.
-
-    ``t_low``, ``t_high``: (rows, cols) measured transmissions I/I0 of the calibration's low and
-    high channels. Returns ``(classes, zeff)``: uint8 classes (0 background, 1 organic,
-    2 inorganic, 3 metal) and float32 Zeff (0 for background and for starved pixels).
-
-    Zeff is interpolated bilinearly in the look-up-table cell holding the pixel's (ln h, R) and the
-    class follows from it; K-edge capture is read at the cell's centre.
-    """
-    cal = _with_tables(calibration)
-    code, zeff, starved, background, _ = _codes(t_low, t_high, cal)
-    for p, zk in enumerate(cal.kedge_z):
-        np.putmask(zeff, code == METAL + 1 + p, zk)
-    np.minimum(code, METAL, out=code)
-    np.putmask(code, starved, METAL)
-    np.putmask(code, background, BACKGROUND)
-    np.putmask(zeff, starved | background, 0.0)
-    return code, zeff
-
-
-# ------------------------------------------------------------------------------ colours
-
-
-def pseudo_colour(t_low: np.ndarray, t_high: np.ndarray, calibration: Calibration) -> np.ndarray:
-    """Scanner-style colour image (rows, cols, 3) uint8 from the low/high transmissions.
-
-    White background; orange organic, green inorganic, blue metal (hue blended over one Z unit
-    at the class boundaries; class decides near a boundary so the colour never contradicts
-    :func:`classify`). With ``h = -ln T_high`` (the measured T_high): saturation
-    ``1 - exp(-h / 0.4)`` (so colours fade continuously into the white background), brightness
-    ``1 - 0.85 (1 - exp(-h / 2.5))``; starved pixels are dark blue. Hue (from :func:`classify`'s
-    class and Zeff) is rounded to a degree and h read in bins of 1.2 %, so a channel is within
-    about two units of the exact value.
-    """
-    cal = _with_tables(calibration)
-    code, z, starved, background, (f1, i1, i2) = _codes(t_low, t_high, cal)
-    shape = z.shape
-    z *= _HUE_PER_Z
-    np.copyto(i1, z, casting="unsafe")
-    i1 += np.multiply(code, np.int32(_HUE_BINS), out=i2)
-    hue = cal.hue_table.take(i1, out=code, mode="clip")
-    np.putmask(hue, starved, _STARVED_HUE)
-    np.putmask(hue, background, 0)
-    # saturation / brightness bin of the measured h = -ln T_high, from T's float32 bits
-    np.copyto(f1, t_high, casting="unsafe")
-    bits = np.clip(f1, _T_MIN, 1.0, out=f1).view(np.int32)
-    bits >>= _T_SHIFT
-    index = np.multiply(hue, np.int32(_HR_BINS), out=i1)
-    index += _T_BINS.take(bits, out=i2, mode="clip")
-    return cal.rgb_table.take(index, mode="clip").view(np.uint8).reshape(shape + (3,))
-
-
-# ------------------------------------------------------------------------------ CLCXray encoding
-
-
-def clcxray_encoding(raw_high: np.ndarray, raw_low: np.ndarray) -> np.ndarray:
-    """The three-channel image of the CLCXray paper (Zhao et al., TIFS 2022, Sec. III-B).
-
-    From the two 16-bit images: channel 0 = ``raw_high // 256``, channel 1 = ``raw_low // 256``
-    (integer division, so 0..255), channel 2 = ``510 * sigmoid(R) - 255`` with ``R`` "the ratio of
-    the high-energy image to the low-energy image", ``R = raw_high / raw_low`` (R >= 0, so the
-    value lies in [0, 255)); it is rounded and clipped to 0..255. A zero low-energy pixel is taken
-    as 1 to keep R finite.
-    """
-    high = np.asarray(raw_high)
-    low = np.asarray(raw_low)
-    if high.shape != low.shape:
-        raise ValueError(f"image shapes differ: {high.shape} and {low.shape}")
-    hi = high.astype(np.float64)
-    lo = np.maximum(low.astype(np.float64), 1.0)
-    ratio = hi / lo
-    c2 = 510.0 / (1.0 + np.exp(-ratio)) - 255.0
-    out = np.empty(high.shape + (3,), dtype=np.uint8)
-    out[..., 0] = (high.astype(np.uint32) // 256).astype(np.uint8)
-    out[..., 1] = (low.astype(np.uint32) // 256).astype(np.uint8)
-    out[..., 2] = np.clip(np.rint(c2), 0, 255).astype(np.uint8)
-    return out

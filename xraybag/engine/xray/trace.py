@@ -5,7 +5,7 @@ ray inside the mesh is ``sum(t_exit) - sum(t_entry)`` over the ray's hits with t
 (the signed-depth accumulation gVirtualXray does on the GPU): no sorting, no voxels, and shells
 (a bottle's wall as outer surface plus reversed inner surface) work as they are.
 
-Rays come from a :class:`RayGeometry` (see :mod:`xraybag.engine.scanners`): ray ``(i, j)`` starts
+Rays come from a :class:`RayGeometry` (see :mod:`xraybag.engine.xray.scanners`): ray ``(i, j)`` starts
 at ``origin_row[i] + origin_col[j]`` and runs along ``dir_row[i] + dir_col[j]``; ``project`` maps a
 point to continuous (row, col) ray coordinates, monotone in the ray indices, such that the rays
 that can hit a triangle are those whose indices lie in the bounding box of its projected vertices
@@ -26,7 +26,7 @@ import numba
 import numpy as np
 
 if TYPE_CHECKING:
-    from xraybag.engine.geometry import Solid
+    from xraybag.engine.solids.scene import Solid
 
 
 @dataclass

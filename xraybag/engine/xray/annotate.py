@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from xraybag.engine.trace import TraceResult
+from xraybag.engine.xray.trace import TraceResult
 
 MASK_MIN_MM = 1e-3  # path lengths below this (grazing rays) are not part of a mask
 

@@ -1,15 +1,14 @@
 """Looking at a bag: the packed bag as GLB, a PNG rendering and its concrete scene YAML.
 
-- :func:`pack_bag` samples bag ``index`` of a scene, packs it and drapes its sheets exactly as
-  :func:`xraybag.engine.render.render_bag` does (same random streams), so the concrete scene is the
-  one ``xraybag render`` would render for that bag.
+- the bag is packed by :func:`xraybag.engine.packing.pack_bag`, as ``xraybag render`` packs it, so
+  the concrete scene is the one ``render`` would render for that bag.
 - :func:`glb_bytes`: one node per object, named after the object (the bag's wall is the node
   ``bag``), holding all its solids (parts, walls, liquid fill) as one mesh in the bag frame (mm);
   the node's glTF ``extras`` carry ``index``, ``label``, ``materials`` (first = main) and ``parts``
   (``[{part, material}]`` in the order of the mesh's triangle ranges, with ``faces``: the number of
   triangles of each). trimesh does not write node extras itself; they are added to the glTF JSON
   while exporting.
-- :func:`png_bytes`: a headless rendering with our own tracer: parallel-beam thickness images from
+- :func:`bag_png`: a headless rendering with our own tracer: parallel-beam thickness images from
   above and from the side, shaded by the path length through each ray and tinted by the object
   that takes most of it.
 """
@@ -25,25 +24,9 @@ from pathlib import Path
 import numpy as np
 import trimesh
 
-from xraybag.engine.geometry import ObjectInfo, Solid, build_solids
+from xraybag.engine.packing import pack_bag
+from xraybag.engine.solids.scene import ObjectInfo, Solid, build_solids
 from xraybag.scenes.models import Scanner, Scene
-
-
-def pack_bag(loaded, index: int, seed: int | None = None):
-    """Sample, pack and drape bag ``index``: (packed concrete scene, pack report)."""
-    from xraybag.engine.packing import pack
-    from xraybag.engine.render import STREAM_PACK, STREAM_SHEETS
-    from xraybag.engine.sheets import drape_sheets, with_sheets, without_sheets
-    from xraybag.scenes.sample import bag_rng, sample
-
-    seed = loaded.spec.seed if seed is None else int(seed)
-    concrete = sample(loaded, index, seed)
-    bag = concrete.bag_index
-    packed, report = pack(without_sheets(concrete), rng=bag_rng(seed, bag, STREAM_PACK))
-    packed, left = drape_sheets(with_sheets(concrete, packed), bag_rng(seed, bag, STREAM_SHEETS))
-    report.left_out.extend(left)
-    return packed, report
-
 
 # ------------------------------------------------------------------------------------------ GLB
 
@@ -105,8 +88,8 @@ def glb_nodes(data: bytes) -> list[dict]:
 
 
 def _view(scene: Scene, solids: list[Solid], axis: str, pitch: float):
-    from xraybag.engine.scanners import bag_outer_bounds, view_geometry
-    from xraybag.engine.trace import trace
+    from xraybag.engine.xray.scanners import bag_outer_bounds, view_geometry
+    from xraybag.engine.xray.trace import trace
 
     lo, hi = bag_outer_bounds(scene)
     ext = (hi - lo) + 20.0
@@ -137,7 +120,7 @@ def _colour(total: np.ndarray, owner: np.ndarray, n: int) -> np.ndarray:
     return np.round(np.clip(rgb, 0, 1) * 255).astype(np.uint8)
 
 
-def png_bytes(scene: Scene, solids: list[Solid], pitch: float = 1.0) -> bytes:
+def bag_png(scene: Scene, solids: list[Solid], pitch: float = 1.0) -> bytes:
     """A PNG of the bag: the view from above (x right, y up) over the view from the side (x right,
     z up); brightness = exp(-path length / 120 mm), hue = the object along most of the ray."""
     from PIL import Image
@@ -161,7 +144,8 @@ def png_bytes(scene: Scene, solids: list[Solid], pitch: float = 1.0) -> bytes:
 
 def scene_yaml(scene: Scene, yaml_path: Path) -> str:
     """The concrete scene as YAML, mesh files copied to ``assets/`` next to ``yaml_path``."""
-    from xraybag.engine.dataset import _parts, sha256, write_atomic
+    from xraybag.engine.output.files import sha256, write_atomic
+    from xraybag.engine.output.records import _parts
     from xraybag.scenes.sample import dump_scene
 
     data = scene.model_copy(deep=True)
@@ -184,7 +168,7 @@ def export_bag(
 ) -> dict:
     """Pack bag ``index`` and write the GLB, the PNG (default: the GLB's name with .png) and the
     concrete scene (default: .yaml). Returns a summary (paths, objects, left out)."""
-    from xraybag.engine.dataset import write_atomic
+    from xraybag.engine.output.files import write_atomic
 
     glb = Path(glb)
     png = glb.with_suffix(".png") if png is None else Path(png)
@@ -192,7 +176,7 @@ def export_bag(
     packed, report = pack_bag(loaded, index, seed)
     solids, infos = build_solids(packed, tolerance=packed.tolerance)
     write_atomic(glb, glb_bytes(solids, infos))
-    write_atomic(png, png_bytes(packed, solids, pitch))
+    write_atomic(png, bag_png(packed, solids, pitch))
     write_atomic(yaml, scene_yaml(packed, yaml).encode())
     return {
         "glb": str(glb), "png": str(png), "yaml": str(yaml), "objects": len(infos),

@@ -191,8 +191,8 @@ def subdivide(vertices: np.ndarray, faces: np.ndarray, max_edge: float) -> tuple
 
 
 def subdivide_solid(solid, max_edge: float):
-    """The same :class:`~xraybag.engine.geometry.Solid` with triangles of edges <= ``max_edge``."""
-    from xraybag.engine.geometry import Solid
+    """The same :class:`~xraybag.engine.solids.scene.Solid` with triangles of edges <= ``max_edge``."""
+    from xraybag.engine.solids.scene import Solid
 
     v, f = subdivide(solid.vertices, solid.faces, max_edge)
     if len(f) == len(solid.faces):

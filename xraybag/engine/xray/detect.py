@@ -396,7 +396,7 @@ def to_raw(transmission: np.ndarray, detector) -> np.ndarray:
     return np.rint(raw).astype(np.uint16)
 
 
-def memory_estimate(
+def spectral_memory(
     rows: int, cols: int, n_materials: int, n_energies: int, n_channels: int = 2
 ) -> int:
     """Peak bytes of :func:`detect` for a (rows, cols) view, including the float32 path-length

@@ -1,0 +1,105 @@
+"""Refusing, before any work, a scene whose bags would not fit in memory."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from xraybag.engine.xray.scanners import view_geometry
+from xraybag.errors import XraybagError
+from xraybag.scenes.loader import LoadedScene
+from xraybag.scenes.models import Scanner, Scene
+from xraybag.scenes.numbers import Dist
+
+
+def _upper(v) -> float:
+    if isinstance(v, Dist):
+        if v.kind in ("uniform", "uniform_int"):
+            return float(v.args[1])
+        if v.kind == "normal":
+            return float(v.args[0] + 4 * v.args[1])
+        return float(max(v.args))
+    return float(v)
+
+
+def memory_needed(loaded: LoadedScene) -> tuple[int, str]:
+    """Peak bytes one bag of this scene can need (largest bag the distributions allow)."""
+    from xraybag.engine.xray.detect import spectral_memory
+    from xraybag.scenes.loader import walk
+
+    spec = loaded.spec
+    size = [_upper(s) for s in spec.bag.size]
+    wall = _upper(spec.bag.wall.thickness)
+    probe = Scene.model_validate(
+        {"bag": {"size": size, "wall": {"thickness": wall}}, "scanners": [s.model_dump() for s in _fixed(spec.scanners)]}
+    )
+    materials = {str(a) for _, n, val in walk(spec) if n == "material" for a in _names(val)}
+    for t in loaded.templates.values():
+        materials |= {str(a) for _, n, val in walk(t) if n == "material" for a in _names(val)}
+    m = max(len(materials) + 1, 2)
+    worst, what = 0, ""
+    for k, s in enumerate(probe.scanners):
+        if s.type == "ct":
+            from xraybag.engine.ct.scan import geometry_problem, outer_box
+            from xraybag.engine.ct.scan import scan_memory as ct_memory
+
+            box = outer_box(probe)
+            problem = geometry_problem(s.ct, box[1] - box[0])
+            if problem:
+                raise loaded.source.error(("scanners", k, "ct", problem[0]), problem[1])
+            need, desc = ct_memory(s, probe, m)
+            if need > worst:
+                worst, what = need, desc
+            continue
+        try:
+            g = view_geometry(s, probe)
+        except XraybagError as e:
+            raise loaded.source.error(("scanners", k), e.message) from None
+        need = g.rows * g.cols * m * (8 + 4) + spectral_memory(g.rows, g.cols, m, 160)
+        need += g.rows * g.cols * 64  # images, masks and maps of the view
+        if need > worst:
+            worst, what = need, f"view {s.name!r}: {g.rows} x {g.cols} pixels, up to {m} materials"
+    return worst, what
+
+
+def _names(value) -> list:
+    if isinstance(value, Dist):
+        return list(value.args)
+    return [value] if isinstance(value, str) else []
+
+
+def _fixed(scanners: list[Scanner]) -> list[Scanner]:
+    """Scanners with distributions replaced by their largest-image values."""
+    from xraybag.scenes.sample import resolve
+
+    out = []
+    for s in scanners:
+        data = resolve(s, np.random.default_rng(0))
+        data["pitch"] = min(_lower(s.pitch), data["pitch"])
+        out.append(Scanner.model_validate(data))
+    return out
+
+
+def _lower(v) -> float:
+    if isinstance(v, Dist):
+        if v.kind in ("uniform", "uniform_int"):
+            return float(v.args[0])
+        if v.kind == "normal":
+            return max(float(v.args[0] - 4 * v.args[1]), 1e-3)
+        return float(min(v.args))
+    return float(v)
+
+
+def check_memory(loaded: LoadedScene, workers: int = 1, available: int | None = None) -> int:
+    """Refuse, before any work, a scene whose bags would not fit in memory."""
+    import psutil
+
+    need, what = memory_needed(loaded)
+    avail = psutil.virtual_memory().available if available is None else available
+    if need * max(workers, 1) > 0.8 * avail:
+        raise XraybagError(
+            f"a bag of this scene needs about {need / 2**30:.1f} GiB per worker ({what}) and "
+            f"{max(workers, 1)} worker(s) would exceed the {avail / 2**30:.1f} GiB available; "
+            "use a coarser pitch, a smaller bag or fewer workers",
+            loaded.source.file,
+        )
+    return need

@@ -1,0 +1,115 @@
+"""One bag, top to bottom: sample, pack, build meshes, and for each view trace, detect, label.
+
+Each step is a plain function over plain data (see DESIGN.md, "The flow of one bag"); this module
+only strings them together and keeps the timings.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from xraybag.engine.packing import pack_bag
+from xraybag.engine.solids.scene import build_solids
+from xraybag.engine.xray.annotate import ObjectLabel, label_objects
+from xraybag.engine.xray.calibration import calibrate_colour, low_high_channels
+from xraybag.engine.xray.colour import pseudo_colour
+from xraybag.engine.xray.detect import channel_response, detect, to_raw
+from xraybag.engine.xray.scanners import view_geometry
+from xraybag.engine.xray.trace import RayGeometry, TraceResult, trace
+from xraybag.scenes.loader import LoadedScene
+from xraybag.scenes.models import Scanner, Scene
+from xraybag.streams import STREAM_NOISE, bag_rng
+
+
+@dataclass
+class ViewResult:
+    scanner: Scanner
+    transmission: dict[str, np.ndarray]  # channel -> float64 (rows, cols), measured I/I0
+    raw: dict[str, np.ndarray]  # channel -> uint16
+    rgb: np.ndarray  # (rows, cols, 3) uint8 pseudo-colour
+    instance: np.ndarray  # (rows, cols) uint16
+    labels: dict[int, ObjectLabel]
+    trace: TraceResult
+    geometry: RayGeometry
+    effective_kev: float
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class BagResult:
+    index: int
+    seed: int
+    scene: Scene  # concrete and packed
+    objects: list  # ObjectInfo per object (index 1..N)
+    views: list[ViewResult]
+    pack_report: object
+    seconds: dict[str, float] = field(default_factory=dict)
+    ct: dict = field(default_factory=dict)  # CT scanner name -> CTResult
+
+
+def effective_energy(response) -> float:
+    """Mean energy (keV) of the detected open-beam signal, over all channels."""
+    w = response.weights.sum(axis=1)
+    return float((response.energies * w).sum() / w.sum())
+
+
+def render_view(
+    scene: Scene, solids: list, scanner: Scanner, library, rng: np.random.Generator
+) -> ViewResult:
+    times: dict[str, float] = {}
+    t = time.perf_counter()
+    geom = view_geometry(scanner, scene)
+    tr = trace(solids, geom)
+    times["trace"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    response = channel_response(scanner, library, geom.pixel_mm**2, geom.distance_mm)
+    T = detect(tr.paths, tr.materials, scanner, response, library, rng, geom.pixel_mm)
+    raw = {ch: to_raw(T[ch], scanner.detector) for ch in T}
+    times["detect"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    if len(T) >= 2:  # dual-energy sandwich, or the first and last photon-counting bins
+        low, high = low_high_channels(list(T))
+        rgb = pseudo_colour(T[low], T[high], calibrate_colour(scanner, library))
+    else:
+        total = np.mean([T[c] for c in T], axis=0)
+        grey = np.clip(total, 0.0, 1.0) ** 0.5 * 255.0
+        rgb = np.repeat(np.round(grey).astype(np.uint8)[:, :, None], 3, axis=2)
+    e_eff = effective_energy(response)
+    mu = np.array([library.get(m).mu(np.array([e_eff]))[0] for m in tr.materials])
+    instance, labels = label_objects(tr, mu, scene.annotation.hard, scene.annotation.hidden)
+    times["products"] = time.perf_counter() - t
+    return ViewResult(scanner, T, raw, rgb, instance, labels, tr, geom, e_eff, times)
+
+
+def render_bag(loaded: LoadedScene, index: int, seed: int | None = None) -> BagResult:
+    """Render bag ``index`` of a loaded scene: every view, with labels."""
+    seed = loaded.spec.seed if seed is None else int(seed)
+    times: dict[str, float] = {}
+    t = time.perf_counter()
+    packed, report = pack_bag(loaded, index, seed)
+    bag = packed.bag_index
+    times["pack"] = time.perf_counter() - t
+    t = time.perf_counter()
+    solids, objects = build_solids(packed, tolerance=packed.tolerance)
+    times["geometry"] = time.perf_counter() - t
+    views = []
+    cts = {}
+    for v, scanner in enumerate(packed.scanners):
+        rng = bag_rng(seed, bag, STREAM_NOISE + v)
+        if scanner.type == "ct":
+            from xraybag.engine.ct.scan import (
+                scan,  # the CT stack loads only for CT scanners
+            )
+
+            cts[scanner.name] = scan(solids, objects, scanner, packed, loaded.library, rng,
+                                     where=f"scanners[{v}]")
+            for k, sec in cts[scanner.name].seconds.items():
+                times[f"{scanner.name}.{k}"] = sec
+            continue
+        views.append(render_view(packed, solids, scanner, loaded.library, rng))
+    return BagResult(bag, seed, packed, objects, views, report, times, cts)

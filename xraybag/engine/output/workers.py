@@ -1,0 +1,52 @@
+"""Where bags are rendered: in this process, in a pool of local worker processes, or on a Dask
+cluster. Every way calls :func:`.records.render_and_write` with the same arguments, so a bag's
+files never depend on where (or in what order) it was rendered."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from xraybag.engine.output.records import Options, render_and_write
+from xraybag.scenes.loader import LoadedScene, load_scene
+
+_WORKER_SCENES: dict = {}
+
+
+def _worker_task(ref: str, roots: tuple, index: int, out: str, seed: int, cats: dict, opts: Options) -> dict:
+    """One bag in a worker process: the scene is loaded once per process and kept."""
+    key = (ref, roots)
+    if key not in _WORKER_SCENES:
+        _WORKER_SCENES[key] = load_scene(ref, roots)
+    return render_and_write(_WORKER_SCENES[key], index, Path(out), seed, cats, opts)
+
+
+def run_bags(
+    loaded: LoadedScene, ref: str, roots: tuple, todo: list[int], out: Path, seed: int,
+    categories: dict[str, int], opts: Options, record: Callable[[dict], None],
+    workers: int = 1, scheduler: str | None = None,
+) -> None:
+    """Render and write the bags at positions ``todo``; ``record`` gets each bag's manifest record
+    as soon as it is finished. ``ref`` (an absolute scene path) and ``roots`` let workers load the
+    scene themselves; ``scheduler`` is the address of an existing Dask scheduler."""
+    if scheduler:
+        from distributed import Client, as_completed
+
+        with Client(scheduler) as client:
+            futures = [
+                client.submit(_worker_task, ref, roots, i, str(out.resolve()), seed, categories, opts, pure=False)
+                for i in todo
+            ]
+            for fut in as_completed(futures):
+                record(fut.result())
+    elif workers > 1 and len(todo) > 1:
+        from concurrent.futures import ProcessPoolExecutor
+        from concurrent.futures import as_completed as done_first
+
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            futures = [pool.submit(_worker_task, ref, roots, i, str(out), seed, categories, opts) for i in todo]
+            for fut in done_first(futures):
+                record(fut.result())
+    else:
+        for i in todo:
+            record(render_and_write(loaded, i, out, seed, categories, opts))

@@ -1,0 +1,89 @@
+"""Packing: give every object of a concrete scene a pose inside the bag.
+
+:func:`pack` is the one entry point; methods are looked up in :data:`PACKERS`: ``'physics'``
+(pybullet drop + PSO refinement, :mod:`.physics`), ``'heuristic'`` (DEBISim's drop-and-slide
+rules, :mod:`.heuristic`) and ``'random'`` (the rejection sampler, :mod:`.rejection`: the fastest
+and loosest, placing bounding boxes). :func:`pack_bag` is the whole packing stage of one bag of a
+scene: sample, pack, drape the sheets, on the bag's own random streams.
+
+Lengths in mm, angles in degrees, bag frame (origin at the centre of the interior floor, z up).
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from xraybag.engine.packing.base import (
+    LARGER_THAN_BAG,
+    TIME_BUDGET_REASON,
+    Packer,
+    PackReport,
+)
+from xraybag.engine.packing.rejection import pack_random
+from xraybag.engine.solids.sheets import drape_sheets, with_sheets, without_sheets
+from xraybag.errors import XraybagError
+from xraybag.scenes.models import Scene
+from xraybag.scenes.sample import sample
+from xraybag.streams import STREAM_PACK, STREAM_SHEETS, bag_rng
+
+__all__ = ["LARGER_THAN_BAG", "PACKERS", "PackReport", "TIME_BUDGET_REASON", "pack", "pack_bag"]
+
+
+def _pack_physics(scene: Scene, rng: np.random.Generator) -> tuple[Scene, PackReport]:
+    from xraybag.engine.packing.physics import pack_physics
+
+    return pack_physics(scene, rng, time_budget=float(scene.packing.time_budget))
+
+
+def _pack_heuristic(scene: Scene, rng: np.random.Generator) -> tuple[Scene, PackReport]:
+    from xraybag.engine.packing.heuristic import pack_heuristic
+
+    return pack_heuristic(scene, rng, time_budget=float(scene.packing.time_budget))
+
+
+#: packing methods by name: pybullet drop + PSO refinement, DEBISim's drop-and-slide rules, and
+#: the rejection sampler (the fastest, loosest)
+PACKERS: dict[str, Packer] = {
+    "physics": _pack_physics,
+    "heuristic": _pack_heuristic,
+    "random": pack_random,
+}
+
+
+def pack(
+    scene: Scene, method: str | None = None, rng: np.random.Generator | None = None
+) -> tuple[Scene, PackReport]:
+    """Give every object of a concrete ``scene`` a pose; returns a NEW scene and a report.
+
+    ``method`` None means ``scene.packing.method`` (a name in :data:`PACKERS`). ``rng`` None uses
+    the bag's own packing stream (seeded by the scene's seed and bag index), so packing is
+    deterministic either way. Objects that cannot be placed are left out of the returned scene
+    and listed in the report; sheets are left for :func:`xraybag.engine.solids.sheets.drape_sheets`.
+    """
+    start = time.perf_counter()
+    requested = method or scene.packing.method
+    if requested not in PACKERS:
+        known = ", ".join(sorted(PACKERS))
+        raise XraybagError(f"unknown packing method {requested!r}; expected one of {known}")
+    if rng is None:
+        rng = bag_rng(scene.seed, scene.bag_index or 0, STREAM_PACK)
+    used = requested
+    packed, report = PACKERS[used](scene, rng)
+    report.method = used
+    report.seconds = time.perf_counter() - start
+    return packed, report
+
+
+def pack_bag(loaded, index: int, seed: int | None = None) -> tuple[Scene, PackReport]:
+    """The packing stage of bag ``index`` of a loaded scene: sample it, pack it, drape its sheets,
+    each on the bag's own random stream (:mod:`xraybag.streams`). ``render``, ``validate`` and
+    ``pack`` all call this, so they see the same bag. Returns (packed concrete scene, report)."""
+    seed = loaded.spec.seed if seed is None else int(seed)
+    concrete = sample(loaded, index, seed)
+    bag = concrete.bag_index
+    packed, report = pack(without_sheets(concrete), rng=bag_rng(seed, bag, STREAM_PACK))
+    packed, left = drape_sheets(with_sheets(concrete, packed), bag_rng(seed, bag, STREAM_SHEETS))
+    report.left_out.extend(left)
+    return packed, report

@@ -1,0 +1,77 @@
+"""What every packer shares: the report, the resting orientations, the fit test and the finish.
+
+Lengths in mm, angles in degrees, bag frame (origin at the centre of the interior floor, z up).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from xraybag.engine.solids.scene import rotation_matrix
+from xraybag.scenes.models import Object, Pose, Scene
+
+#: the orientations that rest an object on a face of its bounding box (before the yaw about z)
+BASE_ROTATIONS = ((0.0, 0.0), (90.0, 0.0), (0.0, 90.0))
+LARGER_THAN_BAG = "larger than the bag interior"
+TIME_BUDGET_REASON = "time budget"
+EPS = 1e-9
+
+
+@dataclass
+class PackReport:
+    """What a packer did. ``placed``: the objects it gave a pose (objects that came with a pose are
+    kept as they are and not listed); ``left_out``: (name, reason) of objects dropped from the
+    scene; ``seconds``: wall time; ``note``: anything the packer wants to say."""
+
+    method: str
+    placed: list[str] = field(default_factory=list)
+    left_out: list[tuple[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+    note: str | None = None
+    #: seconds spent per stage, e.g. {"decomposition": .., "simulation": .., "refinement": ..}
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+Packer = Callable[[Scene, np.random.Generator], tuple[Scene, PackReport]]
+
+Box = tuple[np.ndarray, np.ndarray]  # (lo, hi) corners of an AABB, bag frame, mm
+
+
+def aabb(points: np.ndarray, rotation_deg: list[float]) -> tuple[np.ndarray, np.ndarray]:
+    """(lo, hi) of the points rotated by ``rotation_deg``, relative to the pose position."""
+    p = points @ rotation_matrix(rotation_deg).T
+    return p.min(axis=0), p.max(axis=0)
+
+
+def fits_interior(lo: np.ndarray, hi: np.ndarray, interior: np.ndarray) -> bool:
+    return bool(np.all(hi - lo <= interior + EPS))
+
+
+def finish(
+    scene: Scene, names: list[str], poses: dict[int, Pose], left: dict[int, str], report: PackReport
+) -> tuple[Scene, PackReport]:
+    """The packed scene of a packer: object ``k`` gets ``poses[k]``, or is left out with the
+    reason ``left[k]`` (recorded in ``report``), or keeps its own pose; order is kept."""
+    objects: list[Object] = []
+    for k, obj in enumerate(scene.objects):
+        if k in left:
+            report.left_out.append((names[k], left[k]))
+        elif k in poses:
+            objects.append(obj.model_copy(update={"pose": poses[k]}))
+            report.placed.append(names[k])
+        else:
+            objects.append(obj)
+    return scene.model_copy(update={"objects": objects}), report
+
+
+def fits_somehow(points: np.ndarray, interior: np.ndarray) -> bool:
+    """Whether some resting orientation (yaw in steps of 5 degrees) fits the empty interior."""
+    for rx, ry in BASE_ROTATIONS:
+        for yaw in range(0, 180, 5):
+            lo, hi = aabb(points, [rx, ry, float(yaw)])
+            if fits_interior(lo, hi, interior):
+                return True
+    return False

@@ -1,0 +1,232 @@
+"""The physics packer: a pybullet drop, then DEBISim's PSO refinement on the occupancy map.
+
+A pybullet (DIRECT, one client per call) world holds the bag's floor and walls and the placed
+objects as static bodies; the new object, whose collision shape is a convex decomposition along
+its parts (one convex hull per part, cached per mesh by a hash of its vertices), is dropped from a
+uniformly random orientation above the contents and settles under gravity (at most
+:data:`SIM_STEPS` steps, stopped early once at rest). Then DEBISim's refinement: a particle swarm
+over (dx, dy, droll, dpitch, dyaw) in a window around the resting pose (+-L/2 in x and y, capped
+at 80 mm; +-15 degrees of roll and pitch, +-90 of yaw), then Nelder-Mead, on an occupancy cost:
+for a candidate pose the object is lowered onto the occupancy map (dz is not searched: the drop
+gives the lowest z at which it overlaps no occupied column) and the cost is the height of its
+centre (so it sinks), plus penalties for leaving the bag. If no candidate near the resting pose
+passes the exact checks (:mod:`.place`), drop-and-slide candidates (:mod:`.heuristic`) are tried.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import time
+
+import numpy as np
+from scipy.optimize import minimize
+from scipy.spatial.transform import Rotation
+
+from xraybag.engine.packing.base import TIME_BUDGET_REASON, PackReport, finish
+from xraybag.engine.packing.heuristic import drop_and_slide, random_xy
+from xraybag.engine.packing.place import (
+    PITCH,
+    TIME_BUDGET,
+    Geom,
+    pose_of,
+    setup,
+    try_candidates,
+)
+from xraybag.engine.packing.pso import euler_xyz, pso
+from xraybag.errors import XraybagError
+from xraybag.scenes.models import Pose, Scene
+
+SIM_STEPS = 480  # at 240 Hz: 2 s of fall and settling at most
+
+
+@contextlib.contextmanager
+def _quiet_stdout():
+    """Silence what C code writes to file descriptor 1 (Python's own stdout is left alone)."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 1)
+            yield
+    finally:
+        try:  # C's stdio buffers what it printed; write it to /dev/null before restoring fd 1
+            import ctypes
+
+            ctypes.CDLL(None).fflush(None)
+        except (OSError, AttributeError):
+            pass
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+_BANNER_SILENCED = False
+
+
+def _silence_exit_banner() -> None:
+    """pybullet leaves its "build time" banner in C's stdout buffer, which is written when the
+    process exits and would land after our output (in JSON, say): at exit, once Python's own
+    stdout is flushed, send file descriptor 1 to /dev/null."""
+    global _BANNER_SILENCED
+    if _BANNER_SILENCED:
+        return
+    import atexit
+
+    def hush() -> None:
+        try:
+            sys.stdout.flush()
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, 1)
+        except (OSError, ValueError):
+            pass
+
+    atexit.register(hush)
+    _BANNER_SILENCED = True
+
+
+class _World:
+    """A pybullet DIRECT world in metres: the bag's floor and walls, placed objects static."""
+
+    def __init__(self, interior: np.ndarray):
+        try:
+            with _quiet_stdout():
+                import pybullet as p
+            _silence_exit_banner()
+        except ImportError:
+            raise XraybagError(
+                "the 'physics' packer needs pybullet (pip install pybullet); "
+                "the 'heuristic' packer does without"
+            ) from None
+
+        self.p = p
+        with _quiet_stdout():
+            self.cid = p.connect(p.DIRECT)
+        p.setGravity(0, 0, -9.81, physicsClientId=self.cid)
+        p.setPhysicsEngineParameter(fixedTimeStep=1 / 240, numSolverIterations=20,
+                                    deterministicOverlappingPairs=1, physicsClientId=self.cid)
+        sx, sy, sz = interior * 1e-3
+        t = 0.05
+        walls = [
+            ([sx / 2 + t, sy / 2 + t, t], [0, 0, -t]),
+            ([t, sy / 2 + t, sz], [sx / 2 + t, 0, sz]),
+            ([t, sy / 2 + t, sz], [-sx / 2 - t, 0, sz]),
+            ([sx / 2 + t, t, sz], [0, sy / 2 + t, sz]),
+            ([sx / 2 + t, t, sz], [0, -sy / 2 - t, sz]),
+        ]
+        for half, pos in walls:
+            s = p.createCollisionShape(p.GEOM_BOX, halfExtents=half, physicsClientId=self.cid)
+            p.createMultiBody(0, s, basePosition=pos, physicsClientId=self.cid)
+
+    def body(self, g: Geom, rot: np.ndarray, pos, mass: float) -> int:
+        """A body whose collision shape is the convex decomposition of the object: one convex
+        hull per part (the base and links fixed to it, all in the object frame)."""
+        p = self.p
+        shapes = [
+            p.createCollisionShape(p.GEOM_MESH, vertices=(h * 1e-3).tolist(), physicsClientId=self.cid)
+            for h in g.part_hulls
+        ]
+        q = Rotation.from_matrix(rot).as_quat()
+        if mass == 0.0:  # static: one plain body per part (static multibodies step slowly)
+            for s in shapes:
+                p.createMultiBody(0.0, s, basePosition=(np.asarray(pos) * 1e-3).tolist(),
+                                  baseOrientation=q.tolist(), physicsClientId=self.cid)
+            return -1
+        if len(shapes) == 1:
+            return p.createMultiBody(mass, shapes[0], basePosition=(np.asarray(pos) * 1e-3).tolist(),
+                                     baseOrientation=q.tolist(), physicsClientId=self.cid)
+        n = len(shapes) - 1
+        share = mass / (n + 1)
+        return p.createMultiBody(
+            share, shapes[0], basePosition=(np.asarray(pos) * 1e-3).tolist(),
+            baseOrientation=q.tolist(),
+            linkMasses=[share] * n, linkCollisionShapeIndices=shapes[1:],
+            linkVisualShapeIndices=[-1] * n, linkPositions=[[0, 0, 0]] * n,
+            linkOrientations=[[0, 0, 0, 1]] * n, linkInertialFramePositions=[[0, 0, 0]] * n,
+            linkInertialFrameOrientations=[[0, 0, 0, 1]] * n, linkParentIndices=[0] * n,
+            linkJointTypes=[p.JOINT_FIXED] * n, linkJointAxis=[[0, 0, 1]] * n,
+            physicsClientId=self.cid,
+        )
+
+    def drop(self, g: Geom, rot: np.ndarray, pos, steps: int = SIM_STEPS):
+        """Let the object fall from ``pos`` and settle; returns (rot, pos) where it came to rest."""
+        p = self.p
+        b = self.body(g, rot, pos, 1.0)
+        for k in range(steps):
+            p.stepSimulation(physicsClientId=self.cid)
+            if k % 20 == 19:
+                lin, ang = p.getBaseVelocity(b, physicsClientId=self.cid)
+                if np.linalg.norm(lin) < 2e-3 and np.linalg.norm(ang) < 2e-2:
+                    break
+        x, q = p.getBasePositionAndOrientation(b, physicsClientId=self.cid)
+        p.removeBody(b, physicsClientId=self.cid)
+        return Rotation.from_quat(q).as_matrix(), np.array(x) * 1e3
+
+    def close(self) -> None:
+        try:
+            with _quiet_stdout():
+                self.p.disconnect(physicsClientId=self.cid)
+        except Exception:  # noqa: BLE001 - already gone
+            pass
+
+
+def pack_physics(
+    scene: Scene, rng: np.random.Generator, time_budget: float = TIME_BUDGET, pitch: float = PITCH,
+) -> tuple[Scene, PackReport]:
+    """pybullet drop, then PSO + Nelder-Mead on the occupancy cost (see module notes)."""
+    start, deadline, timings, interior, names, todo, fixed, left, bag = setup(scene, time_budget, pitch)
+    poses: dict[int, Pose] = {}
+    world = _World(interior)
+    try:
+        for g, rot, pos in fixed:
+            bag.add(g, rot, pos)
+            world.body(g, rot, pos, 0.0)
+        for g in todo:
+            if time.perf_counter() > deadline:
+                left[g.index] = TIME_BUDGET_REASON
+                continue
+            t0 = time.perf_counter()
+            r = g.extent / 2.0
+            rot0 = Rotation.from_quat(rng.normal(size=4)).as_matrix()
+            x0, y0 = random_xy(g, rot0, interior, rng)
+            z0 = float(bag.map.safe.max()) + r + 5.0
+            rot_s, pos_s = world.drop(g, rot0, [x0, y0, z0])
+            if not (np.all(np.isfinite(pos_s)) and np.all(np.isfinite(rot_s))):
+                rot_s, pos_s = rot0, np.array([x0, y0, z0])  # the simulation blew up: start where it began
+            pos_s[:2] = np.clip(pos_s[:2], -interior[:2] / 2, interior[:2] / 2)
+            t1 = time.perf_counter()
+            timings["simulation"] += t1 - t0
+            # refinement: PSO over (dx, dy, droll, dpitch, dyaw), then Nelder-Mead
+            w = min(g.extent / 2.0, 80.0)
+            lo = np.array([-w, -w, -15.0, -15.0, -90.0])
+            hi = -lo
+
+            def rot_of(q):
+                return euler_xyz(q[2:5]) @ rot_s
+
+            def cost(q):
+                return bag.settle(g, rot_of(q), pos_s[0] + q[0], pos_s[1] + q[1])[0]
+
+            seen, best = pso(cost, lo, hi, rng, deadline=deadline)
+            res = minimize(cost, best, method="Nelder-Mead",
+                           options={"maxfev": 40, "initial_simplex": best + np.vstack(
+                               [np.zeros(5), np.diag([4.0, 4.0, 3.0, 3.0, 5.0])]), "xatol": 0.5, "fatol": 0.1})
+            seen.append((float(res.fun), np.asarray(res.x)))
+            cands = [(c, rot_of(q), pos_s[0] + q[0], pos_s[1] + q[1]) for c, q in seen]
+            got = try_candidates(bag, g, cands, deadline)
+            if got is None and time.perf_counter() < deadline:
+                # the swarm found no room near where it fell: drop-and-slide elsewhere
+                got = try_candidates(bag, g, drop_and_slide(bag, g, rng, 6, deadline), deadline)
+            timings["refinement"] += time.perf_counter() - t1
+            if got is None:
+                left[g.index] = TIME_BUDGET_REASON if time.perf_counter() > deadline else "no free space found"
+                continue
+            rot, pos, fp = got
+            bag.add(g, rot, pos, fp)
+            world.body(g, rot, pos, 0.0)
+            poses[g.index] = pose_of(rot, pos)
+    finally:
+        world.close()
+    report = PackReport(method="physics")
+    report.timings = timings
+    return finish(scene, names, poses, left, report)
