@@ -42,23 +42,27 @@ SIM_STEPS = 480  # at 240 Hz: 2 s of fall and settling at most
 
 
 @contextlib.contextmanager
-def _quiet_stdout():
-    """Silence what C code writes to file descriptor 1 (Python's own stdout is left alone)."""
+def _quiet_c_output():
+    """Silence what C code writes to file descriptors 1 and 2 (pybullet's "build time" banner on
+    import, its messages on connect); Python's own streams are left alone."""
     sys.stdout.flush()
-    saved = os.dup(1)
+    sys.stderr.flush()
+    saved = {fd: os.dup(fd) for fd in (1, 2)}
     try:
         with open(os.devnull, "wb") as null:
-            os.dup2(null.fileno(), 1)
+            for fd in saved:
+                os.dup2(null.fileno(), fd)
             yield
     finally:
-        try:  # C's stdio buffers what it printed; write it to /dev/null before restoring fd 1
+        try:  # C's stdio buffers what it printed; write it to /dev/null before restoring the fds
             import ctypes
 
             ctypes.CDLL(None).fflush(None)
         except (OSError, AttributeError):
             pass
-        os.dup2(saved, 1)
-        os.close(saved)
+        for fd, copy in saved.items():
+            os.dup2(copy, fd)
+            os.close(copy)
 
 
 _BANNER_SILENCED = False
@@ -90,7 +94,7 @@ class _World:
 
     def __init__(self, interior: np.ndarray):
         try:
-            with _quiet_stdout():
+            with _quiet_c_output():
                 import pybullet as p
             _silence_exit_banner()
         except ImportError:
@@ -100,7 +104,7 @@ class _World:
             ) from None
 
         self.p = p
-        with _quiet_stdout():
+        with _quiet_c_output():
             self.cid = p.connect(p.DIRECT)
         p.setGravity(0, 0, -9.81, physicsClientId=self.cid)
         p.setPhysicsEngineParameter(fixedTimeStep=1 / 240, numSolverIterations=20,
@@ -164,7 +168,7 @@ class _World:
 
     def close(self) -> None:
         try:
-            with _quiet_stdout():
+            with _quiet_c_output():
                 self.p.disconnect(physicsClientId=self.cid)
         except Exception:  # noqa: BLE001 - already gone
             pass
