@@ -138,19 +138,36 @@ def list_scenes() -> None:
         click.echo(name)
 
 
+SUBCOMMANDS = ("materials", "catalog", "pack", "learn")
+
+
+def _unavailable(name: str, error: BaseException) -> click.Command:
+    """A stand-in for a command whose module failed to import: listed in ``--help`` with the
+    reason, and a one-line error (exit status 2) when called. The other commands keep working."""
+    reason = f"{type(error).__name__}: {error}".splitlines()[0]
+
+    @click.command(name, help=f"(unavailable: {reason})", context_settings={"ignore_unknown_options": True})
+    @click.argument("args", nargs=-1, type=click.UNPROCESSED)
+    def broken(args) -> None:
+        click.echo(f"error: the '{name}' command could not be loaded ({reason}); "
+                   "reinstalling xraybag (pip install -e .) usually fixes it", err=True)
+        sys.exit(2)
+
+    return broken
+
+
 def _register() -> None:
-    """Add the command groups that live in their own modules (``xraybag/cli/<name>.py`` defining
-    a click command of the same name)."""
+    """Add the commands that live in their own modules (``xraybag/cli/<name>.py`` defining a click
+    command of the same name). A module that fails to import is never dropped silently: its command
+    stays listed and says why it cannot run."""
     import importlib
 
-    for name in ("materials", "catalog", "pack", "learn"):
+    for name in SUBCOMMANDS:
         try:
-            module = importlib.import_module(f"xraybag.cli.{name}")
-        except ModuleNotFoundError as e:
-            if e.name == f"xraybag.cli.{name}":
-                continue  # not part of this version
-            raise
-        cli.add_command(getattr(module, name))
+            command = getattr(importlib.import_module(f"xraybag.cli.{name}"), name)
+        except Exception as e:  # noqa: BLE001 - any failure: report it on use, keep the others
+            command = _unavailable(name, e)
+        cli.add_command(command)
 
 
 _register()
