@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: demo test test-slow bench gvxr-deps mmdet-deps clean
+.PHONY: demo test test-slow test-gpu bench bench-learn gvxr-deps mmdet-deps clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,11 +18,17 @@ demo: $(STAMP)
 	$(BIN)/xraybag render demo -n 4 -o demo-out
 	$(BIN)/xraybag preview demo-out -o demo-out/preview.png
 
+# the suite (what CI runs): the 15 slowest tests are printed, so a slow one shows the day it appears
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
+
+# exactly the tests marked gpu, on a machine with CUDA (they skip where there is none)
+test-gpu: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[test,gpu]'
+	$(BIN)/python -m pytest -q -m gpu -rs
 
 # gVirtualXray for the side-by-side check (tests/test_gvxr.py, benchmarks/gvxr_compare.py):
 # Debian's Mesa EGL libraries let it run headless on the CPU.
@@ -45,8 +51,16 @@ mmdet-deps: $(STAMP)
 	    --quiet --no-build-isolation .
 	$(BIN)/python -m pip install --quiet mmdet==3.3.0
 
+# figures, not tests: each script prints JSON (see README, "Benchmarks")
 bench: $(STAMP)
 	$(BIN)/python benchmarks/render_throughput.py
+	$(BIN)/python benchmarks/packing.py
+	$(BIN)/python benchmarks/ct_bag.py
+
+# the PIDray-style learning figure of docs/learners.md: 400 bags rendered, the small CPU detector
+# trained and scored (about 25 minutes on 2 cores)
+bench-learn: $(STAMP)
+	$(BIN)/python benchmarks/pidray_learn.py --work bench-out/pidray
 
 clean:
-	rm -rf $(VENV) demo-out .pytest_cache build
+	rm -rf $(VENV) demo-out bench-out .pytest_cache build

@@ -56,7 +56,10 @@ def _absolute_meshes(data: Any, base_dir: Path, loaded: LoadedScene, where: str)
             _absolute_meshes(v, base_dir, loaded, where)
 
 
-def _expand(obj: Object, k: int, loaded: LoadedScene, rng: np.random.Generator) -> list[dict]:
+def expand_entry(obj: Object, k: int, loaded: LoadedScene, rng: np.random.Generator) -> list[dict]:
+    """Object entry ``k`` of the scene file as plain object data, one dict per copy (``repeat``):
+    its template or catalog entry expanded, every distribution drawn from ``rng``, mesh paths
+    made absolute."""
     n = 1 if obj.repeat is None else int(resolve(obj.repeat, rng))
     out = []
     for i in range(n):
@@ -110,7 +113,7 @@ def sample(loaded: LoadedScene, index: int = 0, seed: int | None = None) -> Scen
         index = spec.bag_index + index  # a concrete scene renders its own bag
     objects: list[dict] = []
     for k, obj in enumerate(spec.objects):
-        objects += _expand(obj, k, loaded, bag_rng(seed, index, k))
+        objects += expand_entry(obj, k, loaded, bag_rng(seed, index, k))
     names: dict[str, int] = {}
     for o in objects:  # unique names, in order
         base = o["name"]

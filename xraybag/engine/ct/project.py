@@ -29,6 +29,7 @@ Sinograms are ``(views, rows, cols)`` float32 line integrals (mm x volume units)
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numba
@@ -525,39 +526,58 @@ class _Astra2DBackend:
 # ----------------------------------------------------------------------------- registry
 
 
-def _detect_backends() -> dict:
-    found = {"numba": _NumbaBackend}
-    try:
-        import cupy
+#: every projector backend by name; which of them run here is probed on first use
+#: (:func:`backend_problem`), never at import: probing CUDA costs time and can print warnings.
+BACKENDS: dict[str, type] = {
+    "numba": _NumbaBackend,
+    "cupy": _CupyBackend,
+    "astra": _AstraBackend,
+    "astra2d": _Astra2DBackend,
+}
 
-        if cupy.cuda.runtime.getDeviceCount() > 0:
-            found["cupy"] = _CupyBackend
-    except Exception:
-        pass
+
+@functools.lru_cache(maxsize=None)
+def backend_problem(name: str) -> str | None:
+    """Why backend ``name`` cannot run on this machine (one phrase), or None when it can.
+
+    Probed once per process, on first use: cupy needs a CUDA device; ASTRA's 3D projector needs
+    ``astra.use_cuda()`` (its 3D calls abort the process without CUDA); ASTRA's 2D one needs only
+    the package."""
+    if name not in BACKENDS:
+        return f"unknown projector backend {name!r} (known: {', '.join(BACKENDS)})"
+    if name == "numba":
+        return None
+    if name == "cupy":
+        try:
+            import cupy
+        except Exception:  # noqa: BLE001 - not installed, or a broken CUDA install
+            return "cupy is not installed (pip install 'xraybag[gpu]' on a machine with CUDA)"
+        try:
+            count = cupy.cuda.runtime.getDeviceCount()
+        except Exception:  # noqa: BLE001 - no driver
+            count = 0
+        return None if count > 0 else "cupy finds no CUDA device on this machine"
     try:
         import astra
-
-        found["astra2d"] = _Astra2DBackend
-        if astra.use_cuda():
-            found["astra"] = _AstraBackend
-    except Exception:
-        pass
-    return found
-
-
-BACKENDS: dict[str, type] = _detect_backends()
+    except Exception:  # noqa: BLE001
+        return "ASTRA is not installed (pip install astra-toolbox)"
+    if name == "astra" and not astra.use_cuda():
+        return "ASTRA's 3D projector needs CUDA, and this machine has none (astra.use_cuda() is false)"
+    return None
 
 
 def available_backends() -> list[str]:
-    return list(BACKENDS)
+    """The backends that run here (probed on the first call)."""
+    return [name for name in BACKENDS if backend_problem(name) is None]
 
 
 class Projector:
     """Forward projector ``A`` (volume -> line integrals) and its adjoint on one geometry/grid."""
 
     def __init__(self, geom: CTGeometry, grid: VolumeGrid, backend: str = "numba"):
-        if backend not in BACKENDS:
-            raise XraybagError(f"projector backend {backend!r} is not available here "
+        problem = backend_problem(backend)
+        if problem is not None:
+            raise XraybagError(f"projector backend {backend!r} is not available here: {problem} "
                                f"(available: {', '.join(available_backends())})")
         self.geom, self.grid, self.backend = geom, grid, backend
         self._impl = BACKENDS[backend](geom, grid)

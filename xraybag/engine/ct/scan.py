@@ -81,6 +81,37 @@ def geometry_problem(ct, outer_size) -> tuple[str, str] | None:
     return None
 
 
+def scanner_problem(scanner) -> tuple[tuple, str] | None:
+    """The first reason why a CT ``scanner`` cannot run its scan on this machine whatever the bag,
+    as ``(field path under the scanner, message)``, or None. Checked before any work starts.
+
+    * A dual-energy mode (``dual_layer``, ``photon_counting``) with a monochromatic spectrum gives
+      every channel the same single energy: the Compton / photoelectric decomposition has no second
+      equation (its 2 x 2 system is singular), so it is refused unless ``decompose: none``.
+    * ``projector: numba / cupy / astra`` must be available here (cupy and ASTRA's 3D projector
+      need CUDA; ASTRA's 3D calls abort the process without it).
+    """
+    from xraybag.engine.ct.project import backend_problem
+
+    ct = scanner.ct
+    if (ct.mode in ("dual_layer", "photon_counting") and scanner.spectrum.mono_kev is not None
+            and ct.reconstruction.decompose != "none"):
+        return ("spectrum", "mono_kev"), (
+            f"a monochromatic spectrum gives both channels of a {ct.mode} CT the same energy, so "
+            "they cannot be decomposed into Compton and photoelectric parts; use a kvp spectrum, "
+            "or ct: {mode: single} for a single-energy scan"
+        )
+    if ct.mode == "kvp_switching" and ct.spectra and ct.reconstruction.decompose != "none":
+        monos = [s.mono_kev for s in ct.spectra.values()]
+        if all(m is not None for m in monos) and len(set(monos)) == 1:
+            return ("ct", "spectra"), "kvp_switching needs spectra of different energies; all are one mono_kev line"
+    if ct.projector != "mesh":
+        problem = backend_problem(ct.projector)
+        if problem is not None:
+            return ("ct", "projector"), f"projector {ct.projector!r} cannot run here: {problem}; use mesh or numba"
+    return None
+
+
 def _columns_for(ct, reach: float) -> int:
     half = math.asin(min(reach / ct.sid, 1.0))
     per = ct.col_pitch / ct.sdd
@@ -105,6 +136,9 @@ class CTSetup:
 
 def setup(scanner, scene, library, where: str = "scanners") -> CTSetup:
     """Scan geometry, reconstruction grid and detector response for one bag (checked first)."""
+    problem = scanner_problem(scanner)
+    if problem:
+        raise XraybagError(problem[1], ".".join([where, *problem[0]]))
     geom, grid, iso = plan(scanner.ct, scene, where)
     return CTSetup(geom, grid, iso, ct_response(scanner, geom, library))
 

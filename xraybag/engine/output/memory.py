@@ -11,7 +11,8 @@ from xraybag.scenes.models import Scanner, Scene
 from xraybag.scenes.numbers import Dist
 
 
-def _upper(v) -> float:
+def upper_bound(v) -> float:
+    """The largest value a number or distribution can take (mean + 4 std for a normal)."""
     if isinstance(v, Dist):
         if v.kind in ("uniform", "uniform_int"):
             return float(v.args[1])
@@ -27,8 +28,8 @@ def memory_needed(loaded: LoadedScene) -> tuple[int, str]:
     from xraybag.scenes.loader import walk
 
     spec = loaded.spec
-    size = [_upper(s) for s in spec.bag.size]
-    wall = _upper(spec.bag.wall.thickness)
+    size = [upper_bound(s) for s in spec.bag.size]
+    wall = upper_bound(spec.bag.wall.thickness)
     probe = Scene.model_validate(
         {"bag": {"size": size, "wall": {"thickness": wall}}, "scanners": [s.model_dump() for s in _fixed(spec.scanners)]}
     )

@@ -16,12 +16,10 @@ import time
 import numpy as np
 
 from xraybag.engine.packing.base import (
-    LARGER_THAN_BAG,
-    TIME_BUDGET_REASON,
-    Packer,
-    PackReport,
+    LARGER_THAN_BAG, OUTSIDE_TOLERANCE, TIME_BUDGET_REASON, Packer, PackReport, outside_bag,
 )
 from xraybag.engine.packing.rejection import pack_random
+from xraybag.engine.solids.scene import object_name, object_points
 from xraybag.engine.solids.sheets import drape_sheets, with_sheets, without_sheets
 from xraybag.errors import XraybagError
 from xraybag.scenes.models import Scene
@@ -60,7 +58,9 @@ def pack(
     ``method`` None means ``scene.packing.method`` (a name in :data:`PACKERS`). ``rng`` None uses
     the bag's own packing stream (seeded by the scene's seed and bag index), so packing is
     deterministic either way. Objects that cannot be placed are left out of the returned scene
-    and listed in the report; sheets are left for :func:`xraybag.engine.solids.sheets.drape_sheets`.
+    and listed in the report; so are objects that come with a pose (drawn from distributions) that
+    puts them partly outside the bag. Sheets are left for
+    :func:`xraybag.engine.solids.sheets.drape_sheets`.
     """
     start = time.perf_counter()
     requested = method or scene.packing.method
@@ -70,10 +70,31 @@ def pack(
     if rng is None:
         rng = bag_rng(scene.seed, scene.bag_index or 0, STREAM_PACK)
     used = requested
+    scene, outside = _without_posed_outside(scene)
     packed, report = PACKERS[used](scene, rng)
+    report.left_out[:0] = outside
     report.method = used
     report.seconds = time.perf_counter() - start
     return packed, report
+
+
+def _without_posed_outside(scene: Scene) -> tuple[Scene, list[tuple[str, str]]]:
+    """The scene without the objects whose given pose puts them outside the bag, and (name,
+    reason) of each of those. (A pose written as fixed numbers is refused earlier, when the scene
+    is checked; this catches poses drawn from distributions.)"""
+    interior = np.array([float(s) for s in scene.bag.size])
+    kept, outside = [], []
+    for k, obj in enumerate(scene.objects):
+        if obj.pose is not None and obj.sheet is None:
+            name = object_name(obj, k + 1)
+            reach, side = outside_bag(object_points(obj, name=name), obj.pose, interior)
+            if reach > OUTSIDE_TOLERANCE:
+                outside.append((name, f"its pose puts it {reach:.1f} mm outside the bag ({side} side)"))
+                continue
+        kept.append(obj)
+    if not outside:
+        return scene, []
+    return scene.model_copy(update={"objects": kept}), outside
 
 
 def pack_bag(loaded, index: int, seed: int | None = None) -> tuple[Scene, PackReport]:

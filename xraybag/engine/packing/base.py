@@ -18,6 +18,8 @@ BASE_ROTATIONS = ((0.0, 0.0), (90.0, 0.0), (0.0, 90.0))
 LARGER_THAN_BAG = "larger than the bag interior"
 TIME_BUDGET_REASON = "time budget"
 EPS = 1e-9
+#: how far (mm) a posed object may reach past the bag interior (rounding of rotated vertices)
+OUTSIDE_TOLERANCE = 1e-6
 
 
 @dataclass
@@ -75,3 +77,16 @@ def fits_somehow(points: np.ndarray, interior: np.ndarray) -> bool:
             if fits_interior(lo, hi, interior):
                 return True
     return False
+
+
+def outside_bag(points: np.ndarray, pose: Pose, interior: np.ndarray) -> tuple[float, str]:
+    """How far (mm) an object at ``pose`` reaches out of the bag interior (0 inside), and which
+    side: ``points`` are its vertices in its re-centred frame (:func:`object_points`)."""
+    lo, hi = aabb(points, [float(a) for a in pose.rotation_deg])
+    pos = np.array([float(p) for p in pose.position])
+    lo, hi = pos + lo, pos + hi
+    sx, sy, sz = (float(s) for s in interior)
+    sides = {"-x": -sx / 2 - lo[0], "+x": hi[0] - sx / 2, "-y": -sy / 2 - lo[1], "+y": hi[1] - sy / 2,
+             "floor (-z)": -lo[2], "top (+z)": hi[2] - sz}
+    side = max(sides, key=sides.get)
+    return max(0.0, float(sides[side])), side
