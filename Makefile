@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/xraybag render demo -n 4 -o demo-out
-	$(BIN)/xraybag preview demo-out -o demo-out/preview.png
+	$(BIN)/xraybag preview demo-out
 
 # the suite (what CI runs): the 15 slowest tests are printed, so a slow one shows the day it appears
 test: $(STAMP)

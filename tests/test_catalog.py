@@ -220,11 +220,10 @@ def test_cli_list_show_export(tmp_path):
     assert r.exit_code == 0 and "gap" in r.output and "uniform [2, 5]" in r.output
     d = json.loads(run_cli("catalog", "show", "vacuum_cup", "--json").output)
     assert d["label"] == "vacuum_cup" and any(p["name"] == "liquid" for p in d["params"])
-    out = tmp_path / "p.glb"
-    r = run_cli("catalog", "export", "pistol", "-o", out, "--seed", "2", "--param", "slide_length=190",
-                "--param", "loaded=1")
+    r = run_cli("catalog", "export", "pistol", "-o", tmp_path, "--seed", "2", "--set", "slide_length=190",
+                "--set", "loaded=1")
     assert r.exit_code == 0, r.output
-    scene = trimesh.load(out)
+    scene = trimesh.load(tmp_path / "pistol.glb")
     parts = sample_object("pistol", 2, {"slide_length": 190, "loaded": 1})["parts"]
     assert len(scene.geometry) == len(parts)
     assert {f"pistol.{p['name']}" for p in parts} == set(scene.geometry)
@@ -236,8 +235,8 @@ def test_cli_list_show_export(tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["show", "knif"], "no catalog entry 'knif'"),
-    (["export", "pistol", "-o", "x.glb", "--param", "slide_lenght=3"], "did you mean 'slide_length'"),
-    (["export", "pistol", "-o", "x.glb", "--param", "slide_length=-3"], "expected a positive number"),
+    (["export", "pistol", "-o", "x", "--set", "slide_lenght=3"], "did you mean 'slide_length'"),
+    (["export", "pistol", "-o", "x", "--set", "slide_length=-3"], "expected a positive number"),
 ])
 def test_cli_errors(tmp_path, monkeypatch, args, message):
     monkeypatch.chdir(tmp_path)

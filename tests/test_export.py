@@ -44,14 +44,15 @@ scanners:
 def packed(tmp_path_factory):
     d = tmp_path_factory.mktemp("pack")
     scene = write(d / "s.yaml", SCENE)
-    r = run_cli("pack", scene, "--seed", "5", "-o", d / "bag.glb")
+    r = run_cli("pack", scene, "--seed", "5", "-o", d)
     assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in d.glob("bag_*")) == ["bag_000000.glb", "bag_000000.png", "bag_000000.yaml"]
     return d, scene
 
 
 def test_glb_nodes_names_and_extras(packed):
     d, _ = packed
-    data = (d / "bag.glb").read_bytes()
+    data = (d / "bag_000000.glb").read_bytes()
     nodes = {n["name"]: n for n in glb_nodes(data) if "mesh" in n}
     assert set(nodes) == {"bag", "book", "bottle", "gadget", "sheet"}
     assert nodes["bottle"]["extras"]["label"] == "plastic_bottle"
@@ -64,7 +65,7 @@ def test_glb_nodes_names_and_extras(packed):
     }
     assert nodes["book"]["extras"]["label"] is None and nodes["bag"]["extras"]["index"] == 0
     # trimesh loads it back: one geometry per node, closed meshes, the sheet over the contents
-    scene = trimesh.load(d / "bag.glb")
+    scene = trimesh.load(d / "bag_000000.glb")
     assert sorted(scene.graph.nodes_geometry) == sorted(nodes)
     for name in nodes:
         mesh = scene.geometry[name]
@@ -74,18 +75,18 @@ def test_glb_nodes_names_and_extras(packed):
 
 def test_png_not_blank(packed):
     d, _ = packed
-    img = np.asarray(Image.open(d / "bag.png").convert("RGB"))
+    img = np.asarray(Image.open(d / "bag_000000.png").convert("RGB"))
     assert img.shape[0] > 100 and img.shape[1] > 100
     assert img.std() > 10 and len(np.unique(img.reshape(-1, 3), axis=0)) > 20
 
 
 def test_concrete_yaml_renders_the_same_bag(packed, tmp_path):
     d, scene = packed
-    text = (d / "bag.yaml").read_text()
+    text = (d / "bag_000000.yaml").read_text()
     assert "drape" in text and "pose" in text
     a, b = tmp_path / "a", tmp_path / "b"
     assert run_cli("render", scene, "-n", "1", "--seed", "5", "-o", a, "-q").exit_code == 0
-    assert run_cli("render", d / "bag.yaml", "-n", "1", "-o", b, "-q").exit_code == 0
+    assert run_cli("render", d / "bag_000000.yaml", "-n", "1", "-o", b, "-q").exit_code == 0
     ia = sorted((a / "images").iterdir())
     ib = sorted((b / "images").iterdir())
     assert len(ia) == len(ib) == 1
@@ -96,6 +97,6 @@ def test_concrete_yaml_renders_the_same_bag(packed, tmp_path):
 
 
 def test_pack_errors_one_line(tmp_path):
-    r = run_cli("pack", tmp_path / "missing.yaml", "-o", tmp_path / "x.glb")
+    r = run_cli("pack", tmp_path / "missing.yaml", "-o", tmp_path / "x")
     assert r.exit_code == 2
     assert r.stderr.strip().startswith("error:") and len(r.stderr.strip().splitlines()) == 1

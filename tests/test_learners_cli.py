@@ -66,7 +66,7 @@ def test_train_eval_predict_end_to_end(plugin, data, tmp_path):
     rec = json.loads((out / "learn.json").read_text())
     assert rec["learner"] == "mean_box" and rec["input"] == "raw" and rec["opts"] == {"epochs": "2"}
 
-    r = run("eval", "mean_box", "--weights", weights, "--data", data)
+    r = run("eval", "mean_box", "--weights", weights, "--data", data, "-q")
     assert r.exit_code == 0, r.output
     metrics = json.loads(r.output)
     written = json.loads((out / "eval_test" / "metrics.json").read_text())
@@ -77,9 +77,9 @@ def test_train_eval_predict_end_to_end(plugin, data, tmp_path):
     assert {"mAP", "mAP50", "mAP75", "mAP_small", "mAP_medium", "mAP_large", "per_class", "per_difficulty"} <= set(metrics)
     assert 0 <= metrics["mAP50"] <= 1 and set(metrics["per_difficulty"]) == {"easy", "hard", "hidden"}
 
-    custom = tmp_path / "m" / "val.json"
-    r = run("eval", "mean_box", "--weights", weights, "--data", data, "--split", "val", "--out", custom)
-    assert r.exit_code == 0 and custom.exists() and (custom.parent / "results.json").exists()
+    custom = tmp_path / "m"  # -o/--out is a folder
+    r = run("eval", "mean_box", "--weights", weights, "--data", data, "--split", "val", "-o", custom, "-q")
+    assert r.exit_code == 0 and (custom / "metrics.json").exists() and (custom / "results.json").exists()
 
     pred = tmp_path / "pred"
     r = run("predict", "mean_box", "--weights", weights, "--data", data, "--out", pred, "--score-thr", "0.0")
@@ -109,7 +109,7 @@ def test_mean_box_beats_nothing_on_a_fixed_box_dataset(plugin, tmp_path):
     coco["annotations"] = keep
     (root / "annotations.json").write_text(json.dumps(coco))
     run("train", "mean_box", "--data", root, "--out", tmp_path / "r", "-q")
-    r = run("eval", "mean_box", "--weights", tmp_path / "r" / "weights.json", "--data", root)
+    r = run("eval", "mean_box", "--weights", tmp_path / "r" / "weights.json", "--data", root, "-q")
     assert r.exit_code == 0, r.output
     m = json.loads(r.output)
     assert m["mAP"] == 1.0 and m["per_class"]["knife"]["AP"] == 1.0

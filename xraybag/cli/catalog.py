@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from xraybag.cli.common import user_errors
+from xraybag.cli.common import out_option, user_errors
 from xraybag.errors import XraybagError
 
 
@@ -80,16 +80,14 @@ def show(name: str, as_json: bool) -> None:
 
 
 def _parse_param(text: str) -> tuple[str, Any]:
-    if "=" not in text:
-        raise XraybagError(f"--param {text!r}: expected KEY=VALUE (VALUE a number, a name or YAML)")
-    key, raw = text.split("=", 1)
-    from ruamel.yaml import YAML
+    """``--set PARAM=VALUE``: VALUE read as YAML by the scene files' own loader."""
+    from xraybag.scenes.overrides import parse_override
 
-    try:
-        value = YAML(typ="safe", pure=True).load(raw)
-    except Exception:  # noqa: BLE001 - a malformed value is a user error
-        raise XraybagError(f"--param {text!r}: cannot read the value {raw!r}") from None
-    return key.strip(), value
+    o = parse_override(text)
+    if len(o.path) != 1:
+        raise XraybagError(f"--set {o.key}: a catalog entry's parameters are plain names, e.g. "
+                           "--set blade_length=120")
+    return o.key, o.value
 
 
 def export_glb(name: str, path: str | Path, seed: int = 0, params: dict[str, Any] | None = None,
@@ -104,7 +102,7 @@ def export_glb(name: str, path: str | Path, seed: int = 0, params: dict[str, Any
     from xraybag.scenes.catalog import get_entry, object_scene, sample_object
 
     entry = get_entry(name)
-    entry.check_params(params or {}, lambda k: f"--param {k}")
+    entry.check_params(params or {}, lambda k: f"--set {k}")
     data = sample_object(name, seed, params)
     if "sheet" in data:
         sh = data["sheet"]
@@ -129,13 +127,16 @@ def export_glb(name: str, path: str | Path, seed: int = 0, params: dict[str, Any
 
 @catalog.command("export")
 @click.argument("name")
-@click.option("-o", "--out", required=True, type=click.Path(dir_okay=False), help="Output .glb file.")
+@out_option("Output folder: OUT/NAME.glb.", default=".")
+@click.option("--glb", "glb", default=None, type=click.Path(dir_okay=False), help="Name the GLB file instead.")
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0), help="Sample seed.")
-@click.option("--param", "params", multiple=True, metavar="KEY=VALUE",
-              help="Fix a parameter (repeatable); VALUE may be YAML, e.g. '{uniform: [1, 2]}'.")
+@click.option("--set", "params", multiple=True, metavar="PARAM=VALUE",
+              help="Fix or re-distribute a parameter (repeatable); VALUE is YAML, e.g. "
+              "--set slide_length=190 or --set slide_length='{uniform: [170, 200]}'.")
 @user_errors
-def export(name: str, out: str, seed: int, params: tuple[str, ...]) -> None:
+def export(name: str, out: str, glb: str | None, seed: int, params: tuple[str, ...]) -> None:
     """Build one sample of NAME and write its meshes (mm) as a GLB file."""
     given = dict(_parse_param(p) for p in params)
-    export_glb(name, out, seed, given)
-    click.echo(f"wrote {out}")
+    path = Path(glb) if glb else Path(out) / f"{name}.glb"
+    export_glb(name, path, seed, given)
+    click.echo(f"wrote {path}")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from xraybag.cli.common import user_errors
+from xraybag.cli.common import ProgressBar, out_option, quiet_option, user_errors
 from xraybag.errors import XraybagError
 
 RUN_FILE = "learn.json"
@@ -100,6 +100,27 @@ def _setup(name, weights, data, split, input_, splits, split_seed, opts):
     return learner, ds, weights
 
 
+def _predict(learner, weights: Path, ds, device: str, quiet: bool) -> list[dict]:
+    """The learner's COCO results on ``ds``, with a bar of the images it has loaded (on stderr)."""
+    from xraybag.learners.base import resolve_device
+    from xraybag.learners.metrics import load_results
+
+    seen: set = set()
+    with ProgressBar(quiet, "image", desc="predict") as bar:
+        def on_load(im: dict) -> None:
+            seen.add(im["id"])
+            bar(len(seen), len(ds))
+
+        ds.on_load = on_load
+        bar(0, len(ds))
+        try:
+            results = learner.predict(weights, ds, device=resolve_device(device))
+        finally:
+            ds.on_load = None
+        bar(len(ds), len(ds))  # a learner may score from the records alone, without loading pixels
+    return load_results(results)
+
+
 def _check_input(learner, input_: str) -> None:
     if input_ not in learner.inputs:
         raise XraybagError(f"learner {learner.name!r} takes input {', '.join(learner.inputs)}, not {input_!r}")
@@ -136,14 +157,14 @@ def list_learners() -> None:
 @learn.command()
 @click.argument("name")
 @click.option("--data", required=True, type=click.Path(), help="Dataset folder (xraybag render output).")
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Run folder (weights, checkpoint, log).")
+@out_option("Run folder (weights, checkpoint, log).", required=True)
 @input_option
 @device_option
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
 @splits_option
 @split_seed_option
 @opt_option
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@quiet_option
 @user_errors
 def train(name, data, out, input_, device, resume, splits, split_seed, opts, quiet):
     """Train model NAME on the train split of --data; the weights go into --out."""
@@ -194,23 +215,22 @@ def train(name, data, out, input_, device, resume, splits, split_seed, opts, qui
 @click.option("--weights", required=True, type=click.Path(), help="Weights file written by 'learn train'.")
 @click.option("--data", required=True, type=click.Path(), help="Dataset folder.")
 @click.option("--split", default="test", show_default=True, type=click.Choice(["train", "val", "test", "all"]))
-@click.option("--out", default=None, type=click.Path(dir_okay=False),
-              help="Metrics JSON [WEIGHTS_DIR/eval_SPLIT/metrics.json]; results.json goes beside it.")
+@out_option("Output folder: metrics.json and results.json [WEIGHTS_DIR/eval_SPLIT].")
 @input_option
 @device_option
 @splits_option
 @split_seed_option
 @opt_option
+@quiet_option
 @user_errors
-def evaluate(name, weights, data, split, out, input_, device, splits, split_seed, opts):
+def evaluate(name, weights, data, split, out, input_, device, splits, split_seed, opts, quiet):
     """Predict on a split of --data with model NAME and score with COCO metrics (pycocotools)."""
-    from xraybag.learners.base import resolve_device
-    from xraybag.learners.metrics import coco_metrics, load_results
+    from xraybag.learners.metrics import coco_metrics
 
     learner, ds, weights = _setup(name, weights, data, split, input_, splits, split_seed, opts)
-    results = load_results(learner.predict(weights, ds, device=resolve_device(device)))
-    metrics_path = Path(out) if out else weights.parent / f"eval_{split}" / "metrics.json"
-    results_path = metrics_path.parent / "results.json"
+    results = _predict(learner, weights, ds, device, quiet)
+    folder = Path(out) if out else weights.parent / f"eval_{split}"
+    metrics_path, results_path = folder / "metrics.json", folder / "results.json"
     _write_json(results_path, results)
     metrics = coco_metrics(ds.coco_subset(), results_path)
     metrics = {"learner": name, "weights": str(weights), "data": str(data), "split": split, "input": ds.input} | metrics
@@ -222,7 +242,7 @@ def evaluate(name, weights, data, split, out, input_, device, splits, split_seed
 @click.argument("name")
 @click.option("--weights", required=True, type=click.Path(), help="Weights file written by 'learn train'.")
 @click.option("--data", required=True, type=click.Path(), help="Dataset folder.")
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder.")
+@out_option("Output folder: results.json and images/.", required=True)
 @click.option("--split", default="all", show_default=True, type=click.Choice(["train", "val", "test", "all"]))
 @click.option("--score-thr", default=0.3, show_default=True, type=float, help="Draw detections scoring at least this.")
 @input_option
@@ -230,15 +250,13 @@ def evaluate(name, weights, data, split, out, input_, device, splits, split_seed
 @splits_option
 @split_seed_option
 @opt_option
+@quiet_option
 @user_errors
-def predict(name, weights, data, out, split, score_thr, input_, device, splits, split_seed, opts):
+def predict(name, weights, data, out, split, score_thr, input_, device, splits, split_seed, opts, quiet):
     """Run model NAME on --data: OUT/results.json (COCO results, every score) and OUT/images/
     (the pseudo-colour images with the detections scoring >= --score-thr drawn)."""
-    from xraybag.learners.base import resolve_device
-    from xraybag.learners.metrics import load_results
-
     learner, ds, weights = _setup(name, weights, data, split, input_, splits, split_seed, opts)
-    results = load_results(learner.predict(weights, ds, device=resolve_device(device)))
+    results = _predict(learner, weights, ds, device, quiet)
     out = Path(out)
     _write_json(out / "results.json", results)
     n = draw_results(ds, results, out / "images", score_thr)
@@ -280,7 +298,7 @@ def draw_results(ds, results: list[dict], out: Path, score_thr: float) -> int:
 @learn.command()
 @click.argument("name")
 @click.option("--data", required=True, type=click.Path(), help="Input dataset folder.")
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Output dataset folder.")
+@out_option("Output dataset folder.", required=True)
 @opt_option
 @user_errors
 def synthesize(name, data, out, opts):

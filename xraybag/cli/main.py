@@ -12,7 +12,14 @@ import sys
 import click
 
 from xraybag import __version__
-from xraybag.cli.common import assets_option, user_errors
+from xraybag.cli.common import (
+    ProgressBar,
+    assets_option,
+    out_option,
+    quiet_option,
+    set_option,
+    user_errors,
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -21,11 +28,15 @@ def cli() -> None:
     """Labelled X-ray security data from declarative scene files."""
 
 
+seed_option = click.option("--seed", type=click.IntRange(min=0), default=None, help="Override the scene's seed.")
+
+
 @cli.command()
 @click.argument("scene")
 @click.option("-n", "count", default=1, show_default=True, type=click.IntRange(min=1), help="Bags to render.")
-@click.option("-o", "--out", required=True, type=click.Path(file_okay=False), help="Output folder.")
-@click.option("--seed", type=click.IntRange(min=0), default=None, help="Override the scene's seed.")
+@out_option("Output folder (the dataset).", required=True)
+@seed_option
+@set_option
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1), help="Local worker processes.")
 @click.option("--scheduler", default=None, help="Address of an existing Dask scheduler (tcp://host:8786).")
 @click.option("--save-transmission", is_flag=True, help="Also write float32 I/I0 TIFFs.")
@@ -35,27 +46,22 @@ def cli() -> None:
     type=click.Choice(["clcxray"]),
     help="Extra image encodings: clcxray = the 3-channel high/low/ratio encoding of CLCXray.",
 )
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@quiet_option
 @assets_option
 @user_errors
-def render(scene, count, out, seed, workers, scheduler, save_transmission, encoding, quiet, assets):
-    """Render SCENE (a YAML file or a built-in scene name such as 'demo') into a dataset."""
-    from tqdm import tqdm
+def render(scene, count, out, seed, overrides, workers, scheduler, save_transmission, encoding, quiet, assets):
+    """Render SCENE (a YAML file or a built-in scene name such as 'demo') into a dataset.
 
+    A bag with a CT scanner shows a second bar: the views traced (bags rendered in this process
+    only, i.e. without --workers or --scheduler)."""
     from xraybag.engine.output.dataset import Options, render_dataset
+    from xraybag.engine.output.files import bag_name
 
-    bar = None
+    with ProgressBar(quiet, "bag") as bags, ProgressBar(quiet, "view", leave=False, position=1) as views:
 
-    def progress(done: int, total: int) -> None:
-        nonlocal bar
-        if quiet:
-            return
-        if bar is None:
-            bar = tqdm(total=total, initial=done, unit="bag", file=sys.stderr, dynamic_ncols=True)
-        else:
-            bar.update(done - bar.n)
+        def ct_progress(bag: int, scanner: str, done: int, total: int) -> None:
+            views(done, total, key=(bag, scanner), desc=f"bag {bag_name(bag)} {scanner}")
 
-    try:
         summary = render_dataset(
             scene,
             count,
@@ -65,11 +71,10 @@ def render(scene, count, out, seed, workers, scheduler, save_transmission, encod
             scheduler=scheduler,
             opts=Options(save_transmission=save_transmission, encoding=tuple(encoding)),
             asset_roots=tuple(assets),
-            progress=progress,
+            progress=bags,
+            overrides=overrides,
+            ct_progress=ct_progress,
         )
-    finally:
-        if bar is not None:
-            bar.close()
     click.echo(
         f"{summary['bags']} bags in {summary['out']} ({summary['rendered']} rendered, "
         f"{summary['skipped']} already there) in {summary['seconds']:.1f} s"
@@ -80,22 +85,25 @@ def render(scene, count, out, seed, workers, scheduler, save_transmission, encod
 @click.argument("scene")
 @click.option("-n", "count", default=1, show_default=True, type=click.IntRange(min=1),
               help="Also sample and pack this many bags.")
+@seed_option
+@set_option
 @assets_option
 @user_errors
-def validate(scene, count, assets):
+def validate(scene, count, seed, overrides, assets):
     """Check SCENE without rendering it."""
-    from xraybag.engine.output.memory import check_memory
+    from xraybag.engine.output.preflight import preflight
     from xraybag.engine.packing import pack_bag
     from xraybag.scenes.loader import load_scene
 
-    loaded = load_scene(scene, tuple(assets))
-    need = check_memory(loaded)
+    loaded = load_scene(scene, tuple(assets), overrides=overrides)
+    need = preflight(loaded)
     left = 0
     for i in range(count):  # packed exactly as `render` packs bag i (same random streams)
-        _, report = pack_bag(loaded, i)
+        _, report = pack_bag(loaded, i, seed)
         left += len(report.left_out)
+    with_sets = f" (with {len(overrides)} --set)" if overrides else ""
     click.echo(
-        f"{loaded.source.file}: ok ({len(loaded.spec.objects)} object entries, "
+        f"{loaded.source.file}{with_sets}: ok ({len(loaded.spec.objects)} object entries, "
         f"{len(loaded.spec.scanners)} view(s), categories: {', '.join(loaded.categories) or 'none'}, "
         f"~{need / 2**20:.0f} MiB per bag"
         + (f", {left} object(s) left out by packing in {count} sampled bag(s)" if left else "")
@@ -115,27 +123,36 @@ def schema() -> None:
 
 
 @cli.command()
-@click.argument("out", type=click.Path(exists=True, file_okay=False))
-@click.option("-o", "--output", default=None, type=click.Path(dir_okay=False), help="PNG file (default OUT/preview.png).")
+@click.argument("dataset", type=click.Path(exists=True, file_okay=False))
+@out_option("Folder for preview.png [default: DATASET].")
 @click.option("--max-images", default=16, show_default=True, type=click.IntRange(min=1))
 @user_errors
-def preview(out, output, max_images):
-    """Write a contact sheet of dataset OUT with boxes and labels drawn."""
+def preview(dataset, out, max_images):
+    """Write a contact sheet of DATASET with boxes and labels drawn, as preview.png."""
     from pathlib import Path
 
     from xraybag.engine.output.preview import contact_sheet
 
-    path = contact_sheet(Path(out), Path(output) if output else None, max_images)
+    path = contact_sheet(Path(dataset), Path(out) / "preview.png" if out else None, max_images)
     click.echo(str(path))
 
 
 @cli.command("scenes")
-def list_scenes() -> None:
-    """List the built-in scenes."""
-    from xraybag.scenes.loader import builtin_scenes
+@click.option("--json", "as_json", is_flag=True, help="Print JSON: name, description, path.")
+def list_scenes(as_json: bool) -> None:
+    """List the built-in scenes, each with its description (the first comment line of its file)."""
+    from xraybag.scenes.loader import builtin_dir, builtin_scenes, scene_description
 
+    rows = []
     for name in builtin_scenes():
-        click.echo(name)
+        path = builtin_dir() / f"{name}.yaml"
+        rows.append({"name": name, "description": scene_description(path), "path": str(path)})
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    width = max((len(r["name"]) for r in rows), default=0)
+    for r in rows:
+        click.echo(f"{r['name']:<{width}}  {r['description']}".rstrip())
 
 
 SUBCOMMANDS = ("materials", "catalog", "pack", "learn")

@@ -4,35 +4,38 @@ from __future__ import annotations
 
 import click
 
-from xraybag.cli.common import assets_option, user_errors
+from xraybag.cli.common import assets_option, out_option, set_option, user_errors
 
 
 @click.command("pack")
 @click.argument("scene")
 @click.option("--seed", type=click.IntRange(min=0), default=None, help="Override the scene's seed.")
+@set_option
 @click.option("--index", "index", default=0, show_default=True, type=click.IntRange(min=0),
               help="Which bag of the scene (as in a dataset rendered with the same seed).")
-@click.option("-o", "--out", "out", required=True, type=click.Path(dir_okay=False),
-              help="The GLB file to write (one node per object, material and label in its extras).")
+@out_option("Output folder: OUT/bag_<bag>.glb, .png and .yaml (<bag> as in a dataset: 000003).",
+            default=".")
+@click.option("--glb", "glb", default=None, type=click.Path(dir_okay=False),
+              help="Name the GLB file instead (one node per object, material and label in its extras).")
 @click.option("--png", "png", default=None, type=click.Path(dir_okay=False),
-              help="The PNG rendering (default: next to the GLB, .png).")
+              help="Name the PNG rendering instead.")
 @click.option("--yaml", "yaml", default=None, type=click.Path(dir_okay=False),
-              help="The concrete scene (default: next to the GLB, .yaml); renders the same bag again.")
+              help="Name the concrete scene instead (it renders the same bag again).")
 @click.option("--pitch", default=1.0, show_default=True, type=click.FloatRange(min=0.1),
               help="Pixel size of the PNG (mm).")
 @assets_option
 @user_errors
-def pack(scene, seed, index, out, png, yaml, pitch, assets):
+def pack(scene, seed, overrides, index, out, glb, png, yaml, pitch, assets):
     """Pack bag INDEX of SCENE and write it as a GLB, a PNG rendering and its concrete scene."""
     from pathlib import Path
 
     from xraybag.engine.output.export import export_bag
     from xraybag.scenes.loader import load_scene
 
-    loaded = load_scene(scene, tuple(assets))
+    loaded = load_scene(scene, tuple(assets), overrides=overrides)
     summary = export_bag(
-        loaded, index, Path(out), seed=seed, png=Path(png) if png else None,
-        yaml=Path(yaml) if yaml else None, pitch=pitch,
+        loaded, index, Path(out), seed=seed, glb=Path(glb) if glb else None,
+        png=Path(png) if png else None, yaml=Path(yaml) if yaml else None, pitch=pitch,
     )
     click.echo(
         f"bag {summary['bag']}: {summary['objects']} objects -> {summary['glb']}, {summary['png']}, "

@@ -10,7 +10,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -139,6 +139,10 @@ class DetectionDataset:
 
     The whole ``annotations.json`` is checked on open; any problem raises
     :class:`~xraybag.errors.XraybagError` naming the file and the record.
+
+    ``on_load``, when set, is called with each image record whose pixels are loaded (by indexing
+    or :meth:`load_image`) in this process: ``xraybag learn`` counts the images a learner has
+    processed with it. It is not pickled (DataLoader workers do not call it).
     """
 
     def __init__(
@@ -162,6 +166,7 @@ class DetectionDataset:
         self.splits = splits
         self.seed = int(seed)
         self.ann_file = self.root / "annotations.json"
+        self.on_load: Callable[[dict], None] | None = None
         self.coco = self._read()
         self._validate()
 
@@ -332,7 +337,12 @@ class DetectionDataset:
                 f"{self.input} image is {img.shape[1]} x {img.shape[0]} but the record says {im['width']} x {im['height']}",
                 f"{self.ann_file}: image id {im['id']} ({im['file_name']})",
             )
+        if self.on_load is not None:
+            self.on_load(im)
         return np.ascontiguousarray(img, dtype=np.float32)
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "on_load": None}
 
     def __getitem__(self, index: int) -> Sample:
         im = self.images[index]

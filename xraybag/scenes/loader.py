@@ -35,6 +35,17 @@ def builtin_scenes() -> list[str]:
     return sorted(p.stem for p in builtin_dir().glob("*.yaml") if not p.stem.startswith("_"))
 
 
+def scene_description(path: str | os.PathLike) -> str:
+    """A scene file's one-line description: the first comment line at its top ("" if none)."""
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            text = line.strip()
+            if not text:
+                continue
+            return text.lstrip("#").strip() if text.startswith("#") else ""
+    return ""
+
+
 @dataclass
 class Origin:
     """Where a template (or material) was defined, for error messages."""
@@ -361,12 +372,18 @@ def load_scene(
     ref: str | os.PathLike,
     asset_roots: tuple[str | os.PathLike, ...] = (),
     check_files: bool = True,
+    overrides: tuple[str, ...] | list[str] = (),
 ) -> LoadedScene:
-    """Load and check a scene file (or a built-in scene by name)."""
+    """Load and check a scene file (or a built-in scene by name). ``overrides``: ``key.path=value``
+    changes applied to the file's values before validation (:mod:`xraybag.scenes.overrides`)."""
     path = resolve_scene_ref(ref)
     is_builtin = path.parent.resolve() == builtin_dir().resolve()
     display = f"<builtin>/{path.name}" if is_builtin else str(ref)
     data, source = read_yaml(path, display=display)
+    if overrides:
+        from xraybag.scenes.overrides import apply_overrides
+
+        data, source = apply_overrides(data, source, overrides)
     return load_scene_data(data, source, path.parent, asset_roots, check_files, name=path.stem)
 
 
@@ -450,6 +467,7 @@ __all__ = [
     "load_scene",
     "load_scene_data",
     "builtin_scenes",
+    "scene_description",
     "resolve_asset",
     "format_loc",
 ]

@@ -16,7 +16,8 @@ from typing import Callable
 
 from xraybag import __version__
 from xraybag.engine.output.files import bag_name, sha256, write_atomic
-from xraybag.engine.output.memory import check_memory
+from xraybag.engine.output.pipeline import CTProgress
+from xraybag.engine.output.preflight import preflight
 from xraybag.engine.output.records import STATE_DIR, Options
 from xraybag.engine.output.workers import run_bags
 from xraybag.errors import XraybagError
@@ -70,12 +71,17 @@ def render_dataset(
     opts: Options = Options(),
     asset_roots: tuple = (),
     progress: Callable[[int, int], None] | None = None,
+    overrides: tuple[str, ...] = (),
+    ct_progress: CTProgress | None = None,
 ) -> dict:
-    """Render bags 0..n-1 of scene ``ref`` into ``out``; returns a summary."""
-    loaded = load_scene(ref, asset_roots)
+    """Render bags 0..n-1 of scene ``ref`` into ``out``; returns a summary. ``overrides``: the
+    ``--set key.path=value`` changes to the scene (they change its identity: a folder rendered
+    with other values is not resumed). ``progress(bags_done, bags)``; ``ct_progress``: see
+    :func:`.pipeline.render_bag`."""
+    loaded = load_scene(ref, asset_roots, overrides=overrides)
     seed = loaded.spec.seed if seed is None else int(seed)
     first = loaded.spec.bag_index or 0
-    check_memory(loaded, workers if scheduler is None else 1)
+    preflight(loaded, workers if scheduler is None else 1)  # refuse a bad scene before any work
     out = Path(out)
     identity = scene_identity(loaded, seed)
     _check_out(out, identity)
@@ -104,7 +110,8 @@ def render_dataset(
 
         roots = tuple(str(Path(r).resolve()) for r in asset_roots)
         ref = str(resolve_scene_ref(ref).resolve())  # workers may run elsewhere (Dask)
-        run_bags(loaded, ref, roots, todo, out, seed, categories, opts, record, workers, scheduler)
+        run_bags(loaded, ref, roots, todo, out, seed, categories, opts, record, workers, scheduler,
+                 overrides, ct_progress)
 
     write_annotations(out, indices, categories, done)
     return {

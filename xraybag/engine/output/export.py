@@ -163,17 +163,19 @@ def scene_yaml(scene: Scene, yaml_path: Path) -> str:
 
 
 def export_bag(
-    loaded, index: int, glb: Path, seed: int | None = None, png: Path | None = None,
-    yaml: Path | None = None, pitch: float = 1.0,
+    loaded, index: int, out: Path, seed: int | None = None, glb: Path | None = None,
+    png: Path | None = None, yaml: Path | None = None, pitch: float = 1.0,
 ) -> dict:
-    """Pack bag ``index`` and write the GLB, the PNG (default: the GLB's name with .png) and the
-    concrete scene (default: .yaml). Returns a summary (paths, objects, left out)."""
-    from xraybag.engine.output.files import write_atomic
+    """Pack bag ``index`` and write the GLB, the PNG and the concrete scene, each at the path given
+    or else in the folder ``out`` as ``bag_<bag>.glb``, ``.png`` and ``.yaml`` (``<bag>`` the
+    dataset's name of the bag: ``000003``). Returns a summary (paths, objects, left out)."""
+    from xraybag.engine.output.files import bag_name, write_atomic
 
-    glb = Path(glb)
-    png = glb.with_suffix(".png") if png is None else Path(png)
-    yaml = glb.with_suffix(".yaml") if yaml is None else Path(yaml)
     packed, report = pack_bag(loaded, index, seed)
+    stem = Path(out) / f"bag_{bag_name(packed.bag_index)}"
+    glb = Path(glb) if glb is not None else stem.with_suffix(".glb")
+    png = Path(png) if png is not None else stem.with_suffix(".png")
+    yaml = Path(yaml) if yaml is not None else stem.with_suffix(".yaml")
     solids, infos = build_solids(packed, tolerance=packed.tolerance)
     write_atomic(glb, glb_bytes(solids, infos))
     write_atomic(png, bag_png(packed, solids, pitch))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
@@ -22,6 +23,9 @@ from xraybag.engine.xray.trace import RayGeometry, TraceResult, trace
 from xraybag.scenes.loader import LoadedScene
 from xraybag.scenes.models import Scanner, Scene
 from xraybag.streams import STREAM_NOISE, bag_rng
+
+#: ``(bag index, CT scanner name, views traced, views)``
+CTProgress = Callable[[int, str, int, int], None]
 
 
 @dataclass
@@ -86,8 +90,10 @@ def render_view(
     return ViewResult(scanner, T, raw, rgb, instance, labels, tr, geom, e_eff, times)
 
 
-def render_bag(loaded: LoadedScene, index: int, seed: int | None = None) -> BagResult:
-    """Render bag ``index`` of a loaded scene: every view, with labels."""
+def render_bag(loaded: LoadedScene, index: int, seed: int | None = None,
+               ct_progress: CTProgress | None = None) -> BagResult:
+    """Render bag ``index`` of a loaded scene: every view, with labels. ``ct_progress`` is called
+    as ``ct_progress(bag, scanner_name, views_done, views)`` while a CT scanner traces its views."""
     seed = loaded.spec.seed if seed is None else int(seed)
     times: dict[str, float] = {}
     t = time.perf_counter()
@@ -106,8 +112,12 @@ def render_bag(loaded: LoadedScene, index: int, seed: int | None = None) -> BagR
                 scan,  # the CT stack loads only for CT scanners
             )
 
+            progress = None
+            if ct_progress is not None:
+                def progress(done, total, name=scanner.name):
+                    ct_progress(bag, name, done, total)
             cts[scanner.name] = scan(solids, objects, scanner, packed, loaded.library, rng,
-                                     where=f"scanners[{v}]")
+                                     where=f"scanners[{v}]", progress=progress)
             for k, sec in cts[scanner.name].seconds.items():
                 times[f"{scanner.name}.{k}"] = sec
             continue

@@ -57,5 +57,6 @@ def contact_sheet(out: Path, path: Path | None = None, max_images: int = 16, til
         img.thumbnail((tile, tile))
         sheet.paste(img, ((k % ncol) * tile, (k // ncol) * tile))
     dst = path or out / "preview.png"
+    dst.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(dst)
     return dst

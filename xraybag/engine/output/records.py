@@ -18,7 +18,7 @@ from xraybag.engine.output.files import (
     sha256,
     write_atomic,
 )
-from xraybag.engine.output.pipeline import BagResult, render_bag
+from xraybag.engine.output.pipeline import BagResult, CTProgress, render_bag
 from xraybag.engine.xray.annotate import rle
 from xraybag.engine.xray.colour import clcxray_encoding
 from xraybag.scenes.loader import LoadedScene
@@ -137,11 +137,13 @@ def bag_files(result: BagResult, out: Path, categories: dict[str, int], opts: Op
 
 
 def render_and_write(
-    loaded: LoadedScene, index: int, out: Path, seed: int, categories: dict[str, int], opts: Options
+    loaded: LoadedScene, index: int, out: Path, seed: int, categories: dict[str, int], opts: Options,
+    ct_progress: CTProgress | None = None,
 ) -> dict:
-    """Render bag ``index`` and write its files; returns its manifest record."""
+    """Render bag ``index`` and write its files; returns its manifest record. ``ct_progress``: see
+    :func:`.pipeline.render_bag`."""
     t0 = time.perf_counter()
-    result = render_bag(loaded, index, seed)
+    result = render_bag(loaded, index, seed, ct_progress)
     t1 = time.perf_counter()
     files = bag_files(result, out, categories, opts)
     for rel, data in files.items():

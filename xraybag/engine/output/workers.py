@@ -7,34 +7,42 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
+from xraybag.engine.output.pipeline import CTProgress
 from xraybag.engine.output.records import Options, render_and_write
 from xraybag.scenes.loader import LoadedScene, load_scene
 
 _WORKER_SCENES: dict = {}
 
 
-def _worker_task(ref: str, roots: tuple, index: int, out: str, seed: int, cats: dict, opts: Options) -> dict:
-    """One bag in a worker process: the scene is loaded once per process and kept."""
-    key = (ref, roots)
+def _worker_task(ref: str, roots: tuple, overrides: tuple, index: int, out: str, seed: int, cats: dict,
+                 opts: Options) -> dict:
+    """One bag in a worker process: the scene (with the same ``--set`` overrides as the parent's)
+    is loaded once per process and kept."""
+    key = (ref, roots, overrides)
     if key not in _WORKER_SCENES:
-        _WORKER_SCENES[key] = load_scene(ref, roots)
+        _WORKER_SCENES[key] = load_scene(ref, roots, overrides=overrides)
     return render_and_write(_WORKER_SCENES[key], index, Path(out), seed, cats, opts)
 
 
 def run_bags(
     loaded: LoadedScene, ref: str, roots: tuple, todo: list[int], out: Path, seed: int,
     categories: dict[str, int], opts: Options, record: Callable[[dict], None],
-    workers: int = 1, scheduler: str | None = None,
+    workers: int = 1, scheduler: str | None = None, overrides: tuple[str, ...] = (),
+    ct_progress: CTProgress | None = None,
 ) -> None:
     """Render and write the bags at positions ``todo``; ``record`` gets each bag's manifest record
-    as soon as it is finished. ``ref`` (an absolute scene path) and ``roots`` let workers load the
-    scene themselves; ``scheduler`` is the address of an existing Dask scheduler."""
+    as soon as it is finished. ``ref`` (an absolute scene path), ``roots`` and ``overrides`` (the
+    ``--set`` values ``loaded`` was loaded with) let workers load the scene themselves;
+    ``scheduler`` is the address of an existing Dask scheduler. ``ct_progress`` (see
+    :func:`.pipeline.render_bag`) is called only when the bags are rendered in this process."""
+    overrides = tuple(overrides)
     if scheduler:
         from distributed import Client, as_completed
 
         with Client(scheduler) as client:
             futures = [
-                client.submit(_worker_task, ref, roots, i, str(out.resolve()), seed, categories, opts, pure=False)
+                client.submit(_worker_task, ref, roots, overrides, i, str(out.resolve()), seed, categories, opts,
+                              pure=False)
                 for i in todo
             ]
             for fut in as_completed(futures):
@@ -44,9 +52,10 @@ def run_bags(
         from concurrent.futures import as_completed as done_first
 
         with ProcessPoolExecutor(max_workers=workers) as pool:
-            futures = [pool.submit(_worker_task, ref, roots, i, str(out), seed, categories, opts) for i in todo]
+            futures = [pool.submit(_worker_task, ref, roots, overrides, i, str(out), seed, categories, opts)
+                       for i in todo]
             for fut in done_first(futures):
                 record(fut.result())
     else:
         for i in todo:
-            record(render_and_write(loaded, i, out, seed, categories, opts))
+            record(render_and_write(loaded, i, out, seed, categories, opts, ct_progress))

@@ -59,13 +59,15 @@ The command line:
 ```sh
 xraybag catalog list [--json] [--label knife]     # name, label, number of parameters, description
 xraybag catalog show chef_knife [--json]          # parameters with defaults, units and notes
-xraybag catalog export pistol -o pistol.glb --seed 3 --param slide_length=190
+xraybag catalog export pistol -o out --seed 3 --set slide_length=190   # out/pistol.glb
 ```
 
 `export` builds one sample and writes its solids (mm, the object's bounding-box centre at the
-origin) as a GLB file: one node per solid, named after its part (`pistol.slide`; the solid of a
-container is its wall, and `NAME.fill` its contents), with the material name as the glTF material's
-name and in the mesh's extras (`{"material": ..., "part": ...}`).
+origin) as a GLB file, `OUT/NAME.glb` (`--glb FILE` names it instead): one node per solid, named
+after its part (`pistol.slide`; the solid of a container is its wall, and `NAME.fill` its
+contents), with the material name as the glTF material's name and in the mesh's extras
+(`{"material": ..., "part": ...}`). `--set PARAM=VALUE` fixes a parameter or gives it a
+distribution, as `params:` does in a scene.
 
 The built-in scenes `pidray` and `clcxray` draw their bags from this catalog
 (`xraybag render pidray -n 1000 -o out`).
