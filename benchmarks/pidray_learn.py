@@ -79,7 +79,7 @@ def main() -> None:
         opts = [x for o in ["preset=cpu_small", "val_every=0", *args.opt] for x in ("--opt", o)]
         run("learn", "train", "atss", "--data", data, "--out", runs, *opts, "-q")
     times["train_s"] = round(time.perf_counter() - t, 1)
-    out = run("learn", "eval", "atss", "--weights", runs / "weights.pt", "--data", data)
+    out = run("learn", "eval", "-q", "atss", "--weights", runs / "weights.pt", "--data", data)
     metrics = json.loads(out[out.index("{"):])
     results_file = runs / "eval_test" / "results.json"
     test = DetectionDataset(data, "test")

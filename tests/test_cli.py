@@ -53,7 +53,8 @@ def test_object_placed_outside_the_bag_is_refused_at_its_line(tmp_path):
             pose: {position: [0, 0, 10]}
         """)
     out = tmp_path / "out"
-    for command in (("render", scene, "-n", 1, "-o", out, "-q"), ("validate", scene)):
+    for command in (("render", scene, "-n", 1, "-o", out, "-q"), ("validate", scene),
+                    ("pack", scene, "-o", out)):
         r = run_cli(*command)
         assert_refused(r, out, "big.yaml:6:", "objects[0].pose.position")
         assert "200.0 mm outside the bag on its -x side" in r.stderr  # 900 mm centred in 500: both ends

@@ -58,7 +58,7 @@ def test_atss_learns_the_colour_boxes(data, tmp_path):
     r = run_cli("learn", "train", "atss", "--data", data, "--out", run, "--split-seed", "0",
                 "--opt", "epochs=14", *SMALL)
     assert r.exit_code == 0, r.output
-    r = run_cli("learn", "eval", "atss", "--weights", run / "weights.pt", "--data", data,
+    r = run_cli("learn", "eval", "-q", "atss", "--weights", run / "weights.pt", "--data", data,
                 "--split", "train")
     assert r.exit_code == 0, r.output
     metrics = json.loads(r.output[r.output.index("{"):])
@@ -77,7 +77,7 @@ def test_la_atss_trains_with_the_label_aware_hook(data, tmp_path):
     model, extra = LAATSSModel().load(run / "weights.pt")
     assert model.la is not None and extra["atss"]["la_cls"] and extra["atss"]["la_reg"]
     assert extra["atss"]["reg_bins"] == 15  # LAreg's 16 distance bins per side
-    r = run_cli("learn", "eval", "la_atss", "--weights", run / "weights.pt", "--data", data)
+    r = run_cli("learn", "eval", "-q", "la_atss", "--weights", run / "weights.pt", "--data", data)
     assert r.exit_code == 0, r.output
     assert "mAP50" in r.output
 

@@ -50,7 +50,7 @@ def test_detector_trained_on_rendered_bags_finds_threats_in_unseen_bags(tmp_path
                 "--opt", "epochs=8", "--opt", "min_size=128", "--opt", "max_size=448",
                 "--opt", "val_every=0", "-q")
     assert r.exit_code == 0, r.output
-    r = run_cli("learn", "eval", "atss", "--weights", run / "weights.pt", "--data", data)
+    r = run_cli("learn", "eval", "-q", "atss", "--weights", run / "weights.pt", "--data", data)
     assert r.exit_code == 0, r.output
     metrics = json.loads(r.output[r.output.index("{"):])
 

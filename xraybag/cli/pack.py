@@ -30,9 +30,11 @@ def pack(scene, seed, overrides, index, out, glb, png, yaml, pitch, assets):
     from pathlib import Path
 
     from xraybag.engine.output.export import export_bag
+    from xraybag.engine.output.preflight import check_posed_objects
     from xraybag.scenes.loader import load_scene
 
     loaded = load_scene(scene, tuple(assets), overrides=overrides)
+    check_posed_objects(loaded)  # what render would refuse, pack refuses too (scanners aside)
     summary = export_bag(
         loaded, index, Path(out), seed=seed, glb=Path(glb) if glb else None,
         png=Path(png) if png else None, yaml=Path(yaml) if yaml else None, pitch=pitch,

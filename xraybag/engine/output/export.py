@@ -139,29 +139,6 @@ def bag_png(scene: Scene, solids: list[Solid], pitch: float = 1.0) -> bytes:
     return buf.getvalue()
 
 
-# ----------------------------------------------------------------------------------------- YAML
-
-
-def scene_yaml(scene: Scene, yaml_path: Path) -> str:
-    """The concrete scene as YAML, mesh files copied to ``assets/`` next to ``yaml_path``."""
-    from xraybag.engine.output.files import sha256, write_atomic
-    from xraybag.engine.output.records import _parts
-    from xraybag.scenes.sample import dump_scene
-
-    data = scene.model_copy(deep=True)
-    for obj in data.objects:
-        for node in [obj, *_parts(obj.parts)]:
-            if node.shape is not None and node.shape.mesh is not None:
-                src = Path(node.shape.mesh.path)
-                content = src.read_bytes()
-                name = f"{sha256(content)[:16]}{src.suffix.lower()}"
-                dst = yaml_path.parent / "assets" / name
-                if not dst.exists():
-                    write_atomic(dst, content)
-                node.shape.mesh.path = f"assets/{name}"
-    return dump_scene(data)
-
-
 def export_bag(
     loaded, index: int, out: Path, seed: int | None = None, glb: Path | None = None,
     png: Path | None = None, yaml: Path | None = None, pitch: float = 1.0,
@@ -169,7 +146,7 @@ def export_bag(
     """Pack bag ``index`` and write the GLB, the PNG and the concrete scene, each at the path given
     or else in the folder ``out`` as ``bag_<bag>.glb``, ``.png`` and ``.yaml`` (``<bag>`` the
     dataset's name of the bag: ``000003``). Returns a summary (paths, objects, left out)."""
-    from xraybag.engine.output.files import bag_name, write_atomic
+    from xraybag.engine.output.files import bag_name, scene_yaml, write_atomic
 
     packed, report = pack_bag(loaded, index, seed)
     stem = Path(out) / f"bag_{bag_name(packed.bag_index)}"
@@ -179,7 +156,7 @@ def export_bag(
     solids, infos = build_solids(packed, tolerance=packed.tolerance)
     write_atomic(glb, glb_bytes(solids, infos))
     write_atomic(png, bag_png(packed, solids, pitch))
-    write_atomic(yaml, scene_yaml(packed, yaml).encode())
+    write_atomic(yaml, scene_yaml(packed, yaml.parent).encode())
     return {
         "glb": str(glb), "png": str(png), "yaml": str(yaml), "objects": len(infos),
         "left_out": list(report.left_out), "bag": packed.bag_index,

@@ -47,3 +47,28 @@ def sha256(data: bytes) -> str:
 
 def bag_name(index: int) -> str:
     return f"{index:06d}"
+
+
+def scene_yaml(scene, folder: Path) -> str:
+    """A concrete scene as YAML that renders its bag again from ``folder``: every mesh file it uses
+    is copied to ``folder/assets/`` (named by its hash) and referred to there."""
+    from xraybag.scenes.sample import dump_scene
+
+    data = scene.model_copy(deep=True)
+    for obj in data.objects:
+        for node in [obj, *_nested_parts(obj.parts)]:
+            if node.shape is not None and node.shape.mesh is not None:
+                src = Path(node.shape.mesh.path)
+                content = src.read_bytes()
+                name = f"{sha256(content)[:16]}{src.suffix.lower()}"
+                dst = Path(folder) / "assets" / name
+                if not dst.exists():
+                    write_atomic(dst, content)
+                node.shape.mesh.path = f"assets/{name}"
+    return dump_scene(data)
+
+
+def _nested_parts(parts: list):
+    for p in parts:
+        yield p
+        yield from _nested_parts(p.parts)

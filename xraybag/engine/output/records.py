@@ -7,22 +7,14 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 
-from xraybag.engine.output.files import (
-    bag_name,
-    encode_png,
-    encode_tiff,
-    sha256,
-    write_atomic,
-)
+from xraybag.engine.output.files import bag_name, encode_png, encode_tiff, scene_yaml, sha256, write_atomic
 from xraybag.engine.output.pipeline import BagResult, CTProgress, render_bag
 from xraybag.engine.xray.annotate import rle
 from xraybag.engine.xray.colour import clcxray_encoding
 from xraybag.scenes.loader import LoadedScene
-from xraybag.scenes.sample import dump_scene
 
 #: the dataset's own state (run identity, per-bag COCO parts), under OUT/
 STATE_DIR = ".xraybag"
@@ -32,28 +24,6 @@ STATE_DIR = ".xraybag"
 class Options:
     save_transmission: bool = False
     encoding: tuple[str, ...] = ()  # e.g. ("clcxray",)
-
-
-def _scene_with_assets(result: BagResult, out: Path) -> str:
-    """The concrete scene YAML, with mesh files copied under ``scenes/assets/``."""
-    data = result.scene.model_copy(deep=True)
-    for obj in data.objects:
-        for node in [obj, *_parts(obj.parts)]:
-            if node.shape is not None and node.shape.mesh is not None:
-                src = Path(node.shape.mesh.path)
-                content = src.read_bytes()
-                name = f"{sha256(content)[:16]}{src.suffix.lower()}"
-                dst = out / "scenes" / "assets" / name
-                if not dst.exists():
-                    write_atomic(dst, content)
-                node.shape.mesh.path = f"assets/{name}"
-    return dump_scene(data)
-
-
-def _parts(parts: list) -> Iterable:
-    for p in parts:
-        yield p
-        yield from _parts(p.parts)
 
 
 def coco_records(result: BagResult, categories: dict[str, int], n_views: int) -> dict:
@@ -130,7 +100,7 @@ def bag_files(result: BagResult, out: Path, categories: dict[str, int], opts: Op
         for scanner in result.scene.scanners:
             if scanner.name in result.ct:
                 files.update(ct_files(result.ct[scanner.name], scanner.ct, f"ct/{name}"))
-    files[f"scenes/{name}.yaml"] = _scene_with_assets(result, out).encode()
+    files[f"scenes/{name}.yaml"] = scene_yaml(result.scene, out / "scenes").encode()
     records = coco_records(result, categories, len(result.views))
     files[f"{STATE_DIR}/parts/{name}.json"] = json.dumps(records, sort_keys=True).encode()
     return files
