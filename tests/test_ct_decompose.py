@@ -15,7 +15,7 @@ from xraybag.engine.ct import basis as B
 from xraybag.engine.ct import decompose as D
 from xraybag.engine.ct import zeff as Z
 from xraybag.engine.xray.detect import channel_response, mu_table
-from xraybag.materials.database import default_library
+from xraybag.materials.library import default_library
 from xraybag.scenes.models import Detector, Scanner, Spectrum
 
 LIB = default_library()

@@ -11,7 +11,7 @@ from xraybag.engine.ct import geometry as G
 from xraybag.engine.ct.forward import trace_views
 from xraybag.engine.ct.scan import CTSetup, ct_response, sinograms
 from xraybag.engine.solids.scene import Solid
-from xraybag.materials.database import default_library
+from xraybag.materials.library import default_library
 from xraybag.scenes.models import CT, Scanner, Spectrum
 
 

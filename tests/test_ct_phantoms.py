@@ -12,7 +12,7 @@ import trimesh
 from xraybag.engine.ct import geometry as G
 from xraybag.engine.ct.scan import CTSetup, ct_response, scan_prepared
 from xraybag.engine.solids.scene import Solid
-from xraybag.materials.database import default_library
+from xraybag.materials.library import default_library
 from xraybag.scenes.models import CT, Scanner, Spectrum
 
 RODS = ["hdpe", "pmma", "acetal", "ptfe", "pvc", "aluminium", "titanium"]

@@ -156,7 +156,7 @@ def default_calibration() -> BasisCalibration:
     """BasisCalibration of the default dual-energy scanner: 160 kVp, 2 mm Al, ``dual_sandwich``
     detector with its default layers. Used where a function gets ``calibration=None``."""
     from xraybag.engine.xray.detect import channel_response
-    from xraybag.materials.database import default_library
+    from xraybag.materials.library import default_library
     from xraybag.scenes.models import Detector, Scanner, Spectrum
 
     scanner = Scanner(name="ct", type="radiograph", spectrum=Spectrum(kvp=160, filtration={"Al": 2.0}),
