@@ -253,7 +253,9 @@ def test_la_hooks_signature_train_and_eval():
     assert len(cls_calls) == len(reg_calls) == 5
     n_pos = 0
     for (_, shape, conv, t, _), (_, rshape, rconv, rt, _) in zip(cls_calls, reg_calls):
-        assert conv is m.head.cls_out and rconv is m.head.reg_out
+        assert conv is m.head.cls_out
+        # the regression function of the second prediction: reg_out, then the level's Scale
+        assert rconv.conv is m.head.reg_out and rconv.scale in list(m.head.scales)
         assert t.dtype == torch.long and tuple(t.shape) == (shape[0], shape[2], shape[3])
         assert set(t.unique().tolist()) <= {-1, 0, 1}
         assert tuple(rt.shape) == (shape[0], 4, shape[2], shape[3])

@@ -3,8 +3,11 @@
 The final convs are 1x1 convs with known weights, so the gradient of a confidence with respect to
 the feature at a location is known in closed form and computed here without autograd:
 
-* sigmoid class confidence ``y_k = s(W_k . x + b_k)``: ``dy_k/dx = y_k (1 - y_k) W_k``;
-* softmax over bins ``p_j = softmax(z)_j``, ``z = W x + b``: ``dp_j/dx = p_j (W_j - sum_k p_k W_k)``.
+* ``score="logit"`` (the default): ``y_k = W_k . x + b_k`` and ``dy_k/dx = W_k`` (bins alike);
+* ``score="sigmoid"``: class confidence ``y_k = s(W_k . x + b_k)``: ``dy_k/dx = y_k (1 - y_k) W_k``;
+  softmax over bins ``p_j = softmax(z)_j``, ``z = W x + b``: ``dp_j/dx = p_j (W_j - sum_k p_k W_k)``.
+
+The real head (its initialisation and a trained checkpoint) is tested in test_label_aware_head.py.
 """
 
 import math
@@ -44,19 +47,24 @@ def feat():
     return torch.tensor(X).unsqueeze(0)
 
 
-def hand_cls(i, j, label, a=1.0, b=1.0, c=1.0, bg_misleading=True):
+def hand_cls(i, j, label, a=1.0, b=1.0, c=1.0, bg_misleading=True, score="logit"):
     """w1, w2, misleading class and x_new at location (i, j), by the formulas of Eq. 5/7."""
     x = [X[ch][i][j] for ch in range(3)]
     y = [sig(sum(W[k][ch] * x[ch] for ch in range(3)) + B[k]) for k in range(3)]
+
+    def dy(k):  # d y_k / dx
+        factor = 1.0 if score == "logit" else y[k] * (1 - y[k])
+        return [factor * W[k][ch] for ch in range(3)]
+
     if label is not None and label >= 0:
-        g1 = [y[label] * (1 - y[label]) * W[label][ch] for ch in range(3)]
+        g1 = dy(label)
         others = [k for k in range(3) if k != label]
     else:
         g1 = [0.0, 0.0, 0.0]
         others = [0, 1, 2] if bg_misleading else []
     if others:
         m = max(others, key=lambda k: y[k])
-        g2 = [y[m] * (1 - y[m]) * W[m][ch] for ch in range(3)]
+        g2 = dy(m)
     else:
         m, g2 = -1, [0.0, 0.0, 0.0]
     w1 = [sig(g) for g in g1]
@@ -69,14 +77,15 @@ def at(t, i, j):
     return [float(v) for v in t.detach()[0, :, i, j]]
 
 
-def test_cls_weights_and_x_new_match_hand_formula_in_training():
-    la = LabelAware(3, use_reg=False).train()
+@pytest.mark.parametrize("score", ["logit", "sigmoid"])
+def test_cls_weights_and_x_new_match_hand_formula_in_training(score):
+    la = LabelAware(3, use_reg=False, score=score).train()
     conv = conv1x1(W, B)
     lab = torch.tensor([LABELS])
     w = la.cls_weights(feat(), conv, lab)
     out = la.cls(feat().requires_grad_(True), conv, lab)
     for (i, j) in [(0, 0), (0, 1), (1, 0), (1, 1)]:
-        w1, w2, m, xn, _ = hand_cls(i, j, LABELS[i][j] if LABELS[i][j] < 3 else -1)
+        w1, w2, m, xn, _ = hand_cls(i, j, LABELS[i][j] if LABELS[i][j] < 3 else -1, score=score)
         assert at(w.w1, i, j) == pytest.approx(w1, abs=1e-6)
         assert at(w.w2, i, j) == pytest.approx(w2, abs=1e-6)
         assert int(w.misleading[0, i, j]) == m
@@ -171,12 +180,22 @@ def test_training_gradient_flows_to_feature_input():
         expect = [a + b * w1[ch] - c * w2[ch] for ch in range(3)]
         assert at(leaf.grad, i, j) == pytest.approx(expect, abs=1e-6)
     assert conv.weight.grad is None  # the first prediction is not in the loss
-    # second_order keeps the graph of the weights: the gradient changes, the conv gets one
+    # second_order keeps the graph of the weights: the conv gets a gradient through them; with
+    # logits the weights do not depend on x (the gradient of a linear map), so dx is unchanged;
+    # with sigmoid confidences they do, and it changes
     la2 = LabelAware(3, a=a, b=b, c=c, second_order=True).train()
     leaf2 = feat().requires_grad_(True)
     la2.cls(leaf2 * 1.0, conv, lab).sum().backward()
-    assert not torch.allclose(leaf2.grad, leaf.grad)
+    assert torch.allclose(leaf2.grad, leaf.grad)
     assert conv.weight.grad is not None and conv.weight.grad.abs().sum() > 0
+    conv.weight.grad = None
+    la3 = LabelAware(3, a=a, b=b, c=c, second_order=True, score="sigmoid").train()
+    leaf3 = feat().requires_grad_(True)
+    la3.cls(leaf3 * 1.0, conv, lab).sum().backward()
+    la4 = LabelAware(3, a=a, b=b, c=c, score="sigmoid").train()
+    leaf4 = feat().requires_grad_(True)
+    la4.cls(leaf4 * 1.0, conv, lab).sum().backward()
+    assert not torch.allclose(leaf3.grad, leaf4.grad)
 
 
 def test_coefficients_abc_enter_as_eq7():
@@ -204,7 +223,7 @@ RW = [[0.3 * ((s * BINS + j) % 5) - 0.6 + 0.2 * ch * (j - 1.5) for ch in range(3
 RB = [0.05 * ((s * BINS + j) % 3) for s in range(4) for j in range(BINS)]
 
 
-def hand_reg(i, j, gt_bins, reg_a=0.5, reg_b=1.0):
+def hand_reg(i, j, gt_bins, reg_a=0.5, reg_b=1.0, score="logit"):
     """Weight and x_new of Eq. 6 at a location; gt_bins: one interval per side, or None (background)."""
     x = [X[ch][i][j] for ch in range(3)]
     g = [0.0, 0.0, 0.0]
@@ -218,15 +237,18 @@ def hand_reg(i, j, gt_bins, reg_a=0.5, reg_b=1.0):
         if gt_bins is None:
             continue
         jj = gt_bins[s]
+        if jj < 0:
+            continue
         mean_w = [sum(p[k] * rows[k][ch] for k in range(BINS)) for ch in range(3)]
         for ch in range(3):
-            g[ch] += p[jj] * (rows[jj][ch] - mean_w[ch])
+            g[ch] += rows[jj][ch] if score == "logit" else p[jj] * (rows[jj][ch] - mean_w[ch])
     w = [sig(v) for v in g]
     return w, [reg_a * x[ch] + reg_b * w[ch] * x[ch] for ch in range(3)], preds
 
 
-def test_lareg_x_new_matches_eq6_with_ground_truth_bins():
-    la = LabelAware(3, bins=BINS, max_dist=4.0).train()
+@pytest.mark.parametrize("score", ["logit", "sigmoid"])
+def test_lareg_x_new_matches_eq6_with_ground_truth_bins(score):
+    la = LabelAware(3, bins=BINS, max_dist=4.0, score=score).train()
     conv = conv1x1(RW, RB)
     lab = torch.tensor([[[0, -1], [2, 1]]])
     tgt = torch.zeros(1, 4, 2, 2)
@@ -239,7 +261,7 @@ def test_lareg_x_new_matches_eq6_with_ground_truth_bins():
     assert rw.bins[0, :, 0, 1].tolist() == [-1, -1, -1, -1]  # background
     out = la.reg(feat().requires_grad_(True), conv, lab, tgt * 8, stride=8)
     for (i, j), gt in [((0, 0), [0, 1, 2, 3]), ((1, 0), [3, 0, 1, 2]), ((1, 1), [2, 3, 1, 0])]:
-        w, xn, _ = hand_reg(i, j, gt)
+        w, xn, _ = hand_reg(i, j, gt, score=score)
         assert at(rw.w, i, j) == pytest.approx(w, abs=1e-6)
         assert at(out, i, j) == pytest.approx(xn, abs=1e-6)
     # background: Sigmoid(0) = 0.5, so 0.5 x + 0.5 x = x
@@ -332,3 +354,46 @@ def test_3x3_conv_batch_is_per_image():
     assert torch.allclose(both[:1], first, atol=1e-6)
     assert torch.allclose(both_r[:1], first_r, atol=1e-6)
     assert not torch.allclose(both, x, atol=1e-4)
+
+
+def test_points_grid_labels_the_nearest_of_the_detectors_values():
+    """The la_atss regressor: 16 values at 0..15 strides (GFL/DFL); a distance takes the nearest."""
+    la = LabelAware(3, bins=16, max_dist=15.0, grid="points")
+    assert la.bin_width == 1.0
+    d = torch.tensor([0.0, 0.4, 0.6, 3.2, 14.6, 15.0, 40.0])
+    assert la.distance_to_bin(d).tolist() == [0, 0, 1, 3, 15, 15, 15]
+    assert torch.allclose(la.expected_distance(torch.zeros(1, 64, 1, 1)), torch.full((1, 4, 1, 1), 7.5))
+    peaked = torch.full((1, 4, 16, 1, 1), -50.0)
+    peaked[0, :, 3] = 50.0
+    assert torch.allclose(la.expected_distance(peaked.view(1, 64, 1, 1)), torch.full((1, 4, 1, 1), 3.0))
+
+
+def test_lareg_test_time_pseudo_labels_only_at_pseudo_foreground():
+    la = LabelAware(3, bins=BINS, max_dist=4.0).eval()
+    conv = conv1x1(RW, RB)
+    fg = torch.tensor([[[0, -1], [-1, 0]]])
+    with torch.no_grad():
+        rw = la.reg_weights(feat(), conv, fg, None)
+        out = la.reg(feat(), conv, fg, None)
+    assert rw.bins[0, :, 0, 1].tolist() == [-1] * 4 and rw.bins[0, :, 1, 0].tolist() == [-1] * 4
+    for (i, j) in [(0, 1), (1, 0)]:  # background: Eq. 6 is the identity
+        assert at(out, i, j) == pytest.approx([X[ch][i][j] for ch in range(3)], abs=1e-7)
+    preds = hand_reg(1, 1, None)[2]
+    assert rw.bins[0, :, 1, 1].tolist() == preds
+    assert at(out, 1, 1) == pytest.approx(hand_reg(1, 1, preds)[1], abs=1e-6)
+
+
+def test_diagnostics_report_how_far_the_features_moved():
+    la = LabelAware(3, use_reg=False).train()
+    conv = conv1x1(W, B)
+    lab = torch.tensor([LABELS])
+    w = la.cls_weights(feat(), conv, lab)
+    out = la.cls(feat(), conv, lab)
+    d = la.diagnostics()
+    rel = float((out.detach() - feat()).norm() / feat().norm())
+    assert d["la_cls_rel"] == pytest.approx(rel, rel=1e-5) and rel > 0.1
+    assert d["la_cls_gap"] == pytest.approx(float((w.w1 - w.w2).abs().mean()), rel=1e-5)
+    assert la.diagnostics() == {}  # read and reset
+    off = LabelAware(3, a=1, b=0, c=0)
+    off.cls(feat(), conv, lab)
+    assert off.diagnostics() == {}  # the identity row computes no weights

@@ -36,13 +36,13 @@ Label-aware (LA) hooks
 parameters are registered) with methods ``cls`` and ``reg``, the head calls, for every FPN level::
 
     cls_feat = la.cls(cls_feat, head.cls_out, cls_targets)   # before cls_logits = head.cls_out(cls_feat)
-    reg_feat = la.reg(reg_feat, head.reg_out, reg_targets)   # before bbox_pred = head.reg_out(reg_feat)
+    reg_feat = la.reg(reg_feat, reg_fn, reg_targets)         # before bbox_pred = scale(reg_out(reg_feat))
 
 * ``cls_feat`` / ``reg_feat``: ``(N, C, H, W)`` output of the class / regression tower;
-* ``head.cls_out`` / ``head.reg_out``: the final 3x3 ``nn.Conv2d`` (``cls_out`` gives
+* ``head.cls_out`` / ``reg_fn``: the final 3x3 ``nn.Conv2d`` / ``reg_out`` followed by the level's
+  learnable Scale, i.e. the function of the second prediction (``cls_out`` gives
   ``num_classes`` logits per location; ``reg_out`` gives 4 deltas, or ``4 * (reg_bins + 1)`` logits
-  laid out side-major ``[l0..lK, t0..tK, r0..rK, b0..bK]`` when ``reg_bins > 0``; the learnable
-  per-level scale is applied by the head after ``reg_out``);
+  laid out side-major ``[l0..lK, t0..tK, r0..rK, b0..bK]`` when ``reg_bins > 0``);
 * ``cls_targets``: ``LongTensor (N, H, W)``, the class index assigned by ATSS to each location,
   ``-1`` for background; ``None`` at test time (use pseudo-labels then);
 * ``reg_targets``: ``FloatTensor (N, 4, H, W)``, distances ``(l, t, r, b)`` from the location's
@@ -153,6 +153,9 @@ class ATSSConfig:
     la_a: float = 1.0
     la_b: float = 1.0
     la_c: float = 1.0
+    la_score: str = "logit"             # y of LA: logit | sigmoid
+    la_second_order: bool = True        # differentiate through LA's weights in training
+    la_pseudo_thr: float | None = 0.05  # test-time pseudo-labels only where the top score >= this
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self):
@@ -219,6 +222,18 @@ class _Scale(nn.Module):
         return x * self.scale
 
 
+class _ScaledConv(nn.Module):
+    """``scale(conv(x))``, the head's regression output, as one module for the LA hook."""
+
+    def __init__(self, conv: nn.Conv2d, scale: _Scale):
+        super().__init__()
+        self.conv, self.scale = conv, scale
+        self.out_channels = conv.out_channels
+
+    def forward(self, x):
+        return self.scale(self.conv(x))
+
+
 class ATSSHead(nn.Module):
     """Shared head: ``cls_tower``/``reg_tower`` (convs + GN + ReLU), ``cls_out``, ``reg_out``,
     ``ctr_out`` (centerness, from the regression features), a learnable scale per level."""
@@ -257,7 +272,8 @@ class ATSSHead(nn.Module):
                 ct = cls_targets[lvl] if cls_targets is not None else None
                 rt = reg_targets[lvl] if reg_targets is not None else None
                 cls_feat = la.cls(cls_feat, self.cls_out, ct)
-                reg_feat = la.reg(reg_feat, self.reg_out, rt)
+                # LAreg's first prediction is the same function as the second: reg_out, then Scale
+                reg_feat = la.reg(reg_feat, _ScaledConv(self.reg_out, self.scales[lvl]), rt)
             cls_logits.append(self.cls_out(cls_feat))
             bbox_pred.append(self.scales[lvl](self.reg_out(reg_feat)))
             ctr.append(self.ctr_out(reg_feat))
@@ -388,6 +404,11 @@ class ATSS(nn.Module):
         else:
             d = F.relu(reg)
         return decode_distance(box_centres(anchors_flat), d, strides_flat)
+
+    def train_diagnostics(self) -> dict[str, float]:
+        """Figures of the LA hook since the last call (how far it moved the features), or {}."""
+        fn = getattr(self.la, "diagnostics", None)
+        return fn() if callable(fn) else {}
 
     def _run_head(self, feats, cls_t=None, reg_t=None):
         if self.la is not None and not self.training:

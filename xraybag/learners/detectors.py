@@ -229,14 +229,24 @@ class LAATSSModel(ATSSModel):
             "a": (float, 1.0, "LAcls coefficient of x (Eq. 7)"),
             "b": (float, 1.0, "LAcls coefficient of w1 x, the assigned class (Eq. 7)"),
             "c": (float, 1.0, "LAcls coefficient of w2 x, the misleading class (Eq. 7)"),
+            "score": (str, "logit", "y of LA: logit (the classifier's output) | sigmoid"),
+            "second_order": (bool, True, "differentiate through LA's weights in training"),
+            "pseudo_thr": (float, 0.05, "test time: LA's pseudo-labels only where the top score "
+                           ">= this (0: every location takes its top class)"),
         })
         return opts
 
     def _la_overrides(self) -> dict:
         if not (self.la_cls or self.la_reg):
             raise XraybagError("la_atss needs la_cls or la_reg (plain ATSS is the 'atss' learner)")
+        if self.score not in ("logit", "sigmoid"):
+            raise XraybagError(f"option 'score' must be logit or sigmoid, got {self.score!r}")
+        if not 0.0 <= float(self.pseudo_thr) < 1.0:
+            raise XraybagError(f"option 'pseudo_thr' must lie in [0, 1), got {self.pseudo_thr}")
         over = {"la_cls": bool(self.la_cls), "la_reg": bool(self.la_reg), "la_a": float(self.a),
-                "la_b": float(self.b), "la_c": float(self.c)}
+                "la_b": float(self.b), "la_c": float(self.c), "la_score": self.score,
+                "la_second_order": bool(self.second_order),
+                "la_pseudo_thr": float(self.pseudo_thr)}
         if self.la_reg:
             over.update(box_coder="distance", reg_bins=15)
         return over
@@ -261,20 +271,35 @@ def _lahook_class():
 
         def __init__(self, cfg):
             super().__init__()
+            # LAreg on the detector's own distribution: reg_bins + 1 values at 0..reg_bins strides
             bins = cfg.reg_bins + 1 if cfg.la_reg else 16
             self.la = LabelAware(cfg.num_classes, use_cls=cfg.la_cls, use_reg=cfg.la_reg,
-                                 a=cfg.la_a, b=cfg.la_b, c=cfg.la_c, bins=bins, max_dist=bins)
+                                 a=cfg.la_a, b=cfg.la_b, c=cfg.la_c, bins=bins,
+                                 max_dist=bins - 1, grid="points", score=cfg.la_score,
+                                 second_order=cfg.la_second_order, pseudo_thr=cfg.la_pseudo_thr)
+            self._pseudo_fg = None
 
         def cls(self, feat, conv, labels):
+            if labels is None and self.la.use_reg:  # test time: where LAreg may take pseudo-labels
+                import torch
+
+                with torch.no_grad():
+                    top = conv(feat.detach()).sigmoid().amax(dim=1)
+                thr = self.la.pseudo_thr or 0.0
+                self._pseudo_fg = torch.where(top >= thr, 0, -1)
             return self.la.cls(feat, conv, labels)
 
         def reg(self, feat, conv, targets):
-            if targets is None:
-                return self.la.reg(feat, conv, None)
             import torch
 
+            if targets is None:
+                fg, self._pseudo_fg = self._pseudo_fg, None
+                return self.la.reg(feat, conv, fg, None)
             labels = torch.where(targets[:, 0] >= 0, 0, -1)  # foreground / background
             return self.la.reg(feat, conv, labels, targets=targets.clamp(min=0.0))
+
+        def diagnostics(self):
+            return self.la.diagnostics()
 
     return _LAHook
 

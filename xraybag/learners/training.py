@@ -3,8 +3,8 @@
 The model's ``forward(images, targets)`` in train mode returns a dict of losses; their sum is
 minimised with SGD (linear warm-up, step decay at given epochs). Each epoch ends with an atomic
 ``out/checkpoint.pt`` (model, optimizer, epoch, iteration, config); ``resume=True`` continues from
-it. Every iteration appends one JSON line to ``out/train_log.jsonl`` (losses, lr, seconds); the end
-writes ``out/weights.pt``.
+it. Every iteration appends one JSON line to ``out/train_log.jsonl`` (losses, lr, seconds, and the
+figures of the model's ``train_diagnostics()`` when it has one); the end writes ``out/weights.pt``.
 """
 
 from __future__ import annotations
@@ -214,6 +214,9 @@ def fit(
                 lr = cfg.lr_at(iteration, epoch)
                 for g in optimizer.param_groups:
                     g["lr"] = lr * g.get("lr_mult", 1.0)
+                diagnostics = getattr(model, "train_diagnostics", None)
+                if callable(diagnostics):
+                    diagnostics()  # drop what evaluation between epochs left there
                 losses = model(images, targets)
                 if not isinstance(losses, dict) or not losses:
                     raise XraybagError("the model's forward in train mode must return a non-empty dict of losses")
@@ -237,6 +240,8 @@ def fit(
                     "lr": lr,
                     "sec": round(now - t_prev, 4),
                 }
+                if callable(diagnostics):  # e.g. how far the label-aware hook moved the features
+                    rec.update({k: round(float(v), 6) for k, v in diagnostics().items()})
                 t_prev = now
                 log.write(json.dumps(rec) + "\n")
                 log.flush()
