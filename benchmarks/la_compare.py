@@ -4,9 +4,14 @@ Tables III and VIII, on our data), printed as JSON.
 Every variant is trained with the same seed, schedule and train split, then scored with
 pycocotools on the held-out test split, overall and on its overlap-heavy part (objects of
 difficulty ``hidden``), for each of ``--seeds``; the mean and standard deviation are reported with
-the seconds per training iteration (LA's overhead). All three variants use the same regression
-branch (FCOS distances on 16 bins), as the paper ran LAcls and LAreg "with the same regression and
-classification branches".
+the seconds per training iteration (LA's overhead) and, seeds being paired (variant and baseline
+trained with the same seed, data order and flips), the paired differences against ``atss``
+(mean +- std of variant - atss over the seeds). All variants use the same regression branch (FCOS
+distances on 16 bins), as the paper ran LAcls and LAreg "with the same regression and
+classification branches". ``--variants ablation`` adds the rows of the paper's Table VII: LAcls
+with the assigned-class term alone (a, b, c = 0.5, 1, 0) and with the misleading-class term alone
+(1.5, 0, 1). The LA diagnostics of the last training iterations (``||x_new - x|| / ||x||``) are
+reported for each LA run.
 
     python benchmarks/la_compare.py --data data --out runs --seeds 0 1 2 --opt preset=cpu_small
 
@@ -30,6 +35,12 @@ VARIANTS = {
     "atss+LAcls": ("la_atss", {"la_cls": "true", "la_reg": "false"}),
     "atss+LAreg": ("la_atss", {"la_cls": "false", "la_reg": "true"}),
 }
+ABLATION = {  # Table VII: a, b, c of Eq. 7
+    "atss+LAcls(assigned only)": ("la_atss", {"la_cls": "true", "la_reg": "false",
+                                              "a": "0.5", "b": "1", "c": "0"}),
+    "atss+LAcls(misleading only)": ("la_atss", {"la_cls": "true", "la_reg": "false",
+                                                "a": "1.5", "b": "0", "c": "1"}),
+}
 SAME_BRANCH = {"box_coder": "distance", "reg_bins": "15"}
 
 
@@ -45,7 +56,21 @@ def main() -> None:
     ap.add_argument("--bags", type=int, default=400)
     ap.add_argument("--pitch", type=float, default=2.0, help="line-scan pixel pitch (mm) of --scene")
     ap.add_argument("--workers", type=int, default=2, help="render worker processes")
+    ap.add_argument("--variants", default="main",
+                    help="main (ATSS, +LAcls, +LAreg), ablation (main + Table VII rows) or a "
+                         "comma-separated list of variant names")
     args = ap.parse_args()
+    every = VARIANTS | ABLATION
+    if args.variants == "main":
+        chosen = dict(VARIANTS)
+    elif args.variants == "ablation":
+        chosen = dict(every)
+    else:
+        names = [v.strip() for v in args.variants.split(",") if v.strip()]
+        unknown = [n for n in names if n not in every]
+        if unknown:
+            sys.exit(f"la_compare: unknown variant(s) {unknown} (known: {', '.join(every)})")
+        chosen = {n: every[n] for n in names}
     if not (args.data / "annotations.json").exists():
         render(args.scene, args.bags, args.data, args.pitch, args.workers)
 
@@ -58,7 +83,7 @@ def main() -> None:
     train = DetectionDataset(args.data, "train", input=args.input)
     test = DetectionDataset(args.data, "test", input=args.input)
     rows: dict[str, list[dict]] = {}
-    for name, (learner, extra) in VARIANTS.items():
+    for name, (learner, extra) in chosen.items():
         for seed in args.seeds:
             opts = dict(common) | extra | {"seed": str(seed)}
             model = load(learner)(**opts)
@@ -80,6 +105,7 @@ def main() -> None:
                 "seed": seed, "mAP": m["mAP"], "mAP50": m["mAP50"], "mAP75": m["mAP75"],
                 "hidden_mAP": hidden.get("mAP"), "hidden_mAP50": hidden.get("mAP50"),
                 "sec_per_iter": _median_sec(read_log(run)), "train_s": round(train_s, 1),
+                **_last_diagnostics(read_log(run)),
             })
             print(f"{name} seed {seed}: {rows[name][-1]}", file=sys.stderr)
 
@@ -90,12 +116,21 @@ def main() -> None:
         return {"mean": round(statistics.fmean(vals), 4),
                 "std": round(statistics.stdev(vals), 4) if len(vals) > 1 else 0.0}
 
-    summary = {name: {k: stats([r[k] for r in rs])
-                      for k in ("mAP", "mAP50", "mAP75", "hidden_mAP", "hidden_mAP50", "sec_per_iter")}
-               for name, rs in rows.items()}
+    keys = ("mAP", "mAP50", "mAP75", "hidden_mAP", "hidden_mAP50", "sec_per_iter", "la_cls_rel",
+            "la_reg_rel")
+    summary = {name: {k: stats([r.get(k) for r in rs]) for k in keys} for name, rs in rows.items()}
+    base = {r["seed"]: r for r in rows.get("atss", [])}
+    paired = {}
+    for name, rs in rows.items():
+        if name == "atss" or not base:
+            continue
+        paired[name] = {k: stats([r[k] - base[r["seed"]][k] for r in rs if r["seed"] in base
+                                  and r[k] is not None and base[r["seed"]][k] is not None])
+                        for k in ("mAP", "mAP50", "hidden_mAP", "hidden_mAP50")}
     json.dump({"benchmark": "la_compare", "data": str(args.data), "train_images": len(train),
                "test_images": len(test), "options": common, "seeds": args.seeds,
-               "summary": summary, "runs": rows}, sys.stdout, indent=1)
+               "summary": summary, "paired_minus_atss": paired, "runs": rows},
+              sys.stdout, indent=1)
     print()
 
 
@@ -118,6 +153,17 @@ def render(scene: str, bags: int, out: Path, pitch: float, workers: int) -> None
     render_dataset(str(path), bags, out, workers=workers)
     print(f"rendered {bags} bags of {scene} at {pitch} mm in {time.perf_counter() - t0:.0f} s",
           file=sys.stderr)
+
+
+def _last_diagnostics(log: list[dict], last: int = 50) -> dict:
+    """Mean LA diagnostics of the last ``last`` logged iterations (none for plain ATSS)."""
+    recs = [r for r in log if "la_cls_rel" in r or "la_reg_rel" in r][-last:]
+    out = {}
+    for k in ("la_cls_rel", "la_reg_rel"):
+        vals = [r[k] for r in recs if k in r]
+        if vals:
+            out[k] = round(statistics.fmean(vals), 6)
+    return out
 
 
 def _median_sec(log: list[dict]) -> float | None:

@@ -82,7 +82,7 @@ from xraybag.learners.atss_targets import (
     make_anchors,
     quality_focal_loss,
 )
-from xraybag.learners.backbones import BACKBONES, Backbone, group_norm
+from xraybag.learners.backbones import BACKBONES, group_norm, make_backbone
 
 __all__ = [
     "ATSSConfig", "ATSS", "ATSSHead", "make_anchors", "atss_assign", "encode", "decode",
@@ -294,7 +294,8 @@ class ATSS(nn.Module):
     def __init__(self, cfg: ATSSConfig):
         super().__init__()
         self.cfg = cfg
-        self.backbone = Backbone(cfg.backbone, cfg.backbone_norm, cfg.backbone_weights, cfg.in_channels)
+        self.backbone = make_backbone(cfg.backbone, cfg.backbone_norm, cfg.backbone_weights,
+                                      cfg.in_channels)
         self.fpn = FeaturePyramidNetwork(self.backbone.out_channels, cfg.fpn_channels,
                                          extra_blocks=LastLevelP6P7(cfg.fpn_channels, cfg.fpn_channels))
         self.head = ATSSHead(cfg.fpn_channels, cfg.num_classes, cfg.num_convs, cfg.reg_bins,

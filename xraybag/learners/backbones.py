@@ -9,7 +9,7 @@ import torch
 import torchvision
 from torch import nn
 
-__all__ = ["BACKBONES", "Backbone", "group_norm"]
+__all__ = ["BACKBONES", "Backbone", "group_norm", "make_backbone"]
 
 
 def group_norm(c: int) -> nn.GroupNorm:
@@ -28,7 +28,21 @@ class FrozenBN(torchvision.ops.FrozenBatchNorm2d):
 
 
 BACKBONES = ("resnet18", "resnet34", "resnet50", "regnet_x_400mf", "regnet_x_800mf",
-             "regnet_y_400mf", "regnet_y_800mf")
+             "regnet_y_400mf", "regnet_y_800mf", "efficientnet_lite0")
+
+
+def make_backbone(name: str, norm: str = "gn", weights: str | None = None,
+                  in_channels: int = 3) -> nn.Module:
+    """C3-C5 of backbone ``name``: :class:`Backbone` (torchvision, random or a local state dict),
+    or :class:`~xraybag.learners.efficientnet.EfficientNetLite0` (ImageNet weights by default)."""
+    if name == "efficientnet_lite0":
+        from xraybag.learners.efficientnet import EfficientNetLite0
+
+        try:
+            return EfficientNetLite0(norm, weights, in_channels)
+        except ImportError as e:
+            raise ValueError(str(e)) from None
+    return Backbone(name, norm, weights, in_channels)
 
 
 class Backbone(nn.Module):

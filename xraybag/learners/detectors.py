@@ -39,9 +39,12 @@ def _common_options() -> dict:
         "lr": (float, None, "learning rate (default: the preset's)"),
         "weight_decay": (float, None, "weight decay (default: the preset's)"),
         "batch_size": (int, None, "images per iteration (default 2)"),
-        "backbone": (str, None, "resnet18 | resnet34 | resnet50 | regnet_x_400mf | regnet_x_800mf | "
+        "backbone": (str, None, "efficientnet_lite0 (ImageNet weights from the 'pretrained' extra) | "
+                     "resnet18 | resnet34 | resnet50 | regnet_x_400mf | regnet_x_800mf | "
                      "regnet_y_400mf | regnet_y_800mf"),
         "backbone_weights": (Path, None, "local torchvision state dict of the backbone (never downloaded)"),
+        "backbone_norm": (str, None, "bn | frozen_bn | gn (default: the preset's; frozen_bn for "
+                          "efficientnet_lite0)"),
         "min_size": (int, None, "shorter image side after resizing"),
         "max_size": (int, None, "longer image side limit after resizing"),
         "warmup_iters": (int, None, "linear warm-up iterations"),
@@ -77,8 +80,10 @@ class ATSSModel(Model):
             raise XraybagError(f"option 'preset' must be one of {', '.join(_PRESETS)}, got {self.preset!r}")
         keys = ("epochs", "optimizer", "lr", "weight_decay", "batch_size", "backbone", "min_size",
                 "max_size", "warmup_iters", "octave_scale", "quality", "box_coder", "reg_bins",
-                "score_thresh")
+                "score_thresh", "backbone_norm")
         over = {k: self.config[k] for k in keys if self.config.get(k) is not None}
+        if over.get("backbone") == "efficientnet_lite0" and "backbone_norm" not in over:
+            over["backbone_norm"] = "frozen_bn"  # pretrained with BatchNorm; frozen as the paper's detectors
         if self.config.get("backbone_weights") is not None:
             path = Path(self.config["backbone_weights"])
             if not path.is_file():
@@ -102,7 +107,10 @@ class ATSSModel(Model):
     def build(self, cfg):
         from xraybag.learners.atss import ATSS
 
-        return ATSS(cfg)
+        try:
+            return ATSS(cfg)
+        except ValueError as e:  # a backbone that cannot be built here (extra missing, bad weights)
+            raise XraybagError(str(e)) from None
 
     # ------------------------------------------------------------------ train / predict
 
@@ -252,9 +260,7 @@ class LAATSSModel(ATSSModel):
         return over
 
     def build(self, cfg):
-        from xraybag.learners.atss import ATSS
-
-        model = ATSS(cfg)
+        model = super().build(cfg)
         if cfg.la_cls or cfg.la_reg:
             model.la = LAHook(cfg)
         return model
