@@ -83,8 +83,8 @@ def main() -> None:
     train = DetectionDataset(args.data, "train", input=args.input)
     test = DetectionDataset(args.data, "test", input=args.input)
     rows: dict[str, list[dict]] = {}
-    for name, (learner, extra) in chosen.items():
-        for seed in args.seeds:
+    for seed in args.seeds:  # seed-major: a variant and its baseline run under the same load
+        for name, (learner, extra) in chosen.items():
             opts = dict(common) | extra | {"seed": str(seed)}
             model = load(learner)(**opts)
             run = args.out / f"{name}_seed{seed}"

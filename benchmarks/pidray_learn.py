@@ -6,10 +6,12 @@ the figures as JSON (``make bench-learn``).
 
 Steps: ``xraybag render pidray`` (``--bags`` bags, both views, scanners at ``--pitch`` mm),
 ``xraybag learn train atss --opt preset=cpu_small`` (``--opt`` adds options), ``xraybag learn eval``
-on the test split. The printed mAP50 is re-scored from the written ``results.json`` with pycocotools
-and set beside chance: the model's own detections dealt out to random test images. A finished
-render or training in ``--work`` is reused (delete the folder to start again). Exit status 1 when
-the mAP50 does not reach ``--bar`` or 10 x chance, so the target can gate a release.
+on the test split (``--run NAME`` keeps each configuration's training in its own folder beside
+the shared data, e.g. ``--run lite0 --opt backbone=efficientnet_lite0``). The printed mAP50 is
+re-scored from the written ``results.json`` with pycocotools and set beside chance: the model's
+own detections dealt out to random test images. A finished render or training in ``--work`` is
+reused (delete the folder to start again). Exit status 1 when the mAP50 does not reach ``--bar`` or
+10 x chance, so the target can gate a release.
 """
 
 from __future__ import annotations
@@ -62,13 +64,15 @@ def main() -> None:
     ap.add_argument("--pitch", type=float, default=2.0)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--opt", action="append", default=[], help="extra learner option key=value")
+    ap.add_argument("--run", default="run", help="name of the training folder in --work (several "
+                    "configurations can share one rendered dataset)")
     ap.add_argument("--bar", type=float, default=0.08, help="mAP50 the run must beat")
     args = ap.parse_args()
 
     from xraybag.learners.data import DetectionDataset
     from xraybag.learners.metrics import coco_metrics
 
-    data, runs = args.work / "data", args.work / "run"
+    data, runs = args.work / "data", args.work / args.run
     scene = scene_with_pitch(args.work / f"{args.scene}.yaml", args.scene, args.pitch)
     times = {}
     t = time.perf_counter()
