@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import numpy as np
+import pytest
 from helpers import write
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from xraybag.engine.output.pipeline import render_bag
+from xraybag.engine.xray.annotate import rle, rle_window
 from xraybag.scenes.loader import load_scene
 
 
@@ -37,3 +42,26 @@ def test_occlusion_and_difficulty(tmp_path):
     assert not (view.instance == k_under).any()
     k_alone = next(k for k, n in names.items() if n == "alone")
     assert (view.instance == k_alone).sum() == 40 * 40
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    rows=st.integers(1, 9), cols=st.integers(1, 9), data=st.data(),
+)
+def test_rle_from_the_window_equals_pycocotools_on_the_whole_mask(rows, cols, data):
+    """COCO RLE built from an object's window (runs joined across column ends, empty windows,
+    windows touching every border) is pycocotools' own encoding of the full mask."""
+    h = data.draw(st.integers(0, rows))
+    w = data.draw(st.integers(0, cols))
+    r0 = data.draw(st.integers(0, rows - h))
+    c0 = data.draw(st.integers(0, cols - w))
+    bits = data.draw(st.lists(st.booleans(), min_size=h * w, max_size=h * w))
+    window = np.array(bits, dtype=bool).reshape(h, w)
+    full = np.zeros((rows, cols), dtype=bool)
+    full[r0 : r0 + h, c0 : c0 + w] = window
+    assert rle_window(window, (r0, c0), (rows, cols)) == rle(full)
+
+
+def test_rle_window_refuses_a_window_outside_the_image():
+    with pytest.raises(ValueError, match="does not fit"):
+        rle_window(np.ones((3, 3), dtype=bool), (2, 0), (4, 4))

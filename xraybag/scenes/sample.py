@@ -9,13 +9,11 @@ mesh paths are absolute; :func:`dump_scene` writes it as YAML that loads back to
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ValidationError
-from ruamel.yaml import YAML
 
 from xraybag.errors import XraybagError
 from xraybag.scenes.loader import LoadedScene, resolve_asset
@@ -85,7 +83,7 @@ def expand_entry(obj: Object, k: int, loaded: LoadedScene, rng: np.random.Genera
         for key in ("repeat", "template", "params"):
             own.pop(key, None)
         _absolute_meshes(own, base_dir, loaded, where)
-        if "shape" in own or "parts" in own and own["parts"]:
+        if "shape" in own or own.get("parts"):
             # the object's own body replaces the template's body
             for key in ("shape", "material", "container", "parts", "sheet"):
                 data.pop(key, None)
@@ -154,10 +152,15 @@ def scene_to_data(scene: Scene) -> dict:
 
 
 def dump_scene(scene: Scene) -> str:
-    """A concrete scene as YAML text; loading it back gives the same scene, bit for bit."""
-    yaml = YAML(typ="safe", pure=True)
-    yaml.default_flow_style = None
-    yaml.width = 120
-    buf = io.StringIO()
-    yaml.dump(scene_to_data(scene), buf)
-    return buf.getvalue()
+    """A concrete scene as YAML text; loading it back gives the same scene, bit for bit.
+
+    Written by libyaml's emitter (PyYAML's ``CSafeDumper``) where PyYAML was built with it: about
+    10x faster than the pure-Python emitter, which it falls back to, and the same text (keys sorted,
+    flow style for leaf collections, width 120)."""
+    import yaml
+
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+    return yaml.dump(
+        scene_to_data(scene), Dumper=dumper, default_flow_style=None, width=120, sort_keys=True,
+        allow_unicode=True,
+    )

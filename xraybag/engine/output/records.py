@@ -10,9 +10,15 @@ from pathlib import Path
 
 import numpy as np
 
-from xraybag.engine.output.files import bag_name, encode_png, encode_tiff, scene_yaml, sha256, write_atomic
+from xraybag.engine.output.files import (
+    bag_name,
+    encode_png,
+    encode_tiff,
+    scene_yaml,
+    sha256,
+    write_atomic,
+)
 from xraybag.engine.output.pipeline import BagResult, CTProgress, render_bag
-from xraybag.engine.xray.annotate import rle
 from xraybag.engine.xray.colour import clcxray_encoding
 from xraybag.scenes.loader import LoadedScene
 
@@ -61,7 +67,7 @@ def coco_records(result: BagResult, categories: dict[str, int], n_views: int) ->
                     "category_id": categories[obj.label],
                     "bbox": lab.bbox,
                     "area": lab.area,
-                    "segmentation": rle(lab.mask),
+                    "segmentation": lab.rle(),
                     "iscrowd": 0,
                     "object_index": k,
                     "name": obj.name,
