@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from xraybag.engine.packing import LARGER_THAN_BAG, TIME_BUDGET_REASON, PackReport
+from xraybag.engine.packing.base import BAG_FULL
 from xraybag.engine.packing.checks import check_packing
 from xraybag.engine.packing.heuristic import pack_heuristic
 from xraybag.engine.packing.physics import pack_physics
@@ -79,7 +80,7 @@ def test_packs_inside_without_overlap_and_supported(method, n, seed):
     assert len(report.placed) + len(report.left_out) == n
     assert len(report.placed) >= n - 2, report.left_out
     assert all(o.pose is not None for o in packed.objects)
-    assert set(report.timings) == {"decomposition", "simulation", "refinement"}
+    assert {"decomposition", "simulation", "refinement"} <= set(report.timings)
     m = assert_good(packed)
     assert m["objects"] == len(report.placed)
 
@@ -120,7 +121,7 @@ def test_impossible_request_ends_within_the_time_budget(method):
     assert time.perf_counter() - t < 8.0
     assert len(report.left_out) > 150
     reasons = {r for _, r in report.left_out}
-    assert reasons <= {TIME_BUDGET_REASON, "no free space found"}
+    assert reasons <= {TIME_BUDGET_REASON, "no free space found", BAG_FULL}
     assert_good(packed)
 
 

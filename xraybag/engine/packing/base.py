@@ -16,6 +16,7 @@ from xraybag.scenes.models import Object, Pose, Scene
 #: the orientations that rest an object on a face of its bounding box (before the yaw about z)
 BASE_ROTATIONS = ((0.0, 0.0), (90.0, 0.0), (0.0, 90.0))
 LARGER_THAN_BAG = "larger than the bag interior"
+BAG_FULL = "no room left under the lid (the bag is full)"
 TIME_BUDGET_REASON = "time budget"
 EPS = 1e-9
 #: how far (mm) a posed object may reach past the bag interior (rounding of rotated vertices)
@@ -35,6 +36,10 @@ class PackReport:
     note: str | None = None
     #: seconds spent per stage, e.g. {"decomposition": .., "simulation": .., "refinement": ..}
     timings: dict[str, float] = field(default_factory=dict)
+    #: the placed objects' convex hull volumes over the interior volume, at the end and when the
+    #: first object was left out (None: nothing was; packers that do not measure it leave both None)
+    hull_fill: float | None = None
+    hull_fill_at_first_left_out: float | None = None
 
 
 Packer = Callable[[Scene, np.random.Generator], tuple[Scene, PackReport]]

@@ -107,8 +107,10 @@ class HeightMap:
         x0 = self.x0 + i0 * self.h
         y0 = self.y0 + j0 * self.h
         bottom, top = column_extents(vertices, faces, x0, y0, self.h, i1 - i0, j1 - j0)
-        sb, st = dilate(bottom, top)
-        return (i0, i1, j0, j1), bottom, top, sb, st
+        # grown once, on the top side only: the contents' tops spread one column, the object's
+        # underside stays as measured (growing both kept every pair of neighbours two columns apart)
+        _, st = dilate(bottom, top)
+        return (i0, i1, j0, j1), bottom, top, bottom, st
 
     @staticmethod
     def shifted(fp, di: int, dj: int):

@@ -1,4 +1,14 @@
-"""The physics packer: a pybullet drop, then DEBISim's PSO refinement on the occupancy map.
+"""The physics packer: dense placement on the occupancy map first, then (for an object that finds
+no room that way) a pybullet drop and DEBISim's PSO refinement.
+
+Objects are placed largest first, each at the best of the positions and resting orientations
+:mod:`.dense` finds by searching the whole occupancy map (flat items flat, long items along the
+bag, lowest top and least empty space under it, from a starting corner), checked exactly by
+:mod:`.place`. A labelled object that finds no room has up to :data:`EVICT` of the last-placed
+unlabelled objects taken out for it (a person makes room for what matters), which then go back
+wherever they still fit. When the search found room but none of it passes the exact checks, the
+object is dropped as follows (DEBISim's packer); when it found no room under the lid at all, the
+object is left out ("the bag is full").
 
 A pybullet (DIRECT, one client per call) world holds the bag's floor and walls and the placed
 objects as static bodies; the new object, whose collision shape is a convex decomposition along
@@ -24,11 +34,13 @@ import numpy as np
 from scipy.optimize import minimize
 from scipy.spatial.transform import Rotation
 
-from xraybag.engine.packing.base import TIME_BUDGET_REASON, PackReport, finish
+from xraybag.engine.packing.base import BAG_FULL, TIME_BUDGET_REASON, PackReport, finish
+from xraybag.engine.packing.dense import dense_candidates, hull_volume, packing_order
 from xraybag.engine.packing.heuristic import drop_and_slide, random_xy
 from xraybag.engine.packing.place import (
     PITCH,
     TIME_BUDGET,
+    Bag,
     Geom,
     pose_of,
     setup,
@@ -36,7 +48,7 @@ from xraybag.engine.packing.place import (
 )
 from xraybag.engine.packing.pso import euler_xyz, pso
 from xraybag.errors import XraybagError
-from xraybag.scenes.models import Pose, Scene
+from xraybag.scenes.models import Scene
 
 SIM_STEPS = 480  # at 240 Hz: 2 s of fall and settling at most
 
@@ -174,63 +186,162 @@ class _World:
             pass
 
 
+#: when a labelled object finds no room, up to this many of the last-placed unlabelled objects are
+#: taken out again to make room for it (and put back wherever they still fit)
+EVICT = 4
+
+
+class _Packing:
+    """The state of one bag being packed: the occupancy map, the placed objects in order, and
+    (built only when an object needs a drop) the pybullet world."""
+
+    def __init__(self, bag: Bag, fixed, interior, pitch, timings, deadline, rng, corner):
+        self.bag, self.fixed, self.interior, self.pitch = bag, fixed, interior, pitch
+        self.timings, self.deadline, self.rng, self.corner = timings, deadline, rng, corner
+        self.placed: list[tuple[Geom, np.ndarray, list, object]] = []
+        self.world: _World | None = None
+        for g, rot, pos in fixed:
+            bag.add(g, rot, pos)
+
+    def commit(self, g: Geom, rot, pos, fp) -> None:
+        self.bag.add(g, rot, pos, fp)
+        self.placed.append((g, rot, pos, fp))
+        if self.world is not None:
+            self.world.body(g, rot, pos, 0.0)
+
+    def rebuild(self, keep: list) -> None:
+        """The map (and world) holding only the fixed objects and ``keep``."""
+        self.bag = Bag(self.interior, self.pitch)
+        for g, rot, pos in self.fixed:
+            self.bag.add(g, rot, pos)
+        for g, rot, pos, fp in keep:
+            self.bag.add(g, rot, pos, fp)
+        self.placed = list(keep)
+        if self.world is not None:
+            self.world.close()
+            self.world = None
+
+    def place(self, g: Geom, drop: bool = True):
+        """Find a pose for ``g``: (rot, pos, fp), or None and the reason."""
+        if time.perf_counter() > self.deadline:
+            return None, TIME_BUDGET_REASON
+        ts = time.perf_counter()
+        cands = dense_candidates(self.bag, g, self.corner, self.deadline)
+        got = try_candidates(self.bag, g, cands, self.deadline)
+        self.timings["search"] += time.perf_counter() - ts
+        if got is not None:
+            return got, None
+        if time.perf_counter() > self.deadline:
+            return None, TIME_BUDGET_REASON
+        if not cands or not drop:
+            # no orientation has room anywhere under the lid: a drop cannot find any either
+            return None, BAG_FULL
+        got = self.drop(g)
+        if got is None:
+            return None, TIME_BUDGET_REASON if time.perf_counter() > self.deadline else "no free space found"
+        return got, None
+
+    def drop(self, g: Geom):
+        """DEBISim's way: a pybullet drop from a random orientation, then PSO + Nelder-Mead."""
+        bag, interior, rng, deadline = self.bag, self.interior, self.rng, self.deadline
+        if self.world is None:
+            self.world = _World(interior)
+            for gg, rr, pp in self.fixed:
+                self.world.body(gg, rr, pp, 0.0)
+            for gg, rr, pp, _ in self.placed:
+                self.world.body(gg, rr, pp, 0.0)
+        t0 = time.perf_counter()
+        r = g.extent / 2.0
+        rot0 = Rotation.from_quat(rng.normal(size=4)).as_matrix()
+        x0, y0 = random_xy(g, rot0, interior, rng)
+        z0 = float(bag.map.safe.max()) + r + 5.0
+        rot_s, pos_s = self.world.drop(g, rot0, [x0, y0, z0])
+        if not (np.all(np.isfinite(pos_s)) and np.all(np.isfinite(rot_s))):
+            rot_s, pos_s = rot0, np.array([x0, y0, z0])  # the simulation blew up: start where it began
+        pos_s[:2] = np.clip(pos_s[:2], -interior[:2] / 2, interior[:2] / 2)
+        t1 = time.perf_counter()
+        self.timings["simulation"] += t1 - t0
+        # refinement: PSO over (dx, dy, droll, dpitch, dyaw), then Nelder-Mead
+        w = min(g.extent / 2.0, 80.0)
+        lo = np.array([-w, -w, -15.0, -15.0, -90.0])
+        hi = -lo
+
+        def rot_of(q):
+            return euler_xyz(q[2:5]) @ rot_s
+
+        def cost(q):
+            return bag.settle(g, rot_of(q), pos_s[0] + q[0], pos_s[1] + q[1])[0]
+
+        seen, best = pso(cost, lo, hi, rng, deadline=deadline)
+        res = minimize(cost, best, method="Nelder-Mead",
+                       options={"maxfev": 40, "initial_simplex": best + np.vstack(
+                           [np.zeros(5), np.diag([4.0, 4.0, 3.0, 3.0, 5.0])]), "xatol": 0.5, "fatol": 0.1})
+        seen.append((float(res.fun), np.asarray(res.x)))
+        cands = [(c, rot_of(q), pos_s[0] + q[0], pos_s[1] + q[1]) for c, q in seen]
+        got = try_candidates(bag, g, cands, deadline)
+        if got is None and time.perf_counter() < deadline:
+            # the swarm found no room near where it fell: drop-and-slide elsewhere
+            got = try_candidates(bag, g, drop_and_slide(bag, g, rng, 6, deadline), deadline)
+        self.timings["refinement"] += time.perf_counter() - t1
+        return got
+
+    def make_room(self, g: Geom, labelled: dict[int, bool]):
+        """Take out the last-placed unlabelled objects, one more at a time (up to :data:`EVICT`),
+        until ``g`` fits; returns (its pose, the objects taken out) or (None, [])."""
+        order = [k for k in range(len(self.placed) - 1, -1, -1) if not labelled.get(self.placed[k][0].index)]
+        everything = list(self.placed)
+        for n in range(1, min(EVICT, len(order)) + 1):
+            if time.perf_counter() > self.deadline:
+                break
+            out = set(order[:n])
+            self.rebuild([p for k, p in enumerate(everything) if k not in out])
+            got, _ = self.place(g, drop=False)
+            if got is not None:
+                return got, [everything[k][0] for k in sorted(out)]
+        self.rebuild(everything)
+        return None, []
+
+
 def pack_physics(
     scene: Scene, rng: np.random.Generator, time_budget: float = TIME_BUDGET, pitch: float = PITCH,
 ) -> tuple[Scene, PackReport]:
-    """pybullet drop, then PSO + Nelder-Mead on the occupancy cost (see module notes)."""
+    """Dense placement, then a pybullet drop with PSO + Nelder-Mead for what it cannot place; a
+    labelled object that finds no room has some unlabelled ones taken out for it (see module notes)."""
     start, deadline, timings, interior, names, todo, fixed, left, bag = setup(scene, time_budget, pitch)
-    poses: dict[int, Pose] = {}
-    world = _World(interior)
+    timings["search"] = 0.0
+    labelled = {g.index: scene.objects[g.index].label is not None for g in todo}
+    todo, vols = packing_order(todo, rng)
+    volume = float(np.prod(interior))
+    fixed_fill = sum(hull_volume(g) for g, _, _ in fixed)
+    corner = (float(rng.choice([-1.0, 1.0])), float(rng.choice([-1.0, 1.0])))
+    state = _Packing(bag, fixed, interior, pitch, timings, deadline, rng, corner)
+    fill_first = None
+
+    def fill() -> float:
+        return (fixed_fill + sum(vols[g.index] for g, *_ in state.placed)) / volume
+
     try:
-        for g, rot, pos in fixed:
-            bag.add(g, rot, pos)
-            world.body(g, rot, pos, 0.0)
         for g in todo:
-            if time.perf_counter() > deadline:
-                left[g.index] = TIME_BUDGET_REASON
-                continue
-            t0 = time.perf_counter()
-            r = g.extent / 2.0
-            rot0 = Rotation.from_quat(rng.normal(size=4)).as_matrix()
-            x0, y0 = random_xy(g, rot0, interior, rng)
-            z0 = float(bag.map.safe.max()) + r + 5.0
-            rot_s, pos_s = world.drop(g, rot0, [x0, y0, z0])
-            if not (np.all(np.isfinite(pos_s)) and np.all(np.isfinite(rot_s))):
-                rot_s, pos_s = rot0, np.array([x0, y0, z0])  # the simulation blew up: start where it began
-            pos_s[:2] = np.clip(pos_s[:2], -interior[:2] / 2, interior[:2] / 2)
-            t1 = time.perf_counter()
-            timings["simulation"] += t1 - t0
-            # refinement: PSO over (dx, dy, droll, dpitch, dyaw), then Nelder-Mead
-            w = min(g.extent / 2.0, 80.0)
-            lo = np.array([-w, -w, -15.0, -15.0, -90.0])
-            hi = -lo
-
-            def rot_of(q):
-                return euler_xyz(q[2:5]) @ rot_s
-
-            def cost(q):
-                return bag.settle(g, rot_of(q), pos_s[0] + q[0], pos_s[1] + q[1])[0]
-
-            seen, best = pso(cost, lo, hi, rng, deadline=deadline)
-            res = minimize(cost, best, method="Nelder-Mead",
-                           options={"maxfev": 40, "initial_simplex": best + np.vstack(
-                               [np.zeros(5), np.diag([4.0, 4.0, 3.0, 3.0, 5.0])]), "xatol": 0.5, "fatol": 0.1})
-            seen.append((float(res.fun), np.asarray(res.x)))
-            cands = [(c, rot_of(q), pos_s[0] + q[0], pos_s[1] + q[1]) for c, q in seen]
-            got = try_candidates(bag, g, cands, deadline)
-            if got is None and time.perf_counter() < deadline:
-                # the swarm found no room near where it fell: drop-and-slide elsewhere
-                got = try_candidates(bag, g, drop_and_slide(bag, g, rng, 6, deadline), deadline)
-            timings["refinement"] += time.perf_counter() - t1
+            got, reason = state.place(g)
+            evicted: list[Geom] = []
+            if got is None and labelled[g.index] and reason != TIME_BUDGET_REASON:
+                got, evicted = state.make_room(g, labelled)
             if got is None:
-                left[g.index] = TIME_BUDGET_REASON if time.perf_counter() > deadline else "no free space found"
+                left[g.index] = reason
+                fill_first = fill() if fill_first is None else fill_first
                 continue
-            rot, pos, fp = got
-            bag.add(g, rot, pos, fp)
-            world.body(g, rot, pos, 0.0)
-            poses[g.index] = pose_of(rot, pos)
+            state.commit(g, *got)
+            for e in evicted:  # back in wherever they still fit
+                got_e, reason_e = state.place(e)
+                if got_e is None:
+                    left[e.index] = reason_e
+                    fill_first = fill() if fill_first is None else fill_first
+                else:
+                    state.commit(e, *got_e)
     finally:
-        world.close()
-    report = PackReport(method="physics")
+        if state.world is not None:
+            state.world.close()
+    poses = {g.index: pose_of(rot, pos) for g, rot, pos, _ in state.placed}
+    report = PackReport(method="physics", hull_fill=fill(), hull_fill_at_first_left_out=fill_first)
     report.timings = timings
     return finish(scene, names, poses, left, report)

@@ -1,0 +1,209 @@
+"""Dense placement: choosing where an object goes the way a person packs a bag.
+
+A person puts the large things in first, lays flat things flat and long things along the bag, and
+puts each item where it sits lowest and leaves the least empty space under it, starting from one
+corner. This module turns that into candidates for the exact checks of :mod:`.place`:
+
+* **orientations** (:func:`resting_rotations`): the object's minimum-volume oriented bounding box
+  (trimesh) gives its long, middle and short axes; the candidates align them with the bag's axes,
+  short axis vertical first (flat), long axis along the bag's length first, each also upside down,
+  then the object on its sides. A random yaw about the vertical is never used: it wastes the
+  corners.
+* **positions** (:func:`search`): for one orientation the object's column footprint is computed
+  once and moved over the whole occupancy map in whole columns; at every position the resting
+  height is the lowest lift that clears the contents (the max over the footprint's columns of
+  contents minus the object's underside, a compiled loop), and the score is the height of the
+  object's top, plus half the mean empty gap left under it, plus a small pull towards the bag's
+  starting corner (drawn per bag) so items pack against the walls and each other.
+* **order** (:func:`packing_order`): largest hull volume first. (A labelled object that finds no
+  room later has unlabelled ones taken out for it: :mod:`.physics`.)
+
+The best few (position, orientation) pairs go to :func:`.place.try_candidates`, which settles each
+on the map at full resolution and keeps the first that passes the exact mesh checks.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+from numba import njit
+
+from xraybag.engine.packing.place import Bag, Geom
+
+#: score per mm of distance from the starting corner (mm of height): 100 mm away costs 20 mm
+CORNER_PULL = 0.2
+#: score per mm of mean empty gap under the object
+GAP_WEIGHT = 0.5
+#: most footprint-cell x position evaluations per orientation before the scan strides
+SCAN_BUDGET = 3e6
+
+
+def _axes(g: Geom) -> tuple[np.ndarray, np.ndarray]:
+    """Rotation taking the object frame to its oriented bounding box's frame, and the box's extents
+    (long, middle, short)."""
+    import trimesh
+
+    pts = np.asarray(g.hull, dtype=float)
+    try:
+        to_origin, ext = trimesh.bounds.oriented_bounds(pts, angle_digits=1)
+        r = np.asarray(to_origin)[:3, :3]
+    except Exception:  # noqa: BLE001 - degenerate (flat) point sets: the object's own axes
+        r, ext = np.eye(3), pts.max(axis=0) - pts.min(axis=0)
+    order = np.argsort(-np.asarray(ext))
+    r = r[order]
+    if np.linalg.det(r) < 0:
+        r[2] = -r[2]
+    return r, np.asarray(ext)[order]
+
+
+def resting_rotations(g: Geom) -> list[np.ndarray]:
+    """Rotations (object frame -> bag frame) in the order a person would try them: flat along the
+    bag, flat across, upside down of each, then on its sides."""
+    r0, _ = _axes(g)
+    # rows: which bag axis each box axis (long, middle, short) goes to
+    perms = [
+        ((0, 1, 2), "flat, long axis along x"),
+        ((1, 0, 2), "flat, long axis along y"),
+        ((0, 2, 1), "on its side, long axis along x"),
+        ((2, 0, 1), "on its side, long axis along y"),
+        ((1, 2, 0), "standing, long axis up, middle along x"),
+        ((2, 1, 0), "standing, long axis up, middle along y"),
+    ]
+    out = []
+    for perm, _why in perms:
+        p = np.zeros((3, 3))
+        for box_axis, bag_axis in enumerate(perm):
+            p[bag_axis, box_axis] = 1.0
+        base = p @ r0
+        if np.linalg.det(base) < 0:
+            base[:, :] = np.diag([1.0, -1.0, 1.0]) @ base  # mirror y back: a proper rotation
+        flip = np.diag([1.0, -1.0, -1.0])  # half a turn about x: upside down
+        out += [base, flip @ base]
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _scan(safe, ci, cj, cb, i0, j0, di0, dj0, ni, nj, stride, z_floor, out_z, out_gap):  # pragma: no cover
+    """For each move (di, dj): the resting lift z (max over the footprint's cells of contents minus
+    underside, at least ``z_floor``) and the mean empty gap under the object, n z + sum(cb) -
+    sum(contents) over n cells, in one pass over the cells."""
+    n = ci.size
+    cb_sum = 0.0
+    for k in range(n):
+        cb_sum += cb[k]
+    for a in range(ni):
+        di = di0 + a * stride
+        for b in range(nj):
+            dj = dj0 + b * stride
+            z = z_floor
+            below = 0.0
+            for k in range(n):
+                s = safe[i0 + di + ci[k], j0 + dj + cj[k]]
+                below += s
+                v = s - cb[k]
+                if v > z:
+                    z = v
+            out_z[a, b] = z
+            out_gap[a, b] = (n * z + cb_sum - below) / n
+
+
+def search(bag: Bag, g: Geom, rot: np.ndarray, corner: tuple[float, float], keep: int = 4):
+    """The best ``keep`` positions of the object at rotation ``rot`` on the occupancy map:
+    [(score, x, y)], lowest score first (see module notes); [] if it fits nowhere."""
+    interior = bag.interior
+    sx, sy, sz = interior
+    hmap = bag.map
+    h = hmap.h
+    v = g.vertices @ rot.T
+    lo, hi = v.min(axis=0), v.max(axis=0)
+    if np.any(hi - lo > interior + 1e-9):
+        return []
+    fp = hmap.footprint(v, g.faces)  # at x = y = 0
+    (i0, i1, j0, j1), _, _, sb, _ = fp
+    ci, cj = np.nonzero(np.isfinite(sb))
+    if ci.size == 0:
+        return []
+    cb = sb[ci, cj]
+    # whole-column moves that keep the mesh inside the interior and the window on the map
+    di0 = max(math.ceil((-sx / 2 - lo[0]) / h - 1e-9), -i0)
+    di1 = min(math.floor((sx / 2 - hi[0]) / h + 1e-9), hmap.nx - i1)
+    dj0 = max(math.ceil((-sy / 2 - lo[1]) / h - 1e-9), -j0)
+    dj1 = min(math.floor((sy / 2 - hi[1]) / h + 1e-9), hmap.ny - j1)
+    if di1 < di0 or dj1 < dj0:
+        return []
+    positions = (di1 - di0 + 1) * (dj1 - dj0 + 1)
+    stride = max(1, int(math.ceil(math.sqrt(positions * ci.size / SCAN_BUDGET))))
+    args = (hmap.safe, ci.astype(np.int64), cj.astype(np.int64), cb.astype(np.float64), i0, j0)
+    z_floor = float(-lo[2])
+
+    def scores(a0, a1, b0, b1, step):
+        """Scores of the moves di in [a0, a1], dj in [b0, b1] every ``step`` columns."""
+        ni, nj = (a1 - a0) // step + 1, (b1 - b0) // step + 1
+        z, gap = np.empty((ni, nj)), np.empty((ni, nj))
+        _scan(*args, a0, b0, ni, nj, step, z_floor, z, gap)
+        xs = (a0 + step * np.arange(ni)) * h
+        ys = (b0 + step * np.arange(nj)) * h
+        top = z + hi[2]
+        # distance of the object's near side from the bag's starting corner
+        near_x = np.where(corner[0] < 0, xs + lo[0] + sx / 2, sx / 2 - (xs + hi[0]))
+        near_y = np.where(corner[1] < 0, ys + lo[1] + sy / 2, sy / 2 - (ys + hi[1]))
+        sc = top + GAP_WEIGHT * gap + CORNER_PULL * (near_x[:, None] + near_y[None, :])
+        return np.where(top <= sz + 1e-9, sc, np.inf), xs, ys
+
+    score, xs, ys = scores(di0, di1, dj0, dj1, stride)
+    out = []
+    for f in np.argsort(score, axis=None)[: 4 * keep]:
+        a, b = divmod(int(f), score.shape[1])
+        if not np.isfinite(score[a, b]):
+            break
+        x, y = float(xs[a]), float(ys[b])
+        if any(abs(x - px) < 2 * h * stride and abs(y - py) < 2 * h * stride for _, px, py in out):
+            continue  # the same spot again
+        out.append((float(score[a, b]), x, y))
+        if len(out) >= keep:
+            break
+    if stride > 1:  # each kept cell of the coarse scan, searched column by column
+        for k, (best, x, y) in enumerate(out):
+            da, db = int(round(x / h)), int(round(y / h))
+            s2, x2, y2 = scores(max(di0, da - stride + 1), min(di1, da + stride - 1),
+                                max(dj0, db - stride + 1), min(dj1, db + stride - 1), 1)
+            a2, b2 = np.unravel_index(int(np.argmin(s2)), s2.shape)
+            if s2[a2, b2] < best:
+                out[k] = (float(s2[a2, b2]), float(x2[a2]), float(y2[b2]))
+    return out
+
+
+def dense_candidates(bag: Bag, g: Geom, corner: tuple[float, float], deadline: float = math.inf,
+                     flat_only_first: bool = True):
+    """Candidates (score, rot, x, y) for :func:`.place.try_candidates`: every resting rotation's
+    best positions. With ``flat_only_first`` the sides are searched only when no flat placement
+    fits under the lid."""
+    rots = resting_rotations(g)
+    cands = []
+    for k, rot in enumerate(rots):
+        if time.perf_counter() > deadline:
+            break
+        if flat_only_first and k == 4 and cands:
+            break
+        cands += [(s, rot, x, y) for s, x, y in search(bag, g, rot, corner)]
+    return cands
+
+
+def hull_volume(g: Geom) -> float:
+    from scipy.spatial import ConvexHull
+
+    try:
+        return float(ConvexHull(g.hull).volume)
+    except Exception:  # noqa: BLE001 - flat
+        return 0.0
+
+
+def packing_order(todo: list[Geom], rng: np.random.Generator) -> tuple[list[Geom], dict[int, float]]:
+    """The objects largest hull volume first (volumes within 10 % of each other may swap: a
+    random factor in [0.95, 1.05]), and each object's hull volume."""
+    vols = {g.index: hull_volume(g) for g in todo}
+    jitter = {g.index: float(rng.uniform(0.95, 1.05)) for g in todo}
+    order = sorted(todo, key=lambda g: (-vols[g.index] * jitter[g.index], g.index))
+    return order, vols
