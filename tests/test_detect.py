@@ -324,3 +324,28 @@ def test_rows_repeating_the_row_above_reuse_its_numbers_exactly():
     assert np.allclose(a.reshape(rows, cols, 3), b, rtol=1e-6, atol=0)
     ref = np.exp(-L.reshape(-1, m).astype(np.float64) @ mu) @ w
     assert np.allclose(b.reshape(-1, 3), ref, rtol=1e-5, atol=0)
+
+
+@pytest.mark.parametrize("lam", [3.0, 90.0, 400.0, 2500.0])
+def test_quantum_draws_follow_the_poisson_law(lam):
+    """Whole quanta whose distribution is Poisson's (scipy.stats), below and above the limit where
+    the normal approximation takes over: total variation distance under 0.02, mean and variance."""
+    from scipy import stats
+
+    from xraybag.engine.xray.detect import _scaled_poisson
+
+    n = 200_000
+    mean = np.full(n, lam * 2.5)  # 2.5: the weight of one quantum
+    var = np.full(n, lam * 2.5 * 2.5)
+    k = _scaled_poisson(mean, var, np.random.default_rng(5)) / 2.5
+    assert np.allclose(k, np.rint(k))
+    assert k.mean() == pytest.approx(lam, rel=0.01, abs=0.02)
+    assert k.var() == pytest.approx(lam, rel=0.02)
+    values, counts = np.unique(np.rint(k).astype(np.int64), return_counts=True)
+    lo, hi = int(stats.poisson.ppf(1e-6, lam)), int(stats.poisson.ppf(1 - 1e-6, lam))
+    support = np.arange(lo, hi + 1)
+    emp = np.zeros(support.size)
+    inside = (values >= lo) & (values <= hi)
+    emp[values[inside] - lo] = counts[inside] / n
+    tv = 0.5 * (np.abs(emp - stats.poisson.pmf(support, lam)).sum() + counts[~inside].sum() / n)
+    assert tv < 0.02, tv

@@ -310,7 +310,8 @@ def detect(
     1. noise-free primary signal (the dense product);
     2. scatter: ``offset * open_beam + fraction * gaussian_filter(primary, width / pixel_mm)``;
     3. quantum noise: with mean m and variance v of the compound Poisson signal (scatter counted
-       with the open beam's mean quantum weight), ``k ~ Poisson(m^2 / v)``, signal ``k v / m``;
+       with the open beam's mean quantum weight), ``k ~ Poisson(m^2 / v)``, signal ``k v / m``
+       (above :data:`NORMAL_ABOVE` quanta, Poisson's normal approximation in whole quanta);
     4. blur: ``gaussian_filter(signal, noise.blur)`` (pixels);
     5. electronic noise: Gaussian, ``noise.electronic / detector.white`` in transmission units.
 
@@ -318,8 +319,8 @@ def detect(
     measures it*: ``open_beam * (1 + offset + fraction)`` with scatter, ``open_beam`` without, so
     air reads 1 (``detector.white`` in raw counts) as in a calibrated scanner. With
     ``noise.enabled`` false the result is the exact noise-free primary transmission and ``rng``
-    is not touched. Random draws: one Poisson image per channel (channel order), then one
-    Gaussian image per channel.
+    is not touched. Random draws: per channel (channel order) a normal image and the Poisson draws
+    of the pixels below :data:`NORMAL_ABOVE` quanta, then one Gaussian image per channel.
     """
     L = np.asarray(L)
     if L.ndim not in (3, 4) or L.shape[-1] != len(materials):
@@ -380,12 +381,27 @@ def detect(
     return out
 
 
+#: quanta per pixel from which a Poisson draw is replaced by its normal approximation rounded to
+#: whole quanta (same mean and variance + 1/12; skewness 1/sqrt(lambda) <= 0.05 left out; total
+#: variation distance to the Poisson law ~0.01 at 400): about 6x faster on a view of ~10^4 quanta
+NORMAL_ABOVE = 400.0
+
+
 def _scaled_poisson(mean: np.ndarray, var: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A draw with the given mean and variance: ``k v / m`` with ``k ~ Poisson(m^2 / v)``."""
+    """A draw with the given mean and variance: ``k v / m`` with ``k ~ Poisson(m^2 / v)`` (for
+    ``m^2 / v`` of :data:`NORMAL_ABOVE` or more, ``k = rint(lambda + sqrt(lambda) z)``, z standard
+    normal). Draws: one float32 normal image, then Poisson draws for the pixels below the limit."""
     ok = (mean > 0) & (var > 0)
     scale = np.divide(var, mean, out=np.zeros_like(mean), where=ok)  # v / m: one quantum's weight
     lam = np.divide(mean, scale, out=np.zeros_like(mean), where=ok)  # m^2 / v quanta
-    k = rng.poisson(lam)
+    k = rng.standard_normal(lam.shape, dtype=np.float32).astype(np.float64)
+    k *= np.sqrt(lam)
+    k += lam
+    np.rint(k, out=k)
+    np.maximum(k, 0.0, out=k)
+    small = lam < NORMAL_ABOVE
+    if small.any():
+        k[small] = rng.poisson(lam[small])
     np.multiply(k, scale, out=scale)
     return scale
 
