@@ -59,6 +59,9 @@ def main() -> None:
     ap.add_argument("--variants", default="main",
                     help="main (ATSS, +LAcls, +LAreg), ablation (main + Table VII rows) or a "
                          "comma-separated list of variant names")
+    ap.add_argument("--time-iters", type=int, default=0, metavar="N",
+                    help="only time N training iterations of every variant, round-robin on the same "
+                         "batches in one process (ratios that hold under any load), and print them")
     args = ap.parse_args()
     every = VARIANTS | ABLATION
     if args.variants == "main":
@@ -81,6 +84,10 @@ def main() -> None:
 
     common = SAME_BRANCH | parse_opts(args.opt)
     train = DetectionDataset(args.data, "train", input=args.input)
+    if args.time_iters:
+        json.dump(time_iterations(chosen, common, train, args.time_iters), sys.stdout, indent=1)
+        print()
+        return
     test = DetectionDataset(args.data, "test", input=args.input)
     rows: dict[str, list[dict]] = {}
     for seed in args.seeds:  # seed-major: a variant and its baseline run under the same load
@@ -132,6 +139,46 @@ def main() -> None:
                "summary": summary, "paired_minus_atss": paired, "runs": rows},
               sys.stdout, indent=1)
     print()
+
+
+def time_iterations(chosen: dict, common: dict, train, n: int, seed: int = 0) -> dict:
+    """Seconds per training iteration (forward, backward, optimizer step) of every variant on the
+    same ``n`` batches, the variants taking turns batch by batch; medians and ratios to atss."""
+    import torch
+
+    from xraybag.learners.atss import make_optimizer
+    from xraybag.learners.base import load
+    from xraybag.learners.data import torch_collate
+    from xraybag.learners.training import _split_batch
+
+    nets = {}
+    for name, (learner, extra) in chosen.items():
+        m = load(learner)(**(dict(common) | extra | {"seed": str(seed)}))
+        cfg = m.atss_config(train.num_classes, train.num_channels)
+        torch.manual_seed(seed)
+        net = m.build(cfg)
+        net.train()
+        nets[name] = (net, make_optimizer(net, cfg))
+    loader = torch.utils.data.DataLoader(train, batch_size=cfg.batch_size, shuffle=False,
+                                         collate_fn=torch_collate)
+    batches = [b for _, b in zip(range(n + 2), loader)]
+    secs: dict[str, list[float]] = {k: [] for k in nets}
+    for i, batch in enumerate(batches):
+        images, targets = _split_batch(batch)
+        for name, (net, opt) in nets.items():
+            t = time.perf_counter()
+            loss = sum(net(images, targets).values())
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if i >= 2:  # the first two: allocator and caches warming up
+                secs[name].append(time.perf_counter() - t)
+    med = {k: statistics.median(v) for k, v in secs.items()}
+    base = med.get("atss")
+    return {"benchmark": "la_compare.time_iters", "iterations": n, "batch_size": cfg.batch_size,
+            "options": common, "threads": torch.get_num_threads(),
+            "sec_per_iter_median": {k: round(v, 4) for k, v in med.items()},
+            "ratio_to_atss": {k: round(v / base, 3) for k, v in med.items()} if base else None}
 
 
 def render(scene: str, bags: int, out: Path, pitch: float, workers: int) -> None:

@@ -247,11 +247,13 @@ class Bag(Strict):
 
 
 class Packing(Strict):
-    """How objects without a pose are placed. ``physics``: dropped one by one into the bag with
-    pybullet, then refined by a particle-swarm search on a voxel occupancy cost (DEBISim);
-    ``heuristic``: DEBISim's drop-and-slide rules without the physics engine; ``random``: a
-    rejection sampler of bounding boxes (fastest, loosest). Objects that do not fit are left out
-    and reported."""
+    """How objects without a pose are placed. ``physics``: largest first, each where a search of
+    the whole occupancy map finds it sits lowest with the least empty space under it, laid flat and
+    along the bag as a person packs (a labelled object that finds no room has a few unlabelled ones
+    taken out for it); objects whose room fails the exact checks are dropped with pybullet and
+    refined by a particle-swarm search on the occupancy cost (DEBISim); ``heuristic``: DEBISim's
+    drop-and-slide rules without the physics engine; ``random``: a rejection sampler of bounding
+    boxes (fastest, loosest). Objects that do not fit are left out and reported."""
 
     method: Literal["random", "physics", "heuristic"] = Field("random", description="see above")
     attempts: Count = Field(200, description="random: placement tries per object")
