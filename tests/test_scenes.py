@@ -228,3 +228,17 @@ def test_scene_format_example_is_valid(tmp_path):
     write(tmp_path / "my_templates.yaml", "templates: {}\n")
     loaded = load_text(tmp_path, example)
     assert {"plate", "plastic_bottle", "knife", "gun"} <= set(loaded.categories)
+
+
+def test_builtin_name_beside_a_folder_of_that_name(tmp_path, monkeypatch):
+    """`xraybag render pidray -o pidray` twice: the second call still means the built-in scene,
+    while a folder named by a path is refused with one line."""
+    from xraybag.scenes.loader import builtin_dir, resolve_scene_ref
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "demo").mkdir()
+    (tmp_path / "mine").mkdir()
+    assert resolve_scene_ref("demo") == builtin_dir() / "demo.yaml"
+    assert load_scene("demo").spec.objects
+    r = run_cli("validate", "mine")
+    assert r.exit_code == 2 and "mine: is a folder" in r.output

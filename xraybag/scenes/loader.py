@@ -358,9 +358,11 @@ def _display(path: Path) -> str:
 def resolve_scene_ref(ref: str | os.PathLike) -> Path:
     """A scene file path, or the name of a built-in scene."""
     p = Path(ref)
+    builtin = builtin_dir() / f"{ref}.yaml"
+    if p.is_dir() and os.sep not in str(ref) and builtin.is_file():
+        return builtin  # a bare name: the built-in scene, even beside a folder of that name
     if p.exists() or p.suffix in (".yaml", ".yml") or os.sep in str(ref):
         return p
-    builtin = builtin_dir() / f"{ref}.yaml"
     if builtin.is_file():
         return builtin
     raise XraybagError(
