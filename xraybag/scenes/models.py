@@ -445,7 +445,12 @@ class CT(Strict):
         "astra = projection of the voxelised scene",
     )
     reconstruction: CTReconstruction = Field(default_factory=CTReconstruction)
-    sinograms: bool = Field(False, description="also write the sinograms (sino_<channel>.npy)")
+    sinograms: bool = Field(
+        False,
+        description="also write the sinograms (sino_<channel>.npy); they are then held whole in "
+        "memory (views x rows x cols x 4 bytes per channel), where a helical scan on the meshes "
+        "otherwise streams its views and holds only about a rotation of them",
+    )
     dicom: bool = Field(False, description="also write the volumes as DICOM series (pydicom)")
     previews: bool = Field(True, description="PNG previews of axial, coronal and sagittal slices")
     mar_pair: bool = Field(

@@ -82,6 +82,7 @@ from xraybag.engine.ct.iterative import cgls, default_projector, sirt
 __all__ = [
     "FILTERS", "reconstruct", "hounsfield", "modified_hounsfield", "ramp_kernel", "ramp_filter",
     "rebin_fan_to_parallel", "fbp_parallel_2d", "fbp_fan", "fdk", "helical_ssrb", "sirt", "cgls",
+    "ViewStream",
 ]
 
 Progress = Callable[[int, int], None] | None
@@ -322,19 +323,130 @@ def fbp_fan(sinos, geom: CTGeometry, grid: VolumeGrid, filter: str = "ram-lak",
 # ----------------------------------------------------------------------------- helical
 
 
+class ViewStream:
+    """The views of a scan's channels, made in view order and kept only while needed.
+
+    ``produce(start, stop)`` returns one float32 array ``(stop - start, rows, cols)`` per channel
+    (e.g. trace, detect, ``-ln`` and decompose one chunk of views); it is called for consecutive
+    chunks of ``chunk`` views, in order, each exactly once, so random draws made inside it follow
+    the view order whatever the consumer does. :meth:`window` returns contiguous views of any
+    range not yet released; :meth:`release` lets the buffer drop the views before an index. The
+    buffer then holds a sliding window of views instead of whole sinograms.
+    """
+
+    def __init__(self, produce, shape, n_channels: int, chunk: int):
+        self.produce = produce
+        self.views, self.rows, self.cols = (int(x) for x in shape)
+        self.n_channels = int(n_channels)
+        self.chunk = max(1, int(chunk))
+        self.base = 0  # view index of buf[:, 0]
+        self.top = 0  # views produced so far
+        self.keep_from = 0  # views before this are released
+        self.buf = np.empty((self.n_channels, 0, self.rows, self.cols), dtype=np.float32)
+        self.peak_views = 0  # most views held at once (for reports and tests)
+
+    def _append(self, arrs) -> None:
+        n = arrs[0].shape[0]
+        live = self.top - self.base
+        if live + n > self.buf.shape[1]:
+            drop = self.keep_from - self.base
+            if drop > 0:  # move the live views to the front
+                keep = live - drop
+                for c in range(self.n_channels):
+                    self.buf[c, :keep] = self.buf[c, drop:live]
+                self.base = self.keep_from
+                live = keep
+            if live + n > self.buf.shape[1]:
+                cap = min(self.views, max(2 * self.buf.shape[1], live + n, 4 * self.chunk))
+                new = np.empty((self.n_channels, cap, self.rows, self.cols), dtype=np.float32)
+                new[:, :live] = self.buf[:, :live]
+                self.buf = new
+        for c, a in enumerate(arrs):
+            self.buf[c, live: live + n] = a
+        self.top += n
+        self.peak_views = max(self.peak_views, self.top - self.base)
+
+    def window(self, start: int, stop: int) -> list[np.ndarray]:
+        """Views ``[start, stop)`` of every channel (contiguous arrays into the buffer; valid
+        until the next call)."""
+        start, stop = max(0, int(start)), min(self.views, int(stop))
+        if start < self.keep_from:
+            raise RuntimeError(f"views from {start} were requested after their release ({self.keep_from})")
+        while self.top < stop:
+            end = min(self.top + self.chunk, self.views)
+            arrs = [np.asarray(a, dtype=np.float32).reshape(end - self.top, self.rows, self.cols)
+                    for a in self.produce(self.top, end)]
+            if len(arrs) != self.n_channels:
+                raise ValueError(f"produce gave {len(arrs)} channels, expected {self.n_channels}")
+            self._append(arrs)
+        a, b = start - self.base, max(stop, start) - self.base
+        return [self.buf[c, a:b] for c in range(self.n_channels)]
+
+    def release(self, before: int) -> None:
+        """The views before index ``before`` are no longer needed."""
+        self.keep_from = max(self.keep_from, min(int(before), self.top))
+
+    def finish(self) -> None:
+        """Make the views not yet made (so every chunk is produced once) and free the buffer."""
+        while self.top < self.views:
+            end = min(self.top + self.chunk, self.views)
+            self.produce(self.top, end)
+            self.top = end
+        self.buf = np.empty((self.n_channels, 0, self.rows, self.cols), dtype=np.float32)
+        self.base = self.keep_from = self.top
+
+
+class _ArrayViews:
+    """:class:`ViewStream`'s interface over whole sinograms held in memory."""
+
+    def __init__(self, arrs):
+        self.arrs = arrs
+        self.n_channels = len(arrs)
+
+    def window(self, start, stop):
+        start, stop = max(0, int(start)), int(stop)
+        return [a[start:stop] for a in self.arrs]
+
+    def release(self, before):
+        pass
+
+    def finish(self):
+        pass
+
+
+def _ssrb_view_range(z_lo, z_hi, zfirst, h, hv, npi, marg, V) -> tuple[int, int]:
+    """Views ``[k0, k1)`` that :func:`ssrb_plan` can use for slices in ``[z_lo, z_hi]``: its
+    candidate half turns ``n`` give view positions ``kf`` within ``2 marg + npi`` of the z window
+    ``(z0 -+ hv - zfirst) / h`` (``marg`` its largest ``|gamma| / dbeta + 2``), and it reads
+    views ``int(kf)`` and ``int(kf) + 1``."""
+    ka = (z_lo - hv - zfirst) / h
+    kb = (z_hi + hv - zfirst) / h
+    lo = (z_lo + hv - zfirst) / h
+    hi = (z_hi - hv - zfirst) / h
+    kmin, kmax = min(ka, kb, lo, hi), max(ka, kb, lo, hi)
+    k0 = int(math.floor(kmin - 2 * marg - npi)) - 2
+    k1 = int(math.ceil(kmax + 2 * marg + npi)) + 3
+    return max(0, k0), min(V, max(k1, 0))
+
+
 def helical_ssrb(sinos, geom: CTGeometry, grid: VolumeGrid, filter: str = "ram-lak",
                  slab: int | None = None, n_t: int | None = None, progress: Progress = None,
                  max_slab_bytes: int = 512 << 20) -> np.ndarray:
     """Helical FBP: fan-to-parallel rebinning + single-slice rebinning (180 degree linear
     interpolation along z) + 2D parallel FBP per grid slice (see the module docstring).
 
-    ``sinos``: (V, R, N) or a list of them (float32 avoids a copy). Slices are done in slabs of
-    ``slab`` grid slices. Returns (C, nz, ny, nx) float32, or (nz, ny, nx) for one array.
+    ``sinos``: (V, R, N) or a list of them (float32 avoids a copy), or a :class:`ViewStream`
+    (views are then made as the slabs need them and released after, so only a window of about
+    one rotation plus a slab's z range is held). Slices are done in slabs of ``slab`` grid
+    slices. Returns (C, nz, ny, nx) float32, or (nz, ny, nx) for one array.
     """
     single = isinstance(sinos, np.ndarray)
-    lst = [np.ascontiguousarray(s, dtype=np.float32).reshape(geom.shape)
-           for s in ([sinos] if single else sinos)]
-    C = len(lst)
+    if isinstance(sinos, ViewStream):
+        src = sinos
+    else:
+        src = _ArrayViews([np.ascontiguousarray(s, dtype=np.float32).reshape(geom.shape)
+                           for s in ([sinos] if single else sinos)])
+    C = src.n_channels
     V, R, N = geom.shape
     D = geom.sid
     dbeta = _angle_step(geom)
@@ -367,6 +479,9 @@ def helical_ssrb(sinos, geom: CTGeometry, grid: VolumeGrid, filter: str = "ram-l
     out = np.zeros((C, nz, ys.size, xs.size), dtype=np.float32)
     cos_t, sin_t = np.cos(theta), np.sin(theta)
     rmax = _rmax(t, dt)
+    npi = math.pi / dbeta
+    marg = float(np.max(np.abs(gam))) / dbeta + 2.0 if T else 2.0
+    rising = h > 0 and bool(np.all(np.diff(zg) > 0))  # else nothing is released
     for z_first in range(0, nz, slab):
         z0s = np.ascontiguousarray(zg[z_first: z_first + slab], dtype=np.float64)
         S = z0s.size
@@ -377,14 +492,31 @@ def helical_ssrb(sinos, geom: CTGeometry, grid: VolumeGrid, filter: str = "ram-l
         wz = np.empty((2, S, M, T), dtype=np.float32)
         ssrb_plan(zview, z0s, dtheta, M, dbeta, gam, zc, v0, dv, R, V, h, hv,
                    kk, wk, row, par, wz)
+        k0, k1 = _ssrb_view_range(float(z0s.min()), float(z0s.max()), float(zview[0]), h, hv,
+                                  npi, marg, V)
+        used = kk >= 0
+        if used.any():
+            lo, hi = int(kk[used].min()), int(kk[used].max()) + 2
+            if lo < k0 or hi > k1:  # the bound is what lets a stream drop views: never guess
+                raise RuntimeError(f"SSRB used views {lo}..{hi}, outside its bound {k0}..{k1}")
+        np.subtract(kk, np.int32(k0), out=kk, where=used)
+        del used
+        win = src.window(k0, max(k1, k0 + 2))
         p = np.empty((S, C, M, T), dtype=np.float32)
         for c in range(C):
-            ssrb_gather(lst[c], kk, wk, row, par, wz, col, p, c)
-        del kk, wk, row, par, wz
+            ssrb_gather(win[c], kk, wk, row, par, wz, col, p, c)
+        del kk, wk, row, par, wz, win
+        if rising and z_first + slab < nz:  # later slabs lie higher: their views start later
+            nxt = zg[z_first + slab: z_first + 2 * slab]
+            src.release(_ssrb_view_range(float(nxt.min()), float(nxt.max()), float(zview[0]), h,
+                                         hv, npi, marg, V)[0])
         q = np.ascontiguousarray(filter_axis(p, resp, axis=3).transpose(2, 3, 0, 1))
+        del p
         bp_parallel(q, cos_t, sin_t, float(t[0]), dt, xs, ys, rmax, np.float32(dtheta),
                      out, z_first)
+        del q
         _tick(progress, min(z_first + slab, nz), nz)
+    src.finish()
     return out[0] if single else out
 
 # ----------------------------------------------------------------------------- dispatcher

@@ -188,12 +188,39 @@ def scan_memory(scanner, scene, n_materials: int) -> tuple[int, str]:
     vol = grid.nbytes32
     n_vol = n_ch + (4 if n_ch >= 2 else 0)
     chunk = min(CHUNK_BYTES, geom.views * geom.rows * geom.cols * max(n_materials, 1) * 12)
-    need = sino * (n_ch + 2) * (2 if scanner.ct.sinograms else 1) + vol * (2 * n_vol + 4) + 3 * chunk
+    ct = scanner.ct
+    if ct.projector == "mesh" and geom.kind == "helical" and ct.reconstruction.method == "fbp":
+        # streamed (see scan_prepared): a window of views, the kept sinograms, the volumes
+        window = min(geom.views, 2 * _window_views(geom, grid))
+        need = (window * geom.rows * geom.cols * 4 * (n_ch + 2) + (sino * n_ch if ct.sinograms else 0)
+                + vol * (n_vol + 2) + 3 * chunk)
+    else:
+        need = sino * (n_ch + 2) * (2 if ct.sinograms else 1) + vol * (2 * n_vol + 4) + 3 * chunk
     if scanner.ct.mar_pair:
         need += vol * (n_vol + 1)
     what = (f"CT scanner {scanner.name!r}: {geom.views} views of {geom.rows} x {geom.cols}, "
             f"volume {grid.shape[2]} x {grid.shape[1]} x {grid.shape[0]} voxels")
     return int(need), what
+
+
+def _window_views(geom: CTGeometry, grid: VolumeGrid, slab: int = 16) -> int:
+    """Views a streamed helical reconstruction uses for one slab of ``slab`` slices (the bound of
+    :func:`xraybag.engine.ct.recon._ssrb_view_range`)."""
+    from xraybag.engine.ct.recon import _ssrb_view_range
+
+    z = grid.axis("z")
+    zv = np.asarray(geom.z, dtype=np.float64)
+    h = (zv[-1] - zv[0]) / max(geom.views - 1, 1)
+    if abs(h) < 1e-12:
+        return geom.views
+    dbeta = 2 * math.pi / geom.views_per_rotation
+    v0 = float(geom.v()[0])
+    hv = (abs(v0) + 2 * geom.row_pitch) * geom.sid / geom.sdd
+    marg = float(np.max(np.abs(geom.gamma()))) / dbeta + 2.0
+    mid = max(0, z.size // 2 - slab // 2)  # a slab inside the scan (the ends are clipped)
+    k0, k1 = _ssrb_view_range(float(z[mid]), float(z[min(mid + slab, z.size) - 1]), float(zv[0]), h, hv,
+                              math.pi / dbeta, marg, geom.views)
+    return max(k1 - k0, 1)
 
 
 def ct_response(scanner, geom: CTGeometry, library):
@@ -250,33 +277,54 @@ def to_ct_solids(solids, iso: np.ndarray) -> list:
     return [replace(s, vertices=G.scene_to_ct(s.vertices, iso)) for s in solids]
 
 
-def sinograms(solids_ct, setup: CTSetup, scanner, library, rng, progress=None) -> dict[str, np.ndarray]:
-    """Line integrals ``-ln(I / I0)`` of every channel, float32 (views, rows, cols).
+def chunk_views(geom: CTGeometry, n_materials: int) -> int:
+    """Views traced and detected together: path lengths of ``n_materials`` within
+    :data:`CHUNK_BYTES` (fixed by the geometry and the scene, so the noise draws are too)."""
+    per_view = geom.rows * geom.cols * max(int(n_materials), 1) * 4 * 3
+    return max(1, min(geom.views, CHUNK_BYTES // per_view))
 
-    Views are traced on the meshes and detected in chunks that keep the path lengths within
-    :data:`CHUNK_BYTES`; the noise draws follow the view order, so the result does not depend on
-    the chunk size only when noise is off (the chunk size is fixed by the geometry, so a scene
-    always gives the same draws).
-    """
+
+def project_views(solids_ct, setup: CTSetup, scanner, library, rng, start: int, stop: int,
+                  materials: list[str]) -> dict[str, np.ndarray]:
+    """Line integrals ``-ln(I / I0)`` of every channel for views ``[start, stop)``, float32
+    (stop - start, rows, cols): traced on the meshes and detected (noise drawn here)."""
     from xraybag.engine.ct.forward import trace_views
     from xraybag.engine.xray.detect import detect
 
     g = setup.geom
-    materials = sorted({s.material for s in solids_ct})
-    per_view = g.rows * g.cols * max(len(materials), 1) * 4 * 3
-    chunk = max(1, min(g.views, CHUNK_BYTES // per_view))
     resp = setup.response
-    out = {ch: np.empty(g.shape, dtype=np.float32) for ch in resp.channels}
+    mats, L = trace_views(solids_ct, g, slice(start, stop), materials)
+    if materials:
+        T = detect(L, mats, scanner, resp, library, rng, g.col_pitch)
+    else:
+        T = {ch: np.ones(L.shape[:3]) for ch in resp.channels}
+    del L
+    out = {}
+    for ch in resp.channels:
+        t = np.maximum(T.pop(ch), 1e-6)
+        np.log(t, out=t)
+        np.negative(t, out=t)
+        out[ch] = t.astype(np.float32)
+    return out
+
+
+def sinograms(solids_ct, setup: CTSetup, scanner, library, rng, progress=None) -> dict[str, np.ndarray]:
+    """Line integrals ``-ln(I / I0)`` of every channel, float32 (views, rows, cols).
+
+    Views are traced on the meshes and detected in chunks of :func:`chunk_views` that keep the
+    path lengths within :data:`CHUNK_BYTES`; the noise draws follow the view order, so the
+    result does not depend on the chunk size only when noise is off (the chunk size is fixed by
+    the geometry, so a scene always gives the same draws).
+    """
+    g = setup.geom
+    materials = sorted({s.material for s in solids_ct})
+    chunk = chunk_views(g, len(materials))
+    out = {ch: np.empty(g.shape, dtype=np.float32) for ch in setup.response.channels}
     for start in range(0, g.views, chunk):
         stop = min(start + chunk, g.views)
-        mats, L = trace_views(solids_ct, g, slice(start, stop), materials)
-        if materials:
-            T = detect(L, mats, scanner, resp, library, rng, g.col_pitch)
-        else:
-            T = {ch: np.ones(L.shape[:3]) for ch in resp.channels}
-        for ch in resp.channels:
-            t = np.maximum(T[ch], 1e-6)
-            out[ch][start:stop] = -np.log(t)
+        part = project_views(solids_ct, setup, scanner, library, rng, start, stop, materials)
+        for ch, a in part.items():
+            out[ch][start:stop] = a
         if progress:
             progress(stop, g.views)
     return out
@@ -319,77 +367,111 @@ def metal_objects(solids, library) -> set[int]:
     return {s.object_index for s in solids if s.object_index > 0 and metal(s.material)}
 
 
+def streams(scanner, st: CTSetup) -> bool:
+    """Whether :func:`scan_prepared` streams views through projection, decomposition and
+    reconstruction (mesh projector, helical FBP) instead of holding whole sinograms."""
+    ct = scanner.ct
+    return (ct.projector == "mesh" and st.geom.kind == "helical"
+            and ct.reconstruction.method == "fbp" and st.geom.views > 1)
+
+
 def scan_prepared(solids, st: CTSetup, scanner, library, rng, progress=None,
-                  keep_sinograms=None) -> CTResult:
+                  keep_sinograms=None, stream: bool | None = None) -> CTResult:
     """Scan bag-frame ``solids`` with a prepared set-up (see :func:`setup`): sinograms,
-    decomposition, reconstruction, derived volumes and labels."""
-    from xraybag.engine.ct.basis import decompose_images
+    decomposition, reconstruction, derived volumes and labels.
+
+    With a helical FBP scan on the meshes (see :func:`streams`; ``stream=False`` turns it off)
+    the views are streamed: each chunk of views is traced, detected, decomposed and kept only
+    while the reconstruction's slabs of slices need it (about one rotation plus a slab), so no
+    whole sinogram is held unless ``keep_sinograms`` / ``ct.sinograms`` asks for the detector
+    channels' sinograms (then those are kept whole: views x rows x cols x 4 bytes each). The
+    chunks, the draws and the arithmetic are those of the unstreamed scan, so the volumes are the
+    same to the bit."""
     from xraybag.engine.ct.decompose import Decomposer
-    from xraybag.engine.ct.filters import hounsfield, modified_hounsfield
-    from xraybag.engine.ct.recon import reconstruct
+    from xraybag.engine.ct.recon import ViewStream, helical_ssrb, reconstruct
     from xraybag.engine.ct.voxelize import voxelize
-    from xraybag.engine.ct.zeff import calibration_of, zeff_rho_e
 
     ct = scanner.ct
     rec = ct.reconstruction
     times: dict[str, float] = {}
     solids_ct = to_ct_solids(solids, st.iso)
-
-    t = time.perf_counter()
-    if ct.projector == "mesh":
-        sinos = sinograms(solids_ct, st, scanner, library, rng, progress)
-    else:
-        sinos = voxel_sinograms(solids_ct, st, scanner, library, rng)
-    times["projection"] = time.perf_counter() - t
-
+    keep = ct.sinograms if keep_sinograms is None else keep_sinograms
     pair = low_high(st.response)
-    to_recon = dict(sinos)
-    t = time.perf_counter()
+    channels = list(st.response.channels)
     decomposer = w = None
     if pair and rec.decompose != "none":
         lo, hi = pair
-        w = st.response.weights[:, [st.response.channels.index(lo), st.response.channels.index(hi)]]
+        w = st.response.weights[:, [channels.index(lo), channels.index(hi)]]
         decomposer = Decomposer(st.response.energies, w)
-        if rec.decompose == "projection":
-            ac, ap = decomposer.decompose(sinos[lo], sinos[hi])
+    in_projection = decomposer is not None and rec.decompose == "projection"
+    if stream is None:
+        stream = streams(scanner, st)
+
+    if stream:
+        g = st.geom
+        materials = sorted({s.material for s in solids_ct})
+        kept = {ch: np.empty(g.shape, dtype=np.float32) for ch in channels} if keep else {}
+        times["projection"] = times["decomposition"] = 0.0
+
+        def produce(start, stop):
+            t = time.perf_counter()
+            part = project_views(solids_ct, st, scanner, library, rng, start, stop, materials)
+            for ch in kept:
+                kept[ch][start:stop] = part[ch]
+            if progress:
+                progress(stop, g.views)
+            arrs = [part[ch] for ch in channels]
+            times["projection"] += time.perf_counter() - t
+            if in_projection:
+                t = time.perf_counter()
+                ac, ap = decomposer.decompose(part[pair[0]], part[pair[1]])
+                arrs += [np.asarray(ac, dtype=np.float32), np.asarray(ap, dtype=np.float32)]
+                times["decomposition"] += time.perf_counter() - t
+            return arrs
+
+        names = channels + (["compton", "photoelectric"] if in_projection else [])
+        views = ViewStream(produce, g.shape, len(names), chunk_views(g, len(materials)))
+        t = time.perf_counter()
+        block = helical_ssrb(views, g, st.grid, rec.filter)
+        times["reconstruction"] = (time.perf_counter() - t - times["projection"]
+                                   - times["decomposition"])
+        del views
+        vols = {k: block[i] for i, k in enumerate(names)}
+        sinos = kept
+    else:
+        t = time.perf_counter()
+        if ct.projector == "mesh":
+            sinos = sinograms(solids_ct, st, scanner, library, rng, progress)
+        else:
+            sinos = voxel_sinograms(solids_ct, st, scanner, library, rng)
+        times["projection"] = time.perf_counter() - t
+
+        to_recon = dict(sinos)
+        t = time.perf_counter()
+        if in_projection:
+            ac, ap = decomposer.decompose(sinos[pair[0]], sinos[pair[1]])
             to_recon["compton"] = np.asarray(ac, dtype=np.float32)
             to_recon["photoelectric"] = np.asarray(ap, dtype=np.float32)
-    times["decomposition"] = time.perf_counter() - t
+            del ac, ap
+        times["decomposition"] = time.perf_counter() - t
+        if not keep:
+            sinos = {}
+
+        t = time.perf_counter()
+        vols = reconstruct(to_recon, st.geom, st.grid, method=rec.method, filter=rec.filter,
+                           iterations=int(rec.iterations))
+        del to_recon
+        times["reconstruction"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    vols = reconstruct(to_recon, st.geom, st.grid, method=rec.method, filter=rec.filter,
-                       iterations=int(rec.iterations))
-    times["reconstruction"] = time.perf_counter() - t
-
-    t = time.perf_counter()
-    volumes: dict[str, np.ndarray] = {}
-    if pair and rec.decompose == "image":
-        lo, hi = pair
-        ac, ap = decompose_images(vols[lo], vols[hi], st.response.energies, w)
-        vols["compton"], vols["photoelectric"] = ac, ap
-    if "compton" in vols:
-        zeff, rho = zeff_rho_e(vols["compton"], vols["photoelectric"],
-                               calibration_of(decomposer))
-        volumes["zeff"] = np.asarray(zeff, dtype=np.float32)
-        volumes["rho_e"] = np.asarray(rho, dtype=np.float32)
-        volumes["compton"] = vols.pop("compton")
-        volumes["photoelectric"] = vols.pop("photoelectric")
-    mu_water = water_mu(st.response, library)
-    single = len(st.response.channels) == 1
-    for ch in st.response.channels:
-        v = vols[ch]
-        if rec.units == "hu":
-            v = hounsfield(v, mu_water[ch])
-        elif rec.units == "mhu":
-            v = modified_hounsfield(v, mu_water[ch])
-        volumes["mu" if single else f"mu_{ch}"] = np.asarray(v, dtype=np.float32)
+    volumes, mu_water, single = derived_volumes(vols, st, rec, decomposer, w, pair, library)
+    del vols
     times["decomposition"] += time.perf_counter() - t
 
     t = time.perf_counter()
     vox = voxelize(solids_ct, st.grid, supersample=int(ct.supersample))
     times["labels"] = time.perf_counter() - t
 
-    keep = ct.sinograms if keep_sinograms is None else keep_sinograms
     geometry = {
         "grid": st.grid.to_json(),
         "scan": st.geom.to_json(),
@@ -405,6 +487,57 @@ def scan_prepared(solids, st: CTSetup, scanner, library, rng, progress=None,
         if rec.units == "mu" else {},
     }
     return CTResult(volumes, sinos if keep else {}, vox.labels, geometry, times)
+
+
+#: z slices per step when deriving volumes from volumes (bounds the float64 temporaries)
+SLAB_SLICES = 8
+
+
+def _by_slab(fn, *arrays, out: list[np.ndarray]) -> None:
+    """``out[i][a:b] = fn(*(x[a:b] for x in arrays))[i]`` over slabs of :data:`SLAB_SLICES` z
+    slices (element-wise ``fn``: the same values as on the whole volumes)."""
+    nz = arrays[0].shape[0]
+    for a in range(0, nz, SLAB_SLICES):
+        b = min(a + SLAB_SLICES, nz)
+        res = fn(*(x[a:b] for x in arrays))
+        for o, r in zip(out, res):
+            o[a:b] = r
+
+
+def derived_volumes(vols: dict, st: CTSetup, rec, decomposer, w, pair, library):
+    """The output volumes from the reconstructed ones: Compton / photoelectric (decomposed here
+    with ``decompose: image``), Zeff and electron density, mu (or HU) per channel. Computed slab
+    by slab, so no whole-volume float64 temporaries; returns ``(volumes, mu_water, single)``."""
+    from xraybag.engine.ct.basis import decompose_images
+    from xraybag.engine.ct.filters import hounsfield, modified_hounsfield
+    from xraybag.engine.ct.zeff import calibration_of, zeff_rho_e
+
+    volumes: dict[str, np.ndarray] = {}
+    if pair and rec.decompose == "image":
+        lo, hi = pair
+        ac, ap = decompose_images(vols[lo], vols[hi], st.response.energies, w)
+        vols["compton"], vols["photoelectric"] = ac, ap
+    if "compton" in vols:
+        ac, ap = vols.pop("compton"), vols.pop("photoelectric")
+        cal = calibration_of(decomposer)
+        zeff = np.empty(ac.shape, dtype=np.float32)
+        rho = np.empty(ac.shape, dtype=np.float32)
+        _by_slab(lambda c, p: zeff_rho_e(c, p, cal), ac, ap, out=[zeff, rho])
+        volumes["zeff"] = zeff
+        volumes["rho_e"] = rho
+        volumes["compton"] = ac
+        volumes["photoelectric"] = ap
+    mu_water = water_mu(st.response, library)
+    single = len(st.response.channels) == 1
+    for ch in st.response.channels:
+        v = vols.pop(ch)
+        if rec.units in ("hu", "mhu"):
+            conv = hounsfield if rec.units == "hu" else modified_hounsfield
+            v = np.array(v, dtype=np.float32, copy=not (isinstance(v, np.ndarray) and v.dtype == np.float32
+                                                         and v.flags.writeable and v.flags.c_contiguous))
+            _by_slab(lambda x, f=conv, m=mu_water[ch]: (f(x, m),), v, out=[v])  # in place
+        volumes["mu" if single else f"mu_{ch}"] = np.asarray(v, dtype=np.float32)
+    return volumes, mu_water, single
 
 
 def voxel_sinograms(solids_ct, st: CTSetup, scanner, library, rng) -> dict[str, np.ndarray]:
