@@ -1,8 +1,11 @@
 """Render throughput: seconds per dual-energy view and bags per hour, at 1 mm and 0.5 mm pitch.
 
 Runs on ONE core (numba, BLAS and OpenMP limited to one thread) so the figure is per core; the
-goal is a dual-energy view of a 30-object bag at 1 mm pitch in under 0.5 s. Prints one JSON
-object. Usage::
+goal is a dual-energy view of a 30-object bag at 1 mm pitch in under 0.15 s (it was 0.5 s before
+the performance issue), and 10,000 bags an hour end to end on 2 workers. Prints one JSON
+object. With ``--end-to-end`` the wall and the CPU seconds (user + system of every process of the
+render) are both reported: on a machine shared with other jobs the CPU seconds per bag still
+measure the work, where the wall seconds do not. Usage::
 
     python benchmarks/render_throughput.py [--bags 5] [--scene benchmarks/bag30.yaml] [--pitch 1 0.5]
 
@@ -31,6 +34,7 @@ for _var in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MK
 import argparse  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
+import resource  # noqa: E402
 import shutil  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
@@ -103,16 +107,22 @@ def _render_cmd(tree: Path, scene: str, n: int, out: Path, workers: int) -> list
             "--workers", str(workers), *sets]
 
 
-def _timed_render(tree: Path, scene: str, n: int, workers: int) -> float:
+def _children_cpu_s() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def _timed_render(tree: Path, scene: str, n: int, workers: int) -> tuple[float, float]:
+    """Wall seconds and CPU seconds (user + system, every process of the render) of one render."""
     env = {**os.environ, "PYTHONPATH": str(tree)}
     for var in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         env.pop(var, None)  # a user's render: the library's own threading
     out = Path(tempfile.mkdtemp(prefix="xraybag-e2e-"))
     try:
-        t = time.perf_counter()
+        t, cpu = time.perf_counter(), _children_cpu_s()
         subprocess.run(_render_cmd(tree, scene, n, out / "ds", workers), env=env, check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=tree)
-        return time.perf_counter() - t
+        return time.perf_counter() - t, _children_cpu_s() - cpu
     finally:
         shutil.rmtree(out, ignore_errors=True)
 
@@ -142,14 +152,20 @@ def end_to_end(scene: str, n: int, workers: int, against: str | None, repeats: i
             _timed_render(tree, os.path.abspath(scene), 2, workers)  # numba's on-disk caches
         half = max(1, n // 2)
         walls: dict[str, dict[int, list[float]]] = {k: {n: [], half: []} for k in trees}
+        cpus: dict[str, dict[int, list[float]]] = {k: {n: [], half: []} for k in trees}
         for _ in range(repeats):
             for name, tree in trees.items():  # alternated, so both see the same machine
                 for k in (n, half):
-                    walls[name][k].append(_timed_render(tree, os.path.abspath(scene), k, workers))
+                    wall, cpu = _timed_render(tree, os.path.abspath(scene), k, workers)
+                    walls[name][k].append(wall)
+                    cpus[name][k].append(cpu)
         out = {}
         for name, w in walls.items():
             full, part = statistics.median(w[n]), statistics.median(w[half])
             marginal = (full - part) / (n - half) if n > half else full / n
+            c = cpus[name]
+            cfull, cpart = statistics.median(c[n]), statistics.median(c[half])
+            cpu_marginal = (cfull - cpart) / (n - half) if n > half else cfull / n
             out[name] = {
                 "rev": subprocess.run(["git", "-C", str(trees[name]), "rev-parse", "--short", "HEAD"],
                                       check=False, capture_output=True, text=True).stdout.strip(),
@@ -157,9 +173,16 @@ def end_to_end(scene: str, n: int, workers: int, against: str | None, repeats: i
                 "bags_per_hour_end_to_end": round(3600 * n / full, 1),
                 "marginal_s_per_bag": round(marginal, 4),
                 "bags_per_hour_marginal": round(3600 / marginal, 1),
+                # CPU seconds hold on a loaded machine where wall seconds do not: the work per bag,
+                # and the bags per hour it allows on `workers` cores if nothing else ran
+                "cpu_s": {str(n): [round(x, 2) for x in c[n]], str(half): [round(x, 2) for x in c[half]]},
+                "marginal_cpu_s_per_bag": round(cpu_marginal, 4),
+                "bags_per_hour_from_cpu": round(3600 * workers / cpu_marginal, 1),
             }
         if against:
             out["speedup_marginal"] = round(out[against]["marginal_s_per_bag"] / out["this"]["marginal_s_per_bag"], 3)
+            out["speedup_cpu"] = round(out[against]["marginal_cpu_s_per_bag"]
+                                       / out["this"]["marginal_cpu_s_per_bag"], 3)
             out["speedup_end_to_end"] = round(out["this"]["bags_per_hour_end_to_end"]
                                               / out[against]["bags_per_hour_end_to_end"], 3)
         return {"bags": n, "workers": workers, "pitch_mm": 1.0, "repeats": repeats, **out}
@@ -191,7 +214,7 @@ def main() -> None:
     goal = None
     if one_mm is not None:
         worst = max(one_mm["view_s_median"].values())
-        goal = {"goal_view_s": 0.5, "worst_view_s_at_1mm": worst, "met": worst < 0.5}
+        goal = {"goal_view_s": 0.15, "worst_view_s_at_1mm": worst, "met": worst < 0.15}
     print(
         json.dumps(
             {
