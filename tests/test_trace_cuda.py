@@ -29,7 +29,8 @@ def _run(args: list[str], sim: bool, timeout: int = 240) -> subprocess.Completed
     env.pop("NUMBA_ENABLE_CUDASIM", None)
     if sim:
         env["NUMBA_ENABLE_CUDASIM"] = "1"
-    return subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=timeout, env=env)
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=timeout, env=env,
+                          check=False)
 
 
 def _records(proc: subprocess.CompletedProcess) -> dict:
@@ -116,3 +117,62 @@ def test_cuda_equals_numba_on_a_gpu():
         assert r["max_ulp"] <= 1, r
     assert recs["box"]["closed_form_cuda"] == 0.0
     assert recs["sphere_shell"]["closed_form_cuda"] < 1.0
+
+
+def test_render_device_cuda_without_a_gpu_is_refused_before_any_work(tmp_path):
+    from helpers import run_cli
+    from numba import cuda
+
+    if cuda.is_available():
+        pytest.skip("a CUDA GPU is present")
+    out = tmp_path / "out"
+    r = run_cli("render", "demo", "-o", out, "--device", "cuda")
+    assert r.exit_code == 2, r.output
+    line = r.stderr.strip()
+    assert "\n" not in line and line.startswith("error: --device cuda: no CUDA GPU found"), line
+    assert not out.exists()  # nothing was written
+
+
+def test_device_choice():
+    """cpu is the numba tracer everywhere; auto takes a real GPU only, never the simulator."""
+    from numba import cuda
+
+    from xraybag.engine.xray.trace import backend_for_device
+
+    assert backend_for_device("cpu") == "numba"
+    assert backend_for_device("auto") == ("cuda" if cuda.is_available() else "numba")
+    code = ("from xraybag.engine.xray.trace import backend_for_device as b, BACKENDS; "
+            "print(b('auto'), b('cuda'), b('cpu'), BACKENDS['cuda'].__module__)")
+    proc = _run(["-c", code], sim=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split() == ["numba", "cuda", "numba", "xraybag.engine.xray.trace_cuda"]
+
+
+def test_render_device_cuda_reaches_the_tracer(tmp_path, monkeypatch):
+    """``render --device cuda`` traces every 2D view with the "cuda" backend (a counting stand-in
+    for the GPU here) and writes the same files as ``--device cpu``."""
+    from helpers import run_cli, write
+
+    from xraybag.engine.xray import trace as T
+
+    calls = []
+
+    def counting(solids, geometry):
+        calls.append((geometry.rows, geometry.cols))
+        return T.trace_numba(solids, geometry)
+
+    monkeypatch.setattr(T, "probe_cuda", lambda: True)
+    monkeypatch.setitem(T.BACKENDS, "cuda", counting)
+    scene = write(tmp_path / "plank.yaml", """
+        bag: {size: [300, 200, 120]}
+        objects:
+          - {name: plank, shape: {box: {size: [200, 100, 20]}}, material: pine, pose: {position: [0, 0, 10]}}
+        scanners: [{name: top, type: line_scan, pitch: 4}, {name: side, type: line_scan, view: horizontal, pitch: 4}]
+        """)
+    manifests = {}
+    for device in ("cuda", "cpu"):
+        r = run_cli("render", scene, "-n", 1, "-o", tmp_path / device, "-q", "--device", device)
+        assert r.exit_code == 0, r.output
+        manifests[device] = json.loads((tmp_path / device / "manifest.jsonl").read_text().splitlines()[0])
+    assert len(calls) == 2  # both views of the --device cuda run, none of the cpu run
+    assert manifests["cuda"]["files"] == manifests["cpu"]["files"]

@@ -20,9 +20,9 @@ import trimesh
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from xraybag.engine.xray.scanners import view_geometry  # noqa: E402
-from xraybag.engine.xray.trace import trace  # noqa: E402
-from xraybag.scenes.models import Scanner, Scene  # noqa: E402
+from xraybag.engine.xray.scanners import view_geometry
+from xraybag.engine.xray.trace import trace
+from xraybag.scenes.models import Scanner, Scene
 
 SCENE = Scene.model_validate({"bag": {"size": [100, 80, 60], "wall": {"thickness": 0}}})
 

@@ -459,11 +459,33 @@ def cuda_problem() -> str | None:
     initialises the CUDA driver."""
     try:
         from numba import cuda
-    except Exception as e:  # pragma: no cover - numba without its CUDA target
+    except ImportError as e:  # pragma: no cover - numba without its CUDA target
         return f"numba.cuda cannot be imported ({e})"
     if not cuda.is_available():
         return "no CUDA GPU found (numba.cuda.is_available() is false)"
     return None
+
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def backend_for_device(device: str) -> str:
+    """The tracing backend for ``xraybag render --device``: "cpu" is the numba tracer, "cuda"
+    the GPU one (an :class:`~xraybag.errors.XraybagError` where there is no GPU), "auto" the GPU
+    one where numba finds a real GPU (never the CUDA simulator), else the CPU one."""
+    from xraybag.errors import XraybagError
+
+    if device not in DEVICES:
+        raise XraybagError(f"unknown device {device!r} (choose from {', '.join(DEVICES)})")
+    if device == "cpu":
+        return "numba"
+    if device == "auto":
+        if numba.config.ENABLE_CUDASIM or not probe_cuda():
+            return "numba"
+        return "cuda"
+    if not probe_cuda():
+        raise XraybagError(f"--device cuda: {cuda_problem()}; use --device cpu or auto")
+    return "cuda"
 
 
 def probe_cuda() -> bool:

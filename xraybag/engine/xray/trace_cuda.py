@@ -6,9 +6,13 @@ and, per face, over the rows and columns of its footprint; here one CUDA thread 
 All objects of a view go in one launch: every face knows its object's window in one flat float64
 buffer, and hits are added there with ``cuda.atomic.add``. Everything around the kernel (the
 objects' windows, the faces' footprints, clamping and the per-material sums) is the CPU code of
-:mod:`.trace`, and the per-ray math (the watertight test, the fan mapping, a row's columns) is its
-plain-Python source compiled a second time as CUDA device functions
-(:data:`~xraybag.engine.xray.trace.SHARED_HELPERS`).
+:mod:`.trace`, and the per-ray math (the watertight test, the fan mapping) is its plain-Python
+source compiled a second time as CUDA device functions
+(:data:`~xraybag.engine.xray.trace.SHARED_HELPERS`). A row's columns come from
+``trace._row_columns``, a helper copy of the row loop that the CPU kernel keeps inline for speed;
+the tests hold both backends to the same results. The fan mapping's angle is libdevice's atan2
+here (within an ulp of the CPU's); it only sets which columns are tested, so a difference could
+matter only for a ray within that ulp of a footprint's edge.
 
 The sums agree with the CPU's to rounding: atomic additions come in any order, so a ray with
 more than two hits on one material may differ from the CPU in the last bit of its float64 sum
@@ -54,11 +58,11 @@ def _numpy_for_cuda():
 
 
 def _min2(a, b):
-    return b if b < a else a  # Python's min(a, b)
+    return b if b < a else a  # noqa: FURB136 - Python's min(a, b), which the CUDA target lacks
 
 
 def _max2(a, b):
-    return b if b > a else a  # Python's max(a, b)
+    return b if b > a else a  # noqa: FURB136 - Python's max(a, b), which the CUDA target lacks
 
 
 def _device_functions() -> dict:
@@ -140,7 +144,7 @@ def _face_boxes(faces, vrow, vcol, fobj, win, rows, cols):
     return boxes, span
 
 
-def trace_cuda(solids: "list", geometry: RayGeometry) -> TraceResult:
+def trace_cuda(solids: list, geometry: RayGeometry) -> TraceResult:
     """:func:`.trace.trace_numba` on the GPU: the same result, to the rounding of atomic sums."""
     t0 = time.perf_counter()
     g = geometry
@@ -193,6 +197,6 @@ def trace_cuda(solids: "list", geometry: RayGeometry) -> TraceResult:
         )
         flat = out.copy_to_host()
     for o, plan in enumerate(plans):
-        r0, c0, h, w, k, off = (int(x) for x in win[o])
+        _, _, h, w, k, off = (int(x) for x in win[o])
         finish_object(plan, flat[off : off + h * w * k].reshape(h, w, k), total, objects)
     return TraceResult(materials, total, objects, time.perf_counter() - t0)
