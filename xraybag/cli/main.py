@@ -46,16 +46,28 @@ seed_option = click.option("--seed", type=click.IntRange(min=0), default=None, h
     type=click.Choice(["clcxray"]),
     help="Extra image encodings: clcxray = the 3-channel high/low/ratio encoding of CLCXray.",
 )
+@click.option(
+    "--device",
+    default="auto",
+    show_default=True,
+    type=click.Choice(["auto", "cpu", "cuda"]),
+    help="Where the radiograph and line-scan views are traced: cpu (numba), cuda (a CUDA GPU "
+    "through numba.cuda), auto = cuda when numba finds a GPU, else cpu.",
+)
 @quiet_option
 @assets_option
 @user_errors
-def render(scene, count, out, seed, overrides, workers, scheduler, save_transmission, encoding, quiet, assets):
+def render(scene, count, out, seed, overrides, workers, scheduler, save_transmission, encoding, device, quiet,
+           assets):
     """Render SCENE (a YAML file or a built-in scene name such as 'demo') into a dataset.
 
     A bag with a CT scanner shows a second bar: the views traced (bags rendered in this process
     only, i.e. without --workers or --scheduler)."""
     from xraybag.engine.output.dataset import Options, render_dataset
     from xraybag.engine.output.files import bag_name
+    from xraybag.engine.xray.trace import backend_for_device
+
+    backend = backend_for_device(device)  # before any work: --device cuda without a GPU stops here
 
     with ProgressBar(quiet, "bag") as bags, ProgressBar(quiet, "view", leave=False, position=1) as views:
 
@@ -69,7 +81,7 @@ def render(scene, count, out, seed, overrides, workers, scheduler, save_transmis
             seed=seed,
             workers=workers,
             scheduler=scheduler,
-            opts=Options(save_transmission=save_transmission, encoding=tuple(encoding)),
+            opts=Options(save_transmission=save_transmission, encoding=tuple(encoding), trace_backend=backend),
             asset_roots=tuple(assets),
             progress=bags,
             overrides=overrides,

@@ -61,12 +61,13 @@ def effective_energy(response) -> float:
 
 
 def render_view(
-    scene: Scene, solids: list, scanner: Scanner, library, rng: np.random.Generator
+    scene: Scene, solids: list, scanner: Scanner, library, rng: np.random.Generator, backend: str = "numba"
 ) -> ViewResult:
+    """One radiograph or line-scan view; ``backend``: the tracer (:data:`.trace.BACKENDS`)."""
     times: dict[str, float] = {}
     t = time.perf_counter()
     geom = view_geometry(scanner, scene)
-    tr = trace(solids, geom)
+    tr = trace(solids, geom, backend)
     times["trace"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -91,9 +92,10 @@ def render_view(
 
 
 def render_bag(loaded: LoadedScene, index: int, seed: int | None = None,
-               ct_progress: CTProgress | None = None) -> BagResult:
+               ct_progress: CTProgress | None = None, backend: str = "numba") -> BagResult:
     """Render bag ``index`` of a loaded scene: every view, with labels. ``ct_progress`` is called
-    as ``ct_progress(bag, scanner_name, views_done, views)`` while a CT scanner traces its views."""
+    as ``ct_progress(bag, scanner_name, views_done, views)`` while a CT scanner traces its views.
+    ``backend`` traces the radiograph and line-scan views (CT scanners use their projector)."""
     seed = loaded.spec.seed if seed is None else int(seed)
     times: dict[str, float] = {}
     t = time.perf_counter()
@@ -121,5 +123,5 @@ def render_bag(loaded: LoadedScene, index: int, seed: int | None = None,
             for k, sec in cts[scanner.name].seconds.items():
                 times[f"{scanner.name}.{k}"] = sec
             continue
-        views.append(render_view(packed, solids, scanner, loaded.library, rng))
+        views.append(render_view(packed, solids, scanner, loaded.library, rng, backend))
     return BagResult(bag, seed, packed, objects, views, report, times, cts)

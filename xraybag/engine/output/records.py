@@ -30,6 +30,7 @@ STATE_DIR = ".xraybag"
 class Options:
     save_transmission: bool = False
     encoding: tuple[str, ...] = ()  # e.g. ("clcxray",)
+    trace_backend: str = "numba"  # the mesh tracer of the 2D views: "numba" (CPU) or "cuda"
 
 
 def coco_records(result: BagResult, categories: dict[str, int], n_views: int) -> dict:
@@ -119,7 +120,7 @@ def render_and_write(
     """Render bag ``index`` and write its files; returns its manifest record. ``ct_progress``: see
     :func:`.pipeline.render_bag`."""
     t0 = time.perf_counter()
-    result = render_bag(loaded, index, seed, ct_progress)
+    result = render_bag(loaded, index, seed, ct_progress, opts.trace_backend)
     t1 = time.perf_counter()
     files = bag_files(result, out, categories, opts)
     for rel, data in files.items():

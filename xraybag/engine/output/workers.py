@@ -51,7 +51,14 @@ def run_bags(
         from concurrent.futures import ProcessPoolExecutor
         from concurrent.futures import as_completed as done_first
 
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        # CUDA cannot be used in a child forked from a process that has initialised it (the
+        # device check has): such children are spawned
+        ctx = None
+        if opts.trace_backend == "cuda":
+            import multiprocessing
+
+            ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
             futures = [pool.submit(_worker_task, ref, roots, overrides, i, str(out), seed, categories, opts)
                        for i in todo]
             for fut in done_first(futures):

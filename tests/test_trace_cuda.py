@@ -1,0 +1,178 @@
+"""The CUDA tracer (xraybag.engine.xray.trace_cuda) against the numba reference and closed forms.
+
+This process has numba loaded for the CPU, so the CUDA simulator (NUMBA_ENABLE_CUDASIM=1, which
+must be set before numba is imported) runs in a subprocess: tests/trace_cuda_scenes.py traces
+each scene with both backends and prints what differs. The kernel is also compiled to PTX for a
+real GPU (numba's CUDA typing and NVVM, which the simulator skips). The ``gpu`` test runs the
+same comparison on a real GPU at a realistic size (``make test-gpu``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from xraybag.errors import XraybagError
+
+ROOT = Path(__file__).resolve().parents[1]
+SCENES = ROOT / "tests" / "trace_cuda_scenes.py"
+
+
+def _run(args: list[str], sim: bool, timeout: int = 240) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    env.pop("NUMBA_ENABLE_CUDASIM", None)
+    if sim:
+        env["NUMBA_ENABLE_CUDASIM"] = "1"
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=timeout, env=env,
+                          check=False)
+
+
+def _records(proc: subprocess.CompletedProcess) -> dict:
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    recs = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    return {r["scene"]: r for r in recs}
+
+
+@pytest.fixture(scope="module")
+def simulated():
+    """Every scene traced by both backends under numba's CUDA simulator."""
+    return _records(_run([str(SCENES)], sim=True))
+
+
+@pytest.mark.parametrize("scene", ["box", "sphere_shell", "overlap_perspective", "fan_beam"])
+def test_simulated_cuda_equals_numba(simulated, scene):
+    r = simulated[scene]
+    assert r["hit_rays"] > 20  # the scene is in view
+    assert r["materials"] and r["windows"]
+    # atomic sums may reorder additions: within one float32 ulp (exact on these scenes so far)
+    assert r["max_ulp"] <= 1
+    assert r["max_rel"] <= 1.2e-7
+
+
+def test_simulated_cuda_matches_closed_forms(simulated):
+    box = simulated["box"]
+    assert box["closed_form_cuda"] == 0.0  # 80 rays of exactly 6 mm, edges counted once
+    shell = simulated["sphere_shell"]
+    assert shell["closed_form_cuda"] < 1.0  # hollow-sphere chords, within the 0.5 mm faceting
+    assert shell["closed_form_cuda"] == pytest.approx(shell["closed_form_numba"], rel=1e-6)
+
+
+def test_kernel_compiles_for_a_real_gpu():
+    """numba's CUDA typing and NVVM on the kernel and its device functions (no GPU needed: the
+    compute capability numba would ask the driver for is given)."""
+    code = textwrap.dedent("""
+        import types
+        import numba.cuda.dispatcher as D
+        from numba import cuda, types as nt
+        D.get_current_device = lambda: types.SimpleNamespace(compute_capability=(9, 0))
+        try:
+            cuda.compile_ptx(lambda: None, (), cc=(9, 0))
+        except Exception as e:
+            print("NO-NVVM", type(e).__name__, e)
+            raise SystemExit(0)
+        from xraybag.engine.xray import trace_cuda as T
+        f1, f2, i1, i2 = nt.float64[::1], nt.float64[:, ::1], nt.int64[::1], nt.int64[:, ::1]
+        sig = (f2, i2, f1, f1, i2, f2, i1, i1, i1, i1, i2, f2, f2, nt.int8[:, :, ::1], nt.float64[:, :, ::1], f1, f1)
+        ptx, _ = cuda.compile_ptx(T._trace_rows.py_func, sig, cc=(9, 0))
+        print("PTX", len(ptx), ptx.count("atom.global.add.f64"))
+    """)
+    proc = _run(["-c", code], sim=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    if "NO-NVVM" in proc.stdout:
+        pytest.skip(f"no NVVM here: {proc.stdout.strip()}")
+    _, size, atomics = proc.stdout.split()[-3:]
+    assert int(size) > 10_000 and int(atomics) == 1
+
+
+def test_cuda_backend_refused_without_a_gpu():
+    from numba import config, cuda
+
+    from xraybag.engine.xray.trace import BACKENDS, cuda_problem, trace
+
+    if cuda.is_available() or config.ENABLE_CUDASIM:
+        pytest.skip("a CUDA GPU is present")
+    assert "numba.cuda.is_available() is false" in cuda_problem()
+    with pytest.raises(XraybagError, match="'cuda' is not available; available: numba"):
+        trace([], None, backend="cuda")
+    assert "cuda" not in BACKENDS
+
+
+@pytest.mark.gpu
+def test_cuda_equals_numba_on_a_gpu():
+    """The same scenes at 8x the rays per axis (up to 192 x 128 .. 152 x 232), on the GPU."""
+    from numba import cuda
+
+    if not cuda.is_available():
+        pytest.skip("no CUDA GPU (numba.cuda.is_available() is false)")
+    recs = _records(_run([str(SCENES), "--scale", "8"], sim=False, timeout=600))
+    assert set(recs) == {"box", "sphere_shell", "overlap_perspective", "fan_beam"}
+    for r in recs.values():
+        assert r["materials"] and r["windows"], r
+        assert r["max_ulp"] <= 1, r
+    assert recs["box"]["closed_form_cuda"] == 0.0
+    assert recs["sphere_shell"]["closed_form_cuda"] < 1.0
+
+
+def test_render_device_cuda_without_a_gpu_is_refused_before_any_work(tmp_path):
+    from helpers import run_cli
+    from numba import cuda
+
+    if cuda.is_available():
+        pytest.skip("a CUDA GPU is present")
+    out = tmp_path / "out"
+    r = run_cli("render", "demo", "-o", out, "--device", "cuda")
+    assert r.exit_code == 2, r.output
+    line = r.stderr.strip()
+    assert "\n" not in line and line.startswith("error: --device cuda: no CUDA GPU found"), line
+    assert not out.exists()  # nothing was written
+
+
+def test_device_choice():
+    """cpu is the numba tracer everywhere; auto takes a real GPU only, never the simulator."""
+    from numba import cuda
+
+    from xraybag.engine.xray.trace import backend_for_device
+
+    assert backend_for_device("cpu") == "numba"
+    assert backend_for_device("auto") == ("cuda" if cuda.is_available() else "numba")
+    code = ("from xraybag.engine.xray.trace import backend_for_device as b, BACKENDS; "
+            "print(b('auto'), b('cuda'), b('cpu'), BACKENDS['cuda'].__module__)")
+    proc = _run(["-c", code], sim=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split() == ["numba", "cuda", "numba", "xraybag.engine.xray.trace_cuda"]
+
+
+def test_render_device_cuda_reaches_the_tracer(tmp_path, monkeypatch):
+    """``render --device cuda`` traces every 2D view with the "cuda" backend (a counting stand-in
+    for the GPU here) and writes the same files as ``--device cpu``."""
+    from helpers import run_cli, write
+
+    from xraybag.engine.xray import trace as T
+
+    calls = []
+
+    def counting(solids, geometry):
+        calls.append((geometry.rows, geometry.cols))
+        return T.trace_numba(solids, geometry)
+
+    monkeypatch.setattr(T, "probe_cuda", lambda: True)
+    monkeypatch.setitem(T.BACKENDS, "cuda", counting)
+    scene = write(tmp_path / "plank.yaml", """
+        bag: {size: [300, 200, 120]}
+        objects:
+          - {name: plank, shape: {box: {size: [200, 100, 20]}}, material: pine, pose: {position: [0, 0, 10]}}
+        scanners: [{name: top, type: line_scan, pitch: 4}, {name: side, type: line_scan, view: horizontal, pitch: 4}]
+        """)
+    manifests = {}
+    for device in ("cuda", "cpu"):
+        r = run_cli("render", scene, "-n", 1, "-o", tmp_path / device, "-q", "--device", device)
+        assert r.exit_code == 0, r.output
+        manifests[device] = json.loads((tmp_path / device / "manifest.jsonl").read_text().splitlines()[0])
+    assert len(calls) == 2  # both views of the --device cuda run, none of the cpu run
+    assert manifests["cuda"]["files"] == manifests["cpu"]["files"]

@@ -1,0 +1,202 @@
+"""The mesh tracer of :mod:`xraybag.engine.xray.trace` as a CUDA kernel (numba.cuda): ``BACKENDS["cuda"]``.
+
+Same inputs, same :class:`~xraybag.engine.xray.trace.TraceResult`. The CPU kernel loops over faces
+and, per face, over the rows and columns of its footprint; here one CUDA thread takes one
+(face, footprint row) pair, so a large triangle is spread over as many threads as it has rows.
+All objects of a view go in one launch: every face knows its object's window in one flat float64
+buffer, and hits are added there with ``cuda.atomic.add``. Everything around the kernel (the
+objects' windows, the faces' footprints, clamping and the per-material sums) is the CPU code of
+:mod:`.trace`, and the per-ray math (the watertight test, the fan mapping) is its plain-Python
+source compiled a second time as CUDA device functions
+(:data:`~xraybag.engine.xray.trace.SHARED_HELPERS`). A row's columns come from
+``trace._row_columns``, a helper copy of the row loop that the CPU kernel keeps inline for speed;
+the tests hold both backends to the same results. The fan mapping's angle is libdevice's atan2
+here (within an ulp of the CPU's); it only sets which columns are tested, so a difference could
+matter only for a ray within that ulp of a footprint's edge.
+
+The sums agree with the CPU's to rounding: atomic additions come in any order, so a ray with
+more than two hits on one material may differ from the CPU in the last bit of its float64 sum
+(and, rarely, by one unit of the float32 result).
+"""
+
+from __future__ import annotations
+
+import time
+import types
+
+import numba
+import numpy as np
+from numba import cuda
+
+from xraybag.engine.xray import trace as _trace
+from xraybag.engine.xray.trace import (
+    SHARED_HELPERS,
+    RayGeometry,
+    TraceResult,
+    _face_box,
+    finish_object,
+    plan_objects,
+    ray_constants,
+)
+
+THREADS = 128  # threads per block
+
+
+def _numpy_for_cuda():
+    """What the shared helpers take from numpy, as CUDA device code has it: numba's CUDA target
+    has no ``np.floor``, ``np.ceil`` or ``np.arctan2``, so these are libdevice's (float in,
+    float out, like numpy's; floor and ceil are exact, atan2 within an ulp of the CPU's). The
+    simulator runs the helpers as Python and keeps numpy itself."""
+    if numba.config.ENABLE_CUDASIM:
+        return np
+    from numba.cuda import libdevice
+
+    mod = types.ModuleType("xraybag_numpy_for_cuda")
+    mod.floor, mod.ceil, mod.arctan2 = libdevice.floor, libdevice.ceil, libdevice.atan2
+    mod.pi, mod.inf = np.pi, np.inf
+    return mod
+
+
+def _min2(a, b):
+    return b if b < a else a  # noqa: FURB136 - Python's min(a, b), which the CUDA target lacks
+
+
+def _max2(a, b):
+    return b if b > a else a  # noqa: FURB136 - Python's max(a, b), which the CUDA target lacks
+
+
+def _device_functions() -> dict:
+    """The shared helpers compiled as CUDA device functions, each calling the others' device
+    versions: plain-Python copies of them over a copy of :mod:`.trace`'s globals, where ``np``
+    is :func:`_numpy_for_cuda` and ``min``/``max`` the two-argument device functions above
+    (numba's CUDA target cannot compile the builtins' star-argument overloads)."""
+    g = dict(vars(_trace))
+    g["np"] = _numpy_for_cuda()
+    g["min"] = cuda.jit(device=True)(_min2)
+    g["max"] = cuda.jit(device=True)(_max2)
+    for name, fn in SHARED_HELPERS.items():
+        clone = types.FunctionType(fn.__code__, g, name, fn.__defaults__, fn.__closure__)
+        g[name] = cuda.jit(device=True)(clone)
+    return g
+
+
+_DEVICE = _device_functions()
+_ray_hit = _DEVICE["ray_hit"]
+_row_columns = _DEVICE["_row_columns"]
+
+
+@cuda.jit
+def _trace_rows(vertices, faces, vrow, vcol, boxes, span, item_face, item_row, fslot, fobj, win,
+                origin_row, origin_col, kk, sh, fan, out):
+    """Thread ``t`` traces row ``item_row[t]`` of face ``item_face[t]``: the face's columns
+    ``boxes[f, 2:4]`` cut down to the row (as the CPU's ``_trace_faces`` does), each hit added to
+    ``out[win[o, 5] + ((i - r0) * w + (j - c0)) * slots + slot]`` of the face's object ``o``
+    (``win[o]`` = r0, c0, h, w, slots, offset)."""
+    t = cuda.grid(1)
+    if t >= item_face.shape[0]:
+        return
+    f = item_face[t]
+    i = item_row[t]
+    a = faces[f, 0]
+    b = faces[f, 1]
+    c = faces[f, 2]
+    is_fan = fan.shape[0] > 0
+    ja, jb = _row_columns(vertices, (a, b, c), i, vrow, vcol, origin_row, origin_col, fan, is_fan,
+                          span[f, 0], span[f, 1], boxes[f, 2], boxes[f, 3])
+    ri = i if kk.shape[0] > 1 else 0
+    o = fobj[f]
+    r0 = win[o, 0]
+    c0 = win[o, 1]
+    w = win[o, 3]
+    nk = win[o, 4]
+    base = win[o, 5] + fslot[f]
+    for j in range(ja, jb + 1):
+        hit, st = _ray_hit(
+            vertices, a, b, c,
+            origin_row[i, 0] + origin_col[j, 0],
+            origin_row[i, 1] + origin_col[j, 1],
+            origin_row[i, 2] + origin_col[j, 2],
+            kk[ri, j], sh[ri, j],
+        )
+        if hit:
+            cuda.atomic.add(out, base + ((i - r0) * w + (j - c0)) * nk, st)
+
+
+@numba.njit(cache=True, nogil=True)
+def _face_boxes(faces, vrow, vcol, fobj, win, rows, cols):
+    """Every face's footprint as the CPU kernel computes it (:func:`.trace._face_box`, on the
+    CPU here too, so both agree even where a projected vertex is not finite): rows and columns
+    (n, 4) = i0, i1, j0, j1, and the projected column range (n, 2) = clo, chi."""
+    n = faces.shape[0]
+    boxes = np.empty((n, 4), dtype=np.int64)
+    span = np.empty((n, 2), dtype=np.float64)
+    for f in range(n):
+        o = fobj[f]
+        i0, i1, j0, j1, clo, chi = _face_box(
+            vrow, vcol, faces[f, 0], faces[f, 1], faces[f, 2], win[o, 0], win[o, 1], win[o, 2], win[o, 3], rows, cols
+        )
+        boxes[f, 0] = i0
+        boxes[f, 1] = i1
+        boxes[f, 2] = j0
+        boxes[f, 3] = j1
+        span[f, 0] = clo
+        span[f, 1] = chi
+    return boxes, span
+
+
+def trace_cuda(solids: list, geometry: RayGeometry) -> TraceResult:
+    """:func:`.trace.trace_numba` on the GPU: the same result, to the rounding of atomic sums."""
+    t0 = time.perf_counter()
+    g = geometry
+    materials, mindex, plans = plan_objects(solids, g)
+    total = np.zeros((g.rows, g.cols, len(materials)), dtype=np.float32)
+    objects: list = []
+    if not plans:
+        return TraceResult(materials, total, objects, time.perf_counter() - t0)
+    kk, sh, fan = ray_constants(g)
+
+    # every part of every object as one mesh; win[o] = r0, c0, h, w, slots, offset in the buffer
+    verts, faces, vrow, vcol, fslot, fobj = [], [], [], [], [], []
+    win = np.zeros((len(plans), 6), dtype=np.int64)
+    nv = offset = 0
+    for o, plan in enumerate(plans):
+        win[o] = plan.r0, plan.c0, plan.h, plan.w, len(plan.mats), offset
+        offset += plan.h * plan.w * len(plan.mats)
+        for s, (pr, pc) in zip(plan.parts, plan.projected):
+            f = np.asarray(s.faces, dtype=np.int64)
+            verts.append(np.asarray(s.vertices, dtype=np.float64))
+            faces.append(f + nv)
+            vrow.append(np.asarray(pr, dtype=np.float64))
+            vcol.append(np.asarray(pc, dtype=np.float64))
+            fslot.append(np.full(len(f), plan.local[mindex[s.material]], dtype=np.int64))
+            fobj.append(np.full(len(f), o, dtype=np.int64))
+            nv += len(s.vertices)
+    vertices = np.ascontiguousarray(np.concatenate(verts))
+    faces_a = np.ascontiguousarray(np.concatenate(faces).reshape(-1, 3))
+    vrow_a, vcol_a = np.concatenate(vrow), np.concatenate(vcol)
+    fslot_a, fobj_a = np.concatenate(fslot), np.concatenate(fobj)
+    boxes, span = _face_boxes(faces_a, vrow_a, vcol_a, fobj_a, win, g.rows, g.cols)
+
+    # the work: one item per (face, footprint row)
+    live = np.flatnonzero((boxes[:, 0] <= boxes[:, 1]) & (boxes[:, 2] <= boxes[:, 3]))
+    counts = boxes[live, 1] - boxes[live, 0] + 1
+    n_items = int(counts.sum())
+    flat = np.zeros(offset, dtype=np.float64)
+    if n_items:
+        starts = np.cumsum(counts) - counts
+        item_face = np.repeat(live, counts)
+        item_row = np.arange(n_items, dtype=np.int64) - np.repeat(starts - boxes[live, 0], counts)
+        d = cuda.to_device
+        out = d(flat)
+        blocks = (n_items + THREADS - 1) // THREADS
+        _trace_rows[blocks, THREADS](
+            d(vertices), d(faces_a), d(vrow_a), d(vcol_a), d(boxes), d(span), d(item_face), d(item_row),
+            d(fslot_a), d(fobj_a), d(win), d(np.ascontiguousarray(g.origin_row, dtype=np.float64)),
+            d(np.ascontiguousarray(g.origin_col, dtype=np.float64)), d(np.ascontiguousarray(kk)),
+            d(np.ascontiguousarray(sh)), d(fan), out,
+        )
+        flat = out.copy_to_host()
+    for o, plan in enumerate(plans):
+        _, _, h, w, k, off = (int(x) for x in win[o])
+        finish_object(plan, flat[off : off + h * w * k].reshape(h, w, k), total, objects)
+    return TraceResult(materials, total, objects, time.perf_counter() - t0)
