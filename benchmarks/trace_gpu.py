@@ -43,7 +43,8 @@ def main() -> None:
     from xraybag.engine.packing import pack_bag
     from xraybag.engine.solids.scene import build_solids
     from xraybag.engine.xray.scanners import view_geometry
-    from xraybag.engine.xray.trace import cuda_problem, trace
+    from xraybag.engine.xray.devices import cuda_problem, probe_cuda
+    from xraybag.engine.xray.trace import trace
     from xraybag.scenes.loader import load_scene
 
     loaded = load_scene(args.scene)
@@ -58,6 +59,8 @@ def main() -> None:
         views += [(s.name, solids, view_geometry(s, packed)) for s in packed.scanners]
 
     problem = cuda_problem()
+    if problem is None:
+        probe_cuda()
     if problem is None and config.ENABLE_CUDASIM and not args.simulator:
         problem = "the CUDA simulator (NUMBA_ENABLE_CUDASIM=1) is not a GPU"
     backends = ["numba"] + (["cuda"] if problem is None else [])

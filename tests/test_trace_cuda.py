@@ -93,7 +93,8 @@ def test_kernel_compiles_for_a_real_gpu():
 def test_cuda_backend_refused_without_a_gpu():
     from numba import config, cuda
 
-    from xraybag.engine.xray.trace import BACKENDS, cuda_problem, trace
+    from xraybag.engine.xray.devices import cuda_problem
+    from xraybag.engine.xray.trace import BACKENDS, trace
 
     if cuda.is_available() or config.ENABLE_CUDASIM:
         pytest.skip("a CUDA GPU is present")
@@ -137,11 +138,12 @@ def test_device_choice():
     """cpu is the numba tracer everywhere; auto takes a real GPU only, never the simulator."""
     from numba import cuda
 
-    from xraybag.engine.xray.trace import backend_for_device
+    from xraybag.engine.xray.devices import backend_for_device
 
     assert backend_for_device("cpu") == "numba"
     assert backend_for_device("auto") == ("cuda" if cuda.is_available() else "numba")
-    code = ("from xraybag.engine.xray.trace import backend_for_device as b, BACKENDS; "
+    code = ("from xraybag.engine.xray.devices import backend_for_device as b; "
+            "from xraybag.engine.xray.trace import BACKENDS; "
             "print(b('auto'), b('cuda'), b('cpu'), BACKENDS['cuda'].__module__)")
     proc = _run(["-c", code], sim=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -161,7 +163,9 @@ def test_render_device_cuda_reaches_the_tracer(tmp_path, monkeypatch):
         calls.append((geometry.rows, geometry.cols))
         return T.trace_numba(solids, geometry)
 
-    monkeypatch.setattr(T, "probe_cuda", lambda: True)
+    from xraybag.engine.xray import devices
+
+    monkeypatch.setattr(devices, "probe_cuda", lambda: True)
     monkeypatch.setitem(T.BACKENDS, "cuda", counting)
     scene = write(tmp_path / "plank.yaml", """
         bag: {size: [300, 200, 120]}

@@ -20,6 +20,7 @@ import trimesh
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from xraybag.engine.xray.devices import probe_cuda
 from xraybag.engine.xray.scanners import view_geometry
 from xraybag.engine.xray.trace import trace
 from xraybag.scenes.models import Scanner, Scene
@@ -122,6 +123,8 @@ def main(argv=None) -> None:
     ap.add_argument("--scale", type=int, default=1)
     ap.add_argument("--only", nargs="*", default=None)
     args = ap.parse_args(argv)
+    if not probe_cuda():
+        sys.exit("no CUDA GPU or simulator: run with NUMBA_ENABLE_CUDASIM=1")
     for name, (solids, g, form) in scenes(args.scale).items():
         if args.only and name not in args.only:
             continue

@@ -65,7 +65,7 @@ def render(scene, count, out, seed, overrides, workers, scheduler, save_transmis
     only, i.e. without --workers or --scheduler)."""
     from xraybag.engine.output.dataset import Options, render_dataset
     from xraybag.engine.output.files import bag_name
-    from xraybag.engine.xray.trace import backend_for_device
+    from xraybag.engine.xray.devices import backend_for_device
 
     backend = backend_for_device(device)  # before any work: --device cuda without a GPU stops here
 

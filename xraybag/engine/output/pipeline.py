@@ -67,6 +67,10 @@ def render_view(
     times: dict[str, float] = {}
     t = time.perf_counter()
     geom = view_geometry(scanner, scene)
+    if backend == "cuda":  # a spawned worker registers the CUDA tracer itself
+        from xraybag.engine.xray.devices import probe_cuda
+
+        probe_cuda()
     tr = trace(solids, geom, backend)
     times["trace"] = time.perf_counter() - t
 
