@@ -46,7 +46,8 @@ from xraybag.engine.packing.place import (
     setup,
     try_candidates,
 )
-from xraybag.engine.packing.pso import euler_xyz, pso
+from xraybag.engine.packing.pso import pso
+from xraybag.engine.solids.scene import rotation_matrix
 from xraybag.errors import XraybagError
 from xraybag.scenes.models import Scene
 
@@ -267,7 +268,7 @@ class _Packing:
         hi = -lo
 
         def rot_of(q):
-            return euler_xyz(q[2:5]) @ rot_s
+            return rotation_matrix(q[2:5]) @ rot_s
 
         def cost(q):
             return bag.settle(g, rot_of(q), pos_s[0] + q[0], pos_s[1] + q[1])[0]

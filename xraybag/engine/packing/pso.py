@@ -32,13 +32,3 @@ def pso(cost, lo: np.ndarray, hi: np.ndarray, rng: np.random.Generator, particle
         pbest[better], pf[better] = x[better], f[better]
         seen += [(float(fv), p.copy()) for fv, p in zip(f, x)]
     return seen, pbest[int(np.argmin(pf))]
-
-
-def euler_xyz(deg) -> np.ndarray:
-    """Rz @ Ry @ Rx (fixed axes, degrees), like geometry.rotation_matrix, without scipy's overhead."""
-    a, b, c = np.radians(np.asarray(deg, dtype=float))
-    ca, sa, cb, sb, cc, sc = math.cos(a), math.sin(a), math.cos(b), math.sin(b), math.cos(c), math.sin(c)
-    rx = np.array([[1, 0, 0], [0, ca, -sa], [0, sa, ca]])
-    ry = np.array([[cb, 0, sb], [0, 1, 0], [-sb, 0, cb]])
-    rz = np.array([[cc, -sc, 0], [sc, cc, 0], [0, 0, 1]])
-    return rz @ ry @ rx

