@@ -172,3 +172,28 @@ def test_containers_and_parts_pack():
     packed, report = pack(scene(objects), rng=np.random.default_rng(9))
     assert report.placed == ["bottle", "knife", "ball"]
     assert_inside_and_disjoint(boxes(packed), gap=1.0)
+
+
+def test_random_packer_outline_extent_is_the_aabb_of_every_vertex():
+    """The compiled tries turn only the outline's convex hull by the yaw: its AABB must be that of
+    all the object's vertices under rotation_matrix (scipy's convention), quarter turns included."""
+    from scipy.spatial.transform import Rotation
+
+    from xraybag.engine.packing.base import BASE_ROTATIONS
+    from xraybag.engine.packing.rejection import _extent, _outlines
+    from xraybag.engine.solids.scene import object_points
+    from xraybag.scenes import sample
+    from xraybag.scenes.loader import load_scene
+
+    r = np.random.default_rng(8)
+    objs = scene(clutter(6)).objects + sample.sample(load_scene("demo"), 0).objects  # a knife, a gun...
+    for obj in objs:
+        pts = object_points(obj)
+        hull, corners, zr = _outlines(pts)
+        assert corners.max() <= len(pts)
+        for b, (rx, ry) in enumerate(BASE_ROTATIONS):
+            for yaw in [0.0, 90.0, 180.0, 270.0, *r.uniform(0, 360, 20)]:
+                ref = pts @ Rotation.from_euler("xyz", [rx, ry, yaw], degrees=True).as_matrix().T
+                got = np.array(_extent(hull, b, float(yaw), zr))
+                np.testing.assert_allclose(got[[0, 1, 4]], ref.min(axis=0), atol=1e-9)
+                np.testing.assert_allclose(got[[2, 3, 5]], ref.max(axis=0), atol=1e-9)
