@@ -4,6 +4,7 @@ files never depend on where (or in what order) it was rendered."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Callable
 
@@ -12,6 +13,27 @@ from xraybag.engine.output.records import Options, render_and_write
 from xraybag.scenes.loader import LoadedScene, load_scene
 
 _WORKER_SCENES: dict = {}
+
+
+def worker_threads(workers: int) -> int:
+    """Threads each of ``workers`` local processes may use: its share of this machine's cores."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - macOS, Windows
+        cores = os.cpu_count() or 1
+    return max(1, cores // max(1, workers))
+
+
+def _limit_threads(threads: int) -> None:
+    """A worker's initializer: BLAS/OpenMP pools (threadpoolctl) and numba to ``threads``. Left at
+    their default (every core) in each of several workers, OpenBLAS's threads spin while they wait
+    and took a third of a 2-worker render's CPU time."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=threads)
+    import numba
+
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
 
 
 def _worker_task(ref: str, roots: tuple, overrides: tuple, index: int, out: str, seed: int, cats: dict,
@@ -58,7 +80,8 @@ def run_bags(
             import multiprocessing
 
             ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_limit_threads,
+                                 initargs=(worker_threads(workers),)) as pool:
             futures = [pool.submit(_worker_task, ref, roots, overrides, i, str(out), seed, categories, opts)
                        for i in todo]
             for fut in done_first(futures):
