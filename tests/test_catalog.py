@@ -215,7 +215,12 @@ def test_cli_list_show_export(tmp_path):
     assert r.exit_code == 0 and "chef_knife" in r.output and "swiss_army_knife" in r.output
     r = run_cli("catalog", "list", "--json")
     rows = json.loads(r.output)
-    assert len(rows) == len(CATALOG) and {"name", "label", "params", "description"} <= set(rows[0])
+    from xraybag.scenes.catalog.bags import SHELLS
+
+    assert len(rows) == len(CATALOG) + len(SHELLS) and {"name", "label", "params", "description"} <= set(rows[0])
+    bags = json.loads(run_cli("catalog", "list", "--json", "--family", "bags").output)
+    assert [b["name"] for b in bags] == list(SHELLS)
+    assert "corner_radius" in run_cli("catalog", "show", "soft_carry_on").output
     r = run_cli("catalog", "show", "vacuum_cup")
     assert r.exit_code == 0 and "gap" in r.output and "uniform [2, 5]" in r.output
     d = json.loads(run_cli("catalog", "show", "vacuum_cup", "--json").output)

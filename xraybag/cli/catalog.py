@@ -44,11 +44,14 @@ def catalog() -> None:
 @catalog.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.option("--label", default=None, help="Only entries with this label (category).")
-def list_entries(as_json: bool, label: str | None) -> None:
+@click.option("--family", default=None, help="Only entries of this family (threats, ..., bags: the bag shells).")
+def list_entries(as_json: bool, label: str | None, family: str | None) -> None:
     """List the catalog entries: name, label, number of parameters, description."""
     from xraybag.scenes.catalog import CATALOG
+    from xraybag.scenes.catalog.bags import SHELLS
 
-    entries = [e for e in CATALOG.values() if label is None or e.label == label]
+    entries = [e for e in [*CATALOG.values(), *SHELLS.values()]
+               if (label is None or e.label == label) and (family is None or e.family == family)]
     if as_json:
         data = [{"name": e.name, "label": e.label, "family": e.family, "params": len(e.params),
                  "description": e.description} for e in entries]
@@ -65,8 +68,9 @@ def list_entries(as_json: bool, label: str | None) -> None:
 def show(name: str, as_json: bool) -> None:
     """Show an entry's parameters with their defaults, units and documentation."""
     from xraybag.scenes.catalog import get_entry
+    from xraybag.scenes.catalog.bags import SHELLS
 
-    e = get_entry(name)
+    e = SHELLS[name] if name in SHELLS else get_entry(name)
     params = [_param_record(n, s) for n, s in e.params.items()]
     if as_json:
         click.echo(json.dumps({"name": e.name, "label": e.label, "family": e.family,

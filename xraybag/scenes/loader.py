@@ -305,8 +305,13 @@ def check_params(obj: Any, i: int, templates: dict, library: Any, source: Source
     if not entries:
         raise source.error(("objects", i, "params"), "params need a procedural catalog template "
                            "(see 'xraybag catalog list')", key=True)
-    for key, value in obj.params.items():
-        loc = ("objects", i, "params", key)
+    _check_values(entries, obj.params, ("objects", i, "params"), library, source)
+
+
+def _check_values(entries: list, params: dict, root: Loc, library: Any, source: SourceMap) -> None:
+    """Every key of ``params`` a parameter of one of ``entries``, every value valid, materials known."""
+    for key, value in params.items():
+        loc = (*root, key)
         owners = [e for e in entries if key in e.params]
         if not owners:
             from xraybag.scenes.catalog import unknown_param
@@ -324,6 +329,21 @@ def check_params(obj: Any, i: int, templates: dict, library: Any, source: Source
                     library.get(m)
                 except XraybagError as err:
                     raise source.error(loc, err.message) from None
+
+
+def check_shell(bag: Any, library: Any, source: SourceMap) -> None:
+    """``bag.shell``: known shell names; ``bag.params``: parameters of one of them, valid, with
+    known materials."""
+    if bag.shell is None:
+        return
+    from xraybag.scenes.catalog.bags import SHELLS
+
+    for name in _names(bag.shell):
+        if name not in SHELLS:
+            close = difflib.get_close_matches(name, list(SHELLS), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else f"; known: {', '.join(SHELLS)}"
+            raise source.error(("bag", "shell"), f"unknown bag shell {name!r}{hint}")
+    _check_values([SHELLS[n] for n in _names(bag.shell)], bag.params, ("bag", "params"), library, source)
 
 
 # ---------------------------------------------------------------------------------------- loading
@@ -447,6 +467,7 @@ def load_scene_data(
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
                 raise source.error(("objects", i, "template"), f"unknown template {t!r}{hint}")
         check_params(obj, i, templates, library, source)
+    check_shell(spec.bag, library, source)
     if check_files:
         for inc, sm, bdir in layers:
             check_meshes(inc, bdir, roots, sm)

@@ -242,8 +242,29 @@ class Wall(Strict):
 
 
 class Bag(Strict):
+    """The bag: a box of walls, or a shell from the catalog built around the interior ``size`` (the
+    packers fill the interior; the shell's rounded wall, zip, trolley, wheels, frame and handles lie
+    outside it)."""
+
     size: Vec3Pos = Field(description="interior size x (conveyor), y, z (up) in mm")
-    wall: Wall = Field(default_factory=Wall)
+    wall: Wall = Field(default_factory=Wall, description="the box's walls (bags without a shell)")
+    shell: TemplateName | None = Field(
+        None,
+        description="a bag shell ('xraybag catalog list --family bags'): soft_carry_on, hard_suitcase, "
+        "backpack, laptop_bag, tote, or {choice: [...]}; its wall material and thickness are its params",
+    )
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="parameters of the shell (numbers and materials may be distributions)"
+    )
+
+    @model_validator(mode="after")
+    def _shell_or_wall(self):
+        if self.shell is not None and "wall" in self.model_fields_set:
+            raise ValueError("a bag with a shell takes its wall from the shell's params (material, thickness); "
+                             "remove wall")
+        if self.params and self.shell is None:
+            raise ValueError("params need a shell")
+        return self
 
 
 class Packing(Strict):

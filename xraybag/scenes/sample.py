@@ -96,6 +96,27 @@ def expand_entry(obj: Object, k: int, loaded: LoadedScene, rng: np.random.Genera
     return out
 
 
+def _bag(loaded: LoadedScene, rng: np.random.Generator) -> dict:
+    """The bag as plain data: a shell's name drawn and every one of its parameters fixed."""
+    spec = loaded.spec.bag
+    bag = resolve(spec, rng)
+    if spec.shell is None:
+        bag.pop("params", None)
+        bag.pop("shell", None)
+        return bag
+    from xraybag.scenes.catalog.bags import SHELLS
+
+    entry = SHELLS[bag["shell"]]
+    given = {p: v for p, v in spec.params.items() if p in entry.params}
+
+    def where(key: str) -> str:
+        return loaded.source.where(("bag", "params", key), key=True)
+
+    bag["params"] = entry.draw_params(given, rng, where)
+    bag.pop("wall", None)
+    return bag
+
+
 def _param_where(loaded: LoadedScene, k: int):
     def where(key: str) -> str:
         return loaded.source.where(("objects", k, "params", key), key=True)
@@ -127,7 +148,7 @@ def sample(loaded: LoadedScene, index: int = 0, seed: int | None = None) -> Scen
             k: v.model_dump(exclude_none=True, exclude_defaults=True) | {"density": v.density}
             for k, v in loaded.user_materials.items()
         },
-        "bag": resolve(spec.bag, bag_rng(seed, index, STREAM_BAG)),
+        "bag": _bag(loaded, bag_rng(seed, index, STREAM_BAG)),
         "objects": objects,
         "packing": resolve(spec.packing, bag_rng(seed, index, STREAM_BAG)),
         "scanners": resolve(spec.scanners, bag_rng(seed, index, STREAM_SCANNERS)),

@@ -29,7 +29,12 @@ def memory_needed(loaded: LoadedScene) -> tuple[int, str]:
 
     spec = loaded.spec
     size = [upper_bound(s) for s in spec.bag.size]
-    wall = upper_bound(spec.bag.wall.thickness)
+    if spec.bag.shell is not None:
+        from xraybag.engine.solids.shells import SHELL_REACH
+
+        wall = SHELL_REACH
+    else:
+        wall = upper_bound(spec.bag.wall.thickness)
     probe = Scene.model_validate(
         {"bag": {"size": size, "wall": {"thickness": wall}}, "scanners": [s.model_dump() for s in _fixed(spec.scanners)]}
     )

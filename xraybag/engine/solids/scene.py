@@ -290,6 +290,18 @@ def bag_solid(scene: Scene) -> Solid | None:
     return _solid(v, f, material, 0, "bag")
 
 
+def bag_solids(scene: Scene) -> list[Solid]:
+    """The bag's solids (object_index 0): its shell's parts (:mod:`.shells`), or the box wall."""
+    if scene.bag.shell is None:
+        bag = bag_solid(scene)
+        return [] if bag is None else [bag]
+    from xraybag.engine.solids.shells import shell_parts
+
+    size = [_num(x, "bag.size") for x in scene.bag.size]
+    return [_solid(p.vertices, p.faces, p.material, 0, p.name)
+            for p in shell_parts(str(scene.bag.shell), scene.bag.params, size)]
+
+
 def object_solids(obj: Object, index: int, tolerance: float = 0.02) -> tuple[list[Solid], ObjectInfo]:
     """The solids of one posed object (bag frame) and its :class:`ObjectInfo`."""
     name = object_name(obj, index)
@@ -463,11 +475,8 @@ def build_solids(scene: Scene, tolerance: float = 0.02) -> tuple[list[Solid], li
     object frame, parts at their local poses) and puts that centre at ``pose.position`` (see the
     module notes). Curved shapes are tessellated to a chord error of ``tolerance`` mm.
     """
-    solids: list[Solid] = []
+    solids: list[Solid] = bag_solids(scene)
     infos: list[ObjectInfo] = []
-    bag = bag_solid(scene)
-    if bag is not None:
-        solids.append(bag)
     for k, obj in enumerate(scene.objects, start=1):
         s, info = object_solids(obj, k, tolerance)
         solids += s

@@ -25,7 +25,11 @@ MARGIN_MM = 20.0  # conveyor travel imaged before and after the bag
 
 
 def bag_outer_bounds(scene: Scene) -> np.ndarray:
-    """(2, 3) box of the bag's outer surface."""
+    """(2, 3) box of the bag's outer surface (with a shell: of every part of it)."""
+    if scene.bag.shell is not None:
+        from xraybag.engine.solids.shells import shell_bounds
+
+        return shell_bounds(str(scene.bag.shell), scene.bag.params, scene.bag.size)
     sx, sy, sz = scene.bag.size
     w = scene.bag.wall.thickness
     return np.array([[-sx / 2 - w, -sy / 2 - w, -w], [sx / 2 + w, sy / 2 + w, sz + w]])

@@ -7,6 +7,7 @@ the file is up to date).
 from __future__ import annotations
 
 from xraybag.scenes.catalog import CATALOG
+from xraybag.scenes.catalog.bags import SHELLS
 
 INTRO = """\
 # The procedural object catalog
@@ -87,12 +88,40 @@ def markdown() -> str:
     lines.append("")
     for e in CATALOG.values():
         lines += [f"### {e.name}", "", f"{_cell(e.description)}. Label: "
-                  f"{'`' + e.label + '`' if e.label else 'none (clutter)'}.", "",
-                  "| parameter | default | unit | notes |", "|---|---|---|---|"]
-        for n, s in e.params.items():
-            lines.append(f"| `{n}` | {_cell(s.describe_default())} | {s.unit or '-'} | {_cell(s.doc)} |")
-        lines.append("")
+                  f"{'`' + e.label + '`' if e.label else 'none (clutter)'}.", ""]
+        lines += _params(e)
+    lines += ["## Bag shells", "", SHELLS_INTRO, "", "| name | parameters | description |", "|---|---|---|"]
+    for e in SHELLS.values():
+        lines.append(f"| [`{e.name}`](#{e.name}) | {len(e.params)} | {_cell(e.description)} |")
+    lines.append("")
+    for e in SHELLS.values():
+        lines += [f"### {e.name}", "", f"{_cell(e.description)}.", ""]
+        lines += _params(e)
     return "\n".join(lines)
+
+
+def _params(e) -> list[str]:
+    lines = ["| parameter | default | unit | notes |", "|---|---|---|---|"]
+    for n, s in e.params.items():
+        lines.append(f"| `{n}` | {_cell(s.describe_default())} | {s.unit or '-'} | {_cell(s.doc)} |")
+    return lines + [""]
+
+
+SHELLS_INTRO = """\
+`bag: {shell: NAME, params: {...}}` builds a case around the bag's interior `size` (the packers fill
+the interior; every part of the shell lies outside it). A shell has its own wall material and
+thickness (its `material` and `thickness` params), so `bag.wall` is not given with it. Its rounded
+wall's inner surface is the interior grown by `corner_radius (1 - 1/sqrt 3)` on every side: just
+enough for the rounded corners to clear the interior's corners, as lining and padding do in a real
+bag. Parameters are drawn per bag from the defaults below unless `params` gives a value or a
+distribution; `shell: {choice: [soft_carry_on, backpack]}` draws the shell too.
+
+```yaml
+bag:
+  size: [{uniform: [420, 580]}, {uniform: [300, 390]}, {uniform: [170, 240]}]
+  shell: {choice: [soft_carry_on, hard_suitcase, backpack]}
+  params: {zip_material: brass}
+```"""
 
 
 if __name__ == "__main__":  # pragma: no cover
