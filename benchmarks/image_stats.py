@@ -8,8 +8,8 @@ channels more than 20 apart) and reports over all images:
   and blue (metal: 170-290), by HSV hue, counting only pixels with saturation above 0.15;
 - the mean HSV saturation of bag pixels;
 - the share of dark bag pixels (HSV value under 0.25);
-- speckle: bag pixels whose colour class (orange / green / blue) differs from that of all 8
-  neighbours while those neighbours agree with each other, per 10,000 bag pixels.
+- speckle: coloured bag pixels whose colour class (orange / green / blue) differs from that of
+  all 8 neighbours, which are coloured too (isolated single-class pixels), per 10,000 bag pixels.
 
 Prints one JSON object. Usage::
 
@@ -45,14 +45,14 @@ def classes_of(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.
 
 
 def speckle(cls: np.ndarray, bag: np.ndarray) -> int:
-    """Pixels of a class unlike all 8 neighbours, which share one class (interior pixels only)."""
+    """Coloured pixels of a class unlike all 8 neighbours, which are coloured (interior pixels only)."""
     c = cls[1:-1, 1:-1]
-    neigh = [cls[1 + dr:cls.shape[0] - 1 + dr, 1 + dc:cls.shape[1] - 1 + dc]
-             for dr in (-1, 0, 1) for dc in (-1, 0, 1) if (dr, dc) != (0, 0)]
-    same = np.ones_like(c, bool)
-    for n in neigh[1:]:
-        same &= n == neigh[0]
-    iso = same & (neigh[0] != c) & (c > 0) & (neigh[0] > 0) & bag[1:-1, 1:-1]
+    iso = (c > 0) & bag[1:-1, 1:-1]
+    for dr in (-1, 0, 1):
+        for dc in (-1, 0, 1):
+            if (dr, dc) != (0, 0):
+                n = cls[1 + dr:cls.shape[0] - 1 + dr, 1 + dc:cls.shape[1] - 1 + dc]
+                iso &= (n != c) & (n > 0)
     return int(iso.sum())
 
 

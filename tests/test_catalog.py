@@ -9,6 +9,7 @@ import re
 
 import manifold3d
 import numpy as np
+from PIL import Image
 import pytest
 import trimesh
 from helpers import run_cli, write
@@ -221,6 +222,15 @@ def test_cli_list_show_export(tmp_path):
     bags = json.loads(run_cli("catalog", "list", "--json", "--family", "bags").output)
     assert [b["name"] for b in bags] == list(SHELLS)
     assert "corner_radius" in run_cli("catalog", "show", "soft_carry_on").output
+    for name in ("keys", "tote"):
+        png = tmp_path / f"{name}.png"
+        r = run_cli("catalog", "show", name, "--preview", png, "--set", "thickness=2" if name == "tote" else "keys=3")
+        assert r.exit_code == 0, r.output
+        img = np.asarray(Image.open(png))
+        assert img.ndim == 3 and min(img.shape[:2]) > 40
+        assert (img.min(axis=2) < 250).mean() > 0.05  # the object is in the picture, not just the tunnel
+    r = run_cli("catalog", "show", "keys", "--preview", tmp_path / "k.png", "--set", "blade=1")
+    assert r.exit_code == 2 and "blade" in r.output and not (tmp_path / "k.png").exists()
     r = run_cli("catalog", "show", "vacuum_cup")
     assert r.exit_code == 0 and "gap" in r.output and "uniform [2, 5]" in r.output
     d = json.loads(run_cli("catalog", "show", "vacuum_cup", "--json").output)

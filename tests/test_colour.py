@@ -204,7 +204,7 @@ def random_pixels(cal, rng, shape=(300, 400)):
 def test_tables_match_direct_algorithm(kind, library):
     cal = calibrate_colour(Scanner(name="t", noise=False, **LUT_SCANNERS[kind]), library)
     t_low, t_high = random_pixels(cal, np.random.default_rng(5))
-    classes, zeff = classify(t_low, t_high, cal)
+    classes, zeff = classify(t_low, t_high, cal, clean=False)  # pixel by pixel, as the reference
     ref_classes, ref_zeff, captured = direct_classify(t_low, t_high, cal)
     agree = classes == ref_classes
     confusion = np.bincount(classes[~agree] * 4 + ref_classes[~agree], minlength=16)
@@ -219,7 +219,7 @@ def test_tables_match_direct_algorithm(kind, library):
     assert np.median(err) < 0.01
     assert np.all(zeff[agree & (ref_zeff == 82)] == 82)
     # colours: hue rounded to a degree, h in 1.2 % bins
-    rgb = pseudo_colour(t_low, t_high, cal).astype(int)
+    rgb = pseudo_colour(t_low, t_high, cal, clean=False).astype(int)
     ref_rgb = _rgb_direct(_hue(ref_classes, ref_zeff), -np.log(np.clip(t_high, 1e-12, 1.0)))
     diff = np.abs(rgb - ref_rgb).max(axis=-1)[agree]
     assert np.mean(diff <= 2) >= 0.999 and diff.max() <= 8, np.bincount(diff)
@@ -271,3 +271,58 @@ def test_calibration_without_tables_gets_them(quiet, library, calibration):
         assert np.array_equal(a, b)
     rgb = pseudo_colour(t_low, t_high, calibration)
     assert np.array_equal(pseudo_colour(t_low, t_high, bare), rgb)
+
+
+def test_despeckle_removes_lone_pixels_near_a_boundary_and_keeps_edges_and_wires():
+    from xraybag.engine.xray.colour import despeckle
+
+    lo, hi = 10.0, 18.0
+    code = np.full((12, 16), INORGANIC, np.uint8)
+    z = np.full(code.shape, 17.0, np.float32)  # near the inorganic/metal boundary
+    code[:, 10:] = METAL  # an edge
+    z[:, 10:] = 19.0
+    code[3, 3] = METAL  # a lone pixel near the boundary: noise
+    z[3, 3] = 18.5
+    code[6, 4] = METAL  # a lone pixel far from the boundary: a real speck of steel
+    z[6, 4] = 26.0
+    code[8:11, 6] = METAL  # a 1-pixel wire, far from the boundary
+    z[8:11, 6] = 26.0
+    code[2, 12] = INORGANIC  # a lone pixel on the other side
+    z[2, 12] = 17.9
+    code[6:8, 12:14] = INORGANIC  # a 2 x 2 speck near the boundary
+    z[6:8, 12:14] = 17.5
+    code[0:4, 5:9] = METAL  # a 4 x 4 patch near the boundary: larger than a speck
+    z[0:4, 5:9] = 18.4
+    skip = np.zeros(code.shape, bool)
+    out = despeckle(code, z, skip, lo, hi)
+    assert out[3, 3] == INORGANIC and out[2, 12] == METAL and np.all(out[6:8, 12:14] == METAL)
+    assert out[6, 4] == METAL and np.all(out[8:11, 6] == METAL) and np.all(out[0:4, 5:9] == METAL)
+    changed = out != code
+    assert changed.sum() == 6
+    assert np.all(out[:, 9] == INORGANIC) and np.all(out[:, 10] == METAL)  # the edge does not move
+    # background neighbours neither change a pixel nor count
+    skip[:, :] = True
+    skip[3, 3] = False
+    assert despeckle(code, z, skip, lo, hi)[3, 3] == METAL
+
+
+def test_despeckle_lowers_isolated_pixels_on_a_noisy_boundary_material(library):
+    """A thin, noisy aluminium sheet (its Zeff noise reaches both class boundaries): fewer lone
+    pixels, and more of the block in its own class."""
+    sc = Scanner(name="top", type="line_scan")
+    cal = calibrate_colour(sc, library)
+    t_low, t_high = wedge("aluminum", [0.5], sc, library, np.random.default_rng(2), size=80)
+
+    def lone(classes):
+        c = classes[1:-1, 1:-1]
+        iso = np.ones(c.shape, bool)
+        for dr in (-1, 0, 1):
+            for dc in (-1, 0, 1):
+                if (dr, dc) != (0, 0):
+                    iso &= classes[1 + dr:classes.shape[0] - 1 + dr, 1 + dc:classes.shape[1] - 1 + dc] != c
+        return int(iso.sum())
+
+    raw, _ = classify(t_low, t_high, cal, clean=False)
+    clean, _ = classify(t_low, t_high, cal)
+    assert lone(raw) >= 5 and lone(clean) <= lone(raw) // 3
+    assert np.mean(clean == INORGANIC) > np.mean(raw == INORGANIC)

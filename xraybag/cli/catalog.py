@@ -64,13 +64,24 @@ def list_entries(as_json: bool, label: str | None, family: str | None) -> None:
 @catalog.command("show")
 @click.argument("name")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--preview", "preview", default=None, type=click.Path(dir_okay=False),
+              help="Also render a top view of one sample through the default scanner to this PNG.")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0), help="Sample seed of --preview.")
+@click.option("--set", "params", multiple=True, metavar="PARAM=VALUE", help="A parameter of --preview (repeatable).")
 @user_errors
-def show(name: str, as_json: bool) -> None:
+def show(name: str, as_json: bool, preview: str | None, seed: int, params: tuple[str, ...]) -> None:
     """Show an entry's parameters with their defaults, units and documentation."""
     from xraybag.scenes.catalog import get_entry
     from xraybag.scenes.catalog.bags import SHELLS
 
     e = SHELLS[name] if name in SHELLS else get_entry(name)
+    if preview:
+        from xraybag.engine.output.files import encode_png, write_atomic
+        from xraybag.engine.output.preview import entry_preview
+
+        img = entry_preview(name, seed, dict(_parse_param(p) for p in params))
+        write_atomic(Path(preview), encode_png(img))
+        click.echo(f"wrote {preview} ({img.shape[1]} x {img.shape[0]} px, 0.5 mm pixels)", err=True)
     params = [_param_record(n, s) for n, s in e.params.items()]
     if as_json:
         click.echo(json.dumps({"name": e.name, "label": e.label, "family": e.family,

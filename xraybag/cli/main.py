@@ -138,14 +138,17 @@ def schema() -> None:
 @click.argument("dataset", type=click.Path(exists=True, file_okay=False))
 @out_option("Folder for preview.png [default: DATASET].")
 @click.option("--max-images", default=16, show_default=True, type=click.IntRange(min=1))
+@click.option("--view", default=None, help="Only the images of this view (e.g. top).")
+@click.option("--no-boxes", is_flag=True, help="The images alone, without boxes and labels.")
 @user_errors
-def preview(dataset, out, max_images):
+def preview(dataset, out, max_images, view, no_boxes):
     """Write a contact sheet of DATASET with boxes and labels drawn, as preview.png."""
     from pathlib import Path
 
     from xraybag.engine.output.preview import contact_sheet
 
-    path = contact_sheet(Path(dataset), Path(out) / "preview.png" if out else None, max_images)
+    path = contact_sheet(Path(dataset), Path(out) / "preview.png" if out else None, max_images,
+                         view=view, boxes=not no_boxes)
     click.echo(str(path))
 
 

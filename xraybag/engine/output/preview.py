@@ -25,8 +25,10 @@ def _crop_to_content(img, margin: int):
     return img.crop(box)
 
 
-def contact_sheet(out: Path, path: Path | None = None, max_images: int = 16, tile: int = 400) -> Path:
-    """Draw up to ``max_images`` images of dataset ``out`` in a grid; returns the PNG path."""
+def contact_sheet(out: Path, path: Path | None = None, max_images: int = 16, tile: int = 400,
+                  view: str | None = None, boxes: bool = True) -> Path:
+    """Draw up to ``max_images`` images of dataset ``out`` (of one ``view`` if given) in a grid,
+    with their boxes and labels unless ``boxes`` is false; returns the PNG path."""
     from PIL import Image, ImageDraw
 
     ann_path = out / "annotations.json"
@@ -37,7 +39,7 @@ def contact_sheet(out: Path, path: Path | None = None, max_images: int = 16, til
     by_image: dict[int, list] = {}
     for a in coco["annotations"]:
         by_image.setdefault(a["image_id"], []).append(a)
-    images = coco["images"][:max_images]
+    images = [im for im in coco["images"] if view is None or im.get("view") == view][:max_images]
     if not images:
         raise XraybagError("the dataset has no images yet", str(out))
     ncol = min(4, len(images))
@@ -46,7 +48,7 @@ def contact_sheet(out: Path, path: Path | None = None, max_images: int = 16, til
     for k, im in enumerate(images):
         img = Image.open(out / im["file_name"]).convert("RGB")
         draw = ImageDraw.Draw(img)
-        for a in by_image.get(im["id"], []):
+        for a in by_image.get(im["id"], []) if boxes else []:
             x, y, w, h = a["bbox"]
             colour = PALETTE[a["category_id"] % len(PALETTE)]
             draw.rectangle([x, y, x + w - 1, y + h - 1], outline=colour, width=3)
@@ -60,3 +62,73 @@ def contact_sheet(out: Path, path: Path | None = None, max_images: int = 16, til
     dst.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(dst)
     return dst
+
+
+def entry_preview(name: str, seed: int = 0, params: dict | None = None, pitch: float = 0.5):
+    """A top view of one sample of catalog entry (or bag shell) ``name`` through the default
+    line-scan scanner (noise on), cropped to the object: an (rows, cols, 3) uint8 image.
+
+    The object lies as its builder made it (its own frame: z up), alone in an empty bag without
+    walls; a bag shell is built around an empty interior of 500 x 350 x 200 mm."""
+    import numpy as np
+    from PIL import Image
+
+    from xraybag.engine.output.pipeline import render_bag
+    from xraybag.engine.solids.scene import build_solids
+    from xraybag.scenes.catalog import get_entry, object_scene, sample_object
+    from xraybag.scenes.catalog.bags import SHELLS
+    from xraybag.scenes.loader import load_scene_data
+    from xraybag.scenes.yamlsrc import SourceMap
+
+    scanner = {"name": "top", "type": "line_scan", "view": "vertical", "pitch": float(pitch)}
+    if name in SHELLS:
+        SHELLS[name].check_params(params or {}, lambda k: f"--set {k}")
+        drawn = SHELLS[name].draw_params(params, np.random.default_rng(np.random.SeedSequence([int(seed), 0, 0])))
+        data = {"seed": int(seed), "bag": {"size": [500.0, 350.0, 200.0], "shell": name, "params": drawn},
+                "objects": [], "scanners": [scanner]}
+    else:
+        get_entry(name).check_params(params or {}, lambda k: f"--set {k}")
+        obj = sample_object(name, seed, params)
+        if "sheet" in obj:
+            sx, sy = obj["sheet"]["size"]
+            obj = {"name": name, "shape": {"box": {"size": [sx, sy, obj["sheet"]["thickness"]]}},
+                   "material": obj["material"]}
+        _, infos = build_solids(object_scene(obj), tolerance=0.05)
+        ext = infos[0].bounds[1] - infos[0].bounds[0]
+        # lying as in a bag: the thinnest side down, the longest along the belt
+        turns = {(0, 1, 2): [0.0, 0.0, 0.0], (0, 2, 1): [90.0, 0.0, 0.0], (2, 1, 0): [0.0, 90.0, 0.0],
+                 (1, 0, 2): [0.0, 0.0, 90.0], (1, 2, 0): [90.0, 0.0, 90.0], (2, 0, 1): [0.0, 90.0, 90.0]}
+        order = tuple(int(i) for i in np.argsort(-ext, kind="stable"))
+        rot = turns.get(order, [0.0, 0.0, 0.0])
+        ext = ext[list(order)] if order in turns else ext
+        size = [float(max(e + 40.0, 60.0)) for e in ext]
+        obj = {**obj, "pose": {"position": [0.0, 0.0, size[2] / 2], "rotation_deg": rot}}
+        data = {"seed": int(seed), "bag": {"size": size, "wall": {"thickness": 0}}, "objects": [obj],
+                "scanners": [scanner]}
+    loaded = load_scene_data(data, SourceMap(f"catalog entry {name}"), Path.cwd(), check_files=False)
+    view = render_bag(loaded, 0).views[0]
+    # crop to what was traced (noise leaves stray non-white pixels in the empty tunnel)
+    hit = view.trace.paths.sum(axis=2) > 0
+    rows, cols = np.nonzero(hit.any(axis=1))[0], np.nonzero(hit.any(axis=0))[0]
+    if rows.size == 0:
+        return view.rgb
+    m = 12
+    return view.rgb[max(rows[0] - m, 0):rows[-1] + m + 1, max(cols[0] - m, 0):cols[-1] + m + 1].copy()
+
+
+def catalog_sheet(names: list[str], path: Path, tile: int = 220, cols: int = 8, pitch: float = 0.5) -> Path:
+    """Previews (:func:`entry_preview`) of ``names`` in a grid with their names, as one PNG."""
+    from PIL import Image, ImageDraw
+
+    rows = (len(names) + cols - 1) // cols
+    sheet = Image.new("RGB", (cols * tile, rows * (tile + 16)), "white")
+    draw = ImageDraw.Draw(sheet)
+    for k, name in enumerate(names):
+        img = Image.fromarray(entry_preview(name, pitch=pitch))
+        img.thumbnail((tile - 8, tile - 8))
+        x, y = (k % cols) * tile, (k // cols) * (tile + 16)
+        sheet.paste(img, (x + 4, y + 16))
+        draw.text((x + 4, y + 2), name, fill=(0, 0, 0))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(path, optimize=True)
+    return path

@@ -26,7 +26,7 @@ from xraybag.engine.solids.meshes import sections
 
 #: how far (mm) any shell's parts may reach out of the interior box, at their largest parameters
 #: (the memory estimate sizes the image with it; tests/test_shells.py holds the shells to it)
-SHELL_REACH = 120.0
+SHELL_REACH = 70.0
 #: chord tolerance (mm) of the shells' curves: fabric and frames do not need the objects' 0.01 mm
 SHELL_TOLERANCE = 0.1
 

@@ -308,11 +308,19 @@ def _hsv_to_rgb(h: np.ndarray, s: np.ndarray, v: np.ndarray) -> np.ndarray:
     return np.stack(out, axis=-1)
 
 
+#: Saturation ``SAT_MAX (1 - exp(-h / SAT_H))`` and brightness ``1 - DARK_MAX (1 - exp(-h / DARK_H))``
+#: of a pixel of high-energy attenuation h = -ln T: a thin plastic (h ~ 0.1) is nearly white (12 %
+#: saturation), colour deepens with thickness, and only thick dense objects go dark, as carry-on
+#: scanners display them (their images are less saturated than full-strength hues).
+SAT_MAX, SAT_H = 0.9, 0.7
+DARK_MAX, DARK_H = 0.8, 3.0
+
+
 def _rgb_direct(hue: np.ndarray, h: np.ndarray) -> np.ndarray:
     """uint8 colours of hue (degrees) at high attenuation ``h``; hue 0 is the white background."""
     h = np.asarray(h, dtype=np.float64)
-    sat = 1.0 - np.exp(-h / 0.4)
-    val = 1.0 - 0.85 * (1.0 - np.exp(-h / 2.5))
+    sat = SAT_MAX * (1.0 - np.exp(-h / SAT_H))
+    val = 1.0 - DARK_MAX * (1.0 - np.exp(-h / DARK_H))
     rgb = _hsv_to_rgb(hue, sat, val)
     rgb = np.where((np.asarray(hue) == 0)[..., None], 1.0, rgb)
     return np.clip(np.rint(rgb * 255.0), 0, 255).astype(np.uint8)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import numba
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
@@ -110,7 +111,7 @@ def _with_tables(cal: ColourCalibration) -> ColourCalibration:
     return cal if cal.lut_zeff is not None else replace(cal, **lookup_tables(cal))
 
 
-def _codes(t_low: np.ndarray, t_high: np.ndarray, cal: ColourCalibration):
+def _codes(t_low: np.ndarray, t_high: np.ndarray, cal: ColourCalibration, clean: bool = True):
     """Per-pixel code, Zeff and masks, and work arrays left free for the caller.
 
     Code: class 1..3 from the Zeff, or ``4 + p`` where K-edge reference ``p`` captures the pixel.
@@ -153,10 +154,106 @@ def _codes(t_low: np.ndarray, t_high: np.ndarray, cal: ColourCalibration):
     code += 1
     code += np.greater(z, cal.inorganic_max, out=mask)
     np.maximum(code, cal.lut_capture.take(flat, out=mask.view(np.uint8), mode="clip"), out=code)
+    if clean and code.ndim == 2 and min(shape) >= 3:
+        code = despeckle(code, z, starved | background, cal.organic_max, cal.inorganic_max)
     return code, z, starved, background, (f2, i1, i2)
 
 
-def classify(t_low: np.ndarray, t_high: np.ndarray, calibration: ColourCalibration):
+#: Zeff distance (Z units) from a class boundary within which a speck may take its surroundings'
+#: class (noise flips classes only near a boundary; a steel wire is far from one)
+DESPECKLE_MARGIN = 4.0
+#: the largest speck (pixels, 8-connected) that :func:`despeckle` recolours
+DESPECKLE_PIXELS = 12
+
+
+@numba.njit(cache=True, nogil=True)
+def _despeckle(code, z, skip, lo, hi, margin, max_pixels, out):
+    """See :func:`despeckle`. A search starts only at a pixel near a boundary with at least 4 of
+    its 8 neighbours of other classes (every speck has one); it follows the pixel's class through
+    8-neighbours and gives up past ``max_pixels``."""
+    rows, cols = code.shape
+    seen = np.zeros((rows, cols), np.int64)  # the search (1, 2, ...) that reached a pixel
+    search = 0
+    qi = np.empty(max_pixels + 1, np.int64)
+    qj = np.empty(max_pixels + 1, np.int64)
+    counts = np.zeros(4, np.int64)
+    for i in range(rows):
+        for j in range(cols):
+            c = code[i, j]
+            if c == 0 or c > 3 or skip[i, j] or seen[i, j]:
+                continue
+            if abs(z[i, j] - lo) >= margin and abs(z[i, j] - hi) >= margin:
+                continue
+            other = 0
+            for di in range(-1, 2):
+                for dj in range(-1, 2):
+                    a, b = i + di, j + dj
+                    if 0 <= a < rows and 0 <= b < cols and code[a, b] != c:
+                        other += 1
+            if other < 4:
+                continue
+            # the speck: same-class 8-neighbours, all near a boundary, at most max_pixels
+            search += 1
+            n = 1
+            qi[0] = i
+            qj[0] = j
+            seen[i, j] = search
+            head = 0
+            small = True
+            while head < n and small:
+                a0, b0 = qi[head], qj[head]
+                head += 1
+                for di in range(-1, 2):
+                    for dj in range(-1, 2):
+                        a, b = a0 + di, b0 + dj
+                        if a < 0 or b < 0 or a >= rows or b >= cols or code[a, b] != c or seen[a, b] == search:
+                            continue
+                        if (seen[a, b] or skip[a, b] or n == max_pixels
+                                or (abs(z[a, b] - lo) >= margin and abs(z[a, b] - hi) >= margin)):
+                            small = False  # part of a patch an earlier search found too large
+                            break
+                        seen[a, b] = search
+                        qi[n] = a
+                        qj[n] = b
+                        n += 1
+                    if not small:
+                        break
+            if not small:
+                continue
+            counts[:] = 0
+            for q in range(n):
+                for di in range(-1, 2):
+                    for dj in range(-1, 2):
+                        a, b = qi[q] + di, qj[q] + dj
+                        if a < 0 or b < 0 or a >= rows or b >= cols or skip[a, b]:
+                            continue
+                        k = code[a, b]
+                        if k != c and 1 <= k <= 3:
+                            counts[k] += 1
+            best = 1
+            for k in range(2, 4):
+                if counts[k] > counts[best]:
+                    best = k
+            total = counts[1] + counts[2] + counts[3]
+            if total > 0 and 4 * counts[best] >= 3 * total:
+                for q in range(n):
+                    out[qi[q], qj[q]] = best
+    return out
+
+
+def despeckle(code: np.ndarray, z: np.ndarray, skip: np.ndarray, lo: float, hi: float,
+              margin: float = DESPECKLE_MARGIN, max_pixels: int = DESPECKLE_PIXELS) -> np.ndarray:
+    """Class codes without specks: an 8-connected patch of one class (1-3) of at most
+    ``max_pixels`` pixels, every one of whose Zeff lies within ``margin`` of a class boundary
+    (``lo``, ``hi``), takes the class of at least 3/4 of the pixels around it. Edges stay where
+    they are (the pixels along an edge form one large patch), and so do thin lines and small
+    parts far from a boundary (a steel wire, a screw); ``skip`` (background, starved) pixels
+    neither change nor count. Codes of 4 and up (K-edge captures) are kept."""
+    return _despeckle(code, np.asarray(z, np.float32), skip, np.float32(lo), np.float32(hi), np.float32(margin),
+                      int(max_pixels), code.copy())
+
+
+def classify(t_low: np.ndarray, t_high: np.ndarray, calibration: ColourCalibration, clean: bool = True):
     """Material class and Zeff of every pixel.
 
     ``t_low``, ``t_high``: (rows, cols) measured transmissions I/I0 of the calibration's low and
@@ -167,7 +264,7 @@ def classify(t_low: np.ndarray, t_high: np.ndarray, calibration: ColourCalibrati
     class follows from it; K-edge capture is read at the cell's centre.
     """
     cal = _with_tables(calibration)
-    code, zeff, starved, background, _ = _codes(t_low, t_high, cal)
+    code, zeff, starved, background, _ = _codes(t_low, t_high, cal, clean)
     for p, zk in enumerate(cal.kedge_z):
         np.putmask(zeff, code == METAL + 1 + p, zk)
     np.minimum(code, METAL, out=code)
@@ -180,19 +277,22 @@ def classify(t_low: np.ndarray, t_high: np.ndarray, calibration: ColourCalibrati
 # ------------------------------------------------------------------------------ colours
 
 
-def pseudo_colour(t_low: np.ndarray, t_high: np.ndarray, calibration: ColourCalibration) -> np.ndarray:
+def pseudo_colour(t_low: np.ndarray, t_high: np.ndarray, calibration: ColourCalibration,
+                  clean: bool = True) -> np.ndarray:
     """Scanner-style colour image (rows, cols, 3) uint8 from the low/high transmissions.
 
     White background; orange organic, green inorganic, blue metal (hue blended over one Z unit
     at the class boundaries; class decides near a boundary so the colour never contradicts
     :func:`classify`). With ``h = -ln T_high`` (the measured T_high): saturation
-    ``1 - exp(-h / 0.4)`` (so colours fade continuously into the white background), brightness
-    ``1 - 0.85 (1 - exp(-h / 2.5))``; starved pixels are dark blue. Hue (from :func:`classify`'s
+    ``0.9 (1 - exp(-h / 0.7))`` (so colours fade continuously into the white background and thin
+    plastics stay nearly white), brightness ``1 - 0.8 (1 - exp(-h / 3))``; starved pixels are dark
+    blue. Lone pixels of another class near a class boundary take their neighbours' class
+    (:func:`despeckle`; ``clean=False``: every pixel on its own). Hue (from :func:`classify`'s
     class and Zeff) is rounded to a degree and h read in bins of 1.2 %, so a channel is within
     about two units of the exact value.
     """
     cal = _with_tables(calibration)
-    code, z, starved, background, (f1, i1, i2) = _codes(t_low, t_high, cal)
+    code, z, starved, background, (f1, i1, i2) = _codes(t_low, t_high, cal, clean)
     shape = z.shape
     z *= HUE_PER_Z
     np.copyto(i1, z, casting="unsafe")

@@ -60,6 +60,7 @@ The command line:
 ```sh
 xraybag catalog list [--json] [--label knife]     # name, label, number of parameters, description
 xraybag catalog show chef_knife [--json]          # parameters with defaults, units and notes
+xraybag catalog show pistol --preview pistol.png  # and a top view of one sample (0.5 mm pixels)
 xraybag catalog export pistol -o out --seed 3 --set slide_length=190   # out/pistol.glb
 ```
 
