@@ -277,3 +277,32 @@ def test_object_points_of_sheets(draped):
     sheet, _ = _sheet_solid(scene)
     assert np.allclose([pts.min(axis=0), pts.max(axis=0)], sheet.bounds)
     assert np.allclose(sheet.bounds.mean(axis=0), obj.pose.position)  # the pose is the bbox centre
+
+
+def test_wrinkled_garment_rises_over_the_drape_never_into_the_contents_and_stays_under_the_lid():
+    from xraybag.engine.solids.sheets import wrinkle_field
+
+    smooth = _scene()
+    wrinkled = smooth.model_copy(update={"objects": [
+        o if o.sheet is None else o.model_copy(update={"sheet": o.sheet.model_copy(
+            update={"wrinkles": 12.0, "wrinkle_length": 30.0})}) for o in smooth.objects]})
+    a, _ = drape_sheets(smooth, bag_rng(1, 0, STREAM_SHEETS))
+    b, left = drape_sheets(wrinkled, bag_rng(1, 0, STREAM_SHEETS))
+    assert left == []
+    ha = np.array(next(o for o in a.objects if o.name == "sheet").sheet.drape)
+    hb = np.array(next(o for o in b.objects if o.name == "sheet").sheet.drape)
+    lift = hb - ha
+    assert lift.min() >= -1e-9 and 6.0 < lift.max() <= 12.0 + 1e-9  # folds raised, up to the height asked
+    assert np.std(lift) > 1.0  # not a uniform lift: folds
+    sheet, solids = _sheet_solid(b)
+    boxes = [_mesh(s) for s in solids if s.object_index in (1, 2)]
+    inter = trimesh.boolean.intersection([_mesh(sheet), trimesh.util.concatenate(boxes)], engine="manifold")
+    assert inter.volume <= 0.005 * _mesh(sheet).volume
+    # same generator, same folds
+    c, _ = drape_sheets(wrinkled, bag_rng(1, 0, STREAM_SHEETS))
+    assert next(o for o in c.objects if o.name == "sheet").sheet.drape == hb.tolist()
+    # under a low lid the folds are lowered until the sheet fits
+    u, v = np.linspace(-100, 100, 41), np.linspace(-60, 60, 25)
+    flat = np.full((41, 25), 10.0)
+    w = wrinkle_field(u, v, 40.0, 30.0, flat, 2.0, 30.0, np.random.default_rng(0))
+    assert w.min() >= 0 and (flat + w + 1.0).max() <= 30.0 + 1e-9 or np.all(w == 0)

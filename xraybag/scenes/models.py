@@ -192,6 +192,11 @@ class Sheet(Strict):
 
     size: vector(2, gt=0) = Field(description="flat extent along x and y (mm)")
     thickness: Pos = Field(description="mm")
+    wrinkles: NonNeg = Field(
+        0.0, description="crumpling of a garment: height (mm) of smooth random folds raised on the drape "
+        "(less where the bag's lid leaves less room); 0 lies smooth",
+    )
+    wrinkle_length: Pos = Field(40.0, description="mm: typical distance between the folds")
     drape: list[list[float]] | None = Field(
         None,
         description="set in concrete scenes: heights (mm, bag frame) of the draped sheet on a regular "

@@ -264,6 +264,25 @@ def sheet_support(sheet, hmap: TopSurface, position, yaw: float):
     return u, v, support
 
 
+def wrinkle_field(u, v, amplitude: float, length: float, heights, thickness: float, lid: float,
+                  rng: np.random.Generator) -> np.ndarray:
+    """Folds of a crumpled garment: smooth random heights in [0, amplitude] (white noise on the
+    drape grid, Gaussian-filtered to ``length`` / 4 and stretched to that range), raised on the
+    drape (never into the contents below). Halved until the sheet's top stays under ``lid``."""
+    from scipy.ndimage import gaussian_filter
+
+    noise = rng.standard_normal((len(u), len(v)))
+    sigma = (length / 4.0 / (u[1] - u[0]), length / 4.0 / (v[1] - v[0]))
+    w = gaussian_filter(noise, sigma, mode="wrap")
+    w = (w - w.min()) / max(float(np.ptp(w)), 1e-12) * amplitude
+    for _ in range(8):
+        h = heights + w
+        if float((h - thickness / 2.0 + thickness * sheet_stretch(u, v, h)).max()) <= lid:
+            return w
+        w = w / 2.0
+    return np.zeros_like(w)
+
+
 def drape_one(
     obj: Object, name: str, hmap: TopSurface, interior, rng: np.random.Generator
 ) -> tuple[Object | None, str | None]:
@@ -290,6 +309,10 @@ def drape_one(
     px, py = (float(rng.uniform(-f, f)) if f > 0 else 0.0 for f in free)
     u, v, support = sheet_support(sheet, hmap, (px, py), yaw)
     heights = rmpd(support, u[1] - u[0], v[1] - v[0])
+    amp = _num(sheet.wrinkles, f"object {name!r}: sheet.wrinkles")
+    if amp > 0:
+        heights = heights + wrinkle_field(u, v, amp, _num(sheet.wrinkle_length, "sheet.wrinkle_length"),
+                                          heights, t, interior[2], rng)
     top = float((heights - t / 2.0 + t * sheet_stretch(u, v, heights)).max())
     if top > interior[2] + 1e-9:
         return None, f"no room above the contents (the sheet would reach z = {top:.1f} mm)"
