@@ -169,6 +169,11 @@ def scene_to_data(scene: Scene) -> dict:
     for key in ("include", "templates"):
         if not data.get(key):
             data.pop(key, None)
+    bag = data.get("bag", {})
+    if bag.get("shell") is not None:
+        bag.pop("wall", None)  # the shell's params hold its wall
+    elif not bag.get("params"):
+        bag.pop("params", None)
     return data
 
 
