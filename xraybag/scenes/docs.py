@@ -19,7 +19,8 @@ END = "<!-- fields:end -->"
 
 ORDER = [
     m.Scene, m.Bag, m.Wall, m.Object, m.Sheet, m.Part, m.Template, m.Shape, m.Box, m.Cylinder, m.Sphere,
-    m.Ellipsoid, m.Cone, m.Mesh, m.Pose, m.Container, m.Fill, m.MaterialDef, m.Packing,
+    m.Ellipsoid, m.Cone, m.Mesh, m.Extrude, m.Sweep, m.Revolve, m.Pose, m.Container, m.Fill, m.MaterialDef,
+    m.Packing,
     m.Scanner, m.CT, m.CTReconstruction, m.Spectrum, m.Detector, m.Layer, m.Noise, m.Scatter, m.Annotation, m.Include,
 ]
 

@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from xraybag.scenes.numbers import Dist, name_or_choice, number, vector
+from xraybag.scenes.shapes import Extrude, Revolve, Sweep
 
 Pos = number(gt=0)
 NonNeg = number(ge=0)
@@ -91,7 +92,7 @@ class Mesh(Strict):
     )
 
 
-SHAPE_KINDS = ("box", "cylinder", "sphere", "ellipsoid", "cone", "mesh")
+SHAPE_KINDS = ("box", "cylinder", "sphere", "ellipsoid", "cone", "mesh", "extrude", "sweep", "revolve")
 
 
 class Shape(Strict):
@@ -103,6 +104,9 @@ class Shape(Strict):
     ellipsoid: Ellipsoid | None = None
     cone: Cone | None = None
     mesh: Mesh | None = None
+    extrude: Extrude | None = None
+    sweep: Sweep | None = None
+    revolve: Revolve | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self):

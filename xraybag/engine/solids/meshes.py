@@ -7,7 +7,10 @@ seen from outside) and expressed in the shape's own frame in mm:
 - ``cylinder`` and ``cone``: along z, centred on the origin (mid-height); a cone is a frustum with
   ``radius_bottom`` at z = -height/2 and ``radius_top`` at z = +height/2 (either may be 0);
 - ``sphere`` and ``ellipsoid``: centred on the origin;
-- ``mesh``: the file's mesh, scaled, with its bounding box centred on the origin.
+- ``mesh``: the file's mesh, scaled, with its bounding box centred on the origin;
+- ``extrude``, ``sweep`` and ``revolve`` (built by :mod:`xraybag.engine.solids.profiles`): moved
+  so that the centre of the mesh's bounding box is the origin (an extrusion spans z = -height/2 to
+  height/2; a revolve's axis is the z axis).
 
 Curved surfaces are tessellated with every vertex ON the true surface and enough facets that the
 chord error (the largest distance between a flat facet and the true surface, the sagitta) is at most
@@ -30,12 +33,14 @@ from pathlib import Path
 import numpy as np
 import trimesh
 
+from xraybag.engine.solids import curves, profiles
 from xraybag.errors import XraybagError
 from xraybag.scenes.models import Shape
 
 MIN_SECTIONS = 16
 MAX_SECTIONS = 720
 MAX_GEODESIC_FREQUENCY = 50  # 8 * 50**2 = 20000 faces
+MODELLED = ("extrude", "sweep", "revolve")
 _MESH_CACHE_SIZE = 32
 _mesh_cache: OrderedDict[tuple, trimesh.Trimesh] = OrderedDict()
 
@@ -338,7 +343,63 @@ def shape_mesh(shape: Shape, tolerance: float = 0.02) -> trimesh.Trimesh:
         return cone_mesh(_f(p.radius_bottom), _f(p.radius_top), _f(p.height), tolerance)
     if kind == "mesh":
         return load_mesh(p.path, p.scale)
+    if kind in MODELLED:
+        return modelled_mesh(kind, p, tolerance)[0]
     raise ValueError(f"unknown shape kind {kind!r}")  # pragma: no cover
+
+
+def modelled_mesh(
+    kind: str, p, tolerance: float = 0.02, wall: float | None = None
+) -> tuple[trimesh.Trimesh, trimesh.Trimesh | None]:
+    """(outer surface, cavity) of an extrude, sweep or revolve, both moved so that the outer
+    surface's bounding box is centred on the origin. The cavity (with a ``wall``) keeps the wall:
+    the outline and holes offset by it (a straight extrusion; a tapered one gets None, for the
+    generic scaled cavity), the tube thinner by it and shorter by it at open ends, the profile offset
+    inward by it. Bad input raises :class:`XraybagError` naming the field (``sweep.path: ...``)."""
+    try:
+        inner = None
+        if kind == "extrude":
+            h, taper, bevel = _f(p.height), _f(p.taper), _f(p.bevel)
+            rings = curves.outline_rings(p.outline, p.holes, p.spline, tolerance)
+            seg = max(1, sections(bevel, tolerance) // 4)
+            outer = _mesh(*profiles.extrude_solid(rings, h, taper, p.taper_axis, bevel, p.bevel_shape, seg))
+            if wall is not None and taper == 1.0:
+                arcs = sections(wall, tolerance)
+                cavity = profiles.extrude_cavity(rings, h, wall, bevel, p.bevel_shape, seg, arcs)
+                if cavity is None:
+                    raise _too_thick("extrude's outline or height", wall)
+                inner = _mesh(*cavity)
+        elif kind == "sweep":
+            r, ri = _f(p.radius), _f(p.inner_radius)
+            if ri >= r:
+                raise ValueError(f"inner_radius: {ri:g} mm must be smaller than radius {r:g} mm")
+            curves.check_path(p.path, p.spline, p.closed, r, tolerance)
+            poly = curves.path_polyline(p.path, p.spline, p.closed, r, tolerance)
+            outer = _mesh(*profiles.sweep_solid(poly, p.closed, r, ri, sections(r, tolerance)))
+            if wall is not None:
+                if ri > 0:
+                    raise XraybagError("container: a sweep with an inner_radius is hollow already")
+                core = poly if p.closed else profiles.trim_path(poly, wall)
+                if core is None or r - wall <= 0:
+                    raise _too_thick(f"sweep of radius {r:g} mm", wall)
+                n = sections(r - wall, tolerance)
+                inner = _mesh(*profiles.sweep_solid(core, p.closed, r - wall, 0.0, n))
+        else:
+            prof = curves.revolve_profile(p.profile, p.spline, tolerance)
+            outer = revolve(prof, sections(float(prof[:, 0].max()), tolerance))
+            if wall is not None:
+                cavity = profiles.revolve_cavity_profile(prof, wall, sections(wall, tolerance))
+                if cavity is None:
+                    raise _too_thick("revolve's profile (the cavity vanishes or splits)", wall)
+                inner = revolve(cavity, sections(float(cavity[:, 0].max()), tolerance))
+    except ValueError as e:
+        raise XraybagError(f"{kind}.{e}") from None
+    lo, hi = outer.bounds
+    centre = (lo + hi) / 2.0
+    outer.vertices -= centre
+    if inner is not None:
+        inner.vertices -= centre
+    return outer, inner
 
 
 # ----------------------------------------------------------------------------------- hollow
@@ -445,12 +506,16 @@ def hollow(
     ``wall`` at the ends of the axes); cone, the frustum offset inward by ``wall`` from both caps and
     perpendicular to the slanted side (pointed where the offset side reaches the axis); mesh, the
     outer mesh scaled about its centre so that the thinnest wall is ``wall`` (see
-    :func:`_mesh_cavity`). Raises :class:`XraybagError` when the wall is too thick for the shape.
+    :func:`_mesh_cavity`); extrude, sweep and revolve: see :func:`modelled_mesh`. Raises
+    :class:`XraybagError` when the wall is too thick for the shape.
     """
     w = _f(wall)
     if w <= 0:
         raise XraybagError(f"container wall must be positive, got {w:g} mm")
     kind, p = shape.kind, shape.params
+    if kind in MODELLED:
+        outer, inner = modelled_mesh(kind, p, tolerance, w)
+        return outer, inner if inner is not None else _mesh_cavity(outer, w)
     outer = shape_mesh(shape, tolerance)
     if kind == "box":
         size = np.array([_f(x) for x in p.size])
