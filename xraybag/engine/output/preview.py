@@ -95,12 +95,16 @@ def entry_preview(name: str, seed: int = 0, params: dict | None = None, pitch: f
                    "material": obj["material"]}
         _, infos = build_solids(object_scene(obj), tolerance=0.05)
         ext = infos[0].bounds[1] - infos[0].bounds[0]
-        # lying as in a bag: the thinnest side down, the longest along the belt
-        turns = {(0, 1, 2): [0.0, 0.0, 0.0], (0, 2, 1): [90.0, 0.0, 0.0], (2, 1, 0): [0.0, 90.0, 0.0],
-                 (1, 0, 2): [0.0, 0.0, 90.0], (1, 2, 0): [90.0, 0.0, 90.0], (2, 0, 1): [0.0, 90.0, 90.0]}
-        order = tuple(int(i) for i in np.argsort(-ext, kind="stable"))
-        rot = turns.get(order, [0.0, 0.0, 0.0])
-        ext = ext[list(order)] if order in turns else ext
+        # lying as in a bag: the longest side along the belt (x), the thinnest down (z)
+        from xraybag.engine.solids.scene import rotation_matrix
+
+        want = np.sort(ext)[::-1]
+        rot = [0.0, 0.0, 0.0]
+        for r in ([a, b, c] for a in (0.0, 90.0) for b in (0.0, 90.0) for c in (0.0, 90.0)):
+            if np.allclose(np.abs(rotation_matrix(r)) @ ext, want):
+                rot = r
+                break
+        ext = want
         size = [float(max(e + 40.0, 60.0)) for e in ext]
         obj = {**obj, "pose": {"position": [0.0, 0.0, size[2] / 2], "rotation_deg": rot}}
         data = {"seed": int(seed), "bag": {"size": size, "wall": {"thickness": 0}}, "objects": [obj],
