@@ -96,8 +96,14 @@ def test_samples_vary_and_repeat():
     assert sample_object("pistol", 3) == sample_object("pistol", 3)
     p = sample_object("chef_knife", 1, {"blade_length": 200, "blade_material": "steel"})
     blade = next(x for x in p["parts"] if x["name"] == "blade")
-    assert blade["shape"]["box"]["size"][0] == pytest.approx(0.82 * 200)
+    assert _length(blade["shape"]["extrude"]["outline"]) == pytest.approx(200)
     assert blade["material"] == "steel"
+
+
+def _length(outline) -> float:
+    """The x extent of an outline ([x, y] points)."""
+    xs = [pt[0] for pt in outline]
+    return max(xs) - min(xs)
 
 
 SCENE = """\
@@ -122,11 +128,11 @@ def test_params_override_in_a_scene(tmp_path):
     for i in range(3):
         s = sample(loaded, i)
         assert s.objects[0].label == "knife" and s.objects[0].template is None
-        assert _blade(s).shape.box.size[0] == pytest.approx(164.0)
+        assert _length(_blade(s).shape.extrude.outline) == pytest.approx(200.0)
         assert s.objects[0].parts[0].material == "wood"
     path = write(tmp_path / "b.yaml", SCENE % "{uniform: [150, 160]}")
     loaded = load_scene(path)
-    lengths = {_blade(sample(loaded, i)).shape.box.size[0] / 0.82 for i in range(5)}
+    lengths = {_length(_blade(sample(loaded, i)).shape.extrude.outline) for i in range(5)}
     assert len(lengths) == 5 and all(150 <= x <= 160 for x in lengths)
     assert loaded.categories == ["knife"]
 

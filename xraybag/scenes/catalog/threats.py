@@ -1,149 +1,115 @@
-"""Threat items of PIDray: guns, bullets, tools, handcuffs, batons, sprayers, lighters, power banks;
-and sheet explosives."""
+"""Threat items of PIDray: handcuffs, batons, sprayers, lighters, power banks; and explosives (the
+guns are in :mod:`.guns`, the hand tools in :mod:`.tools`)."""
 
 from __future__ import annotations
 
 import math
 
-from xraybag.scenes.catalog.registry import U, flag, count, frac, mat, num, register
-from xraybag.scenes.catalog._parts import X, Y, box, cone, cyl, obj, ring, sph
+from xraybag.scenes.catalog._geom import circle, helix, rect, rings, rounded
+from xraybag.scenes.catalog._parts import X, box, cyl, extrude, obj, revolve, sweep
+from xraybag.scenes.catalog.registry import U, flag, frac, mat, num, register
 
 F = "threats"
+CLEAR = 0.15  # mm between round parts nested in one another
 
 
-def rotz(parts: list[dict], deg: float, about=(0.0, 0.0)) -> list[dict]:
-    """Rotate parts about the z axis through ``about`` (positions and orientations)."""
-    c, s = math.cos(math.radians(deg)), math.sin(math.radians(deg))
-    for p in parts:
-        x, y, z = p["pose"]["position"]
-        x, y = x - about[0], y - about[1]
-        p["pose"]["position"] = [about[0] + c * x - s * y, about[1] + s * x + c * y, z]
-        p["pose"]["rotation_deg"][2] += deg
-    return parts
-
-
-@register("pistol", "gun", "semi-automatic pistol: hollow steel slide over the barrel, polymer or "
-          "metal frame, grip holding a magazine of cartridges, trigger and guard", {
-              "slide_length": num(U(160, 205), "length of the slide"),
-              "width": num(U(24, 32), "slide width"),
-              "grip_height": num(U(85, 115), "grip height below the frame"),
-              "slide_material": mat(["steel", "stainless_steel"]),
-              "frame_material": mat(["nylon", "steel", "aluminum"], weights=[3, 1, 1]),
-              "loaded": flag(0.6, "magazine fill (0: empty)"),
-          }, F)
-def pistol(p, rng):
-    L, w, gh = p["slide_length"], p["width"], p["grip_height"]
-    hs = 30.0
-    gl, gx = 52.0, -L / 2 + 26 + 6
-    fz = -hs / 2 - 6  # frame centre (12 high)
-    gz = fz - 6 - gh / 2
-    mag = [w - 2 - 8 - 1, gh - 8 - 1]
-    parts = [
-        box("slide", (L, w, hs), p["slide_material"], (0, 0, 0), wall=3),
-        cyl("barrel", 6.5, L - 14, "steel", (2, 0, 0), X),
-        box("frame", (0.8 * L, w - 2, 12), p["frame_material"], (-L / 2 + 0.4 * L, 0, fz)),
-        box("grip", (gl, w - 2, gh), p["frame_material"], (gx, 0, gz), wall=4),
-        box("magazine", (gl - 9, mag[0], mag[1]), "steel", (gx, 0, gz), wall=0.8),
-        box("trigger", (4, 6, 12), "steel", (gx + gl / 2 + 12, 0, fz - 6 - 6)),
-        box("guard", (30, 8, 3), p["frame_material"], (gx + gl / 2 + 15, 0, fz - 6 - 19.5)),
-        box("guard_front", (3, 8, 18), p["frame_material"], (gx + gl / 2 + 28.5, 0, fz - 6 - 9)),
-    ]
-    if p["loaded"] > 0.5:
-        parts.append(box("cartridges", (gl - 12, mag[0] - 3, mag[1] * 0.8), "brass",
-                         (gx, 0, gz - mag[1] * 0.1 + 1.0)))
-    return obj(parts)
-
-
-@register("revolver", "gun", "revolver: steel barrel and frame around a cylinder, wood or rubber grip "
-          "with a steel core", {
-              "barrel_length": num(U(55, 160), "barrel length"),
-              "drum_radius": num(U(17, 21), "cylinder (drum) radius"),
-              "grip_height": num(U(80, 105)),
-              "metal": mat(["steel", "stainless_steel"]),
-              "grip_material": mat(["wood", "rubber", "nylon"]),
-          }, F)
-def revolver(p, rng):
-    rd, bl = p["drum_radius"], p["barrel_length"]
-    fh = 2 * rd + 8
-    fl = 2 * rd + 34
-    rb = 8.0
-    return obj(
-        box("frame", (fl, fh, fh), p["metal"], (0, 0, 0), wall=3),
-        cyl("drum", rd, fl - 8, p["metal"], (0, 0, 0), X, wall=5),
-        cyl("barrel", rb, bl, p["metal"], (fl / 2 + bl / 2, 0, rd + 4 - rb), X, wall=rb - 4.5),
-        box("grip", (36, 28, p["grip_height"]), p["grip_material"], (-fl / 2 + 10, 0, -fh / 2 - p["grip_height"] / 2), wall=4),
-        box("grip_core", (24, 10, p["grip_height"] - 10), p["metal"], (-fl / 2 + 10, 0, -fh / 2 - p["grip_height"] / 2)),
-        box("hammer", (10, 6, 12), p["metal"], (-fl / 2 - 5, 0, fh / 2 - 8)),
-    )
-
-
-@register("bullet", "bullet", "cartridges: brass case with powder, lead or copper projectile", {
-    "calibre": num({"choice": [5.56, 7.62, 9.0, 11.43]}, "projectile diameter"),
-    "case_length": num(U(18, 50), "length of the case"),
-    "rounds": count({"uniform_int": [1, 6]}, "cartridges side by side"),
-    "projectile_material": mat(["lead", "copper", "brass"]),
-}, F)
-def bullet(p, rng):
-    c, cl = p["calibre"], p["case_length"]
-    r = c / 2 + 0.6
-    pl = 1.4 * c
-    parts = []
-    for i in range(p["rounds"]):
-        y = (2 * r + 1) * i
-        parts += [
-            cyl(f"case{i}", r, cl, "brass", (0, y, 0), wall=0.5, fill="black_powder", level=0.85),
-            cone(f"projectile{i}", c / 2, c / 5, pl, p["projectile_material"], (0, y, cl / 2 + pl / 2)),
-        ]
-    return obj(parts)
-
-
-@register("handcuffs", "handcuffs", "two steel cuffs (segmented rings) with lock housings, "
-          "joined by a chain", {
+@register("handcuffs", "handcuffs", "two steel cuffs: ratchet rings (teeth on the swinging strand) "
+          "held by hollow lock cases with keyholes and pawls, joined by a chain of interlocking links", {
               "cuff_radius": num(U(30, 38), "mid radius of a cuff"),
               "chain_length": num(U(20, 45)),
               "metal": mat(["steel", "stainless_steel", "nickel"]),
           }, F)
 def handcuffs(p, rng):
-    R, cl, m = p["cuff_radius"], p["chain_length"], p["metal"]
-    w = 5.0
-    cx = R + w / 2 + cl / 2 + 1
-    parts = ring("left", R, w, 4, m, (-cx, 0, 0), n=16) + ring("right", R, w, 4, m, (cx, 0, 0), n=16)
-    x0 = -cx + R + w / 2 + 1
-    link = (2 * cx - 2 * (R + w / 2 + 1)) / 3
-    for i in range(3):
-        parts.append(box(f"link{i}", (link, 4, 4), m, (x0 + link * (i + 0.5), 0, 0)))
-    parts += [
-        box("lock_left", (14, 22, 10), m, (-cx - R - w / 2 - 1.5 - 7, 0, 0)),
-        box("lock_right", (14, 22, 10), m, (cx + R + w / 2 + 1.5 + 7, 0, 0)),
-    ]
+    R, m = p["cuff_radius"], p["metal"]
+    ro, ri, tb = R + 4, R - 4, 4.5  # the ring's outer and inner radius, thickness
+    step = 5.0  # degrees between the outline's points on the outer circle (shared with the lock case)
+    k = max(1, round(math.degrees(math.asin(11.0 / ro)) / step))
+    beta = k * step
+    hb = ro * math.sin(math.radians(beta))  # half height of the lock case
+    lx = 22.0  # the lock case's reach beyond the ring
+    rw, rho, a = 1.5, 4.0, 3.0  # link wire radius, end radius and half straight (centre line)
+    pitch = 2 * a + rho
+    nl = max(2, round(p["chain_length"] / pitch) + 1)
+    span = (nl - 1) * pitch + 2 * (a + rho + rw) + 1.0  # between the lock cases
+    parts = []
+    for side, tag in ((1, "right"), (-1, "left")):
+        cx = side * (span / 2 + lx + ro)
+
+        def at(ang, r, cx=cx, side=side):  # at angle ang (degrees, mirrored for the left cuff) from the centre
+            t = math.radians(ang)
+            return (cx + side * r * math.cos(t), r * math.sin(t))
+
+        outer = []
+        ang = 180 - beta
+        teeth = (180 - beta - 60, 180 - beta - 6)
+        for i in range(int(360 / step)):
+            g = ang - i * step
+            if teeth[0] <= g <= teeth[1]:
+                outer += [at(g, ro), at(g - step / 2, ro - 1.2)]
+            else:
+                outer.append(at(g, ro))
+        hole = [at(360 * i / 96, ri) for i in range(96)]
+        parts.append(extrude(f"cuff_{tag}", outer, tb, m, holes=[hole]))
+        xl = cx - side * (ro + lx)
+        case = [(xl + side * 3, -hb), (xl, -hb + 3), (xl, hb - 3), (xl + side * 3, hb)] + [at(180 - beta + i * step, ro) for i in range(2 * k + 1)]
+        kx = xl + side * 8
+        key = rings(circle((kx, 1.0), 2.2, 24) + rect(kx - 1.2, -4.5, kx + 1.2, 1.0))[0]
+        parts.append(extrude(f"lock_{tag}", case, 12.0, m, holes=[key], bevel=1.0, wall=1.2))
+        px = cx - side * (ro + 1.2 + 0.5)
+        parts.append(extrude(f"pawl_{tag}", [(px, -4), (px - side * 7, -4), (px - side * 7, 4), (px, 4)], 6.0,
+                             "steel"))
+    for i in range(nl):
+        x = (i - (nl - 1) / 2) * pitch
+        pts = [(x + a + rho * math.sin(t), rho * math.cos(t)) for t in [math.pi * j / 10 for j in range(11)]]
+        pts += [(x - a - rho * math.sin(t), -rho * math.cos(t)) for t in [math.pi * j / 10 for j in range(11)]]
+        path = [(u, v, 0.0) for u, v in pts] if i % 2 == 0 else [(u, 0.0, v) for u, v in pts]
+        parts.append(sweep(f"link{i}", path, rw, m, closed=True, pos=(x, 0, 0)))
     return obj(parts)
 
 
-@register("baton", "baton", "telescopic baton: rubber grip around a steel tube, steel shafts, ball tip", {
-    "length": num(U(200, 480), "overall length (short: collapsed)"),
-    "grip_radius": num(U(13, 16)),
-    "grip_material": mat(["rubber", "nylon", "leather"]),
-}, F)
+@register("baton", "baton", "telescopic baton: nested steel tubes (collapsed inside the handle or "
+          "extended), a grip sleeve over the handle tube, an end cap and a steel ball tip on its shank", {
+              "length": num(U(200, 480), "overall length (short: collapsed)"),
+              "grip_radius": num(U(13, 16)),
+              "grip_material": mat(["rubber", "nylon", "leather"]),
+          }, F)
 def baton(p, rng):
     L, rg = p["length"], p["grip_radius"]
-    hl = min(190.0, 0.5 * L)
+    r1 = rg - 3.0  # handle tube
+    r2 = r1 - 1.2 - CLEAR  # middle tube
+    r3 = r2 - 1.0 - CLEAR  # tip tube
+    rt = r3 + 1.0  # ball
+    cap, ov = 8.0, 22.0
+    collapsed = L < 280
+    hl = L - cap - 14 if collapsed else min(220.0, max(160.0, 0.42 * L))
     parts = [
-        cyl("grip", rg, hl, p["grip_material"], (hl / 2, 0, 0), X, wall=2.5),
-        cyl("tube", rg - 3.5, hl - 7, "steel", (hl / 2, 0, 0), X, wall=1.5),
+        revolve("end_cap", [(0, 0), (rg - 0.5, 0), (rg - 0.5, 4), (rg - 2.5, 7), (0, cap)], "steel", (0, 0, 0), "-x"),
+        sweep("grip", [(0, 0, 0), (0.62 * hl, 0, 0)], rg, p["grip_material"], inner_radius=r1 + CLEAR),
+        sweep("handle_tube", [(0, 0, 0), (hl, 0, 0)], r1, "steel", inner_radius=r1 - 1.2),
     ]
-    rest = L - hl - 16
-    x = hl
-    if rest > 30:
-        s = rest / 2
-        parts += [cyl("shaft1", 8, s, "steel", (x + s / 2, 0, 0), X, wall=1.5),
-                  cyl("shaft2", 6, s, "steel", (x + 1.5 * s, 0, 0), X)]
-        x += rest
-    parts.append(sph("tip", 8, "steel", (x + 8, 0, 0)))
+    if collapsed:
+        m0, m1 = 2.0, hl - 1.0
+        t0, t1 = 3.0, hl + 0.3
+    else:
+        rest = L - hl - cap - 12
+        lm = (rest + 2 * ov) / 2
+        m0, m1 = hl - ov, hl - ov + lm
+        t0, t1 = m1 - ov, m1 - ov + lm
+    parts += [sweep("middle_tube", [(m0, 0, 0), (m1, 0, 0)], r2, "steel", inner_radius=r2 - 1.0),
+              sweep("tip_tube", [(t0, 0, 0), (t1, 0, 0)], r3, "steel", inner_radius=r3 - 1.0)]
+    zc = 10 + math.sqrt(rt * rt - r3 * r3)
+    t_back = math.degrees(math.asin(r3 / rt))
+    rs = r3 - 1.0 - CLEAR  # the shank in the tip tube's bore
+    ball = [(0, 0), (rs, 0), (rs, 10.0), (r3, 10.0)]
+    ball += [(rt * math.sin(math.radians(t)), zc - rt * math.cos(math.radians(t))) for t in range(10, 180, 10)
+             if t > t_back + 2]
+    ball.append((0, zc + rt))
+    parts.append(revolve("tip", ball, "steel", (t1 - 10.0, 0, 0), "x"))
     return obj(parts)
 
 
-@register("pepper_spray", "sprayer", "pepper or defence spray: aluminium can with liquid, plastic "
-          "actuator and nozzle", {
+@register("pepper_spray", "sprayer", "pepper or defence spray: aluminium aerosol can (domed base, "
+          "shoulder, valve cup) with the liquid, plastic actuator with its nozzle, belt clip", {
               "radius": num(U(12, 20)),
               "height": num(U(70, 130)),
               "liquid": mat(["water", "isopropanol", "vegetable_oil", "ethanol"]),
@@ -152,16 +118,26 @@ def baton(p, rng):
           }, F)
 def pepper_spray(p, rng):
     r, h = p["radius"], p["height"]
+    d = 0.25 * r  # the dome pushed into the base
+    rc = 0.65 * r  # valve cup
+    sh = 0.3 * r + 4  # shoulder
+    prof = [(0, d), (0.35 * r, 0.9 * d), (0.65 * r, 0.6 * d), (0.85 * r, 0.25 * d), (r - 1.8, 0), (r - 0.6, 0.2),
+            (r, 1.5), (r, h - sh), (0.96 * r, h - 0.6 * sh), (0.85 * r, h - 0.3 * sh), (rc + 1.2, h - 2.5),
+            (rc + 1.2, h - 1.0), (rc, h), (rc - 1.5, h - 1.2), (0, h - 1.2)]
+    ra, ha = rc + 1.0, 14.0
+    act = rounded(circle((0, 0), ra, 64) + rect(ra - 3, -2.5, ra + 5, 2.5), 1.0)
     return obj(
-        cyl("can", r, h, p["can_material"], (0, 0, 0), wall=0.5, fill=p["liquid"], level=p["level"]),
-        cyl("actuator", 0.8 * r, 16, "pp", (0, 0, h / 2 + 8)),
-        box("nozzle", (10, 4, 4), "pp", (0.8 * r + 5, 0, h / 2 + 10)),
-        box("clip", (2, 10, 0.5 * h), "pp", (-r - 1, 0, 0.1 * h)),
+        revolve("can", prof, p["can_material"], (0, 0, 0), "z", wall=0.45, fill=p["liquid"], level=p["level"]),
+        extrude("actuator", rings(act)[0], ha, "pp", z=h + ha / 2, bevel=1.5),
+        extrude("clip", [(-r - 3.5, 0.2 * h), (-r - 2.0, 0.2 * h), (-r - 2.0, 0.78 * h), (-r, 0.78 * h),
+                         (-r, 0.82 * h), (-r - 3.5, 0.82 * h)], 10.0, "pp",
+                pos=(-r - 1.75, 0, 0.51 * h), rot=(90, 0, 0)),
     )
 
 
-@register("lighter", "lighter", "pocket lighter: plastic tank of liquefied gas, steel hood with the "
-          "flint wheel", {
+@register("lighter", "lighter", "pocket lighter: plastic (or brass) tank of liquefied gas with the "
+          "flint tube, spring and flint, the steel striker wheel, the brass burner valve, a sheet "
+          "steel hood", {
               "width": num(U(22, 27)),
               "height": num(U(55, 72)),
               "depth": num(U(10, 13)),
@@ -169,14 +145,25 @@ def pepper_spray(p, rng):
               "level": frac(U(0.2, 0.95), "gas fill"),
           }, F)
 def lighter(p, rng):
-    w, h, d = p["width"], p["height"], p["depth"]
+    w, h, d = p["width"], p["height"], p["depth"]  # lying on its side: the height along x
     metal_body = p["body_material"] == "brass"
+    yf, yv = w / 4 - 1.0, -w / 4  # flint and valve
+    body = rounded(rect(0, -w / 2, h, w / 2), 3.0) - rect(h - 24, yf - 2.5, h + 5, yf + 2.5)
+    rw_, R = 0.35, 1.7
+    ht = 12.0  # the hood over the top
+    hood = rect(h, -w / 2 + 0.5, h + ht, w / 2 - 0.5) - rect(h - 1, -w / 2 + 1.3, h + ht - 1, w / 2 - 1.3)
+    hood_o, _ = rings(hood)
+    plate = [(h, -w / 2 + 0.5), (h + ht, -w / 2 + 0.5), (h + ht, w / 2 - 0.5), (h, w / 2 - 0.5)]
     return obj(
-        box("body", (w, d, h), p["body_material"], (0, 0, 0), wall=0.6 if metal_body else 1.2,
-            fill="gasoline", level=p["level"]),  # gasoline stands in for butane
-        box("hood", (w, d, 12), "steel", (0, 0, h / 2 + 6), wall=0.5),
-        cyl("wheel", 4, 6, "steel", (w / 4, 0, h / 2 + 6), Y),
-        cyl("valve", 1.5, 8, "brass", (-w / 4, 0, h / 2 + 6)),
+        extrude("body", rings(body)[0], d, p["body_material"], bevel=0.3 * d, wall=0.6 if metal_body else 1.2,
+                fill="gasoline", level=p["level"]),  # gasoline stands in for butane
+        sweep("flint_spring", helix((h - 24 + 0.3 + rw_, yf, 0), (1, 0, 0), R, 1.6, 16.0), rw_, "steel"),
+        cyl("flint", 1.2, 7.5, "iron", (h + 1.0 - 3.75, yf, 0), X),
+        cyl("wheel", 4.0, d - 1.2, "steel", (h + 5.0, yf, 0)),
+        sweep("valve", [(h, yv, 0), (h + 7, yv, 0)], 1.6, "brass", inner_radius=0.5),
+        extrude("hood", hood_o, d - 0.8, "steel"),
+        extrude("hood_a", plate, 0.4, "steel", z=d / 2 - 0.2),
+        extrude("hood_b", plate, 0.4, "steel", z=-d / 2 + 0.2),
     )
 
 
@@ -207,70 +194,6 @@ def battery_pack(p, rng):
     bl = ci - 0.5 - bx
     parts.append(box("board", (bl, W - 2 * wall - 2, 1.6), "fr4", (bx + bl / 2, 0, 0)))
     return obj(parts)
-
-
-@register("claw_hammer", "hammer", "claw hammer: steel head with face and claw, handle of wood, "
-          "fibreglass or steel with a rubber grip", {
-              "handle_length": num(U(240, 330)),
-              "head_width": num(U(95, 130), "head length across the handle"),
-              "handle_material": mat(["wood", "e_glass", "steel"]),
-          }, F)
-def claw_hammer(p, rng):
-    hl, hw = p["handle_length"], p["head_width"]
-    gl = 100.0
-    free = hl - gl
-    return obj(
-        box("grip", (gl, 30, 36), "rubber", (-gl / 2, 0, 0), wall=3),
-        box("grip_core", (gl - 7, 23, 29), p["handle_material"], (-gl / 2, 0, 0)),
-        box("handle", (free, 24, 30), p["handle_material"], (free / 2, 0, 0)),
-        box("head", (28, 0.55 * hw, 28), "steel", (free + 14, 0, 0)),
-        cyl("face", 14, 0.15 * hw, "steel", (free + 14, 0.275 * hw + 0.075 * hw, 0), Y),
-        box("claw", (24, 0.3 * hw, 12), "steel", (free + 14, -0.275 * hw - 0.15 * hw, 4)),
-    )
-
-
-@register("spanner", "wrench", "combination spanner: forged steel shaft, open-end jaws and a ring end", {
-    "length": num(U(120, 230), "shaft length"),
-    "opening": num(U(8, 24), "jaw opening"),
-    "metal": mat(["steel", "stainless_steel"]),
-}, F)
-def spanner(p, rng):
-    L, o, m = p["length"], p["opening"], p["metal"]
-    sw = 0.7 * o + 8
-    jl = 0.9 * o + 8
-    R = 0.5 * o + 6
-    rw = 6.0
-    parts = [
-        box("shaft", (L, sw, 6), m, (0, 0, 0)),
-        box("jaw_base", (8, o + 16, 7), m, (L / 2 + 4, 0, 0)),
-        box("jaw_a", (jl, 8, 7), m, (L / 2 + 8 + jl / 2, o / 2 + 4, 0)),
-        box("jaw_b", (jl, 8, 7), m, (L / 2 + 8 + jl / 2, -o / 2 - 4, 0)),
-    ]
-    parts += ring("ring", R, rw, 7, m, (-L / 2 - R - rw / 2, 0, 0), n=12)
-    return obj(parts)
-
-
-@register("pliers", "pliers", "combination pliers: two steel halves crossing at the pivot, "
-          "plastic-coated handles", {
-              "jaw_length": num(U(30, 55)),
-              "handle_length": num(U(100, 150)),
-              "opening_deg": num(U(3, 14), "half-angle between the halves", unit="deg"),
-              "grip_material": mat(["pvc", "pp", "rubber"]),
-          }, F)
-def pliers(p, rng):
-    jl, hl, a = p["jaw_length"], p["handle_length"], p["opening_deg"]
-    t = 6.0
-    gl = hl - 30
-
-    def half(tag: str, z: float) -> list[dict]:
-        return [
-            box(f"jaw_{tag}", (jl, 11, t), "steel", (jl / 2, 0, z)),
-            box(f"neck_{tag}", (30, 12, t), "steel", (-15, 0, z)),
-            box(f"grip_{tag}", (gl, 15, t + 4), p["grip_material"], (-30 - gl / 2, 0, z), wall=1.5),
-            box(f"handle_{tag}", (gl - 4, 11, t), "steel", (-30 - gl / 2, 0, z)),
-        ]
-
-    return obj(rotz(half("a", (t + 4) / 2), a) + rotz(half("b", -(t + 4) / 2), -a))
 
 
 @register("sheet_explosive", "explosive", "plastic sheet explosive (a deformable sheet draped over "
