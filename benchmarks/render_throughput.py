@@ -144,19 +144,21 @@ def end_to_end(scene: str, n: int, workers: int, against: str | None, repeats: i
         subprocess.run(["git", "-C", str(root), "worktree", "add", "--detach", str(tmp / "tree"), against],
                        check=True, capture_output=True)
         trees[against] = tmp / "tree"
+    # a scene file, or a built-in scene's name (each tree renders its own version of it)
+    ref = os.path.abspath(scene) if Path(scene).exists() else scene
     try:
         for name, tree in trees.items():
             found = Path(_which_xraybag(tree)).resolve()
             if found != tree.resolve():
                 raise SystemExit(f"{name}: xraybag imports from {found}, not {tree}")
-            _timed_render(tree, os.path.abspath(scene), 2, workers)  # numba's on-disk caches
+            _timed_render(tree, ref, 2, workers)  # numba's on-disk caches
         half = max(1, n // 2)
         walls: dict[str, dict[int, list[float]]] = {k: {n: [], half: []} for k in trees}
         cpus: dict[str, dict[int, list[float]]] = {k: {n: [], half: []} for k in trees}
         for _ in range(repeats):
             for name, tree in trees.items():  # alternated, so both see the same machine
                 for k in (n, half):
-                    wall, cpu = _timed_render(tree, os.path.abspath(scene), k, workers)
+                    wall, cpu = _timed_render(tree, ref, k, workers)
                     walls[name][k].append(wall)
                     cpus[name][k].append(cpu)
         out = {}

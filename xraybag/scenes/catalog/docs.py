@@ -16,9 +16,10 @@ INTRO = """\
 
 Besides the YAML templates (`templates:` in a scene or an include, and the built-in ones in
 `xraybag/scenes/builtin/_templates.yaml`), `template: NAME` may name an entry of the procedural
-catalog: a parametric object type built from the scene format's primitives as a tree of parts of
-realistic materials (a knife is a blade, a tip, a bolster and a tang inside a hollow handle; a
-vacuum cup is two steel shells with a vacuum gap and a drink inside the inner one). Parts touch but
+catalog: a parametric object type built from the scene format's shapes as a tree of parts of
+realistic materials (a chef's knife is a blade outline that thins to its edge, a bolster and a tang
+between riveted scales; a vacuum cup is two steel shells with a vacuum gap and a drink inside the
+inner one; a phone charger's cable is a copper core in a PVC tube swept along a path). Parts touch but
 never overlap, and containers hold their contents inside their cavity, so no material is counted
 twice along a ray.
 
