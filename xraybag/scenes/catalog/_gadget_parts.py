@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from xraybag.scenes.catalog._parts import box, cyl, part
+from xraybag.scenes.catalog._parts import box, cyl, extrude, part, sweep  # noqa: F401 (the families import them from here)
 
 
 def rot_to(d) -> tuple[float, float, float]:
@@ -29,43 +29,6 @@ def helix(centre, rx: float, ry: float, pitch: float, turns: float, per_turn: in
     return out
 
 
-def sweep_centre(pts, radius: float, closed: bool = False) -> np.ndarray:
-    """The centre of the bounding box of a round tube of ``radius`` along the mitred polyline
-    ``pts`` (where a ``sweep`` shape puts its origin): the extremes lie on the mitred section
-    ellipses at the corners and on the end caps."""
-    P = np.asarray(pts, float)
-    d = (np.roll(P, -1, axis=0) - P) if closed else np.diff(P, axis=0)
-    d /= np.linalg.norm(d, axis=1)[:, None]
-    m, nseg = len(P), len(d)
-    lo, hi = np.full(3, np.inf), np.full(3, -np.inf)
-    for i in range(m):
-        j = min(i, nseg - 1)
-        e = np.eye(3)[int(np.argmin(np.abs(d[j])))]
-        u = e - np.dot(e, d[j]) * d[j]
-        u /= np.linalg.norm(u)
-        v = np.cross(d[j], u)
-        if closed or 0 < i < m - 1:
-            nrm = d[i - 1] + d[j]
-            nrm /= np.linalg.norm(nrm)
-            k = float(np.dot(d[j], nrm))
-            u, v = u - d[j] * np.dot(u, nrm) / k, v - d[j] * np.dot(v, nrm) / k
-        ext = radius * np.sqrt(u * u + v * v)
-        lo, hi = np.minimum(lo, P[i] - ext), np.maximum(hi, P[i] + ext)
-    return (lo + hi) / 2
-
-
-def sweep(name: str, pts, radius: float, material: str, inner_radius: float = 0.0, closed: bool = False,
-          **kw) -> dict:
-    """A ``sweep`` part (a rod, or a tube with a bore) along the mitred polyline ``pts`` given in
-    the frame it is placed in."""
-    sh: dict = {"path": [[float(c) for c in q] for q in pts], "radius": float(radius)}
-    if inner_radius > 0:
-        sh["inner_radius"] = float(inner_radius)
-    if closed:
-        sh["closed"] = True
-    return part(name, {"sweep": sh}, material, tuple(sweep_centre(pts, radius, closed)), **kw)
-
-
 def cable(name: str, pts, radius: float, jacket: str = "pvc", core: str = "copper", bore: float = 0.5) -> list[dict]:
     """A cable along ``pts``: a jacket tube (bore ``bore`` x radius) around a conductor rod that
     clears the bore by 0.2 mm (the two are meshed separately)."""
@@ -77,19 +40,6 @@ def outline_centre(outline) -> tuple[float, float]:
     a = np.asarray(outline, float)
     c = (a.min(axis=0) + a.max(axis=0)) / 2
     return float(c[0]), float(c[1])
-
-
-def extrude(name: str, outline, height: float, material: str, z: float = 0.0, holes=(), **kw) -> dict:
-    """An ``extrude`` part: the outline (frame coordinates) extruded from z - height/2 to
-    z + height/2 (no spline, so its bounding box is the outline's)."""
-    sh: dict = {"outline": [[float(x), float(y)] for x, y in outline], "height": float(height)}
-    if holes:
-        sh["holes"] = [[[float(x), float(y)] for x, y in h] for h in holes]
-    for k in ("bevel", "taper", "taper_axis"):
-        if k in kw:
-            sh[k] = kw.pop(k)
-    cx, cy = outline_centre(outline)
-    return part(name, {"extrude": sh}, material, (cx, cy, z), **kw)
 
 
 def circle(r: float, centre=(0.0, 0.0), n: int = 72, a0: float = 0.0) -> list[tuple[float, float]]:

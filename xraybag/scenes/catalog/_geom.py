@@ -123,13 +123,28 @@ def helix(start, axis, radius: float, pitch: float, length: float, per_turn: int
 
 
 def sweep_centre(path, radius: float, closed: bool = False) -> tuple[float, float, float]:
-    """The centre of the bounding box of the tube of ``radius`` along ``path`` (as meshed)."""
-    from xraybag.engine.solids.curves import path_polyline
-    from xraybag.engine.solids.profiles import sweep_solid
-
-    poly_ = path_polyline(path, False, closed, radius, 0.01)
-    v, _ = sweep_solid(poly_, closed, radius, 0.0, 48)
-    c = (v.min(axis=0) + v.max(axis=0)) / 2
+    """The centre of the bounding box of a round tube of ``radius`` along the mitred polyline
+    ``path`` (where a ``sweep`` shape puts its origin): the extremes lie on the mitred section
+    ellipses at the corners and on the end caps."""
+    P = np.asarray(path, float)
+    d = (np.roll(P, -1, axis=0) - P) if closed else np.diff(P, axis=0)
+    d /= np.linalg.norm(d, axis=1)[:, None]
+    m, nseg = len(P), len(d)
+    lo, hi = np.full(3, np.inf), np.full(3, -np.inf)
+    for i in range(m):
+        j = min(i, nseg - 1)
+        e = np.eye(3)[int(np.argmin(np.abs(d[j])))]
+        u = e - np.dot(e, d[j]) * d[j]
+        u /= np.linalg.norm(u)
+        v = np.cross(d[j], u)
+        if closed or 0 < i < m - 1:
+            nrm = d[i - 1] + d[j]
+            nrm /= np.linalg.norm(nrm)
+            k = float(np.dot(d[j], nrm))
+            u, v = u - d[j] * np.dot(u, nrm) / k, v - d[j] * np.dot(v, nrm) / k
+        ext = radius * np.sqrt(u * u + v * v)
+        lo, hi = np.minimum(lo, P[i] - ext), np.maximum(hi, P[i] + ext)
+    c = (lo + hi) / 2
     return float(c[0]), float(c[1]), float(c[2])
 
 

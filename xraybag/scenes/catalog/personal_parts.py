@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from xraybag.scenes.catalog._parts import X, cyl, part
+from xraybag.scenes.catalog._parts import X, cyl, extrude, part, revolve, sweep  # noqa: F401 (the families import them from here)
 
 F = "personal"
 METALS = {"steel", "stainless_steel", "aluminum", "titanium", "gold", "silver", "brass", "nickel", "zinc",
@@ -41,63 +41,6 @@ def _stadium(x0, x1, hw) -> list[tuple[float, float]]:
 
 def _ellipse(cx, cy, a, b, n=48) -> list[tuple[float, float]]:
     return _arc(cx, cy, a, 0, 360, n, b)[:-1]
-
-
-def revolve(name, profile, material, base=(0, 0, 0), axis="z", **kw) -> dict:
-    """A solid of revolution of [r, z] points (the ends joined to the axis; z measured from
-    ``base`` along z, or along x with ``axis="x"``)."""
-    zs = [q[1] for q in profile]
-    zc = (min(zs) + max(zs)) / 2
-    if axis == "z":
-        pos, rot = (base[0], base[1], base[2] + zc), (0, 0, 0)
-    else:
-        pos, rot = (base[0] + zc, base[1], base[2]), X
-    return part(name, {"revolve": {"profile": _pts(profile)}}, material, pos, rot, **kw)
-
-
-def extrude(name, outline, height, material, z=0.0, holes=(), bevel=0.0, **kw) -> dict:
-    """A prism of the outline ([x, y] points in the object frame) from z - height/2 to z + height/2."""
-    a = np.asarray(outline, dtype=float)
-    c = (a.min(axis=0) + a.max(axis=0)) / 2
-    shape: dict = {"outline": _pts(outline), "height": float(height)}
-    if holes:
-        shape["holes"] = [_pts(h) for h in holes]
-    if bevel:
-        shape["bevel"] = float(bevel)
-    return part(name, {"extrude": shape}, material, (c[0], c[1], z), **kw)
-
-
-def _tube_bounds(path, r: float, closed: bool) -> tuple[np.ndarray, np.ndarray]:
-    """The bounding box of a tube of radius ``r`` along the polyline (mitred joints, flat caps),
-    as the mesher builds it, with true circles."""
-    P = np.asarray(path, dtype=float)
-    n = len(P)
-    phi = np.linspace(0.0, 2 * np.pi, 145)[:-1]
-    out = [P]
-    for i in range(n):
-        d_in = P[i] - P[i - 1] if (closed or i > 0) else None
-        d_out = P[(i + 1) % n] - P[i] if (closed or i < n - 1) else None
-        axis = d_out if d_out is not None else d_in
-        axis = axis / np.linalg.norm(axis)
-        e = np.eye(3)[int(np.argmin(np.abs(axis)))]
-        u = e - np.dot(e, axis) * axis
-        u /= np.linalg.norm(u)
-        v = np.cross(axis, u)
-        c = r * (np.cos(phi)[:, None] * u + np.sin(phi)[:, None] * v)
-        if d_in is not None and d_out is not None:
-            m = d_in / np.linalg.norm(d_in) + axis
-            m /= np.linalg.norm(m)
-            c = c - axis * ((c @ m) / float(np.dot(axis, m)))[:, None]
-        out.append(P[i] + c)
-    allp = np.vstack(out)
-    return allp.min(axis=0), allp.max(axis=0)
-
-
-def sweep(name, path, radius, material, closed=False, **kw) -> dict:
-    """A rod along ``path`` ([x, y, z] points in the object frame), placed where its points say."""
-    lo, hi = _tube_bounds(path, radius, closed)
-    shape = {"path": _pts(path), "radius": float(radius), "closed": bool(closed)}
-    return part(name, {"sweep": shape}, material, tuple((lo + hi) / 2), **kw)
 
 
 def _helix(name, radius, length, wire, pitch, material, centre, axis="z") -> dict:
