@@ -306,6 +306,51 @@ def test_despeckle_removes_lone_pixels_near_a_boundary_and_keeps_edges_and_wires
     assert despeckle(code, z, skip, lo, hi)[3, 3] == METAL
 
 
+def test_despeckle_lone_pixels_among_mixed_classes_captures_and_starved_pixels():
+    """A lone pixel whose neighbours are of two classes takes the commoner one (a tie: the class
+    nearest its Zeff); a lone pixel inside a K-edge capture takes the capture's code; starved
+    neighbours count as metal when marked dark and never change; a 2-pixel speck among mixed
+    classes needs 3/4 and stays."""
+    from xraybag.engine.xray.colour import despeckle
+
+    lo, hi = 10.0, 18.0
+    none = np.zeros((9, 9), bool)
+    code = np.full((9, 9), ORGANIC, np.uint8)
+    z = np.full(code.shape, 9.0, np.float32)
+    code[:, 5:] = INORGANIC
+    z[:, 5:] = 11.0
+    code[1:4, 4] = [INORGANIC, METAL, ORGANIC]  # around (2, 4): 4 organic, 4 inorganic
+    z[2, 4] = 14.5  # nearer the inorganic range (10..18) than the organic one (<= 10)
+    assert despeckle(code, z, none, lo, hi)[2, 4] == INORGANIC
+    z[2, 4] = 9.8  # in the organic range
+    assert despeckle(code, z, none, lo, hi)[2, 4] == ORGANIC
+    code[1, 4] = ORGANIC  # 5 organic against 3 inorganic: the commoner class, though under 3/4
+    z[2, 4] = 14.5
+    assert despeckle(code, z, none, lo, hi)[2, 4] == ORGANIC
+    # inside a K-edge capture (code 4): the lone organic pixel takes the capture's code
+    cap = np.full((7, 7), METAL + 1, np.uint8)
+    cap[3, 3] = ORGANIC
+    assert despeckle(cap, np.full(cap.shape, 9.4, np.float32), none[:7, :7], lo, hi)[3, 3] == METAL + 1
+    # a lone organic pixel with 5 starved neighbours and 3 inorganic ones
+    st = np.full((7, 7), INORGANIC, np.uint8)
+    zs = np.full(st.shape, 17.5, np.float32)
+    starved = np.zeros(st.shape, bool)
+    starved[:, :4] = True
+    starved[3, 4] = False
+    starved[2, 4] = starved[4, 4] = True
+    st[3, 4], zs[3, 4] = ORGANIC, 10.5
+    assert despeckle(st, zs, starved, lo, hi)[3, 4] == INORGANIC  # starved pixels do not count
+    dark = despeckle(st, zs, starved, lo, hi, dark=starved)
+    assert dark[3, 4] == METAL and np.array_equal(dark[starved], st[starved])
+    # a 2-pixel speck with its surroundings split 50/50 is not a lone pixel and stays
+    two = np.full((8, 8), ORGANIC, np.uint8)
+    zt = np.full(two.shape, 9.5, np.float32)
+    two[:, 4:] = INORGANIC
+    two[3:5, 3] = METAL
+    zt[3:5, 3] = 14.0
+    assert np.all(despeckle(two, zt, np.zeros(two.shape, bool), lo, hi)[3:5, 3] == METAL)
+
+
 def test_despeckle_lowers_isolated_pixels_on_a_noisy_boundary_material(library):
     """A thin, noisy aluminium sheet (its Zeff noise reaches both class boundaries): fewer lone
     pixels, and more of the block in its own class."""

@@ -155,7 +155,7 @@ def _codes(t_low: np.ndarray, t_high: np.ndarray, cal: ColourCalibration, clean:
     code += np.greater(z, cal.inorganic_max, out=mask)
     np.maximum(code, cal.lut_capture.take(flat, out=mask.view(np.uint8), mode="clip"), out=code)
     if clean and code.ndim == 2 and min(shape) >= 3:
-        code = despeckle(code, z, starved | background, cal.organic_max, cal.inorganic_max)
+        code = despeckle(code, z, starved | background, cal.organic_max, cal.inorganic_max, dark=starved)
     return code, z, starved, background, (f2, i1, i2)
 
 
@@ -164,10 +164,12 @@ def _codes(t_low: np.ndarray, t_high: np.ndarray, cal: ColourCalibration, clean:
 DESPECKLE_MARGIN = 4.0
 #: the largest speck (pixels, 8-connected) that :func:`despeckle` recolours
 DESPECKLE_PIXELS = 12
+#: passes of :func:`despeckle` (a pass can leave a lone pixel where the specks around it changed)
+DESPECKLE_PASSES = 2
 
 
 @numba.njit(cache=True, nogil=True)
-def _despeckle(code, z, skip, lo, hi, margin, max_pixels, out):
+def _despeckle(code, z, skip, dark, lo, hi, margin, max_pixels, out):
     """See :func:`despeckle`. A search starts only at a pixel near a boundary with at least 4 of
     its 8 neighbours of other classes (every speck has one); it follows the pixel's class through
     8-neighbours and gives up past ``max_pixels``."""
@@ -176,13 +178,14 @@ def _despeckle(code, z, skip, lo, hi, margin, max_pixels, out):
     search = 0
     qi = np.empty(max_pixels + 1, np.int64)
     qj = np.empty(max_pixels + 1, np.int64)
-    counts = np.zeros(4, np.int64)
+    counts = np.zeros(256, np.int64)
+    changed = 0
     for i in range(rows):
         for j in range(cols):
             c = code[i, j]
-            if c == 0 or c > 3 or skip[i, j] or seen[i, j]:
+            if c == 0 or skip[i, j] or seen[i, j]:
                 continue
-            if abs(z[i, j] - lo) >= margin and abs(z[i, j] - hi) >= margin:
+            if c <= 3 and abs(z[i, j] - lo) >= margin and abs(z[i, j] - hi) >= margin:
                 continue
             other = 0
             for di in range(-1, 2):
@@ -209,7 +212,7 @@ def _despeckle(code, z, skip, lo, hi, margin, max_pixels, out):
                         if a < 0 or b < 0 or a >= rows or b >= cols or code[a, b] != c or seen[a, b] == search:
                             continue
                         if (seen[a, b] or skip[a, b] or n == max_pixels
-                                or (abs(z[a, b] - lo) >= margin and abs(z[a, b] - hi) >= margin)):
+                                or (c <= 3 and abs(z[a, b] - lo) >= margin and abs(z[a, b] - hi) >= margin)):
                             small = False  # part of a patch an earlier search found too large
                             break
                         seen[a, b] = search
@@ -225,32 +228,62 @@ def _despeckle(code, z, skip, lo, hi, margin, max_pixels, out):
                 for di in range(-1, 2):
                     for dj in range(-1, 2):
                         a, b = qi[q] + di, qj[q] + dj
-                        if a < 0 or b < 0 or a >= rows or b >= cols or skip[a, b]:
+                        if a < 0 or b < 0 or a >= rows or b >= cols:
+                            continue
+                        if skip[a, b]:
+                            if dark[a, b]:
+                                counts[3] += 1
                             continue
                         k = code[a, b]
-                        if k != c and 1 <= k <= 3:
+                        if k != c and k >= 1:
                             counts[k] += 1
-            best = 1
-            for k in range(2, 4):
-                if counts[k] > counts[best]:
+            best = 0
+            total = 0
+            for k in range(1, 256):
+                total += counts[k]
+                if counts[k] > counts[best] or (
+                        counts[k] == counts[best] and counts[k] > 0 and _zgap(z[i, j], k, lo, hi) < _zgap(z[i, j], best, lo, hi)):
                     best = k
-            total = counts[1] + counts[2] + counts[3]
-            if total > 0 and 4 * counts[best] >= 3 * total:
+            # a lone pixel (all 8 neighbours of other classes) takes the commonest class around it
+            # (ties: the class nearest its Zeff); a larger speck needs 3/4 of its surroundings
+            if total > 0 and ((n == 1 and 2 * counts[best] >= total) or 4 * counts[best] >= 3 * total):
                 for q in range(n):
                     out[qi[q], qj[q]] = best
-    return out
+                changed += 1
+    return changed
+
+
+@numba.njit(cache=True, nogil=True)
+def _zgap(z, k, lo, hi):  # pragma: no cover - compiled
+    """Zeff distance from ``z`` to class ``k``'s range (1: up to lo, 2: lo..hi, 3: above hi)."""
+    if k == 1:
+        return max(z - lo, 0.0)
+    if k == 2:
+        return max(lo - z, z - hi, 0.0)
+    return max(hi - z, 0.0)  # metal, or a K-edge capture (shown as metal)
 
 
 def despeckle(code: np.ndarray, z: np.ndarray, skip: np.ndarray, lo: float, hi: float,
-              margin: float = DESPECKLE_MARGIN, max_pixels: int = DESPECKLE_PIXELS) -> np.ndarray:
-    """Class codes without specks: an 8-connected patch of one class (1-3) of at most
-    ``max_pixels`` pixels, every one of whose Zeff lies within ``margin`` of a class boundary
-    (``lo``, ``hi``), takes the class of at least 3/4 of the pixels around it. Edges stay where
-    they are (the pixels along an edge form one large patch), and so do thin lines and small
-    parts far from a boundary (a steel wire, a screw); ``skip`` (background, starved) pixels
-    neither change nor count. Codes of 4 and up (K-edge captures) are kept."""
-    return _despeckle(code, np.asarray(z, np.float32), skip, np.float32(lo), np.float32(hi), np.float32(margin),
-                      int(max_pixels), code.copy())
+              margin: float = DESPECKLE_MARGIN, max_pixels: int = DESPECKLE_PIXELS,
+              dark: np.ndarray | None = None) -> np.ndarray:
+    """Class codes without specks. An 8-connected patch of one code of at most ``max_pixels``
+    pixels, whose Zeff all lie within ``margin`` of a class boundary (``lo``, ``hi``; K-edge
+    captures, codes 4 and up, need not), takes the code of at least 3/4 of the pixels around it;
+    a lone pixel (all 8 neighbours of other codes) takes the commonest code around it when that
+    holds at least half of them (ties: the class nearest its Zeff). Up to
+    :data:`DESPECKLE_PASSES` passes. Edges stay where they are (the pixels along an edge form one
+    large patch), and so do thin lines and small parts far from a boundary (a steel wire, a screw).
+    ``skip`` pixels (background, starved) never change; those also in ``dark`` (starved: shown as
+    metal) count as metal around a speck, the others do not count."""
+    skip = np.asarray(skip, np.bool_)
+    dark = np.zeros_like(skip) if dark is None else np.asarray(dark, np.bool_)
+    z = np.asarray(z, np.float32)
+    out = code.copy()
+    for _ in range(DESPECKLE_PASSES):
+        src = out.copy()
+        if not _despeckle(src, z, skip, dark, np.float32(lo), np.float32(hi), np.float32(margin), int(max_pixels), out):
+            break
+    return out
 
 
 def classify(t_low: np.ndarray, t_high: np.ndarray, calibration: ColourCalibration, clean: bool = True):
