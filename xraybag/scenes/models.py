@@ -18,6 +18,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_valida
 
 from xraybag.scenes.numbers import Dist, name_or_choice, number, vector
 from xraybag.scenes.shapes import Extrude, Revolve, Sweep
+from xraybag.scenes.sheets import Fitting, Ply, Sheet
 
 Pos = number(gt=0)
 NonNeg = number(ge=0)
@@ -188,25 +189,6 @@ class Template(Strict):
         if self.shape is not None and self.material is None:
             raise ValueError("a shape needs a material")
         return self
-
-
-class Sheet(Strict):
-    """A deformable sheet (sheet explosive, clothing layer): laid flat above the contents and
-    draped over them, keeping its thickness."""
-
-    size: vector(2, gt=0) = Field(description="flat extent along x and y (mm)")
-    thickness: Pos = Field(description="mm")
-    wrinkles: NonNeg = Field(
-        0.0, description="crumpling of a garment: height (mm) of smooth random folds raised on the drape "
-        "(less where the bag's lid leaves less room); 0 lies smooth",
-    )
-    wrinkle_length: Pos = Field(40.0, description="mm: typical distance between the folds")
-    drape: list[list[float]] | None = Field(
-        None,
-        description="set in concrete scenes: heights (mm, bag frame) of the draped sheet on a regular "
-        "grid spanning its flat extent (rows along x): its bottom is drape - thickness/2 and its top lies "
-        "thickness * sqrt(1 + |grad drape|^2) above the bottom, so the thickness is kept on slopes",
-    )
 
 
 class Object(Strict):

@@ -68,14 +68,12 @@ def entry_preview(name: str, seed: int = 0, params: dict | None = None, pitch: f
     """A top view of one sample of catalog entry (or bag shell) ``name`` through the default
     line-scan scanner (noise on), cropped to the object: an (rows, cols, 3) uint8 image.
 
-    The object lies as its builder made it (its own frame: z up), alone in an empty bag without
-    walls; a bag shell is built around an empty interior of 500 x 350 x 200 mm."""
+    The object lies as in a bag (longest side along the belt, thinnest down), alone in an empty bag
+    without walls; a sheet (garment) lies flat, with its plies and fittings; a bag shell is built around an empty interior of 500 x 350 x 200 mm."""
     import numpy as np
-    from PIL import Image
 
     from xraybag.engine.output.pipeline import render_bag
-    from xraybag.engine.solids.scene import build_solids
-    from xraybag.scenes.catalog import get_entry, object_scene, sample_object
+    from xraybag.scenes.catalog import get_entry, sample_object
     from xraybag.scenes.catalog.bags import SHELLS
     from xraybag.scenes.loader import load_scene_data
     from xraybag.scenes.yamlsrc import SourceMap
@@ -89,26 +87,10 @@ def entry_preview(name: str, seed: int = 0, params: dict | None = None, pitch: f
     else:
         get_entry(name).check_params(params or {}, lambda k: f"--set {k}")
         obj = sample_object(name, seed, params)
-        if "sheet" in obj:
-            sx, sy = obj["sheet"]["size"]
-            obj = {"name": name, "shape": {"box": {"size": [sx, sy, obj["sheet"]["thickness"]]}},
-                   "material": obj["material"]}
-        _, infos = build_solids(object_scene(obj), tolerance=0.05)
-        ext = infos[0].bounds[1] - infos[0].bounds[0]
-        # lying as in a bag: the longest side along the belt (x), the thinnest down (z)
-        from xraybag.engine.solids.scene import rotation_matrix
-
-        want = np.sort(ext)[::-1]
-        rot = [0.0, 0.0, 0.0]
-        for r in ([a, b, c] for a in (0.0, 90.0) for b in (0.0, 90.0) for c in (0.0, 90.0)):
-            if np.allclose(np.abs(rotation_matrix(r)) @ ext, want):
-                rot = r
-                break
-        ext = want
-        size = [float(max(e + 40.0, 60.0)) for e in ext]
-        obj = {**obj, "pose": {"position": [0.0, 0.0, size[2] / 2], "rotation_deg": rot}}
-        data = {"seed": int(seed), "bag": {"size": size, "wall": {"thickness": 0}}, "objects": [obj],
-                "scanners": [scanner]}
+        if "sheet" in obj:  # laid flat, with its plies and fittings
+            data = _flat_sheet(obj, name, seed, scanner)
+        else:
+            data = _lying(obj, name, seed, scanner)
     loaded = load_scene_data(data, SourceMap(f"catalog entry {name}"), Path.cwd(), check_files=False)
     view = render_bag(loaded, 0).views[0]
     # crop to what was traced (noise leaves stray non-white pixels in the empty tunnel)
@@ -136,3 +118,43 @@ def catalog_sheet(names: list[str], path: Path, tile: int = 220, cols: int = 8, 
     path.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(path, optimize=True)
     return path
+
+
+def _flat_sheet(obj: dict, name: str, seed: int, scanner: dict) -> dict:
+    """A scene holding sheet entry ``obj`` laid flat on the floor (not crumpled)."""
+    from xraybag.engine.solids.sheets import drape_grid
+
+    sheet = dict(obj["sheet"])
+    sx, sy = sheet["size"]
+    t = sheet["thickness"]
+    nx, ny = drape_grid([sx, sy])
+    sheet["drape"] = [[t / 2.0] * ny for _ in range(nx)]
+    sheet["wrinkles"] = 0.0
+    height = 40.0
+    obj = {"name": name, "sheet": sheet, "material": obj["material"],
+           "pose": {"position": [0.0, 0.0, height / 2], "rotation_deg": [0.0, 0.0, 0.0]}}
+    return {"seed": int(seed), "bag": {"size": [sx + 40.0, sy + 40.0, height], "wall": {"thickness": 0}},
+            "objects": [obj], "scanners": [scanner]}
+
+
+def _lying(obj: dict, name: str, seed: int, scanner: dict) -> dict:
+    """A scene holding entry ``obj`` alone, lying as in a bag: the longest side along the belt
+    (x), the thinnest down (z)."""
+    import numpy as np
+
+    from xraybag.engine.solids.scene import build_solids, rotation_matrix
+    from xraybag.scenes.catalog import object_scene
+
+    _, infos = build_solids(object_scene(obj), tolerance=0.05)
+    ext = infos[0].bounds[1] - infos[0].bounds[0]
+    want = np.sort(ext)[::-1]
+    rot = [0.0, 0.0, 0.0]
+    for r in ([a, b, c] for a in (0.0, 90.0) for b in (0.0, 90.0) for c in (0.0, 90.0)):
+        if np.allclose(np.abs(rotation_matrix(r)) @ ext, want):
+            rot = r
+            break
+    ext = want
+    size = [float(max(e + 40.0, 60.0)) for e in ext]
+    obj = {**obj, "pose": {"position": [0.0, 0.0, size[2] / 2], "rotation_deg": rot}}
+    return {"seed": int(seed), "bag": {"size": size, "wall": {"thickness": 0}}, "objects": [obj],
+            "scanners": [scanner]}

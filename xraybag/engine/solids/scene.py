@@ -40,6 +40,7 @@ import numpy as np
 import trimesh
 from scipy.optimize import brentq
 
+from xraybag.engine.solids.fittings import fitting_mesh, ply_layers, to_bag
 from xraybag.engine.solids.meshes import box_mesh, hollow, shape_mesh, to_manifold
 from xraybag.errors import XraybagError
 from xraybag.scenes.models import Container, Object, Scene, Shape, Sheet
@@ -375,9 +376,16 @@ def sheet_stretch(u: np.ndarray, v: np.ndarray, heights: np.ndarray) -> np.ndarr
     return np.minimum(np.sqrt(1.0 + gu * gu + gv * gv), SLOPE_STRETCH_MAX)
 
 
+def sheet_top(u: np.ndarray, v: np.ndarray, heights: np.ndarray, thickness: float, layers=1.0) -> np.ndarray:
+    """Bag-frame z of a draped sheet's top surface at the nodes: its bottom ``heights - thickness/2``
+    plus ``thickness * layers * sheet_stretch``."""
+    h = np.asarray(heights, dtype=np.float64)
+    return h - thickness / 2.0 + thickness * np.asarray(layers) * sheet_stretch(u, v, h)
+
+
 def sheet_mesh(
     u: np.ndarray, v: np.ndarray, heights: np.ndarray, thickness: float,
-    position=(0.0, 0.0), yaw_deg: float = 0.0,
+    position=(0.0, 0.0), yaw_deg: float = 0.0, layers=1.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """A closed, outward-wound mesh of a draped sheet (bag frame).
 
@@ -385,7 +393,8 @@ def sheet_mesh(
     frame. The bottom surface is ``heights - thickness/2``; the top surface lies
     ``thickness * sheet_stretch`` above it (``sqrt(1 + |grad h|^2)``, at most SLOPE_STRETCH_MAX), so
     the thickness normal to the surface is kept on slopes (a vertical ray through a slope sees
-    ``thickness / cos(slope)``, as through a real sheet) while the bottom never moves. Top and
+    ``thickness / cos(slope)``, as through a real sheet) while the bottom never moves; ``layers``
+    (a number or (nx, ny) per node, see :func:`ply_layers`) multiplies the thickness above it. Top and
     bottom are joined by side walls along the four edges; each grid cell is split along its
     (i, j)-(i+1, j+1) diagonal.
     """
@@ -396,8 +405,7 @@ def sheet_mesh(
     x = c * uu - s_ * vv + float(position[0])
     y = s_ * uu + c * vv + float(position[1])
     bottom = h - thickness / 2.0
-    across = thickness * sheet_stretch(u, v, h)
-    top = np.stack([x, y, bottom + across], axis=-1).reshape(-1, 3)
+    top = np.stack([x, y, sheet_top(u, v, h, thickness, layers)], axis=-1).reshape(-1, 3)
     bot = np.stack([x, y, bottom], axis=-1).reshape(-1, 3)
     vid = np.arange(nx * ny).reshape(nx, ny)
     a, b = vid[:-1, :-1].ravel(), vid[1:, :-1].ravel()
@@ -414,8 +422,8 @@ def sheet_mesh(
     return np.vstack([top, bot]), np.vstack([tf, bf, side]).astype(np.int32)
 
 
-def sheet_solid_parts(obj: Object, name: str) -> tuple[np.ndarray, np.ndarray]:
-    """The closed mesh (vertices, faces) of a draped sheet object (bag frame)."""
+def _draped(obj: Object, name: str):
+    """(u, v, heights, thickness, layers, position (x, y), yaw) of a draped sheet object."""
     sheet = obj.sheet
     where = f"object {name!r}: sheet"
     if sheet.drape is None or obj.pose is None:
@@ -429,7 +437,40 @@ def sheet_solid_parts(obj: Object, name: str) -> tuple[np.ndarray, np.ndarray]:
         raise XraybagError(f"object {name!r}: a sheet's pose rotates about z only")
     pos = [_num(x, f"object {name!r}: pose.position") for x in obj.pose.position]
     t = _num(sheet.thickness, f"{where}.thickness")
-    return sheet_mesh(u, v, h, t, pos[:2], rot[2])
+    return u, v, h, t, sheet_layers(sheet, u, v, where), pos[:2], rot[2]
+
+
+def sheet_layers(sheet: Sheet, u: np.ndarray, v: np.ndarray, where: str = "sheet") -> np.ndarray | float:
+    """Layers of fabric at the drape nodes (1 without plies; see :func:`ply_layers`)."""
+    if not sheet.plies:
+        return 1.0
+    plies = [(*(_num(x, f"{where}.plies.{k}.min") for x in p.min), *(_num(x, f"{where}.plies.{k}.max") for x in p.max),
+              _num(p.layers, f"{where}.plies.{k}.layers")) for k, p in enumerate(sheet.plies)]
+    return ply_layers(plies, u, v)
+
+
+def sheet_solid_parts(obj: Object, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """The closed mesh (vertices, faces) of a draped sheet object (bag frame)."""
+    u, v, h, t, layers, pos, yaw = _draped(obj, name)
+    return sheet_mesh(u, v, h, t, pos, yaw, layers)
+
+
+def sheet_fittings(obj: Object, name: str) -> list[tuple[str, str, np.ndarray, np.ndarray]]:
+    """(part name, material, vertices, faces) of each fitting of a draped sheet (bag frame)."""
+    if not obj.sheet.fittings:
+        return []
+    u, v, h, t, layers, pos, yaw = _draped(obj, name)
+    top = sheet_top(u, v, h, t, layers)
+    out = []
+    for k, fit in enumerate(obj.sheet.fittings):
+        w = f"object {name!r}: sheet.fittings.{k}"
+        if not isinstance(fit.material, str):
+            raise XraybagError(f"{w}.material: expected a material name, got {fit.material!r}")
+        fv, ff = fitting_mesh(
+            fit.kind, [_num(x, f"{w}.at") for x in fit.at], None if fit.to is None else [_num(x, f"{w}.to") for x in fit.to],
+            _num(fit.size, f"{w}.size"), _num(fit.height, f"{w}.height"), _num(fit.pitch, f"{w}.pitch"), u, v, top)
+        out.append((f"{name}.{fit.kind}{k}", fit.material, to_bag(fv, pos, yaw), ff))
+    return out
 
 
 def sheet_points(obj: Object, name: str) -> np.ndarray:
@@ -441,7 +482,7 @@ def sheet_points(obj: Object, name: str) -> np.ndarray:
         sx, sy = (_num(x, f"object {name!r}: sheet.size") for x in sheet.size)
         t = _num(sheet.thickness, f"object {name!r}: sheet.thickness")
         return np.array([[a * sx / 2, b * sy / 2, c * t / 2] for a in (-1, 1) for b in (-1, 1) for c in (-1, 1)])
-    v, _ = sheet_solid_parts(obj, name)
+    v = np.vstack([sheet_solid_parts(obj, name)[0], *(fv for _, _, fv, _ in sheet_fittings(obj, name))])
     pos = np.array([_num(x, f"object {name!r}: pose.position") for x in obj.pose.position])
     rot = rotation_matrix([_num(x, "pose.rotation_deg") for x in obj.pose.rotation_deg])
     return (v - pos) @ rot
@@ -452,18 +493,19 @@ def _sheet_object(obj: Object, index: int, name: str) -> tuple[list[Solid], Obje
     if not isinstance(material, str):
         raise XraybagError(f"object {name!r}.material: expected a material name, got {material!r}")
     v, f = sheet_solid_parts(obj, name)
-    solid = _solid(v, f, material, index, name)
+    solids = [_solid(v, f, material, index, name)]
+    solids += [_solid(fv, ff, m, index, part) for part, m, fv, ff in sheet_fittings(obj, name)]
     info = ObjectInfo(
         index=index,
         name=name,
         label=obj.label,
-        materials=[material],
+        materials=list(dict.fromkeys(s.material for s in solids)),
         position=[float(x) for x in obj.pose.position],
         rotation_deg=[float(x) for x in obj.pose.rotation_deg],
-        volume=solid.volume,
-        bounds=solid.bounds,
+        volume=sum(s.volume for s in solids),
+        bounds=np.array([np.min([s.bounds[0] for s in solids], axis=0), np.max([s.bounds[1] for s in solids], axis=0)]),
     )
-    return [solid], info
+    return solids, info
 
 
 def build_solids(scene: Scene, tolerance: float = 0.02) -> tuple[list[Solid], list[ObjectInfo]]:

@@ -44,9 +44,11 @@ from xraybag.engine.solids.scene import (
     _num,
     build_solids,
     object_name,
+    sheet_fittings,
     sheet_grid,
+    sheet_layers,
     sheet_solid_parts,
-    sheet_stretch,
+    sheet_top,
 )
 from xraybag.scenes.models import Object, Pose, Scene
 
@@ -265,7 +267,7 @@ def sheet_support(sheet, hmap: TopSurface, position, yaw: float):
 
 
 def wrinkle_field(u, v, amplitude: float, length: float, heights, thickness: float, lid: float,
-                  rng: np.random.Generator) -> np.ndarray:
+                  rng: np.random.Generator, layers=1.0) -> np.ndarray:
     """Folds of a crumpled garment: smooth random heights in [0, amplitude] (white noise on the
     drape grid, Gaussian-filtered to ``length`` / 4 and stretched to that range), raised on the
     drape (never into the contents below). Halved until the sheet's top stays under ``lid``."""
@@ -277,7 +279,7 @@ def wrinkle_field(u, v, amplitude: float, length: float, heights, thickness: flo
     w = (w - w.min()) / max(float(np.ptp(w)), 1e-12) * amplitude
     for _ in range(8):
         h = heights + w
-        if float((h - thickness / 2.0 + thickness * sheet_stretch(u, v, h)).max()) <= lid:
+        if float(sheet_top(u, v, h, thickness, layers).max()) <= lid:
             return w
         w = w / 2.0
     return np.zeros_like(w)
@@ -309,18 +311,25 @@ def drape_one(
     px, py = (float(rng.uniform(-f, f)) if f > 0 else 0.0 for f in free)
     u, v, support = sheet_support(sheet, hmap, (px, py), yaw)
     heights = rmpd(support, u[1] - u[0], v[1] - v[0])
+    layers = sheet_layers(sheet, u, v, f"object {name!r}: sheet")
     amp = _num(sheet.wrinkles, f"object {name!r}: sheet.wrinkles")
     if amp > 0:
         heights = heights + wrinkle_field(u, v, amp, _num(sheet.wrinkle_length, "sheet.wrinkle_length"),
-                                          heights, t, interior[2], rng)
-    top = float((heights - t / 2.0 + t * sheet_stretch(u, v, heights)).max())
+                                          heights, t, interior[2], rng, layers)
+    top = float(sheet_top(u, v, heights, t, layers).max())
     if top > interior[2] + 1e-9:
         return None, f"no room above the contents (the sheet would reach z = {top:.1f} mm)"
-    zc = 0.5 * (float(heights.min()) - t / 2.0 + top)  # the centre of the bounding box
     drape = [[float(x) for x in row] for row in heights]
-    new_sheet = sheet.model_copy(update={"drape": drape})
+    pose = Pose(position=[px, py, 0.0], rotation_deg=[0.0, 0.0, float(yaw)])
+    draped = obj.model_copy(update={"sheet": sheet.model_copy(update={"drape": drape}), "pose": pose})
+    if sheet.fittings:  # fittings that would rise above the lid are left off
+        parts = sheet_fittings(draped, name)
+        keep = [f for f, (_, _, fv, _) in zip(sheet.fittings, parts) if fv[:, 2].max() <= interior[2] + 1e-9]
+        top = max([top] + [fv[:, 2].max() for f, (_, _, fv, _) in zip(sheet.fittings, parts) if f in keep])
+        draped = draped.model_copy(update={"sheet": draped.sheet.model_copy(update={"fittings": keep})})
+    zc = 0.5 * (float(heights.min()) - t / 2.0 + top)  # the centre of the bounding box
     pose = Pose(position=[px, py, zc], rotation_deg=[0.0, 0.0, float(yaw)])
-    return obj.model_copy(update={"sheet": new_sheet, "pose": pose}), None
+    return draped.model_copy(update={"pose": pose}), None
 
 
 def drape_sheets(
@@ -348,6 +357,8 @@ def drape_sheets(
             continue
         objects[k] = draped
         hmap.add(*sheet_solid_parts(draped, name))
+        for _, _, fv, ff in sheet_fittings(draped, name):
+            hmap.add(fv, ff)
     objects = [o for k, o in enumerate(objects) if k not in drop]
     return scene.model_copy(update={"objects": objects}), left
 

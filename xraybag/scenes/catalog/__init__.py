@@ -18,7 +18,7 @@ from __future__ import annotations
 
 # isort: off
 # the families register their entries on import, in this order (the order of docs/catalog.md)
-from xraybag.scenes.catalog import guns, threats, tools, cutters, containers, electronics, clutter, toiletries, personal, gadgets  # noqa: F401
+from xraybag.scenes.catalog import guns, threats, tools, cutters, containers, electronics, clutter, garments, toiletries, personal, gadgets  # noqa: F401
 # isort: on
 from xraybag.scenes.catalog.registry import (
     CATALOG, CatalogEntry, ParamSpec, get_entry, labels, object_scene, register, sample_object, unknown_param,

@@ -161,30 +161,3 @@ def belt(p, rng):
         box("buckle_bar", (4, fw - 8, 3), m, (x, 0, 0)),
     ]
     return obj(parts)
-
-
-_GARMENTS = {  # flat size (folded once or twice, as packed) and fabric thickness of one layer
-    "tshirt": ((260, 380), (200, 280), (0.5, 0.9), 2),
-    "shirt": ((260, 380), (200, 280), (0.4, 0.7), 2),
-    "sweater": ((280, 400), (220, 290), (1.5, 3.5), 2),
-    "trousers": ((300, 420), (180, 280), (0.8, 1.6), 3),
-    "scarf": ((260, 420), (120, 240), (0.6, 2.0), 2),
-    "towel": ((260, 380), (180, 280), (1.5, 3.0), 3),
-}
-
-
-@register("garment", None, "a garment laid over the contents: a folded T-shirt, shirt, sweater, trousers, "
-          "scarf or towel as a deformable sheet that drapes and crumples over what lies below", {
-              "kind": count({"uniform_int": [0, len(_GARMENTS) - 1]},
-                            "0 T-shirt, 1 shirt, 2 sweater, 3 trousers, 4 scarf, 5 towel", ge=0),
-              "fabric": mat(FABRICS),
-              "crumple": num(U(4, 25), "height of the folds and wrinkles"),
-              "fold_length": num(U(25, 70), "typical distance between folds"),
-          }, F)
-def garment(p, rng):
-    (l0, l1), (w0, w1), (t0, t1), layers = list(_GARMENTS.values())[int(p["kind"]) % len(_GARMENTS)]
-    length, width = rng.uniform(l0, l1), rng.uniform(w0, w1)
-    thickness = layers * rng.uniform(t0, t1)
-    return {"sheet": {"size": [float(length), float(width)], "thickness": float(thickness),
-                      "wrinkles": float(p["crumple"]), "wrinkle_length": float(p["fold_length"])},
-            "material": p["fabric"]}
