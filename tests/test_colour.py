@@ -371,3 +371,17 @@ def test_despeckle_lowers_isolated_pixels_on_a_noisy_boundary_material(library):
     clean, _ = classify(t_low, t_high, cal)
     assert lone(raw) >= 5 and lone(clean) <= lone(raw) // 3
     assert np.mean(clean == INORGANIC) > np.mean(raw == INORGANIC)
+
+
+def test_lead_is_captured_as_metal_from_half_a_millimetre_and_thinner_lead_shows_as_it_looks(quiet, library,
+                                                                                          calibration):
+    """Thin lead's ratio sits on a light element's curve: from 0.55 g/cm2 (0.48 mm) the K-edge
+    reference captures it as metal; at 0.3 mm it is shown as the light material it looks like
+    (its ladder Zeff, from the calibration's own lead curve, is under the metal boundary)."""
+    from xraybag.engine.xray.calibration import KEDGE_MIN_MASS
+
+    assert KEDGE_MIN_MASS / 11.35 * 10 < 0.5  # mm of lead
+    t_low, t_high = wedge("lead", [0.3, 0.5], quiet, library)
+    classes, zeff = classify(t_low, t_high, calibration)
+    assert classes[0, 1] == METAL and zeff[0, 1] == 82
+    assert classes[0, 0] != METAL and zeff[0, 0] < calibration.inorganic_max

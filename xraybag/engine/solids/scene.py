@@ -19,8 +19,8 @@ Containers become a shell solid (outer surface plus the cavity surface wound inw
 through it see only the wall) and, when filled, a liquid solid: the cavity in the bag frame cut by
 the horizontal plane (along gravity, after the pose) that holds ``level`` times the cavity volume.
 
-Sheets (``sheet: {size, thickness, drape}``) become one closed solid (see :func:`sheet_solid`):
-the draped mid-surface is a height field ``drape[i][j]`` (bag-frame z, mm) over a regular grid of
+Sheets (``sheet: {size, thickness, plies, fittings, drape}``) become one closed solid (see
+:func:`sheet_solid_parts`): the draped mid-surface is a height field ``drape[i][j]`` (bag-frame z, mm) over a regular grid of
 the sheet's flat extent in its own frame, ``u_i = -size_x/2 + i size_x/(nx-1)`` (rows along x),
 ``v_j = -size_y/2 + j size_y/(ny-1)``; the grid spacing follows from the size and the grid shape.
 The flat extent is placed by the pose: ``(x, y) = Rz(yaw) (u, v) + position[:2]`` (yaw =
@@ -28,7 +28,10 @@ The flat extent is placed by the pose: ``(x, y) = Rz(yaw) (u, v) + position[:2]`
 bounding box and is not used to build it). The bottom surface is ``drape - thickness/2``; the top
 surface lies ``thickness * sqrt(1 + |grad drape|^2)`` above it (vertically; gradient by central
 differences at the nodes, stretch capped at 3), which keeps the thickness normal to the surface on
-slopes. On flat parts ``drape`` is exactly the mid-surface.
+slopes. On flat parts ``drape`` is exactly the mid-surface. ``plies`` multiply the thickness above
+the bottom by the layers at each node (:func:`xraybag.engine.solids.fittings.ply_layers`), and each
+of ``fittings`` (buttons, snaps, zips) is one more solid of the object resting on the top surface
+(:func:`sheet_fittings`).
 """
 
 from __future__ import annotations
