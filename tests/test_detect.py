@@ -349,3 +349,28 @@ def test_quantum_draws_follow_the_poisson_law(lam):
     emp[values[inside] - lo] = counts[inside] / n
     tv = 0.5 * (np.abs(emp - stats.poisson.pmf(support, lam)).sum() + counts[~inside].sum() / n)
     assert tv < 0.02, tv
+
+
+def test_dense_signals_exponentials_across_the_whole_range():
+    """The compiled pass's exponential (Cephes' expf written out) against float64 numpy, from no
+    attenuation to far past float32's range (exp(-x) for x up to ~1e4 underflows to 0 there),
+    with 4 channels and 131 energies as a dual-energy view has, and sparse path lengths."""
+    rng = np.random.default_rng(4)
+    n, m, e = 4000, 6, 131
+    L2 = np.zeros((n, m), np.float32)
+    for p in range(n):
+        k = rng.integers(1, 4)
+        L2[p, rng.choice(m, k, replace=False)] = rng.uniform(0, 1, k) * 10.0 ** rng.uniform(-3, 5.5)
+    L2[:10] = 0.0  # open beam
+    mu = 10.0 ** rng.uniform(-3, 0.5, (m, e))
+    w = rng.random((e, 4)) * 1e3
+    out = dense_signals(L2, mu, w)
+    expo = L2.astype(np.float64) @ mu.astype(np.float32).astype(np.float64)
+    ref = np.exp(-expo) @ w
+    assert np.array_equal(out[:10], np.broadcast_to(w.sum(0), (10, 4)))
+    big = ref > 1e-30 * w.sum(0)  # float32 keeps ~1e-38
+    assert big.mean() > 0.5 and (~big).any()
+    # the float32 exponent is good to ~1e-7 of itself: so is the signal, where that term dominates
+    rtol = 1e-6 + 2e-7 * expo.min(axis=1)[:, None]
+    assert np.all(np.abs(out - ref) <= np.where(big, rtol * ref, np.inf))
+    assert np.all(out[~big] <= 1e-29 * w.sum(0)[np.nonzero(~big)[1]])

@@ -28,13 +28,15 @@ from dataclasses import dataclass, field
 
 import numba
 import numpy as np
-from scipy.ndimage import gaussian_filter
 
+from xraybag.engine.xray.filters import blur_and_add, lowpass
+from xraybag.engine.xray.normals import standard_normal
 from xraybag.errors import XraybagError
 from xraybag.materials.spectra import photons_per_pixel
 
-#: Working memory of one chunk of the dense product (bytes).
-CHUNK_BYTES = 16 * 2**20  # small chunks stay in cache and avoid page-faulting fresh memory
+#: Path-length bytes one call of the compiled spectral pass reads (it needs no buffers: this only
+#: bounds a call)
+CHUNK_BYTES = 16 * 2**20
 
 
 @dataclass
@@ -154,141 +156,101 @@ def channel_response(scanner, library, pixel_area_mm2: float, distance_mm: float
 # ------------------------------------------------------------------------------ the dense product
 
 
-def lowpass(img: np.ndarray, sigma_px: float) -> np.ndarray:
-    """Gaussian low-pass of ``img`` (sigma in pixels, edges 'nearest') over its last two axes;
-    a leading axis (a stack of CT views) is filtered image by image.
-
-    Wide kernels (the scatter term's tens of pixels) are applied on a block-averaged copy and
-    interpolated back: within ~2 % of the smooth term (so ~1e-4 of a signal whose scatter is a few
-    per cent) and ~7x faster than the direct convolution. An axis too short for blocks (a CT
-    detector's few rows) is filtered directly.
-    """
-
-    img = np.asarray(img, dtype=np.float64)
-    stack = img.ndim == 3
-    if not stack:
-        img = img[None]
-    _, rows, cols = img.shape
-    f = int(sigma_px // 4)
-    fr = f if f >= 2 and rows >= 4 * f else 1
-    fc = f if f >= 2 and cols >= 4 * f else 1
-    if fr == 1 and fc == 1:
-        out = gaussian_filter(img, (0.0, sigma_px, sigma_px), mode="nearest")
-        return out if stack else out[0]
-    pr, pc = (-rows) % fr, (-cols) % fc
-    padded = np.pad(img, ((0, 0), (0, pr), (0, pc)), mode="edge")
-    b, pr_, pc_ = padded.shape
-    small = padded.reshape(b, pr_ // fr, fr, pc_ // fc, fc).mean(axis=(2, 4))
-    small = gaussian_filter(small, (0.0, sigma_px / fr, sigma_px / fc), mode="nearest")
-    out = _upsample(small, rows, fr, axis=1)
-    out = _upsample(out, cols, fc, axis=2)
-    return out if stack else out[0]
-
-
-def _upsample(small: np.ndarray, n: int, f: int, axis: int) -> np.ndarray:
-    """Linear interpolation of block centres ((f - 1) / 2 + f k) back to ``n`` pixels along ``axis``."""
-    if f == 1:
-        return small
-    m = small.shape[axis]
-    if m == 1:
-        return np.repeat(small, n, axis=axis)
-    x = np.clip((np.arange(n) - (f - 1) / 2) / f, 0, m - 1)
-    i0 = np.minimum(x.astype(np.intp), m - 2)
-    w = x - i0
-    shape = [1, 1, 1]
-    shape[axis] = n
-    w = w.reshape(shape)
-    return np.take(small, i0, axis=axis) * (1 - w) + np.take(small, i0 + 1, axis=axis) * w
-
-
-def _chunk_pixels(n_materials: int, n_energies: int, n_out: int) -> int:
-    """Pixels per chunk: float32 copies of L (2 M), exponent (E), products (K), index (8 B)."""
-    per_pixel = 4 * (2 * n_materials + n_energies + n_out) + 8
-    return max(1, CHUNK_BYTES // per_pixel)
+def _chunk_pixels(n_materials: int) -> int:
+    """Pixels per call of the compiled pass: :data:`CHUNK_BYTES` of float32 path lengths."""
+    return max(1, CHUNK_BYTES // (4 * max(1, n_materials)))
 
 
 @numba.njit(cache=True, nogil=True, fastmath=True)
-def _exponents(L2, mu, start, stop, stride, expo, hit, dup):
-    """``expo[q] = -(L2[p] @ mu)`` for the pixels p in [start, stop) that cross anything.
+def _signals(L2, bits, mu, wt, open_beam, start, stop, stride, out, x, y):
+    """``out[p] = wt @ exp(-(L2[p] @ mu))`` for the pixels p in [start, stop), in one pass.
 
-    Pixels usually cross a few of the M materials, so only their non-zero path lengths are
-    accumulated (a sparse product, vectorised along the energy axis). A pixel whose path lengths
-    equal those of pixel ``p - stride`` (the same detector element one row earlier: a line scanner
-    sees the same bag walls row after row) is not computed but listed in ``dup``. Returns the
-    number of computed pixels (indices in ``hit``) and of duplicates.
+    ``bits`` is ``L2`` seen as int32, for a branch-free test of a pixel that crosses nothing (it
+    gets ``open_beam``, no arithmetic) or equals the pixel ``p - stride`` bit for bit (the same
+    detector element one row earlier: a line scanner sees the same bag walls row after row; it
+    gets that pixel's numbers). Otherwise only the non-zero path lengths are accumulated into the
+    float32 exponent ``x`` (E,), its exponential is Cephes' ``expf`` written out (range reduction
+    by ln 2 and a degree-6 polynomial, relative error ~1e-7, vectorised along the energies), and
+    each channel's sum over the energies is float32. ``y``: (E,) int32 scratch.
     """
+    m_all = bits.shape[1]
     n_e = mu.shape[1]
-    m_all = L2.shape[1]
-    q = 0
-    nd = 0
+    n_k = wt.shape[0]
+    scale = y.view(np.float32)
     for p in range(start, stop):
-        same = stride > 0 and p >= stride
-        empty = True
+        nz = np.int32(0)
         for m in range(m_all):
-            v = L2[p, m]
-            if v != 0.0:
-                empty = False
-            if same and v != L2[p - stride, m]:
-                same = False
-        if empty:
+            nz |= bits[p, m]
+        if nz == 0:
+            for k in range(n_k):
+                out[p, k] = open_beam[k]
             continue
-        if same:
-            dup[nd] = p
-            nd += 1
-            continue
+        if stride > 0 and p >= stride:
+            diff = np.int32(0)
+            for m in range(m_all):
+                diff |= bits[p, m] ^ bits[p - stride, m]
+            if diff == 0:
+                for k in range(n_k):
+                    out[p, k] = out[p - stride, k]
+                continue
         first = True
         for m in range(m_all):
             v = L2[p, m]
             if v != 0.0:
                 if first:
                     for e in range(n_e):
-                        expo[q, e] = -v * mu[m, e]
+                        x[e] = -v * mu[m, e]
                     first = False
                 else:
                     for e in range(n_e):
-                        expo[q, e] -= v * mu[m, e]
-        hit[q] = p
-        q += 1
-    return q, nd
-
-
-@numba.njit(cache=True, nogil=True)
-def _copy_rows(out, dup, nd, stride):
-    for d in range(nd):  # in increasing order, so chains of duplicates resolve
-        p = dup[d]
-        for k in range(out.shape[1]):
-            out[p, k] = out[p - stride, k]
+                        x[e] -= v * mu[m, e]
+        for e in range(n_e):  # exp(x) = 2^j exp(r), r = x - j ln 2
+            xe = max(x[e], np.float32(-87.0))
+            j = np.floor(xe * np.float32(1.44269504088896341) + np.float32(0.5))
+            r = xe - j * np.float32(0.693359375)
+            r = r + j * np.float32(2.12194440e-4)
+            poly = np.float32(1.9875691500e-4) * r + np.float32(1.3981999507e-3)
+            poly = poly * r + np.float32(8.3334519073e-3)
+            poly = poly * r + np.float32(4.1665795894e-2)
+            poly = poly * r + np.float32(1.6666665459e-1)
+            poly = poly * r + np.float32(5.0000001201e-1)
+            x[e] = poly * (r * r) + r + np.float32(1.0)
+            y[e] = (np.int32(j) + np.int32(127)) << 23  # the bits of 2^j
+        for e in range(n_e):
+            x[e] *= scale[e]
+        for k in range(n_k):
+            acc = np.float32(0.0)
+            for e in range(n_e):
+                acc += wt[k, e] * x[e]
+            out[p, k] = acc
 
 
 def dense_signals(L2: np.ndarray, mu: np.ndarray, weights: np.ndarray, stride: int = 0) -> np.ndarray:
-    """``exp(-L2 @ mu) @ weights`` in pixel chunks: (n, M), (M, E), (E, K) -> (n, K) float64.
+    """``exp(-L2 @ mu) @ weights``: (n, M), (M, E), (E, K) -> (n, K) float64, one compiled pass
+    over ``L2`` that reads each pixel's path lengths once (:func:`_signals`).
 
-    The exponent and the exponentials are float32 (relative error ~1e-7 of the exponent, far below
-    the 1e-4 the model promises); each chunk is bounded by :data:`CHUNK_BYTES`. Pixels that cross
-    nothing get the open beam without any arithmetic; with ``stride`` (the image width), a pixel
-    identical to the one a row above reuses its result (exactly the same numbers).
+    The exponent, the exponentials and the sums over the energies are float32 (relative error
+    ~1e-6, far below the 1e-4 the model promises). Pixels that cross nothing get the open beam
+    (``weights.sum(0)`` in float64) without any arithmetic; with ``stride`` (the image width), a
+    pixel identical to the one a row above reuses its result (exactly the same numbers).
     """
     n, m = L2.shape
     n_e, k = weights.shape
-    mu32 = np.ascontiguousarray(mu, dtype=np.float32)
-    w32 = np.ascontiguousarray(weights, dtype=np.float32)
-    out = np.empty((n, k), dtype=np.float64)
-    out[:] = np.asarray(weights, dtype=np.float64).sum(axis=0)  # pixels crossing nothing: open beam
+    open_beam = np.asarray(weights, dtype=np.float64).sum(axis=0)
     if m == 0 or n == 0:
+        out = np.empty((n, k), dtype=np.float64)
+        out[:] = open_beam
         return out
+    out = np.empty((n, k), dtype=np.float64)
     L2 = np.ascontiguousarray(L2, dtype=np.float32)
-    step = min(_chunk_pixels(m, n_e, k), n)
-    expo = np.empty((step, n_e), dtype=np.float32)
-    hit = np.empty(step, dtype=np.int64)
-    dup = np.empty(step, dtype=np.int64)
+    bits = L2.view(np.int32)
+    mu32 = np.ascontiguousarray(mu, dtype=np.float32)
+    wt32 = np.ascontiguousarray(np.asarray(weights).T, dtype=np.float32)
+    x = np.empty(n_e, dtype=np.float32)
+    y = np.empty(n_e, dtype=np.int32)
+    step = min(_chunk_pixels(m), n)
     for start in range(0, n, step):
-        q, nd = _exponents(L2, mu32, start, min(start + step, n), int(stride), expo, hit, dup)
-        if q:
-            x = expo[:q]
-            np.exp(x, out=x)
-            out[hit[:q]] = x @ w32
-        if nd:
-            _copy_rows(out, dup, nd, int(stride))
+        _signals(L2, bits, mu32, wt32, open_beam, start, min(start + step, n), int(stride), out, x, y)
     return out
 
 
@@ -320,7 +282,8 @@ def detect(
     air reads 1 (``detector.white`` in raw counts) as in a calibrated scanner. With
     ``noise.enabled`` false the result is the exact noise-free primary transmission and ``rng``
     is not touched. Random draws: per channel (channel order) a normal image and the Poisson draws
-    of the pixels below :data:`NORMAL_ABOVE` quanta, then one Gaussian image per channel.
+    of the pixels below :data:`NORMAL_ABOVE` quanta, then one Gaussian image per channel (normals
+    from :func:`xraybag.engine.xray.normals.standard_normal`, the generator's raw bits).
     """
     L = np.asarray(L)
     if L.ndim not in (3, 4) or L.shape[-1] != len(materials):
@@ -344,7 +307,6 @@ def detect(
     open_beam = np.asarray(response.open_beam, dtype=np.float64)
 
     signals: list[np.ndarray] = []
-    refs: list[float] = []
     for c in range(n_ch):
         mean = sums[:, c].reshape(shape)
         ref = float(open_beam[c])
@@ -352,9 +314,7 @@ def detect(
         if scatter is not None:
             if scatter.fraction > 0:
                 sigma = float(scatter.width) / float(pixel_mm)
-                extra = lowpass(mean, sigma)
-                extra *= scatter.fraction
-                extra += scatter.offset * ref
+                extra = lowpass(mean, sigma, scatter.fraction, scatter.offset * ref)
             else:
                 extra = np.full(shape, scatter.offset * ref)
             ref *= 1.0 + scatter.offset + scatter.fraction
@@ -365,18 +325,19 @@ def detect(
             signal = mean + extra if extra is not None else mean.copy()
             signal /= ref
         signals.append(signal.reshape(shape))
-        refs.append(ref)
 
+    # blur, then electronic noise (one float32 normal image per channel, in channel order), in
+    # one pass per channel
+    blur = float(noise.blur) if enabled else 0.0
+    electronic = enabled and noise.electronic > 0
+    sigma_e = float(noise.electronic) / float(scanner.detector.white) if electronic else 0.0
     out: dict[str, np.ndarray] = {}
     for c, name in enumerate(channels):
         t = signals[c]
-        if enabled and noise.blur > 0:
-            t = gaussian_filter(t, (0.0, float(noise.blur), float(noise.blur)), mode="nearest")
+        z = standard_normal(rng, batch * rows * cols) if electronic else None
+        if blur > 0 or z is not None:
+            t = blur_and_add(t, blur, z, sigma_e)
         out[name] = np.ascontiguousarray(t, dtype=np.float64).reshape(lead + (rows, cols))
-    if enabled and noise.electronic > 0:
-        sigma = float(noise.electronic) / float(scanner.detector.white)
-        for name in channels:
-            out[name] += sigma * rng.standard_normal(lead + (rows, cols), dtype=np.float32)
     return out
 
 
@@ -386,37 +347,50 @@ def detect(
 NORMAL_ABOVE = 400.0
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")  # IEEE division: no checks, vectorised
 def _normal_quanta(sums, c_mean, c_var, extra, q0, ref, z, out, small, lam_small, scale_small):
-    """The quantum-noise draw of :func:`_scaled_poisson`, pixel by pixel in one pass, for pixel
-    ``p`` of channel mean ``sums[p, c_mean] (+ extra[p])`` and variance ``sums[p, c_var] (+ extra[p]
-    q0)``: ``out[p] = k v / m / ref`` with ``k = max(0, rint(lambda + sqrt(lambda) z[p]))``. Pixels
-    of fewer than :data:`NORMAL_ABOVE` quanta are listed in ``small`` with their lambda and
-    quantum weight, for Poisson draws; returns how many. The arithmetic is numpy's, step by step."""
+    """The quantum-noise draw of :func:`_scaled_poisson`, pixel by pixel, for pixel ``p`` of
+    channel mean ``sums[p, c_mean] (+ extra[p])`` and variance ``sums[p, c_var] (+ extra[p] q0)``:
+    ``out[p] = k v / m / ref`` with ``k = max(0, rint(lambda + sqrt(lambda) z[p]))``. Pixels of
+    fewer than :data:`NORMAL_ABOVE` quanta are listed in ``small`` with their lambda and quantum
+    weight, for Poisson draws; returns how many. The arithmetic is numpy's, step by step; blocks
+    of pixels go through branch-free loops (vectorised by the compiler) and the listing after."""
     n = 0
     has_extra = extra.size > 0
-    for p in range(out.size):
-        m = sums[p, c_mean]
-        v = sums[p, c_var]
+    block = 1024
+    mb = np.empty(block)
+    vb = np.empty(block)
+    lam_b = np.empty(block)
+    scale_b = np.empty(block)
+    for p0 in range(0, out.size, block):
+        nb = min(block, out.size - p0)
         if has_extra:
-            e = extra[p]
-            v = v + e * q0
-            m = m + e
-        if m > 0 and v > 0:
-            scale = v / m
-            lam = m / scale
+            for i in range(nb):
+                e = extra[p0 + i]
+                vb[i] = sums[p0 + i, c_var] + e * q0
+                mb[i] = sums[p0 + i, c_mean] + e
         else:
-            scale = 0.0
-            lam = 0.0
-        k = np.float64(z[p]) * np.sqrt(lam)
-        k += lam
-        k = max(np.rint(k), 0.0)
-        if lam < NORMAL_ABOVE:
-            small[n] = p
-            lam_small[n] = lam
-            scale_small[n] = scale
-            n += 1
-        out[p] = k * scale / ref
+            for i in range(nb):
+                vb[i] = sums[p0 + i, c_var]
+                mb[i] = sums[p0 + i, c_mean]
+        for i in range(nb):
+            m = mb[i]
+            v = vb[i]
+            ok = (m > 0) & (v > 0)
+            scale = v / m if ok else 0.0
+            lam = m / scale if ok else 0.0
+            k = np.float64(z[p0 + i]) * np.sqrt(lam)
+            k += lam
+            k = max(np.rint(k), 0.0)
+            out[p0 + i] = k * scale / ref
+            lam_b[i] = lam
+            scale_b[i] = scale
+        for i in range(nb):
+            if lam_b[i] < NORMAL_ABOVE:
+                small[n] = p0 + i
+                lam_small[n] = lam_b[i]
+                scale_small[n] = scale_b[i]
+                n += 1
     return n
 
 
@@ -426,7 +400,7 @@ def _quantum_transmission(sums, c_mean: int, c_var: int, extra, q0: float, ref: 
     draws in the same order, the same numbers): ``sums`` (n, 2C) holds the channels' noise-free
     means and variances, ``extra`` the scatter signal (or None), ``q0`` its quantum weight."""
     n = sums.shape[0]
-    z = rng.standard_normal(n, dtype=np.float32)
+    z = standard_normal(rng, n)
     extra = np.empty(0) if extra is None else np.ascontiguousarray(extra, dtype=np.float64).reshape(-1)
     out = np.empty(n)
     small = np.empty(n, dtype=np.int64)
@@ -446,7 +420,7 @@ def _scaled_poisson(mean: np.ndarray, var: np.ndarray, rng: np.random.Generator)
     ok = (mean > 0) & (var > 0)
     scale = np.divide(var, mean, out=np.zeros_like(mean), where=ok)  # v / m: one quantum's weight
     lam = np.divide(mean, scale, out=np.zeros_like(mean), where=ok)  # m^2 / v quanta
-    k = rng.standard_normal(lam.shape, dtype=np.float32).astype(np.float64)
+    k = standard_normal(rng, lam.size).reshape(lam.shape).astype(np.float64)
     k *= np.sqrt(lam)
     k += lam
     np.rint(k, out=k)
@@ -471,9 +445,8 @@ def spectral_memory(
     array ``L`` it reads (rows * cols * n_materials * 4 bytes)."""
     n = int(rows) * int(cols)
     n_out = 2 * int(n_channels)
-    chunk = min(n, _chunk_pixels(n_materials, n_energies, n_out))
     path_lengths = n * int(n_materials) * 4
-    work = chunk * (4 * (2 * int(n_materials) + int(n_energies) + n_out) + 8)
+    work = 8 * int(n_energies)  # the compiled pass's exponent and scale of one pixel
     sums = n * n_out * 8
     # per channel while drawing: mean/var views, scatter, total, lambda, counts, signal; then the
     # outputs (one image per channel) and a blur temporary
