@@ -107,3 +107,27 @@ def test_perspective_magnification():
     tr = trace([solid(box)], g)
     covered = (tr.paths[..., 0] > 0.5).sum(axis=0).max()
     assert covered == pytest.approx(150, abs=2)
+
+
+@pytest.mark.parametrize("view", ["vertical", "horizontal"])
+def test_fan_column_searched_from_a_hint_equals_the_bisection(view):
+    """The tracer's stepped search of the fan table (from the interval of a nearby point, or from
+    a wrong or missing one) gives the bisection's column exactly, inside and beyond the fan."""
+    from xraybag.engine.xray.trace import _fan_col, _fan_col_near, ray_constants
+
+    scene = Scene.model_validate({"bag": {"size": [550, 350, 220]}})
+    g = view_geometry(Scanner(name="t", type="line_scan", view=view, layout="L"), scene)
+    fan = ray_constants(g)[2]
+    n = fan.size - 4
+    rng = np.random.default_rng(0)
+    pts = np.column_stack([rng.uniform(-400, 400, 3000), rng.uniform(-100, 500, 3000)])
+    hint = -1
+    for k, (y, z) in enumerate(pts):
+        ref = _fan_col(y, z, fan)
+        for h in (hint, -1, 0, n - 2, int(rng.integers(0, n - 1)), n + 5):
+            col, found = _fan_col_near(y, z, fan, h)
+            assert col == ref or (np.isnan(col) and np.isnan(ref)), (y, z, h, col, ref)
+        hint = found
+    cols = np.array([_fan_col(y, z, fan) for y, z in pts])
+    assert ((cols <= 0) | (cols >= n - 1)).any()  # and some beyond it
+    assert ((cols > 0) & (cols < n - 1)).sum() > 100  # most points inside the fan

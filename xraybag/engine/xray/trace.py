@@ -192,6 +192,36 @@ def _fan_col(y, z, fan):
     return lo + (x - fan[4 + lo]) / (fan[4 + hi] - fan[4 + lo])
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _fan_col_near(y, z, fan, lo):
+    """:func:`_fan_col` with the column interval searched from ``lo`` (the interval found for a
+    nearby point; -1: none) by steps instead of bisection: the same interval (the one column
+    ``lo`` with ``angle[lo] <= x < angle[lo + 1]``), so the same value. Returns (column, interval)."""
+    a = np.arctan2(z - fan[1], y - fan[0])
+    d = a - fan[2]
+    d -= 2.0 * np.pi * np.floor(d / (2.0 * np.pi) + 0.5)
+    x = fan[3] * (fan[2] + d)
+    n = fan.shape[0] - 4
+    if x <= fan[4]:
+        return (-1.0 if x < fan[4] else 0.0), lo
+    if x >= fan[3 + n]:
+        return (float(n) if x > fan[3 + n] else float(n - 1)), lo
+    if lo < 0 or lo > n - 2:
+        lo, hi = 0, n - 1
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if fan[4 + mid] <= x:
+                lo = mid
+            else:
+                hi = mid
+    else:
+        while fan[4 + lo] > x:
+            lo -= 1
+        while fan[5 + lo] <= x:
+            lo += 1
+    return lo + (x - fan[4 + lo]) / (fan[5 + lo] - fan[4 + lo]), lo
+
+
 @_shared(inline="always")
 def _face_box(vrow, vcol, a, b, c, r0, c0, h, w, rows, cols):
     """The rays a triangle can hit, from its projected vertices: rows ``i0..i1`` and columns
@@ -274,6 +304,7 @@ def _trace_faces(vertices, faces, slots, vrow, vcol, origin_row, origin_col, kk,
     per_row = kk.shape[0] > 1
     is_fan = fan.shape[0] > 0
     eps = 1e-6
+    near = np.empty(3, np.int64)  # per edge, the fan interval of its last crossing
     for f in range(faces.shape[0]):
         a, b, c = faces[f, 0], faces[f, 1], faces[f, 2]
         i0, i1, j0, j1, clo, chi = _face_box(vrow, vcol, a, b, c, r0, c0, h, w, rows, cols)
@@ -281,6 +312,7 @@ def _trace_faces(vertices, faces, slots, vrow, vcol, origin_row, origin_col, kk,
             continue
         slot = slots[f]
         tri = (a, b, c)
+        near[:] = -1
         for i in range(i0, i1 + 1):
             # the columns where this row's plane cuts the triangle
             lo = np.inf
@@ -295,10 +327,11 @@ def _trace_faces(vertices, faces, slots, vrow, vcol, origin_row, origin_col, kk,
                     if xp == xq or (xp - xr) * (xq - xr) > 0.0:
                         continue
                     t = (xr - xp) / (xq - xp)
-                    col = _fan_col(
+                    # an edge crosses the next row near where it crossed this one
+                    col, near[e] = _fan_col_near(
                         vertices[p, 1] + t * (vertices[q, 1] - vertices[p, 1]),
                         vertices[p, 2] + t * (vertices[q, 2] - vertices[p, 2]),
-                        fan,
+                        fan, near[e],
                     )
                 else:
                     rp = vrow[p]
@@ -406,16 +439,32 @@ def plan_objects(solids: "list[Solid]", g: RayGeometry) -> tuple[list[str], dict
     return materials, mindex, plans
 
 
+@numba.njit(cache=True, nogil=True)
+def _finish(buf, total, r0, c0, mats, own):
+    """:func:`finish_object`'s pass: path lengths below 1e-9 mm (the round-off of grazing rays
+    included) become 0; each is added to ``total`` in float64 and rounded to float32 there
+    (as numpy's ``total += buf``) and written to ``own`` (float32) when it is not empty."""
+    h, w, k_all = buf.shape
+    keep = own.size > 0
+    for i in range(h):
+        for j in range(w):
+            for k in range(k_all):
+                v = buf[i, j, k]
+                if v < 1e-9:
+                    v = 0.0
+                m = mats[k]
+                total[r0 + i, c0 + j, m] = np.float32(np.float64(total[r0 + i, c0 + j, m]) + v)
+                if keep:
+                    own[i, j, k] = np.float32(v)
+
+
 def finish_object(plan: ObjectPlan, buf: np.ndarray, total: np.ndarray, objects: list[ObjectTrace]) -> None:
     """Clamp an object's float64 buffer (h, w, slots) and add it to ``total`` and ``objects``."""
-    np.maximum(buf, 0.0, out=buf)  # round-off of grazing rays
-    buf[buf < 1e-9] = 0.0
-    r0, c0 = plan.r0, plan.c0
-    view = total[r0 : r0 + plan.h, c0 : c0 + plan.w]
-    for m, k in plan.local.items():
-        view[:, :, m] += buf[:, :, k]
+    own = np.empty(buf.shape if plan.index > 0 else (0, 0, 0), dtype=np.float32)
+    mats = np.asarray(plan.mats, dtype=np.int64)  # slot k holds material plan.mats[k]
+    _finish(np.ascontiguousarray(buf, dtype=np.float64), total, plan.r0, plan.c0, mats, own)
     if plan.index > 0:
-        objects.append(ObjectTrace(plan.index, r0, c0, buf.astype(np.float32), plan.mats))
+        objects.append(ObjectTrace(plan.index, plan.r0, plan.c0, own, plan.mats))
 
 
 def trace_numba(solids: "list[Solid]", geometry: RayGeometry) -> TraceResult:
