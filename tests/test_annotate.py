@@ -65,3 +65,44 @@ def test_rle_from_the_window_equals_pycocotools_on_the_whole_mask(rows, cols, da
 def test_rle_window_refuses_a_window_outside_the_image():
     with pytest.raises(ValueError, match="does not fit"):
         rle_window(np.ones((3, 3), dtype=bool), (2, 0), (4, 4))
+
+
+def test_compiled_labels_equal_the_numpy_definitions(tmp_path):
+    """Masks, areas, boxes, occlusion and the instance map of a cluttered bag, against their
+    definitions written with numpy over each object's window."""
+    from xraybag.engine.xray.annotate import MASK_MIN_MM, label_objects
+
+    scene = load_scene(write(tmp_path / "bag.yaml", """
+        seed: 3
+        bag: {size: [300, 220, 120], wall: {material: nylon, thickness: 1.5}}
+        objects:
+          - {name: block, repeat: 8, shape: {box: {size: [60, 40, 20]}}, material: {choice: [hdpe, aluminum, steel]}}
+          - {name: rod, repeat: 6, shape: {cylinder: {radius: 6, height: 90}}, material: {choice: [water, brass]}}
+        packing: {method: random, attempts: 500}
+        scanners:
+          - {name: top, type: line_scan, view: vertical, pitch: 2.0, noise: false}
+        """))
+    tr = render_bag(scene, 0).views[0].trace
+    mu = np.linspace(0.01, 0.3, len(tr.materials))
+    instance, labels = label_objects(tr, mu, 0.3, 0.7)
+    total = tr.paths @ mu.astype(np.float32)
+    best = np.zeros(total.shape, np.float32)
+    ref_instance = np.zeros(total.shape, np.uint16)
+    assert len(tr.objects) >= 10
+    for ot in tr.objects:
+        own = ot.paths @ mu[ot.materials].astype(np.float32)
+        mask = ot.paths.sum(axis=2) > MASK_MIN_MM
+        win = (slice(ot.r0, ot.r0 + own.shape[0]), slice(ot.c0, ot.c0 + own.shape[1]))
+        take = mask & (own > best[win])
+        best[win][take] = own[take]
+        ref_instance[win][take] = ot.index
+        if not mask.any():
+            assert ot.index not in labels
+            continue
+        lab = labels[ot.index]
+        rr, cc = np.nonzero(mask)
+        assert np.array_equal(lab.window, mask) and lab.area == mask.sum()
+        assert lab.bbox == [cc.min() + ot.c0, rr.min() + ot.r0, np.ptp(cc) + 1, np.ptp(rr) + 1]
+        assert lab.occlusion == pytest.approx(np.mean((total[win] - own)[mask] > own[mask]), abs=1e-12)
+    assert np.array_equal(instance, ref_instance)
+    assert 0 < np.mean([lab.occlusion for lab in labels.values()]) < 1

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
 from xraybag.engine.xray.trace import TraceResult
@@ -48,35 +49,67 @@ def attenuation(tr: TraceResult, mu: np.ndarray) -> np.ndarray:
     return tr.paths @ np.asarray(mu, dtype=np.float32)
 
 
+@numba.njit(cache=True, nogil=True)
+def _label_window(paths, mu, total, r0, c0, index, best, instance, mask):
+    """One object's window in one pass: its attenuation ``own = paths @ mu`` and mask (total path
+    length above :data:`MASK_MIN_MM`, written to ``mask``); where it attenuates more than any
+    object before it, ``best`` and ``instance`` take it. Returns the mask's area, how many of its
+    pixels the rest (``total - own``) attenuates more, and its bounding rows and columns in the
+    window (first, last + 1)."""
+    h, w, k_all = paths.shape
+    area = 0
+    covered = 0
+    y0, y1, x0, x1 = h, 0, w, 0
+    for i in range(h):
+        for j in range(w):
+            own = np.float32(0.0)
+            length = np.float32(0.0)
+            for k in range(k_all):
+                v = paths[i, j, k]
+                own += v * mu[k]
+                length += v
+            inside = length > MASK_MIN_MM
+            mask[i, j] = inside
+            if not inside:
+                continue
+            r, c = r0 + i, c0 + j
+            if own > best[r, c]:
+                best[r, c] = own
+                instance[r, c] = index
+            area += 1
+            if total[r, c] - own > own:
+                covered += 1
+            y0, y1 = min(y0, i), max(y1, i + 1)
+            x0, x1 = min(x0, j), max(x1, j + 1)
+    return area, covered, y0, y1, x0, x1
+
+
 def label_objects(
     tr: TraceResult, mu: np.ndarray, hard: float, hidden: float
 ) -> tuple[np.ndarray, dict[int, ObjectLabel]]:
     """Instance map (uint16) and per-object labels of one view.
 
     ``mu``: attenuation per material of ``tr.materials`` at the view's effective energy (1/mm).
+    Each object's window is one compiled pass (:func:`_label_window`): attenuation, mask, instance
+    map, occlusion and box together.
     """
     rows, cols = tr.paths.shape[:2]
     total = attenuation(tr, mu)
+    mu32 = np.asarray(mu, dtype=np.float32)
     best = np.zeros((rows, cols), dtype=np.float32)
     instance = np.zeros((rows, cols), dtype=np.uint16)
     labels: dict[int, ObjectLabel] = {}
     for ot in tr.objects:
         h, w = ot.paths.shape[:2]
-        own = ot.paths @ np.asarray(mu[ot.materials], dtype=np.float32)
-        length = ot.paths.sum(axis=2)
-        win = (slice(ot.r0, ot.r0 + h), slice(ot.c0, ot.c0 + w))
-        mask_w = length > MASK_MIN_MM
-        take = mask_w & (own > best[win])
-        best[win][take] = own[take]
-        instance[win][take] = ot.index
-        area = int(mask_w.sum())
+        mask_w = np.empty((h, w), dtype=np.bool_)
+        area, covered, y0, y1, x0, x1 = _label_window(
+            np.ascontiguousarray(ot.paths, dtype=np.float32), np.ascontiguousarray(mu32[ot.materials]),
+            total, ot.r0, ot.c0, ot.index, best, instance, mask_w,
+        )
         if area == 0:
             continue
-        others = total[win] - own
-        occl = float(np.mean(others[mask_w] > own[mask_w]))
-        rr, cc = np.nonzero(mask_w)
-        y0, y1 = rr.min() + ot.r0, rr.max() + ot.r0 + 1
-        x0, x1 = cc.min() + ot.c0, cc.max() + ot.c0 + 1
+        occl = covered / area
+        y0, y1, x0, x1 = y0 + ot.r0, y1 + ot.r0, x0 + ot.c0, x1 + ot.c0
         diff = "hidden" if occl >= hidden else "hard" if occl >= hard else "easy"
         labels[ot.index] = ObjectLabel(
             ot.index, mask_w, (ot.r0, ot.c0), (rows, cols),
