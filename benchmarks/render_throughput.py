@@ -22,6 +22,13 @@ creation). ``--against REV`` runs the same command from a ``git worktree`` of an
 checkout, so both figures come from the same minutes of the same machine::
 
     python benchmarks/render_throughput.py --pitch --end-to-end 40 --workers 2 --against HEAD~1
+
+With ``--against REV`` and no ``--end-to-end``, the in-process one-core measurement runs instead
+in a subprocess per tree, alternated ``--repeats`` times, and the per-stage medians (over the
+rounds' medians) come with their ratios (REV / this). ``--this REV`` measures a worktree of REV in
+place of the working tree (so that uncommitted work of others in the tree does not count)::
+
+    taskset -c 1 python benchmarks/render_throughput.py --bags 6 --pitch 1 --against HEAD~3 --this HEAD
 """
 
 from __future__ import annotations
@@ -195,6 +202,74 @@ def end_to_end(scene: str, n: int, workers: int, against: str | None, repeats: i
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _worktree(root: Path, rev: str, tmp: Path) -> Path:
+    tree = tmp / rev.replace("/", "_").replace("~", "-").replace("^", "-")
+    subprocess.run(["git", "-C", str(root), "worktree", "add", "--detach", str(tree), rev],
+                   check=True, capture_output=True)
+    return tree
+
+
+def stages_against(scene: str, pitches: list[float], bags: int, against: str, this: str | None,
+                   repeats: int) -> dict:
+    """The in-process measurement (:func:`run`) of this checkout (or of ``this``) and of
+    ``against``, each in its own process with its own ``xraybag`` first on the path, alternated
+    ``repeats`` times; medians over the rounds and ratios ``against / this``."""
+    root = HERE.parent
+    tmp = Path(tempfile.mkdtemp(prefix="xraybag-rev-"))
+    ref = os.path.abspath(scene) if Path(scene).exists() else scene
+    trees = {}
+    try:
+        trees["this"] = _worktree(root, this, tmp) if this else root
+        trees[against] = _worktree(root, against, tmp)
+        code = ("import json, sys; sys.path.insert(0, sys.argv[1]); from render_throughput import run; "
+                "print(json.dumps([run(sys.argv[2], float(p), int(sys.argv[3])) for p in sys.argv[4:]]))")
+        rounds: dict[str, list] = {k: [] for k in trees}
+        for name, tree in trees.items():
+            found = Path(_which_xraybag(tree)).resolve()
+            if found != tree.resolve():
+                raise SystemExit(f"{name}: xraybag imports from {found}, not {tree}")
+        for _ in range(repeats):
+            for name, tree in trees.items():
+                env = {**os.environ, "PYTHONPATH": str(tree)}
+                done = subprocess.run([sys.executable, "-c", code, str(HERE), ref, str(bags),
+                                       *[str(p) for p in pitches]], env=env, check=True, cwd=tree,
+                                      capture_output=True, text=True)
+                rounds[name].append(json.loads(done.stdout.strip().splitlines()[-1]))
+        out: dict = {"benchmark": "render_throughput stages", "scene": os.path.relpath(scene) if ref != scene
+                     else scene, "bags": bags, "repeats": repeats, "threads": 1,
+                     "revs": {k: subprocess.run(["git", "-C", str(t), "rev-parse", "--short", "HEAD"],
+                                                capture_output=True, text=True).stdout.strip()
+                              + ("" if k != "this" or this else " + working tree")
+                              for k, t in trees.items()},
+                     "results": []}
+        for i, pitch in enumerate(pitches):
+            entry: dict = {"pitch_mm": pitch}
+            for name in trees:
+                res = [r[i] for r in rounds[name]]
+                entry[name] = {
+                    "view_s_median": {k: round(statistics.median(r["view_s_median"][k] for r in res), 4)
+                                      for k in res[0]["view_s_median"]},
+                    "stage_s_median": {k: round(statistics.median(r["stage_s_median"][k] for r in res), 4)
+                                       for k in res[0]["stage_s_median"]},
+                    "view_s_rounds": [r["view_s_median"] for r in res],
+                }
+            a, t = entry[against], entry["this"]
+            entry["ratio_view"] = {k: round(a["view_s_median"][k] / t["view_s_median"][k], 3)
+                                   for k in t["view_s_median"]}
+            entry["ratio_stage"] = {k: round(a["stage_s_median"][k] / t["stage_s_median"][k], 3)
+                                    for k in t["stage_s_median"] if k in a["stage_s_median"]}
+            worst = max(t["view_s_median"].values())
+            entry["goal"] = {"goal_view_s": 0.15, "worst_view_s": worst, "met": worst < 0.15}
+            out["results"].append(entry)
+        return out
+    finally:
+        for name, tree in trees.items():
+            if tree != root:
+                subprocess.run(["git", "-C", str(root), "worktree", "remove", "--force", str(tree)],
+                               check=False, capture_output=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scene", default=str(HERE / "bag30.yaml"))
@@ -207,7 +282,13 @@ def main() -> None:
     ap.add_argument("--against", default=None, metavar="REV",
                     help="with --end-to-end: the same command from a worktree of this commit")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--this", default=None, metavar="REV",
+                    help="with --against (in-process): measure a worktree of REV, not the working tree")
     args = ap.parse_args()
+    if args.against and not args.end_to_end:
+        print(json.dumps(stages_against(args.scene, args.pitch, args.bags, args.against, args.this,
+                                        args.repeats), indent=1))
+        return
     e2e = None
     if args.end_to_end:
         e2e = end_to_end(args.scene, args.end_to_end, args.workers, args.against, args.repeats)
