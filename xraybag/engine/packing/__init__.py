@@ -19,8 +19,8 @@ from xraybag.engine.packing.base import (
     LARGER_THAN_BAG, OUTSIDE_TOLERANCE, TIME_BUDGET_REASON, Packer, PackReport, outside_bag,
 )
 from xraybag.engine.packing.rejection import pack_random
-from xraybag.engine.solids.scene import object_name, object_points
-from xraybag.engine.solids.sheets import drape_sheets, with_sheets, without_sheets
+from xraybag.engine.solids.scene import _num, object_name, object_points, sheet_grid, sheet_layers
+from xraybag.engine.solids.sheets import drape_grid, drape_sheets, with_sheets, without_sheets
 from xraybag.errors import XraybagError
 from xraybag.scenes.models import Scene
 from xraybag.scenes.sample import sample
@@ -97,14 +97,42 @@ def _without_posed_outside(scene: Scene) -> tuple[Scene, list[tuple[str, str]]]:
     return scene.model_copy(update={"objects": kept}), outside
 
 
+#: the most of the bag's height kept free for its sheets while the rigid objects are packed
+SHEET_ROOM_MAX = 0.2
+
+
+def sheet_room(scene: Scene) -> float:
+    """Height (mm) the rigid packing leaves under the lid for the scene's sheets that are still to
+    be draped: the sum of their thickest points (thickness times the most layers of their plies),
+    at most :data:`SHEET_ROOM_MAX` of the bag's height."""
+    room = 0.0
+    for k, obj in enumerate(scene.objects):
+        sheet = obj.sheet
+        if sheet is None or sheet.drape is not None:
+            continue
+        where = f"object {object_name(obj, k + 1)!r}: sheet"
+        size = [_num(x, f"{where}.size") for x in sheet.size]
+        layers = sheet_layers(sheet, *sheet_grid(sheet, drape_grid(size), where), where)
+        room += _num(sheet.thickness, f"{where}.thickness") * float(np.max(layers))
+    return min(room, SHEET_ROOM_MAX * float(scene.bag.size[2]))
+
+
 def pack_bag(loaded, index: int, seed: int | None = None) -> tuple[Scene, PackReport]:
     """The packing stage of bag ``index`` of a loaded scene: sample it, pack it, drape its sheets,
-    each on the bag's own random stream (:mod:`xraybag.streams`). ``render``, ``validate`` and
+    each on the bag's own random stream (:mod:`xraybag.streams`). The rigid objects are packed
+    under a lid lowered by :func:`sheet_room`, so the sheets (clothes laid on top, as people pack)
+    find room above them; the scene keeps its bag. ``render``, ``validate`` and
     ``pack`` all call this, so they see the same bag. Returns (packed concrete scene, report)."""
     seed = loaded.spec.seed if seed is None else int(seed)
     concrete = sample(loaded, index, seed)
     bag = concrete.bag_index
-    packed, report = pack(without_sheets(concrete), rng=bag_rng(seed, bag, STREAM_PACK))
+    rigid = without_sheets(concrete)
+    room = sheet_room(concrete)
+    if room > 0:  # pack under a lid lowered by the room the sheets need, then give the lid back
+        size = list(rigid.bag.size)
+        rigid = rigid.model_copy(update={"bag": rigid.bag.model_copy(update={"size": size[:2] + [size[2] - room]})})
+    packed, report = pack(rigid, rng=bag_rng(seed, bag, STREAM_PACK))
+    packed = packed.model_copy(update={"bag": concrete.bag})
     packed, left = drape_sheets(with_sheets(concrete, packed), bag_rng(seed, bag, STREAM_SHEETS))
     report.left_out.extend(left)
     return packed, report

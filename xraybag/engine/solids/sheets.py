@@ -10,7 +10,8 @@ height map):
    empty cells are 0, the floor).
 2. **Placement.** The sheet's flat extent gets a random yaw (uniform; snapped to 0 or 90 degrees
    if the rotated extent does not fit the interior) and a uniform (x, y) keeping it inside the
-   interior, both from the given generator.
+   interior, both from the given generator. Up to :data:`PLACEMENTS` placements are tried, as a
+   person looks for room for a shirt: the first whose draped top stays under the lid is kept.
 3. **Support.** On the sheet's drape grid (spacing at most :data:`SPACING` mm, ``2**k + 1`` nodes
    per axis) each node's support is the highest point of the height map within one grid spacing
    of the node (in the sheet frame) plus ``thickness/2``. Every point of a grid cell is within one
@@ -56,6 +57,7 @@ HMAP_RES = 1.0  # mm, cell size of the occupancy height map
 SPACING = 5.0  # mm, largest spacing of a sheet's drape grid
 SAG = 0.05  # 1/mm, weight over tension of the fabric: a free span of width w sags SAG w**2 / 8
 ATTEMPTS = 50  # placement tries of a sheet's yaw
+PLACEMENTS = 40  # placements (yaw and position) tried until the draped sheet stays under the lid
 MAX_LEVELS = 10  # at most 2**10 + 1 nodes per axis
 
 
@@ -285,6 +287,28 @@ def wrinkle_field(u, v, amplitude: float, length: float, heights, thickness: flo
     return np.zeros_like(w)
 
 
+def _floor_under(hmap: TopSurface, size, yaw: float, position) -> float:
+    """The highest point of ``hmap`` at the nodes of a 2 mm grid over the sheet's flat extent
+    placed at ``position`` with ``yaw``: a quick lower bound of the bottom of its drape."""
+    nu, nv = (max(int(np.ceil(x / 2.0)) + 1, 2) for x in size)
+    uu, vv = np.meshgrid(np.linspace(-size[0] / 2, size[0] / 2, nu), np.linspace(-size[1] / 2, size[1] / 2, nv),
+                         indexing="ij")
+    c, s = np.cos(np.radians(yaw)), np.sin(np.radians(yaw))
+    return float(hmap.sample_max(c * uu - s * vv + position[0], s * uu + c * vv + position[1]).max())
+
+
+def _yaw(size, interior, rng: np.random.Generator) -> float | None:
+    """A uniform yaw at which the flat extent fits the interior (0 or 90 degrees if only those do)."""
+    for _ in range(ATTEMPTS):
+        y = float(rng.uniform(0.0, 360.0))
+        if _fits(size, y, interior)[0]:
+            return y
+    for y in (0.0, 90.0):
+        if _fits(size, y, interior)[0]:
+            return y
+    return None
+
+
 def drape_one(
     obj: Object, name: str, hmap: TopSurface, interior, rng: np.random.Generator
 ) -> tuple[Object | None, str | None]:
@@ -293,32 +317,37 @@ def drape_one(
     size = [_num(x, f"object {name!r}: sheet.size") for x in sheet.size]
     t = _num(sheet.thickness, f"object {name!r}: sheet.thickness")
     interior = [float(x) for x in interior]
-    yaw = None
-    for _ in range(ATTEMPTS):
-        y = float(rng.uniform(0.0, 360.0))
-        if _fits(size, y, interior)[0]:
-            yaw = y
+    layers = sheet_layers(sheet, *sheet_grid(sheet, drape_grid(size)), f"object {name!r}: sheet")
+    thinnest = float(np.min(layers))
+    best = None  # (top, yaw, position, u, v, heights) of the lowest placement tried
+    for _ in range(PLACEMENTS):
+        yaw = _yaw(size, interior, rng)
+        if yaw is None:
+            return None, "larger than the bag interior"
+        ext = _fits(size, yaw, interior)[1]
+        free = (np.asarray(interior[:2]) - ext) / 2.0
+        px, py = (float(rng.uniform(-f, f)) if f > 0 else 0.0 for f in free)
+        floor = _floor_under(hmap, size, yaw, (px, py))
+        if floor + t * thinnest > interior[2] + 1e-9:  # cannot fit here: skip the drape
+            if best is None or floor + t * thinnest < best[0]:
+                best = (floor + t * thinnest, None, None, None, None, None)
+            continue
+        u, v, support = sheet_support(sheet, hmap, (px, py), yaw)
+        heights = rmpd(support, u[1] - u[0], v[1] - v[0])
+        top = float(sheet_top(u, v, heights, t, layers).max())
+        if best is None or top < best[0]:
+            best = (top, yaw, (px, py), u, v, heights)
+        if top <= interior[2] + 1e-9:
             break
-    if yaw is None:
-        for y in (0.0, 90.0):
-            if _fits(size, y, interior)[0]:
-                yaw = y
-                break
-    if yaw is None:
-        return None, "larger than the bag interior"
-    ext = _fits(size, yaw, interior)[1]
-    free = (np.asarray(interior[:2]) - ext) / 2.0
-    px, py = (float(rng.uniform(-f, f)) if f > 0 else 0.0 for f in free)
-    u, v, support = sheet_support(sheet, hmap, (px, py), yaw)
-    heights = rmpd(support, u[1] - u[0], v[1] - v[0])
-    layers = sheet_layers(sheet, u, v, f"object {name!r}: sheet")
+    top, yaw, position, u, v, heights = best
+    if top > interior[2] + 1e-9:
+        return None, f"no room above the contents (the sheet would reach z = {top:.1f} mm)"
+    px, py = position
     amp = _num(sheet.wrinkles, f"object {name!r}: sheet.wrinkles")
     if amp > 0:
         heights = heights + wrinkle_field(u, v, amp, _num(sheet.wrinkle_length, "sheet.wrinkle_length"),
                                           heights, t, interior[2], rng, layers)
     top = float(sheet_top(u, v, heights, t, layers).max())
-    if top > interior[2] + 1e-9:
-        return None, f"no room above the contents (the sheet would reach z = {top:.1f} mm)"
     drape = [[float(x) for x in row] for row in heights]
     pose = Pose(position=[px, py, 0.0], rotation_deg=[0.0, 0.0, float(yaw)])
     draped = obj.model_copy(update={"sheet": sheet.model_copy(update={"drape": drape}), "pose": pose})
