@@ -167,32 +167,51 @@ def lighter(p, rng):
     )
 
 
-@register("battery_pack", "power_bank", "power bank: plastic or aluminium shell holding lithium-ion "
-          "cells (pouch or 18650) and a charging board", {
+@register("battery_pack", "power_bank", "power bank: a rounded plastic or aluminium case (an extruded "
+          "outline with bevelled edges) holding lithium-ion cells (pouch or 18650 in their steel cans), a "
+          "charging board with its inductor and chips, USB-A and USB-C sockets and a button", {
               "length": num(U(90, 150)),
               "width": num(U(60, 82)),
               "thickness": num(U(14, 26)),
+              "corner_radius": num(U(4, 14), "radius of the case's corners seen from above"),
               "shell_material": mat(["abs", "pc", "aluminum"]),
               "cylindrical": flag(0.5, "18650 cells where they fit (1) or a pouch (0)"),
           }, F)
 def battery_pack(p, rng):
     L, W, T = p["length"], p["width"], p["thickness"]
-    wall = 1.5
-    ci = L / 2 - wall  # cavity half length
-    cell_len = L - 2 * wall - 1 - 16 - 0.5
-    cx = -ci + 0.5 + cell_len / 2
-    parts = [box("shell", (L, W, T), p["shell_material"], (0, 0, 0), wall=wall)]
-    n = int((W - 2 * wall - 1) // 18.6)
-    if p["cylindrical"] > 0.5 and T - 2 * wall >= 18.6 and n >= 1 and cell_len >= 65:
+    wall = 1.0 if p["shell_material"] == "aluminum" else 1.6
+    r = min(p["corner_radius"], W / 2 - 2)
+    outline, _ = rings(rounded(rect(-L / 2, -W / 2, L / 2, W / 2), r))
+    parts = [extrude("case", outline, T, p["shell_material"], bevel=min(2.0, T / 6), wall=wall)]
+    # the cavity, with the rounded corners kept clear: cells and board stay within the straight walls
+    ci, wi, ti = L / 2 - wall - r * 0.3 - 0.5, W / 2 - wall - r * 0.3 - 0.5, T / 2 - wall - 0.3
+    board_len = 22.0
+    cell_len = 2 * ci - board_len - 1.0
+    x0 = -ci
+    n = int((2 * wi) // 18.6)
+    if p["cylindrical"] > 0.5 and 2 * ti >= 18.4 and n >= 1 and cell_len >= 65:
         for i in range(n):
             y = (i - (n - 1) / 2) * 18.6
-            parts.append(cyl(f"cell{i}", 9, 65, "li_ion_cell", (-ci + 0.5 + 32.5, y, 0), X))
-        bx = -ci + 0.5 + 65 + 0.5
+            parts.append(cyl(f"cell{i}_can", 9, 65, "steel", (x0 + 32.5, y, 0), X, wall=0.25))
+            parts.append(cyl(f"cell{i}", 9 - 0.25 - CLEAR, 65 - 0.5 - 2 * CLEAR, "li_ion_cell", (x0 + 32.5, y, 0), X))
+        cell_end = x0 + 65
     else:
-        parts.append(box("cells", (cell_len, W - 2 * wall - 1, T - 2 * wall - 1), "li_ion_cell", (cx, 0, 0)))
-        bx = cx + cell_len / 2 + 0.5
-    bl = ci - 0.5 - bx
-    parts.append(box("board", (bl, W - 2 * wall - 2, 1.6), "fr4", (bx + bl / 2, 0, 0)))
+        h = min(2 * ti - 1.0, 12.0)
+        parts.append(box("pouch", (cell_len, 2 * wi - 1, h), "li_ion_cell", (x0 + cell_len / 2, 0, 0)))
+        parts.append(box("pouch_tabs", (3, 2 * wi - 12, 0.3), "nickel", (x0 + cell_len + 1.6, 0, 0)))
+        cell_end = x0 + cell_len + 3.2
+    bl = ci - cell_end - 0.5
+    bx = cell_end + 0.5 + bl / 2
+    zb = -ti + 3.6
+    parts += [
+        box("board", (bl, 2 * wi - 2, 1.6), "fr4", (bx, 0, zb)),
+        # on the board: the inductor and charger chip by the cells, the sockets and button at the end
+        box("inductor", (6.0, 6.0, 3.0), "iron", (cell_end + 4.0, -wi / 3, zb + 2.3)),
+        box("charger_chip", (4.0, 4.0, 0.9), "epoxy", (cell_end + 3.0, wi / 4, zb + 1.25)),
+        box("usb_a", (12.0, 12.0, 4.5), "stainless_steel", (ci - 6.0, wi / 3, zb + 3.1), wall=0.3),
+        box("usb_c", (7.0, 8.6, 3.2), "stainless_steel", (ci - 3.5, -wi / 3, zb + 2.45), wall=0.3),
+        box("button", (3.0, 4.0, 3.0), "pc", (ci - 3.0, 0, zb + 2.4)),
+    ]
     return obj(parts)
 
 
