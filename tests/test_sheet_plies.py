@@ -156,10 +156,14 @@ def test_bad_fittings_are_refused_with_where(tmp_path, fitting, message):
     assert "g.yaml:" in str(e.value) and message in str(e.value)
 
 
-def test_garment_entries_render_with_their_fittings(tmp_path):
+def test_every_garment_kind_drapes_closed_with_its_fittings_on_the_fabric():
+    """Each kind of the garment entry, draped over a box: the sheet and every fitting are closed,
+    the fittings rest on the fabric (no overlap) and nothing rises above the lid."""
     from xraybag.scenes.catalog import get_entry
 
     e = get_entry("garment")
+    box = {"name": "book", "shape": {"box": {"size": [120, 90, 40]}}, "material": "paper",
+           "pose": {"position": [-60, 20, 20]}}
     for kind in range(7):
         obj = e.sample({"kind": kind}, np.random.default_rng(kind))
         sheet = obj["sheet"]
@@ -168,7 +172,22 @@ def test_garment_entries_render_with_their_fittings(tmp_path):
         if kind == 3:  # trousers: a fly zip, a button, four rivets
             assert kinds == ["zip", "button", "snap", "snap", "snap", "snap"]
         if kind == 6:  # jacket: a long zip and two press studs
-            assert kinds[0] == "zip" and abs(sheet["fittings"][0]["at"][0] - sheet["fittings"][0]["to"][0]) > 0.7 * sheet["size"][0]
+            zip0 = sheet["fittings"][0]
+            assert kinds == ["zip", "snap", "snap"] and abs(zip0["at"][0] - zip0["to"][0]) > 0.7 * sheet["size"][0]
+        scene = Scene.model_validate({
+            "seed": 0, "bag_index": 0, "bag": {"size": [480, 340, 120], "wall": {"thickness": 0}},
+            "objects": [box, {"name": "g", **obj}]})
+        out, left = drape_sheets(scene, np.random.default_rng(kind))
+        assert left == [], (kind, left)
+        meshes = _meshes(out)
+        fabric = meshes["g"]
+        assert fabric.is_watertight and fabric.is_winding_consistent and fabric.vertices[:, 2].max() <= 120
+        for part, m in meshes.items():
+            if part.startswith("g."):
+                assert m.is_watertight and m.volume > 0 and m.vertices[:, 2].max() <= 120
+                inter = trimesh.boolean.intersection([m, fabric], engine="manifold")
+                assert inter.volume <= 1e-3 * m.volume, (kind, part)
+        assert sum(p.startswith("g.") for p in meshes) == len(out.objects[1].sheet.fittings) == len(kinds)
 
 
 def test_a_sheet_looks_for_room_where_the_contents_leave_it(monkeypatch):
