@@ -51,8 +51,9 @@ def _learner(name: str, kind: str, opts: dict):
 
     cls = load(name)
     if cls.kind != kind:
-        cmd = "train/eval/predict" if cls.kind == "model" else "synthesize"
-        raise XraybagError(f"learner {name!r} is a {cls.kind}; use 'xraybag learn {cmd}'")
+        cmd = {"model": "train/eval/predict", "synthesizer": "synthesize"}.get(cls.kind)
+        hint = f"use 'xraybag learn {cmd}'" if cmd else "the command line does not drive segmenters yet"
+        raise XraybagError(f"learner {name!r} is a {cls.kind}; {hint}")
     return cls(**opts)
 
 

@@ -5,16 +5,22 @@ A learner is a class registered under the entry-point group ``xraybag.learners``
     [project.entry-points."xraybag.learners"]
     mean_box = "xraybag_example_learner:MeanBoxModel"
 
-Two kinds exist. A :class:`Synthesizer` reads a dataset and writes another one in the same layout
-(see ``docs/learners.md``). A :class:`Model` trains on a :class:`~xraybag.learners.data.DetectionDataset`,
-writes a weights file and predicts COCO result dicts. This module does not import torch.
+Three kinds exist. A :class:`Synthesizer` reads a dataset and writes another one in the same layout
+(see ``docs/learners.md``). A :class:`Model` (a detector) trains on a
+:class:`~xraybag.learners.data.DetectionDataset`, writes a weights file and predicts COCO box results.
+A :class:`Segmenter` trains on instance masks (:class:`~xraybag.learners.seg_data.SegmentationDataset`)
+and predicts COCO results with RLE masks, taking :class:`Prompt` s when it is interactive.
+This module does not import torch.
 """
 
 from __future__ import annotations
 
 from importlib import metadata
 from pathlib import Path
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
 
 from xraybag.errors import XraybagError
 
@@ -22,7 +28,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from xraybag.learners.data import DetectionDataset
 
 GROUP = "xraybag.learners"
-KINDS = ("model", "synthesizer")
+KINDS = ("model", "segmenter", "synthesizer")
 INPUTS = ("rgb", "raw", "clcxray")
 
 _TRUE = {"1", "true", "yes", "on", "y", "t"}
@@ -167,6 +173,94 @@ class Model(Learner):
     def predict(self, weights: Path, data: "DetectionDataset", device: str = "auto") -> list[dict]:
         """COCO result dicts for every image of ``data``: ``image_id``, ``category_id`` (the
         dataset's COCO category ids), ``bbox`` ``[x, y, w, h]`` in pixels, ``score``."""
+        raise NotImplementedError
+
+
+@dataclass
+class Prompt:
+    """What a user gives an interactive segmenter for one object of one image.
+
+    ``points``: ``(N, 2)`` float ``x, y`` in pixels (the image's own pixel grid, x to the right, y
+    down); ``point_labels``: ``(N,)`` int, 1 = on the object, 0 = background; ``box``: ``x1, y1,
+    x2, y2`` in pixels or ``None``. ``ann_id``: the ground-truth annotation the prompt was made for
+    (evaluation sets it; a user's click leaves it ``None``); ``category_id``: the class the user
+    names, if any. Check it against the image with :meth:`check`.
+    """
+
+    image_id: int
+    points: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.float32))
+    point_labels: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.int64))
+    box: tuple[float, float, float, float] | None = None
+    ann_id: int | None = None
+    category_id: int | None = None
+
+    def __post_init__(self) -> None:
+        self.points = np.asarray(self.points, dtype=np.float32).reshape(-1, 2)
+        if len(self.point_labels) == 0 and len(self.points):
+            self.point_labels = np.ones(len(self.points), np.int64)
+        self.point_labels = np.asarray(self.point_labels, dtype=np.int64).reshape(-1)
+        if self.box is not None:
+            self.box = tuple(float(v) for v in self.box)
+
+    def check(self, width: int, height: int, where: str | None = None) -> "Prompt":
+        """``self`` when it fits an image of ``width x height`` pixels; otherwise a one-line
+        :class:`XraybagError` at ``where`` saying which point or box is wrong."""
+        where = where or f"prompt for image {self.image_id}"
+        if len(self.points) == 0 and self.box is None:
+            raise XraybagError("a prompt needs at least one point or a box", where)
+        if len(self.point_labels) != len(self.points):
+            raise XraybagError(f"{len(self.points)} points but {len(self.point_labels)} point labels", where)
+        if not set(self.point_labels.tolist()) <= {0, 1}:
+            raise XraybagError(f"point labels are 1 (object) or 0 (background), got {sorted(set(self.point_labels.tolist()))}", where)
+        for x, y in self.points.tolist():
+            if not (np.isfinite(x) and np.isfinite(y) and 0 <= x < width and 0 <= y < height):
+                raise XraybagError(f"point ({x:g}, {y:g}) lies outside the image ({width} x {height})", where)
+        if self.box is not None:
+            if len(self.box) != 4 or not all(np.isfinite(self.box)):
+                raise XraybagError(f"box must be 4 finite numbers x1, y1, x2, y2, got {self.box}", where)
+            x1, y1, x2, y2 = self.box
+            if not (x2 > x1 and y2 > y1):
+                raise XraybagError(f"box {list(self.box)} is empty (needs x2 > x1 and y2 > y1)", where)
+            if x1 < 0 or y1 < 0 or x2 > width or y2 > height:
+                raise XraybagError(f"box {list(self.box)} lies outside the image ({width} x {height})", where)
+        return self
+
+
+class Segmenter(Learner):
+    """An instance segmenter: :meth:`train` writes a weights file from instance masks,
+    :meth:`predict` returns COCO results with RLE masks. ``promptable`` segmenters (SAM-like)
+    segment the object each :class:`Prompt` points at; the others find objects on their own."""
+
+    kind: ClassVar[str] = "segmenter"
+    #: whether :meth:`predict` takes prompts (interactive models); it then needs them
+    promptable: ClassVar[bool] = False
+
+    def train(
+        self,
+        train: "SegmentationDataset",
+        out: Path,
+        val: "SegmentationDataset | None" = None,
+        device: str = "auto",
+        resume: bool = False,
+        progress: bool = True,
+    ) -> Path:
+        """Train on the (cleaned) instance masks of ``train``, writing into the folder ``out``;
+        return the weights file."""
+        raise NotImplementedError
+
+    def predict(
+        self,
+        weights: Path,
+        data: "SegmentationDataset",
+        prompts: "list[Prompt] | None" = None,
+        device: str = "auto",
+    ) -> list[dict]:
+        """COCO result dicts: ``image_id``, ``category_id`` (the dataset's COCO id), ``segmentation``
+        (compressed RLE, ``counts`` a str, as :func:`xraybag.learners.seg_data.mask_to_rle`
+        writes), ``score``, ``bbox`` ``[x, y, w, h]`` of the mask. A promptable segmenter returns
+        one result per prompt, in order, carrying the prompt's ``ann_id`` (when set) so evaluation
+        scores it against that object; without ``prompts`` it may make its own (e.g. one click
+        inside each object) or raise :class:`XraybagError`."""
         raise NotImplementedError
 
 
