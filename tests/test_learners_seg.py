@@ -62,3 +62,181 @@ def test_prompt_defaults_and_checks():
         assert "\n" not in str(e.value)
     with pytest.raises(XraybagError, match=r"^here: point"):
         Prompt(4, points=[[99, 0]]).check(10, 5, where="here")
+
+
+# -- the segmentation dataset reader -------------------------------------------------------------
+
+import json  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import tifffile  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from xraybag.learners.seg_data import (  # noqa: E402
+    SegmentationDataset,
+    channels_from_pseudo_colour,
+    laplacian_variance,
+    mask_to_rle,
+)
+
+CATS = [{"id": 3, "name": "knife"}, {"id": 7, "name": "gun"}]
+
+
+def _box_mask(h, w, x, y, bw, bh):
+    m = np.zeros((h, w), bool)
+    m[y : y + bh, x : x + bw] = True
+    return m
+
+
+def write_dataset(root: Path, images: list[dict]) -> Path:
+    """A dataset in the rendered layout from ``images``: each ``{w, h, rgb?, raw?: bool, anns:
+    [(mask or None, category_id, difficulty, extra)]}``; raw low = 1000 * (row + 1), high =
+    2000 * (col + 1) so every pixel's value is known."""
+    root = Path(root)
+    for sub in ("images", "raw"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    recs, anns = [], []
+    for k, spec in enumerate(images):
+        iid, h, w = k + 1, spec["h"], spec["w"]
+        stem = f"{k:06d}_top"
+        rgb = spec.get("rgb")
+        if rgb is None:
+            rgb = np.full((h, w, 3), 200, np.uint8)
+        Image.fromarray(rgb).save(root / "images" / f"{stem}.png")
+        rec = {"id": iid, "file_name": f"images/{stem}.png", "width": w, "height": h, "bag": k, "view": "top"}
+        if spec.get("raw", True):
+            low = np.repeat((1000 * (np.arange(h) + 1))[:, None], w, 1).astype(np.uint16)
+            high = np.repeat((2000 * (np.arange(w) + 1))[None, :], h, 0).astype(np.uint16)
+            tifffile.imwrite(root / "raw" / f"{stem}_low.tiff", low)
+            tifffile.imwrite(root / "raw" / f"{stem}_high.tiff", high)
+            rec["raw"] = {"low": f"raw/{stem}_low.tiff", "high": f"raw/{stem}_high.tiff"}
+        recs.append(rec)
+        for j, (mask, cat, diff, extra) in enumerate(spec.get("anns", [])):
+            a = {"id": 100 * iid + j, "image_id": iid, "category_id": cat, "bbox": [0.0, 0.0, 1.0, 1.0],
+                 "area": 1, "iscrowd": 0, "difficulty": diff}
+            if mask is not None:
+                a["segmentation"] = mask_to_rle(mask)
+            a.update(extra)
+            anns.append(a)
+    coco = {"info": {}, "licenses": [], "categories": CATS, "images": recs, "annotations": anns}
+    (root / "annotations.json").write_text(json.dumps(coco))
+    return root
+
+
+def test_max_min_rule_on_hand_made_pixels():
+    rgb = np.array([[[10, 200, 30], [255, 0, 7]], [[5, 5, 5], [90, 180, 120]]], np.uint8)
+    high, low = channels_from_pseudo_colour(rgb)
+    assert high.dtype == np.float32 and high.tolist() == [[200, 255], [5, 180]]
+    assert low.tolist() == [[10, 0], [5, 90]]
+    with pytest.raises(XraybagError, match=r"H x W x C, got shape \(2, 2\)"):
+        channels_from_pseudo_colour(rgb[..., 0])
+
+
+def test_reads_raw_channels_masks_and_pseudo_colour(tmp_path):
+    h, w = 12, 10
+    m1, m2 = _box_mask(h, w, 1, 2, 4, 5), _box_mask(h, w, 5, 6, 5, 6)
+    rgb = np.zeros((h, w, 3), np.uint8)
+    rgb[..., 0], rgb[..., 1], rgb[..., 2] = 40, 200, 90
+    root = write_dataset(tmp_path / "d", [
+        {"h": h, "w": w, "rgb": rgb, "anns": [(m1, 7, "hard", {}), (m2, 3, "hidden", {})]},
+        {"h": h, "w": w, "raw": False, "anns": [(m1, 3, "easy", {})]},
+    ])
+    ds = SegmentationDataset(root, split="all", min_side=0)
+    s = ds[0]
+    assert s.channels == "raw" and s.image.shape == (h, w, 3)
+    assert s.low[7, 3] == pytest.approx(8000 / 65535) and s.high[7, 3] == pytest.approx(8000 / 65535)
+    assert s.low[0, 9] == pytest.approx(1000 / 65535) and s.high[0, 9] == pytest.approx(20000 / 65535)
+    assert np.array_equal(s.masks, np.stack([m1, m2]))
+    assert s.category_ids.tolist() == [7, 3] and s.labels.tolist() == [1, 0] and s.difficulty == ["hard", "hidden"]
+    assert s.boxes.tolist() == [[1, 2, 5, 7], [5, 6, 10, 12]] and s.ann_ids == [100, 101]
+    assert np.array_equal(s.energy()[..., 0], s.high) and np.array_equal(s.energy()[..., 1], s.low)
+    # no raw files for the second image: auto falls back to the max/min rule
+    t = ds[1]
+    assert t.channels == "pseudo_colour" and np.all(t.high == 200 / 255) and np.all(t.low == 200 / 255)
+    p = SegmentationDataset(root, split="all", channels="pseudo_colour", min_side=0)[0]
+    assert p.channels == "pseudo_colour"
+    assert np.allclose(p.high, 200 / 255) and np.allclose(p.low, 40 / 255)
+    with pytest.raises(XraybagError, match=r"images\[1\] \(id 2\): input 'raw' needs raw 'low' and 'high'"):
+        SegmentationDataset(root, split="all", channels="raw", min_side=0)
+    with pytest.raises(XraybagError, match="unknown channels 'rgb'"):
+        SegmentationDataset(root, channels="rgb")
+
+
+def test_cleaning_drops_and_counts_each_rule(tmp_path):
+    h, w = 40, 40
+    good = _box_mask(h, w, 2, 2, 6, 5)             # 30 px
+    tiny = _box_mask(h, w, 20, 20, 3, 3)           # 9 px < 16
+    thin = _box_mask(h, w, 5, 30, 30, 1)           # 30 px but 1 px high
+    empty = np.zeros((h, w), bool)
+    anns = [(good, 3, "easy", {}), (tiny, 3, "easy", {}), (thin, 7, "hard", {}), (empty, 7, "easy", {}),
+            (good, 7, "easy", {"iscrowd": 1}), (None, 3, "easy", {})]
+    root = write_dataset(tmp_path / "d", [
+        {"h": h, "w": w, "anns": anns},
+        {"h": 30, "w": 200, "anns": [(_box_mask(30, 200, 0, 0, 9, 9), 3, "easy", {})]},
+        {"h": 60, "w": 26, "anns": []},
+    ])
+    ds = SegmentationDataset(root, split="all", min_side=25, aspect=(0.5, 2.0))
+    assert [im["id"] for im in ds.images] == [1] and len(ds) == 1
+    assert dict(ds.dropped) == {"aspect": 2, "masks_of_dropped_images": 1, "tiny": 1, "thin": 1, "empty": 1,
+                                "crowd": 1, "no_mask": 1}
+    assert ds.masks_kept == 1 and ds.masks_total == 7
+    assert ds[0].ann_ids == [100] and len(ds.coco_subset()["annotations"]) == 1
+    assert ds.cleaning_report() == (
+        "all: kept 1 of 3 images (dropped 2 aspect outside [0.5, 2], with their 1 masks) and 1 of 6 masks "
+        "(dropped 1 crowd, 1 without a mask, 1 empty, 1 < 16 px, 1 thinner than 2 px)")
+    # the paper's defaults: shorter side under 200 px is too small
+    small = SegmentationDataset(root, split="all")
+    assert len(small) == 0 and small.dropped["small"] == 3
+
+
+def test_laplacian_variance_and_noisy_filter(tmp_path):
+    dot = np.zeros((5, 5))
+    dot[2, 2] = 1.0  # Laplacian: -4 at the dot, +1 at its 4 neighbours, 0 elsewhere
+    assert laplacian_variance(dot) == pytest.approx((16 + 4) / 25 - 0.0)
+    flat = np.full((8, 8, 3), 100, np.uint8)
+    checker = ((np.indices((8, 8)).sum(0) % 2) * 255).astype(np.uint8)[..., None].repeat(3, -1)
+    specs = [{"h": 8, "w": 8, "rgb": flat if k % 2 else checker,
+              "anns": [(_box_mask(8, 8, 0, 0, 5, 5), 3, "easy", {})]} for k in range(12)]
+    root = write_dataset(tmp_path / "d", specs)
+    ds = SegmentationDataset(root, split="all", min_side=0, laplacian_threshold=10.0, clean_seed=3)
+    kept = {im["id"] for im in ds.images}
+    flat_ids = {k + 1 for k in range(12) if k % 2}
+    assert flat_ids <= kept  # a smooth image is never dropped
+    expect = {k + 1 for k in range(12) if not k % 2 and np.random.default_rng((3, k + 1)).random() >= 0.9}
+    assert kept - flat_ids == expect and ds.dropped["noisy"] == 6 - len(expect) > 0
+
+
+def test_dataset_without_masks_is_one_line_error(tmp_path):
+    root = write_dataset(tmp_path / "d", [{"h": 9, "w": 9, "anns": [(None, 3, "easy", {}), (None, 7, "hard", {})]}])
+    with pytest.raises(XraybagError) as e:
+        SegmentationDataset(root, min_side=0)
+    assert str(e.value) == (f"{root / 'annotations.json'}: no instance masks: none of its 2 annotations has a "
+                            "'segmentation' (a segmenter needs masks; is this a detection-only dataset?)")
+    bad = write_dataset(tmp_path / "e", [{"h": 9, "w": 9, "anns": [(_box_mask(9, 9, 0, 0, 5, 5), 3, "easy", {})]}])
+    coco = json.loads((bad / "annotations.json").read_text())
+    coco["annotations"][0]["segmentation"]["size"] = [4, 4]
+    (bad / "annotations.json").write_text(json.dumps(coco))
+    with pytest.raises(XraybagError, match=r"annotation id 100: mask size \[4, 4\] \(h, w\) is not the image's \[9, 9\]"):
+        SegmentationDataset(bad, split="all", min_side=0)
+
+
+def test_reads_a_rendered_dataset(tmp_path):
+    """The reader against the layout ``xraybag render`` really writes (one small bag)."""
+    from tests.helpers import run_cli
+
+    out = tmp_path / "r"
+    r = run_cli("render", "demo", "-n", "1", "-o", out)
+    assert r.exit_code == 0, r.output
+    ds = SegmentationDataset(out, split="all")
+    coco = json.loads((out / "annotations.json").read_text())
+    assert len(ds) == len(coco["images"]) >= 1
+    s = ds[0]
+    im = ds.images[0]
+    assert s.channels == "raw" and s.masks.shape[1:] == (im["height"], im["width"]) == s.high.shape
+    raw_low = tifffile.imread(out / im["raw"]["low"])
+    assert np.array_equal(s.low, raw_low.astype(np.float32) / 65535.0)
+    labels = np.asarray(Image.open(out / im["labels"]))
+    for mask, a in zip(s.masks, (a for a in coco["annotations"] if a["id"] in s.ann_ids)):
+        assert mask.sum() == a["area"]
+        visible = labels == a["object_index"]  # the instance map's pixels of the object (front-most)
+        assert visible.any() and not (visible & ~mask).any()

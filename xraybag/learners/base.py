@@ -26,6 +26,7 @@ from xraybag.errors import XraybagError
 
 if TYPE_CHECKING:  # pragma: no cover
     from xraybag.learners.data import DetectionDataset
+    from xraybag.learners.seg_data import SegmentationDataset
 
 GROUP = "xraybag.learners"
 KINDS = ("model", "segmenter", "synthesizer")
