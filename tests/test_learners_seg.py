@@ -240,3 +240,103 @@ def test_reads_a_rendered_dataset(tmp_path):
         assert mask.sum() == a["area"]
         visible = labels == a["object_index"]  # the instance map's pixels of the object (front-most)
         assert visible.any() and not (visible & ~mask).any()
+
+
+# -- metrics ---------------------------------------------------------------------------------------
+
+from xraybag.learners.metrics import coco_metrics  # noqa: E402
+from xraybag.learners.seg_metrics import iou_dice, load_mask_results, segmentation_metrics  # noqa: E402
+
+HW = (10, 10)
+
+
+def _gt(objects):
+    """COCO ground truth on 10 x 10 images from ``(ann_id, image_id, category_id, mask, difficulty)``."""
+    anns = [{"id": i, "image_id": im, "category_id": c, "segmentation": mask_to_rle(m), "area": int(m.sum()),
+             "bbox": [float(v) for v in _bbox(m)], "iscrowd": 0, "difficulty": d} for i, im, c, m, d in objects]
+    ims = sorted({o[1] for o in objects})
+    return {"images": [{"id": i, "width": 10, "height": 10, "file_name": f"{i}.png"} for i in ims],
+            "annotations": anns, "categories": [{"id": 3, "name": "knife"}, {"id": 7, "name": "gun"}]}
+
+
+def _bbox(m):
+    ys, xs = np.nonzero(m)
+    return xs.min(), ys.min(), xs.max() - xs.min() + 1, ys.max() - ys.min() + 1
+
+
+def _res(image_id, cat, mask, score=0.9, ann_id=None):
+    r = {"image_id": image_id, "category_id": cat, "segmentation": mask_to_rle(mask), "score": score}
+    if ann_id is not None:
+        r["ann_id"] = ann_id
+    return r
+
+
+def test_iou_dice_by_hand():
+    g = _box_mask(*HW, 0, 0, 4, 4)                           # 16 px
+    p = _box_mask(*HW, 0, 0, 2, 4)                           # 8 px inside it
+    assert iou_dice(p, g) == (0.5, pytest.approx(2 / 3))     # 8 / 16, 2 * 8 / 24
+    q = _box_mask(*HW, 2, 0, 4, 4)                           # half overlapping: 8 of 24 px
+    assert iou_dice(q, g) == (pytest.approx(1 / 3), 0.5)     # 8 / 24, 16 / 32
+    assert iou_dice(np.zeros(HW, bool), g) == (0.0, 0.0)
+    assert iou_dice(np.zeros(HW, bool), np.zeros(HW, bool)) == (1.0, 1.0)
+    with pytest.raises(XraybagError, match="masks differ in shape"):
+        iou_dice(g[:5], g)
+
+
+def test_miou_dice_per_class_and_difficulty_by_hand():
+    a, b, c = _box_mask(*HW, 0, 0, 4, 4), _box_mask(*HW, 6, 6, 2, 2), _box_mask(*HW, 6, 0, 3, 3)
+    gt = _gt([(1, 1, 3, a, "easy"), (2, 1, 3, b, "hard"), (3, 1, 7, c, "hidden")])
+    res = [
+        _res(1, 3, _box_mask(*HW, 0, 0, 4, 2), ann_id=1),           # 8 of 16 px: IoU 1/2, Dice 2/3
+        _res(1, 3, _box_mask(*HW, 6, 6, 2, 3), ann_id=2),           # 4 of 6 px: IoU 2/3, Dice 8/10
+        _res(1, 3, _box_mask(*HW, 6, 6, 2, 2), score=0.1, ann_id=2),  # lower score: not the one scored
+        _res(1, 3, c),                                               # a knife where the gun is: wrong class
+    ]
+    m = segmentation_metrics(gt, res, coco=False)
+    knife_iou, knife_dice = (1 / 2 + 2 / 3) / 2, (2 / 3 + 8 / 10) / 2
+    assert m["per_class"]["knife"] == {"IoU": round(knife_iou, 6), "Dice": round(knife_dice, 6), "objects": 2}
+    assert m["per_class"]["gun"] == {"IoU": 0.0, "Dice": 0.0, "objects": 1}  # no gun mask at all
+    assert m["mIoU"] == round(knife_iou / 2, 6) and m["mDice"] == round(knife_dice / 2, 6)
+    assert m["IoU_objects"] == round((1 / 2 + 2 / 3) / 3, 6) and m["Dice_objects"] == round((2 / 3 + 4 / 5) / 3, 6)
+    assert m["per_difficulty"] == {"easy": {"mIoU": 0.5, "mDice": round(2 / 3, 6), "objects": 1},
+                                   "hard": {"mIoU": round(2 / 3, 6), "mDice": 0.8, "objects": 1},
+                                   "hidden": {"mIoU": 0.0, "mDice": 0.0, "objects": 1}}
+    # an unprompted gun mask is matched to the gun by class and image, best IoU
+    m = segmentation_metrics(gt, res + [_res(1, 7, _box_mask(*HW, 6, 0, 3, 2)), _res(1, 7, c, score=0.2)], coco=False)
+    assert m["per_class"]["gun"] == {"IoU": 1.0, "Dice": 1.0, "objects": 1}
+
+
+def test_coco_segm_scores_masks_not_boxes():
+    a, b = _box_mask(*HW, 0, 0, 4, 4), _box_mask(*HW, 5, 5, 4, 4)
+    gt = _gt([(1, 1, 3, a, "easy"), (2, 2, 3, b, "hard")])
+    perfect = [_res(1, 3, a), _res(2, 3, b)]
+    s = segmentation_metrics(gt, perfect)["coco_segm"]
+    assert s["mAP"] == s["mAP50"] == 1.0 and s["per_class"]["knife"]["gt"] == 2
+    assert s["per_difficulty"]["hard"]["mAP"] == 1.0
+    # an L that spans a's box but covers 7 of its 16 px: box IoU 1, mask IoU 7/16 < 0.5
+    ell = np.zeros(HW, bool)
+    ell[0:4, 0] = True
+    ell[3, 0:4] = True
+    ell[0, 0:4] = True
+    assert ell.sum() == 10 and iou_dice(ell, a)[0] == pytest.approx(10 / 16)
+    ell[0, 1:4] = False  # now 7 px
+    assert _bbox(ell) == _bbox(a) and iou_dice(ell, a)[0] == pytest.approx(7 / 16)
+    s = segmentation_metrics(gt, [_res(1, 3, ell, 0.9), _res(2, 3, b, 0.8)])["coco_segm"]
+    # the L is a false positive ranked first: precision 1/2 at recall 1/2 (51 of 101 recall points)
+    assert s["mAP50"] == pytest.approx(0.5 * 51 / 101, abs=1e-6)
+    box = coco_metrics(gt, [{"image_id": 1, "category_id": 3, "bbox": [0, 0, 4, 4], "score": 0.9},
+                            {"image_id": 2, "category_id": 3, "bbox": [5, 5, 4, 4], "score": 0.8}])
+    assert box["mAP50"] == 1.0
+    assert segmentation_metrics(gt, [])["coco_segm"]["mAP"] == 0.0
+
+
+def test_bad_mask_results_are_one_line_errors(tmp_path):
+    with pytest.raises(XraybagError, match=r"results\[0\]: needs image_id, category_id, segmentation"):
+        load_mask_results([{"image_id": 1, "category_id": 3, "score": 0.5, "bbox": [0, 0, 1, 1]}])
+    path = tmp_path / "r.json"
+    path.write_text("{}")
+    with pytest.raises(XraybagError, match=r"r.json: a COCO results file is a JSON list"):
+        load_mask_results(path)
+    path.write_text(json.dumps([_res(1, 3, _box_mask(*HW, 0, 0, 2, 2), ann_id=1)]))
+    r = load_mask_results(path)
+    assert r[0]["ann_id"] == 1 and "bbox" not in r[0]

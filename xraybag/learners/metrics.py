@@ -1,4 +1,5 @@
-"""COCO box metrics with pycocotools, overall, per class and per difficulty level.
+"""COCO box (and, with ``iou_type="segm"``, mask) metrics with pycocotools, overall, per class and
+per difficulty level.
 
 Per difficulty level (``easy``, ``hard``, ``hidden``, the ``difficulty`` field the engine writes):
 the ground truth of the other levels is marked ``iscrowd=1``, so a detection that matches one of
@@ -64,8 +65,9 @@ def load_results(results: list[dict] | str | Path) -> list[dict]:
     return out
 
 
-def _evaluate(gt: dict, dets: list[dict]):
-    """COCOeval (bbox) after evaluate/accumulate/summarize, or ``None`` when nothing to score."""
+def _evaluate(gt: dict, dets: list[dict], iou_type: str = "bbox"):
+    """COCOeval (``bbox`` or ``segm``) after evaluate/accumulate/summarize, or ``None`` when
+    nothing to score."""
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
@@ -76,7 +78,7 @@ def _evaluate(gt: dict, dets: list[dict]):
         coco_gt.dataset = gt
         coco_gt.createIndex()
         coco_dt = coco_gt.loadRes(copy.deepcopy(dets))
-        ev = COCOeval(coco_gt, coco_dt, "bbox")
+        ev = COCOeval(coco_gt, coco_dt, iou_type)
         ev.evaluate()
         ev.accumulate()
         ev.summarize()
@@ -102,9 +104,11 @@ def _class_ap(ev, k: int, iou: float | None) -> float | None:
     return _num(s.mean()) if s.size else None
 
 
-def coco_metrics(gt_coco: dict, results: list[dict] | str | Path) -> dict:
+def coco_metrics(gt_coco: dict, results: list[dict] | str | Path, iou_type: str = "bbox") -> dict:
     """COCO box metrics of ``results`` (a list of COCO result dicts or a JSON file of them) against
     the ground truth ``gt_coco`` (a COCO dict, e.g. ``DetectionDataset.coco_subset()``).
+    ``iou_type="segm"`` scores masks instead: ``results`` is then a list already checked by
+    :func:`xraybag.learners.seg_metrics.load_mask_results` (a ``segmentation`` each, no ``bbox``).
 
     Returns ``mAP``, ``mAP50``, ``mAP75``, ``mAP_small``, ``mAP_medium``, ``mAP_large`` (fractions in
     [0, 1]; ``None`` where there is no ground truth to score, e.g. no small objects),
@@ -113,11 +117,13 @@ def coco_metrics(gt_coco: dict, results: list[dict] | str | Path) -> dict:
     in ``gt_coco`` are dropped; no results gives zeros.
     """
     gt = _prepare_gt(gt_coco)
-    dets = load_results(results)
+    if iou_type not in ("bbox", "segm"):
+        raise XraybagError(f"iou_type must be bbox or segm, got {iou_type!r}")
+    dets = load_results(results) if iou_type == "bbox" else list(results)
     image_ids = {im["id"] for im in gt["images"]}
     dets = [d for d in dets if d["image_id"] in image_ids]
 
-    ev = _evaluate(gt, dets)
+    ev = _evaluate(gt, dets, iou_type)
     out: dict = dict(_summary(ev))
     out["images"] = len(gt["images"])
     out["ground_truth"] = sum(1 for a in gt["annotations"] if not a.get("iscrowd"))
@@ -149,6 +155,6 @@ def coco_metrics(gt_coco: dict, results: list[dict] | str | Path) -> dict:
         if n == 0:
             per_diff[level] = {k: None for k in SUMMARY_KEYS} | {"gt": 0}
             continue
-        per_diff[level] = _summary(_evaluate(g, dets)) | {"gt": n}
+        per_diff[level] = _summary(_evaluate(g, dets, iou_type)) | {"gt": n}
     out["per_difficulty"] = per_diff
     return out
