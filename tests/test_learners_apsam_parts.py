@@ -90,3 +90,81 @@ def test_apg_edge_cases():
         adaptive_points(np.ones((8, 8), bool), features=np.zeros((4, 4, 2)))
     with pytest.raises(XraybagError, match="H x W mask"):
         adaptive_points(np.ones((2, 8, 8), bool))
+
+
+# -- Energy-Aware Encoder and location initializer ---------------------------------------------------
+
+
+def test_eae_shapes_and_topk():
+    torch = pytest.importorskip("torch")
+    from xraybag.learners.apsam.eae import EnergyAwareEncoder, energy_input
+
+    torch.manual_seed(0)
+    eae = EnergyAwareEncoder(dims=(4, 8, 16), embed_dim=24, top_k=3)
+    x = energy_input(torch.rand(2, 65, 50), torch.rand(2, 65, 50))
+    assert x.shape == (2, 2, 65, 50)
+    out = eae(x)
+    assert out.features.shape == (2, 16, 8, 6)      # 65 -> 32 -> 16 -> 8, 50 -> 25 -> 12 -> 6
+    assert out.tokens.shape == (2, 3, 24) and out.indices.shape == (2, 3) and out.attention.shape == (2, 48)
+    assert torch.allclose(out.attention.sum(-1), torch.ones(2))
+    # the selected pixels are the three of largest weight, in descending order
+    for b in range(2):
+        order = torch.argsort(out.attention[b], descending=True)[:3]
+        assert out.indices[b].tolist() == order.tolist()
+    # the block: conv, LayerNorm over channels (mean 0, variance 1 per pixel before the affine), GELU, pool
+    blk = eae.blocks[0]
+    c = blk.conv(x)
+    z = blk.norm(c)
+    by_hand = (c - c.mean(1, keepdim=True)) / torch.sqrt(c.var(1, unbiased=False, keepdim=True) + 1e-6)
+    assert torch.allclose(z, by_hand, atol=1e-5) and torch.allclose(z.mean(1), torch.zeros(2, 65, 50), atol=1e-5)
+    assert torch.equal(blk(x), torch.nn.functional.max_pool2d(torch.nn.functional.gelu(z), 2))
+    assert energy_input(torch.rand(1, 30, 30), torch.rand(1, 30, 30), size=(64, 64)).shape == (1, 2, 64, 64)
+    assert eae.config == {"in_chans": 2, "dims": (4, 8, 16), "embed_dim": 24, "top_k": 3}
+
+
+def test_eae_token_is_the_projection_of_the_weighted_top_feature():
+    torch = pytest.importorskip("torch")
+    from xraybag.learners.apsam.eae import LocationInitializer
+
+    loc = LocationInitializer(channels=2, embed_dim=3, top_k=1)
+    with torch.no_grad():
+        loc.score.weight.copy_(torch.tensor([[1.0, 0.0]]))  # score = first channel
+        loc.score.bias.zero_()
+        loc.proj.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]))
+        loc.proj.bias.zero_()
+    x3 = torch.tensor([[[[0.0, 5.0], [1.0, 2.0]], [[7.0, 3.0], [4.0, 6.0]]]])  # 1 x 2 x 2 x 2
+    out = loc(x3)
+    assert out.indices.tolist() == [[1]]                       # pixel (0, 1) scores 5, the largest
+    assert out.tokens.tolist() == [[[5.0, 3.0, 8.0]]]          # proj of its features (5, 3), weight 1
+    e = torch.exp(torch.tensor([0.0, 5.0, 1.0, 2.0]))
+    assert torch.allclose(out.attention, (e / e.sum())[None])
+
+
+def test_gradients_reach_the_first_conv():
+    torch = pytest.importorskip("torch")
+    from xraybag.learners.apsam.eae import EnergyAwareEncoder
+
+    torch.manual_seed(1)
+    eae = EnergyAwareEncoder(dims=(4, 8, 8), embed_dim=16, top_k=2)
+    x = torch.rand(2, 2, 32, 32)
+    loss = (eae(x).tokens - torch.randn(2, 2, 16)).pow(2).mean()
+    loss.backward()
+    first = eae.blocks[0].conv.weight.grad
+    assert first is not None and torch.isfinite(first).all() and first.abs().sum() > 0
+    assert eae.locate.score.weight.grad.abs().sum() > 0  # the scoring head learns through the softmax
+    from xraybag.errors import XraybagError as E
+
+    with pytest.raises(E, match=r"EAE input must be B x 2 x H x W \(high, low\), got \(2, 3, 32, 32\)"):
+        eae(torch.rand(2, 3, 32, 32))
+    with pytest.raises(E, match="top_k 2 exceeds the 1 x 1 = 1 pixels"):
+        eae(torch.rand(1, 2, 8, 8))
+
+
+def test_reader_metrics_and_apg_are_torch_free():
+    import subprocess
+    import sys
+
+    code = ("import sys, xraybag.learners.seg_data, xraybag.learners.seg_metrics, xraybag.learners.apsam.apg; "
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
