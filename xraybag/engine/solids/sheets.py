@@ -352,9 +352,10 @@ def drape_one(
     pose = Pose(position=[px, py, 0.0], rotation_deg=[0.0, 0.0, float(yaw)])
     draped = obj.model_copy(update={"sheet": sheet.model_copy(update={"drape": drape}), "pose": pose})
     if sheet.fittings:  # fittings that would rise above the lid are left off
-        parts = sheet_fittings(draped, name)
-        keep = [f for f, (_, _, fv, _) in zip(sheet.fittings, parts) if fv[:, 2].max() <= interior[2] + 1e-9]
-        top = max([top] + [fv[:, 2].max() for f, (_, _, fv, _) in zip(sheet.fittings, parts) if f in keep])
+        tops = [float(fv[:, 2].max()) for _, _, fv, _ in sheet_fittings(draped, name)]
+        under = [k for k, z in enumerate(tops) if z <= interior[2] + 1e-9]
+        top = max([top] + [tops[k] for k in under])
+        keep = [sheet.fittings[k] for k in under]
         draped = draped.model_copy(update={"sheet": draped.sheet.model_copy(update={"fittings": keep})})
     zc = 0.5 * (float(heights.min()) - t / 2.0 + top)  # the centre of the bounding box
     pose = Pose(position=[px, py, zc], rotation_deg=[0.0, 0.0, float(yaw)])
