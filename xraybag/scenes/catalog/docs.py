@@ -72,7 +72,7 @@ contents), with the material name as the glTF material's name and in the mesh's 
 (`{"material": ..., "part": ...}`). `--set PARAM=VALUE` fixes a parameter or gives it a
 distribution, as `params:` does in a scene.
 
-The built-in scenes `pidray` and `clcxray` draw their bags from this catalog
+The built-in scenes `pidray`, `clcxray` and `xseg` draw their bags from this catalog
 (`xraybag render pidray -n 1000 -o out`).
 """
 
