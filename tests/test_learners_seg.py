@@ -33,13 +33,14 @@ def test_segmenter_kind_registry_and_options(monkeypatch):
         ToySeg().predict(None, None)
 
 
-def test_cli_refuses_a_segmenter_for_model_commands(monkeypatch):
-    from xraybag.cli.learn import _learner
+def test_cli_refuses_a_segmenter_for_synthesize(monkeypatch):
+    from xraybag.cli.learn import TRAINED, _learner
 
     eps = [metadata.EntryPoint("toyseg", f"{__name__}:ToySeg", base.GROUP)]
     monkeypatch.setattr(base.metadata, "entry_points", lambda group=None: [e for e in eps if e.group == group])
-    with pytest.raises(XraybagError, match="learner 'toyseg' is a segmenter; the command line does not drive"):
-        _learner("toyseg", "model", {})
+    with pytest.raises(XraybagError, match="learner 'toyseg' is a segmenter; use 'xraybag learn train/eval/predict'"):
+        _learner("toyseg", ("synthesizer",), {})
+    assert isinstance(_learner("toyseg", TRAINED, {"size": "4"}), ToySeg)
 
 
 def test_prompt_defaults_and_checks():

@@ -46,15 +46,35 @@ split_seed_option = click.option(
 )
 
 
-def _learner(name: str, kind: str, opts: dict):
+TRAINED = ("model", "segmenter")  # the kinds that train, evaluate and predict
+
+
+def _learner(name: str, kinds: str | tuple[str, ...], opts: dict):
     from xraybag.learners.base import load
 
     cls = load(name)
-    if cls.kind != kind:
-        cmd = {"model": "train/eval/predict", "synthesizer": "synthesize"}.get(cls.kind)
-        hint = f"use 'xraybag learn {cmd}'" if cmd else "the command line does not drive segmenters yet"
-        raise XraybagError(f"learner {name!r} is a {cls.kind}; {hint}")
+    kinds = (kinds,) if isinstance(kinds, str) else kinds
+    if cls.kind not in kinds:
+        cmd = "synthesize" if cls.kind == "synthesizer" else "train/eval/predict"
+        raise XraybagError(f"learner {name!r} is a {cls.kind}; use 'xraybag learn {cmd}'")
     return cls(**opts)
+
+
+def _dataset(learner, data, split: str, input_: str | None, splits, seed: int):
+    """The split of ``data`` as ``learner`` reads it: a :class:`SegmentationDataset` (masks, high
+    and low channels as its ``channels`` option says) for a segmenter, else a DetectionDataset."""
+    if learner.kind == "segmenter":
+        from xraybag.learners.seg_data import SegmentationDataset
+
+        if input_ is not None:
+            raise XraybagError(f"--input {input_} is for detectors; a segmenter reads the channels its 'channels' "
+                               "option names (--opt channels=raw|pseudo_colour|auto)")
+        return SegmentationDataset(data, split=split, channels=str(learner.config.get("channels", "auto")),
+                                   splits=splits, seed=seed)
+    from xraybag.learners.data import DetectionDataset
+
+    _check_input(learner, input_ or "rgb")
+    return DetectionDataset(data, split=split, input=input_ or "rgb", splits=splits, seed=seed)
 
 
 def _run_record(weights: Path) -> dict:
@@ -79,7 +99,6 @@ def _write_json(path: Path, data) -> None:
 def _setup(name, weights, data, split, input_, splits, split_seed, opts):
     """Learner, dataset and run record for eval/predict (options as at training unless given)."""
     from xraybag.learners.base import parse_opts
-    from xraybag.learners.data import DetectionDataset
 
     weights = Path(weights)
     if not weights.exists():
@@ -88,11 +107,10 @@ def _setup(name, weights, data, split, input_, splits, split_seed, opts):
     if rec.get("learner") not in (None, name):
         raise XraybagError(f"these weights were trained by learner {rec['learner']!r}, not {name!r}", str(weights))
     merged = dict(rec.get("opts", {})) | parse_opts(opts)
-    learner = _learner(name, "model", merged)
-    input_ = input_ or rec.get("input", "rgb")
-    _check_input(learner, input_)
-    ds = DetectionDataset(
-        data, split=split, input=input_,
+    learner = _learner(name, TRAINED, merged)
+    input_ = input_ or rec.get("input") or (None if learner.kind == "segmenter" else "rgb")
+    ds = _dataset(
+        learner, data, split, input_,
         splits=_splits(splits) if splits else tuple(rec.get("splits", (0.8, 0.1, 0.1))),
         seed=split_seed if split_seed is not None else int(rec.get("split_seed", 0)),
     )
@@ -101,10 +119,12 @@ def _setup(name, weights, data, split, input_, splits, split_seed, opts):
     return learner, ds, weights
 
 
-def _predict(learner, weights: Path, ds, device: str, quiet: bool) -> list[dict]:
-    """The learner's COCO results on ``ds``, with a bar of the images it has loaded (on stderr)."""
+def _predict(learner, weights: Path, ds, device: str, quiet: bool, prompts: list | None = None) -> list[dict]:
+    """The learner's COCO results on ``ds`` (a segmenter's for ``prompts``, or the clicks it makes
+    itself on every object when there are none), with a bar of the images it has loaded (on stderr)."""
     from xraybag.learners.base import resolve_device
     from xraybag.learners.metrics import load_results
+    from xraybag.learners.seg_metrics import load_mask_results
 
     seen: set = set()
     with ProgressBar(quiet, "image", desc="predict") as bar:
@@ -115,10 +135,18 @@ def _predict(learner, weights: Path, ds, device: str, quiet: bool) -> list[dict]
         ds.on_load = on_load
         bar(0, len(ds))
         try:
-            results = learner.predict(weights, ds, device=resolve_device(device))
+            if learner.kind == "segmenter":
+                results = learner.predict(weights, ds, prompts=prompts or None, device=resolve_device(device))
+            else:
+                results = learner.predict(weights, ds, device=resolve_device(device))
         finally:
             ds.on_load = None
         bar(len(ds), len(ds))  # a learner may score from the records alone, without loading pixels
+    if learner.kind == "segmenter":
+        if prompts and len(results) != len(prompts):
+            raise XraybagError(f"learner {learner.name!r} returned {len(results)} masks for {len(prompts)} prompts")
+        kept = load_mask_results(results)  # checks them; keeps the bbox for the overlay
+        return [dict(k, bbox=[float(v) for v in r["bbox"]]) if "bbox" in r else k for k, r in zip(kept, results)]
     return load_results(results)
 
 
@@ -129,8 +157,8 @@ def _check_input(learner, input_: str) -> None:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def learn() -> None:
-    """Learners: train, evaluate and run detectors; synthesize datasets (plugins in the
-    'xraybag.learners' entry-point group)."""
+    """Learners: train, evaluate and run detectors and segmenters; synthesize datasets (plugins in
+    the 'xraybag.learners' entry-point group)."""
 
 
 @learn.command("list")
@@ -168,9 +196,8 @@ def list_learners() -> None:
 @quiet_option
 @user_errors
 def train(name, data, out, input_, device, resume, splits, split_seed, opts, quiet):
-    """Train model NAME on the train split of --data; the weights go into --out."""
+    """Train model or segmenter NAME on the train split of --data; the weights go into --out."""
     from xraybag.learners.base import parse_opts, resolve_device
-    from xraybag.learners.data import DetectionDataset
 
     out = Path(out)
     parsed = parse_opts(opts)
@@ -182,16 +209,18 @@ def train(name, data, out, input_, device, resume, splits, split_seed, opts, qui
         input_ = input_ or rec.get("input")
         splits = splits or ",".join(str(s) for s in rec.get("splits", ())) or None
         split_seed = split_seed if split_seed is not None else rec.get("split_seed")
-    learner = _learner(name, "model", parsed)
-    input_ = input_ or "rgb"
-    _check_input(learner, input_)
+    learner = _learner(name, TRAINED, parsed)
+    if learner.kind == "model":
+        input_ = input_ or "rgb"
     fr = _splits(splits) if splits else (0.8, 0.1, 0.1)
     seed = int(split_seed) if split_seed is not None else 0
     dev = resolve_device(device)
-    train_ds = DetectionDataset(data, split="train", input=input_, splits=fr, seed=seed)
+    train_ds = _dataset(learner, data, "train", input_, fr, seed)
     if len(train_ds) == 0:
         raise XraybagError("the train split has no images", str(data))
-    val_ds = DetectionDataset(data, split="val", input=input_, splits=fr, seed=seed)
+    val_ds = _dataset(learner, data, "val", input_, fr, seed)
+    if learner.kind == "segmenter" and not quiet:
+        click.echo(f"train split: {train_ds.cleaning_report()}", err=True)
     out.mkdir(parents=True, exist_ok=True)
     record = {
         "learner": name,
@@ -225,16 +254,24 @@ def train(name, data, out, input_, device, resume, splits, split_seed, opts, qui
 @quiet_option
 @user_errors
 def evaluate(name, weights, data, split, out, input_, device, splits, split_seed, opts, quiet):
-    """Predict on a split of --data with model NAME and score with COCO metrics (pycocotools)."""
+    """Predict on a split of --data with model or segmenter NAME and score it: COCO box metrics
+    (pycocotools) for a detector; mIoU and Dice per class and per difficulty, and COCO segm mAP,
+    for a segmenter (a promptable one gets one click inside each object)."""
     from xraybag.learners.metrics import coco_metrics
+    from xraybag.learners.seg_metrics import segmentation_metrics
 
     learner, ds, weights = _setup(name, weights, data, split, input_, splits, split_seed, opts)
     results = _predict(learner, weights, ds, device, quiet)
     folder = Path(out) if out else weights.parent / f"eval_{split}"
     metrics_path, results_path = folder / "metrics.json", folder / "results.json"
     _write_json(results_path, results)
-    metrics = coco_metrics(ds.coco_subset(), results_path)
-    metrics = {"learner": name, "weights": str(weights), "data": str(data), "split": split, "input": ds.input} | metrics
+    if learner.kind == "segmenter":
+        metrics = segmentation_metrics(ds.coco_subset(), results_path)
+        head = {"channels": ds.channels, "cleaning": ds.cleaning_report()}
+    else:
+        metrics = coco_metrics(ds.coco_subset(), results_path)
+        head = {"input": ds.input}
+    metrics = {"learner": name, "weights": str(weights), "data": str(data), "split": split} | head | metrics
     _write_json(metrics_path, metrics)
     click.echo(json.dumps(metrics, indent=1))
 
@@ -246,6 +283,13 @@ def evaluate(name, weights, data, split, out, input_, device, splits, split_seed
 @out_option("Output folder: results.json and images/.", required=True)
 @click.option("--split", default="all", show_default=True, type=click.Choice(["train", "val", "test", "all"]))
 @click.option("--score-thr", default=0.3, show_default=True, type=float, help="Draw detections scoring at least this.")
+@click.option("--image", default=None, help="Segmenters: the image --points and --box are on (file name or id).")
+@click.option("--points", "points", multiple=True, metavar="X,Y",
+              help="Segmenters: a click on an object, in pixels of --image (repeatable: one object each).")
+@click.option("--box", "boxes", multiple=True, metavar="X1,Y1,X2,Y2",
+              help="Segmenters: a box around an object, in pixels of --image (repeatable: one object each).")
+@click.option("--prompts", "prompts_file", default=None, type=click.Path(dir_okay=False),
+              help="Segmenters: a JSON file of prompts ([{image, points, labels, box, category}, ...]).")
 @input_option
 @device_option
 @splits_option
@@ -253,11 +297,33 @@ def evaluate(name, weights, data, split, out, input_, device, splits, split_seed
 @opt_option
 @quiet_option
 @user_errors
-def predict(name, weights, data, out, split, score_thr, input_, device, splits, split_seed, opts, quiet):
+def predict(name, weights, data, out, split, score_thr, image, points, boxes, prompts_file, input_, device,
+            splits, split_seed, opts, quiet):
     """Run model NAME on --data: OUT/results.json (COCO results, every score) and OUT/images/
-    (the pseudo-colour images with the detections scoring >= --score-thr drawn)."""
+    (the pseudo-colour images with the detections scoring >= --score-thr drawn).
+
+    A segmenter writes OUT/results.json (RLE masks), OUT/masks/<image>_<k>.png and OUT/images/
+    (the masks over the image, with the prompts). A promptable one segments the object at each
+    --points click or --box on --image, or each prompt of --prompts; without prompts it clicks
+    inside every annotated object of the split."""
+    from xraybag.cli.seg import cli_prompts, file_prompts, write_masks
+
     learner, ds, weights = _setup(name, weights, data, split, input_, splits, split_seed, opts)
-    results = _predict(learner, weights, ds, device, quiet)
+    asked = bool(points or boxes or prompts_file or image)
+    if learner.kind != "segmenter" or not getattr(learner, "promptable", False):
+        if asked:
+            raise XraybagError(f"--image, --points, --box and --prompts are for promptable segmenters; "
+                               f"{name!r} is a {learner.kind}")
+    prompts = cli_prompts(ds, image, points, boxes) + (file_prompts(ds, prompts_file) if prompts_file else [])
+    if image and not prompts:
+        raise XraybagError("--image needs --points or --box")
+    results = _predict(learner, weights, ds, device, quiet, prompts)
+    out = Path(out)
+    if learner.kind == "segmenter":
+        _write_json(out / "results.json", results)
+        n = write_masks(ds, results, prompts or None, out)
+        click.echo(f"{n} masks on {len({r['image_id'] for r in results})} images in {out}")
+        return
     out = Path(out)
     _write_json(out / "results.json", results)
     n = draw_results(ds, results, out / "images", score_thr)
@@ -307,7 +373,7 @@ def synthesize(name, data, out, opts):
     from xraybag.learners.base import parse_opts
     from xraybag.learners.data import DetectionDataset
 
-    learner = _learner(name, "synthesizer", parse_opts(opts))
+    learner = _learner(name, ("synthesizer",), parse_opts(opts))
     DetectionDataset(data, split="all")  # check the input first
     if Path(out).resolve() == Path(data).resolve():
         raise XraybagError("--out must differ from --data", str(out))
