@@ -56,6 +56,16 @@ def make_dataset(root: Path, n: int = 4, seed: int = 0) -> Path:
     return root
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One torch thread: these networks are tiny, and two threads on a busy 2-core machine run
+    several times slower than one."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     return SegmentationDataset(make_dataset(tmp_path_factory.mktemp("apsam") / "d"), split="all", min_side=0)

@@ -92,7 +92,9 @@ class SAMFinetuneSegmenter(Segmenter):
         return False, False
 
     def channels_option(self) -> str:
-        return "auto"
+        """Where the high/low images come from. ``sam_finetune`` never looks at them (no EAE, no
+        APG), so it takes the pseudo-colour max/min, which costs no extra file reads."""
+        return "pseudo_colour"
 
     def net_config(self):
         """The :class:`~xraybag.learners.apsam.sam.SamConfig` these options describe."""

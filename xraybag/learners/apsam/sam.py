@@ -240,16 +240,19 @@ def _resize_pad(x: torch.Tensor, size: int, fill: float, mode: str = "bilinear")
     """``C x H x W`` resized (longer side ``size``) and padded bottom/right to ``size x size``."""
     nh, nw = resized_shape(x.shape[1], x.shape[2], size)
     kw = {"align_corners": False, "antialias": True} if mode == "bilinear" else {}
-    y = F.interpolate(x[None].float(), size=(nh, nw), mode=mode, **kw)[0]
-    return F.pad(y, (0, size - nw, 0, size - nh), value=fill)
+    out = torch.full((x.shape[0], size, size), float(fill))
+    out[:, :nh, :nw] = F.interpolate(x[None].float(), size=(nh, nw), mode=mode, **kw)[0]
+    return out
 
 
 def prepare_image(rgb: np.ndarray, size: int) -> torch.Tensor:
     """``H x W x 3`` pseudo-colour in [0, 1] -> ``3 x size x size`` normalised as SAM's input
-    (resized longer side, then padded with zeros after normalisation, as ``Sam.preprocess``)."""
-    x = torch.from_numpy(np.ascontiguousarray(rgb, dtype=np.float32)).permute(2, 0, 1) * 255.0
+    (resized longer side, normalised, padded with zeros after normalisation, as ``Sam.preprocess``)."""
+    x = torch.from_numpy(np.ascontiguousarray(rgb, dtype=np.float32)).permute(2, 0, 1)
+    nh, nw = resized_shape(x.shape[1], x.shape[2], size)
+    x = F.interpolate(x[None], size=(nh, nw), mode="bilinear", align_corners=False, antialias=True)[0] * 255.0
     x = (x - torch.tensor(PIXEL_MEAN)[:, None, None]) / torch.tensor(PIXEL_STD)[:, None, None]
-    return _resize_pad(x, size, 0.0)
+    return F.pad(x, (0, size - nw, 0, size - nh), value=0.0)
 
 
 def prepare_energy(high: np.ndarray, low: np.ndarray, size: int) -> torch.Tensor:
