@@ -329,3 +329,22 @@ def test_learner_module_imports_without_torch():
     code = "import sys, xraybag.learners.apsam.learner; print('torch' in sys.modules, 'segment_anything' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False False"
+
+
+def test_mask_losses_by_hand():
+    from xraybag.learners.apsam.net import mask_losses
+
+    gt = torch.zeros(1, 2, 2)
+    gt[0, 0] = 1.0                                            # 2 of 4 pixels
+    logits = torch.zeros(1, 3, 2, 2)                          # p = 0.5 everywhere for outputs 0 and 2
+    logits[0, 1] = torch.tensor([[20.0, 20.0], [-20.0, -20.0]])  # output 1 is the mask itself
+    iou_pred = torch.tensor([[0.2, 0.9, 0.1]])
+    focal, dice, iou_mse = mask_losses(logits, iou_pred, gt, focal_weight=2.0)
+    # output 1 has the lowest loss: Dice 1 - (2 * 2 + 1) / (2 + 2 + 1) = 0 and focal ~ 0
+    assert float(dice) == pytest.approx(0.0, abs=1e-6) and float(focal) == pytest.approx(0.0, abs=1e-6)
+    # true IoUs: outputs 0 and 2 (logits 0, not > 0) are empty -> 0; output 1 -> 1
+    assert float(iou_mse) == pytest.approx((0.2 ** 2 + 0.1 ** 2 + 0.1 ** 2) / 3)
+    # with only the p = 0.5 outputs: Dice 1 - (2 * 1 + 1) / (2 + 2 + 1) = 0.4; focal per pixel
+    # alpha_t * ln 2 * 0.5 ** 2, alpha_t 0.25 on the object, 0.75 off it: mean 0.5 * ln 2 / 4
+    focal, dice, _ = mask_losses(logits[:, [0, 2]], iou_pred[:, [0, 2]], gt, focal_weight=2.0)
+    assert float(dice) == pytest.approx(0.4) and float(focal) == pytest.approx(2.0 * 0.5 * np.log(2) / 4)

@@ -11,9 +11,11 @@ One training step (``forward(images, targets)``, for :func:`xraybag.learners.tra
    are kept and the EAE learns the X-ray specific offset);
 2. each object of the batch gets one click drawn uniformly from its ground-truth mask (section
    4.4: "point prompts are randomly sampled within ground-truth masks during training");
-3. the decoder predicts SAM's three multimask outputs and their IoUs; the loss is SAM's: focal and
-   Dice in a 20 : 1 ratio on the output of lowest loss, plus the mean squared error of the
-   predicted IoUs against the IoUs the three masks really have (the XSeg paper gives no loss);
+3. the decoder predicts SAM's three multimask outputs and their IoUs; the loss is SAM's in form:
+   ``focal_weight * focal + Dice`` on the output of lowest loss, plus the mean squared error of the
+   predicted IoUs against the IoUs the three masks really have (the XSeg paper gives no loss). SAM
+   weighs focal 20 : 1; the default here is 1 : 1, which trained the tiny preset from scratch far
+   faster (``docs/learners.md``);
 4. with APG: the first pass's mask of highest predicted IoU (eq. 3's ``argmax S_iou``, detached)
    goes through :func:`~xraybag.learners.apsam.apg.adaptive_points` (the (high, low) values as the
    clustered features), and the two points it returns, without the click (the paper feeds
@@ -36,15 +38,18 @@ from xraybag.learners.apsam.apg import adaptive_points
 from xraybag.learners.apsam.eae import EnergyAwareEncoder
 from xraybag.learners.apsam.sam import SamConfig, build_sam, decode
 
-FOCAL_WEIGHT = 20.0
+#: SAM's weight of the focal loss beside Dice (the learners' default, ``focal_weight``, is 1)
+SAM_FOCAL_WEIGHT = 20.0
 FOCAL_ALPHA = 0.25
 FOCAL_GAMMA = 2.0
 
 
-def mask_losses(logits: torch.Tensor, iou_pred: torch.Tensor, gt: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """``(focal, dice, iou_mse)`` for ``N x M x S x S`` mask logits, ``N x M`` predicted IoUs and
-    ``N x S x S`` 0/1 targets: per prompt the output of lowest ``20 focal + dice`` is scored (SAM's
-    multimask rule); the IoU head is regressed on all ``M`` outputs' true IoUs."""
+def mask_losses(logits: torch.Tensor, iou_pred: torch.Tensor, gt: torch.Tensor,
+                focal_weight: float = SAM_FOCAL_WEIGHT) -> tuple[torch.Tensor, ...]:
+    """``(focal_weight * focal, dice, iou_mse)`` for ``N x M x S x S`` mask logits, ``N x M``
+    predicted IoUs and ``N x S x S`` 0/1 targets: per prompt the output of lowest
+    ``focal_weight * focal + dice`` is scored (SAM's multimask rule); the IoU head is regressed on
+    all ``M`` outputs' true IoUs."""
     t = gt[:, None].expand_as(logits)
     p = logits.sigmoid()
     ce = F.binary_cross_entropy_with_logits(logits, t, reduction="none")
@@ -53,22 +58,23 @@ def mask_losses(logits: torch.Tensor, iou_pred: torch.Tensor, gt: torch.Tensor) 
     focal = (a_t * ce * (1 - p_t) ** FOCAL_GAMMA).flatten(2).mean(-1)           # N x M
     inter = (p * t).flatten(2).sum(-1)
     dice = 1 - (2 * inter + 1) / (p.flatten(2).sum(-1) + t.flatten(2).sum(-1) + 1)  # N x M
-    best = (FOCAL_WEIGHT * focal + dice).argmin(dim=1, keepdim=True)
+    best = (focal_weight * focal + dice).argmin(dim=1, keepdim=True)
     with torch.no_grad():
         hard = (logits > 0).float()
         i = (hard * t).flatten(2).sum(-1)
         u = ((hard + t) > 0).float().flatten(2).sum(-1)
         true_iou = torch.where(u > 0, i / u.clamp(min=1), torch.ones_like(u))
     iou_mse = F.mse_loss(iou_pred, true_iou)
-    return focal.gather(1, best).mean() * FOCAL_WEIGHT, dice.gather(1, best).mean(), iou_mse
+    return focal.gather(1, best).mean() * focal_weight, dice.gather(1, best).mean(), iou_mse
 
 
 class SamSegNet(nn.Module):
     """SAM (``self.sam``, segment-anything's ``Sam``), the EAE (``self.eae``, or ``None``) and APG
     (``self.apg``); see the module docstring."""
 
-    def __init__(self, cfg: SamConfig, apg: bool = False):
+    def __init__(self, cfg: SamConfig, apg: bool = False, focal_weight: float = 1.0):
         super().__init__()
+        self.focal_weight = float(focal_weight)
         self.cfg = cfg
         self.sam = build_sam(cfg)
         self.num_mask_tokens = self.sam.mask_decoder.num_mask_tokens
@@ -115,7 +121,7 @@ class SamSegNet(nn.Module):
         ones = torch.ones(clicks.shape[:2], device=rgb.device)
         low, iou = self.decode(e, k, clicks, ones)
         logits = F.interpolate(low, (size, size), mode="bilinear", align_corners=False)
-        focal, dice, iou_mse = mask_losses(logits, iou, gt)
+        focal, dice, iou_mse = mask_losses(logits, iou, gt, self.focal_weight)
         losses = {"loss_focal": focal, "loss_dice": dice, "loss_iou": iou_mse}
         if self.apg:  # on the decoder's own mask grid (1/4 of the input side): cheaper, see the docs
             valid = [tuple(t["size"]) for t in targets for _ in range(len(t["points"]))]
@@ -123,7 +129,7 @@ class SamSegNet(nn.Module):
             pts = self.apg_points(low.detach(), iou.detach(), energy[idx], valid, clicks, rngs)
             logits2, iou2 = self.decode(e, k, pts, torch.ones(pts.shape[:2], device=rgb.device))
             logits2 = F.interpolate(logits2, (size, size), mode="bilinear", align_corners=False)
-            focal2, dice2, iou2_mse = mask_losses(logits2, iou2, gt)
+            focal2, dice2, iou2_mse = mask_losses(logits2, iou2, gt, self.focal_weight)
             losses.update({"loss_focal_apg": focal2, "loss_dice_apg": dice2, "loss_iou_apg": iou2_mse})
         return losses
 
