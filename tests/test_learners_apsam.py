@@ -348,3 +348,15 @@ def test_mask_losses_by_hand():
     # alpha_t * ln 2 * 0.5 ** 2, alpha_t 0.25 on the object, 0.75 off it: mean 0.5 * ln 2 / 4
     focal, dice, _ = mask_losses(logits[:, [0, 2]], iou_pred[:, [0, 2]], gt, focal_weight=2.0)
     assert float(dice) == pytest.approx(0.4) and float(focal) == pytest.approx(2.0 * 0.5 * np.log(2) / 4)
+
+
+def test_content_window_cuts_the_empty_tunnel():
+    from xraybag.learners.apsam.samples import CONTENT_PAD as P, content_window
+
+    rgb = np.ones((200, 300, 3), np.float32)
+    rgb[50:80, 100:140] = (0.9, 0.5, 0.2)          # the bag's contents
+    rgb[10, 5] = 0.0                               # one dark pixel of noise: a row and column need two
+    assert content_window(rgb) == (100 - P, 50 - P, 140 + P, 80 + P)
+    # a prompt (or an object) outside the contents widens the window to hold it, inside the image
+    assert content_window(rgb, np.array([[250.0, 60, 297, 70]])) == (100 - P, 50 - P, 300, 80 + P)
+    assert content_window(np.ones((20, 30, 3), np.float32)) == (0, 0, 30, 20)

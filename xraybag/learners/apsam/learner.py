@@ -52,6 +52,9 @@ def _common_options() -> dict:
         "focal_weight": (float, 1.0, "weight of the focal loss beside the Dice loss (SAM's is 20; 1 trains the "
                          "tiny preset from scratch far faster)"),
         "max_objects": (int, 4, "objects (one click each) per image and iteration"),
+        "crop": (str, "content", "content (cut each image to the scanned contents, the rows and columns that "
+                 "are not empty tunnel, and the prompts, before scaling it to image_size) | none (the whole "
+                 "image, as SAM does)"),
         "click": (str, "center", "the click predict makes in each object when given no prompts: center (the "
                   "point farthest from the outline) | random (a uniform pixel of the mask)"),
         "val_every": (int, 1, "score the val split (mIoU, Dice) every N epochs into train_log.jsonl (0: never)"),
@@ -151,7 +154,8 @@ class SAMFinetuneSegmenter(Segmenter):
             raise XraybagError("the training split has no images")
         data = with_channels(train, self.channels_option())
         net, info = self.build()
-        samples = PromptSamples(data, net.cfg.image_size, int(self.max_objects), seed=int(self.seed))
+        samples = PromptSamples(data, net.cfg.image_size, int(self.max_objects), seed=int(self.seed),
+                                crop=str(self.crop))
         loader = torch.utils.data.DataLoader(samples, batch_size=int(self.batch_size), collate_fn=collate,
                                              sampler=EpochShuffle(len(samples), seed=int(self.seed)),
                                              num_workers=int(self.workers))
@@ -159,6 +163,7 @@ class SAMFinetuneSegmenter(Segmenter):
         tc = TrainConfig(epochs=int(self.epochs), lr=float(lr), weight_decay=float(self.weight_decay),
                          warmup_iters=int(self.warmup_iters), warmup_ratio=0.001, lr_steps=(), seed=int(self.seed))
         extra = {"sam": net.cfg.to_dict(), "apg": bool(net.apg), "channels": data.channels, "learner": self.name,
+                 "crop": str(self.crop),
                  "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in self.config.items()},
                  "class_names": list(train.class_names), **info}
 
@@ -252,7 +257,9 @@ class SAMFinetuneSegmenter(Segmenter):
         data = with_channels(data, channels)
         if prompts is None:
             prompts = self.clicks(data)
-        return run_prompts(net, data, list(prompts), dev, int(self.seed))
+        # as trained, unless asked otherwise
+        crop = str(self.crop) if str(self.crop) != "content" else str(extra.get("crop", "content"))
+        return run_prompts(net, data, list(prompts), dev, int(self.seed), crop)
 
 
 class APSAMSegmenter(SAMFinetuneSegmenter):
@@ -284,11 +291,18 @@ class APSAMSegmenter(SAMFinetuneSegmenter):
         return str(self.channels)
 
 
-def run_prompts(net, data: SegmentationDataset, prompts: list[Prompt], device: str, seed: int) -> list[dict]:
-    """``net``'s result for each prompt (checked against its image first), in order."""
+def run_prompts(net, data: SegmentationDataset, prompts: list[Prompt], device: str, seed: int,
+                crop: str = "content") -> list[dict]:
+    """``net``'s result for each prompt (checked against its image first), in order. With ``crop``
+    ``content`` each image is cut to its scanned contents and its prompts first (the masks are
+    pasted back into the whole image)."""
     import torch
 
+    from xraybag.learners.apsam.samples import CROPS, content_window
     from xraybag.learners.apsam.sam import prepare_energy, prepare_image, resized_shape, upscale_logits
+
+    if crop not in CROPS:
+        raise XraybagError(f"option 'crop' must be one of {', '.join(CROPS)}, got {crop!r}")
 
     by_id = {int(im["id"]): k for k, im in enumerate(data.images)}
     groups: dict[int, list[int]] = {}
@@ -307,6 +321,12 @@ def run_prompts(net, data: SegmentationDataset, prompts: list[Prompt], device: s
         for iid, ns in groups.items():
             im = data.images[by_id[iid]]
             rgb, high, low, _mode = data.load_channels(im)
+            H, W = rgb.shape[:2]
+            x0, y0, x1, y1 = 0, 0, W, H
+            if crop == "content":
+                keep = [_prompt_box(prompts[n]) for n in ns]
+                x0, y0, x1, y1 = content_window(rgb, np.array(keep, np.float64))
+                rgb, high, low = rgb[y0:y1, x0:x1], high[y0:y1, x0:x1], low[y0:y1, x0:x1]
             h, w = rgb.shape[:2]
             nh, nw = resized_shape(h, w, size)
             sx, sy = nw / w, nh / h
@@ -314,20 +334,30 @@ def run_prompts(net, data: SegmentationDataset, prompts: list[Prompt], device: s
             emb, tok = net.encode(prepare_image(rgb, size)[None].to(device), energy[None] if net.eae is not None else None)
             for n in ns:
                 p = prompts[n]
-                pts = p.points.astype(np.float64) * (sx, sy)
-                box = None if p.box is None else np.asarray(p.box, np.float64) * (sx, sy, sx, sy)
+                pts = (p.points.astype(np.float64) - (x0, y0)) * (sx, sy)
+                box = None if p.box is None else (np.asarray(p.box, np.float64) - (x0, y0, x0, y0)) * (sx, sy, sx, sy)
                 use_apg = net.apg and len(p.points) == 1 and int(p.point_labels[0]) == 1 and p.box is None
                 r = net.segment(emb, tok, energy, (nh, nw), pts, p.point_labels, box, use_apg,
                                 np.random.default_rng((seed, iid, n)))
-                mask = (upscale_logits(r["logits"], size, (nh, nw), (h, w))[0, 0] > 0).cpu().numpy()
+                mask = np.zeros((H, W), dtype=bool)
+                mask[y0:y1, x0:x1] = (upscale_logits(r["logits"], size, (nh, nw), (h, w))[0, 0] > 0).cpu().numpy()
                 res = {"image_id": iid, "category_id": p.category_id if p.category_id is not None else cats.get(p.ann_id),
                        "segmentation": mask_to_rle(mask), "bbox": mask_bbox(mask), "score": round(r["score"], 5)}
                 if p.ann_id is not None:
                     res["ann_id"] = int(p.ann_id)
                 if r["apg"] is not None:
-                    res["apg_points"] = [[round(float(x) / sx, 2), round(float(y) / sy, 2)] for x, y in r["apg"]]
+                    res["apg_points"] = [[round(float(x) / sx + x0, 2), round(float(y) / sy + y0, 2)] for x, y in r["apg"]]
                 results[n] = res
     return results  # type: ignore[return-value]
+
+
+def _prompt_box(p: Prompt) -> list[float]:
+    """``x1, y1, x2, y2`` around a prompt's points and box (the part of the image it needs)."""
+    xy = [p.points.astype(np.float64)]
+    if p.box is not None:
+        xy.append(np.asarray(p.box, np.float64).reshape(2, 2))
+    xy = np.concatenate(xy)
+    return [xy[:, 0].min(), xy[:, 1].min(), xy[:, 0].max() + 1, xy[:, 1].max() + 1]
 
 
 def mask_bbox(mask: np.ndarray) -> list[float]:
