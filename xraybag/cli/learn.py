@@ -108,6 +108,7 @@ def _setup(name, weights, data, split, input_, splits, split_seed, opts):
         raise XraybagError(f"these weights were trained by learner {rec['learner']!r}, not {name!r}", str(weights))
     merged = dict(rec.get("opts", {})) | parse_opts(opts)
     learner = _learner(name, TRAINED, merged)
+    learner.check()
     input_ = input_ or rec.get("input") or (None if learner.kind == "segmenter" else "rgb")
     ds = _dataset(
         learner, data, split, input_,
@@ -145,8 +146,10 @@ def _predict(learner, weights: Path, ds, device: str, quiet: bool, prompts: list
     if learner.kind == "segmenter":
         if prompts and len(results) != len(prompts):
             raise XraybagError(f"learner {learner.name!r} returned {len(results)} masks for {len(prompts)} prompts")
-        kept = load_mask_results(results)  # checks them; keeps the bbox for the overlay
-        return [dict(k, bbox=[float(v) for v in r["bbox"]]) if "bbox" in r else k for k, r in zip(kept, results)]
+        # checked as COCO mask results; a click that names no class keeps category_id null
+        kept = load_mask_results([dict(r, category_id=0) if r.get("category_id") is None else r for r in results])
+        return [dict(k, category_id=r.get("category_id"), **({"bbox": [float(v) for v in r["bbox"]]} if "bbox" in r else {}))
+                for k, r in zip(kept, results)]
     return load_results(results)
 
 
@@ -210,6 +213,7 @@ def train(name, data, out, input_, device, resume, splits, split_seed, opts, qui
         splits = splits or ",".join(str(s) for s in rec.get("splits", ())) or None
         split_seed = split_seed if split_seed is not None else rec.get("split_seed")
     learner = _learner(name, TRAINED, parsed)
+    learner.check()
     if learner.kind == "model":
         input_ = input_ or "rgb"
     fr = _splits(splits) if splits else (0.8, 0.1, 0.1)
@@ -221,6 +225,7 @@ def train(name, data, out, input_, device, resume, splits, split_seed, opts, qui
     val_ds = _dataset(learner, data, "val", input_, fr, seed)
     if learner.kind == "segmenter" and not quiet:
         click.echo(f"train split: {train_ds.cleaning_report()}", err=True)
+    fresh = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     record = {
         "learner": name,
@@ -232,10 +237,18 @@ def train(name, data, out, input_, device, resume, splits, split_seed, opts, qui
         "split_seed": seed,
         "device": dev,
     }
+    had_record = (out / RUN_FILE).exists()
     _write_json(out / RUN_FILE, record)
-    weights = learner.train(
-        train_ds, out, val=val_ds if len(val_ds) else None, device=dev, resume=resume, progress=not quiet
-    )
+    try:
+        weights = learner.train(
+            train_ds, out, val=val_ds if len(val_ds) else None, device=dev, resume=resume, progress=not quiet
+        )
+    except XraybagError:  # refused before it trained: leave no run folder behind
+        if not had_record and not any(p.name != RUN_FILE for p in out.iterdir()):
+            (out / RUN_FILE).unlink()
+            if fresh:
+                out.rmdir()
+        raise
     _write_json(out / RUN_FILE, record | {"weights": str(Path(weights).name)})
     click.echo(str(weights))
 

@@ -171,7 +171,7 @@ def write_masks(ds, results: list[dict], prompts: list | None, out: Path) -> int
         draw = ImageDraw.Draw(img)
         for k, (r, p) in enumerate(items):
             x, y, bw, bh = r.get("bbox", (0, 0, 0, 0))
-            label = f"{names.get(r['category_id'], r['category_id'])} {float(r['score']):.2f}"
+            label = f"{names.get(r['category_id'], 'object')} {float(r['score']):.2f}"
             draw.text((x, max(0.0, y - 11)), label, fill=PALETTE[k % len(PALETTE)])
             if p is None:
                 continue

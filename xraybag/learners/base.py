@@ -139,6 +139,11 @@ class Learner:
             if not hasattr(type(self), key):
                 setattr(self, key, value)
 
+    def check(self) -> None:
+        """Cheap checks of the options that need no data (a weights file that is missing or of
+        the wrong kind, a value out of range): raise a one-line :class:`XraybagError`. The command
+        line calls this before it reads the dataset or writes anything; the default checks nothing."""
+
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.config.items())
         return f"{type(self).__name__}({args})"

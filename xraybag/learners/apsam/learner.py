@@ -108,6 +108,17 @@ class SAMFinetuneSegmenter(Segmenter):
         return preset_config(self.preset, self.image_size, self.adapter_dim, self.parts()[0],
                              self.config.get("eae_size"))
 
+    def check(self) -> None:
+        """The options, and a ``checkpoint`` file that is not a SAM state dict, before any data is
+        read (the file is kept for :meth:`build`, so it is read once)."""
+        self._check()
+        if self.checkpoint is not None:
+            from xraybag.learners.apsam.sam import read_torch_file, sam_state_dict
+
+            obj = read_torch_file(self.checkpoint)
+            sam_state_dict(obj, str(self.checkpoint))
+            self._checkpoint_obj = (str(self.checkpoint), obj)
+
     def _check(self) -> None:
         if self.preset not in PRESETS:
             raise XraybagError(f"option 'preset' must be one of {', '.join(PRESETS)}, got {self.preset!r}")
@@ -132,7 +143,9 @@ class SAMFinetuneSegmenter(Segmenter):
         net = SamSegNet(cfg, apg=apg, focal_weight=float(self.focal_weight))
         info: dict[str, Any] = {"checkpoint": None}
         if self.checkpoint is not None:
-            obj = read_torch_file(self.checkpoint)
+            kept = getattr(self, "_checkpoint_obj", None)
+            obj = kept[1] if kept is not None and kept[0] == str(self.checkpoint) else read_torch_file(self.checkpoint)
+            self._checkpoint_obj = None
             loaded = load_sam_state(net, obj, str(self.checkpoint), cfg.preset)
             info = {"checkpoint": str(self.checkpoint), "loaded": loaded["loaded"], "resized": loaded["resized"]}
         frozen = self.freeze_encoder if self.freeze_encoder is not None else self.checkpoint is not None
