@@ -13,7 +13,6 @@ the model is loaded.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -86,13 +85,10 @@ def file_prompts(ds, path: str | Path) -> list:
     """The prompts of a JSON file (see the module docstring), each checked against its image."""
     from xraybag.learners.base import Prompt
 
+    from xraybag.learners.data import read_json
+
     path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise XraybagError("prompts file does not exist", str(path)) from None
-    except json.JSONDecodeError as e:
-        raise XraybagError(f"not valid JSON: {e.msg}", f"{path}:{e.lineno}") from None
+    data = read_json(path, "prompts file")
     if isinstance(data, dict) and "prompts" in data:
         data = data["prompts"]
     if not isinstance(data, list) or not data:

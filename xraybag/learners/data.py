@@ -113,6 +113,20 @@ def split_bags(bags: Sequence[int], splits: Sequence[float] = (0.8, 0.1, 0.1), s
     return out
 
 
+def read_json(path: str | Path, what: str = "file") -> Any:
+    """The JSON in ``path``, or a one-line error: ``<what> does not exist`` at the path, or ``not
+    valid JSON: <why>`` at ``path:line``."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, IsADirectoryError):
+        raise XraybagError(f"{what} does not exist", str(path)) from None
+    except json.JSONDecodeError as e:
+        raise XraybagError(f"not valid JSON: {e.msg} (column {e.colno})", f"{path}:{e.lineno}") from None
+    except UnicodeDecodeError as e:
+        raise XraybagError(f"not valid JSON: not UTF-8 text ({e.reason})", str(path)) from None
+
+
 def _read_rgb(path: Path) -> np.ndarray:
     from PIL import Image
 
@@ -197,10 +211,7 @@ class DetectionDataset:
             raise XraybagError("dataset folder does not exist", str(self.root))
         if not self.ann_file.is_file():
             raise XraybagError("no annotations.json (not an xraybag dataset folder?)", where)
-        try:
-            coco = json.loads(self.ann_file.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise XraybagError(f"not valid JSON: {e}", where) from None
+        coco = read_json(self.ann_file, "annotations.json")
         if not isinstance(coco, dict):
             raise XraybagError("not a COCO dict", where)
         for key in ("images", "annotations", "categories"):

@@ -11,13 +11,12 @@ from __future__ import annotations
 import contextlib
 import copy
 import io
-import json
 from pathlib import Path
 
 import numpy as np
 
 from xraybag.errors import XraybagError
-from xraybag.learners.data import DIFFICULTIES
+from xraybag.learners.data import DIFFICULTIES, read_json
 
 SUMMARY_KEYS = ("mAP", "mAP50", "mAP75", "mAP_small", "mAP_medium", "mAP_large")
 
@@ -43,12 +42,7 @@ def load_results(results: list[dict] | str | Path) -> list[dict]:
     """COCO results from a list or a JSON file."""
     if isinstance(results, (str, Path)):
         path = Path(results)
-        try:
-            data = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise XraybagError("results file does not exist", str(path)) from None
-        except json.JSONDecodeError as e:
-            raise XraybagError(f"not valid JSON: {e}", str(path)) from None
+        data = read_json(path, "results file")
         if not isinstance(data, list):
             raise XraybagError("a COCO results file is a JSON list of detections", str(path))
         results = data

@@ -24,14 +24,13 @@ Torch-free (numpy, pycocotools).
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
 from xraybag.errors import XraybagError
-from xraybag.learners.data import DIFFICULTIES, decode_segmentation
+from xraybag.learners.data import DIFFICULTIES, decode_segmentation, read_json
 from xraybag.learners.metrics import coco_metrics
 
 
@@ -53,12 +52,7 @@ def load_mask_results(results: list[dict] | str | Path) -> list[dict]:
     where = None
     if isinstance(results, (str, Path)):
         where = str(results)
-        try:
-            results = json.loads(Path(results).read_text())
-        except FileNotFoundError:
-            raise XraybagError("results file does not exist", where) from None
-        except json.JSONDecodeError as e:
-            raise XraybagError(f"not valid JSON: {e}", where) from None
+        results = read_json(results, "results file")
         if not isinstance(results, list):
             raise XraybagError("a COCO results file is a JSON list of results", where)
     out = []
