@@ -75,6 +75,28 @@ def test_ct_tracer_matches_analytic_chords(curved):
     assert worst_s < 0.01, worst_s
 
 
+@pytest.mark.parametrize("curved", [True, False])
+def test_slab_culling_drops_no_hit(curved):
+    """Each view visits only the faces in the z slab its rays fill: spheres spread along z and out
+    to the edge of the field (where the slab is widest), seen from every side, give the same path
+    lengths to the bit as visiting every face, and each sphere is hit in some views and culled in
+    others."""
+    solids = []
+    rng = np.random.default_rng(5)
+    for i, z in enumerate(np.linspace(-60, 60, 9)):
+        sph = trimesh.creation.icosphere(subdivisions=3, radius=float(rng.uniform(4, 12)))
+        a = rng.uniform(0, 2 * np.pi)
+        r = rng.uniform(0, 125)
+        sph.apply_translation([r * np.cos(a), r * np.sin(a), z])
+        solids.append(_solid(sph, ["water", "aluminium", "pmma"][i % 3], i + 1))
+    g = G.helical(500, 900, 16, 256, 1.5, 2.0, 36, -80, 80, 15, curved=curved)
+    mats, fast = trace_views(solids, g)
+    _, every = trace_views(solids, g, cull=False)
+    assert np.array_equal(fast, every)
+    hit_views = (every > 0).any(axis=(1, 2))  # (views, materials)
+    assert hit_views.any(axis=0).all() and not hit_views.all()
+
+
 def test_every_ray_is_counted_once_on_a_closed_box():
     """A ray through shared edges and vertices of a box's triangles is counted exactly once:
     rays aimed at the box's vertices and edges give chords, never doubles."""

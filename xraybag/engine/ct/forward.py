@@ -11,7 +11,9 @@ The CT tracer works column by column. The rays of one detector column all lie in
 through the source that contains the rotation axis direction (for a flat panel and for a
 cylindrical arc alike), so per triangle the columns it can touch come from its vertices' fan angles,
 and per column the rows it can touch from the triangle's section by that plane, mapped exactly to
-the row coordinate. Each candidate ray is then tested exactly.
+the row coordinate. Each candidate ray is then tested exactly. A helical view's rays fill a thin
+slab around the source's z (16 rows: about +-17 mm), so only the faces whose z range meets that
+slab are visited, and only their vertices are moved to the view's frame.
 """
 
 from __future__ import annotations
@@ -70,10 +72,15 @@ def _crossing(dp, dq, ap, bp, hp, aq, bq, hq, cj, sj, dj):
 
 
 @numba.njit(parallel=True, cache=True)
-def _trace_views(vertices, faces, slots, src, cvec, evec, u, v, sdd, curved, col_pitch, row_pitch,
-                 col_offset, n_slots, out):
-    """Path lengths of views ``src.shape[0]`` into ``out`` (views, rows, cols, n_slots) float32."""
+def _trace_views(vertices, faces, slots, zlo, zhi, reach, src, cvec, evec, u, v, sdd, curved,
+                 col_pitch, row_pitch, col_offset, n_slots, out):
+    """Path lengths of views ``src.shape[0]`` into ``out`` (views, rows, cols, n_slots) float32.
+
+    Only the faces whose z range ``[zlo, zhi]`` meets ``z_source -+ reach`` are visited (and only
+    their vertices are moved to the view frame): every point a ray of the view can reach lies in
+    that slab (see :func:`trace_views`), so the others cannot be hit."""
     nviews = src.shape[0]
+    nf = faces.shape[0]
     rows = v.shape[0]
     cols = u.shape[0]
     nv = vertices.shape[0]
@@ -104,12 +111,25 @@ def _trace_views(vertices, faces, slots, src, cvec, evec, u, v, sdd, curved, col
                 d2 = v[i]
                 n = math.sqrt(d0 * d0 + d1 * d1 + d2 * d2)
                 _shear_one(d0 / n, d1 / n, d2 / n, kk[i, j], sh[i, j])
+        # the faces the view's rays can reach, and their vertices
+        z_lo = sz - reach
+        z_hi = sz + reach
+        near = np.zeros(nf, dtype=np.bool_)
+        need = np.zeros(nv, dtype=np.bool_)
+        for f in range(nf):
+            if zhi[f] >= z_lo and zlo[f] <= z_hi:
+                near[f] = True
+                need[faces[f, 0]] = True
+                need[faces[f, 1]] = True
+                need[faces[f, 2]] = True
         # vertices in the view frame: depth a (along c), lateral b (along e_u), height h
         va = np.empty(nv)
         vb = np.empty(nv)
         vh = np.empty(nv)
         vc = np.empty(nv)
         for p in range(nv):
+            if not need[p]:
+                continue
             x = vertices[p, 0] - sx
             y = vertices[p, 1] - sy
             va[p] = x * c0 + y * c1
@@ -120,7 +140,9 @@ def _trace_views(vertices, faces, slots, src, cvec, evec, u, v, sdd, curved, col
             else:
                 vc[p] = vb[p] / va[p] * sdd / col_pitch + ccol
         acc = np.zeros((rows, cols, n_slots))
-        for f in range(faces.shape[0]):
+        for f in range(nf):
+            if not near[f]:
+                continue
             a, b, c = faces[f, 0], faces[f, 1], faces[f, 2]
             lo = min(vc[a], vc[b], vc[c])
             hi = max(vc[a], vc[b], vc[c])
@@ -180,11 +202,13 @@ def _trace_views(vertices, faces, slots, src, cvec, evec, u, v, sdd, curved, col
                         out[k, i, j, m] = x
 
 
-def trace_views(solids, geom: CTGeometry, views=None, materials: list[str] | None = None):
+def trace_views(solids, geom: CTGeometry, views=None, materials: list[str] | None = None,
+                cull: bool = True):
     """Path lengths (mm) through each material for the rays of ``views`` (default: all).
 
     ``solids``: closed meshes in the CT frame (see :func:`xraybag.engine.ct.geometry.scene_to_ct`).
-    Returns ``(materials, L)`` with ``L`` float32 of shape (views, rows, cols, M).
+    Returns ``(materials, L)`` with ``L`` float32 of shape (views, rows, cols, M). ``cull=False``
+    visits every face in every view (the same path lengths, slower: for tests).
     """
     if materials is None:
         materials = sorted({s.material for s in solids})
@@ -203,11 +227,21 @@ def trace_views(solids, geom: CTGeometry, views=None, materials: list[str] | Non
     vertices = np.ascontiguousarray(np.concatenate(vs))
     faces = np.ascontiguousarray(np.concatenate(fs))
     slots = np.concatenate(sl)
+    # a point that ray (i, j) reaches lies at height |h| = |v_i| depth / dj_j above the source,
+    # with dj_j >= sdd and its depth along the column at most its horizontal distance from the
+    # source, itself at most sid + the farthest vertex's distance from the axis (the mesh lies in
+    # the convex hull of its vertices): the slab z_source -+ reach holds every hit (1 mm margin)
+    fz = vertices[faces, 2]
+    zlo = np.ascontiguousarray(fz.min(axis=1))
+    zhi = np.ascontiguousarray(fz.max(axis=1))
+    radius = float(np.sqrt(vertices[:, 0] ** 2 + vertices[:, 1] ** 2).max())
+    vmax = float(np.abs(sub.v()).max())
+    reach = vmax * (float(sub.sid) + radius) / float(sub.sdd) + 1.0 if cull else np.inf
     b = np.asarray(sub.angles, dtype=np.float64)
     src = np.stack([sub.sid * np.cos(b), sub.sid * np.sin(b), np.asarray(sub.z, dtype=np.float64)], axis=1)
     cvec = np.stack([-np.cos(b), -np.sin(b), np.zeros_like(b)], axis=1)
     evec = np.stack([-np.sin(b), np.cos(b), np.zeros_like(b)], axis=1)
-    _trace_views(vertices, faces, slots, src, cvec, evec, sub.u(), sub.v(), float(sub.sdd),
+    _trace_views(vertices, faces, slots, zlo, zhi, reach, src, cvec, evec, sub.u(), sub.v(), float(sub.sdd),
                  bool(sub.curved), float(sub.col_pitch), float(sub.row_pitch),
                  float(sub.col_offset), len(materials), out)
     return materials, out
