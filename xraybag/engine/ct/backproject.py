@@ -11,42 +11,68 @@ import numpy as np
 from numba import prange
 
 
+#: pixel tiles of the parallel backprojection (rows x columns): per angle a tile reads only the
+#: few detector bins it projects to, so the filtered projections are read from memory once per
+#: tile instead of once per image row
+BP_TILE = (32, 32)
+
+
 @numba.njit(parallel=True, cache=True, fastmath=True)
 def bp_parallel(q, cos_t, sin_t, t0, dt, xs, ys, rmax, scale, out, z_off):  # pragma: no cover
     """Parallel 2D backprojection of S slices at once: q (M, T, S, C) -> out[c, z_off + s, y, x]
     (+=). The detector position of a pixel does not depend on the slice, so one index / weight
-    computation serves all S * C values, which lie contiguous in memory (a SIMD loop)."""
+    computation serves all S * C values, which lie contiguous in memory (a SIMD loop). The image
+    is done in tiles of :data:`BP_TILE` pixels, each summing its angles in order (the same sums as
+    row by row)."""
     M, T, S, C = q.shape
     K = S * C
     qf = q.reshape((M, T, K))
     ny = ys.size
     nx = xs.size
     dx = xs[1] - xs[0] if nx > 1 else 1.0
-    for iy in prange(ny):
-        y = ys[iy]
-        if y * y >= rmax * rmax:
+    ty, tx = BP_TILE
+    nby = (ny + ty - 1) // ty
+    nbx = (nx + tx - 1) // tx
+    for job in prange(nby * nbx):
+        y0 = (job // nbx) * ty
+        x0 = (job % nbx) * tx
+        nr = min(ty, ny - y0)
+        lo = np.zeros(nr, dtype=np.int64)
+        hi = np.zeros(nr, dtype=np.int64)
+        empty = True
+        for r in range(nr):
+            y = ys[y0 + r]
+            if y * y >= rmax * rmax:
+                continue
+            half = math.sqrt(rmax * rmax - y * y)  # x range inside the reconstruction circle
+            lo[r] = max(int(math.ceil((-half - xs[0]) / dx)), 0, x0)
+            hi[r] = min(int(math.floor((half - xs[0]) / dx)) + 1, nx, x0 + tx)
+            if lo[r] < hi[r]:
+                empty = False
+        if empty:
             continue
-        half = math.sqrt(rmax * rmax - y * y)  # x range inside the reconstruction circle
-        lo = max(int(math.ceil((-half - xs[0]) / dx)), 0)
-        hi = min(int(math.floor((half - xs[0]) / dx)) + 1, nx)
-        acc = np.zeros((nx, K), dtype=np.float32)
+        acc = np.zeros((nr, tx, K), dtype=np.float32)
         for m in range(M):
             c = cos_t[m]
             step = np.float32(c * dx / dt)
-            base = np.float32((xs[0] * c + y * sin_t[m] - t0) / dt)
-            for ix in range(lo, hi):
-                f = base + np.float32(ix) * step
-                i0 = int(f)
-                if i0 < 0 or i0 >= T - 1:
+            for r in range(nr):
+                if lo[r] >= hi[r]:
                     continue
-                w = f - np.float32(i0)
-                for k in range(K):
-                    v0 = qf[m, i0, k]
-                    acc[ix, k] += v0 + w * (qf[m, i0 + 1, k] - v0)
-        for s in range(S):
-            for ch in range(C):
-                for ix in range(lo, hi):
-                    out[ch, z_off + s, iy, ix] += acc[ix, s * C + ch] * scale
+                base = np.float32((xs[0] * c + ys[y0 + r] * sin_t[m] - t0) / dt)
+                for ix in range(lo[r], hi[r]):
+                    f = base + np.float32(ix) * step
+                    i0 = int(f)
+                    if i0 < 0 or i0 >= T - 1:
+                        continue
+                    w = f - np.float32(i0)
+                    for k in range(K):
+                        v0 = qf[m, i0, k]
+                        acc[r, ix - x0, k] += v0 + w * (qf[m, i0 + 1, k] - v0)
+        for r in range(nr):
+            for s in range(S):
+                for ch in range(C):
+                    for ix in range(lo[r], hi[r]):
+                        out[ch, z_off + s, y0 + r, ix] += acc[r, ix - x0, s * C + ch] * scale
 
 
 @numba.njit(parallel=True, cache=True, fastmath=True)
@@ -213,22 +239,37 @@ def ssrb_plan(zview, z0s, dtheta, M, dbeta, gam, zc, v0, dv, R, V, h, hv,
             wz[1, s, m, j] = wa
 
 
-@numba.njit(parallel=True, cache=True)
-def ssrb_gather(sino, kk, wk, row, par, wz, col, out, ch):  # pragma: no cover
-    """out[s, ch, m, j] = the planned z interpolation of bilinear (view, column) samples.
+@numba.njit(cache=True)
+def used_views(kk):  # pragma: no cover
+    """The smallest and largest view index of a plan's ``kk`` (entries >= 0), or (0, -1)."""
+    lo = np.int64(2**62)
+    hi = np.int64(-1)
+    for v in kk.ravel():
+        if v >= 0:
+            lo = min(lo, np.int64(v))
+            hi = max(hi, np.int64(v))
+    return (lo, hi) if hi >= 0 else (np.int64(0), np.int64(-1))
 
-    sino (V, R, N); col (2, T) fractional column for gamma_j (0) and -gamma_j (1)."""
+
+@numba.njit(parallel=True, cache=True)
+def ssrb_gather(sino, k_off, kk, wk, row, par, wz, col, out, ch0):  # pragma: no cover
+    """out[s, ch0 + c, m, j] = the planned z interpolation of bilinear (view, column) samples of
+    every channel c of ``sino`` (C, V, R, N), whose view 0 is the scan's view ``k_off``; col (2, T)
+    fractional column for gamma_j (0) and -gamma_j (1). The plan is read once for all channels."""
+    C = sino.shape[0]
+    N = sino.shape[3]
     _, S, M, T = kk.shape
-    N = sino.shape[2]
     for job in prange(S * M):
         s = job // M
         m = job % M
+        val = np.empty(C)
         for j in range(T):
-            val = 0.0
+            val[:] = 0.0
             for a in range(2):
                 k0 = kk[a, s, m, j]
                 if k0 < 0:
                     continue
+                k0 -= k_off
                 fc = col[par[a, s, m, j], j]
                 if fc < -0.5 or fc > N - 0.5:
                     continue
@@ -237,10 +278,13 @@ def ssrb_gather(sino, kk, wk, row, par, wz, col, out, ch):  # pragma: no cover
                 wc = fc - c0
                 w = wk[a, s, m, j]
                 r = row[a, s, m, j]
-                p0 = sino[k0, r, c0] * (1.0 - wc) + sino[k0, r, c0 + 1] * wc
-                p1 = sino[k0 + 1, r, c0] * (1.0 - wc) + sino[k0 + 1, r, c0 + 1] * wc
-                val += wz[a, s, m, j] * (p0 * (1.0 - w) + p1 * w)
-            out[s, ch, m, j] = val
+                z = wz[a, s, m, j]
+                for c in range(C):
+                    p0 = sino[c, k0, r, c0] * (1.0 - wc) + sino[c, k0, r, c0 + 1] * wc
+                    p1 = sino[c, k0 + 1, r, c0] * (1.0 - wc) + sino[c, k0 + 1, r, c0 + 1] * wc
+                    val[c] += z * (p0 * (1.0 - w) + p1 * w)
+            for c in range(C):
+                out[s, ch0 + c, m, j] = val[c]
 
 
 @numba.njit(parallel=True, cache=True)

@@ -64,6 +64,7 @@ from xraybag.engine.ct.backproject import (
     rebin_rows,
     ssrb_gather,
     ssrb_plan,
+    used_views,
 )
 from xraybag.engine.ct.filters import (
     FILTERS,
@@ -74,6 +75,7 @@ from xraybag.engine.ct.filters import (
     modified_hounsfield,
     ramp_filter,
     ramp_kernel,
+    short_response,
     voxel_cutoff,
 )
 from xraybag.engine.ct.geometry import CTGeometry, VolumeGrid
@@ -382,6 +384,13 @@ class ViewStream:
         a, b = start - self.base, max(stop, start) - self.base
         return [self.buf[c, a:b] for c in range(self.n_channels)]
 
+    def block(self, start: int, stop: int) -> np.ndarray:
+        """Views ``[start, stop)`` of all channels as one (channels, views, rows, cols) array
+        (made by :meth:`window` first; valid until the next call)."""
+        self.window(start, stop)
+        start, stop = max(0, int(start)), min(self.views, int(stop))
+        return self.buf[:, start - self.base: max(stop, start) - self.base]
+
     def release(self, before: int) -> None:
         """The views before index ``before`` are no longer needed."""
         self.keep_from = max(self.keep_from, min(int(before), self.top))
@@ -470,6 +479,7 @@ def helical_ssrb(sinos, geom: CTGeometry, grid: VolumeGrid, filter: str = "ram-l
     hv = (abs(v0) + 2 * dv) * D / geom.sdd
     resp = ramp_kernel(max(64, 1 << int(math.ceil(math.log2(2 * T)))), dt, filter,
                        cutoff=voxel_cutoff(dt, grid))
+    resp = short_response(resp, T)  # the same filter on a shorter FFT
     xs, ys = _xy(grid)
     zg = grid.axis("z")
     nz = zg.size
@@ -494,18 +504,18 @@ def helical_ssrb(sinos, geom: CTGeometry, grid: VolumeGrid, filter: str = "ram-l
                    kk, wk, row, par, wz)
         k0, k1 = _ssrb_view_range(float(z0s.min()), float(z0s.max()), float(zview[0]), h, hv,
                                   npi, marg, V)
-        used = kk >= 0
-        if used.any():
-            lo, hi = int(kk[used].min()), int(kk[used].max()) + 2
-            if lo < k0 or hi > k1:  # the bound is what lets a stream drop views: never guess
-                raise RuntimeError(f"SSRB used views {lo}..{hi}, outside its bound {k0}..{k1}")
-        np.subtract(kk, np.int32(k0), out=kk, where=used)
-        del used
-        win = src.window(k0, max(k1, k0 + 2))
+        lo, hi = used_views(kk)
+        if hi >= lo and (lo < k0 or hi + 2 > k1):  # the bound lets a stream drop views: never guess
+            raise RuntimeError(f"SSRB used views {lo}..{hi + 2}, outside its bound {k0}..{k1}")
         p = np.empty((S, C, M, T), dtype=np.float32)
-        for c in range(C):
-            ssrb_gather(win[c], kk, wk, row, par, wz, col, p, c)
-        del kk, wk, row, par, wz, win
+        if isinstance(src, ViewStream):  # every channel's views in one array: one pass
+            ssrb_gather(src.block(k0, max(k1, k0 + 2)), k0, kk, wk, row, par, wz, col, p, 0)
+        else:
+            win = src.window(k0, max(k1, k0 + 2))
+            for c in range(C):
+                ssrb_gather(win[c][None], k0, kk, wk, row, par, wz, col, p, c)
+            del win
+        del kk, wk, row, par, wz
         if rising and z_first + slab < nz:  # later slabs lie higher: their views start later
             nxt = zg[z_first + slab: z_first + 2 * slab]
             src.release(_ssrb_view_range(float(nxt.min()), float(nxt.max()), float(zview[0]), h,
