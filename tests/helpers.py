@@ -1,7 +1,11 @@
-"""Shared helpers for the tests (scene files written to tmp folders, CLI runs)."""
+"""Shared helpers for the tests (scene files written to tmp folders, CLI runs, Python runs with
+or without numba's CUDA simulator)."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -19,6 +23,34 @@ def write(path: Path, text: str) -> Path:
 def run_cli(*args: str):
     """Run the CLI in-process; returns click's Result (exit_code, output, stderr)."""
     return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+#: Code that makes numba compile CUDA kernels to PTX without a GPU (the compute capability numba
+#: would ask the driver for is given), or prints NO-NVVM and exits where numba has no NVVM
+PTX_PRELUDE = textwrap.dedent("""
+    import types
+    import numba.cuda.dispatcher as D
+    from numba import cuda, types as nt
+    D.get_current_device = lambda: types.SimpleNamespace(compute_capability=(9, 0))
+    try:
+        cuda.compile_ptx(lambda: None, (), cc=(9, 0))
+    except Exception as e:
+        print("NO-NVVM", type(e).__name__, e)
+        raise SystemExit(0)
+""")
+
+
+def run_python(args: list[str], sim: bool, timeout: int = 240) -> subprocess.CompletedProcess:
+    """Run this interpreter on ``args`` with the checkout importable, with numba's CUDA simulator
+    (NUMBA_ENABLE_CUDASIM=1, which must be set before numba is imported) or without it."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    env.pop("NUMBA_ENABLE_CUDASIM", None)
+    if sim:
+        env["NUMBA_ENABLE_CUDASIM"] = "1"
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=timeout, env=env,
+                          check=False)
 
 
 def builtin_scene_with(path: Path, name: str, **scanner_fields) -> Path:

@@ -236,8 +236,36 @@ def test_many_materials_and_chunks(library, monkeypatch):
     monkeypatch.setattr(detect_module, "CHUNK_BYTES", 4096)
     chunked = detect(L, mats, sc, resp, library, np.random.default_rng(0), 1.0)
     for ch in whole:
-        assert np.allclose(whole[ch], chunked[ch], rtol=1e-6)
+        assert np.array_equal(whole[ch], chunked[ch])  # blocks stand alone: the same numbers
     assert np.all(whole["low"][:5] == 1.0)
+
+
+def test_spectral_pass_does_not_depend_on_threads(library, monkeypatch):
+    """The compiled pass can run blocks of pixels on numba's threads; a pixel equal to the one a
+    row above reuses its numbers only within a block. One thread and one block, or every thread
+    and blocks of 64 pixels: the same float64 bits."""
+    import numba
+
+    import xraybag.engine.xray.detect as detect_module
+
+    rng = np.random.default_rng(3)
+    L2 = (rng.random((40 * 24, 4)) * 30).astype(np.float32)
+    L2[rng.random(L2.shape) < 0.5] = 0.0
+    L2.reshape(40, 24, 4)[10:20] = L2.reshape(40, 24, 4)[9]  # rows equal to the one above
+    mu = rng.random((4, 30)) * 0.05
+    w = rng.random((30, 3)) * 100
+    before = numba.get_num_threads()
+    try:
+        runs = []
+        for threads, chunk in ((1, 1 << 30), (numba.config.NUMBA_NUM_THREADS, 64 * 4 * 4)):
+            numba.set_num_threads(threads)
+            monkeypatch.setattr(detect_module, "CHUNK_BYTES", chunk)
+            runs.append(dense_signals(L2, mu, w, stride=24, threads=threads > 1))
+    finally:
+        numba.set_num_threads(before)
+    assert np.array_equal(runs[0], runs[1])
+    ref = np.exp(-(L2.astype(np.float64) @ mu)) @ w
+    assert np.max(np.abs(runs[0] - ref) / ref) < 1e-5
 
 
 def test_no_materials(library):

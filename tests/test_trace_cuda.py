@@ -10,27 +10,16 @@ same comparison on a real GPU at a realistic size (``make test-gpu``).
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import textwrap
-from pathlib import Path
 
 import pytest
+from helpers import PTX_PRELUDE, ROOT
+from helpers import run_python as _run
 
 from xraybag.errors import XraybagError
 
-ROOT = Path(__file__).resolve().parents[1]
 SCENES = ROOT / "tests" / "trace_cuda_scenes.py"
-
-
-def _run(args: list[str], sim: bool, timeout: int = 240) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    env.pop("NUMBA_ENABLE_CUDASIM", None)
-    if sim:
-        env["NUMBA_ENABLE_CUDASIM"] = "1"
-    return subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=timeout, env=env,
-                          check=False)
 
 
 def _records(proc: subprocess.CompletedProcess) -> dict:
@@ -66,16 +55,7 @@ def test_simulated_cuda_matches_closed_forms(simulated):
 def test_kernel_compiles_for_a_real_gpu():
     """numba's CUDA typing and NVVM on the kernel and its device functions (no GPU needed: the
     compute capability numba would ask the driver for is given)."""
-    code = textwrap.dedent("""
-        import types
-        import numba.cuda.dispatcher as D
-        from numba import cuda, types as nt
-        D.get_current_device = lambda: types.SimpleNamespace(compute_capability=(9, 0))
-        try:
-            cuda.compile_ptx(lambda: None, (), cc=(9, 0))
-        except Exception as e:
-            print("NO-NVVM", type(e).__name__, e)
-            raise SystemExit(0)
+    code = PTX_PRELUDE + textwrap.dedent("""
         from xraybag.engine.xray import trace_cuda as T
         f1, f2, i1, i2 = nt.float64[::1], nt.float64[:, ::1], nt.int64[::1], nt.int64[:, ::1]
         sig = (f2, i2, f1, f1, i2, f2, i1, i1, i1, i1, i2, f2, f2, nt.int8[:, :, ::1], nt.float64[:, :, ::1], f1, f1)

@@ -51,8 +51,8 @@ seed_option = click.option("--seed", type=click.IntRange(min=0), default=None, h
     default="auto",
     show_default=True,
     type=click.Choice(["auto", "cpu", "cuda"]),
-    help="Where the radiograph and line-scan views are traced: cpu (numba), cuda (a CUDA GPU "
-    "through numba.cuda), auto = cuda when numba finds a GPU, else cpu.",
+    help="Where the radiograph and line-scan views are traced and their spectral pass runs: cpu "
+    "(numba), cuda (a CUDA GPU through numba.cuda), auto = cuda when numba finds a GPU, else cpu.",
 )
 @quiet_option
 @assets_option

@@ -295,7 +295,7 @@ def project_views(solids_ct, setup: CTSetup, scanner, library, rng, start: int, 
     resp = setup.response
     mats, L = trace_views(solids_ct, g, slice(start, stop), materials)
     if materials:
-        T = detect(L, mats, scanner, resp, library, rng, g.col_pitch)
+        T = detect(L, mats, scanner, resp, library, rng, g.col_pitch, threads=True)  # as the tracer
     else:
         T = {ch: np.ones(L.shape[:3]) for ch in resp.channels}
     del L

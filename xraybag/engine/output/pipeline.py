@@ -17,7 +17,7 @@ from xraybag.engine.solids.scene import build_solids
 from xraybag.engine.xray.annotate import ObjectLabel, label_objects
 from xraybag.engine.xray.calibration import calibrate_colour, low_high_channels
 from xraybag.engine.xray.colour import pseudo_colour
-from xraybag.engine.xray.detect import channel_response, detect, to_raw
+from xraybag.engine.xray.detect import SPECTRAL, channel_response, detect, to_raw
 from xraybag.engine.xray.scanners import view_geometry
 from xraybag.engine.xray.trace import RayGeometry, TraceResult, trace
 from xraybag.scenes.loader import LoadedScene
@@ -76,7 +76,8 @@ def render_view(
 
     t = time.perf_counter()
     response = channel_response(scanner, library, geom.pixel_mm**2, geom.distance_mm)
-    T = detect(tr.paths, tr.materials, scanner, response, library, rng, geom.pixel_mm)
+    spectral = backend if backend in SPECTRAL else "numba"  # the GPU's pass with the GPU's tracer
+    T = detect(tr.paths, tr.materials, scanner, response, library, rng, geom.pixel_mm, spectral)
     raw = {ch: to_raw(T[ch], scanner.detector) for ch in T}
     times["detect"] = time.perf_counter() - t
 

@@ -34,9 +34,9 @@ from xraybag.engine.xray.normals import standard_normal
 from xraybag.errors import XraybagError
 from xraybag.materials.spectra import photons_per_pixel
 
-#: Path-length bytes one call of the compiled spectral pass reads (it needs no buffers: this only
-#: bounds a call)
-CHUNK_BYTES = 16 * 2**20
+#: Path-length bytes of one block of the compiled spectral pass: the unit of work of one thread
+#: (it needs no buffers; a pixel is compared with the one a row above only within its block)
+CHUNK_BYTES = 4 * 2**20
 
 
 @dataclass
@@ -157,7 +157,7 @@ def channel_response(scanner, library, pixel_area_mm2: float, distance_mm: float
 
 
 def _chunk_pixels(n_materials: int) -> int:
-    """Pixels per call of the compiled pass: :data:`CHUNK_BYTES` of float32 path lengths."""
+    """Pixels per block of the compiled pass: :data:`CHUNK_BYTES` of float32 path lengths."""
     return max(1, CHUNK_BYTES // (4 * max(1, n_materials)))
 
 
@@ -167,8 +167,8 @@ def _signals(L2, bits, mu, wt, open_beam, start, stop, stride, out, x, y):
 
     ``bits`` is ``L2`` seen as int32, for a branch-free test of a pixel that crosses nothing (it
     gets ``open_beam``, no arithmetic) or equals the pixel ``p - stride`` bit for bit (the same
-    detector element one row earlier: a line scanner sees the same bag walls row after row; it
-    gets that pixel's numbers). Otherwise only the non-zero path lengths are accumulated into the
+    detector element one row earlier, when that pixel is in [start, stop) too: a line scanner sees
+    the same bag walls row after row; it gets that pixel's numbers, which it would compute anyway). Otherwise only the non-zero path lengths are accumulated into the
     float32 exponent ``x`` (E,), its exponential is Cephes' ``expf`` written out (range reduction
     by ln 2 and a degree-6 polynomial, relative error ~1e-7, vectorised along the energies), and
     each channel's sum over the energies is float32. ``y``: (E,) int32 scratch.
@@ -185,7 +185,7 @@ def _signals(L2, bits, mu, wt, open_beam, start, stop, stride, out, x, y):
             for k in range(n_k):
                 out[p, k] = open_beam[k]
             continue
-        if stride > 0 and p >= stride:
+        if stride > 0 and p - stride >= start:
             diff = np.int32(0)
             for m in range(m_all):
                 diff |= bits[p, m] ^ bits[p - stride, m]
@@ -225,33 +225,66 @@ def _signals(L2, bits, mu, wt, open_beam, start, stop, stride, out, x, y):
             out[p, k] = acc
 
 
-def dense_signals(L2: np.ndarray, mu: np.ndarray, weights: np.ndarray, stride: int = 0) -> np.ndarray:
+@numba.njit(parallel=True, cache=True, nogil=True)
+def _signals_blocks(L2, bits, mu, wt, open_beam, step, stride, out):
+    """:func:`_signals` over the pixels in blocks of ``step``, the blocks spread over numba's
+    threads (each block stands alone, so the numbers do not depend on the threads)."""
+    n = L2.shape[0]
+    n_e = mu.shape[1]
+    for b in numba.prange((n + step - 1) // step):
+        x = np.empty(n_e, dtype=np.float32)
+        y = np.empty(n_e, dtype=np.int32)
+        _signals(L2, bits, mu, wt, open_beam, b * step, min(n, (b + 1) * step), stride, out, x, y)
+
+
+def dense_signals(L2: np.ndarray, mu: np.ndarray, weights: np.ndarray, stride: int = 0,
+                  threads: bool = False) -> np.ndarray:
     """``exp(-L2 @ mu) @ weights``: (n, M), (M, E), (E, K) -> (n, K) float64, one compiled pass
     over ``L2`` that reads each pixel's path lengths once (:func:`_signals`).
 
     The exponent, the exponentials and the sums over the energies are float32 (relative error
     ~1e-6, far below the 1e-4 the model promises). Pixels that cross nothing get the open beam
     (``weights.sum(0)`` in float64) without any arithmetic; with ``stride`` (the image width), a
-    pixel identical to the one a row above reuses its result (exactly the same numbers).
+    pixel identical to the one a row above reuses its result (exactly the same numbers). With
+    ``threads`` the blocks of pixels run on numba's threads (the same numbers); it is off by
+    default because numba's default thread pool does not survive ``fork``: a worker process
+    forked from a process that has started the pool would abort on its first parallel call.
     """
-    n, m = L2.shape
-    n_e, k = weights.shape
-    open_beam = np.asarray(weights, dtype=np.float64).sum(axis=0)
-    if m == 0 or n == 0:
-        out = np.empty((n, k), dtype=np.float64)
-        out[:] = open_beam
+    L32, mu32, wt32, open_beam, out = spectral_operands(L2, mu, weights)
+    if L32 is None:
         return out
-    out = np.empty((n, k), dtype=np.float64)
-    L2 = np.ascontiguousarray(L2, dtype=np.float32)
-    bits = L2.view(np.int32)
-    mu32 = np.ascontiguousarray(mu, dtype=np.float32)
-    wt32 = np.ascontiguousarray(np.asarray(weights).T, dtype=np.float32)
-    x = np.empty(n_e, dtype=np.float32)
-    y = np.empty(n_e, dtype=np.int32)
-    step = min(_chunk_pixels(m), n)
+    n = L32.shape[0]
+    step = min(_chunk_pixels(L32.shape[1]), n)
+    bits = L32.view(np.int32)
+    if threads:
+        _signals_blocks(L32, bits, mu32, wt32, open_beam, step, int(stride), out)
+        return out
+    x = np.empty(mu32.shape[1], dtype=np.float32)
+    y = np.empty(mu32.shape[1], dtype=np.int32)
     for start in range(0, n, step):
-        _signals(L2, bits, mu32, wt32, open_beam, start, min(start + step, n), int(stride), out, x, y)
+        _signals(L32, bits, mu32, wt32, open_beam, start, min(start + step, n), int(stride), out, x, y)
     return out
+
+
+def spectral_operands(L2: np.ndarray, mu: np.ndarray, weights: np.ndarray):
+    """What a spectral pass (CPU or GPU) takes: float32 path lengths (n, M), attenuation (M, E)
+    and weights (K, E), the float64 open beam (K,), and the output (n, K) float64. With nothing to
+    compute (no pixel or no material) the output is the open beam already and the operands None."""
+    n, m = L2.shape
+    k = weights.shape[1]
+    open_beam = np.asarray(weights, dtype=np.float64).sum(axis=0)
+    out = np.empty((n, k), dtype=np.float64)
+    if m == 0 or n == 0:
+        out[:] = open_beam
+        return None, None, None, open_beam, out
+    return (np.ascontiguousarray(L2, dtype=np.float32), np.ascontiguousarray(mu, dtype=np.float32),
+            np.ascontiguousarray(np.asarray(weights).T, dtype=np.float32), open_beam, out)
+
+
+#: The spectral pass by backend name: the numba CPU pass is the reference; the CUDA pass
+#: (:mod:`.detect_cuda`) joins as "cuda" when :func:`xraybag.engine.xray.devices.probe_cuda`
+#: finds a GPU.
+SPECTRAL = {"numba": dense_signals}
 
 
 def detect(
@@ -262,6 +295,8 @@ def detect(
     library,
     rng: np.random.Generator,
     pixel_mm: float,
+    spectral: str = "numba",
+    threads: bool = False,
 ) -> dict[str, np.ndarray]:
     """Measured transmission I/I0 of every channel: ``{channel: (..., rows, cols) float64}``.
 
@@ -284,7 +319,11 @@ def detect(
     is not touched. Random draws: per channel (channel order) a normal image and the Poisson draws
     of the pixels below :data:`NORMAL_ABOVE` quanta, then one Gaussian image per channel (normals
     from :func:`xraybag.engine.xray.normals.standard_normal`, the generator's raw bits).
+    ``spectral`` names the backend of step 1 (:data:`SPECTRAL`); the noise is drawn on the CPU
+    whatever it is. ``threads``: the CPU pass on numba's threads (see :func:`dense_signals`).
     """
+    if spectral not in SPECTRAL:
+        raise XraybagError(f"spectral pass {spectral!r} is not available; available: {', '.join(sorted(SPECTRAL))}")
     L = np.asarray(L)
     if L.ndim not in (3, 4) or L.shape[-1] != len(materials):
         raise ValueError(f"L has shape {L.shape}; expected ([views,] rows, cols, {len(materials)})")
@@ -303,7 +342,7 @@ def detect(
     stack = np.concatenate([weights, weights * quanta], axis=1) if quantum else weights
 
     mu = mu_table(materials, library, response.energies)
-    sums = dense_signals(L.reshape(batch * rows * cols, m), mu, stack, stride=cols)
+    sums = SPECTRAL[spectral](L.reshape(batch * rows * cols, m), mu, stack, stride=cols, threads=threads)
     open_beam = np.asarray(response.open_beam, dtype=np.float64)
 
     signals: list[np.ndarray] = []

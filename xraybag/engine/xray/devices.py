@@ -1,8 +1,10 @@
-"""Which device traces the 2D views: ``xraybag render --device auto|cpu|cuda``.
+"""Which device traces the 2D views and runs their spectral pass: ``xraybag render --device
+auto|cpu|cuda``.
 
 The CUDA tracer (:mod:`xraybag.engine.xray.trace_cuda`) joins
-:data:`xraybag.engine.xray.trace.BACKENDS` as "cuda" once :func:`probe_cuda` finds a GPU (or
-numba's CUDA simulator); probing initialises the CUDA driver, so it is done on demand, never at
+:data:`xraybag.engine.xray.trace.BACKENDS` as "cuda", and the CUDA spectral pass
+(:mod:`xraybag.engine.xray.detect_cuda`) :data:`xraybag.engine.xray.detect.SPECTRAL`, once
+:func:`probe_cuda` finds a GPU (or numba's CUDA simulator); probing initialises the CUDA driver, so it is done on demand, never at
 import.
 """
 
@@ -62,12 +64,16 @@ def _may_have_gpu() -> bool:
 
 
 def probe_cuda() -> bool:
-    """Register ``BACKENDS["cuda"]`` when :func:`cuda_problem` finds none; True when registered."""
+    """Register ``BACKENDS["cuda"]`` (the tracer) and ``detect.SPECTRAL["cuda"]`` (the spectral
+    pass) when :func:`cuda_problem` finds none; True when registered."""
     global _CUDA_PROBED  # noqa: PLW0603 - probed once per process
     if not _CUDA_PROBED:
         _CUDA_PROBED = True
         if cuda_problem() is None:
+            from xraybag.engine.xray.detect import SPECTRAL
+            from xraybag.engine.xray.detect_cuda import dense_signals_cuda
             from xraybag.engine.xray.trace_cuda import trace_cuda
 
             BACKENDS["cuda"] = trace_cuda
+            SPECTRAL["cuda"] = dense_signals_cuda
     return "cuda" in BACKENDS
