@@ -53,6 +53,19 @@ def run_python(args: list[str], sim: bool, timeout: int = 240) -> subprocess.Com
                           check=False)
 
 
+def ptx_of(code: str) -> tuple[int, int]:
+    """Run :data:`PTX_PRELUDE` and ``code``, which prints ``PTX <size> <count>``, without the
+    simulator: ``(size, count)``. Skips the calling test where numba has no NVVM."""
+    import pytest
+
+    proc = run_python(["-c", PTX_PRELUDE + textwrap.dedent(code)], sim=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    if "NO-NVVM" in proc.stdout:
+        pytest.skip(f"no NVVM here: {proc.stdout.strip()}")
+    _, size, count = proc.stdout.split()[-3:]
+    return int(size), int(count)
+
+
 def builtin_scene_with(path: Path, name: str, **scanner_fields) -> Path:
     """The built-in scene ``name`` written to ``path`` with ``scanner_fields`` set on every scanner
     (e.g. ``pitch=2.0`` for a coarser, faster line scan)."""
