@@ -20,12 +20,15 @@ through the same rays. :func:`composite_view` then makes the view's new signals:
   engine's spectral pass and noise model (:func:`xraybag.engine.xray.detect.detect`): the engine's
   render of the combined scene, with a new noise draw.
 
-Noise: the stored signal already holds the bag's noise. With ``basis`` or ``product`` the stored
-signal is scaled by the threat's factor ``f`` (< 1), which scales its noise by ``f``; the noise a
-real scan of the combined scene would have is larger relative to the signal (fewer photons), so the
-missing variance ``max(0, v(T_c) - f^2 v(T_bag)) + (1 - f^2) sigma_e^2`` (quantum variance from
-the spectrum's quanta, electronic variance) is added as Gaussian noise, where the scanner's noise is
-enabled. Scatter and detector blur are not applied to the threat (documented limitation).
+Noise: the stored signal already holds the bag's noise, blur and scatter. With ``basis`` or
+``product`` the scanner's scatter model is taken out first (:func:`primary_estimate`: the primary
+transmission under the stored signal), the threat's factor ``f`` applied to that primary, the
+change blurred by the detector blur and given its own scatter (a low-pass of the change: the
+threat also removes scatter around it), and added to the stored signal. Scaling the stored signal
+by ``f`` scales its noise by ``f``; a real scan of the combined scene has more noise relative to
+its signal (fewer photons), so the missing variance ``max(0, v(T_c) - f^2 v(T_bag))`` (quantum
+variances from the spectrum's quanta; this noise blurred like the engine's) and ``(1 - f^2)
+sigma_e^2`` (electronic, white) is drawn and added, where the scanner's noise is enabled.
 
 Labels: the bag's traced path lengths plus the threat's go through the engine's labelling
 (:func:`xraybag.engine.xray.annotate.label_objects`), so the threat's mask, box, occlusion and
@@ -46,6 +49,7 @@ from xraybag.engine.solids.scene import build_solids, object_solids
 from xraybag.engine.xray.annotate import ObjectLabel, label_objects
 from xraybag.engine.xray.calibration import calibrate_colour, low_high_channels
 from xraybag.engine.xray.colour import pseudo_colour
+from xraybag.engine.xray.filters import blur_and_add, lowpass
 from xraybag.engine.xray.detect import ChannelResponse, channel_response, detect, mu_table, to_raw
 from xraybag.engine.xray.scanners import view_geometry
 from xraybag.engine.xray.trace import ObjectTrace, RayGeometry, TraceResult, trace
@@ -250,20 +254,42 @@ def composite_signals(t_bag: dict[str, np.ndarray], thr: TraceResult, response: 
     return t_out, factor, var_bag, var_out, pixels
 
 
+def primary_estimate(t: np.ndarray, scatter, sigma_px: float) -> np.ndarray:
+    """The primary transmission (open beam = 1) under a stored signal ``t`` that holds the
+    scanner's scatter model (:func:`xraybag.engine.xray.detect.detect`: ``(p + offset + fraction
+    lowpass(p)) / (1 + offset + fraction)``), by two fixed-point steps (the fraction is small).
+    The threat's change of the primary then enters the stored signal with its own scatter."""
+    if scatter is None:
+        return np.asarray(t, dtype=np.float64)
+    scaled = np.asarray(t, dtype=np.float64) * (1.0 + scatter.offset + scatter.fraction) - scatter.offset
+    p = scaled
+    if scatter.fraction > 0:
+        for _ in range(2):
+            p = scaled - lowpass(p, sigma_px, scatter.fraction)
+    return p
+
+
 def add_missing_noise(t_out: dict[str, np.ndarray], factor, var_bag, var_out, pixels, scanner: Scanner,
                       channels: list[str], rng: np.random.Generator) -> None:
     """Add, in place, the noise variance the lower count of the composite implies beyond the
-    stored noise scaled by the threat's factor (see the module notes); nothing when the scanner's
-    noise is off."""
+    stored noise scaled by the threat's factor (see the module notes): the quantum part blurred by
+    the detector blur, as the engine blurs its quantum noise, the electronic part white; nothing
+    when the scanner's noise is off."""
     noise = scanner.noise
     if not noise.enabled or factor.size == 0:
         return
     sigma_e = float(noise.electronic) / float(scanner.detector.white) if noise.electronic > 0 else 0.0
+    sc = noise.scatter
+    norm = (1.0 + sc.offset + sc.fraction) ** 2 if sc is not None else 1.0
+    n = int(pixels.sum())
     for k, c in enumerate(channels):
         f2 = factor[:, k] ** 2
-        extra = (np.maximum(var_out[:, k] - f2 * var_bag[:, k], 0.0) if noise.quantum else 0.0)
-        extra = extra + np.maximum(1.0 - f2, 0.0) * sigma_e**2
-        t_out[c][pixels] += np.sqrt(extra) * rng.standard_normal(int(pixels.sum()))
+        if noise.quantum:
+            field = np.zeros(pixels.shape)
+            field[pixels] = np.sqrt(np.maximum(var_out[:, k] - f2 * var_bag[:, k], 0.0) / norm)
+            field[pixels] *= rng.standard_normal(n)
+            t_out[c] += blur_and_add(field, float(noise.blur)) if noise.blur > 0 else field
+        t_out[c][pixels] += np.sqrt(np.maximum(1.0 - f2, 0.0)) * sigma_e * rng.standard_normal(n)
 
 
 @dataclass
@@ -290,8 +316,25 @@ def composite_view(bag: Bag, view: str, t_bag: dict[str, np.ndarray], thr: Trace
     if signal == "retrace":
         t_out = detect(combined.paths, combined.materials, scanner, bv.response, bag.library, rng,
                        bv.geometry.pixel_mm)
-    else:
-        t_out, factor, vb, vo, pix = composite_signals(t_bag, thr, bv.response, bag.library, signal, basis)
+    else:  # on the primary signal: scatter taken out before and put back after; the change blurred
+        noise = scanner.noise
+        sc = noise.scatter if noise.enabled else None
+        sigma = float(sc.width) / float(bv.geometry.pixel_mm) if sc is not None else 0.0
+        prim = {c: primary_estimate(t_bag[c], sc, sigma) for c in t_bag}
+        p_out, factor, vb, vo, pix = composite_signals(prim, thr, bv.response, bag.library, signal, basis)
+        if noise.enabled and noise.blur > 0:
+            for c in p_out:
+                p_out[c] = prim[c] + blur_and_add(p_out[c] - prim[c], float(noise.blur))
+        t_out = {}
+        for c in p_out:  # the stored signal plus the change the threat makes, scatter included
+            if sc is None and not (noise.enabled and noise.blur > 0):
+                t_out[c] = p_out[c]  # the stored signal times the factor (exact in dark pixels)
+                continue
+            delta = p_out[c] - prim[c]
+            if sc is not None:
+                delta = (delta + (lowpass(delta, sigma, sc.fraction) if sc.fraction > 0 else 0.0)) / (
+                    1.0 + sc.offset + sc.fraction)
+            t_out[c] = np.asarray(t_bag[c], dtype=np.float64) + delta
         add_missing_noise(t_out, factor, vb, vo, pix, scanner, list(bv.response.channels), rng)
     raw = {c: to_raw(t_out[c], scanner.detector) for c in t_out}
     if len(t_out) >= 2:
