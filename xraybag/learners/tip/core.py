@@ -234,10 +234,9 @@ def composite_signals(t_bag: dict[str, np.ndarray], thr: TraceResult, response: 
     stored = np.stack([t_bag[c][pixels] for c in channels], axis=1).astype(np.float64)
     if signal == "product":
         factor = _spectral(att_t, wn)
-        bag_model = stored  # the variance model of the bag needs an attenuation: the basis fit
         low, high = low_high_channels(channels)
         x = fit_basis(stored[:, channels.index(low)], stored[:, channels.index(high)], response, library, basis)
-        att_b = x @ mu_table(list(basis), library, response.energies)
+        att_b = x @ mu_table(list(basis), library, response.energies)  # for the variance model only
     elif signal == "basis":
         low, high = low_high_channels(channels)
         x = fit_basis(stored[:, channels.index(low)], stored[:, channels.index(high)], response, library, basis)
@@ -250,7 +249,6 @@ def composite_signals(t_bag: dict[str, np.ndarray], thr: TraceResult, response: 
     var_out = _spectral(att_b + att_t, wq)
     for k, c in enumerate(channels):
         t_out[c][pixels] = stored[:, k] * factor[:, k]
-    del bag_model
     return t_out, factor, var_bag, var_out, pixels
 
 
