@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: demo test test-slow test-gpu bench bench-learn gvxr-deps mmdet-deps clean
+.PHONY: demo test test-slow test-gpu bench bench-learn bench-apsam gvxr-deps mmdet-deps clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -61,6 +61,12 @@ bench: $(STAMP)
 # trained and scored (about 25 minutes on 2 cores)
 bench-learn: $(STAMP)
 	$(BIN)/python benchmarks/pidray_learn.py --work bench-out/pidray
+
+# APSAM's ablation of docs/learners.md: 90 xseg bags, 5 variants x 3 seeds of the tiny preset
+bench-apsam: $(STAMP)
+	test -f bench-out/xseg90/annotations.json || $(BIN)/xraybag render xseg -n 90 -o bench-out/xseg90 -q
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/apsam_compare.py --data bench-out/xseg90 --out bench-out/apsam \
+	    --seeds 0 1 2 --jobs 2 --opt epochs=4 --opt val_every=0
 
 clean:
 	rm -rf $(VENV) demo-out bench-out .pytest_cache build

@@ -61,6 +61,9 @@ def main() -> None:
     ap.add_argument("--scene", default="xseg", help="scene rendered into --data when it is empty")
     ap.add_argument("--bags", type=int, default=90)
     ap.add_argument("--workers", type=int, default=2, help="render worker processes")
+    ap.add_argument("--time-iters", type=int, default=0, metavar="N",
+                    help="only time N training iterations of every variant, taking turns on the same batches "
+                         "in one process on one thread (ratios that hold under any load), and print them")
     args = ap.parse_args()
     names = [v.strip() for v in args.variants.split(",") if v.strip()]
     unknown = [n for n in names if n not in VARIANTS]
@@ -77,6 +80,10 @@ def main() -> None:
 
     common = parse_opts(args.opt)
     splits = tuple(float(v) for v in args.splits.split(","))
+    if args.time_iters:
+        json.dump(time_iterations(names, common, args.data, splits, args.time_iters), sys.stdout, indent=1)
+        print()
+        return
     tasks = [(n, s) for s in args.seeds for n in names]  # seed-major: paired runs share the load
     jobs = [(n, s, str(args.data), str(args.out), common, splits, args.device) for n, s in tasks]
     if args.jobs > 1:
@@ -101,6 +108,49 @@ def main() -> None:
                "test_objects": first["test_objects"], "options": common, "seeds": args.seeds,
                "summary": summary, "paired": paired, "runs": rows}, sys.stdout, indent=1)
     print()
+
+
+def time_iterations(names: list[str], common: dict, data: Path, splits, n: int, seed: int = 0) -> dict:
+    """Seconds per training step (forward with APG's second pass where on, backward, AdamW step) of
+    each variant on the same ``n`` batches (after 2 warm-up ones), the variants taking turns batch by
+    batch on one thread; the data loading (the same for all) is left out. Medians and ratios to
+    ``sam_finetune``."""
+    import torch
+
+    from xraybag.learners.apsam.learner import with_channels
+    from xraybag.learners.apsam.samples import PromptSamples, collate
+    from xraybag.learners.base import load
+    from xraybag.learners.seg_data import SegmentationDataset
+
+    torch.set_num_threads(1)
+    train = SegmentationDataset(data, "train", splits=splits)
+    nets, batches = {}, {}
+    for name in names:
+        learner_name, extra = VARIANTS[name]
+        model = load(learner_name)(**(dict(common) | extra | {"seed": str(seed)}))
+        net, _info = model.build()
+        net.train()
+        opt = torch.optim.AdamW([p for p in net.parameters() if p.requires_grad], lr=1e-4)
+        ds = with_channels(train, model.channels_option())
+        samples = PromptSamples(ds, net.cfg.image_size, int(model.max_objects), seed=seed, crop=str(model.crop))
+        batches[name] = [collate([samples[2 * i], samples[2 * i + 1]]) for i in range(n + 2)]
+        nets[name] = (net, opt)
+    secs: dict[str, list[float]] = {k: [] for k in nets}
+    for i in range(n + 2):
+        for name, (net, opt) in nets.items():
+            images, targets = batches[name][i]
+            t = time.perf_counter()
+            loss = sum(net(images, targets).values())
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if i >= 2:
+                secs[name].append(time.perf_counter() - t)
+    med = {k: statistics.median(v) for k, v in secs.items()}
+    base = med.get("sam_finetune")
+    return {"benchmark": "apsam_compare.time_iters", "iterations": n, "batch_size": 2, "options": common,
+            "threads": torch.get_num_threads(), "sec_per_iter_median": {k: round(v, 4) for k, v in med.items()},
+            "ratio_to_sam_finetune": {k: round(v / base, 3) for k, v in med.items()} if base else None}
 
 
 def _one_thread() -> None:
