@@ -194,12 +194,14 @@ def _trace_views(vertices, faces, slots, zlo, zhi, reach, src, cvec, evec, u, v,
                     hit, st = ray_hit(vertices, a, b, c, sx, sy, sz, kk[i, j], sh[i, j])
                     if hit:
                         acc[i, j, slot] += st
+        # every value is stored, zeros included: a conditional store compiles to a masked vector
+        # store, which costs a microcode assist each time it meets a page not yet written (the
+        # output's untouched zero pages: 5 ms a view where no ray hits anything)
         for i in range(rows):
             for j in range(cols):
                 for m in range(n_slots):
                     x = acc[i, j, m]
-                    if x > 1e-9:  # out is zero already
-                        out[k, i, j, m] = x
+                    out[k, i, j, m] = x if x > 1e-9 else 0.0
 
 
 def trace_views(solids, geom: CTGeometry, views=None, materials: list[str] | None = None,
