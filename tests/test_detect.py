@@ -402,3 +402,29 @@ def test_dense_signals_exponentials_across_the_whole_range():
     rtol = 1e-6 + 2e-7 * expo.min(axis=1)[:, None]
     assert np.all(np.abs(out - ref) <= np.where(big, rtol * ref, np.inf))
     assert np.all(out[~big] <= 1e-29 * w.sum(0)[np.nonzero(~big)[1]])
+
+
+def test_noisy_stack_does_not_depend_on_threads(library):
+    """A stack of CT-like views with the full noise model (scatter low-pass, quantum draws with
+    pixels under NORMAL_ABOVE quanta drawn as Poisson, blur, electronic noise): with ``threads``
+    the scatter, the quantum arithmetic and the blur run on numba's threads; the same draws in the
+    same order and the same bits as on one thread, for one thread and for all of them."""
+    import numba
+
+    sc = scanner({"kvp": 140}, noise={"scatter": {"width": 12.0}})
+    resp = channel_response(sc, library, 4.0, 1000.0)
+    rng = np.random.default_rng(7)
+    L = (rng.random((5, 16, 90, 2)) * np.array([40.0, 3.0])).astype(np.float32)
+    L[:, :, :20] = 0.0  # open beam
+    L[:, :, 40:50, 1] = 60.0  # few quanta: Poisson draws
+    mats = ["water", "iron"]
+    ref = detect(L, mats, sc, resp, library, np.random.default_rng(1), 2.0)
+    before = numba.get_num_threads()
+    try:
+        for n in sorted({1, numba.config.NUMBA_NUM_THREADS}):
+            numba.set_num_threads(n)
+            out = detect(L, mats, sc, resp, library, np.random.default_rng(1), 2.0, threads=True)
+            for ch in ref:
+                assert np.array_equal(out[ch], ref[ch])
+    finally:
+        numba.set_num_threads(before)

@@ -320,7 +320,9 @@ def detect(
     of the pixels below :data:`NORMAL_ABOVE` quanta, then one Gaussian image per channel (normals
     from :func:`xraybag.engine.xray.normals.standard_normal`, the generator's raw bits).
     ``spectral`` names the backend of step 1 (:data:`SPECTRAL`); the noise is drawn on the CPU
-    whatever it is. ``threads``: the CPU pass on numba's threads (see :func:`dense_signals`).
+    whatever it is. ``threads``: the CPU pass on numba's threads (see :func:`dense_signals`), and
+    so are the scatter low-pass, the quantum draws' arithmetic and the blur (the draws themselves
+    stay in order on one thread: the same numbers and draws for any number of threads).
     """
     if spectral not in SPECTRAL:
         raise XraybagError(f"spectral pass {spectral!r} is not available; available: {', '.join(sorted(SPECTRAL))}")
@@ -353,13 +355,13 @@ def detect(
         if scatter is not None:
             if scatter.fraction > 0:
                 sigma = float(scatter.width) / float(pixel_mm)
-                extra = lowpass(mean, sigma, scatter.fraction, scatter.offset * ref)
+                extra = lowpass(mean, sigma, scatter.fraction, scatter.offset * ref, threads=threads)
             else:
                 extra = np.full(shape, scatter.offset * ref)
             ref *= 1.0 + scatter.offset + scatter.fraction
         if quantum:
             q0 = float(np.sum(weights[:, c] * quanta[:, c]) / open_beam[c])
-            signal = _quantum_transmission(sums, c, n_ch + c, extra, q0, ref, rng)
+            signal = _quantum_transmission(sums, c, n_ch + c, extra, q0, ref, rng, threads)
         else:
             signal = mean + extra if extra is not None else mean.copy()
             signal /= ref
@@ -375,7 +377,7 @@ def detect(
         t = signals[c]
         z = standard_normal(rng, batch * rows * cols) if electronic else None
         if blur > 0 or z is not None:
-            t = blur_and_add(t, blur, z, sigma_e)
+            t = blur_and_add(t, blur, z, sigma_e, threads=threads)
         out[name] = np.ascontiguousarray(t, dtype=np.float64).reshape(lead + (rows, cols))
     return out
 
@@ -433,15 +435,55 @@ def _normal_quanta(sums, c_mean, c_var, extra, q0, ref, z, out, small, lam_small
     return n
 
 
+@numba.njit(parallel=True, cache=True, nogil=True, error_model="numpy")
+def _normal_quanta_threads(sums, c_mean, c_var, extra, q0, ref, z, out, lam_all, scale_all):
+    """:func:`_normal_quanta`'s arithmetic, the same steps pixel by pixel, on numba's threads in
+    blocks of pixels; each pixel's lambda and quantum weight go to ``lam_all`` / ``scale_all``
+    (the caller lists the pixels under :data:`NORMAL_ABOVE`, in order)."""
+    n = out.size
+    has_extra = extra.size > 0
+    block = 1024
+    for b in numba.prange((n + block - 1) // block):
+        p0 = b * block
+        for p in range(p0, min(p0 + block, n)):
+            if has_extra:
+                e = extra[p]
+                v = sums[p, c_var] + e * q0
+                m = sums[p, c_mean] + e
+            else:
+                v = sums[p, c_var]
+                m = sums[p, c_mean]
+            ok = (m > 0) & (v > 0)
+            scale = v / m if ok else 0.0
+            lam = m / scale if ok else 0.0
+            k = np.float64(z[p]) * np.sqrt(lam)
+            k += lam
+            k = max(np.rint(k), 0.0)
+            out[p] = k * scale / ref
+            lam_all[p] = lam
+            scale_all[p] = scale
+
+
 def _quantum_transmission(sums, c_mean: int, c_var: int, extra, q0: float, ref: float,
-                          rng: np.random.Generator) -> np.ndarray:
+                          rng: np.random.Generator, threads: bool = False) -> np.ndarray:
     """:func:`_scaled_poisson` of one channel, divided by ``ref``, as one compiled pass (the same
     draws in the same order, the same numbers): ``sums`` (n, 2C) holds the channels' noise-free
-    means and variances, ``extra`` the scatter signal (or None), ``q0`` its quantum weight."""
+    means and variances, ``extra`` the scatter signal (or None), ``q0`` its quantum weight.
+    ``threads``: the arithmetic on numba's threads (:func:`_normal_quanta_threads`); the draws are
+    the same, in the same order."""
     n = sums.shape[0]
     z = standard_normal(rng, n)
     extra = np.empty(0) if extra is None else np.ascontiguousarray(extra, dtype=np.float64).reshape(-1)
     out = np.empty(n)
+    if threads:
+        lam = np.empty(n)
+        scale = np.empty(n)
+        _normal_quanta_threads(sums, c_mean, c_var, extra, q0, ref, z, out, lam, scale)
+        small = np.flatnonzero(lam < NORMAL_ABOVE)
+        if small.size:
+            counts = rng.poisson(lam[small])
+            out[small] = counts * scale[small] / ref
+        return out
     small = np.empty(n, dtype=np.int64)
     lam_small = np.empty(n)
     scale_small = np.empty(n)

@@ -12,7 +12,8 @@ import numpy as np
 from scipy.ndimage import gaussian_filter
 
 
-def lowpass(img: np.ndarray, sigma_px: float, scale: float = 1.0, shift: float = 0.0) -> np.ndarray:
+def lowpass(img: np.ndarray, sigma_px: float, scale: float = 1.0, shift: float = 0.0,
+            threads: bool = False) -> np.ndarray:
     """Gaussian low-pass of ``img`` (sigma in pixels, edges 'nearest') over its last two axes,
     times ``scale`` plus ``shift``; a leading axis (a stack of CT views) is filtered image by image.
     Returns a new float64 array.
@@ -22,7 +23,9 @@ def lowpass(img: np.ndarray, sigma_px: float, scale: float = 1.0, shift: float =
     per cent) and ~7x faster than the direct convolution. An axis too short for blocks (a CT
     detector's few rows) is filtered directly. Block means (edge pixels repeated to fill the last
     block) and the bilinear interpolation from the block centres are compiled passes
-    (:func:`_block_means`, :func:`_interpolate`).
+    (:func:`_block_means`, :func:`_interpolate`). With ``threads`` (a stack of CT views) the
+    images are spread over numba's threads, the Gaussian of the block means included
+    (:func:`gaussian_nearest`, scipy's arithmetic): the same numbers, bit for bit.
     """
     img = np.asarray(img, dtype=np.float64)
     stack = img.ndim == 3
@@ -38,13 +41,18 @@ def lowpass(img: np.ndarray, sigma_px: float, scale: float = 1.0, shift: float =
             out *= scale
             out += shift
         return out if stack else out[0]
-    small = _block_means(img, fr, fc, np.empty((img.shape[0], -(-rows // fr), -(-cols // fc))))
-    small = gaussian_filter(small, (0.0, sigma_px / fr, sigma_px / fc), mode="nearest")
+    small = np.empty((img.shape[0], -(-rows // fr), -(-cols // fc)))
+    if threads:
+        _block_means_threads(img, fr, fc, small)
+        small = gaussian_nearest(small, (sigma_px / fr, sigma_px / fc))
+    else:
+        _block_means(img, fr, fc, small)
+        small = gaussian_filter(small, (0.0, sigma_px / fr, sigma_px / fc), mode="nearest")
     ir0, ir1, wr = _centres(rows, fr, small.shape[1])
     ic0, ic1, wc = _centres(cols, fc, small.shape[2])
     out = np.empty(img.shape)
-    _interpolate(small, ir0, ir1, wr, ic0, ic1, wc, float(scale), float(shift), out,
-                 np.empty(small.shape[2]))
+    interpolate = _interpolate_threads if threads else _interpolate
+    interpolate(small, ir0, ir1, wr, ic0, ic1, wc, float(scale), float(shift), out)
     return out if stack else out[0]
 
 
@@ -63,49 +71,130 @@ def _centres(n: int, f: int, m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray
 
 
 @numba.njit(cache=True, nogil=True)
-def _block_means(img, fr, fc, out):
-    """Means of ``fr`` x ``fc`` blocks of each image of ``img`` (b, rows, cols); a block past the
-    edge repeats the last row or column (numpy's 'edge' padding)."""
-    b, rows, cols = img.shape
+def _block_means_one(img, k, fr, fc, out):
+    """Means of ``fr`` x ``fc`` blocks of image ``k`` of ``img`` (b, rows, cols); a block past
+    the edge repeats the last row or column (numpy's 'edge' padding)."""
+    _, rows, cols = img.shape
     _, nr, nc = out.shape
     inv = 1.0 / (fr * fc)
     full = cols // fc  # blocks inside the image along a row
-    for k in range(b):
-        for i in range(nr):
-            for j in range(nc):
-                out[k, i, j] = 0.0
-            for r in range(i * fr, (i + 1) * fr):
-                rr = min(r, rows - 1)
-                for j in range(full):
-                    s = 0.0
-                    for c in range(j * fc, (j + 1) * fc):
-                        s += img[k, rr, c]
-                    out[k, i, j] += s
-                for j in range(full, nc):
-                    s = 0.0
-                    for c in range(j * fc, (j + 1) * fc):
-                        s += img[k, rr, min(c, cols - 1)]
-                    out[k, i, j] += s
-            for j in range(nc):
-                out[k, i, j] *= inv
+    for i in range(nr):
+        for j in range(nc):
+            out[k, i, j] = 0.0
+        for r in range(i * fr, (i + 1) * fr):
+            rr = min(r, rows - 1)
+            for j in range(full):
+                s = 0.0
+                for c in range(j * fc, (j + 1) * fc):
+                    s += img[k, rr, c]
+                out[k, i, j] += s
+            for j in range(full, nc):
+                s = 0.0
+                for c in range(j * fc, (j + 1) * fc):
+                    s += img[k, rr, min(c, cols - 1)]
+                out[k, i, j] += s
+        for j in range(nc):
+            out[k, i, j] *= inv
+
+
+@numba.njit(cache=True, nogil=True)
+def _block_means(img, fr, fc, out):
+    """:func:`_block_means_one` of every image of ``img`` into ``out``."""
+    for k in range(img.shape[0]):
+        _block_means_one(img, k, fr, fc, out)
+    return out
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def _block_means_threads(img, fr, fc, out):
+    """:func:`_block_means` with the images spread over numba's threads."""
+    for k in numba.prange(img.shape[0]):
+        _block_means_one(img, k, fr, fc, out)
     return out
 
 
 @numba.njit(cache=True, nogil=True)
-def _interpolate(small, ir0, ir1, wr, ic0, ic1, wc, scale, shift, out, row):
-    """Bilinear interpolation of ``small`` (b, m, k) to ``out`` (b, rows, cols): first along the
-    rows into ``row`` (k,), then along the columns, times ``scale`` plus ``shift``."""
-    b, rows, cols = out.shape
+def _interpolate_one(small, q, ir0, ir1, wr, ic0, ic1, wc, scale, shift, out, row):
+    """Bilinear interpolation of image ``q`` of ``small`` (b, m, k) to ``out`` (b, rows, cols):
+    first along the rows into ``row`` (k,), then along the columns, times ``scale`` plus ``shift``."""
+    _, rows, cols = out.shape
     k = small.shape[2]
-    for q in range(b):
-        for r in range(rows):
-            a0, a1, w = ir0[r], ir1[r], wr[r]
-            for j in range(k):
-                row[j] = small[q, a0, j] * (1 - w) + small[q, a1, j] * w
-            for c in range(cols):
-                w2 = wc[c]
-                out[q, r, c] = (row[ic0[c]] * (1 - w2) + row[ic1[c]] * w2) * scale + shift
+    for r in range(rows):
+        a0, a1, w = ir0[r], ir1[r], wr[r]
+        for j in range(k):
+            row[j] = small[q, a0, j] * (1 - w) + small[q, a1, j] * w
+        for c in range(cols):
+            w2 = wc[c]
+            out[q, r, c] = (row[ic0[c]] * (1 - w2) + row[ic1[c]] * w2) * scale + shift
+
+
+@numba.njit(cache=True, nogil=True)
+def _interpolate(small, ir0, ir1, wr, ic0, ic1, wc, scale, shift, out):
+    """:func:`_interpolate_one` of every image."""
+    row = np.empty(small.shape[2])
+    for q in range(out.shape[0]):
+        _interpolate_one(small, q, ir0, ir1, wr, ic0, ic1, wc, scale, shift, out, row)
     return out
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def _interpolate_threads(small, ir0, ir1, wr, ic0, ic1, wc, scale, shift, out):
+    """:func:`_interpolate` with the images spread over numba's threads."""
+    for q in numba.prange(out.shape[0]):
+        row = np.empty(small.shape[2])
+        _interpolate_one(small, q, ir0, ir1, wr, ic0, ic1, wc, scale, shift, out, row)
+    return out
+
+
+def gaussian_nearest(img: np.ndarray, sigmas: tuple[float, float]) -> np.ndarray:
+    """``scipy.ndimage.gaussian_filter(img, (0, *sigmas), mode="nearest")`` of a stack of images
+    (b, rows, cols) float64, the images spread over numba's threads: scipy's kernel (radius
+    ``int(4 sigma + 0.5)``) and its arithmetic step by step (the symmetric correlation of
+    ``correlate1d``, rows first), so the same numbers to the bit. Returns a new array."""
+    img = np.ascontiguousarray(img, dtype=np.float64)
+    out = np.empty(img.shape)
+    src = img
+    for axis, sigma in ((1, sigmas[0]), (2, sigmas[1])):
+        if sigma > 1e-15:  # scipy skips the axes of a zero sigma
+            _correlate_nearest(src, axis, gaussian_weights(sigma)[::-1].copy(), out)
+            src = out
+    if src is img:
+        out[:] = img
+    return out
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def _correlate_nearest(img, axis, w, out):
+    """scipy's ``correlate1d(img, w, axis, mode="nearest")`` for a symmetric kernel ``w`` of odd
+    length along ``axis`` 1 or 2 of (b, rows, cols), image by image on numba's threads: each line
+    is copied with ``len(w) // 2`` edge values at each end, then ``o = x[i] w[r] + sum over jj =
+    -r..-1 of (x[i + jj] + x[i - jj]) w[r + jj]``, the terms in that order (ni_filters.c; the
+    loop over the line's pixels is the inner one, so it vectorises). ``out`` may be ``img``."""
+    b, rows, cols = img.shape
+    r = w.size // 2
+    n = rows if axis == 1 else cols
+    lines = cols if axis == 1 else rows
+    for q in numba.prange(b):
+        ext = np.empty(n + 2 * r)
+        acc = np.empty(n)
+        for ln in range(lines):
+            for i in range(n + 2 * r):
+                x = min(max(i - r, 0), n - 1)
+                ext[i] = img[q, x, ln] if axis == 1 else img[q, ln, x]
+            w0 = w[r]
+            for i in range(n):
+                acc[i] = ext[i + r] * w0
+            for jj in range(-r, 0):
+                wj = w[r + jj]
+                lo = ext[r + jj: r + jj + n]
+                hi = ext[r - jj: r - jj + n]
+                for i in range(n):
+                    acc[i] += (lo[i] + hi[i]) * wj
+            for i in range(n):
+                if axis == 1:
+                    out[q, i, ln] = acc[i]
+                else:
+                    out[q, ln, i] = acc[i]
 
 
 def gaussian_weights(sigma: float, truncate: float = 4.0) -> np.ndarray:
@@ -119,10 +208,11 @@ def gaussian_weights(sigma: float, truncate: float = 4.0) -> np.ndarray:
 
 
 def blur_and_add(img: np.ndarray, sigma_px: float, noise: np.ndarray | None = None,
-                 noise_sigma: float = 0.0) -> np.ndarray:
+                 noise_sigma: float = 0.0, threads: bool = False) -> np.ndarray:
     """``gaussian_filter(img, sigma_px)`` over the last two axes (edges 'nearest'; a stack of
     images filtered image by image) plus ``noise_sigma * noise`` (float32 draws, the product
-    rounded to float32 as numpy's ``noise_sigma * noise`` is): one pass, a new float64 array."""
+    rounded to float32 as numpy's ``noise_sigma * noise`` is): one pass, a new float64 array.
+    ``threads``: the images of a stack spread over numba's threads (the same numbers)."""
     img = np.ascontiguousarray(img, dtype=np.float64)
     shape = img.shape
     img3 = img.reshape((-1,) + shape[-2:])
@@ -131,55 +221,72 @@ def blur_and_add(img: np.ndarray, sigma_px: float, noise: np.ndarray | None = No
     else:
         z = np.ascontiguousarray(noise, dtype=np.float32).reshape(img3.shape)
     out = np.empty(img3.shape)
-    _blur_add(img3, gaussian_weights(sigma_px), z, np.float32(noise_sigma), out,
-              np.empty(shape[-1]))
+    blur = _blur_add_threads if threads else _blur_add
+    blur(img3, gaussian_weights(sigma_px), z, np.float32(noise_sigma), out)
     return out.reshape(shape)
 
 
 @numba.njit(cache=True, nogil=True)
-def _blur_add(img, weights, z, sigma, out, col):
-    """Separable correlation with ``weights`` (odd length, 'nearest' edges), rows first then
-    columns, one output row at a time (``col``: the row filtered along the first axis), plus
-    ``float32(sigma * z)`` where ``z`` is not empty. The loops run over whole rows (1-d slices, which
-    the compiler vectorises); the ``radius`` columns at each edge clamp their indices."""
-    b, rows, cols = img.shape
+def _blur_add(img, weights, z, sigma, out):
+    """:func:`_blur_add_one` of every image."""
+    col = np.empty(img.shape[2])
+    for q in range(img.shape[0]):
+        _blur_add_one(img, q, weights, z, sigma, out, col)
+    return out
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def _blur_add_threads(img, weights, z, sigma, out):
+    """:func:`_blur_add` with the images spread over numba's threads."""
+    for q in numba.prange(img.shape[0]):
+        col = np.empty(img.shape[2])
+        _blur_add_one(img, q, weights, z, sigma, out, col)
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _blur_add_one(img, q, weights, z, sigma, out, col):
+    """Separable correlation of image ``q`` with ``weights`` (odd length, 'nearest' edges), rows
+    first then columns, one output row at a time (``col``: the row filtered along the first
+    axis), plus ``float32(sigma * z)`` where ``z`` is not empty. The loops run over whole rows
+    (1-d slices, which the compiler vectorises); the ``radius`` columns at each edge clamp their
+    indices."""
+    _, rows, cols = img.shape
     n_t = weights.size
     radius = n_t // 2
     noisy = z.size > 0
     lo = min(radius, cols)
     hi = max(cols - radius, lo)
     m = hi - lo
-    for q in range(b):
-        for r in range(rows):
-            for t in range(n_t):
-                w = weights[t]
-                src = img[q, min(max(r + t - radius, 0), rows - 1)]
-                if t == 0:
-                    for c in range(cols):
-                        col[c] = w * src[c]
-                else:
-                    for c in range(cols):
-                        col[c] += w * src[c]
-            o = out[q, r]
-            inner = o[lo:hi]
-            for t in range(n_t):
-                w = weights[t]
-                shifted = col[t : t + m]
-                if t == 0:
-                    for c in range(m):
-                        inner[c] = w * shifted[c]
-                else:
-                    for c in range(m):
-                        inner[c] += w * shifted[c]
-            for c in range(cols):
-                if lo <= c < hi:
-                    continue
-                acc = 0.0
-                for t in range(n_t):
-                    acc += weights[t] * col[min(max(c + t - radius, 0), cols - 1)]
-                o[c] = acc
-            if noisy:
-                zr = z[q, r]
+    for r in range(rows):
+        for t in range(n_t):
+            w = weights[t]
+            src = img[q, min(max(r + t - radius, 0), rows - 1)]
+            if t == 0:
                 for c in range(cols):
-                    o[c] += np.float64(np.float32(sigma * zr[c]))
-    return out
+                    col[c] = w * src[c]
+            else:
+                for c in range(cols):
+                    col[c] += w * src[c]
+        o = out[q, r]
+        inner = o[lo:hi]
+        for t in range(n_t):
+            w = weights[t]
+            shifted = col[t : t + m]
+            if t == 0:
+                for c in range(m):
+                    inner[c] = w * shifted[c]
+            else:
+                for c in range(m):
+                    inner[c] += w * shifted[c]
+        for c in range(cols):
+            if lo <= c < hi:
+                continue
+            acc = 0.0
+            for t in range(n_t):
+                acc += weights[t] * col[min(max(c + t - radius, 0), cols - 1)]
+            o[c] = acc
+        if noisy:
+            zr = z[q, r]
+            for c in range(cols):
+                o[c] += np.float64(np.float32(sigma * zr[c]))
