@@ -49,12 +49,16 @@ split_seed_option = click.option(
 TRAINED = ("model", "segmenter")  # the kinds that train, evaluate and predict
 
 
+TRAINABLE = ("trainable synthesizer",)  # synthesizers that 'learn train' trains before they synthesize
+
+
 def _learner(name: str, kinds: str | tuple[str, ...], opts: dict):
     from xraybag.learners.base import load
 
     cls = load(name)
     kinds = (kinds,) if isinstance(kinds, str) else kinds
-    if cls.kind not in kinds:
+    kind = "trainable synthesizer" if cls.kind == "synthesizer" and getattr(cls, "trainable", False) else cls.kind
+    if cls.kind not in kinds and kind not in kinds:
         cmd = "synthesize" if cls.kind == "synthesizer" else "train/eval/predict"
         raise XraybagError(f"learner {name!r} is a {cls.kind}; use 'xraybag learn {cmd}'")
     return cls(**opts)
@@ -189,6 +193,8 @@ def list_learners() -> None:
 @learn.command()
 @click.argument("name")
 @click.option("--data", required=True, type=click.Path(), help="Dataset folder (xraybag render output).")
+@click.option("--target", default=None, type=click.Path(),
+              help="Trainable synthesizers (cyclegan): the image set to learn the look of (dataset or image folder).")
 @out_option("Run folder (weights, checkpoint, log).", required=True)
 @input_option
 @device_option
@@ -198,8 +204,9 @@ def list_learners() -> None:
 @opt_option
 @quiet_option
 @user_errors
-def train(name, data, out, input_, device, resume, splits, split_seed, opts, quiet):
-    """Train model or segmenter NAME on the train split of --data; the weights go into --out."""
+def train(name, data, target, out, input_, device, resume, splits, split_seed, opts, quiet):
+    """Train model or segmenter NAME on the train split of --data; the weights go into --out.
+    A trainable synthesizer (cyclegan) learns from all of --data and --target instead."""
     from xraybag.learners.base import parse_opts, resolve_device
 
     out = Path(out)
@@ -210,21 +217,38 @@ def train(name, data, out, input_, device, resume, splits, split_seed, opts, qui
             raise XraybagError(f"this run was trained by learner {rec['learner']!r}, not {name!r}", str(out))
         parsed = dict(rec.get("opts", {})) | parsed
         input_ = input_ or rec.get("input")
-        splits = splits or ",".join(str(s) for s in rec.get("splits", ())) or None
+        splits = splits or ",".join(str(s) for s in (rec.get("splits") or ())) or None
         split_seed = split_seed if split_seed is not None else rec.get("split_seed")
-    learner = _learner(name, TRAINED, parsed)
+        target = target or rec.get("target")
+    learner = _learner(name, TRAINED + TRAINABLE, parsed)
     learner.check()
-    if learner.kind == "model":
-        input_ = input_ or "rgb"
-    fr = _splits(splits) if splits else (0.8, 0.1, 0.1)
-    seed = int(split_seed) if split_seed is not None else 0
     dev = resolve_device(device)
-    train_ds = _dataset(learner, data, "train", input_, fr, seed)
-    if len(train_ds) == 0:
-        raise XraybagError("the train split has no images", str(data))
-    val_ds = _dataset(learner, data, "val", input_, fr, seed)
-    if learner.kind == "segmenter" and not quiet:
-        click.echo(f"train split: {train_ds.cleaning_report()}", err=True)
+    if learner.kind == "synthesizer":  # learns from two image sets, no splits
+        if target is None:
+            raise XraybagError(f"learner {name!r} needs --target (the image set whose look it learns)")
+        if input_ or splits or split_seed is not None:
+            raise XraybagError(f"--input, --splits and --split-seed are for models and segmenters, not {name!r}")
+        fr, seed = None, None
+
+        def run_training():
+            return learner.train(Path(data), Path(target), out, device=dev, resume=resume, progress=not quiet)
+    else:
+        if target is not None:
+            raise XraybagError(f"--target is for trainable synthesizers; {name!r} is a {learner.kind}")
+        if learner.kind == "model":
+            input_ = input_ or "rgb"
+        fr = _splits(splits) if splits else (0.8, 0.1, 0.1)
+        seed = int(split_seed) if split_seed is not None else 0
+        train_ds = _dataset(learner, data, "train", input_, fr, seed)
+        if len(train_ds) == 0:
+            raise XraybagError("the train split has no images", str(data))
+        val_ds = _dataset(learner, data, "val", input_, fr, seed)
+        if learner.kind == "segmenter" and not quiet:
+            click.echo(f"train split: {train_ds.cleaning_report()}", err=True)
+
+        def run_training():
+            return learner.train(train_ds, out, val=val_ds if len(val_ds) else None, device=dev, resume=resume,
+                                 progress=not quiet)
     fresh = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     record = {
@@ -233,16 +257,16 @@ def train(name, data, out, input_, device, resume, splits, split_seed, opts, qui
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in learner.config.items()},
         "input": input_,
         "data": str(Path(data).resolve()),
-        "splits": list(fr),
+        "splits": list(fr) if fr else None,
         "split_seed": seed,
         "device": dev,
     }
+    if target is not None:
+        record["target"] = str(Path(target).resolve())
     had_record = (out / RUN_FILE).exists()
     _write_json(out / RUN_FILE, record)
     try:
-        weights = learner.train(
-            train_ds, out, val=val_ds if len(val_ds) else None, device=dev, resume=resume, progress=not quiet
-        )
+        weights = run_training()
     except XraybagError:  # refused before it trained: leave no run folder behind
         if not had_record and not any(p.name != RUN_FILE for p in out.iterdir()):
             (out / RUN_FILE).unlink()
@@ -387,6 +411,7 @@ def synthesize(name, data, out, opts):
     from xraybag.learners.data import DetectionDataset
 
     learner = _learner(name, ("synthesizer",), parse_opts(opts))
+    learner.check()
     DetectionDataset(data, split="all")  # check the input first
     if Path(out).resolve() == Path(data).resolve():
         raise XraybagError("--out must differ from --data", str(out))

@@ -153,9 +153,27 @@ class Synthesizer(Learner):
     """Dataset in, dataset out (same layout: ``annotations.json``, ``images/``, ``raw/`` ...)."""
 
     kind: ClassVar[str] = "synthesizer"
+    #: whether it must be trained before it synthesizes (then it implements :meth:`train`, which
+    #: ``xraybag learn train NAME --data A --target B -o RUN`` drives)
+    trainable: ClassVar[bool] = False
 
     def synthesize(self, data: Path, out: Path, **kw: Any) -> Path:
         """Read the dataset at ``data``, write the new dataset at ``out``; return ``out``."""
+        raise NotImplementedError
+
+    def train(
+        self,
+        data: Path,
+        target: Path,
+        out: Path,
+        device: str = "auto",
+        resume: bool = False,
+        progress: bool = True,
+    ) -> Path:
+        """For ``trainable`` synthesizers: learn from the image sets ``data`` (the source) and
+        ``target`` (xraybag datasets or plain image folders) writing into the folder ``out``
+        (checkpoints, log); return the weights file that :meth:`synthesize` then takes (as an
+        option). Check the inputs before writing anything; ``resume`` continues ``out``'s run."""
         raise NotImplementedError
 
 

@@ -1,0 +1,319 @@
+"""The ``cyclegan`` synthesizer: losses against hand-computed values, the image pool, the networks'
+shapes and receptive field, training with checkpoints and resume, translation of a labelled dataset
+(labels byte-identical, sizes kept) and one-line errors."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+from test_learners_data import make_dataset
+from xraybag.cli.main import cli
+from xraybag.learners.cyclegan import trainer
+from xraybag.learners.cyclegan.losses import cycle_loss, discriminator_loss, identity_loss, lsgan_loss
+from xraybag.learners.cyclegan.networks import PatchDiscriminator, ResidualBlock, ResnetGenerator, receptive_field
+from xraybag.learners.cyclegan.pool import ImagePool
+from xraybag.learners.cyclegan.synth import CycleGANSynthesizer
+from xraybag.learners.data import DetectionDataset
+
+FAST = {"preset": "test", "size": 32, "ngf": 8, "ndf": 16, "n_blocks": 2, "threads": 1}
+
+
+def run(*args):
+    return CliRunner().invoke(cli, ["learn", *map(str, args)])
+
+
+def one_line_error(r, text: str) -> None:
+    assert r.exit_code == 2, r.output
+    lines = r.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and text in lines[0], r.output
+
+
+def image_folder(root: Path, n: int, h: int = 40, w: int = 44, grey: bool = False, seed: int = 0) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        arr = (rng.random((h, w) if grey else (h, w, 3)) * 255).astype(np.uint8)
+        Image.fromarray(arr).save(root / f"img{i}.png")
+    return root
+
+
+def odd_dataset(root: Path) -> Path:
+    """Two images of 50 x 38 px (not multiples of 4) with raw channels, labels and a manifest."""
+    from pycocotools import mask as mask_utils
+
+    for sub in ("images", "raw", "labels"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    images, anns, manifest = [], [], []
+    rng = np.random.default_rng(3)
+    for b in range(2):
+        stem = f"{b:06d}_top"
+        rgb = (rng.random((38, 50, 3)) * 255).astype(np.uint8)
+        lab = np.zeros((38, 50), np.uint8)
+        lab[5:20, 10:30] = 1
+        Image.fromarray(rgb).save(root / "images" / f"{stem}.png")
+        Image.fromarray(lab).save(root / "labels" / f"{stem}.png")
+        tifffile.imwrite(root / "raw" / f"{stem}_low.tiff", np.full((38, 50), 40000, np.uint16))
+        tifffile.imwrite(root / "raw" / f"{stem}_high.tiff", np.full((38, 50), 50000, np.uint16))
+        rle = mask_utils.encode(np.asfortranarray(lab))
+        rle["counts"] = rle["counts"].decode()
+        images.append({"id": b + 1, "file_name": f"images/{stem}.png", "width": 50, "height": 38, "bag": b,
+                       "view": "top", "labels": f"labels/{stem}.png",
+                       "raw": {"low": f"raw/{stem}_low.tiff", "high": f"raw/{stem}_high.tiff"},
+                       **({"synthetic": {"method": "tip"}} if b == 1 else {})})
+        anns.append({"id": (b + 1) * 10000 + 1, "image_id": b + 1, "category_id": 3, "bbox": [10.0, 5.0, 20.0, 15.0],
+                     "area": 300, "segmentation": rle, "iscrowd": 0, "difficulty": "easy", "occlusion": 0.0})
+        files = {f"images/{stem}.png": hashlib.sha256((root / "images" / f"{stem}.png").read_bytes()).hexdigest(),
+                 f"raw/{stem}_low.tiff": "x"}
+        manifest.append(json.dumps({"bag": b, "files": files}))
+    coco = {"info": {}, "categories": [{"id": 3, "name": "knife"}], "images": images, "annotations": anns}
+    (root / "annotations.json").write_text(json.dumps(coco))
+    (root / "manifest.jsonl").write_text("\n".join(manifest) + "\n")
+    return root
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("cg-weights")
+    a, b = image_folder(root / "A", 3), image_folder(root / "B", 3, seed=1)
+    return CycleGANSynthesizer(**FAST, iterations=2).train(a, b, root / "run", device="cpu", progress=False)
+
+
+# ---------------------------------------------------------------- losses
+
+
+def test_losses_against_hand_computed_values():
+    pred = torch.tensor([[0.5, 1.5], [0.0, 2.0]])
+    assert lsgan_loss(pred, True).item() == pytest.approx((0.25 + 0.25 + 1 + 1) / 4)  # 0.625
+    assert lsgan_loss(pred, False).item() == pytest.approx((0.25 + 2.25 + 0 + 4) / 4)  # 1.625
+    d = discriminator_loss(torch.tensor([0.5, 1.0]), torch.tensor([0.5, -1.0]))
+    assert d.item() == pytest.approx(0.5 * ((0.25 + 0) / 2 + (0.25 + 1) / 2))  # 0.375
+    rec, orig = torch.tensor([1.0, 2.0, 3.0, -3.0]), torch.ones(4)
+    assert cycle_loss(rec, orig).item() == pytest.approx(10 * (0 + 1 + 2 + 4) / 4)  # 17.5
+    assert cycle_loss(rec, orig, lam=2.0).item() == pytest.approx(3.5)
+    assert identity_loss(rec, orig).item() == pytest.approx(0.5 * 10 * 7 / 4)  # 8.75
+    x = torch.tensor([2.0], requires_grad=True)
+    lsgan_loss(x, True).backward()
+    assert x.grad.item() == pytest.approx(2.0)  # d/dx (x - 1)^2 at 2
+
+
+def test_lr_constant_then_linear_to_zero():
+    f = [trainer.lr_factor(i, 10, 6) for i in range(11)]
+    assert f[:6] == [1.0] * 6
+    assert f[6:] == pytest.approx([1.0, 0.75, 0.5, 0.25, 0.0])
+
+
+# ---------------------------------------------------------------- pool
+
+
+def test_image_pool_fills_then_swaps_with_probability_half():
+    pool = ImagePool(50, np.random.default_rng(7))
+    for i in range(50):  # filling: every image comes back as itself and is stored
+        out = pool.query(torch.full((1, 1, 2, 2), float(i)))
+        assert out.flatten()[0].item() == i
+    assert len(pool) == 50
+    stored = [im.flatten()[0].item() for im in pool.images]
+    assert stored == list(range(50))
+    mirror = np.random.default_rng(7)  # the same draws, replayed by hand
+    news, swaps = 0, 0
+    for j in range(50, 250):
+        out = pool.query(torch.full((1, 1, 2, 2), float(j))).flatten()[0].item()
+        if mirror.random() < 0.5:
+            assert out == j
+            news += 1
+        else:
+            k = int(mirror.integers(0, 50))
+            assert out == stored[k]
+            stored[k] = j
+            swaps += 1
+        assert [im.flatten()[0].item() for im in pool.images] == stored
+    assert 70 < news < 130 and news + swaps == 200
+    assert len(pool) == 50
+    # nothing is lost or duplicated: the pool plus everything returned is everything given
+    state = pool.state_dict()
+    again = ImagePool(1)
+    again.load_state_dict(state)
+    a = pool.query(torch.full((4, 1, 2, 2), 999.0))
+    b = again.query(torch.full((4, 1, 2, 2), 999.0))
+    assert torch.equal(a, b)  # a restored pool draws as the original
+
+
+# ---------------------------------------------------------------- networks
+
+
+@pytest.mark.parametrize("h,w", [(64, 64), (48, 80), (36, 52)])
+def test_generator_keeps_size_and_range(h, w):
+    g = ResnetGenerator(3, 3, ngf=8, n_blocks=3)
+    y = g(torch.randn(1, 3, h, w))
+    assert y.shape == (1, 3, h, w)
+    assert y.abs().max() <= 1.0
+    mods = list(g.model)
+    assert sum(isinstance(m, ResidualBlock) for m in mods) == 3
+    ups = [m for m in mods if isinstance(m, torch.nn.ConvTranspose2d)]
+    downs = [m for m in mods if isinstance(m, torch.nn.Conv2d) and m.stride == (2, 2)]
+    assert len(ups) == 2 and len(downs) == 2
+    assert isinstance(mods[0], torch.nn.ReflectionPad2d) and mods[1].kernel_size == (7, 7) and mods[1].out_channels == 8
+    assert isinstance(mods[-1], torch.nn.Tanh) and mods[-2].kernel_size == (7, 7)
+
+
+def test_patchgan_is_70x70_with_30x30_map_at_256():
+    d = PatchDiscriminator(3, ndf=4)
+    assert receptive_field(d) == 70
+    x = torch.randn(1, 3, 256, 256, requires_grad=True)
+    y = d(x)
+    assert y.shape == (1, 1, 30, 30)
+    # the pixels one score sees: a 70 x 70 window (instance norm, which pools over the whole
+    # image, taken out for this: it spreads every score's gradient over all pixels)
+    local = torch.nn.Sequential(*[torch.nn.Identity() if isinstance(m, torch.nn.InstanceNorm2d) else m for m in d.model])
+    local(x)[0, 0, 15, 15].backward()
+    rows, cols = torch.nonzero(x.grad[0].abs().sum(0), as_tuple=True)
+    assert rows.max() - rows.min() + 1 == 70 and cols.max() - cols.min() + 1 == 70
+    convs = [m for m in d.model if isinstance(m, torch.nn.Conv2d)]
+    assert [c.out_channels for c in convs] == [4, 8, 16, 32, 1]
+    assert isinstance(d.model[1], torch.nn.LeakyReLU) and d.model[1].negative_slope == 0.2  # no norm on C64
+    assert sum(isinstance(m, torch.nn.InstanceNorm2d) for m in d.model) == 3
+
+
+# ---------------------------------------------------------------- training
+
+
+def test_train_checkpoint_and_resume_on_the_command_line(tmp_path):
+    a = make_dataset(tmp_path / "A", bags=2)  # an xraybag dataset (64 x 48 pseudo-colour images)
+    b = image_folder(tmp_path / "B", 3)
+    run_dir = tmp_path / "run"
+    opts = [x for k, v in FAST.items() for x in ("--opt", f"{k}={v}")]
+    r = run("train", "cyclegan", "--data", a, "--target", b, "-o", run_dir, *opts,
+            "--opt", "iterations=3", "--opt", "checkpoint_every=2", "-q")
+    assert r.exit_code == 0, r.output
+    assert r.output.strip() == str(run_dir / "weights.pt")
+    log = [json.loads(x) for x in (run_dir / "train_log.jsonl").read_text().splitlines()]
+    assert [x["iter"] for x in log] == [1, 2, 3]
+    assert all(np.isfinite(x["G"]) and x["cycle_A"] > 0 for x in log)
+    ckpt = torch.load(run_dir / "checkpoint.pt", weights_only=False)
+    assert ckpt["iteration"] == 3 and ckpt["kind"] == trainer.KIND and ckpt["config"]["channels"] == 3
+    assert len(ckpt["pool_A"]["images"]) == 3
+    rec = json.loads((run_dir / "learn.json").read_text())
+    assert rec["learner"] == "cyclegan" and rec["target"] == str(b.resolve())
+
+    r = run("train", "cyclegan", "--data", a, "--target", b, "-o", run_dir, *opts, "-q")  # again, no --resume
+    one_line_error(r, "already holds a training checkpoint")
+    r = run("train", "cyclegan", "--data", a, "-o", run_dir, "--resume", "--opt", "iterations=5", "-q")
+    assert r.exit_code == 0, r.output  # --target and the options come from learn.json
+    log = [json.loads(x) for x in (run_dir / "train_log.jsonl").read_text().splitlines()]
+    assert [x["iter"] for x in log] == [1, 2, 3, 4, 5]
+    w = torch.load(run_dir / "weights.pt", weights_only=False)
+    assert w["iteration"] == 5 and set(w) >= {"G_AB", "G_BA", "config"} and "D_A" not in w
+
+
+def test_resume_after_an_interruption_equals_an_uninterrupted_run(tmp_path, monkeypatch):
+    a, b = image_folder(tmp_path / "A", 2), image_folder(tmp_path / "B", 3, seed=1)
+    opts = dict(FAST, iterations=4, checkpoint_every=2, n_blocks=1)
+    straight = CycleGANSynthesizer(**opts).train(a, b, tmp_path / "straight", device="cpu", progress=False)
+    real_step, calls = trainer.step, []
+
+    def interrupted(*args, **kw):
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        calls.append(1)
+        return real_step(*args, **kw)
+
+    monkeypatch.setattr(trainer, "step", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        CycleGANSynthesizer(**opts).train(a, b, tmp_path / "cut", device="cpu", progress=False)
+    assert torch.load(tmp_path / "cut" / "checkpoint.pt", weights_only=False)["iteration"] == 2
+    monkeypatch.setattr(trainer, "step", real_step)
+    resumed = CycleGANSynthesizer(**opts).train(a, b, tmp_path / "cut", device="cpu", resume=True, progress=False)
+    s, r = torch.load(straight, weights_only=False), torch.load(resumed, weights_only=False)
+    assert r["iteration"] == s["iteration"] == 4
+    for key in ("G_AB", "G_BA"):
+        for name, t in s[key].items():
+            torch.testing.assert_close(r[key][name], t, rtol=1e-5, atol=1e-6, msg=f"{key}.{name}")
+
+
+# ---------------------------------------------------------------- translation
+
+
+def test_translation_keeps_labels_and_sizes(tmp_path, weights):
+    data = odd_dataset(tmp_path / "A")
+    out = tmp_path / "out"
+    r = run("synthesize", "cyclegan", "--data", data, "-o", out, "--opt", f"weights={weights}")
+    assert r.exit_code == 0, r.output
+    before = (data / "annotations.json").read_bytes()
+    coco = json.loads((out / "annotations.json").read_text())
+    notes = [im.pop("synthetic") for im in coco["images"]]
+    assert notes[0]["method"] == "cyclegan" and notes[0]["direction"] == "AtoB" and notes[0]["source_image"] == 1
+    assert notes[0]["raw_translated"] is False and notes[0]["weights_sha256"] == hashlib.sha256(weights.read_bytes()).hexdigest()
+    assert notes[1]["earlier"] == {"method": "tip"}
+    coco["images"][1]["synthetic"] = notes[1]["earlier"]
+    assert json.dumps(coco).encode() == before  # byte-identical but for the provenance notes
+    for im in coco["images"]:
+        src, new = np.asarray(Image.open(data / im["file_name"])), np.asarray(Image.open(out / im["file_name"]))
+        assert new.shape == src.shape == (38, 50, 3)
+        assert np.abs(new.astype(int) - src.astype(int)).mean() > 1  # translated
+        assert (out / im["labels"]).read_bytes() == (data / im["labels"]).read_bytes()
+        for rel in im["raw"].values():
+            assert (out / rel).read_bytes() == (data / rel).read_bytes()
+    lines = [json.loads(x) for x in (out / "manifest.jsonl").read_text().splitlines()]
+    assert lines[0]["files"]["images/000000_top.png"] == hashlib.sha256((out / "images/000000_top.png").read_bytes()).hexdigest()
+    ds = DetectionDataset(out, split="all")
+    assert len(ds) == 2 and ds[0].boxes.tolist() == [[10.0, 5.0, 30.0, 20.0]]
+
+    back = tmp_path / "back"
+    r = run("synthesize", "cyclegan", "--data", data, "-o", back, "--opt", f"weights={weights}",
+            "--opt", "direction=BtoA", "--opt", "raw=drop")
+    assert r.exit_code == 0, r.output
+    coco = json.loads((back / "annotations.json").read_text())
+    assert not (back / "raw").exists() and all("raw" not in im for im in coco["images"])
+    assert coco["images"][0]["synthetic"]["raw"] == "dropped"
+    assert "raw/000000_top_low.tiff" not in json.loads((back / "manifest.jsonl").read_text().splitlines()[0])["files"]
+    assert not np.array_equal(np.asarray(Image.open(back / "images/000000_top.png")),
+                              np.asarray(Image.open(out / "images/000000_top.png")))
+    assert (back / "labels/000001_top.png").read_bytes() == (data / "labels/000001_top.png").read_bytes()
+
+
+# ---------------------------------------------------------------- errors
+
+
+def test_one_line_errors_write_nothing(tmp_path, weights):
+    a = image_folder(tmp_path / "A", 2)
+    grey = image_folder(tmp_path / "G", 2, grey=True)
+    small = image_folder(tmp_path / "S", 2, h=20, w=20)
+    run_dir = tmp_path / "run"
+    fast = [x for k, v in FAST.items() for x in ("--opt", f"{k}={v}")]
+    one_line_error(run("train", "cyclegan", "--data", a, "-o", run_dir, *fast), "needs --target")
+    one_line_error(run("train", "cyclegan", "--data", a, "--target", grey, "-o", run_dir, *fast), "3 channels and --target's 1")
+    one_line_error(run("train", "cyclegan", "--data", a, "--target", small, "-o", run_dir, *fast),
+                   "smaller than the training crop 32 x 32")
+    one_line_error(run("train", "cyclegan", "--data", a, "--target", tmp_path / "nope", "-o", run_dir, *fast), "not a folder")
+    one_line_error(run("train", "cyclegan", "--data", a, "--target", a, "-o", run_dir, "--opt", "preset=huge"), "option preset")
+    assert not run_dir.exists()
+
+    data = odd_dataset(tmp_path / "D")
+    out = tmp_path / "out"
+    not_ours = tmp_path / "other.pt"
+    torch.save({"model": {}, "epoch": 1}, not_ours)
+    one_line_error(run("synthesize", "cyclegan", "--data", data, "-o", out, "--opt", f"weights={not_ours}"),
+                   "is not a cyclegan weights file")
+    text = tmp_path / "text.pt"
+    text.write_text("hello")
+    one_line_error(run("synthesize", "cyclegan", "--data", data, "-o", out, "--opt", f"weights={text}"), "cannot read")
+    one_line_error(run("synthesize", "cyclegan", "--data", data, "-o", out), "option weights is required")
+    one_line_error(run("synthesize", "cyclegan", "--data", data, "-o", out, "--opt", f"weights={tmp_path / 'x.pt'}"),
+                   "does not exist")
+    state = torch.load(weights, weights_only=False)
+    state["config"] = dict(state["config"], channels=1)
+    g = ResnetGenerator(1, 1, state["config"]["ngf"], state["config"]["n_blocks"]).state_dict()
+    grey_w = tmp_path / "grey.pt"
+    torch.save(dict(state, G_AB=g, G_BA=g), grey_w)
+    one_line_error(run("synthesize", "cyclegan", "--data", data, "-o", out, "--opt", f"weights={grey_w}"),
+                   "has 3 channels; the weights translate images of 1")
+    one_line_error(run("eval", "cyclegan", "--weights", weights, "--data", data), "use 'xraybag learn synthesize'")
+    assert not out.exists()

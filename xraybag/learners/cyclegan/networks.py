@@ -1,0 +1,95 @@
+"""The Cycle-GAN networks (Zhu et al. 2017, appendix 7.2), written from the paper's description.
+
+Generator (ResNet, Johnson et al.): ``c7s1-ngf, d(2 ngf), d(4 ngf), R(4 ngf) x n_blocks,
+u(2 ngf), u(ngf), c7s1-C`` where ``c7s1-k`` is a 7x7 stride-1 convolution with k filters,
+``dk`` a 3x3 stride-2 convolution, ``Rk`` a residual block of two 3x3 convolutions and ``uk`` a
+3x3 fractional-strided (transposed, stride 1/2) convolution; instance norm and ReLU after every
+convolution but the last, which is followed by tanh; reflection padding before the 7x7 and the
+residual convolutions. The paper uses 6 blocks at 128 px and 9 at 256 px with ngf 64. It is fully
+convolutional and keeps the height and width of any input whose sides are multiples of 4.
+
+Discriminator (70x70 PatchGAN, Isola et al.): ``C64-C128-C256-C512`` (4x4 convolutions, stride 2
+for the first three and 1 for C512, padding 1, instance norm but not on C64, leaky ReLU 0.2), then a
+4x4 stride-1 convolution to one channel: one real/fake score per 70x70 patch (30x30 scores for a
+256x256 input). Weights are drawn from N(0, 0.02) as in the paper's code; convolutions followed by
+instance norm keep their bias (instance norm here has no affine parameters).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class ResidualBlock(nn.Module):
+    def __init__(self, ch: int):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.ReflectionPad2d(1), nn.Conv2d(ch, ch, 3), nn.InstanceNorm2d(ch), nn.ReLU(True),
+            nn.ReflectionPad2d(1), nn.Conv2d(ch, ch, 3), nn.InstanceNorm2d(ch),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class ResnetGenerator(nn.Module):
+    """``in_ch`` channels in [-1, 1] -> ``out_ch`` channels in [-1, 1], same height and width
+    (sides multiples of 4)."""
+
+    def __init__(self, in_ch: int = 3, out_ch: int = 3, ngf: int = 64, n_blocks: int = 9):
+        super().__init__()
+        layers: list[nn.Module] = [nn.ReflectionPad2d(3), nn.Conv2d(in_ch, ngf, 7), nn.InstanceNorm2d(ngf), nn.ReLU(True)]
+        ch = ngf
+        for _ in range(2):  # d2ngf, d4ngf
+            layers += [nn.Conv2d(ch, ch * 2, 3, stride=2, padding=1), nn.InstanceNorm2d(ch * 2), nn.ReLU(True)]
+            ch *= 2
+        layers += [ResidualBlock(ch) for _ in range(n_blocks)]
+        for _ in range(2):  # u2ngf, ungf
+            layers += [nn.ConvTranspose2d(ch, ch // 2, 3, stride=2, padding=1, output_padding=1),
+                       nn.InstanceNorm2d(ch // 2), nn.ReLU(True)]
+            ch //= 2
+        layers += [nn.ReflectionPad2d(3), nn.Conv2d(ch, out_ch, 7), nn.Tanh()]
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+
+class PatchDiscriminator(nn.Module):
+    """The 70x70 PatchGAN: ``in_ch`` channels -> a map of real/fake scores (no sigmoid: the
+    least-squares loss takes the raw score)."""
+
+    def __init__(self, in_ch: int = 3, ndf: int = 64):
+        super().__init__()
+        layers: list[nn.Module] = [nn.Conv2d(in_ch, ndf, 4, stride=2, padding=1), nn.LeakyReLU(0.2, True)]
+        ch = ndf
+        for mult, stride in ((2, 2), (4, 2), (8, 1)):  # C128, C256 (stride 2), C512 (stride 1)
+            layers += [nn.Conv2d(ch, ndf * mult, 4, stride=stride, padding=1), nn.InstanceNorm2d(ndf * mult),
+                       nn.LeakyReLU(0.2, True)]
+            ch = ndf * mult
+        layers += [nn.Conv2d(ch, 1, 4, stride=1, padding=1)]
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+
+def receptive_field(disc: PatchDiscriminator) -> int:
+    """The receptive field in pixels of one output score (70 for the 70x70 PatchGAN)."""
+    rf, jump = 1, 1
+    for m in disc.model:
+        if isinstance(m, nn.Conv2d):
+            rf += (m.kernel_size[0] - 1) * jump
+            jump *= m.stride[0]
+    return rf
+
+
+def init_weights(net: nn.Module, gain: float = 0.02) -> nn.Module:
+    """Convolution weights from N(0, gain), biases zero (the paper's initialisation)."""
+    for m in net.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+            nn.init.normal_(m.weight, 0.0, gain)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+    return net

@@ -1,0 +1,284 @@
+"""The ``cyclegan`` synthesizer: :meth:`CycleGANSynthesizer.train` learns the two mappings between
+image sets A and B (:mod:`.trainer`); :meth:`CycleGANSynthesizer.synthesize` translates every
+pseudo-colour image of a labelled xraybag dataset with one of them (``direction``: ``AtoB`` by
+default) and writes the dataset again in the same layout.
+
+Translation runs the fully convolutional generator on the whole image at its own size (padded by
+reflection to a multiple of 4, then cropped back), so no pixel moves: boxes, masks and ``labels/``
+stay valid and are copied unchanged. ``annotations.json`` is the input's with one key added to each
+image, ``synthetic`` (method ``cyclegan``, direction, weights file and its sha256, training
+iteration, source image, and ``raw_translated: false``, plus the image's earlier ``synthetic``
+under ``earlier``). The raw low/high channels (and the CLCXray encodings computed from them) are
+not translated: ``raw=copy`` (default) copies them as they are, ``raw=drop`` leaves ``raw/`` and
+``clcxray/`` out and removes ``raw`` from the image records. ``manifest.jsonl`` gets the new
+images' hashes. Everything is checked before anything is written. Imports torch only when called.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from xraybag.errors import XraybagError
+from xraybag.learners.base import Synthesizer, resolve_device
+
+#: preset -> (size, ngf, ndf, n_blocks, epochs)
+PRESETS = {
+    "paper": (256, 64, 64, 9, 200),  # the paper's 256 px setting (100 epochs constant + 100 decaying)
+    "cpu": (128, 32, 64, 6, 20),     # about 2 s an iteration on one core
+    "test": (64, 16, 64, 3, 1),      # a test size
+}
+DIRECTIONS = {"AtoB": "G_AB", "BtoA": "G_BA"}
+RAW = ("copy", "drop")
+
+
+class CycleGANSynthesizer(Synthesizer):
+    name = "cyclegan"
+    description = ("Cycle-GAN (Zhu et al. 2017): learn A<->B from unpaired image sets (learn train --target), "
+                   "then translate a labelled dataset's images, labels unchanged")
+    trainable: ClassVar[bool] = True
+
+    @classmethod
+    def options(cls):
+        return {
+            "preset": (str, "cpu", "paper (256 px, ngf 64, 9 blocks), cpu (128 px, ngf 32, 6 blocks) or test "
+                                   "(64 px, ngf 16, 3 blocks)"),
+            "size": (int, 0, "training crop in px (0: the preset's)"),
+            "ngf": (int, 0, "generator filters in the first layer (0: the preset's)"),
+            "ndf": (int, 0, "discriminator filters in the first layer (0: the preset's)"),
+            "n_blocks": (int, 0, "generator residual blocks (0: the preset's)"),
+            "epochs": (int, 0, "passes over the larger set (0: the preset's: paper 200, cpu 20, test 1)"),
+            "iterations": (int, 0, "training iterations (batch 1); overrides epochs when > 0"),
+            "decay_start": (int, -1, "iteration from which the lr decays linearly to 0 (-1: half way)"),
+            "lr": (float, 2e-4, "Adam learning rate"),
+            "beta1": (float, 0.5, "Adam beta1 (beta2 0.999)"),
+            "lambda_cycle": (float, 10.0, "weight of the cycle loss"),
+            "lambda_identity": (float, 0.5, "weight of the identity loss, relative to lambda_cycle (0: off)"),
+            "pool_size": (int, 50, "generated images kept for the discriminators (0: none)"),
+            "seed": (int, 0, "seed of the initialisation, image order, crops, flips and pools"),
+            "checkpoint_every": (int, 100, "iterations between checkpoints"),
+            "threads": (int, 0, "torch CPU threads (0: torch's default)"),
+            "weights": (Path, None, "synthesize: the weights.pt 'learn train cyclegan' wrote"),
+            "direction": (str, "AtoB", "synthesize: AtoB (--data's look -> --target's) or BtoA"),
+            "raw": (str, "copy", "synthesize: copy the raw low/high channels untranslated, or drop them"),
+        }
+
+    # ------------------------------------------------------------------ options
+    def check(self) -> None:
+        if self.preset not in PRESETS:
+            raise XraybagError(f"option preset: {self.preset!r}; expected one of {', '.join(PRESETS)}")
+        if self.direction not in DIRECTIONS:
+            raise XraybagError(f"option direction: {self.direction!r}; expected AtoB or BtoA")
+        if self.raw not in RAW:
+            raise XraybagError(f"option raw: {self.raw!r}; expected copy or drop")
+        cfg = self.arch()
+        if cfg["size"] < 16 or cfg["size"] % 4:
+            raise XraybagError(f"option size: {cfg['size']} must be a multiple of 4, at least 16")
+        for key in ("ngf", "ndf", "n_blocks", "epochs", "iterations", "pool_size", "checkpoint_every", "threads"):
+            if getattr(self, key) < 0:
+                raise XraybagError(f"option {key}: {getattr(self, key)} must not be negative")
+        if self.lr <= 0 or not 0 <= self.beta1 < 1 or self.lambda_cycle < 0 or self.lambda_identity < 0:
+            raise XraybagError("options lr > 0, 0 <= beta1 < 1, lambda_cycle >= 0 and lambda_identity >= 0")
+        if self.weights is not None:
+            self._state = self.load_weights()
+
+    def arch(self) -> dict[str, int]:
+        size, ngf, ndf, n_blocks, epochs = PRESETS.get(self.preset, PRESETS["cpu"])
+        return {"size": self.size or size, "ngf": self.ngf or ngf, "ndf": self.ndf or ndf,
+                "n_blocks": self.n_blocks or n_blocks, "epochs": self.epochs or epochs}
+
+    def load_weights(self) -> dict:
+        from xraybag.learners.cyclegan.trainer import load_checkpoint
+
+        path = Path(self.weights)
+        if not path.is_file():
+            raise XraybagError("option weights: file does not exist", str(path))
+        state = load_checkpoint(path, "weights file")
+        if DIRECTIONS[self.direction] not in state:
+            raise XraybagError(f"has no generator {DIRECTIONS[self.direction]} (direction {self.direction})", str(path))
+        return state
+
+    def _threads(self) -> None:
+        if self.threads:
+            import torch
+
+            torch.set_num_threads(self.threads)
+
+    # ------------------------------------------------------------------ train
+    def train(self, data: Path, target: Path, out: Path, device: str = "auto", resume: bool = False,
+              progress: bool = True) -> Path:
+        """Learn A (``data``) <-> B (``target``); return ``out/weights.pt``."""
+        from xraybag.learners.cyclegan.images import check_set, image_files
+
+        self.check()
+        files_a, files_b = image_files(data, "--data"), image_files(target, "--target")
+        arch = self.arch()
+        c_a = check_set(files_a, arch["size"], "--data")
+        c_b = check_set(files_b, arch["size"], "--target")
+        if c_a != c_b:
+            raise XraybagError(f"--data's images have {c_a} channels and --target's {c_b}; cyclegan maps between "
+                               "images of the same channels (the identity loss compares them)")
+        iterations = self.iterations or arch["epochs"] * max(len(files_a), len(files_b))
+        decay = iterations // 2 if self.decay_start < 0 else min(self.decay_start, iterations)
+        cfg = {"channels": c_a, "size": arch["size"], "ngf": arch["ngf"], "ndf": arch["ndf"],
+               "n_blocks": arch["n_blocks"], "iterations": iterations, "decay_start": decay, "lr": self.lr,
+               "beta1": self.beta1, "lambda_cycle": self.lambda_cycle, "lambda_identity": self.lambda_identity,
+               "pool_size": self.pool_size, "seed": self.seed, "checkpoint_every": self.checkpoint_every or 100}
+        extra = {"data": str(Path(data).resolve()), "target": str(Path(target).resolve()),
+                 "images_A": len(files_a), "images_B": len(files_b)}
+        self._threads()
+        from xraybag.learners.cyclegan import trainer
+
+        return trainer.train(files_a, files_b, Path(out), cfg, device=resolve_device(device), resume=resume,
+                             progress=progress, extra=extra)
+
+    # ------------------------------------------------------------------ synthesize
+    def synthesize(self, data: Path, out: Path, **kw: Any) -> Path:
+        from xraybag.learners.data import read_json
+
+        if self.weights is None:
+            raise XraybagError("option weights is required: --opt weights=RUN/weights.pt (from 'xraybag learn "
+                               "train cyclegan')")
+        self.check()
+        state = self._state
+        data, out = Path(data), Path(out)
+        coco = read_json(data / "annotations.json", "annotations.json")
+        if out.exists() and any(out.iterdir()):
+            raise XraybagError("exists and is not empty; choose a new output folder", str(out))
+        channels = int(state["config"]["channels"])
+        for k, im in enumerate(coco.get("images", [])):
+            path = data / im["file_name"]
+            c = _channels(path)
+            if c != channels:
+                raise XraybagError(f"has {c} channels; the weights translate images of {channels}",
+                                   f"{data / 'annotations.json'}: images[{k}] ({im['file_name']})")
+        if not coco.get("images"):
+            raise XraybagError("holds no images", str(data / "annotations.json"))
+        return self._write(data, out, coco, state)
+
+    def _write(self, data: Path, out: Path, coco: dict, state: dict) -> Path:
+        import torch
+
+        from xraybag.engine.output.files import sha256, write_atomic
+        from xraybag.learners.cyclegan.images import read_image
+        from xraybag.learners.cyclegan.networks import ResnetGenerator
+
+        self._threads()
+        cfg = state["config"]
+        gen = ResnetGenerator(cfg["channels"], cfg["channels"], cfg["ngf"], cfg["n_blocks"])
+        gen.load_state_dict(state[DIRECTIONS[self.direction]])
+        dev = torch.device(resolve_device("auto"))
+        gen.to(dev).eval()
+        weights_sha = hashlib.sha256(Path(self.weights).read_bytes()).hexdigest()
+        translated = {im["file_name"] for im in coco["images"]}
+        skip = {"annotations.json", "manifest.jsonl", *translated}
+        if self.raw == "drop":
+            skip |= {"raw", "clcxray"}
+        out.mkdir(parents=True, exist_ok=True)
+        for src in sorted(data.rglob("*")):
+            rel = src.relative_to(data)
+            if (rel.as_posix() in skip or rel.parts[0] in skip or not src.is_file()
+                    or any(part.startswith(".") for part in rel.parts)):  # not the renderer's state
+                continue
+            (out / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, out / rel)
+        hashes, images = {}, []
+        for im in coco["images"]:
+            arr = read_image(data / im["file_name"])
+            with torch.no_grad():
+                res = translate(gen, arr, dev)
+            blob = _encode(res, data / im["file_name"])
+            write_atomic(out / im["file_name"], blob)
+            hashes[im["file_name"]] = sha256(blob)
+            note = {"method": "cyclegan", "direction": self.direction, "weights": str(Path(self.weights)),
+                    "weights_sha256": weights_sha, "iteration": int(state.get("iteration", 0)),
+                    "source_image": im["id"], "raw_translated": False,
+                    "raw": "copied" if self.raw == "copy" else "dropped"}
+            if "synthetic" in im:
+                note["earlier"] = im["synthetic"]
+            new = {k: v for k, v in im.items() if not (k == "raw" and self.raw == "drop")}
+            new.pop("synthetic", None)
+            images.append(dict(new, synthetic=note))
+        result = dict(coco, images=images)
+        write_atomic(out / "annotations.json", json.dumps(result).encode())
+        if (data / "manifest.jsonl").is_file():
+            write_atomic(out / "manifest.jsonl", _manifest(data / "manifest.jsonl", hashes, self.raw == "drop",
+                                                           {"method": "cyclegan", "direction": self.direction,
+                                                            "weights_sha256": weights_sha}))
+        return out
+
+
+def translate(gen, img: np.ndarray, device) -> np.ndarray:
+    """``img`` (``H x W x C`` in [0, 1]) through generator ``gen`` at its own size: padded to a
+    multiple of 4 (reflection where the image is large enough, else edge copies), then cropped."""
+    import torch
+    import torch.nn.functional as F
+
+    h, w = img.shape[:2]
+    ph, pw = (-h) % 4, (-w) % 4
+    x = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))).unsqueeze(0).to(device) * 2.0 - 1.0
+    if ph or pw:
+        mode = "reflect" if ph < h and pw < w else "replicate"
+        x = F.pad(x, (0, pw, 0, ph), mode=mode)
+    y = gen(x)[0, :, :h, :w]
+    return ((y.clamp(-1, 1) + 1.0) / 2.0).permute(1, 2, 0).cpu().numpy()
+
+
+def _channels(path: Path) -> int:
+    """The channel count of an image file as :func:`.images.read_image` reads it (header only
+    for PIL's formats)."""
+    from xraybag.learners.cyclegan.images import image_info
+
+    if not path.is_file():
+        raise XraybagError("image file does not exist", str(path))
+    if path.suffix.lower() not in (".tif", ".tiff"):
+        from PIL import Image
+
+        try:
+            with Image.open(path) as im:
+                mode = im.mode
+        except Exception as e:
+            raise XraybagError(f"cannot read the image: {type(e).__name__}: {e}", str(path)) from None
+        return 1 if mode in ("L", "LA", "1", "I", "I;16", "F") else 3
+    return image_info(path)[2]
+
+
+def _encode(img: np.ndarray, like: Path) -> bytes:
+    """``img`` in [0, 1] as 8-bit, in the format of ``like`` (PNG for xraybag's images)."""
+    import io
+
+    from PIL import Image
+
+    from xraybag.engine.output.files import encode_png
+
+    arr = np.round(np.clip(img, 0.0, 1.0) * 255.0).astype(np.uint8)
+    if arr.shape[2] == 1:
+        arr = arr[:, :, 0]
+    if like.suffix.lower() == ".png":
+        return encode_png(arr)
+    buf = io.BytesIO()
+    fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF"}.get(like.suffix.lower(), "PNG")
+    Image.fromarray(arr).save(buf, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}))
+    return buf.getvalue()
+
+
+def _manifest(path: Path, hashes: dict[str, str], drop_raw: bool, note: dict) -> bytes:
+    """The input manifest with the translated images' hashes (and without raw files when dropped)."""
+    lines = []
+    for line in path.read_text().splitlines():
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        files = rec.get("files") if isinstance(rec, dict) else None
+        if isinstance(files, dict):
+            files = {rel: hashes.get(rel, h) for rel, h in files.items()
+                     if not (drop_raw and rel.split("/")[0] in ("raw", "clcxray"))}
+            rec = dict(rec, files=files, translated=note)
+        lines.append(json.dumps(rec, sort_keys=True))
+    return ("\n".join(lines) + "\n").encode() if lines else b""

@@ -1,0 +1,215 @@
+"""The Cycle-GAN training loop (Zhu et al. 2017, section 4 "Implementation"): batch 1, Adam
+(lr 2e-4, betas 0.5 / 0.999), the learning rate constant until ``decay_start`` and then linearly
+down to zero at the last iteration, least-squares GAN loss, cycle loss (lambda 10), identity loss
+(0.5 lambda), discriminators updated on the image pools (50 images each).
+
+Each iteration takes the next image of set A (a seeded permutation per pass over A) and a random
+image of set B, crops both at a random ``size x size`` window at their native resolution (no resize:
+the synthesizer translates whole images at their own resolution, so the networks must learn at that
+scale; the paper resizes to 286 and crops 256 instead) and flips each left-right with probability
+0.5. The draws depend only on ``(seed, iteration)``, so a resumed run sees the images an
+uninterrupted one would. ``out/checkpoint.pt`` (networks, optimizers, pools with their rng, torch's
+rng, iteration) is written atomically every ``checkpoint_every`` iterations and at the end,
+``out/weights.pt`` (both generators and the architecture) at the end, and ``out/train_log.jsonl``
+gets a line per iteration (the losses, lr, seconds).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from xraybag.errors import XraybagError
+from xraybag.learners.cyclegan.images import read_image
+from xraybag.learners.cyclegan.losses import cycle_loss, discriminator_loss, identity_loss, lsgan_loss
+from xraybag.learners.cyclegan.networks import PatchDiscriminator, ResnetGenerator, init_weights
+from xraybag.learners.cyclegan.pool import ImagePool
+from xraybag.learners.training import CHECKPOINT, LOG, WEIGHTS, atomic_save
+
+KIND = "xraybag.cyclegan"
+#: the keys that fix the networks' shapes (a checkpoint must match them to be resumed)
+ARCH = ("channels", "ngf", "ndf", "n_blocks")
+
+
+def build(cfg: dict) -> dict[str, torch.nn.Module]:
+    c = int(cfg["channels"])
+    return {
+        "G_AB": ResnetGenerator(c, c, cfg["ngf"], cfg["n_blocks"]),
+        "G_BA": ResnetGenerator(c, c, cfg["ngf"], cfg["n_blocks"]),
+        "D_A": PatchDiscriminator(c, cfg["ndf"]),
+        "D_B": PatchDiscriminator(c, cfg["ndf"]),
+    }
+
+
+def lr_factor(iteration: int, total: int, decay_start: int) -> float:
+    """1 before ``decay_start``, then linearly down to 0 at ``total``."""
+    if iteration < decay_start:
+        return 1.0
+    return max(0.0, (total - iteration) / max(1, total - decay_start))
+
+
+def crop(img: np.ndarray, size: int, rng: np.random.Generator) -> torch.Tensor:
+    """A random ``size x size`` window, flipped left-right with probability 0.5, as a
+    ``1 x C x size x size`` tensor in [-1, 1]."""
+    h, w = img.shape[:2]
+    y, x = int(rng.integers(0, h - size + 1)), int(rng.integers(0, w - size + 1))
+    win = img[y : y + size, x : x + size]
+    if rng.random() < 0.5:
+        win = win[:, ::-1]
+    t = torch.from_numpy(np.ascontiguousarray(win.transpose(2, 0, 1)))
+    return (t * 2.0 - 1.0).unsqueeze(0)
+
+
+def pick(files_a: list[Path], files_b: list[Path], seed: int, iteration: int) -> tuple[Path, Path, np.random.Generator]:
+    """The images of iteration ``iteration`` and the generator of its crops."""
+    n_a = len(files_a)
+    epoch, k = divmod(iteration, n_a)
+    a = files_a[int(np.random.default_rng([seed, 1, epoch]).permutation(n_a)[k])]
+    rng = np.random.default_rng([seed, 2, iteration])
+    b = files_b[int(rng.integers(0, len(files_b)))]
+    return a, b, rng
+
+
+def train(files_a: list[Path], files_b: list[Path], out: Path, cfg: dict, device: str = "cpu",
+          resume: bool = False, progress: bool = True, extra: dict | None = None) -> Path:
+    """Train on the image files of sets A and B (checked beforehand: same channels, at least
+    ``size`` px) writing into ``out``; return ``out/weights.pt``. ``cfg``: ``channels``, ``size``,
+    ``ngf``, ``ndf``, ``n_blocks``, ``iterations``, ``decay_start``, ``lr``, ``beta1``,
+    ``lambda_cycle``, ``lambda_identity``, ``pool_size``, ``seed``, ``checkpoint_every``."""
+    out = Path(out)
+    ckpt_path, weights_path, log_path = out / CHECKPOINT, out / WEIGHTS, out / LOG
+    dev = torch.device(device)
+    total, decay_start, size = int(cfg["iterations"]), int(cfg["decay_start"]), int(cfg["size"])
+    state = None
+    if ckpt_path.exists():
+        if not resume:
+            raise XraybagError("already holds a training checkpoint; pass --resume to continue it or choose "
+                               "another output folder", str(out))
+        state = load_checkpoint(ckpt_path)
+        for key in ARCH:
+            if state["config"].get(key) != cfg.get(key):
+                raise XraybagError(f"the checkpoint was trained with {key}={state['config'].get(key)}, "
+                                   f"not {cfg.get(key)}", str(ckpt_path))
+    torch.manual_seed(int(cfg["seed"]))
+    nets = build(cfg)
+    for net in nets.values():
+        init_weights(net).to(dev)
+    betas = (float(cfg["beta1"]), 0.999)
+    opt_g = torch.optim.Adam([*nets["G_AB"].parameters(), *nets["G_BA"].parameters()], lr=cfg["lr"], betas=betas)
+    opt_d = torch.optim.Adam([*nets["D_A"].parameters(), *nets["D_B"].parameters()], lr=cfg["lr"], betas=betas)
+    pools = {k: ImagePool(cfg["pool_size"], np.random.default_rng([int(cfg["seed"]), 3, i]))
+             for i, k in enumerate(("A", "B"))}
+    iteration = 0
+    out.mkdir(parents=True, exist_ok=True)
+    if state is not None:
+        for k, net in nets.items():
+            net.load_state_dict(state[k])
+        opt_g.load_state_dict(state["opt_G"])
+        opt_d.load_state_dict(state["opt_D"])
+        for k, pool in pools.items():
+            pool.load_state_dict(state[f"pool_{k}"])
+        torch.set_rng_state(state["torch_rng"])
+        iteration = int(state["iteration"])
+    elif log_path.exists():
+        log_path.unlink()  # a fresh run gets a fresh log
+
+    def snapshot() -> dict:
+        return {"kind": KIND, "version": 1, "config": dict(cfg), "iteration": iteration,
+                **{k: net.state_dict() for k, net in nets.items()},
+                "opt_G": opt_g.state_dict(), "opt_D": opt_d.state_dict(),
+                **{f"pool_{k}": pool.state_dict() for k, pool in pools.items()},
+                "torch_rng": torch.get_rng_state(), "extra": extra or {}}
+
+    bar = None
+    if progress:
+        try:
+            from tqdm import tqdm
+
+            bar = tqdm(total=total, initial=min(iteration, total), desc="cyclegan", unit="it", file=sys.stderr,
+                       dynamic_ncols=True)
+        except ModuleNotFoundError:  # pragma: no cover
+            bar = None
+    d_params = [*nets["D_A"].parameters(), *nets["D_B"].parameters()]
+    lam, lam_id = float(cfg["lambda_cycle"]), float(cfg["lambda_identity"])
+    with open(log_path, "a") as log:
+        while iteration < total:
+            t0 = time.perf_counter()
+            fa, fb, rng = pick(files_a, files_b, int(cfg["seed"]), iteration)
+            real_a = crop(read_image(fa), size, rng).to(dev)
+            real_b = crop(read_image(fb), size, rng).to(dev)
+            lr = float(cfg["lr"]) * lr_factor(iteration, total, decay_start)
+            for opt in (opt_g, opt_d):
+                for g in opt.param_groups:
+                    g["lr"] = lr
+            losses = step(nets, opt_g, opt_d, pools, d_params, real_a, real_b, lam, lam_id)
+            iteration += 1
+            rec = {"iter": iteration, **{k: round(v, 6) for k, v in losses.items()}, "lr": lr,
+                   "sec": round(time.perf_counter() - t0, 4)}
+            log.write(json.dumps(rec) + "\n")
+            log.flush()
+            if bar is not None:
+                bar.set_postfix(G=f"{losses['G']:.3f}", D=f"{losses['D_A'] + losses['D_B']:.3f}")
+                bar.update(1)
+            if iteration % max(1, int(cfg["checkpoint_every"])) == 0 or iteration == total:
+                atomic_save(snapshot(), ckpt_path)
+    if bar is not None:
+        bar.close()
+    atomic_save({"kind": KIND, "version": 1, "config": dict(cfg), "iteration": iteration,
+                 "G_AB": nets["G_AB"].state_dict(), "G_BA": nets["G_BA"].state_dict(), "extra": extra or {}},
+                weights_path)
+    return weights_path
+
+
+def step(nets: dict, opt_g, opt_d, pools: dict, d_params: list, real_a: torch.Tensor, real_b: torch.Tensor,
+         lam: float, lam_id: float) -> dict[str, float]:
+    """One iteration: the generators' update, then the discriminators' on pooled fakes."""
+    g_ab, g_ba, d_a, d_b = nets["G_AB"], nets["G_BA"], nets["D_A"], nets["D_B"]
+    for net in nets.values():
+        net.train()
+    fake_b, fake_a = g_ab(real_a), g_ba(real_b)
+    rec_a, rec_b = g_ba(fake_b), g_ab(fake_a)
+    for p in d_params:
+        p.requires_grad_(False)
+    parts = {
+        "G_AB": lsgan_loss(d_b(fake_b), True),
+        "G_BA": lsgan_loss(d_a(fake_a), True),
+        "cycle_A": cycle_loss(rec_a, real_a, lam),
+        "cycle_B": cycle_loss(rec_b, real_b, lam),
+    }
+    if lam_id > 0:
+        parts["idt_A"] = identity_loss(g_ba(real_a), real_a, lam, lam_id)  # G_BA keeps an A image
+        parts["idt_B"] = identity_loss(g_ab(real_b), real_b, lam, lam_id)
+    loss_g = sum(parts.values())
+    opt_g.zero_grad(set_to_none=True)
+    loss_g.backward()
+    opt_g.step()
+    for p in d_params:
+        p.requires_grad_(True)
+    loss_da = discriminator_loss(d_a(real_a), d_a(pools["A"].query(fake_a)))
+    loss_db = discriminator_loss(d_b(real_b), d_b(pools["B"].query(fake_b)))
+    opt_d.zero_grad(set_to_none=True)
+    (loss_da + loss_db).backward()
+    opt_d.step()
+    values = {k: float(v.detach()) for k, v in parts.items()}
+    values.update(G=float(loss_g.detach()), D_A=float(loss_da.detach()), D_B=float(loss_db.detach()))
+    for k, v in values.items():
+        if not np.isfinite(v):
+            raise XraybagError(f"loss {k} is {v}; try a lower lr")
+    return values
+
+
+def load_checkpoint(path: Path, what: str = "checkpoint") -> dict[str, Any]:
+    """A cyclegan checkpoint or weights file; one-line error when it is not one."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:
+        raise XraybagError(f"cannot read the {what}: {type(e).__name__}: {e}", str(path)) from None
+    if not isinstance(state, dict) or state.get("kind") != KIND:
+        raise XraybagError(f"is not a cyclegan {what} (written by 'xraybag learn train cyclegan')", str(path))
+    return state
