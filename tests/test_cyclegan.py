@@ -205,6 +205,7 @@ def test_train_checkpoint_and_resume_on_the_command_line(tmp_path):
 
     r = run("train", "cyclegan", "--data", a, "--target", b, "-o", run_dir, *opts, "-q")  # again, no --resume
     one_line_error(r, "already holds a training checkpoint")
+    assert json.loads((run_dir / "learn.json").read_text()) == rec  # the refused run left the record alone
     r = run("train", "cyclegan", "--data", a, "-o", run_dir, "--resume", "--opt", "iterations=5", "-q")
     assert r.exit_code == 0, r.output  # --target and the options come from learn.json
     log = [json.loads(x) for x in (run_dir / "train_log.jsonl").read_text().splitlines()]

@@ -264,11 +264,14 @@ def train(name, data, target, out, input_, device, resume, splits, split_seed, o
     if target is not None:
         record["target"] = str(Path(target).resolve())
     had_record = (out / RUN_FILE).exists()
+    old_record = (out / RUN_FILE).read_text() if had_record else None
     _write_json(out / RUN_FILE, record)
     try:
         weights = run_training()
-    except XraybagError:  # refused before it trained: leave no run folder behind
-        if not had_record and not any(p.name != RUN_FILE for p in out.iterdir()):
+    except XraybagError:  # refused before it trained: leave no run folder behind, or the old record
+        if old_record is not None:
+            (out / RUN_FILE).write_text(old_record)
+        elif not any(p.name != RUN_FILE for p in out.iterdir()):
             (out / RUN_FILE).unlink()
             if fresh:
                 out.rmdir()

@@ -84,8 +84,9 @@ class CycleGANSynthesizer(Synthesizer):
                 raise XraybagError(f"option {key}: {getattr(self, key)} must not be negative")
         if self.lr <= 0 or not 0 <= self.beta1 < 1 or self.lambda_cycle < 0 or self.lambda_identity < 0:
             raise XraybagError("options lr > 0, 0 <= beta1 < 1, lambda_cycle >= 0 and lambda_identity >= 0")
-        if self.weights is not None:
+        if self.weights is not None and getattr(self, "_loaded", None) != str(self.weights):
             self._state = self.load_weights()
+            self._loaded = str(self.weights)
 
     def arch(self) -> dict[str, int]:
         size, ngf, ndf, n_blocks, epochs = PRESETS.get(self.preset, PRESETS["cpu"])
