@@ -492,14 +492,19 @@ def helical_ssrb(sinos, geom: CTGeometry, grid: VolumeGrid, filter: str = "ram-l
     npi = math.pi / dbeta
     marg = float(np.max(np.abs(gam))) / dbeta + 2.0 if T else 2.0
     rising = h > 0 and bool(np.all(np.diff(zg) > 0))  # else nothing is released
+    # the slabs' work arrays, made once: memory the process has not touched yet costs a page
+    # fault and the kernel's zeroing per page, which was a third of a slab's time when each slab
+    # made its own (about 0.5 GB of plan, samples, spectra and copies)
+    S0 = min(slab, nz)
+    bufs = {name: np.empty((2, S0, M, T), dtype=dt) for name, dt in
+            (("kk", np.int32), ("wk", np.float32), ("row", np.int32), ("par", np.int8), ("wz", np.float32))}
+    p_buf = np.empty((S0, C, M, T), dtype=np.float32)
+    q_buf = np.empty((M, T, S0, C), dtype=np.float32)
     for z_first in range(0, nz, slab):
         z0s = np.ascontiguousarray(zg[z_first: z_first + slab], dtype=np.float64)
         S = z0s.size
-        kk = np.empty((2, S, M, T), dtype=np.int32)
-        wk = np.empty((2, S, M, T), dtype=np.float32)
-        row = np.empty((2, S, M, T), dtype=np.int32)
-        par = np.empty((2, S, M, T), dtype=np.int8)
-        wz = np.empty((2, S, M, T), dtype=np.float32)
+        kk, wk, row, par, wz = (bufs[k] if S == S0 else bufs[k][:, :S].copy()
+                                for k in ("kk", "wk", "row", "par", "wz"))
         ssrb_plan(zview, z0s, dtheta, M, dbeta, gam, zc, v0, dv, R, V, h, hv,
                    kk, wk, row, par, wz)
         k0, k1 = _ssrb_view_range(float(z0s.min()), float(z0s.max()), float(zview[0]), h, hv,
@@ -507,7 +512,7 @@ def helical_ssrb(sinos, geom: CTGeometry, grid: VolumeGrid, filter: str = "ram-l
         lo, hi = used_views(kk)
         if hi >= lo and (lo < k0 or hi + 2 > k1):  # the bound lets a stream drop views: never guess
             raise RuntimeError(f"SSRB used views {lo}..{hi + 2}, outside its bound {k0}..{k1}")
-        p = np.empty((S, C, M, T), dtype=np.float32)
+        p = p_buf if S == S0 else np.empty((S, C, M, T), dtype=np.float32)
         if isinstance(src, ViewStream):  # every channel's views in one array: one pass
             ssrb_gather(src.block(k0, max(k1, k0 + 2)), k0, kk, wk, row, par, wz, col, p, 0)
         else:
@@ -520,7 +525,9 @@ def helical_ssrb(sinos, geom: CTGeometry, grid: VolumeGrid, filter: str = "ram-l
             nxt = zg[z_first + slab: z_first + 2 * slab]
             src.release(_ssrb_view_range(float(nxt.min()), float(nxt.max()), float(zview[0]), h,
                                          hv, npi, marg, V)[0])
-        q = np.ascontiguousarray(filter_axis(p, resp, axis=3).transpose(2, 3, 0, 1))
+        q = q_buf if S == S0 else np.empty((M, T, S, C), dtype=np.float32)
+        for s in range(S):  # slice by slice: temporaries of a few MB, reused by the allocator
+            q[:, :, s, :] = filter_axis(p[s], resp, axis=2).transpose(1, 2, 0)
         del p
         bp_parallel(q, cos_t, sin_t, float(t[0]), dt, xs, ys, rmax, np.float32(dtheta),
                      out, z_first)
