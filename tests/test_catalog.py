@@ -280,7 +280,8 @@ def test_cli_errors(tmp_path, monkeypatch, args, message):
 # ------------------------------------------------------------------------------ built-in scenes
 
 
-@pytest.mark.parametrize("name, cats", [("pidray", PIDRAY), ("clcxray", CLCXRAY), ("xseg", XSEG)])
+@pytest.mark.parametrize("name, cats", [("pidray", PIDRAY), ("clcxray", CLCXRAY), ("xseg", XSEG),
+                                        ("pidray_vendor_b", PIDRAY)])
 def test_builtin_dataset_scenes_validate(name, cats):
     r = run_cli("validate", name)
     assert r.exit_code == 0, r.output
@@ -340,3 +341,16 @@ def test_xseg_bags_hold_several_labelled_objects_of_every_class():
     assert np.median(counts) >= 4 and max(counts) >= 8
     seen = {o.label for i in range(60) for o in sample(loaded, i).objects if o.label}
     assert seen == set(XSEG)
+
+
+def test_vendor_b_differs_from_pidray_as_another_scanner():
+    """The target scanner keeps the categories but changes the machine: spectrum, detector
+    layers, pitch, blur and noise, and draws threats outside the source ranges."""
+    a, b = sample(load_scene("pidray"), 0), sample(load_scene("pidray_vendor_b"), 0)
+    sa, sb = a.scanners[0], b.scanners[0]
+    assert sb.spectrum.kvp != sa.spectrum.kvp and sb.spectrum.filtration != sa.spectrum.filtration
+    assert sb.detector.front.material != sa.detector.front.material and sb.pitch != sa.pitch
+    assert sb.noise.blur > sa.noise.blur and sb.noise.electronic > sa.noise.electronic
+    loaded = load_scene("pidray_vendor_b")
+    knives = [o for i in range(40) for o in sample(loaded, i).objects if o.name.startswith("long_knife")]
+    assert knives, "no long knife in 40 bags"
