@@ -323,6 +323,8 @@ def test_one_line_errors_write_nothing(tmp_path, weights):
                    "smaller than the training crop 32 x 32")
     one_line_error(run("train", "cyclegan", "--data", a, "--target", tmp_path / "nope", "-o", run_dir, *fast), "not a folder")
     one_line_error(run("train", "cyclegan", "--data", a, "--target", a, "-o", run_dir, "--opt", "preset=huge"), "option preset")
+    one_line_error(run("train", "atss", "--data", a, "--target", a, "-o", run_dir), "--target is for trainable synthesizers")
+    one_line_error(run("train", "tip", "--data", a, "-o", run_dir), "is a synthesizer; use 'xraybag learn synthesize'")
     assert not run_dir.exists()
 
     data = odd_dataset(tmp_path / "D")
