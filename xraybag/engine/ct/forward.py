@@ -243,7 +243,11 @@ def trace_views(solids, geom: CTGeometry, views=None, materials: list[str] | Non
     src = np.stack([sub.sid * np.cos(b), sub.sid * np.sin(b), np.asarray(sub.z, dtype=np.float64)], axis=1)
     cvec = np.stack([-np.cos(b), -np.sin(b), np.zeros_like(b)], axis=1)
     evec = np.stack([-np.sin(b), np.cos(b), np.zeros_like(b)], axis=1)
-    _trace_views(vertices, faces, slots, zlo, zhi, reach, src, cvec, evec, sub.u(), sub.v(), float(sub.sdd),
-                 bool(sub.curved), float(sub.col_pitch), float(sub.row_pitch),
-                 float(sub.col_offset), len(materials), out)
+    # views handed to the threads one at a time as they finish (numba's default splits the chunk
+    # in equal halves up front: a thread with the costlier views, or one the system preempts,
+    # kept the other waiting); each view stands alone, so the same path lengths
+    with numba.parallel_chunksize(1):
+        _trace_views(vertices, faces, slots, zlo, zhi, reach, src, cvec, evec, sub.u(), sub.v(),
+                     float(sub.sdd), bool(sub.curved), float(sub.col_pitch), float(sub.row_pitch),
+                     float(sub.col_offset), len(materials), out)
     return materials, out
