@@ -206,20 +206,15 @@ def validator(val: DetectionDataset | None, every: int, device):
     if val is None or len(val) == 0 or every <= 0:
         return None
     from xraybag.learners.metrics import coco_metrics
+    from xraybag.learners.training import every_epochs
 
     gt = val.coco_subset()
 
-    def on_epoch_end(epoch: int, model):
-        if epoch % every:
-            return None
-        model.eval()
-        try:
-            m = coco_metrics(gt, detect(model, val, device))
-        finally:
-            model.train()
+    def score(model) -> dict:
+        m = coco_metrics(gt, detect(model, val, device))
         return {"val_mAP": m["mAP"], "val_mAP50": m["mAP50"]}
 
-    return on_epoch_end
+    return every_epochs(every, score)
 
 
 class LAATSSModel(ATSSModel):

@@ -269,6 +269,24 @@ def fit(
     return weights_path
 
 
+def every_epochs(every: int, score: Callable[[Any], dict]) -> Callable[[int, Any], dict | None] | None:
+    """``fit``'s ``on_epoch_end``: every ``every`` epochs, ``score(model)`` with the model in eval
+    mode (train mode restored after); ``None`` (no validation) when ``every <= 0``."""
+    if every <= 0:
+        return None
+
+    def on_epoch_end(epoch: int, model):
+        if epoch % every:
+            return None
+        model.eval()
+        try:
+            return score(model)
+        finally:
+            model.train()
+
+    return on_epoch_end
+
+
 def read_log(out_dir: str | Path) -> list[dict]:
     """The records of ``out_dir/train_log.jsonl``."""
     path = Path(out_dir) / LOG

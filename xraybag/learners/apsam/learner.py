@@ -192,22 +192,17 @@ class SAMFinetuneSegmenter(Segmenter):
         if val is None or len(val) == 0 or every <= 0:
             return None
         from xraybag.learners.seg_metrics import segmentation_metrics
+        from xraybag.learners.training import every_epochs
 
         val = with_channels(val, self.channels_option())
         gt = val.coco_subset()
 
-        def on_epoch_end(epoch: int, model):
-            if epoch % every:
-                return None
-            model.eval()
-            try:
-                res = run_prompts(model, val, self.clicks(val), device, int(self.seed))
-            finally:
-                model.train()
+        def score(model) -> dict:
+            res = run_prompts(model, val, self.clicks(val), device, int(self.seed), str(self.crop))
             m = segmentation_metrics(gt, res, coco=False)
             return {"val_mIoU": m["mIoU"], "val_mDice": m["mDice"]}
 
-        return on_epoch_end
+        return every_epochs(every, score)
 
     # -- predict ------------------------------------------------------------------------------
 
