@@ -345,12 +345,14 @@ def test_xseg_bags_hold_several_labelled_objects_of_every_class():
 
 def test_vendor_b_differs_from_pidray_as_another_scanner():
     """The target scanner keeps the categories but changes the machine: spectrum, detector
-    layers, pitch, blur and noise, and draws threats outside the source ranges."""
+    layers, pitch, blur, noise and the display's colour table, and draws threats outside the
+    source ranges."""
     a, b = sample(load_scene("pidray"), 0), sample(load_scene("pidray_vendor_b"), 0)
     sa, sb = a.scanners[0], b.scanners[0]
     assert sb.spectrum.kvp != sa.spectrum.kvp and sb.spectrum.filtration != sa.spectrum.filtration
     assert sb.detector.front.material != sa.detector.front.material and sb.pitch != sa.pitch
     assert sb.noise.blur > sa.noise.blur and sb.noise.electronic > sa.noise.electronic
+    assert sa.colour is None and [s.colour.table for s in b.scanners] == ["vendor_b", "vendor_b"]
     loaded = load_scene("pidray_vendor_b")
     knives = [o for i in range(40) for o in sample(loaded, i).objects if o.name.startswith("long_knife")]
     assert knives, "no long knife in 40 bags"

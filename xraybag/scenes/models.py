@@ -14,8 +14,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_serializer, model_validator
 
+from xraybag.scenes.colours import Colour, colour_shorthand
 from xraybag.scenes.numbers import Dist, name_or_choice, number, vector
 from xraybag.scenes.shapes import Extrude, Revolve, Sweep
 from xraybag.scenes.sheets import Fitting, Ply, Sheet
@@ -521,6 +522,18 @@ class Scanner(Strict):
 
     # ct
     ct: CT | None = Field(None, description="ct: the CT scanner (default: the checked-baggage machine)")
+    colour: Annotated[Colour | None, BeforeValidator(colour_shorthand)] = Field(
+        None, description="the display's colour table (pseudo-colour): a table name or [Colour](#colour); "
+        "default: standard"
+    )
+
+    @model_serializer(mode="wrap")
+    def _no_colour(self, handler):
+        # a scanner without a colour table dumps as it did before the field existed
+        data = handler(self)
+        if self.colour is None and isinstance(data, dict):
+            data.pop("colour", None)
+        return data
 
     @model_validator(mode="after")
     def _geometry(self):
@@ -528,6 +541,8 @@ class Scanner(Strict):
             raise ValueError("sdd must be larger than sod")
         if self.type != "ct" and self.ct is not None:
             raise ValueError("ct settings are for type ct")
+        if self.type == "ct" and self.colour is not None:
+            raise ValueError("colour is for line_scan and radiograph scanners (CT shows grey slices)")
         if self.type == "ct":
             if self.ct is None:
                 self.ct = CT()

@@ -94,6 +94,8 @@ class ColourCalibration:
         ``z``: entry ``c * HUE_BINS + floor(z * HUE_PER_Z)`` (its value at the bin's centre).
     rgb_table: (256 * :data:`HR_BINS`,) ``V3`` (r, g, b) bytes of hue ``c`` degrees (row) at bin
         ``b`` of ``ln(-ln T_high)`` (see :func:`_hr_bins`); row 0 (the background's) is white.
+        The rows are the standard table's hues; a :class:`Display` maps them to its own colours.
+    display: the scanner's colour table (:class:`Display`); None for the standard one.
     """
 
     h_grid: np.ndarray
@@ -118,6 +120,7 @@ class ColourCalibration:
     lut_capture: np.ndarray | None = None
     hue_table: np.ndarray | None = None
     rgb_table: np.ndarray | None = None
+    display: "Display | None" = None
 
 
 def low_high_channels(channels: list[str]) -> tuple[str, str]:
@@ -166,6 +169,17 @@ def calibrate_colour(scanner, library) -> ColourCalibration:
         float(scanner.pitch),
         id(library),
     )
+    display = display_of(scanner)
+    if display is not None:  # the same classes; only the colour table differs
+        dkey = (key, display)
+        hit = _CAL_CACHE.get(dkey)
+        if hit is None or hit[0] is not library:
+            base = calibrate_colour(scanner.model_copy(update={"colour": None}), library)
+            rgb = _rgb_table(display)
+            rgb.flags.writeable = False
+            hit = (library, replace(base, display=display, rgb_table=rgb))
+            _cache(dkey, hit)
+        return hit[1]
     hit = _CAL_CACHE.get(key)
     if hit is not None and hit[0] is library:
         _CAL_CACHE.move_to_end(key)
@@ -215,10 +229,15 @@ def calibrate_colour(scanner, library) -> ColourCalibration:
     for name in ("h_grid", "ladder_z", "ladder_r", "kedge_z", "kedge_zapp", "lut_rmin",
                  "lut_rscale", "lut_zeff", "lut_capture", "hue_table", "rgb_table"):
         getattr(cal, name).flags.writeable = False
-    _CAL_CACHE[key] = (library, cal)
+    _cache(key, (library, cal))
+    return cal
+
+
+def _cache(key, entry) -> None:
+    _CAL_CACHE[key] = entry
+    _CAL_CACHE.move_to_end(key)
     while len(_CAL_CACHE) > 16:
         _CAL_CACHE.popitem(last=False)
-    return cal
 
 
 # ------------------------------------------------------------------------------ direct algorithm
@@ -317,15 +336,58 @@ def _hsv_to_rgb(h: np.ndarray, s: np.ndarray, v: np.ndarray) -> np.ndarray:
 #: scanners display them (their images are less saturated than full-strength hues).
 SAT_MAX, SAT_H = 0.9, 0.7
 DARK_MAX, DARK_H = 0.8, 3.0
+#: The standard table's hues (degrees) of organic, inorganic and metal (see ``_HUE_DEG``).
+HUES = (30.0, 120.0, 225.0)
 
 
-def _rgb_direct(hue: np.ndarray, h: np.ndarray) -> np.ndarray:
-    """uint8 colours of hue (degrees) at high attenuation ``h``; hue 0 is the white background."""
+@dataclass(frozen=True)
+class Display:
+    """A scanner display's colour table (the scene's ``scanners[].colour``, resolved): the hues of
+    organic, inorganic and metal (degrees), saturation ``sat_max (1 - exp(-h / sat_scale))``,
+    brightness ``1 - dark_max (1 - exp(-h / dark_scale))`` and the background (r, g, b), which
+    also tints every colour (so thin objects fade into it). The defaults are the standard table."""
+
+    organic: float = HUES[0]
+    inorganic: float = HUES[1]
+    metal: float = HUES[2]
+    sat_max: float = SAT_MAX
+    sat_scale: float = SAT_H
+    dark_max: float = DARK_MAX
+    dark_scale: float = DARK_H
+    background: tuple[int, int, int] = (255, 255, 255)
+
+
+def display_of(scanner) -> Display | None:
+    """The :class:`Display` of a scanner's ``colour`` field; None for the standard table."""
+    colour = getattr(scanner, "colour", None)
+    if colour is None:
+        return None
+    display = Display(**colour.resolved())
+    return None if display == Display() else display
+
+
+def _display_hue(hue: np.ndarray, d: Display) -> np.ndarray:
+    """A display's hue of each standard hue (the rows of ``rgb_table``): the standard's organic,
+    inorganic and metal hues go to the display's, and the blends between them along the shorter
+    way round the colour wheel."""
+    o = d.organic
+    i = o + (d.inorganic - o + 180.0) % 360.0 - 180.0
+    m = i + (d.metal - d.inorganic + 180.0) % 360.0 - 180.0
+    return np.interp(np.asarray(hue, dtype=np.float64), HUES, (o, i, m)) % 360.0
+
+
+def _rgb_direct(hue: np.ndarray, h: np.ndarray, display: Display | None = None) -> np.ndarray:
+    """uint8 colours of hue (degrees, the standard table's) at high attenuation ``h``; hue 0 is
+    the background. ``display``: another colour table (None: the standard one, white background)."""
+    d = display or Display()
     h = np.asarray(h, dtype=np.float64)
-    sat = SAT_MAX * (1.0 - np.exp(-h / SAT_H))
-    val = 1.0 - DARK_MAX * (1.0 - np.exp(-h / DARK_H))
-    rgb = _hsv_to_rgb(hue, sat, val)
+    sat = d.sat_max * (1.0 - np.exp(-h / d.sat_scale))
+    val = 1.0 - d.dark_max * (1.0 - np.exp(-h / d.dark_scale))
+    shown = hue if (d.organic, d.inorganic, d.metal) == HUES else _display_hue(hue, d)
+    rgb = _hsv_to_rgb(shown, sat, val)
     rgb = np.where((np.asarray(hue) == 0)[..., None], 1.0, rgb)
+    if d.background != (255, 255, 255):
+        rgb = rgb * (np.asarray(d.background, dtype=np.float64) / 255.0)
     return np.clip(np.rint(rgb * 255.0), 0, 255).astype(np.uint8)
 
 
@@ -414,15 +476,19 @@ def lookup_tables(cal: ColourCalibration) -> dict:
     hue_z = np.where(codes[:, None] > METAL, code_z[:, None], z_bins[None, :])
     hue = np.rint(_hue(np.minimum(codes, METAL)[:, None], hue_z)).astype(np.uint8)
 
-    offset, scale = _hr_bins()
-    h_bins = np.exp(offset + (np.arange(HR_BINS) + 0.5) / scale)
-    rgb = _rgb_direct(np.arange(256, dtype=np.float64)[:, None], h_bins[None, :])
-    rgb = np.ascontiguousarray(rgb).view("V3").reshape(-1)
     return dict(
         lut_rmin=rmin,
         lut_rscale=rscale,
         lut_zeff=zeff.reshape(nh * nr, 4),
         lut_capture=capture.reshape(-1),
         hue_table=hue.reshape(-1),
-        rgb_table=rgb,
+        rgb_table=_rgb_table(cal.display),
     )
+
+
+def _rgb_table(display: Display | None) -> np.ndarray:
+    """``rgb_table`` (see :class:`ColourCalibration`) of a colour table (None: the standard one)."""
+    offset, scale = _hr_bins()
+    h_bins = np.exp(offset + (np.arange(HR_BINS) + 0.5) / scale)
+    rgb = _rgb_direct(np.arange(256, dtype=np.float64)[:, None], h_bins[None, :], display)
+    return np.ascontiguousarray(rgb).view("V3").reshape(-1)

@@ -10,8 +10,10 @@ is unchanged by a common kernel; the noise of R is not).
 
 Colours (:func:`pseudo_colour`): background white; hue orange (organic), green (inorganic), blue
 (metal), blended over one Z unit at the class boundaries; saturation grows and brightness falls
-with ``h``, so thin organics are pale orange and thick ones dark brown-orange. The calibration's
-look-up tables make a view cost a few float32 passes and gathers (~50 ms for 604 x 1234 on one
+with ``h``, so thin organics are pale orange and thick ones dark brown-orange. That is the
+``standard`` colour table; a scanner's ``colour`` (:mod:`xraybag.scenes.colours`) may choose another
+(other hues, saturation and brightness curves, background), which changes only the calibration's
+``rgb_table`` (:class:`xraybag.engine.xray.calibration.Display`). The calibration's look-up tables make a view cost a few float32 passes and gathers (~50 ms for 604 x 1234 on one
 core).
 
 :func:`clcxray_encoding` is the CLCXray paper's 3-channel encoding of the raw 16-bit images.
