@@ -11,11 +11,17 @@ channels more than 20 apart) and reports over all images:
 - speckle: coloured bag pixels whose colour class (orange / green / blue) differs from that of
   all 8 neighbours, which are coloured too (isolated single-class pixels), per 10,000 bag pixels.
 
+``--kid-to OTHER`` adds the Kernel Inception Distance between the set and another set (a dataset
+or a folder of images), mean +- std over random subsets, with EfficientNet-Lite0 features
+(:mod:`xraybag.learners.kid`; values on their own scale, to be compared with each other only).
+
 Prints one JSON object. ``--despeckle-effect`` re-colours an xraybag dataset's raw low/high
 signals with the speck removal of :func:`xraybag.engine.xray.colour.despeckle` off and on, so its
-effect is measured on the same images. Usage::
+effect is measured on the same images. Bad input (no such folder, no images) is a one-line error,
+exit 2. Usage::
 
     python benchmarks/image_stats.py DATASET_OR_FOLDER [--limit 100] [--label before]
+    python benchmarks/image_stats.py DATASET_OR_FOLDER --kid-to TARGET [--kid-subsets 100]
     python benchmarks/image_stats.py DATASET --despeckle-effect
 """
 
@@ -23,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
 from pathlib import Path
 
@@ -87,8 +94,25 @@ def stats(paths: list[Path]) -> dict:
 
 def image_paths(root: Path, limit: int) -> list[Path]:
     folder = root / "images" if (root / "images").is_dir() else root
+    if not folder.is_dir():
+        raise ValueError(f"{root}: not a folder")
     paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
+    if not paths:
+        raise ValueError(f"{folder}: no PNG or JPEG images")
     return paths[:limit]
+
+
+def kid_between(a: list[Path], b: list[Path], subsets: int, subset_size: int, threads: int) -> dict:
+    """KID of image sets ``a`` and ``b`` (EfficientNet-Lite0 features; see :mod:`xraybag.learners.kid`)."""
+    import torch
+
+    from xraybag.learners.kid import FEATURE_SIZE, kid, lite0_features, lite0_network
+
+    torch.set_num_threads(threads)
+    net = lite0_network()
+    mean, std, size = kid(lite0_features(a, net=net), lite0_features(b, net=net), subsets, subset_size)
+    return {"mean": round(mean, 5), "std": round(std, 5), "subsets": subsets, "subset_size": size,
+            "features": f"efficientnet_lite0 1280-d, {FEATURE_SIZE[0]} x {FEATURE_SIZE[1]} px"}
 
 
 def main() -> None:
@@ -98,14 +122,33 @@ def main() -> None:
     ap.add_argument("--label", default=None, help="a name for this set in the output")
     ap.add_argument("--despeckle-effect", action="store_true",
                     help="an xraybag dataset: re-colour its raw signals with the speck removal off and on")
+    ap.add_argument("--kid-to", type=Path, default=None, metavar="OTHER",
+                    help="also the KID between this set and OTHER (a dataset or a folder of images)")
+    ap.add_argument("--kid-subsets", type=int, default=100, help="KID: random subsets averaged")
+    ap.add_argument("--kid-subset-size", type=int, default=1000,
+                    help="KID: images per subset (at most half the smaller set)")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads for the KID features")
     a = ap.parse_args()
-    if a.despeckle_effect:
-        print(json.dumps({"specks_kept": recoloured(a.root, a.limit, False),
-                          "specks_removed": recoloured(a.root, a.limit, True)}, indent=1))
-        return
-    out = stats(image_paths(a.root, a.limit))
-    if a.label:
-        out = {"label": a.label, **out}
+    try:
+        if a.despeckle_effect:
+            print(json.dumps({"specks_kept": recoloured(a.root, a.limit, False),
+                              "specks_removed": recoloured(a.root, a.limit, True)}, indent=1))
+            return
+        if a.kid_subsets < 1 or a.kid_subset_size < 2 or a.threads < 1:
+            raise ValueError("--kid-subsets and --threads must be at least 1, --kid-subset-size at least 2")
+        paths = image_paths(a.root, a.limit)
+        other = image_paths(a.kid_to, a.limit) if a.kid_to is not None else None
+        if other is not None and min(len(paths), len(other)) < 2:
+            raise ValueError("KID needs at least 2 images in each set")
+        out = stats(paths)
+        if a.label:
+            out = {"label": a.label, **out}
+        if other is not None:
+            out["kid"] = {"to": str(a.kid_to), **kid_between(paths, other, a.kid_subsets,
+                                                              a.kid_subset_size, a.threads)}
+    except (ValueError, OSError) as e:
+        print(f"error: {str(e).splitlines()[0] if str(e) else type(e).__name__}", file=sys.stderr)
+        sys.exit(2)
     print(json.dumps(out, indent=1))
 
 
