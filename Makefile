@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: demo test test-slow test-gpu bench bench-learn bench-apsam gvxr-deps mmdet-deps clean
+.PHONY: demo test test-slow test-gpu bench bench-learn bench-apsam bench-value gvxr-deps mmdet-deps clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -67,6 +67,13 @@ bench-apsam: $(STAMP)
 	test -f bench-out/xseg90/annotations.json || $(BIN)/xraybag render xseg -n 90 -o bench-out/xseg90 -q
 	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/apsam_compare.py --data bench-out/xseg90 --out bench-out/apsam \
 	    --seeds 0 1 2 --jobs 2 --opt epochs=4 --opt val_every=0
+
+# what synthetic data is worth on another scanner (docs/learners.md): atss trained on pidray (source),
+# on pidray + tip composites into pidray_vendor_b's benign bags, on pidray + its cyclegan translation,
+# and on pidray_vendor_b's labels, each scored on pidray_vendor_b's test split; 3 seeds (about 1 h 15 min)
+bench-value: $(STAMP)
+	$(BIN)/python benchmarks/learning_value.py --work bench-out/learning_value --seeds 0 1 2 --jobs 2 \
+	    --json bench-out/learning_value.json --markdown
 
 clean:
 	rm -rf $(VENV) demo-out bench-out .pytest_cache build

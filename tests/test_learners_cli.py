@@ -167,3 +167,51 @@ def test_user_errors(plugin, data, tmp_path):
     _one_line_error(run("synthesize", "mean_box", "--data", data, "--out", tmp_path / "s"), "is a model")
     _one_line_error(run("eval", "mean_box", "--weights", tmp_path / "none.json", "--data", data), "weights file does not exist")
     _one_line_error(run("train", "mean_box", "--data", tmp_path / "missing", "--out", tmp_path / "r"), "dataset folder does not exist")
+
+
+def test_train_on_several_datasets(plugin, data, tmp_path):
+    """Repeated --data: the train splits joined, the later datasets' categories matched by name
+    (here renumbered and one of them missing), ids kept unique; one-line errors."""
+    from xraybag.learners.data import ConcatDetectionDataset
+
+    other = make_dataset(tmp_path / "other", bags=4)
+    coco = json.loads((other / "annotations.json").read_text())
+    renumber = {3: 1, 7: 2, 9: 3}  # knife, gun, bottle -> 1, 2, 3; and no bottles at all
+    coco["categories"] = [dict(c, id=renumber[c["id"]]) for c in coco["categories"] if c["name"] != "bottle"]
+    coco["annotations"] = [dict(a, category_id=renumber[a["category_id"]]) for a in coco["annotations"]
+                           if a["category_id"] != 9]
+    (other / "annotations.json").write_text(json.dumps(coco))
+
+    a, b = DetectionDataset(data, "train", splits=(1, 0, 0)), DetectionDataset(other, "train", splits=(1, 0, 0))
+    joined = ConcatDetectionDataset([a, b])
+    assert len(joined) == len(a) + len(b) and joined.class_names == a.class_names
+    assert len(set(joined.image_ids)) == len(joined) and len(joined.bags) == len(a.bags) + len(b.bags)
+    s, t = joined[len(a)], b[0]
+    np.testing.assert_array_equal(s.image, t.image)
+    assert [joined.class_names[i] for i in s.labels] == [b.class_names[i] for i in t.labels]
+    gt = joined.coco_subset()
+    assert len({x["id"] for x in gt["annotations"]}) == len(gt["annotations"]) == len(a.coco["annotations"]) + len(
+        coco["annotations"])
+    assert {x["category_id"] for x in gt["annotations"]} <= set(a.label_to_category_id)
+
+    out = tmp_path / "run"
+    r = run("train", "mean_box", "--data", data, "--data", other, "--out", out, "--splits", "1,0,0", "-q")
+    assert r.exit_code == 0, r.output
+    rec = json.loads((out / "learn.json").read_text())
+    assert rec["data"] == str(data.resolve()) and rec["datasets"] == [str(data.resolve()), str(other.resolve())]
+    model = json.loads((out / "weights.json").read_text())
+    assert model["categories"] == a.label_to_category_id
+    for label, cid in enumerate(a.label_to_category_id):  # each class's mean box over both datasets
+        xywh = np.array([x["bbox"] for x in gt["annotations"] if x["category_id"] == cid])
+        mean = np.stack([xywh[:, 0], xywh[:, 1], xywh[:, 0] + xywh[:, 2], xywh[:, 1] + xywh[:, 3]], 1).mean(0)
+        np.testing.assert_allclose(model["mean_box"][label], mean / [64, 48, 64, 48], rtol=1e-9)
+
+    coco["categories"].append({"id": 4, "name": "hammer"})
+    (other / "annotations.json").write_text(json.dumps(coco))
+    _one_line_error(run("train", "mean_box", "--data", data, "--data", other, "--out", tmp_path / "r2", "-q"),
+                    f"{other / 'annotations.json'}: ", "categories 'hammer' are not among the first dataset's")
+    _one_line_error(run("train", "mean_box", "--data", data, "--data", tmp_path / "missing", "--out", tmp_path / "r3"),
+                    "dataset folder does not exist", str(tmp_path / "missing"))
+    _one_line_error(run("train", "cyclegan", "--data", data, "--data", other, "--target", data, "--out", tmp_path / "r4"),
+                    "several --data are for models", "'cyclegan' is a trainable synthesizer")
+    assert not (tmp_path / "r2").exists() and not (tmp_path / "r3").exists() and not (tmp_path / "r4").exists()

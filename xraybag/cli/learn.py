@@ -192,7 +192,9 @@ def list_learners() -> None:
 
 @learn.command()
 @click.argument("name")
-@click.option("--data", required=True, type=click.Path(), help="Dataset folder (xraybag render output).")
+@click.option("--data", required=True, multiple=True, type=click.Path(),
+              help="Dataset folder (xraybag render output). Repeatable for a model (detector): the train "
+              "splits of all are joined, categories matched by name to the first's.")
 @click.option("--target", default=None, type=click.Path(),
               help="Trainable synthesizers (cyclegan): the image set to learn the look of (dataset or image folder).")
 @out_option("Run folder (weights, checkpoint, log).", required=True)
@@ -222,6 +224,11 @@ def train(name, data, target, out, input_, device, resume, splits, split_seed, o
         target = target or rec.get("target")
     learner = _learner(name, TRAINED + TRAINABLE, parsed)
     learner.check()
+    datasets, data = tuple(data), data[0]
+    if len(datasets) > 1 and learner.kind != "model":
+        raise XraybagError(f"several --data are for models (detectors); {name!r} is a "
+                           f"{'trainable synthesizer' if learner.kind == 'synthesizer' else learner.kind} "
+                           "and takes one")
     dev = resolve_device(device)
     if learner.kind == "synthesizer":  # learns from two image sets, no splits
         if target is None:
@@ -239,10 +246,7 @@ def train(name, data, target, out, input_, device, resume, splits, split_seed, o
             input_ = input_ or "rgb"
         fr = _splits(splits) if splits else (0.8, 0.1, 0.1)
         seed = int(split_seed) if split_seed is not None else 0
-        train_ds = _dataset(learner, data, "train", input_, fr, seed)
-        if len(train_ds) == 0:
-            raise XraybagError("the train split has no images", str(data))
-        val_ds = _dataset(learner, data, "val", input_, fr, seed)
+        train_ds, val_ds = _joined(learner, datasets, input_, fr, seed)
         if learner.kind == "segmenter" and not quiet:
             click.echo(f"train split: {train_ds.cleaning_report()}", err=True)
 
@@ -261,6 +265,8 @@ def train(name, data, target, out, input_, device, resume, splits, split_seed, o
         "split_seed": seed,
         "device": dev,
     }
+    if len(datasets) > 1:
+        record["datasets"] = [str(Path(d).resolve()) for d in datasets]
     if target is not None:
         record["target"] = str(Path(target).resolve())
     had_record = (out / RUN_FILE).exists()
@@ -278,6 +284,23 @@ def train(name, data, target, out, input_, device, resume, splits, split_seed, o
         raise
     _write_json(out / RUN_FILE, record | {"weights": str(Path(weights).name)})
     click.echo(str(weights))
+
+
+def _joined(learner, datasets, input_, fr, seed):
+    """The train and val splits of ``datasets`` (one, or several joined for a model), checked."""
+    from xraybag.learners.data import ConcatDetectionDataset
+
+    trains, vals = [], []
+    for d in datasets:
+        train_ds = _dataset(learner, d, "train", input_, fr, seed)
+        if len(train_ds) == 0:
+            raise XraybagError("the train split has no images", str(d))
+        trains.append(train_ds)
+        vals.append(_dataset(learner, d, "val", input_, fr, seed))
+    if len(datasets) == 1:
+        return trains[0], vals[0]
+    vals = [v for v in vals if len(v)]
+    return ConcatDetectionDataset(trains), ConcatDetectionDataset(vals) if vals else []
 
 
 @learn.command("eval")

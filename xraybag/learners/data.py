@@ -388,6 +388,93 @@ class DetectionDataset:
         )
 
 
+class ConcatDetectionDataset:
+    """Several :class:`DetectionDataset` s read as one (``xraybag learn train`` with several
+    ``--data``): the first one's categories and label indices; the others' categories matched to
+    them by name (a name the first lacks is an error naming that dataset's file). Image, annotation
+    and bag ids are offset per dataset so that they stay unique; records and samples come back with
+    the new ids and category ids. ``root``, ``split``, ``input`` and ``splits`` are the first's."""
+
+    def __init__(self, parts: Sequence[DetectionDataset]):
+        if not parts:
+            raise XraybagError("no datasets to join")
+        first = parts[0]
+        self.parts = list(parts)
+        self.root, self.ann_file, self.split, self.input = first.root, first.ann_file, first.split, first.input
+        self.splits, self.seed = first.splits, first.seed
+        self.categories, self.class_names = first.categories, first.class_names
+        self.label_to_category_id, self.category_id_to_label = first.label_to_category_id, first.category_id_to_label
+        by_name = dict(zip(first.class_names, first.label_to_category_id))
+        self._cat, self._label, self._where, self._orig = [], [], [], {}
+        self.images, self._anns, self._bag_of = [], {}, {}
+        img_off = ann_off = bag_off = 0
+        for k, p in enumerate(self.parts):
+            if p.input != first.input:
+                raise XraybagError(f"input {p.input!r} differs from the first dataset's {first.input!r}", str(p.root))
+            missing = [n for n in p.class_names if n not in by_name]
+            if missing:
+                raise XraybagError(f"categories {', '.join(map(repr, missing))} are not among the first dataset's "
+                                   f"({', '.join(first.class_names)})", str(p.ann_file))
+            cat = {cid: by_name[n] for cid, n in zip(p.label_to_category_id, p.class_names)}
+            self._cat.append(cat)
+            self._label.append(np.array([first.category_id_to_label[cat[c]] for c in p.label_to_category_id] or [0],
+                                        dtype=np.int64))
+            for j, im in enumerate(p.images):
+                new = dict(im, id=int(im["id"]) + img_off, bag=p._bag(im) + bag_off)
+                self.images.append(new)
+                self._where.append((k, j, img_off, ann_off))
+                self._orig[new["id"]] = (k, im)
+                self._anns[new["id"]] = [dict(a, id=int(a["id"]) + ann_off, image_id=new["id"],
+                                              category_id=cat[a["category_id"]]) for a in p.annotations(im["id"])]
+            img_off += max((int(im["id"]) for im in p.coco["images"]), default=-1) + 1
+            ann_off += max((int(a["id"]) for a in p.coco["annotations"]), default=-1) + 1
+            bag_off += max((p._bag(im) for im in p.coco["images"]), default=-1) + 1
+
+    @property
+    def on_load(self):
+        return self.parts[0].on_load
+
+    @on_load.setter
+    def on_load(self, fn) -> None:
+        for p in self.parts:
+            p.on_load = fn
+
+    num_classes = DetectionDataset.num_classes
+    num_channels = DetectionDataset.num_channels
+    image_ids = DetectionDataset.image_ids
+    __iter__ = DetectionDataset.__iter__
+
+    @property
+    def bags(self) -> list[int]:
+        return sorted({int(im["bag"]) for im in self.images})
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def annotations(self, image_id: int) -> list[dict]:
+        return self._anns[image_id]
+
+    def load_image(self, im: dict) -> np.ndarray:
+        k, orig = self._orig[im["id"]]
+        return self.parts[k].load_image(orig)
+
+    def __getitem__(self, index: int) -> Sample:
+        from dataclasses import replace
+
+        k, j, img_off, ann_off = self._where[index]
+        s = self.parts[k][j]
+        return replace(s, labels=self._label[k][s.labels], image_id=s.image_id + img_off,
+                       ann_ids=[a + ann_off for a in s.ann_ids])
+
+    def coco_subset(self) -> dict:
+        return {"images": [dict(im) for im in self.images],
+                "annotations": [dict(a) for im in self.images for a in self._anns[im["id"]]],
+                "categories": [dict(c) for c in self.categories]}
+
+    def __repr__(self) -> str:
+        return f"ConcatDetectionDataset({len(self.parts)} datasets: {len(self)} images, {self.num_classes} classes)"
+
+
 FLIPS = ("none", "h", "v", "hv")
 
 
