@@ -6,7 +6,14 @@ numba backend (CPU, all threads numba is given) and by the CUDA backend (numba.c
 medians give views per second. The first trace of each backend (compilation) is reported apart
 as ``cold_s``. The CUDA results are checked against the CPU ones (``max_ulp``: largest float32
 difference in units in the last place). Without a CUDA GPU the cuda entry says why and the
-CPU figures are still printed. Usage::
+CPU figures are still printed.
+
+``whole_views`` then times whole dual-energy views as ``xraybag render`` makes them
+(:func:`~xraybag.engine.output.pipeline.render_view`: trace, spectral pass and noise, pseudo-colour
+and labels) with each backend (the CUDA tracer brings the CUDA spectral pass; the noise,
+pseudo-colour and labels stay on the CPU), per stage, and the largest per-pixel relative
+difference of the CUDA view's transmissions from the CPU view's (same seed, so the same noise
+draws). Usage::
 
     python benchmarks/trace_gpu.py [--scene benchmarks/bag30.yaml] [--pitch 1] [--bags 3] [--repeat 5]
 """
@@ -56,7 +63,7 @@ def main() -> None:
     for i in range(1, args.bags + 1):
         packed, _ = pack_bag(loaded, i, loaded.spec.seed)
         solids, _ = build_solids(packed, tolerance=packed.tolerance)
-        views += [(s.name, solids, view_geometry(s, packed)) for s in packed.scanners]
+        views += [(s.name, solids, view_geometry(s, packed), packed, s) for s in packed.scanners]
 
     problem = cuda_problem()
     if problem is None:
@@ -67,8 +74,8 @@ def main() -> None:
     report: dict = {
         "scene": args.scene, "pitch": args.pitch, "bags": args.bags, "repeat": args.repeat,
         "machine": platform.processor() or platform.machine(),
-        "views": sorted({f"{name} {g.rows}x{g.cols}" for name, _, g in views}),
-        "triangles_per_bag": int(np.mean([sum(len(s.faces) for s in sol) for _, sol, _ in views])),
+        "views": sorted({f"{v[0]} {v[2].rows}x{v[2].cols}" for v in views}),
+        "triangles_per_bag": int(np.mean([sum(len(s.faces) for s in v[1]) for v in views])),
     }
     if problem is None and not config.ENABLE_CUDASIM:
         name = cuda.get_current_device().name
@@ -81,7 +88,7 @@ def main() -> None:
         cold = time.perf_counter() - t
         per_view = []
         max_ulp = 0
-        for k, (_, solids, g) in enumerate(views):
+        for k, (_, solids, g, _, _) in enumerate(views):
             times = []
             for _ in range(args.repeat):
                 t = time.perf_counter()
@@ -102,7 +109,42 @@ def main() -> None:
     elif results["cuda"]["views_per_s"]:
         report["speedup"] = round(results["cuda"]["views_per_s"] / results["numba"]["views_per_s"], 2)
     report["backends"] = results
+    report["whole_views"] = whole_views(loaded, views, backends, args.repeat)
     print(json.dumps(report, indent=1))
+
+
+def whole_views(loaded, views, backends, repeat: int) -> dict:
+    """Whole views (render_view) per backend: median seconds per stage and views per second, and
+    the CUDA transmissions' largest relative difference per pixel from the CPU's."""
+    from xraybag.engine.output.pipeline import render_view
+
+    library = loaded.library
+    out: dict = {}
+    first: dict = {}
+    for b in backends:
+        _, solids, _, packed, scanner = views[0]
+        render_view(packed, solids, scanner, library, np.random.default_rng(0), b)
+        totals, stages = [], {}
+        for k, (_, solids, _, packed, scanner) in enumerate(views):
+            runs = []
+            for _ in range(repeat):
+                t = time.perf_counter()
+                v = render_view(packed, solids, scanner, library, np.random.default_rng(k), b)
+                runs.append((time.perf_counter() - t, v.seconds))
+            totals.append(statistics.median(r[0] for r in runs))
+            for st in runs[0][1]:
+                stages.setdefault(st, []).append(statistics.median(r[1][st] for r in runs))
+            if b == "numba":
+                first[k] = v.transmission
+            else:
+                worst = max(float(np.max(np.abs(v.transmission[c] - first[k][c]) / np.maximum(first[k][c], 1e-6)))
+                            for c in v.transmission)
+                out.setdefault("max_rel_diff_vs_cpu", 0.0)
+                out["max_rel_diff_vs_cpu"] = max(out["max_rel_diff_vs_cpu"], worst)
+        out[b] = {"median_view_s": round(statistics.median(totals), 5),
+                  "views_per_s": round(len(totals) / sum(totals), 2),
+                  "stages_median_s": {st: round(statistics.median(v), 5) for st, v in stages.items()}}
+    return out
 
 
 if __name__ == "__main__":

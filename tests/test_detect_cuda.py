@@ -85,10 +85,12 @@ def _check(rec: dict) -> None:
         r = rec[name]
         assert r["sums"] == sums
         assert r["open_equal"]  # the open beam is the same float64 on both
-        # float32 rounding of the exponent, expf and the sums, per unit of exponent
-        # (the simulator takes the exponential in float64 and rounds it: ~2.8e-7 at most here)
-        assert r["gpu_cpu"] <= 5e-7, r
-        assert r["gpu_ref"] <= 5e-7, r  # against float64
+        # float32 rounding of the exponent, expf and the sums, per unit of exponent (the
+        # simulator takes the exponential in float64 and rounds it: ~2.8e-7 at most here; an H200,
+        # libdevice's expf within 2 ulp and fused multiply-adds: 7.7e-7 from the CPU and 8.0e-7
+        # from float64 over 810,000 pixels, where the CPU is 2.9e-7 from float64)
+        assert r["gpu_cpu"] <= 1e-6, r
+        assert r["gpu_ref"] <= 1e-6, r  # against float64
         assert r["cpu_ref"] <= 3e-7, r
         assert r["dark"] < 1e-36 and r["dark_cpu"] < 1e-36  # exp(-87) at most: no light through 2 m of iron
         # the same draws: the noisy images differ only where a sum's last bits move a rounding

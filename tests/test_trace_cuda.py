@@ -64,6 +64,24 @@ def test_kernel_compiles_for_a_real_gpu():
     assert size > 10_000 and atomics == 1
 
 
+def test_ray_hit_has_no_fused_multiply_add():
+    """NVVM fuses ``a * b - c * d`` into a multiply-add unless told not to; in the ray test that
+    makes a shared edge's function in one triangle differ from minus its function in the other, so
+    a ray through the edge hits both triangles or neither (seen on an H200). The device copy of
+    ``ray_hit`` has no fused double-precision multiply-add."""
+    size, fused = ptx_of("""
+        from xraybag.engine.xray import trace_cuda as T
+        rh = T._ray_hit
+        def k(vertices, o, kk, sh, out):
+            hit, t = rh(vertices, 0, 1, 2, o[0], o[1], o[2], kk, sh)
+            out[0] = t if hit else -1.0
+        sig = (nt.float64[:, ::1], nt.float64[::1], nt.int8[::1], nt.float64[::1], nt.float64[::1])
+        ptx, _ = cuda.compile_ptx(k, sig, cc=(9, 0))
+        print("PTX", len(ptx), ptx.count("fma.rn.f64"))
+    """)
+    assert size > 5_000 and fused == 0
+
+
 def test_cuda_backend_refused_without_a_gpu():
     from numba import config, cuda
 

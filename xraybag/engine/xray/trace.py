@@ -105,6 +105,15 @@ def _top_left(ex: float, ey: float) -> bool:
 
 
 @_shared(inline="always")
+def _mul(a: float, b: float) -> float:
+    """``a * b``. The CUDA copy of the helpers uses libdevice's ``dmul_rn`` here, a product that
+    the compiler never fuses with an addition: NVVM fuses ``a * b - c * d`` into a multiply-add
+    by default, which rounds the edge function of a shared edge differently in its two triangles
+    (no longer exact negatives), so a ray through that edge would hit both or neither."""
+    return a * b
+
+
+@_shared(inline="always")
 def ray_hit(vertices, a, b, c, o0, o1, o2, k, sh):
     """Watertight test of the ray from ``(o0, o1, o2)`` with permutation ``k`` and shear ``sh``
     (see :func:`shear_setup`) against triangle ``(a, b, c)``: ``(hit, signed distance)``, the
@@ -122,15 +131,17 @@ def ray_hit(vertices, a, b, c, o0, o1, o2, k, sh):
     az = vertices[a, kz] - oz
     bz = vertices[b, kz] - oz
     cz = vertices[c, kz] - oz
-    axs = vertices[a, kx] - ox - sx * az
-    ays = vertices[a, ky] - oy - sy * az
-    bxs = vertices[b, kx] - ox - sx * bz
-    bys = vertices[b, ky] - oy - sy * bz
-    cxs = vertices[c, kx] - ox - sx * cz
-    cys = vertices[c, ky] - oy - sy * cz
-    u = cxs * bys - cys * bxs  # edge b -> c
-    v = axs * cys - ays * cxs  # edge c -> a
-    ww = bxs * ays - bys * axs  # edge a -> b
+    axs = vertices[a, kx] - ox - _mul(sx, az)
+    ays = vertices[a, ky] - oy - _mul(sy, az)
+    bxs = vertices[b, kx] - ox - _mul(sx, bz)
+    bys = vertices[b, ky] - oy - _mul(sy, bz)
+    cxs = vertices[c, kx] - ox - _mul(sx, cz)
+    cys = vertices[c, ky] - oy - _mul(sy, cz)
+    # products never fused with the subtraction (see _mul): the same rounding as on the CPU, so
+    # a shared edge's function in one triangle is exactly minus its function in the other
+    u = _mul(cxs, bys) - _mul(cys, bxs)  # edge b -> c
+    v = _mul(axs, cys) - _mul(ays, cxs)  # edge c -> a
+    ww = _mul(bxs, ays) - _mul(bys, axs)  # edge a -> b
     det = u + v + ww
     if det == 0.0:
         return False, 0.0
@@ -144,7 +155,7 @@ def ray_hit(vertices, a, b, c, o0, o1, o2, k, sh):
         return False, 0.0
     if wn == 0.0 and not _top_left(s * (bxs - axs), s * (bys - ays)):
         return False, 0.0
-    t = (u * az + v * bz + ww * cz) * sz / det
+    t = (_mul(u, az) + _mul(v, bz) + _mul(ww, cz)) * sz / det
     # det < 0: the triangle is seen from inside (an exit hit) for outward meshes
     return True, -s * t
 

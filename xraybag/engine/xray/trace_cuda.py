@@ -8,7 +8,10 @@ buffer, and hits are added there with ``cuda.atomic.add``. Everything around the
 objects' windows, the faces' footprints, clamping and the per-material sums) is the CPU code of
 :mod:`.trace`, and the per-ray math (the watertight test, the fan mapping) is its plain-Python
 source compiled a second time as CUDA device functions
-(:data:`~xraybag.engine.xray.trace.SHARED_HELPERS`). A row's columns come from
+(:data:`~xraybag.engine.xray.trace.SHARED_HELPERS`), whose products go through libdevice's
+``dmul_rn`` (NVVM would otherwise fuse them into multiply-adds, and the edge functions of a
+shared edge would no longer be exact negatives in its two triangles: on an H200 that broke the
+watertight test for rays through shared edges). A row's columns come from
 ``trace._row_columns``, a helper copy of the row loop that the CPU kernel keeps inline for speed;
 the tests hold both backends to the same results. The fan mapping's angle is libdevice's atan2
 here (within an ulp of the CPU's); it only sets which columns are tested, so a difference could
@@ -77,6 +80,10 @@ def _device_functions() -> dict:
     for name, fn in SHARED_HELPERS.items():
         clone = types.FunctionType(fn.__code__, g, name, fn.__defaults__, fn.__closure__)
         g[name] = cuda.jit(device=True)(clone)
+    if not numba.config.ENABLE_CUDASIM:  # products NVVM never fuses into a multiply-add
+        from numba.cuda import libdevice
+
+        g["_mul"] = libdevice.dmul_rn
     return g
 
 
