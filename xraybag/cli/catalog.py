@@ -155,3 +155,21 @@ def export(name: str, out: str, glb: str | None, seed: int, params: tuple[str, .
     path = Path(glb) if glb else Path(out) / f"{name}.glb"
     export_glb(name, path, seed, given)
     click.echo(f"wrote {path}")
+
+
+@catalog.command("photos")
+@click.argument("templates", nargs=-1, required=True)
+@out_option("Output folder: TEMPLATE_0000.png ... and labels.json.", required=True)
+@click.option("-n", "n", default=8, show_default=True, type=int, help="Renders per template.")
+@click.option("--size", default=128, show_default=True, type=int, help="Image side in px (the object framed in it).")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0), help="Seed of variants, poses, lights.")
+@click.option("--alpha", is_flag=True, help="Write RGBA (alpha = the object's pixels) instead of RGB on the backdrop.")
+@user_errors
+def photos(templates: tuple[str, ...], out: str, n: int, size: int, seed: int, alpha: bool) -> None:
+    """Camera-like shaded renders of catalog objects (stand-ins for photographs of threats: Lambert
+    shading of the meshes' surfaces on a light backdrop, random pose and light), with labels.json
+    giving each image's class and scale (px_per_mm). tip takes the folder as --opt threat_images=DIR."""
+    from xraybag.learners.tip.shade import write_photos
+
+    write_photos(list(templates), Path(out), n, size, seed, alpha)
+    click.echo(f"wrote {n * len(templates)} images and labels.json to {out}")

@@ -29,6 +29,7 @@ from xraybag.learners.tip.core import (
     SIGNALS, bag_with_threat, composite_view, load_bag, threat_info, threat_object, trace_threat,
 )
 from xraybag.learners.tip.place import PLACEMENTS, choose_pose, draw_pose, fits_nowhere, pick_threats
+from xraybag.learners.tip.photo import IMAGE_OPTIONS, synthesize_images
 
 
 def _read_tiff(path: Path) -> np.ndarray:
@@ -79,6 +80,7 @@ class TIPSynthesizer(Synthesizer):
             "share": (float, 0.0, "with balance=share: the share of all objects it should reach"),
             "seed": (int, 0, "seed of the threats, poses and added noise"),
             "keep_original": (bool, True, "also copy the input bags into the output"),
+            **IMAGE_OPTIONS,  # threat_images: photographs of threats, composited in image space (photo.py)
         }
 
     def check(self) -> None:  # options, before the data is read
@@ -99,6 +101,8 @@ class TIPSynthesizer(Synthesizer):
         from xraybag.scenes.loader import load_scene
 
         self.check()
+        if self.threat_images is not None:
+            return synthesize_images(self, data, out)
         data, out = Path(data), Path(out)
         coco = read_json(data / "annotations.json", "annotations.json")
         bags = check_input(data, coco)
