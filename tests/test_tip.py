@@ -131,6 +131,14 @@ def test_class_balance_reaches_the_requested_share():
     guns = counts["gun"] + sum(classes[p] == "gun" for p in picks)
     total = sum(counts.values()) + len(picks)
     assert guns / total == pytest.approx(0.3, abs=1.0 / total)
+    # each composite also copies its bag (here one knife annotation) and its
+    # threat is seen in both views: the share is that of the written dataset, counted by hand
+    adds = [({"knife": 1}, 2)] * 20
+    picks = pick_threats(classes, counts, 20, rng, "share", "gun", 0.3, adds)
+    guns = counts["gun"] + 2 * sum(classes[p] == "gun" for p in picks)
+    total = sum(counts.values()) + 20 * (1 + 2)
+    assert guns / total == pytest.approx(0.3, abs=2.0 / total)
+    assert guns / total >= 0.3 - 2.0 / total and sum(classes[p] == "gun" for p in picks) < 20
     eq = pick_threats(classes, {"knife": 3, "gun": 0}, 5, rng, "equal")
     assert [classes[p] for p in eq[:3]] == ["gun"] * 3 and sorted(classes[p] for p in eq[3:]) == ["gun", "knife"]
     with pytest.raises(XraybagError, match="rare"):

@@ -117,13 +117,19 @@ def choose_pose(bag, obj: Object, index: int, stored_low: dict, rng: np.random.G
 
 
 def pick_threats(threat_classes: dict[str, str], counts: dict[str, int], n: int, rng: np.random.Generator,
-                 balance: str = "none", rare: str | None = None, share: float = 0.0) -> list[str]:
+                 balance: str = "none", rare: str | None = None, share: float = 0.0,
+                 adds: list[tuple[dict[str, int], int]] | None = None) -> list[str]:
     """``n`` threat names (keys of ``threat_classes``: name -> class) for ``n`` composites.
 
     ``balance="none"``: uniform draws. ``"equal"``: each composite takes a threat of the class with
     the fewest objects so far (``counts``: class -> objects already in the data, updated as it
     goes). ``"share"``: threats of class ``rare`` until its share of all objects reaches
     ``share``, then the others (uniformly). Ties and choices within a class are drawn from ``rng``.
+
+    ``adds`` (one entry per composite) says what composite ``k`` brings to the output besides its
+    threat: the annotations per class of the bag copy it is made from, and how many annotations
+    its threat makes (one per view). Without it, each composite adds one annotation of its
+    threat's class and nothing else. The shares are those of the written dataset.
     """
     names = sorted(threat_classes)
     if not names:
@@ -143,7 +149,10 @@ def pick_threats(threat_classes: dict[str, str], counts: dict[str, int], n: int,
     elif balance not in ("none", "equal"):
         raise XraybagError(f"option balance: {balance!r}; expected none, equal or share")
     out = []
-    for _ in range(n):
+    for k in range(n):
+        bag_counts, per_threat = adds[k] if adds is not None else ({}, 1)
+        for c, m in bag_counts.items():
+            counts[c] = counts.get(c, 0) + m
         if balance == "equal":
             low = min(counts[c] for c in by_class)
             cls = sorted(c for c in by_class if counts[c] == low)
@@ -152,13 +161,13 @@ def pick_threats(threat_classes: dict[str, str], counts: dict[str, int], n: int,
         elif balance == "share":
             total = sum(counts.values())
             others = [x for x in names if threat_classes[x] != rare]
-            if counts[rare] < share * (total + 1) or not others:
+            if counts[rare] < share * (total + per_threat) or not others:
                 pool = by_class[rare]
             else:
                 pool = others
             t = pool[int(rng.integers(len(pool)))]
         else:
             t = names[int(rng.integers(len(names)))]
-        counts[threat_classes[t]] = counts.get(threat_classes[t], 0) + 1
+        counts[threat_classes[t]] = counts.get(threat_classes[t], 0) + per_threat
         out.append(t)
     return out

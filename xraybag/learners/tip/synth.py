@@ -130,8 +130,19 @@ class TIPSynthesizer(Synthesizer):
                 before[name] = before.get(name, 0) + 1
         rng = np.random.default_rng([self.seed, 7])
         order = sorted(bags)
-        picks = pick_threats(classes, before, len(order) * self.copies, rng, self.balance,
-                             self.rare or None, self.share)
+        # what each composite writes besides its threat (a copy of its bag's annotations) and how
+        # many annotations its threat makes (one per view), so the shares are the output's
+        bag_of = {im["id"]: b for b in order for im in bags[b]}
+        per_bag: dict[int, dict[str, int]] = {b: {} for b in order}
+        for a in coco.get("annotations", []):
+            if not a.get("iscrowd") and a.get("image_id") in bag_of:
+                name = cat_names.get(a["category_id"], str(a["category_id"]))
+                cb = per_bag[bag_of[a["image_id"]]]
+                cb[name] = cb.get(name, 0) + 1
+        adds = [(per_bag[b], len(bags[b])) for b in order for _ in range(self.copies)]
+        start = before if self.keep_original else {c: 0 for c in before}
+        picks = pick_threats(classes, start, len(order) * self.copies, rng, self.balance,
+                             self.rare or None, self.share, adds)
         interiors = {b: np.array([float(s) for s in load_scene(data / bags[b][0]["scene"]).spec.bag.size])
                      for b in order}
         for t, obj in samples.items():  # refuse a threat that fits no bag before writing anything
