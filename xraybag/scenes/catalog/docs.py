@@ -63,6 +63,7 @@ xraybag catalog list [--json] [--label knife]     # name, label, number of param
 xraybag catalog show chef_knife [--json]          # parameters with defaults, units and notes
 xraybag catalog show pistol --preview pistol.png  # and a top view of one sample (0.5 mm pixels)
 xraybag catalog export pistol -o out --seed 3 --set slide_length=190   # out/pistol.glb
+xraybag catalog photos pistol chef_knife -o photos -n 20 --size 128  # shaded renders + labels.json
 ```
 
 `export` builds one sample and writes its solids (mm, the object's bounding-box centre at the
@@ -71,6 +72,12 @@ after its part (`pistol.slide`; the solid of a container is its wall, and `NAME.
 contents), with the material name as the glTF material's name and in the mesh's extras
 (`{"material": ..., "part": ...}`). `--set PARAM=VALUE` fixes a parameter or gives it a
 distribution, as `params:` does in a scene.
+
+`photos` makes camera-like shaded renders of `-n` samples of each entry (stand-ins for
+photographs of threats: Lambert shading of the meshes' surfaces on a light backdrop, a random
+pose, light and tint per image, `--seed`), `TEMPLATE_0000.png ...` and `labels.json` (each
+image's class and scale, `px_per_mm`); `--alpha` writes RGBA. The `tip` synthesizer composites
+such a folder into bags (`--opt threat_images=DIR`, see [learners.md](learners.md)).
 
 The built-in scenes `pidray`, `clcxray` and `xseg` draw their bags from this catalog
 (`xraybag render pidray -n 1000 -o out`).
