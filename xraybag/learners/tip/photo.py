@@ -185,18 +185,24 @@ def translate_threats(threats: list[ThreatImage], weights: Path, direction: str 
 # ------------------------------------------------------------------------------ geometry
 
 
-def scaled(t: ThreatImage, pixel_mm: float) -> tuple[np.ndarray, np.ndarray]:
-    """The image and mask resampled to ``pixel_mm`` mm per pixel (bilinear; mask: >= 0.5),
-    cropped to the mask's box."""
-    from scipy.ndimage import zoom
+def resample(rgb: np.ndarray, mask: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Image and mask resampled to ``shape`` (rows, cols): Pillow's bilinear filter, which widens
+    its support when it shrinks (no aliasing from large photographs); the mask thresholded at 0.5."""
+    from PIL import Image
 
+    def one(a: np.ndarray) -> np.ndarray:
+        im = Image.fromarray(np.ascontiguousarray(a, dtype=np.float32), mode="F")
+        return np.asarray(im.resize((shape[1], shape[0]), Image.BILINEAR), dtype=np.float64)
+
+    out = np.clip(np.stack([one(rgb[:, :, c]) for c in range(rgb.shape[2])], axis=2), 0.0, 1.0)
+    return out, one(mask.astype(np.float32)) >= 0.5
+
+
+def scaled(t: ThreatImage, pixel_mm: float) -> tuple[np.ndarray, np.ndarray]:
+    """The image and mask resampled to ``pixel_mm`` mm per pixel, cropped to the mask's box."""
     s = 1.0 / (pixel_mm * t.px_per_mm)
     h, w = t.mask.shape
-    shape = (max(1, round(h * s)), max(1, round(w * s)))
-    f = (shape[0] / h, shape[1] / w)
-    rgb = np.clip(np.stack([zoom(t.rgb[:, :, c], f, order=1, mode="nearest") for c in range(3)], axis=2), 0, 1)
-    mask = zoom(t.mask.astype(np.float64), f, order=1, mode="nearest") >= 0.5
-    return _crop(rgb, mask)
+    return _crop(*resample(t.rgb, t.mask, (max(1, round(h * s)), max(1, round(w * s)))))
 
 
 def _crop(rgb: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -222,14 +228,9 @@ def rotated(rgb: np.ndarray, mask: np.ndarray, angle: float, flip: bool) -> tupl
 
 def stretched(rgb: np.ndarray, mask: np.ndarray, aspect: float) -> tuple[np.ndarray, np.ndarray]:
     """Columns resampled by ``aspect`` (a line scanner's magnification across the belt)."""
-    from scipy.ndimage import zoom
-
     if abs(aspect - 1.0) < 1e-9:
         return rgb, mask
-    w = max(1, round(mask.shape[1] * aspect))
-    f = (1.0, w / mask.shape[1])
-    rgb = np.clip(np.stack([zoom(rgb[:, :, c], f, order=1, mode="nearest") for c in range(3)], axis=2), 0, 1)
-    return _crop(rgb, zoom(mask.astype(np.float64), f, order=1, mode="nearest") >= 0.5)
+    return _crop(*resample(rgb, mask, (mask.shape[0], max(1, round(mask.shape[1] * aspect)))))
 
 
 def fits(mask: np.ndarray, shape: tuple[int, int], aspect: float = 1.0, step: float = 5.0) -> bool:
