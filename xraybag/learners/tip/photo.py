@@ -396,8 +396,18 @@ def synthesize_images(syn, data: Path, out: Path) -> Path:
             before[name] = before.get(name, 0) + 1
     by_name = {t.name: t for t in threats}
     order = sorted(bags)
-    picks = pick_threats({t.name: t.cls for t in threats}, before, len(order) * syn.copies,
-                         np.random.default_rng([syn.seed, 7]), syn.balance, syn.rare or None, syn.share)
+    # what each composite writes (a copy of its bag's annotations, its threat once per view), so
+    # that the balanced shares are those of the output
+    bag_of = {im["id"]: b for b in order for im in bags[b]}
+    per_bag: dict[int, dict[str, int]] = {b: {} for b in order}
+    for a in coco.get("annotations", []):
+        if not a.get("iscrowd") and a.get("image_id") in bag_of:
+            name = cat_names.get(a["category_id"], str(a["category_id"]))
+            per_bag[bag_of[a["image_id"]]][name] = per_bag[bag_of[a["image_id"]]].get(name, 0) + 1
+    adds = [(per_bag[b], len(bags[b])) for b in order for _ in range(syn.copies)]
+    start = before if syn.keep_original else {c: 0 for c in before}
+    picks = pick_threats({t.name: t.cls for t in threats}, start, len(order) * syn.copies,
+                         np.random.default_rng([syn.seed, 7]), syn.balance, syn.rare or None, syn.share, adds)
     plan = [(order[n // syn.copies], by_name[p], syn.seed * 1_000_003 + n) for n, p in enumerate(picks)]
     return _write(syn, data, out, coco, bags, sizes, plan, before, translator, ann)
 
