@@ -70,7 +70,7 @@ bench-apsam: $(STAMP)
 
 # what synthetic data is worth on another scanner (docs/learners.md): atss trained on pidray (source),
 # on pidray + tip composites into pidray_vendor_b's benign bags, on pidray + its cyclegan translation,
-# and on pidray_vendor_b's labels, each scored on pidray_vendor_b's test split; 3 seeds (about 1 h 15 min)
+# and on pidray_vendor_b's labels, each scored on pidray_vendor_b's test split; 3 seeds (about 50 min on 2 cores)
 bench-value: $(STAMP)
 	$(BIN)/python benchmarks/learning_value.py --work bench-out/learning_value --seeds 0 1 2 --jobs 2 \
 	    --json bench-out/learning_value.json --markdown
