@@ -438,7 +438,7 @@ def synthesize(name, data, out, opts):
 
     learner = _learner(name, ("synthesizer",), parse_opts(opts))
     learner.check()
-    DetectionDataset(data, split="all")  # check the input first
+    learner.check_data(Path(data))  # check the input first
     if Path(out).resolve() == Path(data).resolve():
         raise XraybagError("--out must differ from --data", str(out))
     result = learner.synthesize(Path(data), Path(out))

@@ -157,6 +157,12 @@ class Synthesizer(Learner):
     #: ``xraybag learn train NAME --data A --target B -o RUN`` drives)
     trainable: ClassVar[bool] = False
 
+    def check_data(self, data: Path) -> None:
+        """Check the input before anything runs (default: an xraybag dataset)."""
+        from xraybag.learners.data import DetectionDataset
+
+        DetectionDataset(data, split="all")
+
     def synthesize(self, data: Path, out: Path, **kw: Any) -> Path:
         """Read the dataset at ``data``, write the new dataset at ``out``; return ``out``."""
         raise NotImplementedError

@@ -127,6 +127,17 @@ def threat_object(threat: str | dict, seed: int, pose: Pose | dict | None = None
     return obj
 
 
+def threat_samples(threats: str, seed: int) -> tuple[dict[str, Object], dict[str, str]]:
+    """The threats of the ``threats`` option (comma-separated names), each sampled with ``seed``,
+    and their classes; a threat without a label is an error."""
+    names = [t.strip() for t in threats.split(",") if t.strip()]
+    samples = {t: threat_object(t, seed) for t in names}
+    for t, obj in samples.items():
+        if not obj.label:
+            raise XraybagError(f"threat {t} has no label (class); give the object entry a label")
+    return samples, {t: obj.label for t, obj in samples.items()}
+
+
 def outside_reach(bag: Bag, obj: Object) -> float:
     """How far (mm) the posed threat reaches out of the bag's interior (0: it fits)."""
     from xraybag.engine.packing.base import outside_bag

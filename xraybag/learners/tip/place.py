@@ -25,11 +25,13 @@ FOOTPRINT_T = 0.995
 FOOTPRINT_SHARE = 0.9
 
 
-def draw_pose(obj: Object, interior: np.ndarray, rng: np.random.Generator, attempts: int = 72) -> Pose | None:
+def draw_pose(obj: Object, interior: np.ndarray, rng: np.random.Generator, attempts: int = 72,
+              offset: np.ndarray | None = None) -> Pose | None:
     """A random pose at which ``obj`` lies wholly inside a bag interior of ``interior`` (sx, sy, sz)
     mm (bag frame: x, y centred, z from the floor), or None when none of ``attempts`` rotations
     about z (one in each of ``attempts`` equal sectors of the circle, in random order; so a long
-    threat that fits only along the diagonal is found) lets it fit."""
+    threat that fits only along the diagonal is found) lets it fit. ``offset``: the interior's floor
+    centre in the frame of the poses (a bag known only from its image: :mod:`.rawfolder`)."""
     pts = object_points(obj, name=obj.name)
     half = np.array([interior[0] / 2, interior[1] / 2, 0.0])
     top = np.array([interior[0] / 2, interior[1] / 2, interior[2]])
@@ -39,7 +41,7 @@ def draw_pose(obj: Object, interior: np.ndarray, rng: np.random.Generator, attem
         lo, hi = aabb(pts, rot)
         pmin, pmax = -half - lo, top - hi
         if np.all(pmax >= pmin):
-            pos = rng.uniform(pmin, pmax)
+            pos = rng.uniform(pmin, pmax) + (0.0 if offset is None else offset)
             return Pose.model_validate({"position": [float(v) for v in pos], "rotation_deg": rot})
     return None
 
@@ -90,7 +92,7 @@ def choose_pose(bag, obj: Object, index: int, stored_low: dict, rng: np.random.G
     best = None
     tries = candidates if placement == "hidden" else 1
     for _ in range(tries * 4):
-        pose = draw_pose(obj, bag.interior, rng, attempts)
+        pose = draw_pose(obj, bag.interior, rng, attempts, getattr(bag, "offset", None))
         if pose is None:
             return None
         posed = obj.model_copy(update={"pose": pose})

@@ -26,10 +26,11 @@ from xraybag.engine.xray.colour import clcxray_encoding
 from xraybag.errors import XraybagError
 from xraybag.learners.base import Synthesizer
 from xraybag.learners.tip.core import (
-    SIGNALS, bag_with_threat, composite_view, load_bag, threat_info, threat_object, trace_threat,
+    SIGNALS, bag_with_threat, composite_view, load_bag, threat_info, threat_object, threat_samples, trace_threat,
 )
 from xraybag.learners.tip.place import PLACEMENTS, choose_pose, draw_pose, fits_nowhere, pick_threats
 from xraybag.learners.tip.photo import IMAGE_OPTIONS, synthesize_images
+from xraybag.learners.tip.rawfolder import RAW_OPTIONS, synthesize_raw
 
 
 def _read_tiff(path: Path) -> np.ndarray:
@@ -81,6 +82,7 @@ class TIPSynthesizer(Synthesizer):
             "seed": (int, 0, "seed of the threats, poses and added noise"),
             "keep_original": (bool, True, "also copy the input bags into the output"),
             **IMAGE_OPTIONS,  # threat_images: photographs of threats, composited in image space (photo.py)
+            **RAW_OPTIONS,  # scanner: plain folders of raw low/high images, no scenes (rawfolder.py)
         }
 
     def check(self) -> None:  # options, before the data is read
@@ -93,6 +95,16 @@ class TIPSynthesizer(Synthesizer):
         if self.copies < 1:
             raise XraybagError(f"option copies: {self.copies} must be at least 1")
 
+    def check_data(self, data: Path) -> None:
+        if self.scanner and self.threat_images is not None:
+            raise XraybagError("options scanner and threat_images do not go together: threat images composite "
+                               "into the pseudo-colour images of an xraybag dataset")
+        if not self.scanner:  # with a scanner description, synthesize checks the raw folder first
+            if Path(data).is_dir() and not (Path(data) / "annotations.json").is_file():
+                raise XraybagError("is not an xraybag dataset (no annotations.json); for a plain folder of raw "
+                                   "low/high images give --opt scanner=SCANNER.yaml", str(data))
+            super().check_data(data)
+
     def basis_pair(self) -> tuple[str, ...]:
         return tuple(m.strip() for m in self.basis.split(",") if m.strip())
 
@@ -103,6 +115,8 @@ class TIPSynthesizer(Synthesizer):
         self.check()
         if self.threat_images is not None:
             return synthesize_images(self, data, out)
+        if self.scanner:
+            return synthesize_raw(self, data, out)
         data, out = Path(data), Path(out)
         coco = read_json(data / "annotations.json", "annotations.json")
         bags = check_input(data, coco)
@@ -115,13 +129,7 @@ class TIPSynthesizer(Synthesizer):
                 default_library().get(m)
             except XraybagError as e:
                 raise XraybagError(f"option basis: {e}") from None
-        names = [t.strip() for t in self.threats.split(",") if t.strip()]
-        samples = {t: threat_object(t, self.seed) for t in names}
-        classes = {}
-        for t, obj in samples.items():
-            if not obj.label:
-                raise XraybagError(f"threat {t} has no label (class); give the object entry a label")
-            classes[t] = obj.label
+        samples, classes = threat_samples(self.threats, self.seed)
         cat_names = {c["id"]: c["name"] for c in coco.get("categories", [])}
         before = {c: 0 for c in cat_names.values()}
         for a in coco.get("annotations", []):
