@@ -258,6 +258,17 @@ def composite_signals(t_bag: dict[str, np.ndarray], thr: TraceResult, response: 
         raise XraybagError(f"signal {signal!r} is not a compositing of stored signals; expected basis or product")
     var_bag = _spectral(att_b, wq)
     var_out = _spectral(att_b + att_t, wq)
+    # where the fit did not reproduce the stored pair (noisy, starved pixels behind dense metal:
+    # Newton can run off to huge thicknesses), the threat's own transmission and no added quantum
+    # noise, rather than factors and variances that overflow
+    il, ih = channels.index(low), channels.index(high)
+    model = np.log(np.maximum(_spectral(att_b, wn)[:, [il, ih]], 1e-300))
+    bad = np.abs(model - np.log(np.clip(stored[:, [il, ih]], T_MIN, None))).max(axis=1) > 1e-3
+    bad |= ~np.isfinite(factor).all(axis=1) | (factor < 0).any(axis=1) | (factor > 1.0 + 1e-9).any(axis=1)
+    if bad.any():
+        factor[bad] = _spectral(att_t[bad], wn)
+        var_bag[bad] = 0.0
+        var_out[bad] = 0.0
     for k, c in enumerate(channels):
         t_out[c][pixels] = stored[:, k] * factor[:, k]
     return t_out, factor, var_bag, var_out, pixels
