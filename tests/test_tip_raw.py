@@ -14,7 +14,7 @@ import tifffile
 from PIL import Image
 
 from helpers import run_cli, write
-from test_tip import POSE, SCENE
+from test_tip import POSE, SCENE, dataset  # noqa: F401 - test_tip's render of the tiny bag (a fixture)
 from xraybag.engine.xray.annotate import rle
 from xraybag.learners.tip import core, rawfolder
 
@@ -27,11 +27,9 @@ SCANNERS = {
 
 
 @pytest.fixture(scope="module")
-def rendered(tmp_path_factory):
-    root = tmp_path_factory.mktemp("tip_raw")
-    data = root / "data"
-    r = run_cli("render", write(root / "bag.yaml", SCENE), "-n", "1", "-o", data, "-q")
-    assert r.exit_code == 0, r.output
+def rendered(dataset):
+    """The folder of test_tip's render (``data``) with the scanner descriptions beside it."""
+    root = dataset.parent
     for view, text in SCANNERS.items():
         write(root / f"{view}.yaml", text)
     return root
