@@ -49,8 +49,14 @@ from xraybag.engine.solids.scene import build_solids, object_solids
 from xraybag.engine.xray.annotate import ObjectLabel, label_objects
 from xraybag.engine.xray.calibration import calibrate_colour, low_high_channels
 from xraybag.engine.xray.colour import pseudo_colour
+from xraybag.engine.xray.detect import (
+    ChannelResponse,
+    channel_response,
+    detect,
+    mu_table,
+    to_raw,
+)
 from xraybag.engine.xray.filters import blur_and_add, lowpass
-from xraybag.engine.xray.detect import ChannelResponse, channel_response, detect, mu_table, to_raw
 from xraybag.engine.xray.scanners import view_geometry
 from xraybag.engine.xray.trace import ObjectTrace, RayGeometry, TraceResult, trace
 from xraybag.errors import XraybagError

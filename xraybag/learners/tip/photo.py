@@ -35,15 +35,18 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from xraybag.errors import XraybagError
-from xraybag.learners.tip.place import FOOTPRINT_SHARE, FOOTPRINT_T, in_footprint, pick_threats
+from xraybag.learners.tip.output import start_output
+from xraybag.learners.tip.place import (
+    class_counts,
+    in_footprint,
+    pick_threats,
+)
 
 #: tip's options for image threats (merged into the tip synthesizer's options)
 IMAGE_OPTIONS = {
@@ -157,7 +160,11 @@ def read_threat_images(folder: str | Path, threat_mm: float = 0.0, tol: float = 
 def translate_threats(threats: list[ThreatImage], weights: Path, direction: str = "AtoB") -> tuple[list, str]:
     """The images through a cyclegan generator at their own size (masks unchanged) and the
     weights' sha256."""
-    from xraybag.learners.cyclegan.synth import DIRECTIONS, CycleGANSynthesizer, translate
+    from xraybag.learners.cyclegan.synth import (
+        DIRECTIONS,
+        CycleGANSynthesizer,
+        translate,
+    )
 
     if direction not in DIRECTIONS:
         raise XraybagError(f"option translator_direction: {direction!r}; expected AtoB or BtoA")
@@ -388,23 +395,9 @@ def synthesize_images(syn, data: Path, out: Path) -> Path:
             raise XraybagError(f"threat image ({mm[0]:.0f} x {mm[1]:.0f} mm) is larger than every bag image "
                                f"(the largest is {largest[1] * largest[2] / largest[3]:.0f} x {largest[0] * largest[2]:.0f} mm)",
                                str(Path(syn.threat_images) / t.name))
-    cat_names = {c["id"]: c["name"] for c in coco.get("categories", [])}
-    before = {c: 0 for c in cat_names.values()}
-    for a in coco.get("annotations", []):
-        if not a.get("iscrowd"):
-            name = cat_names.get(a["category_id"], str(a["category_id"]))
-            before[name] = before.get(name, 0) + 1
+    before, adds = class_counts(coco, bags, syn.copies)
     by_name = {t.name: t for t in threats}
     order = sorted(bags)
-    # what each composite writes (a copy of its bag's annotations, its threat once per view), so
-    # that the balanced shares are those of the output
-    bag_of = {im["id"]: b for b in order for im in bags[b]}
-    per_bag: dict[int, dict[str, int]] = {b: {} for b in order}
-    for a in coco.get("annotations", []):
-        if not a.get("iscrowd") and a.get("image_id") in bag_of:
-            name = cat_names.get(a["category_id"], str(a["category_id"]))
-            per_bag[bag_of[a["image_id"]]][name] = per_bag[bag_of[a["image_id"]]].get(name, 0) + 1
-    adds = [(per_bag[b], len(bags[b])) for b in order for _ in range(syn.copies)]
     start = before if syn.keep_original else {c: 0 for c in before}
     picks = pick_threats({t.name: t.cls for t in threats}, start, len(order) * syn.copies,
                          np.random.default_rng([syn.seed, 7]), syn.balance, syn.rare or None, syn.share, adds)
@@ -417,21 +410,9 @@ def _write(syn, data: Path, out: Path, coco: dict, bags: dict, sizes: dict, plan
     from xraybag.engine.output.files import encode_png, sha256, write_atomic
     from xraybag.engine.xray.annotate import rle
 
-    out.mkdir(parents=True, exist_ok=True)
-    categories = [dict(c) for c in coco.get("categories", [])]
-    cat_id = {c["name"]: c["id"] for c in categories}
-    images, annotations, manifest = [], [], []
-    if syn.keep_original:
-        _copy_originals(data, out, coco)
-        images += coco["images"]
-        annotations += coco.get("annotations", [])
-        if (data / "manifest.jsonl").is_file():
-            manifest += (data / "manifest.jsonl").read_text().splitlines()
-    by_image: dict[int, list[dict]] = {}
-    for a in coco.get("annotations", []):
-        by_image.setdefault(a["image_id"], []).append(a)
-    next_bag = max(bags) + 1
-    next_image = max(im["id"] for im in coco["images"]) + 1
+    o = start_output(data, out, coco, bags, syn.keep_original)
+    categories, cat_id, images, annotations = o.categories, o.cat_id, o.images, o.annotations
+    manifest, by_image, next_bag, next_image = o.manifest, o.by_image, o.next_bag, o.next_image
     after = dict(before) if syn.keep_original else {c: 0 for c in before}
     skipped = []
     for b, t, seed in plan:
@@ -532,17 +513,6 @@ def _instance(path: Path, bag_rgb, rgb, mask, r0: int, c0: int, index: int) -> n
     return inst
 
 
-def _copy_originals(data: Path, out: Path, coco: dict) -> None:
-    rels = set()
-    for im in coco["images"]:
-        rels |= {im["file_name"], *im.get("raw", {}).values(), im.get("labels"), im.get("scene"),
-                 f"clcxray/{Path(im['file_name']).name}"}
-    for rel in sorted(r for r in rels if r):
-        if (data / rel).is_file():
-            (out / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(data / rel, out / rel)
-    if (data / "scenes" / "assets").is_dir():
-        shutil.copytree(data / "scenes" / "assets", out / "scenes" / "assets", dirs_exist_ok=True)
 
 
 # ------------------------------------------------------------------------------ X-ray crops

@@ -173,3 +173,24 @@ def pick_threats(threat_classes: dict[str, str], counts: dict[str, int], n: int,
         counts[threat_classes[t]] = counts.get(threat_classes[t], 0) + per_threat
         out.append(t)
     return out
+
+
+def class_counts(coco: dict, bags: dict[int, list[dict]], copies: int):
+    """The input's annotations per class (``before``) and what each of ``copies`` composites per bag
+    (bags in sorted order) writes besides its threat: the copy of its bag's annotations per class,
+    and one threat annotation per view, as :func:`pick_threats` takes them (``adds``), so that the
+    balanced shares are those of the output."""
+    cat_names = {c["id"]: c["name"] for c in coco.get("categories", [])}
+    before = {c: 0 for c in cat_names.values()}
+    order = sorted(bags)
+    bag_of = {im["id"]: b for b in order for im in bags[b]}
+    per_bag: dict[int, dict[str, int]] = {b: {} for b in order}
+    for a in coco.get("annotations", []):
+        if a.get("iscrowd"):
+            continue
+        name = cat_names.get(a["category_id"], str(a["category_id"]))
+        before[name] = before.get(name, 0) + 1
+        if a.get("image_id") in bag_of:
+            cb = per_bag[bag_of[a["image_id"]]]
+            cb[name] = cb.get(name, 0) + 1
+    return before, [(per_bag[b], len(bags[b])) for b in order for _ in range(copies)]

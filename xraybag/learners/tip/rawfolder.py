@@ -55,10 +55,9 @@ def read_scanner(path: str | Path):
     """The scanner of a description file, validated as a scene's scanner; it must be a
     dual-energy line scanner with every number fixed."""
     from xraybag.materials import default_library
-    from xraybag.scenes.loader import check_materials, validate_model
+    from xraybag.scenes.loader import check_materials, validate_model, walk
     from xraybag.scenes.models import Scanner
     from xraybag.scenes.numbers import Dist
-    from xraybag.scenes.loader import walk
     from xraybag.scenes.yamlsrc import read_yaml
 
     data, source = read_yaml(path)
@@ -260,11 +259,27 @@ def raw_bag(t_low: np.ndarray, t_high: np.ndarray, scanner, library, depth: floa
 def synthesize_raw(synth, data: Path, out: Path) -> Path:
     """``tip`` with ``scanner=FILE`` over the plain folder ``data``: everything checked first,
     then the originals (``keep_original``, unlabelled) and the composites written to ``out``."""
-    from xraybag.engine.output.files import encode_png, encode_tiff, sha256, write_atomic
+    from xraybag.engine.output.files import (
+        encode_png,
+        encode_tiff,
+        sha256,
+        write_atomic,
+    )
     from xraybag.engine.xray.calibration import calibrate_colour
     from xraybag.engine.xray.colour import pseudo_colour
-    from xraybag.learners.tip.core import composite_view, threat_info, threat_object, threat_samples, trace_threat
-    from xraybag.learners.tip.place import choose_pose, draw_pose, fits_nowhere, pick_threats
+    from xraybag.learners.tip.core import (
+        composite_view,
+        threat_info,
+        threat_object,
+        threat_samples,
+        trace_threat,
+    )
+    from xraybag.learners.tip.place import (
+        choose_pose,
+        draw_pose,
+        fits_nowhere,
+        pick_threats,
+    )
     from xraybag.materials import default_library
 
     data, out = Path(data), Path(out)

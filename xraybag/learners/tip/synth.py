@@ -15,21 +15,41 @@ source bag and image). The input is checked before anything is written.
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from xraybag.engine.output.files import encode_png, encode_tiff, scene_yaml, sha256, write_atomic
+from xraybag.engine.output.files import (
+    encode_png,
+    encode_tiff,
+    scene_yaml,
+    sha256,
+    write_atomic,
+)
 from xraybag.engine.xray.colour import clcxray_encoding
 from xraybag.errors import XraybagError
 from xraybag.learners.base import Synthesizer
 from xraybag.learners.tip.core import (
-    SIGNALS, bag_with_threat, composite_view, load_bag, threat_info, threat_object, threat_samples, trace_threat,
+    SIGNALS,
+    bag_with_threat,
+    composite_view,
+    load_bag,
+    threat_info,
+    threat_object,
+    threat_samples,
+    trace_threat,
 )
-from xraybag.learners.tip.place import PLACEMENTS, choose_pose, draw_pose, fits_nowhere, pick_threats
+from xraybag.learners.tip.output import start_output
 from xraybag.learners.tip.photo import IMAGE_OPTIONS, synthesize_images
+from xraybag.learners.tip.place import (
+    PLACEMENTS,
+    choose_pose,
+    class_counts,
+    draw_pose,
+    fits_nowhere,
+    pick_threats,
+)
 from xraybag.learners.tip.rawfolder import RAW_OPTIONS, synthesize_raw
 
 
@@ -130,24 +150,9 @@ class TIPSynthesizer(Synthesizer):
             except XraybagError as e:
                 raise XraybagError(f"option basis: {e}") from None
         samples, classes = threat_samples(self.threats, self.seed)
-        cat_names = {c["id"]: c["name"] for c in coco.get("categories", [])}
-        before = {c: 0 for c in cat_names.values()}
-        for a in coco.get("annotations", []):
-            if not a.get("iscrowd"):
-                name = cat_names.get(a["category_id"], str(a["category_id"]))
-                before[name] = before.get(name, 0) + 1
+        before, adds = class_counts(coco, bags, self.copies)
         rng = np.random.default_rng([self.seed, 7])
         order = sorted(bags)
-        # what each composite writes besides its threat (a copy of its bag's annotations) and how
-        # many annotations its threat makes (one per view), so the shares are the output's
-        bag_of = {im["id"]: b for b in order for im in bags[b]}
-        per_bag: dict[int, dict[str, int]] = {b: {} for b in order}
-        for a in coco.get("annotations", []):
-            if not a.get("iscrowd") and a.get("image_id") in bag_of:
-                name = cat_names.get(a["category_id"], str(a["category_id"]))
-                cb = per_bag[bag_of[a["image_id"]]]
-                cb[name] = cb.get(name, 0) + 1
-        adds = [(per_bag[b], len(bags[b])) for b in order for _ in range(self.copies)]
         start = before if self.keep_original else {c: 0 for c in before}
         picks = pick_threats(classes, start, len(order) * self.copies, rng, self.balance,
                              self.rare or None, self.share, adds)
@@ -165,21 +170,9 @@ class TIPSynthesizer(Synthesizer):
         return self._write(data, out, coco, bags, plan, before)
 
     def _write(self, data: Path, out: Path, coco: dict, bags: dict, plan: list, before: dict) -> Path:
-        out.mkdir(parents=True, exist_ok=True)
-        categories = [dict(c) for c in coco.get("categories", [])]
-        cat_id = {c["name"]: c["id"] for c in categories}
-        images, annotations, manifest = [], [], []
-        if self.keep_original:
-            _copy_originals(data, out, coco)
-            images += coco["images"]
-            annotations += coco.get("annotations", [])
-            if (data / "manifest.jsonl").is_file():
-                manifest += (data / "manifest.jsonl").read_text().splitlines()
-        by_image: dict[int, list[dict]] = {}
-        for a in coco.get("annotations", []):
-            by_image.setdefault(a["image_id"], []).append(a)
-        next_bag = max(bags) + 1
-        next_image = max(im["id"] for im in coco["images"]) + 1
+        o = start_output(data, out, coco, bags, self.keep_original)
+        categories, cat_id, images, annotations = o.categories, o.cat_id, o.images, o.annotations
+        manifest, by_image, next_bag, next_image = o.manifest, o.by_image, o.next_bag, o.next_image
         after = dict(before) if self.keep_original else {c: 0 for c in before}
         skipped, cache = [], {}
         for n, (b, t, seed, obj, fits) in enumerate(plan):
@@ -272,17 +265,6 @@ class TIPSynthesizer(Synthesizer):
         return out
 
 
-def _copy_originals(data: Path, out: Path, coco: dict) -> None:
-    rels = set()
-    for im in coco["images"]:
-        rels |= {im["file_name"], *im.get("raw", {}).values(), im.get("labels"), im.get("scene"),
-                 f"clcxray/{Path(im['file_name']).name}"}
-    for rel in sorted(r for r in rels if r):
-        if (data / rel).is_file():
-            (out / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(data / rel, out / rel)
-    if (data / "scenes" / "assets").is_dir():
-        shutil.copytree(data / "scenes" / "assets", out / "scenes" / "assets", dirs_exist_ok=True)
 
 
 def _check_unique(annotations: list[dict]) -> None:
