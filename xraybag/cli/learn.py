@@ -196,7 +196,7 @@ def list_learners() -> None:
               help="Dataset folder (xraybag render output). Repeatable for a model (detector): the train "
               "splits of all are joined, categories matched by name to the first's.")
 @click.option("--target", default=None, type=click.Path(),
-              help="Trainable synthesizers (cyclegan): the image set to learn the look of (dataset or image folder).")
+              help="Trainable synthesizers that learn another set's look (cyclegan): that image set (dataset or image folder).")
 @out_option("Run folder (weights, checkpoint, log).", required=True)
 @input_option
 @device_option
@@ -208,7 +208,7 @@ def list_learners() -> None:
 @user_errors
 def train(name, data, target, out, input_, device, resume, splits, split_seed, opts, quiet):
     """Train model or segmenter NAME on the train split of --data; the weights go into --out.
-    A trainable synthesizer (cyclegan) learns from all of --data and --target instead."""
+    A trainable synthesizer learns from all of --data instead (cyclegan: and --target; xsyn: --data's train split)."""
     from xraybag.learners.base import parse_opts, resolve_device
 
     out = Path(out)
@@ -230,15 +230,19 @@ def train(name, data, target, out, input_, device, resume, splits, split_seed, o
                            f"{'trainable synthesizer' if learner.kind == 'synthesizer' else learner.kind} "
                            "and takes one")
     dev = resolve_device(device)
-    if learner.kind == "synthesizer":  # learns from two image sets, no splits
-        if target is None:
+    if learner.kind == "synthesizer":  # learns from --data (and --target's look, when it needs one); no splits
+        if target is None and getattr(learner, "needs_target", True):
             raise XraybagError(f"learner {name!r} needs --target (the image set whose look it learns)")
+        if target is not None and not getattr(learner, "needs_target", True):
+            raise XraybagError(f"learner {name!r} learns from --data alone; --target is for synthesizers that "
+                               "learn another set's look (cyclegan)")
         if input_ or splits or split_seed is not None:
             raise XraybagError(f"--input, --splits and --split-seed are for models and segmenters, not {name!r}")
         fr, seed = None, None
 
         def run_training():
-            return learner.train(Path(data), Path(target), out, device=dev, resume=resume, progress=not quiet)
+            return learner.train(Path(data), Path(target) if target is not None else None, out, device=dev,
+                                 resume=resume, progress=not quiet)
     else:
         if target is not None:
             raise XraybagError(f"--target is for trainable synthesizers; {name!r} is a {learner.kind}")

@@ -15,9 +15,9 @@ This module does not import torch.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -156,6 +156,9 @@ class Synthesizer(Learner):
     #: whether it must be trained before it synthesizes (then it implements :meth:`train`, which
     #: ``xraybag learn train NAME --data A --target B -o RUN`` drives)
     trainable: ClassVar[bool] = False
+    #: whether :meth:`train` learns from a second image set, ``--target`` (cyclegan: the look to learn);
+    #: ``False`` for those that learn from ``--data`` alone (xsyn), whose ``train`` gets ``target=None``
+    needs_target: ClassVar[bool] = True
 
     def check_data(self, data: Path) -> None:
         """Check the input before anything runs (default: an xraybag dataset)."""
@@ -170,14 +173,15 @@ class Synthesizer(Learner):
     def train(
         self,
         data: Path,
-        target: Path,
+        target: Path | None,
         out: Path,
         device: str = "auto",
         resume: bool = False,
         progress: bool = True,
     ) -> Path:
         """For ``trainable`` synthesizers: learn from the image sets ``data`` (the source) and
-        ``target`` (xraybag datasets or plain image folders) writing into the folder ``out``
+        ``target`` (xraybag datasets or plain image folders; ``None`` when :attr:`needs_target` is
+        false) writing into the folder ``out``
         (checkpoints, log); return the weights file that :meth:`synthesize` then takes (as an
         option). Check the inputs before writing anything; ``resume`` continues ``out``'s run."""
         raise NotImplementedError
@@ -190,9 +194,9 @@ class Model(Learner):
 
     def train(
         self,
-        train: "DetectionDataset",
+        train: DetectionDataset,
         out: Path,
-        val: "DetectionDataset | None" = None,
+        val: DetectionDataset | None = None,
         device: str = "auto",
         resume: bool = False,
         progress: bool = True,
@@ -200,7 +204,7 @@ class Model(Learner):
         """Train on ``train`` writing into the folder ``out``; return the weights file."""
         raise NotImplementedError
 
-    def predict(self, weights: Path, data: "DetectionDataset", device: str = "auto") -> list[dict]:
+    def predict(self, weights: Path, data: DetectionDataset, device: str = "auto") -> list[dict]:
         """COCO result dicts for every image of ``data``: ``image_id``, ``category_id`` (the
         dataset's COCO category ids), ``bbox`` ``[x, y, w, h]`` in pixels, ``score``."""
         raise NotImplementedError
@@ -232,7 +236,7 @@ class Prompt:
         if self.box is not None:
             self.box = tuple(float(v) for v in self.box)
 
-    def check(self, width: int, height: int, where: str | None = None) -> "Prompt":
+    def check(self, width: int, height: int, where: str | None = None) -> Prompt:
         """``self`` when it fits an image of ``width x height`` pixels; otherwise a one-line
         :class:`XraybagError` at ``where`` saying which point or box is wrong."""
         where = where or f"prompt for image {self.image_id}"
@@ -267,9 +271,9 @@ class Segmenter(Learner):
 
     def train(
         self,
-        train: "SegmentationDataset",
+        train: SegmentationDataset,
         out: Path,
-        val: "SegmentationDataset | None" = None,
+        val: SegmentationDataset | None = None,
         device: str = "auto",
         resume: bool = False,
         progress: bool = True,
@@ -281,8 +285,8 @@ class Segmenter(Learner):
     def predict(
         self,
         weights: Path,
-        data: "SegmentationDataset",
-        prompts: "list[Prompt] | None" = None,
+        data: SegmentationDataset,
+        prompts: list[Prompt] | None = None,
         device: str = "auto",
     ) -> list[dict]:
         """COCO result dicts: ``image_id``, ``category_id`` (the dataset's COCO id), ``segmentation``

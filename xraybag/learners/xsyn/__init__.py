@@ -1,0 +1,1 @@
+"""Xsyn: layout-grounded diffusion inpainting of threats (GLIGEN) with CAR and BOM."""
