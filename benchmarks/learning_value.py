@@ -11,7 +11,15 @@ Arms (the same detector, options and number of iterations for all; ``--seeds`` e
 - ``source+cyclegan``: the source's bags plus the same bags translated source -> target by
   ``cyclegan`` (trained here on the source images and the target's benign images with
   ``preset=test`` unless ``--cyclegan-weights`` names weights);
+- ``source+xsyn-M``: the source's bags plus the same bags with every threat repainted by ``xsyn``
+  (variant M, CAR and BOM), a generator trained here on the source's train split (``--xsyn-*``)
+  unless ``--xsyn-checkpoint`` names one;
+- ``source+xsyn-A``: the source's bags plus the target's unlabelled benign bags with one threat
+  added to each by ``xsyn`` (variant A: an idle region found by the segmenter, Eq. 3);
 - ``target``: the target's labelled train split (the upper bound).
+
+The xsyn arms need a promptable segmenter for CAR, BOM and A's idle regions: ``sam_finetune``
+(``preset=tiny``) trained here on the source's masks unless ``--xsyn-segmenter`` names weights.
 
     python benchmarks/learning_value.py --work /work/data/learning_value --json docs/bench/learning_value.json
 
@@ -41,7 +49,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from pidray_learn import run  # noqa: E402  (xraybag CLI through click's CliRunner)
 
 SOURCE, TARGET = "pidray", "pidray_vendor_b"
-ARMS = ("source", "source+tip", "source+cyclegan", "target")
+ARMS = ("source", "source+tip", "source+cyclegan", "source+xsyn-M", "source+xsyn-A", "target")
+XSYN_ARMS = ("source+xsyn-M", "source+xsyn-A")
 
 
 def load_scene(name: str):
@@ -124,6 +133,39 @@ def cyclegan_weights(args, source: Path, benign: Path) -> tuple[Path, dict]:
             *[x for o in opts for x in ("--opt", o)])
     return out / "weights.pt", {"weights": str(out / "weights.pt"), "trained_here": True, "options": opts,
                                 "data": str(source), "target": str(benign), "train_s": round(time.perf_counter() - t, 1)}
+
+
+def xsyn_parts(args, source: Path) -> tuple[Path, Path, dict]:
+    """The xsyn pipeline folder and the segmenter weights: given, or trained here (resumed when
+    interrupted): the generator on the source's train split, ``sam_finetune`` on its masks."""
+    note: dict = {}
+    t = time.perf_counter()
+    pipe = args.xsyn_checkpoint
+    if pipe is None:
+        out = args.work / "xsyn_source_run"
+        opts = ["size=128", f"vae_iterations={args.xsyn_vae_iters}", f"iterations={args.xsyn_iters}", "threads=1",
+                "val_every=500", "checkpoint_every=100"]
+        if not (out / "pipeline" / "model_index.json").is_file():
+            resume = ["--resume"] if (out / "checkpoint").is_dir() else []
+            run("learn", "train", "xsyn", "--data", source, "-o", out, *resume, "-q",
+                *[x for o in opts for x in ("--opt", o)])
+        pipe = out / "pipeline"
+        note["generator"] = {"trained_here": True, "options": opts, "data": str(source)}
+    seg = args.xsyn_segmenter
+    if seg is None:
+        out = args.work / "sam_source"
+        if not (out / "weights.pt").is_file():
+            _one_thread()
+            from xraybag.learners.apsam.learner import SAMFinetuneSegmenter
+            from xraybag.learners.seg_data import SegmentationDataset
+
+            data = SegmentationDataset(source, split="all", channels="pseudo_colour")
+            SAMFinetuneSegmenter(preset="tiny", epochs=args.xsyn_seg_epochs).train(data, out, progress=False)
+        seg = out / "weights.pt"
+        note["segmenter"] = {"trained_here": True, "learner": "sam_finetune", "preset": "tiny",
+                             "epochs": args.xsyn_seg_epochs}
+    note |= {"checkpoint": str(pipe), "segmenter_weights": str(seg), "parts_s": round(time.perf_counter() - t, 1)}
+    return Path(pipe), Path(seg), note
 
 
 def _one_thread() -> None:
@@ -260,6 +302,14 @@ def main() -> None:
     ap.add_argument("--cyclegan-iters", type=int, default=600, help="iterations of the cyclegan trained here")
     ap.add_argument("--cyclegan-mix", choices=("source+translated", "translated"), default="source+translated",
                     help="what the cyclegan arm trains on")
+    ap.add_argument("--xsyn-checkpoint", type=Path, default=None,
+                    help="xsyn pipeline folder to generate with (default: train preset=tiny at 128 px here)")
+    ap.add_argument("--xsyn-segmenter", type=Path, default=None,
+                    help="promptable segmenter weights for CAR, BOM and variant A (default: sam_finetune trained here)")
+    ap.add_argument("--xsyn-iters", type=int, default=1500, help="UNet iterations of the xsyn trained here")
+    ap.add_argument("--xsyn-vae-iters", type=int, default=600, help="VAE iterations of the xsyn trained here")
+    ap.add_argument("--xsyn-seg-epochs", type=int, default=4, help="epochs of the segmenter trained here")
+    ap.add_argument("--xsyn-opt", action="append", default=[], help="extra xsyn synthesize option key=value")
     ap.add_argument("--opt", action="append", default=[], help="extra detector option key=value (every arm)")
     ap.add_argument("--jobs", type=int, default=2, help="trainings side by side (one torch thread each)")
     ap.add_argument("--workers", type=int, default=2, help="render worker processes")
@@ -280,7 +330,7 @@ def main() -> None:
     t = time.perf_counter()
     render(sc["source"], args.source_bags, source, args.workers)
     render(sc["target"], args.target_bags, target, args.workers)
-    if "source+tip" in arms or "source+cyclegan" in arms:
+    if any(a in arms for a in ("source+tip", "source+cyclegan", "source+xsyn-A")):
         render(sc["benign"], args.benign_bags, benign, args.workers)
     times["render_s"] = round(time.perf_counter() - t, 1)
     sets = {"source": [source], "target": [target]}
@@ -304,6 +354,18 @@ def main() -> None:
         notes["cyclegan"] |= {"weights_sha256": sha, "translated": str(translated), "mix": args.cyclegan_mix}
         times["cyclegan_s"] = round(time.perf_counter() - t, 1)
         sets["source+cyclegan"] = [source, translated] if args.cyclegan_mix == "source+translated" else [translated]
+
+    if any(a in arms for a in XSYN_ARMS):
+        pipe, seg, notes["xsyn"] = xsyn_parts(args, source)
+        tag = hashlib.sha256((str(pipe.resolve()) + str(seg.resolve())).encode()).hexdigest()[:8]
+        base = [f"checkpoint={pipe}", f"segmenter_weights={seg}", "seed=0", "threads=1", *args.xsyn_opt]
+        for arm, variant, data in (("source+xsyn-M", "M", source), ("source+xsyn-A", "A", benign)):
+            if arm in arms:
+                t = time.perf_counter()
+                made = synthesize("xsyn", data, args.work / f"xsyn_{variant}_{tag}", [f"variant={variant}", *base])
+                times[f"xsyn_{variant}_s"] = round(time.perf_counter() - t, 1)
+                sets[arm] = [source, made]
+        notes["xsyn"]["options"] = base
 
     ts = [float(v) for v in args.target_splits.split(",")]
     common = ["preset=cpu_small", "backbone=efficientnet_lite0", "val_every=0", f"batch_size={args.batch}",
