@@ -20,7 +20,7 @@ from helpers import ROOT, run_cli
 
 from xraybag.errors import XraybagError
 from xraybag.learners.xsyn import model
-from xraybag.learners.xsyn.sampling import inpaint, latent_keep
+from xraybag.learners.xsyn.sampling import inpaint, inpaint_windows, latent_keep
 
 FAST = {"vae_iterations": 2, "iterations": 3, "batch": 2, "val_images": 1, "steps": 2, "checkpoint_every": 2,
         "threads": 1}
@@ -139,6 +139,21 @@ def test_inpaint_changes_only_the_masked_pixels_and_bom_only_its_regions():
     assert res2.edited.sum() > (~keep).sum()
     assert np.array_equal(res2.hidden[~res2.edited], img[~res2.edited])
     assert not np.array_equal(res2.hidden, res2.image)
+
+
+def test_windows_paint_each_object_in_its_own_window_and_nothing_else():
+    pipe = model.build("tiny", ["knife", "bottle"])
+    img = np.random.default_rng(1).random((40, 96, 3)).astype(np.float32)
+    boxes = [[4, 10, 14, 20], [80, 12, 90, 30]]  # 66 px apart: two windows of 32 px
+    res = inpaint_windows(pipe, img, ["knife", "bottle"], boxes, 2, 32, occluder=[40, 0, 56, 16], steps=2,
+                          rng=np.random.default_rng(0))
+    painted = np.zeros((40, 96), bool)
+    painted[8:22, 2:16] = painted[10:32, 78:92] = True  # the boxes grown by 2 px
+    assert np.array_equal(res.image[~painted], img[~painted]) and not np.array_equal(res.image, img)
+    assert np.array_equal(res.hidden[~res.edited], img[~res.edited]) and (res.edited & ~painted).any()
+    # each object's attention lives in its own window only (window 0: x 0..32, window 1: x 64..96)
+    assert res.attention[0][:, 32:].max() == 0 and res.attention[0][:, :32].max() > 0
+    assert res.attention[1][:, :64].max() == 0 and res.attention[1][:, 64:].max() > 0
 
 
 # ---------------------------------------------------------------- training

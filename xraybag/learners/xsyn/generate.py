@@ -102,7 +102,7 @@ class Generator:
         from xraybag.engine.output.files import encode_png, sha256, write_atomic
         from xraybag.learners.seg_data import mask_to_rle
         from xraybag.learners.tip.output import start_output
-        from xraybag.learners.xsyn.sampling import inpaint
+        from xraybag.learners.xsyn.sampling import inpaint_windows
 
         o, ds = self.o, self.ds
         images = ds.images[: o.max_images] if o.max_images else list(ds.images)
@@ -117,9 +117,9 @@ class Generator:
                 continue
             painted, phrases, boxes, occ = g
             img = ds.load_image(im)[..., :3]
-            keep = ~geometry.edit_mask(img.shape[:2], np.asarray(boxes), o.dilate)
-            res = inpaint(self.pipe, img, keep, phrases, boxes, device=self.device, steps=o.steps, guidance=o.guidance,
-                          seed=o.seed * 1_000_003 + int(im["id"]), occluder=occ, alpha=o.alpha, rng=self.rng)
+            res = inpaint_windows(self.pipe, img, phrases, boxes, o.dilate, o.window, occluder=occ,
+                                  device=self.device, steps=o.steps, guidance=o.guidance,
+                                  seed=o.seed * 1_000_003 + int(im["id"]), alpha=o.alpha, rng=self.rng)
             jobs.append({"im": im, "painted": painted, "phrases": phrases, "boxes": boxes, "occ": occ, "res": res})
         refined = self._car(jobs, work) if o.car else {}
         # the output dataset

@@ -133,12 +133,16 @@ def decode_latent(pipe: Pipeline, z: torch.Tensor) -> np.ndarray:
 @torch.no_grad()
 def inpaint(pipe: Pipeline, image: np.ndarray, keep: np.ndarray, phrases: list[str], boxes: list,
             device="cpu", steps: int = 25, guidance: float = 7.5, seed: int = 0,
-            occluder: tuple | None = None, alpha: float = 0.3, rng: np.random.Generator | None = None) -> Result:
+            occluder: tuple | None = None, alpha: float = 0.3, rng: np.random.Generator | None = None,
+            occluder_patch: np.ndarray | None = None) -> Result:
     """Paint ``phrases`` (class names) into ``boxes`` (pixel xyxy) where ``keep`` is False.
 
     ``occluder``: a pixel xyxy box of a background object; when given, BOM fuses it into every
     grounded box (each perturbed by Eq. 9 with ``rng``) in the final latent with ``alpha``, and
-    :attr:`Result.hidden` is that image decoded."""
+    :attr:`Result.hidden` is that image decoded. ``occluder_patch`` (``h x w x 3``) instead gives
+    the occluder's pixels when it lies outside this image (a window of a larger one): its latent is
+    the patch encoded, which equals the final latent there since an occluder lies in the kept
+    region."""
     h0, w0 = keep.shape
     img, kp = _pad(np.asarray(image, np.float32), np.asarray(keep, bool), pipe.multiple)
     hp, wp = kp.shape
@@ -179,13 +183,23 @@ def inpaint(pipe: Pipeline, image: np.ndarray, keep: np.ndarray, phrases: list[s
     out = _paste(img, decode_latent(pipe, z0), painted)
     hidden = None
     edited = painted.copy()
-    if occluder is not None and len(boxes):
+    if (occluder is not None or occluder_patch is not None) and len(boxes):
         lat = [geometry.to_latent_box(b, f, (wl, hl)) for b in boxes]
-        occ = geometry.to_latent_box(occluder, f, (wl, hl))
+        zsrc = z0
+        if occluder_patch is not None:  # the patch's latent beside z0, the occluder box pointing into it
+            patch, _ = _pad(np.asarray(occluder_patch, np.float32), np.ones(occluder_patch.shape[:2], bool), f)
+            zp = encode_image(pipe, patch, device)
+            ph, pw = zp.shape[-2:]
+            zsrc = torch.zeros(*z0.shape[:2], max(hl, ph), wl + pw, device=z0.device, dtype=z0.dtype)
+            zsrc[..., :hl, :wl] = z0
+            zsrc[..., :ph, wl:] = zp
+            occ = (wl, 0, wl + pw, ph)
+        else:
+            occ = geometry.to_latent_box(occluder, f, (wl, hl))
         ow, oh = occ[2] - occ[0], occ[3] - occ[1]
         rng = rng if rng is not None else np.random.default_rng(seed)
         regions = [geometry.perturb_region(b, (ow, oh), (wl, hl), rng) for b in lat]
-        zh = geometry.fuse_occluder(z0, occ, regions, alpha)
+        zh = geometry.fuse_occluder(zsrc, occ, regions, alpha)[..., :hl, :wl]
         for x1, y1, x2, y2 in regions:
             edited[y1 * f:y2 * f, x1 * f:x2 * f] = True
         hidden = _paste(img, decode_latent(pipe, zh), edited)[:h0, :w0]
@@ -201,3 +215,52 @@ def _paste(img: np.ndarray, gen: np.ndarray, where: np.ndarray) -> np.ndarray:
     out = img.copy()
     out[where] = gen[where]
     return out
+
+
+def inpaint_windows(pipe: Pipeline, image: np.ndarray, phrases: list[str], boxes: list, dilate: int,
+                    window: int, occluder: list | None = None, seed: int = 0, **kw) -> Result:
+    """:func:`inpaint` of a whole image, or, when ``window`` > 0 and the image is larger, of one
+    window of ``window`` px (or larger, to hold the object's grown box) around each object in turn,
+    the objects lying wholly inside it painted together; each window starts from the image as the
+    earlier ones left it. BOM's occluder, read from the input's pixels, is given to each window as
+    a patch. The result is the whole image's (attention maps at its size)."""
+    img = np.asarray(image, np.float32)
+    h, w = img.shape[:2]
+    boxes = [list(map(float, b)) for b in boxes]
+    if window <= 0 or (h <= window and w <= window):
+        keep = ~geometry.edit_mask((h, w), np.asarray(boxes).reshape(-1, 4), dilate)
+        return inpaint(pipe, img, keep, phrases, boxes, occluder=occluder, seed=seed, **kw)
+    m = pipe.multiple
+    plain, hidden = img.copy(), img.copy()
+    edited = np.zeros((h, w), bool)
+    att = np.zeros((len(boxes), h, w), np.float32)
+    patch = None
+    if occluder is not None:
+        x1, y1, x2, y2 = geometry.pixel_box(occluder, (h, w))
+        patch = img[y1:y2, x1:x2]
+    done = [False] * len(boxes)
+    any_hidden = False
+    for i, b in enumerate(boxes):
+        if done[i]:
+            continue
+        gx1, gy1, gx2, gy2 = b[0] - dilate, b[1] - dilate, b[2] + dilate, b[3] + dilate
+        ww = min(w, max(window, -(-int(np.ceil(gx2 - gx1)) // m) * m))
+        wh = min(h, max(window, -(-int(np.ceil(gy2 - gy1)) // m) * m))
+        x0 = int(np.clip(round((gx1 + gx2 - ww) / 2), 0, w - ww))
+        y0 = int(np.clip(round((gy1 + gy2 - wh) / 2), 0, h - wh))
+        group = [j for j, c in enumerate(boxes) if not done[j] and
+                 (j == i or (c[0] >= x0 and c[1] >= y0 and c[2] <= x0 + ww and c[3] <= y0 + wh))]
+        local = [[boxes[j][0] - x0, boxes[j][1] - y0, boxes[j][2] - x0, boxes[j][3] - y0] for j in group]
+        keep = ~geometry.edit_mask((wh, ww), np.asarray(local), dilate)
+        res = inpaint(pipe, plain[y0:y0 + wh, x0:x0 + ww], keep, [phrases[j] for j in group], local,
+                      occluder_patch=patch, seed=seed + i, **kw)
+        sl = (slice(y0, y0 + wh), slice(x0, x0 + ww))
+        hidden[sl] = np.where(res.edited[..., None], res.hidden if res.hidden is not None else res.image,
+                              hidden[sl])
+        plain[sl] = res.image
+        edited[sl] |= res.edited
+        any_hidden |= res.hidden is not None
+        for k, j in enumerate(group):
+            att[j][sl] = res.attention[k]
+            done[j] = True
+    return Result(plain, hidden if any_hidden else None, att, edited)

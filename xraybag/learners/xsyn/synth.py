@@ -56,6 +56,8 @@ class XsynSynthesizer(Synthesizer):
             "variant": (str, "M", "M: repaint every annotated object; A: add one object per image in an idle region"),
             "steps": (int, 25, "DDIM steps"),
             "guidance": (float, 7.5, "classifier-free guidance scale"),
+            "window": (int, 0, ("paint each object in a window of this many px around it (0: the whole image at "
+                                "once; on a CPU, about the training size keeps the attention cheap)")),
             "relabel": (str, "", "M: paint another class in an object's box, as old:new[,old:new]"),
             "add_classes": (tuple, (), "A: the classes to add (default: every class the model knows)"),
             "min_box_ratio": (float, 0.001, "boxes under this share of the image area are not painted (nor idle regions)"),
@@ -84,7 +86,7 @@ class XsynSynthesizer(Synthesizer):
             if getattr(self, key) < 1:
                 raise XraybagError(f"option {key}: {getattr(self, key)} must be at least 1")
         for key in ("iterations", "vae_iterations", "dilate", "checkpoint_every", "val_every", "val_images",
-                    "threads", "max_images", "size", "car_n"):
+                    "threads", "max_images", "size", "car_n", "window"):
             if getattr(self, key) < 0:
                 raise XraybagError(f"option {key}: {getattr(self, key)} must not be negative")
         if not 0 <= self.alpha <= 1:
