@@ -18,7 +18,8 @@ with the optimizer and the iteration) every ``checkpoint_every`` iterations, and
 
 ``out/train_log.jsonl`` holds one line per iteration (``stage``, ``iteration``, ``loss``, ``sec``),
 and every ``val_every`` iterations of stage 2 a grid ``out/val/iter_NNNNNN.png`` shows validation
-images (input, mask, painted) with their own labels repainted. The final pipeline goes to
+images (input, mask, painted) with their own labels repainted, each object in a window of the
+training size (:func:`.sampling.inpaint_windows`: a whole large image would cost far more). The final pipeline goes to
 ``out/pipeline/``.
 """
 
@@ -42,7 +43,7 @@ from xraybag.learners.xsyn.model import (
     inpaint_input,
     load_pipeline,
 )
-from xraybag.learners.xsyn.sampling import MAX_OBJS, inpaint, latent_keep
+from xraybag.learners.xsyn.sampling import MAX_OBJS, inpaint_windows, latent_keep
 
 STATE = "train_state.pt"
 
@@ -133,6 +134,8 @@ def train(pipe: Pipeline, data, val, out: Path, cfg: dict, device="cpu", resume:
     pipe.to(device)
     pipe.text_encoder.requires_grad_(False)
     crops = Crops(data, cfg["size"], cfg["dilate"], cfg["seed"] + (state["step"] if state else 0))
+    if state:  # the log as it was at the checkpoint: lines written after it are trained again
+        _truncate_log(out / "train_log.jsonl", state["step"], cfg["vae_iterations"])
     log = (out / "train_log.jsonl").open("a")
     step = state["step"] if state else 0
     total = cfg["vae_iterations"] + cfg["iterations"]
@@ -226,6 +229,21 @@ def train(pipe: Pipeline, data, val, out: Path, cfg: dict, device="cpu", resume:
     return out / "pipeline"
 
 
+def _truncate_log(path: Path, step: int, vae_iterations: int) -> None:
+    if not path.is_file():
+        return
+    keep = []
+    for line in path.read_text().splitlines():
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        at = rec.get("iteration", 0) + (vae_iterations if rec.get("stage") == "unet" else 0)
+        if at <= step:
+            keep.append(line)
+    path.write_text("".join(k + "\n" for k in keep))
+
+
 @torch.no_grad()
 def _set_scaling(pipe: Pipeline, crops: Crops, device, n: int = 64) -> None:
     x, _, _, _ = crops.batch(n)
@@ -243,8 +261,8 @@ def _grid(pipe: Pipeline, data, path: Path, cfg: dict, device) -> None:
         img = s.image[..., :3]
         names = [data.class_names[j] for j in s.labels]
         keep = ~geometry.edit_mask(img.shape[:2], s.boxes, cfg["dilate"])
-        res = inpaint(pipe, img, keep, names, s.boxes.tolist(), device=device, steps=cfg["val_steps"],
-                      guidance=cfg["guidance"], seed=i)
+        res = inpaint_windows(pipe, img, names, s.boxes.tolist(), cfg["dilate"], cfg["size"], device=device,
+                              steps=cfg["val_steps"], guidance=cfg["guidance"], seed=i)
         mask = np.repeat((~keep)[..., None], 3, axis=2).astype(np.float32)
         rows.append(np.concatenate([img, mask, res.image], axis=1))
     if not rows:
