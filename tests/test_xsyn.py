@@ -267,3 +267,12 @@ def test_bad_input_is_one_line_and_exit_2(toy, trained, tmp_path):
     assert res.exit_code == 2 and "lies outside image" in res.output and not (tmp_path / "o2").exists()
     res = run_cli("learn", "train", "xsyn", "--data", toy, "--target", toy, "-o", tmp_path / "r")
     assert res.exit_code == 2 and "--target" in res.output and not (tmp_path / "r").exists()
+
+
+def test_the_segmenter_work_set_opens_for_a_dataset_without_categories(tmp_path):
+    from xraybag.learners.seg_data import SegmentationDataset
+    from xraybag.learners.xsyn.car import write_work_set
+
+    write_work_set(tmp_path / "w", [(3, np.zeros((20, 30, 3), np.float32))], [])  # unlabelled benign bags
+    data = SegmentationDataset(tmp_path / "w", split="all", channels="pseudo_colour", min_side=1)
+    assert [im["id"] for im in data.images] == [3] and data.images[0]["width"] == 30

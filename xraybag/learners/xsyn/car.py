@@ -48,6 +48,7 @@ def write_work_set(folder: Path, images: list[tuple[int, np.ndarray]], categorie
     ``ann_id``, so it is never scored)."""
     from xraybag.engine.output.files import encode_png, write_atomic
 
+    categories = categories or [{"id": 1, "name": "object"}]  # a set of unlabelled bags has none
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "images").mkdir(exist_ok=True)
     recs, anns = [], []
