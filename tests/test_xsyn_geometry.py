@@ -404,3 +404,13 @@ def test_module_imports_no_torch():
     names = [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
     names += [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
     assert not any(x.split(".")[0] == "torch" for x in names)
+
+
+def test_car_box_is_cut_to_the_painted_region():
+    from xraybag.learners.xsyn.car import clip_to
+
+    # grounding [10, 10, 20, 20] grown by 2 -> [8, 8, 22, 22]; a mask box [0, 15, 30, 5] (x 0..30)
+    assert clip_to([0.0, 15.0, 30.0, 5.0], [10, 10, 20, 20], 2, (100, 100)) == [8.0, 15.0, 14.0, 5.0]
+    assert clip_to([50.0, 50.0, 5.0, 5.0], [10, 10, 20, 20], 2, (100, 100)) is None  # elsewhere: none
+    assert clip_to([0.0, 0.0, 5.0, 5.0], [1, 1, 4, 4], 3, (100, 100)) == [0.0, 0.0, 5.0, 5.0]  # image edge
+    assert clip_to(None, [1, 1, 4, 4], 3, (100, 100)) is None

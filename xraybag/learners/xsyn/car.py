@@ -94,6 +94,20 @@ def result_box(res: dict) -> list[float] | None:
     return [float(v) for v in b] if b[2] > 0 and b[3] > 0 else None
 
 
+def clip_to(box: list[float] | None, grounding, dilate: int, shape_hw) -> list[float] | None:
+    """A CAR box ``[x, y, w, h]`` cut to the painted region (the grounding box grown by ``dilate``,
+    within the image): the painted object cannot reach past the pixels the generator changed, so
+    any part of the segmenter's mask beyond them is another object. None when nothing is left."""
+    if box is None:
+        return None
+    h, w = shape_hw
+    gx1, gy1 = max(0.0, grounding[0] - dilate), max(0.0, grounding[1] - dilate)
+    gx2, gy2 = min(float(w), grounding[2] + dilate), min(float(h), grounding[3] + dilate)
+    x1, y1 = max(box[0], gx1), max(box[1], gy1)
+    x2, y2 = min(box[0] + box[2], gx2), min(box[1] + box[3], gy2)
+    return [x1, y1, x2 - x1, y2 - y1] if x2 > x1 and y2 > y1 else None
+
+
 def grid_prompts(image_id: int, hw: tuple[int, int], per_side: int) -> list[Prompt]:
     """One foreground click on each node of a ``per_side`` x ``per_side`` grid (SAM's automatic mask
     generation prompts every point of such a grid)."""

@@ -193,6 +193,6 @@ class Generator:
         results = carmod.run(self.seg, o.segmenter_weights, work / "gen", prompts, self.device)
         out: dict[tuple[int, int], dict[int, list[float] | None]] = {}
         for (j, k, n), r in zip(keys, results):
-            b = carmod.result_box(r)
+            b = carmod.clip_to(carmod.result_box(r), jobs[j]["boxes"][k], o.dilate, jobs[j]["res"].edited.shape)
             out.setdefault((j, k), {})[n] = [round(v, 3) for v in b] if b is not None else None
         return out
