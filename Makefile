@@ -73,6 +73,7 @@ bench-apsam: $(STAMP)
 # and on pidray_vendor_b's labels, each scored on pidray_vendor_b's test split; 3 seeds (about 50 min on 2 cores)
 bench-value: $(STAMP)
 	$(BIN)/python benchmarks/learning_value.py --work bench-out/learning_value --seeds 0 1 2 --jobs 2 \
+	    --xsyn-opt steps=15 --xsyn-opt window=128 --xsyn-opt max_images=60 \
 	    --json bench-out/learning_value.json --markdown
 
 clean:

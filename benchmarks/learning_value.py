@@ -306,7 +306,7 @@ def main() -> None:
                     help="xsyn pipeline folder to generate with (default: train preset=tiny at 128 px here)")
     ap.add_argument("--xsyn-segmenter", type=Path, default=None,
                     help="promptable segmenter weights for CAR, BOM and variant A (default: sam_finetune trained here)")
-    ap.add_argument("--xsyn-iters", type=int, default=1500, help="UNet iterations of the xsyn trained here")
+    ap.add_argument("--xsyn-iters", type=int, default=800, help="UNet iterations of the xsyn trained here")
     ap.add_argument("--xsyn-vae-iters", type=int, default=600, help="VAE iterations of the xsyn trained here")
     ap.add_argument("--xsyn-seg-epochs", type=int, default=4, help="epochs of the segmenter trained here")
     ap.add_argument("--xsyn-opt", action="append", default=[], help="extra xsyn synthesize option key=value")
@@ -364,6 +364,14 @@ def main() -> None:
                 t = time.perf_counter()
                 made = synthesize("xsyn", data, args.work / f"xsyn_{variant}_{tag}", [f"variant={variant}", *base])
                 times[f"xsyn_{variant}_s"] = round(time.perf_counter() - t, 1)
+                made_coco = json.loads((made / "annotations.json").read_text())
+                notes["xsyn"][variant] = {"images": len(made_coco["images"]),
+                                          "skipped": len(made_coco.get("xsyn_skipped", []))}
+                if not made_coco["images"]:  # nothing to train on: say so instead of training the source again
+                    print(f"learning_value: xsyn variant {variant} generated no image "
+                          f"({notes['xsyn'][variant]['skipped']} skipped); arm {arm} left out", file=sys.stderr)
+                    arms.remove(arm)
+                    continue
                 sets[arm] = [source, made]
         notes["xsyn"]["options"] = base
 
