@@ -42,11 +42,18 @@ def load_segmenter(name: str, weights: Path | None):
     return seg
 
 
+def png_bytes(img: np.ndarray) -> bytes:
+    """An ``H x W x 3`` float image in [0, 1] as 8-bit PNG bytes."""
+    from xraybag.engine.output.files import encode_png
+
+    return encode_png(np.round(np.clip(img, 0, 1) * 255).astype(np.uint8))
+
+
 def write_work_set(folder: Path, images: list[tuple[int, np.ndarray]], categories: list[dict]) -> None:
     """A dataset folder holding ``images`` (id, ``H x W x 3`` float in [0, 1]) as PNGs, each with a
     placeholder whole-image annotation (segmenter datasets need masks to open; prompts carry no
     ``ann_id``, so it is never scored)."""
-    from xraybag.engine.output.files import encode_png, write_atomic
+    from xraybag.engine.output.files import write_atomic
 
     categories = categories or [{"id": 1, "name": "object"}]  # a set of unlabelled bags has none
     folder.mkdir(parents=True, exist_ok=True)
@@ -55,7 +62,7 @@ def write_work_set(folder: Path, images: list[tuple[int, np.ndarray]], categorie
     for iid, img in images:
         h, w = img.shape[:2]
         rel = f"images/{iid:06d}.png"
-        write_atomic(folder / rel, encode_png(np.round(np.clip(img, 0, 1) * 255).astype(np.uint8)))
+        write_atomic(folder / rel, png_bytes(img))
         recs.append({"id": iid, "file_name": rel, "width": w, "height": h, "bag": iid})
         anns.append({"id": iid, "image_id": iid, "category_id": categories[0]["id"], "bbox": [0, 0, w, h],
                      "area": w * h, "iscrowd": 0, "segmentation": [[0, 0, w, 0, w, h, 0, h]]})

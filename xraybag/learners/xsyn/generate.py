@@ -99,7 +99,7 @@ class Generator:
         return painted, phrases, boxes, occ
 
     def run(self, out: Path, work: Path) -> None:
-        from xraybag.engine.output.files import encode_png, sha256, write_atomic
+        from xraybag.engine.output.files import sha256, write_atomic
         from xraybag.learners.seg_data import mask_to_rle
         from xraybag.learners.tip.output import start_output
         from xraybag.learners.xsyn.sampling import inpaint_windows
@@ -136,7 +136,7 @@ class Generator:
             out_state.next_image += 1
             final = res.hidden if res.hidden is not None else res.image
             rel = f"images/{bag:06d}_{im.get('view', 'view')}.png"
-            blob = encode_png(np.round(np.clip(final, 0, 1) * 255).astype(np.uint8))
+            blob = carmod.png_bytes(final)
             write_atomic(out / rel, blob)
             note = {"method": "xsyn", "variant": o.variant, "source_image": im["id"], "source_file": im["file_name"],
                     "checkpoint": str(o.checkpoint), "checkpoint_iteration": int(self.pipe.meta.get("iteration", 0)),

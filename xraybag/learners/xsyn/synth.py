@@ -11,7 +11,6 @@ background segment, and writes a dataset in the same layout. See ``docs/learners
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 from typing import Any, ClassVar
@@ -141,7 +140,8 @@ class XsynSynthesizer(Synthesizer):
 
         if self.checkpoint is not None:
             pipe = model.load_pipeline(Path(self.checkpoint))
-            model.check_phrases(pipe, train.class_names, str(data)) if pipe.class_names else None
+            if pipe.class_names:
+                model.check_phrases(pipe, train.class_names, str(data))
             vae_its = 0
         else:
             pipe = model.build(self.preset, train.class_names, self.seed)
@@ -215,9 +215,3 @@ def _class_areas(ds) -> dict[str, float]:
                 name = ds.class_names[ds.category_id_to_label[a["category_id"]]]
                 areas.setdefault(name, []).append(float(a["bbox"][2] * a["bbox"][3]))
     return {k: float(np.median(v)) for k, v in sorted(areas.items())}
-
-
-def write_json(path: Path, obj) -> None:
-    from xraybag.engine.output.files import write_atomic
-
-    write_atomic(path, json.dumps(obj).encode())

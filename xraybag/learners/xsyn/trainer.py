@@ -180,7 +180,19 @@ def train(pipe: Pipeline, data, val, out: Path, cfg: dict, device="cpu", resume:
         opt.load_state_dict(state["opt"])
     sched = pipe.scheduler
     dim = pipe.text_encoder.config.hidden_size
-    empty = encode_text(pipe, [""], device)
+    texts: dict[str, torch.Tensor] = {}  # the text encoder is frozen: each prompt is encoded once
+    phrases: dict[str, torch.Tensor] = {}
+
+    def text(p: str) -> torch.Tensor:
+        if p not in texts:
+            texts[p] = encode_text(pipe, [p], device)
+        return texts[p]
+
+    def pooled(names: list[str]) -> torch.Tensor:
+        for n in names:
+            if n not in phrases:
+                phrases[n] = encode_phrases(pipe, [n], device)[0]
+        return torch.stack([phrases[n] for n in names]) if names else encode_phrases(pipe, [], device)
     gen = torch.Generator().manual_seed(cfg["seed"] + step)
     while step < total:
         t0 = time.perf_counter()
@@ -191,8 +203,8 @@ def train(pipe: Pipeline, data, val, out: Path, cfg: dict, device="cpu", resume:
             z0 = pipe.vae.encode(x).latent_dist.sample(generator=None) * pipe.scaling
             m = latent_keep(keep, pipe.factor)
             drop = [bool(crops.rng.random() < cfg["p_uncond"]) for _ in range(b)]
-            ctx = torch.cat([empty if d else encode_text(pipe, [" ".join(n)], device) for d, n in zip(drop, names)])
-            embs = [encode_phrases(pipe, [] if d else n, device) for d, n in zip(drop, names)]
+            ctx = torch.cat([text("" if d else " ".join(n)) for d, n in zip(drop, names)])
+            embs = [pooled([] if d else n) for d, n in zip(drop, names)]
             s = cfg["size"]
             bnorm = [[] if d else (bx / s).tolist() for d, bx in zip(drop, boxes)]
             g = gligen_kwargs(bnorm, embs, MAX_OBJS, dim, device)
@@ -253,7 +265,8 @@ def _set_scaling(pipe: Pipeline, crops: Crops, device, n: int = 64) -> None:
 
 def _grid(pipe: Pipeline, data, path: Path, cfg: dict, device) -> None:
     """Validation images repainted with their own labels: input | mask | painted, one row each."""
-    from PIL import Image
+    from xraybag.engine.output.files import write_atomic
+    from xraybag.learners.xsyn.car import png_bytes
 
     rows = []
     for i in range(min(cfg["val_images"], len(data))):
@@ -270,4 +283,4 @@ def _grid(pipe: Pipeline, data, path: Path, cfg: dict, device) -> None:
     w = max(r.shape[1] for r in rows)
     grid = np.concatenate([np.pad(r, ((0, 2), (0, w - r.shape[1]), (0, 0)), constant_values=1.0) for r in rows])
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.round(np.clip(grid, 0, 1) * 255).astype(np.uint8)).save(path)
+    write_atomic(path, png_bytes(grid))
