@@ -131,3 +131,81 @@ def test_fan_column_searched_from_a_hint_equals_the_bisection(view):
     cols = np.array([_fan_col(y, z, fan) for y, z in pts])
     assert ((cols <= 0) | (cols >= n - 1)).any()  # and some beyond it
     assert ((cols > 0) & (cols < n - 1)).sum() > 100  # most points inside the fan
+
+
+@pytest.mark.parametrize("view", ["vertical", "horizontal"])
+@pytest.mark.parametrize("layout", ["L", "straight"])
+def test_fan_keys_give_the_angle_column_within_the_margin(view, layout):
+    """The tangent table's column (one division, no arctan) is within TAN_MARGIN of the column
+    of the angle table's bisection, inside the fan and at its ends."""
+    from xraybag.engine.xray.trace import (
+        TAN_MARGIN,
+        _fan_col,
+        _key_col,
+        fan_keys,
+        ray_constants,
+    )
+
+    scene = Scene.model_validate({"bag": {"size": [550, 350, 220]}})
+    g = view_geometry(Scanner(name="t", type="line_scan", view=view, layout=layout), scene)
+    fan = ray_constants(g)[2]
+    fk = fan_keys(fan)
+    assert fk.size == fan.size + 1 and np.all(np.diff(fk[5:]) > 0)
+    rng = np.random.default_rng(1)
+    pts = np.column_stack([rng.uniform(-300, 300, 4000), rng.uniform(-50, 450, 4000)])
+    worst, inside = 0.0, 0
+    for y, z in pts:
+        ref = _fan_col(y, z, fan)
+        dy, dz = y - fk[0], z - fk[1]
+        u, v = fk[2] * dy + fk[3] * dz, fk[2] * dz - fk[3] * dy
+        if u <= 0:
+            continue
+        col, _ = _key_col(fk[4] * v / u, fk, -1)
+        if 0 < ref < fan.size - 5:
+            inside += 1
+            worst = max(worst, abs(col - ref))
+        else:
+            assert col == ref  # beyond the fan: -1 or n on both
+    assert inside > 500
+    assert worst < TAN_MARGIN / 3
+
+
+@pytest.mark.parametrize("kind", ["line_scan_L", "line_scan_straight", "radiograph"])
+def test_row_shortcuts_give_the_same_bits(monkeypatch, kind):
+    """The kernel's shortcuts (a row's vertex differences computed once per permutation, the fan
+    column from the tangent table) trace exactly what the plain per-ray test traces: a bottle's
+    shell, a rotated box and a sphere, bit for bit, with and without the shortcuts."""
+    from xraybag.engine.xray import trace as T
+
+    if kind == "radiograph":
+        # a wide cone (rays up to 50 degrees off the axis) so that the permutation changes
+        g = view_geometry(Scanner(name="r", type="radiograph", sod=400, sdd=500, pitch=2.0, panel=[1200, 1200]), SCENE)
+    else:
+        g = view_geometry(Scanner(name="t", type="line_scan", layout=kind.split("_")[-1]), SCENE)
+    box = trimesh.creation.box([90, 60, 40])
+    box.apply_transform(trimesh.transformations.rotation_matrix(0.4, [1, 1, 0.3]))
+    box.apply_translation([-40, 30, 90])
+    ball = trimesh.creation.icosphere(3, 45)
+    ball.apply_translation([60, -50, 120])
+    outer = trimesh.creation.cylinder(40, 200, sections=48)
+    inner = trimesh.creation.cylinder(37, 194, sections=48)
+    inner.invert()
+    shell = trimesh.util.concatenate([outer, inner])
+    shell.apply_transform(trimesh.transformations.rotation_matrix(1.2, [0, 1, 0]))
+    shell.apply_translation([10, 0, 110])
+    slab = trimesh.creation.box([60, 600, 600])  # across every ray: where the permutation changes too
+    slab.apply_transform(trimesh.transformations.rotation_matrix(0.3, [1, 0, 0]))
+    slab.apply_translation([150, 0, 120])
+    solids = [solid(box, "steel", 1), solid(ball, "water", 2), solid(shell, "pet", 3), solid(slab, "pe", 4)]
+    kk = T.ray_constants(g)[0]
+    if kind != "line_scan_straight":  # a narrow fan's rays all have one
+        assert len(np.unique(kk.reshape(-1, 3), axis=0)) > 1  # rays of more than one permutation
+    fast = T.trace(solids, g)
+    assert T.uniform_rows(g)  # one origin per row: the shortcut is taken
+    monkeypatch.setattr(T, "uniform_rows", lambda g: False)
+    monkeypatch.setattr(T, "fan_keys", lambda fan: np.zeros(0))
+    plain = T.trace(solids, g)
+    assert (fast.paths > 0).sum() > 2000
+    assert fast.paths.tobytes() == plain.paths.tobytes()
+    for a, b in zip(fast.objects, plain.objects):
+        assert a.paths.tobytes() == b.paths.tobytes()

@@ -121,22 +121,30 @@ def ray_hit(vertices, a, b, c, o0, o1, o2, k, sh):
     kx = k[0]
     ky = k[1]
     kz = k[2]
-    sx = sh[0]
-    sy = sh[1]
-    sz = sh[2]
     o = (o0, o1, o2)
     ox = o[kx]
     oy = o[ky]
     oz = o[kz]
-    az = vertices[a, kz] - oz
-    bz = vertices[b, kz] - oz
-    cz = vertices[c, kz] - oz
-    axs = vertices[a, kx] - ox - _mul(sx, az)
-    ays = vertices[a, ky] - oy - _mul(sy, az)
-    bxs = vertices[b, kx] - ox - _mul(sx, bz)
-    bys = vertices[b, ky] - oy - _mul(sy, bz)
-    cxs = vertices[c, kx] - ox - _mul(sx, cz)
-    cys = vertices[c, ky] - oy - _mul(sy, cz)
+    return sheared_hit(
+        vertices[a, kx] - ox, vertices[a, ky] - oy, vertices[a, kz] - oz,
+        vertices[b, kx] - ox, vertices[b, ky] - oy, vertices[b, kz] - oz,
+        vertices[c, kx] - ox, vertices[c, ky] - oy, vertices[c, kz] - oz,
+        sh[0], sh[1], sh[2],
+    )
+
+
+@_shared(inline="always")
+def sheared_hit(ax, ay, az, bx, by, bz, cx, cy, cz, sx, sy, sz):
+    """:func:`ray_hit` from the triangle's vertices relative to the ray's origin, in the ray's
+    axis order (``ax = vertices[a, kx] - o[kx]``, ...): rays that share an origin and a
+    permutation (a line-scan row) share these nine differences, so a kernel computes them once
+    per row and the result is the same to the bit."""
+    axs = ax - _mul(sx, az)
+    ays = ay - _mul(sy, az)
+    bxs = bx - _mul(sx, bz)
+    bys = by - _mul(sy, bz)
+    cxs = cx - _mul(sx, cz)
+    cys = cy - _mul(sy, cz)
     # products never fused with the subtraction (see _mul): the same rounding as on the CPU, so
     # a shared edge's function in one triangle is exactly minus its function in the other
     u = _mul(cxs, bys) - _mul(cys, bxs)  # edge b -> c
@@ -233,6 +241,73 @@ def _fan_col_near(y, z, fan, lo):
     return lo + (x - fan[4 + lo]) / (fan[5 + lo] - fan[4 + lo]), lo
 
 
+#: the span margin (columns) of a row where the fan column comes from the tangent table: linear
+#: interpolation in tan instead of in the angle moves a column by at most about 3e-4 of a column
+#: for 1 mm columns at 1 m (the second derivative of tan over one column's angle)
+TAN_MARGIN = 1e-3
+
+
+def fan_keys(fan: np.ndarray) -> np.ndarray:
+    """The fan table in tangent form, for the CPU kernel: ``[source y, source z, cos m, sin m,
+    sign, key_0, ..., key_{n-1}]`` with ``m`` the fan's middle angle and ``key_k = sign * tan(angle_k
+    - m)``, increasing with the column. A point's key is then one division (no arctan). Empty
+    when there is no fan, or when it is too wide for tangents (170 degrees or more)."""
+    if fan.size < 6:
+        return np.zeros(0)
+    sign = float(fan[3])
+    ang = sign * np.asarray(fan[4:], dtype=np.float64)  # the unwrapped element angles
+    if abs(ang[-1] - ang[0]) >= np.radians(170.0):
+        return np.zeros(0)
+    m = 0.5 * (ang[0] + ang[-1])
+    keys = sign * np.tan(ang - m)
+    if not np.all(np.diff(keys) > 0):
+        return np.zeros(0)
+    return np.concatenate([fan[:2], [np.cos(m), np.sin(m), sign], keys])
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _key_col(x, fk, lo):
+    """The column of a point of key ``x`` (``sign * tan(angle - m)``, see :func:`fan_keys`):
+    interpolated linearly in the key between the elements' keys (within :data:`TAN_MARGIN` of a
+    column of :func:`_fan_col`, which interpolates in the angle), the interval searched by steps
+    from ``lo`` (as :func:`_fan_col_near`). Returns (column, interval)."""
+    n = fk.shape[0] - 5
+    if x <= fk[5]:
+        return (-1.0 if x < fk[5] else 0.0), lo
+    if x >= fk[4 + n]:
+        return (float(n) if x > fk[4 + n] else float(n - 1)), lo
+    if lo < 0 or lo > n - 2:
+        lo, hi = 0, n - 1
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if fk[5 + mid] <= x:
+                lo = mid
+            else:
+                hi = mid
+    else:
+        while fk[5 + lo] > x:
+            lo -= 1
+        while fk[6 + lo] <= x:
+            lo += 1
+    return lo + (x - fk[5 + lo]) / (fk[6 + lo] - fk[5 + lo]), lo
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _edge_keys(vertices, p, q, fk, ec, e):
+    """For the edge p -> q (``x_p != x_q``), the point where it crosses the plane ``x`` in the
+    fan's frame (``u`` along the fan's middle, ``v`` across it) as ``u = ec[e, 0] + (x - x_p)
+    ec[e, 1]``, ``v = ec[e, 2] + (x - x_p) ec[e, 3]``: a row's key is then one division."""
+    dx = vertices[q, 0] - vertices[p, 0]
+    gy = (vertices[q, 1] - vertices[p, 1]) / dx
+    gz = (vertices[q, 2] - vertices[p, 2]) / dx
+    dy0 = vertices[p, 1] - fk[0]
+    dz0 = vertices[p, 2] - fk[1]
+    ec[e, 0] = fk[2] * dy0 + fk[3] * dz0
+    ec[e, 1] = fk[2] * gy + fk[3] * gz
+    ec[e, 2] = fk[2] * dz0 - fk[3] * dy0
+    ec[e, 3] = fk[2] * gz - fk[3] * gy
+
+
 @_shared(inline="always")
 def _face_box(vrow, vcol, a, b, c, r0, c0, h, w, rows, cols):
     """The rays a triangle can hit, from its projected vertices: rows ``i0..i1`` and columns
@@ -300,7 +375,8 @@ def _row_columns(vertices, tri, i, vrow, vcol, origin_row, origin_col, fan, is_f
 
 
 @numba.njit(cache=True, nogil=True)
-def _trace_faces(vertices, faces, slots, vrow, vcol, origin_row, origin_col, kk, sh, fan, out, r0, c0):
+def _trace_faces(vertices, faces, slots, vrow, vcol, origin_row, origin_col, kk, sh, fan, out, r0, c0,
+                 uniform, fk):
     """Accumulate signed hit distances of ``faces`` into ``out[i - r0, j - c0, slot]``.
 
     ``kk``, ``sh``: per-ray permutation and shear, shape (rows or 1, cols, 3); a first axis of 1
@@ -309,13 +385,20 @@ def _trace_faces(vertices, faces, slots, vrow, vcol, origin_row, origin_col, kk,
     plane are tested. The crossings come from the projected vertices where the projection is
     projective (radiographs: triangles stay triangles), and for line scans (``fan`` non-empty)
     from the triangle's section by the plane x = x_row mapped through the fan angle.
+    ``fk``: the fan's tangent table (:func:`fan_keys`; empty: the angle table ``fan`` alone).
+    ``uniform`` (see :func:`uniform_rows`): the rays of a row share their origin, so the
+    triangle's vertices relative to it are computed once per row and permutation (a fan has
+    one or two), not per ray: the same numbers, as :func:`sheared_hit` says.
     """
     h, w = out.shape[0], out.shape[1]
     rows, cols = origin_row.shape[0], origin_col.shape[0]
     per_row = kk.shape[0] > 1
     is_fan = fan.shape[0] > 0
+    tangent = is_fan and fk.shape[0] > 0
     eps = 1e-6
+    margin = TAN_MARGIN if tangent else eps
     near = np.empty(3, np.int64)  # per edge, the fan interval of its last crossing
+    ec = np.zeros((3, 4))  # per edge, its crossing of a row's plane in the fan's frame (tangent)
     for f in range(faces.shape[0]):
         a, b, c = faces[f, 0], faces[f, 1], faces[f, 2]
         i0, i1, j0, j1, clo, chi = _face_box(vrow, vcol, a, b, c, r0, c0, h, w, rows, cols)
@@ -324,6 +407,10 @@ def _trace_faces(vertices, faces, slots, vrow, vcol, origin_row, origin_col, kk,
         slot = slots[f]
         tri = (a, b, c)
         near[:] = -1
+        if tangent:
+            for e in range(3):
+                if vertices[tri[e], 0] != vertices[tri[(e + 1) % 3], 0]:
+                    _edge_keys(vertices, tri[e], tri[(e + 1) % 3], fk, ec, e)
         for i in range(i0, i1 + 1):
             # the columns where this row's plane cuts the triangle
             lo = np.inf
@@ -337,13 +424,16 @@ def _trace_faces(vertices, faces, slots, vrow, vcol, origin_row, origin_col, kk,
                     xq = vertices[q, 0]
                     if xp == xq or (xp - xr) * (xq - xr) > 0.0:
                         continue
-                    t = (xr - xp) / (xq - xp)
                     # an edge crosses the next row near where it crossed this one
-                    col, near[e] = _fan_col_near(
-                        vertices[p, 1] + t * (vertices[q, 1] - vertices[p, 1]),
-                        vertices[p, 2] + t * (vertices[q, 2] - vertices[p, 2]),
-                        fan, near[e],
-                    )
+                    uc = ec[e, 0] + (xr - xp) * ec[e, 1] if tangent else 0.0
+                    vc = ec[e, 2] + (xr - xp) * ec[e, 3] if tangent else 0.0
+                    if tangent and uc > 1e-9 * abs(vc):  # less than 90 degrees off the fan's middle
+                        col, near[e] = _key_col(fk[4] * vc / uc, fk, near[e])
+                    else:
+                        t = (xr - xp) / (xq - xp)
+                        yc = vertices[p, 1] + t * (vertices[q, 1] - vertices[p, 1])
+                        zc = vertices[p, 2] + t * (vertices[q, 2] - vertices[p, 2])
+                        col, near[e] = _fan_col_near(yc, zc, fan, near[e])
                 else:
                     rp = vrow[p]
                     rq = vrow[q]
@@ -361,9 +451,25 @@ def _trace_faces(vertices, faces, slots, vrow, vcol, origin_row, origin_col, kk,
                 continue
             if lo > hi:  # rounding at a vertex row: fall back to the bounding box
                 lo, hi = clo, chi
-            ja = max(int(np.ceil(lo - eps)), j0)
-            jb = min(int(np.floor(hi + eps)), j1)
+            ja = max(int(np.ceil(lo - margin)), j0)
+            jb = min(int(np.floor(hi + margin)), j1)
             ri = i if per_row else 0
+            if uniform:  # one origin for the row: the differences once per permutation
+                o = (origin_row[i, 0] + origin_col[0, 0], origin_row[i, 1] + origin_col[0, 1],
+                     origin_row[i, 2] + origin_col[0, 2])
+                ax = ay = az = bx = by = bz = cx = cy = cz = 0.0
+                kx = ky = kz = -1
+                for j in range(ja, jb + 1):
+                    if kk[ri, j, 0] != kx or kk[ri, j, 1] != ky or kk[ri, j, 2] != kz:
+                        kx, ky, kz = kk[ri, j, 0], kk[ri, j, 1], kk[ri, j, 2]
+                        ox, oy, oz = o[kx], o[ky], o[kz]
+                        ax, ay, az = vertices[a, kx] - ox, vertices[a, ky] - oy, vertices[a, kz] - oz
+                        bx, by, bz = vertices[b, kx] - ox, vertices[b, ky] - oy, vertices[b, kz] - oz
+                        cx, cy, cz = vertices[c, kx] - ox, vertices[c, ky] - oy, vertices[c, kz] - oz
+                    hit, st = sheared_hit(ax, ay, az, bx, by, bz, cx, cy, cz, sh[ri, j, 0], sh[ri, j, 1], sh[ri, j, 2])
+                    if hit:
+                        out[i - r0, j - c0, slot] += st
+                continue
             for j in range(ja, jb + 1):
                 hit, st = ray_hit(
                     vertices, a, b, c,
@@ -426,6 +532,12 @@ def ray_constants(g: RayGeometry) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return kk, sh, fan
 
 
+def uniform_rows(g: RayGeometry) -> bool:
+    """Whether every ray of an image row starts at the same point (``origin_col`` is one point:
+    a line scan's fan, a radiograph's point source)."""
+    return bool(np.all(g.origin_col == g.origin_col[:1]))
+
+
 def plan_objects(solids: "list[Solid]", g: RayGeometry) -> tuple[list[str], dict[str, int], list[ObjectPlan]]:
     """The materials, their indices, and the objects with a non-empty window, by index."""
     materials = sorted({s.material for s in solids})
@@ -461,8 +573,10 @@ def _finish(buf, total, r0, c0, mats, own):
         for j in range(w):
             for k in range(k_all):
                 v = buf[i, j, k]
-                if v < 1e-9:
-                    v = 0.0
+                if v < 1e-9:  # adds nothing to the total (x + 0.0 is x)
+                    if keep:
+                        own[i, j, k] = 0.0
+                    continue
                 m = mats[k]
                 total[r0 + i, c0 + j, m] = np.float32(np.float64(total[r0 + i, c0 + j, m]) + v)
                 if keep:
@@ -488,6 +602,8 @@ def trace_numba(solids: "list[Solid]", geometry: RayGeometry) -> TraceResult:
     total = np.zeros((g.rows, g.cols, len(materials)), dtype=np.float32)
     objects: list[ObjectTrace] = []
     kk, sh, fan = ray_constants(g)
+    uniform = uniform_rows(g)
+    fk = fan_keys(fan)
     for plan in plans:
         buf = np.zeros((plan.h, plan.w, len(plan.mats)), dtype=np.float64)
         for s, (pr, pc) in zip(plan.parts, plan.projected):
@@ -499,7 +615,7 @@ def trace_numba(solids: "list[Solid]", geometry: RayGeometry) -> TraceResult:
                 np.ascontiguousarray(pr, dtype=np.float64),
                 np.ascontiguousarray(pc, dtype=np.float64),
                 g.origin_row, g.origin_col, kk, sh, fan,
-                buf, plan.r0, plan.c0,
+                buf, plan.r0, plan.c0, uniform, fk,
             )
         finish_object(plan, buf, total, objects)
     return TraceResult(materials, total, objects, time.perf_counter() - t0)
