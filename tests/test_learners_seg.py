@@ -341,3 +341,45 @@ def test_bad_mask_results_are_one_line_errors(tmp_path):
     path.write_text(json.dumps([_res(1, 3, _box_mask(*HW, 0, 0, 2, 2), ann_id=1)]))
     r = load_mask_results(path)
     assert r[0]["ann_id"] == 1 and "bbox" not in r[0]
+
+
+def test_instance_masks_from_the_instance_map(tmp_path):
+    """masks=instances: one mask per object of the instance map (its pixels), the annotated one
+    with its class and difficulty, the other as 'object'; background (0) is no object."""
+    h, w = 40, 60
+    ids = np.zeros((h, w), np.uint16)
+    ids[5:20, 5:30] = 1  # annotated (object_index 1)
+    ids[10:35, 25:55] = 2  # in front of object 1 where they overlap; not annotated
+    ids[30:38, 2:10] = 7
+    amodal = _box_mask(h, w, 5, 5, 25, 15)  # the annotation's own (amodal) mask of object 1
+    root = write_dataset(tmp_path / "d", [{"w": w, "h": h, "anns": [(amodal, 7, "hard", {"object_index": 1})]}])
+    (root / "labels").mkdir()
+    Image.fromarray(ids).save(root / "labels" / "000000_top.png")
+    coco = json.loads((root / "annotations.json").read_text())
+    coco["images"][0]["labels"] = "labels/000000_top.png"
+    (root / "annotations.json").write_text(json.dumps(coco))
+
+    plain = SegmentationDataset(root, split="all", min_side=10)
+    assert plain.masks_kept == 1 and "object" not in plain.class_names
+    ds = SegmentationDataset(root, split="all", masks="instances", min_side=10)
+    assert ds.class_names == [c["name"] for c in CATS] + ["object"]
+    s = ds[0]
+    assert len(s.masks) == 3
+    by_index = {a["object_index"]: (m, a) for m, a in zip(s.masks, ds._anns[1])}
+    for k in (1, 2, 7):
+        assert np.array_equal(by_index[k][0], ids == k)
+    assert by_index[1][1]["category_id"] == 7 and by_index[1][1]["difficulty"] == "hard"
+    object_id = ds.label_to_category_id[ds.class_names.index("object")]
+    assert by_index[2][1]["category_id"] == by_index[7][1]["category_id"] == object_id
+    assert s.labels.tolist() == [ds.category_id_to_label[a["category_id"]] for a in ds._anns[1]]
+    assert len({a["id"] for a in ds._anns[1]}) == 3  # ids unique
+    # 25 x 15 minus the 10 x 10 corner that object 2 covers
+    assert by_index[1][1]["area"] == 25 * 15 - 10 * 5
+
+    del coco["images"][0]["labels"]
+    (root / "annotations.json").write_text(json.dumps(coco))
+    with pytest.raises(XraybagError, match="masks=instances needs the image's instance map") as e:
+        SegmentationDataset(root, split="all", masks="instances")
+    assert "\n" not in str(e.value)
+    with pytest.raises(XraybagError, match="masks must be one of"):
+        SegmentationDataset(root, split="all", masks="everything")

@@ -74,7 +74,7 @@ def _dataset(learner, data, split: str, input_: str | None, splits, seed: int):
             raise XraybagError(f"--input {input_} is for detectors; a segmenter reads the channels its 'channels' "
                                "option names (--opt channels=raw|pseudo_colour|auto)")
         return SegmentationDataset(data, split=split, channels=str(learner.config.get("channels", "auto")),
-                                   splits=splits, seed=seed)
+                                   splits=splits, seed=seed, masks=str(learner.config.get("masks", "annotations")))
     from xraybag.learners.data import DetectionDataset
 
     _check_input(learner, input_ or "rgb")

@@ -33,6 +33,11 @@ from xraybag.errors import XraybagError
 from xraybag.learners.data import DetectionDataset, _read_rgb, _read_tiff, decode_segmentation
 
 CHANNELS = ("auto", "raw", "pseudo_colour")
+#: where a segmentation dataset's masks come from: the annotated objects, or every object of the
+#: renderer's instance maps (``labels/``)
+MASKS = ("annotations", "instances")
+#: the class of an object that is in an instance map but not annotated (masks="instances")
+OBJECT = "object"
 #: the paper's image filters: shorter side below this (pixels), aspect ratio outside this range
 MIN_SIDE = 200
 ASPECT = (0.2, 5.0)
@@ -131,6 +136,12 @@ class SegmentationDataset(DetectionDataset):
     ``auto`` (raw where the image record has both raw files, else the pseudo-colour max/min),
     ``raw`` (required) or ``pseudo_colour``. The cleaning options are described in the module
     docstring; :attr:`dropped` counts what each rule removed from this split.
+
+    ``masks``: ``annotations`` (the annotated objects) or ``instances``: every object of each
+    image's instance map (``labels/<bag>_<view>.png``, an xraybag render's), the annotated ones
+    with their annotation (class, difficulty) and their map's pixels, the others as class
+    :data:`OBJECT` (added to the categories). A render annotates only its threats; a segmenter that
+    must segment a whole bag (xsyn's variant A, BOM) learns from every object this way.
     """
 
     def __init__(
@@ -146,6 +157,7 @@ class SegmentationDataset(DetectionDataset):
         min_thickness: int = 2,
         laplacian_threshold: float | None = None,
         clean_seed: int = 0,
+        masks: str = "annotations",
     ):
         if channels not in CHANNELS:
             raise XraybagError(f"unknown channels {channels!r} (one of {', '.join(CHANNELS)})")
@@ -154,6 +166,11 @@ class SegmentationDataset(DetectionDataset):
             raise XraybagError(f"aspect must be a range 0 < low <= high, got {tuple(aspect)}")
         super().__init__(root, split=split, input="raw" if channels == "raw" else "rgb", splits=splits, seed=seed)
         self.channels = channels
+        if masks not in MASKS:
+            raise XraybagError(f"masks must be one of {', '.join(MASKS)}, got {masks!r}")
+        self.masks = masks
+        if masks == "instances":
+            self._instance_masks()
         self.rules = {"min_side": int(min_side), "aspect": (lo, hi), "min_area": int(min_area),
                       "min_thickness": int(min_thickness), "laplacian_threshold": laplacian_threshold,
                       "clean_seed": int(clean_seed)}
@@ -165,6 +182,52 @@ class SegmentationDataset(DetectionDataset):
         self._clean_masks()
 
     # -- cleaning ------------------------------------------------------------------------------
+
+    def _instance_masks(self) -> None:
+        """Replace each image's annotations by one per object of its instance map (see the class)."""
+        from PIL import Image
+
+        cid = next((int(c["id"]) for c in self.categories if c.get("name") == OBJECT), None)
+        if cid is None:
+            cid = max((int(c["id"]) for c in self.categories), default=0) + 1
+            self.categories = [*self.categories, {"id": cid, "name": OBJECT, "supercategory": OBJECT}]
+            self.label_to_category_id.append(cid)
+            self.category_id_to_label[cid] = len(self.label_to_category_id) - 1
+            self.class_names.append(OBJECT)
+        next_id = max((int(a["id"]) for a in self.coco["annotations"]), default=0) + 1
+        for im in self.images:
+            where = f"{self.ann_file}: image id {im['id']}"
+            rel = im.get("labels")
+            if not isinstance(rel, str) or not (self.root / rel).is_file():
+                raise XraybagError(f"masks=instances needs the image's instance map (labels/, written by 'xraybag "
+                                   f"render'); its record has {'labels ' + repr(rel) if rel else 'none'}", where)
+            try:
+                with Image.open(self.root / rel) as f:
+                    ids = np.asarray(f)
+            except Exception as e:  # a broken file: one line
+                raise XraybagError(f"cannot read the instance map {rel}: {type(e).__name__}: {e}", where) from None
+            if ids.shape != (im["height"], im["width"]):
+                raise XraybagError(f"instance map {rel} is {ids.shape[1]} x {ids.shape[0]}, the image "
+                                   f"{im['width']} x {im['height']}", where)
+            annotated = {int(a["object_index"]): a for a in self._anns[im["id"]] if "object_index" in a}
+            anns = []
+            for k in np.unique(ids):
+                if k == 0:
+                    continue
+                mask = ids == k
+                ys, xs = np.nonzero(mask)
+                a = annotated.get(int(k))
+                base = ({"category_id": cid, "difficulty": "easy", "name": f"object_{int(k)}"} if a is None else
+                        {key: a[key] for key in ("category_id", "difficulty", "name") if key in a})
+                anns.append({**base, "id": int(a["id"]) if a is not None else next_id, "image_id": im["id"],
+                             "object_index": int(k), "iscrowd": 0, "area": int(mask.sum()),
+                             "bbox": [float(xs.min()), float(ys.min()), float(xs.max() - xs.min() + 1),
+                                      float(ys.max() - ys.min() + 1)],
+                             "segmentation": mask_to_rle(mask)})
+                next_id += a is None
+            self._anns[im["id"]] = anns
+        self.coco = {**self.coco, "categories": self.categories,
+                     "annotations": [a for im in self.images for a in self._anns[im["id"]]]}
 
     def _require_masks(self) -> None:
         anns = self.coco["annotations"]

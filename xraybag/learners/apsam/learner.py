@@ -24,7 +24,7 @@ import numpy as np
 
 from xraybag.errors import XraybagError
 from xraybag.learners.base import Prompt, Segmenter
-from xraybag.learners.seg_data import CHANNELS, SegmentationDataset, mask_to_rle
+from xraybag.learners.seg_data import CHANNELS, MASKS, SegmentationDataset, mask_to_rle
 
 PRESETS = ("tiny", "vit_b", "vit_l", "vit_h")
 #: AdamW learning rates: the paper's (fine-tuning SAM from its checkpoint), and ours from scratch
@@ -52,6 +52,9 @@ def _common_options() -> dict:
         "focal_weight": (float, 1.0, "weight of the focal loss beside the Dice loss (SAM's is 20; 1 trains the "
                          "tiny preset from scratch far faster)"),
         "max_objects": (int, 4, "objects (one click each) per image and iteration"),
+        "masks": (str, "annotations", "annotations (the annotated objects) | instances (every object of the "
+                  "render's instance maps, labels/: un-annotated ones as class 'object'; a segmenter that must "
+                  "segment a whole bag, as xsyn's variant A and BOM ask, learns from these)"),
         "crop": (str, "content", "content (cut each image to the scanned contents, the rows and columns that "
                  "are not empty tunnel, and the prompts, before scaling it to image_size) | none (the whole "
                  "image, as SAM does)"),
@@ -125,6 +128,8 @@ class SAMFinetuneSegmenter(Segmenter):
         for key in ("epochs", "batch_size"):
             if int(self.config[key]) < 1:
                 raise XraybagError(f"option {key!r} must be >= 1, got {self.config[key]}")
+        if self.config.get("masks", "annotations") not in MASKS:
+            raise XraybagError(f"option 'masks' must be one of {', '.join(MASKS)}, got {self.config['masks']!r}")
 
     # -- train --------------------------------------------------------------------------------
 
