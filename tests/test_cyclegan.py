@@ -347,4 +347,45 @@ def test_one_line_errors_write_nothing(tmp_path, weights):
     one_line_error(run("synthesize", "cyclegan", "--data", data, "-o", out, "--opt", f"weights={grey_w}"),
                    "has 3 channels; the weights translate images of 1")
     one_line_error(run("eval", "cyclegan", "--weights", weights, "--data", data), "use 'xraybag learn synthesize'")
+    one_line_error(run("synthesize", "cyclegan", "--data", data, "-o", out, "--opt", f"weights={weights}",
+                       "--opt", "tile=8"), "option tile: 8")
     assert not out.exists()
+
+
+def test_tiled_translation_blends_windows_by_hand():
+    """translate_tiled: windows half a window apart, the last at the edge; each pixel the
+    Hann-weighted mean of the windows over it, each window translated on its own."""
+    import torch
+
+    from xraybag.learners.cyclegan.synth import hann_weights, tile_starts, translate_tiled
+
+    assert tile_starts(10, 4) == [0, 2, 4, 6]
+    assert tile_starts(11, 4) == [0, 2, 4, 6, 7]
+    assert tile_starts(4, 4) == [0]
+    # sin^2(pi (i + 0.5) / 4): 0.1464, 0.8536, 0.8536, 0.1464
+    assert np.allclose(hann_weights(4), [0.14644661, 0.85355339, 0.85355339, 0.14644661])
+
+    class WindowMean(torch.nn.Module):  # a "generator" whose output depends on the whole window
+        def forward(self, x):
+            return x.mean(dim=(2, 3), keepdim=True).expand_as(x)
+
+    rng = np.random.default_rng(0)
+    img = rng.uniform(0.2, 0.8, (8, 12, 1)).astype(np.float32)
+    out = translate_tiled(WindowMean(), img, "cpu", 4)
+    # mean in [-1, 1] and back is the mean in [0, 1]
+    m = {(y, x): img[y : y + 4, x : x + 4].mean() for y in (0, 2, 4) for x in (0, 2, 4, 6, 8)}
+    w = hann_weights(4)
+    assert out[0, 0, 0] == pytest.approx(m[0, 0], abs=1e-6)  # one window covers the corner
+    # row 0 lies in the windows starting at y = 0 only; column 2 in those starting at x = 0 and 2
+    want = (w[2] * m[0, 0] + w[0] * m[0, 2]) / (w[2] + w[0])
+    assert out[0, 2, 0] == pytest.approx(want, abs=1e-6)
+    # pixel (3, 5): rows of windows y = 0 (position 3) and 2 (position 1); columns x = 2 (3), 4 (1)
+    num = sum(w[3 - y] * w[5 - x] * m[y, x] for y in (0, 2) for x in (2, 4))
+    den = sum(w[3 - y] * w[5 - x] for y in (0, 2) for x in (2, 4))
+    assert out[3, 5, 0] == pytest.approx(num / den, abs=1e-6)
+    # an identity generator gives the image back; tile 0 or a tile as large as the image: one pass
+    ident = torch.nn.Identity()
+    assert np.allclose(translate_tiled(ident, img, "cpu", 4), img, atol=1e-6)
+    whole = translate_tiled(WindowMean(), img, "cpu", 0)
+    assert np.allclose(whole, img.mean(), atol=1e-6)
+    assert np.allclose(translate_tiled(WindowMean(), img, "cpu", 12), whole, atol=1e-6)

@@ -3,9 +3,12 @@ image sets A and B (:mod:`.trainer`); :meth:`CycleGANSynthesizer.synthesize` tra
 pseudo-colour image of a labelled xraybag dataset with one of them (``direction``: ``AtoB`` by
 default) and writes the dataset again in the same layout.
 
-Translation runs the fully convolutional generator on the whole image at its own size (padded by
-reflection to a multiple of 4, then cropped back), so no pixel moves: boxes, masks and ``labels/``
-stay valid and are copied unchanged. ``annotations.json`` is the input's with one key added to each
+Translation runs the fully convolutional generator at the image's own resolution, so no pixel
+moves: boxes, masks and ``labels/`` stay valid and are copied unchanged. By default (``tile=-1``)
+it runs on overlapping windows of the training crop's size, blended (:func:`translate_tiled`):
+instance norm normalises each window as it normalised the training crops, where a whole bag image
+(mostly empty belt) would be normalised otherwise and come out washed out. ``tile=0`` runs the
+whole image at once (padded by reflection to a multiple of 4, then cropped back). ``annotations.json`` is the input's with one key added to each
 image, ``synthetic`` (method ``cyclegan``, direction, weights file and its sha256, training
 iteration, source image, and ``raw_translated: false``, plus the image's earlier ``synthetic``
 under ``earlier``). The raw low/high channels (and the CLCXray encodings computed from them) are
@@ -66,6 +69,8 @@ class CycleGANSynthesizer(Synthesizer):
             "weights": (Path, None, "synthesize: the weights.pt 'learn train cyclegan' wrote"),
             "direction": (str, "AtoB", "synthesize: AtoB (--data's look -> --target's) or BtoA"),
             "raw": (str, "copy", "synthesize: copy the raw low/high channels untranslated, or drop them"),
+            "tile": (int, -1, "synthesize: translate in overlapping windows of this many px, blended (-1: the "
+                              "training crop's size, as instance norm saw it; 0: the whole image at once)"),
         }
 
     # ------------------------------------------------------------------ options
@@ -76,6 +81,9 @@ class CycleGANSynthesizer(Synthesizer):
             raise XraybagError(f"option direction: {self.direction!r}; expected AtoB or BtoA")
         if self.raw not in RAW:
             raise XraybagError(f"option raw: {self.raw!r}; expected copy or drop")
+        if self.tile < -1 or 0 < self.tile < 16:
+            raise XraybagError(f"option tile: {self.tile}; expected -1 (the training crop), 0 (whole images) or "
+                               "at least 16 px")
         cfg = self.arch()
         if cfg["size"] < 16 or cfg["size"] % 4:
             raise XraybagError(f"option size: {cfg['size']} must be a multiple of 4, at least 16")
@@ -189,16 +197,17 @@ class CycleGANSynthesizer(Synthesizer):
             (out / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(src, out / rel)
         hashes, images = {}, []
+        tile = int(cfg["size"]) if self.tile < 0 else int(self.tile)
         for im in coco["images"]:
             arr = read_image(data / im["file_name"])
             with torch.no_grad():
-                res = translate(gen, arr, dev)
+                res = translate_tiled(gen, arr, dev, tile)
             blob = _encode(res, data / im["file_name"])
             write_atomic(out / im["file_name"], blob)
             hashes[im["file_name"]] = sha256(blob)
             note = {"method": "cyclegan", "direction": self.direction, "weights": str(Path(self.weights)),
                     "weights_sha256": weights_sha, "iteration": int(state.get("iteration", 0)),
-                    "source_image": im["id"], "raw_translated": False,
+                    "source_image": im["id"], "raw_translated": False, "tile": tile,
                     "raw": "copied" if self.raw == "copy" else "dropped"}
             if "synthetic" in im:
                 note["earlier"] = im["synthetic"]
@@ -228,6 +237,38 @@ def translate(gen, img: np.ndarray, device) -> np.ndarray:
         x = F.pad(x, (0, pw, 0, ph), mode=mode)
     y = gen(x)[0, :, :h, :w]
     return ((y.clamp(-1, 1) + 1.0) / 2.0).permute(1, 2, 0).cpu().numpy()
+
+
+def hann_weights(n: int) -> np.ndarray:
+    """``sin^2(pi (i + 0.5) / n)``, i < n: a Hann window with no zero weight, for blending tiles."""
+    return np.sin(np.pi * (np.arange(n) + 0.5) / n) ** 2
+
+
+def tile_starts(size: int, tile: int) -> list[int]:
+    """Starts of windows of ``tile`` over ``size`` (>= tile) pixels, half a window apart, the last
+    ending at the edge."""
+    step = max(1, tile // 2)
+    return sorted({*range(0, size - tile + 1, step), size - tile})
+
+
+def translate_tiled(gen, img: np.ndarray, device, tile: int) -> np.ndarray:
+    """``img`` through ``gen`` in windows of ``tile`` x ``tile`` px (smaller where the image is),
+    half a window apart, each translated on its own (:func:`translate`) and blended with Hann
+    weights, so every pixel is a weighted mean of the windows over it. ``tile <= 0``, or an image
+    no larger than one window: the whole image at once."""
+    h, w = img.shape[:2]
+    if tile <= 0 or (h <= tile and w <= tile):
+        return translate(gen, img, device)
+    th, tw = min(tile, h), min(tile, w)
+    wy, wx = hann_weights(th), hann_weights(tw)
+    weight = (wy[:, None] * wx[None, :])[:, :, None]
+    acc = np.zeros(img.shape[:2] + (img.shape[2],), np.float64)
+    norm = np.zeros(img.shape[:2] + (1,), np.float64)
+    for y in tile_starts(h, th):
+        for x in tile_starts(w, tw):
+            acc[y : y + th, x : x + tw] += translate(gen, img[y : y + th, x : x + tw], device) * weight
+            norm[y : y + th, x : x + tw] += weight
+    return (acc / norm).astype(np.float32)
 
 
 def _channels(path: Path) -> int:
