@@ -19,7 +19,9 @@ Arms (the same detector, options and number of iterations for all; ``--seeds`` e
 - ``target``: the target's labelled train split (the upper bound).
 
 The xsyn arms need a promptable segmenter for CAR, BOM and A's idle regions: ``sam_finetune``
-(``preset=tiny``) trained here on the source's masks unless ``--xsyn-segmenter`` names weights.
+(``preset=tiny``) trained here on every object of the source's instance maps (``masks=instances``:
+the threats and the benign objects A and BOM look for; 50 epochs, about 25 minutes on one core)
+unless ``--xsyn-segmenter`` names weights.
 
     python benchmarks/learning_value.py --work /work/data/learning_value --json docs/bench/learning_value.json
 
@@ -159,11 +161,14 @@ def xsyn_parts(args, source: Path) -> tuple[Path, Path, dict]:
             from xraybag.learners.apsam.learner import SAMFinetuneSegmenter
             from xraybag.learners.seg_data import SegmentationDataset
 
-            data = SegmentationDataset(source, split="all", channels="pseudo_colour")
-            SAMFinetuneSegmenter(preset="tiny", epochs=args.xsyn_seg_epochs).train(data, out, progress=False)
+            # every object of the instance maps, not only the annotated threats: variant A's idle
+            # regions (Eq. 3) and BOM's occluders are benign objects the segmenter must segment
+            data = SegmentationDataset(source, split="all", channels="pseudo_colour", masks="instances")
+            SAMFinetuneSegmenter(preset="tiny", epochs=args.xsyn_seg_epochs, masks="instances", max_objects=8,
+                                 val_every=0).train(data, out, progress=False)
         seg = out / "weights.pt"
         note["segmenter"] = {"trained_here": True, "learner": "sam_finetune", "preset": "tiny",
-                             "epochs": args.xsyn_seg_epochs}
+                             "epochs": args.xsyn_seg_epochs, "masks": "instances", "max_objects": 8}
     note |= {"checkpoint": str(pipe), "segmenter_weights": str(seg), "parts_s": round(time.perf_counter() - t, 1)}
     return Path(pipe), Path(seg), note
 
@@ -308,7 +313,8 @@ def main() -> None:
                     help="promptable segmenter weights for CAR, BOM and variant A (default: sam_finetune trained here)")
     ap.add_argument("--xsyn-iters", type=int, default=800, help="UNet iterations of the xsyn trained here")
     ap.add_argument("--xsyn-vae-iters", type=int, default=600, help="VAE iterations of the xsyn trained here")
-    ap.add_argument("--xsyn-seg-epochs", type=int, default=4, help="epochs of the segmenter trained here")
+    ap.add_argument("--xsyn-seg-epochs", type=int, default=50,
+                    help="epochs of the segmenter trained here (every object of the source's instance maps)")
     ap.add_argument("--xsyn-opt", action="append", default=[], help="extra xsyn synthesize option key=value")
     ap.add_argument("--opt", action="append", default=[], help="extra detector option key=value (every arm)")
     ap.add_argument("--jobs", type=int, default=2, help="trainings side by side (one torch thread each)")
