@@ -212,33 +212,42 @@ def _fan_col(y, z, fan):
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _fan_col_near(y, z, fan, lo):
-    """:func:`_fan_col` with the column interval searched from ``lo`` (the interval found for a
-    nearby point; -1: none) by steps instead of bisection: the same interval (the one column
-    ``lo`` with ``angle[lo] <= x < angle[lo + 1]``), so the same value. Returns (column, interval)."""
-    a = np.arctan2(z - fan[1], y - fan[0])
-    d = a - fan[2]
-    d -= 2.0 * np.pi * np.floor(d / (2.0 * np.pi) + 0.5)
-    x = fan[3] * (fan[2] + d)
-    n = fan.shape[0] - 4
-    if x <= fan[4]:
-        return (-1.0 if x < fan[4] else 0.0), lo
-    if x >= fan[3 + n]:
-        return (float(n) if x > fan[3 + n] else float(n - 1)), lo
+def _table_col(t, base, x, lo):
+    """The continuous column of value ``x`` in the increasing table ``t[base:]`` (one entry per
+    column): -1 / n below / above it (0 / n - 1 exactly at its ends), else linear between the
+    entries of the interval ``lo`` with ``t[base + lo] <= x < t[base + lo + 1]``, searched by steps
+    from ``lo`` (the interval of a nearby value; -1 or out of range: by bisection). The same
+    interval either way, so the same value. Returns (column, interval)."""
+    n = t.shape[0] - base
+    if x <= t[base]:
+        return (-1.0 if x < t[base] else 0.0), lo
+    if x >= t[base + n - 1]:
+        return (float(n) if x > t[base + n - 1] else float(n - 1)), lo
     if lo < 0 or lo > n - 2:
         lo, hi = 0, n - 1
         while hi - lo > 1:
             mid = (lo + hi) // 2
-            if fan[4 + mid] <= x:
+            if t[base + mid] <= x:
                 lo = mid
             else:
                 hi = mid
     else:
-        while fan[4 + lo] > x:
+        while t[base + lo] > x:
             lo -= 1
-        while fan[5 + lo] <= x:
+        while t[base + lo + 1] <= x:
             lo += 1
-    return lo + (x - fan[4 + lo]) / (fan[5 + lo] - fan[4 + lo]), lo
+    return lo + (x - t[base + lo]) / (t[base + lo + 1] - t[base + lo]), lo
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _fan_col_near(y, z, fan, lo):
+    """:func:`_fan_col` with the column interval searched from ``lo`` (the interval found for a
+    nearby point; -1: none) by steps instead of bisection (:func:`_table_col`): the same interval,
+    so the same value. Returns (column, interval)."""
+    a = np.arctan2(z - fan[1], y - fan[0])
+    d = a - fan[2]
+    d -= 2.0 * np.pi * np.floor(d / (2.0 * np.pi) + 0.5)
+    return _table_col(fan, 4, fan[3] * (fan[2] + d), lo)
 
 
 #: the span margin (columns) of a row where the fan column comes from the tangent table: linear
@@ -270,26 +279,8 @@ def _key_col(x, fk, lo):
     """The column of a point of key ``x`` (``sign * tan(angle - m)``, see :func:`fan_keys`):
     interpolated linearly in the key between the elements' keys (within :data:`TAN_MARGIN` of a
     column of :func:`_fan_col`, which interpolates in the angle), the interval searched by steps
-    from ``lo`` (as :func:`_fan_col_near`). Returns (column, interval)."""
-    n = fk.shape[0] - 5
-    if x <= fk[5]:
-        return (-1.0 if x < fk[5] else 0.0), lo
-    if x >= fk[4 + n]:
-        return (float(n) if x > fk[4 + n] else float(n - 1)), lo
-    if lo < 0 or lo > n - 2:
-        lo, hi = 0, n - 1
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            if fk[5 + mid] <= x:
-                lo = mid
-            else:
-                hi = mid
-    else:
-        while fk[5 + lo] > x:
-            lo -= 1
-        while fk[6 + lo] <= x:
-            lo += 1
-    return lo + (x - fk[5 + lo]) / (fk[6 + lo] - fk[5 + lo]), lo
+    from ``lo`` (:func:`_table_col`). Returns (column, interval)."""
+    return _table_col(fk, 5, x, lo)
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
