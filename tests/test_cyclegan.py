@@ -389,3 +389,43 @@ def test_tiled_translation_blends_windows_by_hand():
     whole = translate_tiled(WindowMean(), img, "cpu", 0)
     assert np.allclose(whole, img.mean(), atol=1e-6)
     assert np.allclose(translate_tiled(WindowMean(), img, "cpu", 12), whole, atol=1e-6)
+
+
+def test_warmup_trains_the_generators_to_give_back_their_input(tmp_path):
+    """warmup=2: the first two iterations train only the generators, on L1 to their input (the
+    discriminators keep their initial weights, the pools stay empty); then the game starts."""
+    a, b = image_folder(tmp_path / "A", 2), image_folder(tmp_path / "B", 3, seed=1)
+    opts = dict(FAST, iterations=4, checkpoint_every=2, n_blocks=1, warmup=2)
+    syn = CycleGANSynthesizer(**opts)
+    real_warmup, seen = trainer.warmup_step, []
+
+    def spy(nets, opt_g, real_a, real_b, lam):
+        with torch.no_grad():  # the loss by hand, before the step
+            want = {k: lam * (float((nets[k](real_a) - real_a).abs().mean()) + float((nets[k](real_b) - real_b).abs().mean()))
+                    for k in ("G_AB", "G_BA")}
+        got = real_warmup(nets, opt_g, real_a, real_b, lam)
+        seen.append((want, got))
+        if len(seen) == 2:  # the end of the warm-up: the discriminators are untouched so far
+            torch.manual_seed(0)
+            fresh = trainer.build(dict(syn_cfg))
+            for net in fresh.values():
+                trainer.init_weights(net)
+            for k in ("D_A", "D_B"):
+                for name, t in fresh[k].state_dict().items():
+                    assert torch.equal(nets[k].state_dict()[name], t), (k, name)
+        return got
+
+    syn_cfg = {"channels": 3, "ngf": FAST["ngf"], "ndf": FAST["ndf"], "n_blocks": 1}
+    import unittest.mock as um
+
+    with um.patch.object(trainer, "warmup_step", spy):
+        syn.train(a, b, tmp_path / "run", device="cpu", progress=False)
+    assert len(seen) == 2
+    for want, got in seen:
+        for k in ("G_AB", "G_BA"):
+            assert got[f"warmup_{k}"] == pytest.approx(want[k], rel=1e-5)
+    log = [json.loads(x) for x in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
+    assert [("warmup_G_AB" in x, "cycle_A" in x) for x in log] == [(True, False)] * 2 + [(False, True)] * 2
+    one_line_error(run("train", "cyclegan", "--data", a, "--target", b, "-o", tmp_path / "r2",
+                       *[x for k, v in dict(FAST, iterations=3, warmup=3).items() for x in ("--opt", f"{k}={v}")]),
+                   "option warmup: 3 iterations leave none")

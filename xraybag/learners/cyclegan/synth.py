@@ -63,6 +63,10 @@ class CycleGANSynthesizer(Synthesizer):
             "lambda_cycle": (float, 10.0, "weight of the cycle loss"),
             "lambda_identity": (float, 0.5, "weight of the identity loss, relative to lambda_cycle (0: off)"),
             "pool_size": (int, 50, "generated images kept for the discriminators (0: none)"),
+            "warmup": (int, 0, "iterations at the start that train both generators to give back their input "
+                               "(L1 on images of both sets; no discriminators, no pools): generators that "
+                               "start as the identity keep every colour while the game learns the translation "
+                               "(the paper has none: 0)"),
             "seed": (int, 0, "seed of the initialisation, image order, crops, flips and pools"),
             "checkpoint_every": (int, 100, "iterations between checkpoints"),
             "threads": (int, 0, "torch CPU threads (0: torch's default)"),
@@ -87,7 +91,8 @@ class CycleGANSynthesizer(Synthesizer):
         cfg = self.arch()
         if cfg["size"] < 16 or cfg["size"] % 4:
             raise XraybagError(f"option size: {cfg['size']} must be a multiple of 4, at least 16")
-        for key in ("ngf", "ndf", "n_blocks", "epochs", "iterations", "pool_size", "checkpoint_every", "threads"):
+        for key in ("ngf", "ndf", "n_blocks", "epochs", "iterations", "pool_size", "checkpoint_every", "threads",
+                    "warmup"):
             if getattr(self, key) < 0:
                 raise XraybagError(f"option {key}: {getattr(self, key)} must not be negative")
         if self.lr <= 0 or not 0 <= self.beta1 < 1 or self.lambda_cycle < 0 or self.lambda_identity < 0:
@@ -137,7 +142,11 @@ class CycleGANSynthesizer(Synthesizer):
         cfg = {"channels": c_a, "size": arch["size"], "ngf": arch["ngf"], "ndf": arch["ndf"],
                "n_blocks": arch["n_blocks"], "iterations": iterations, "decay_start": decay, "lr": self.lr,
                "beta1": self.beta1, "lambda_cycle": self.lambda_cycle, "lambda_identity": self.lambda_identity,
-               "pool_size": self.pool_size, "seed": self.seed, "checkpoint_every": self.checkpoint_every or 100}
+               "pool_size": self.pool_size, "seed": self.seed, "checkpoint_every": self.checkpoint_every or 100,
+               "warmup": self.warmup}
+        if self.warmup >= iterations:
+            raise XraybagError(f"option warmup: {self.warmup} iterations leave none of the {iterations} for the "
+                               "translation")
         extra = {"data": str(Path(data).resolve()), "target": str(Path(target).resolve()),
                  "images_A": len(files_a), "images_B": len(files_b)}
         self._threads()

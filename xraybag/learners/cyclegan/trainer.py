@@ -1,7 +1,8 @@
 """The Cycle-GAN training loop (Zhu et al. 2017, section 4 "Implementation"): batch 1, Adam
 (lr 2e-4, betas 0.5 / 0.999), the learning rate constant until ``decay_start`` and then linearly
 down to zero at the last iteration, least-squares GAN loss, cycle loss (lambda 10), identity loss
-(0.5 lambda), discriminators updated on the image pools (50 images each).
+(0.5 lambda), discriminators updated on the image pools (50 images each). With ``warmup`` > 0 the
+first iterations only teach both generators to give back their input (:func:`warmup_step`).
 
 Each iteration takes the next image of set A (a seeded permutation per pass over A) and a random
 image of set B, crops both at a random ``size x size`` window at their native resolution (no resize:
@@ -147,7 +148,10 @@ def train(files_a: list[Path], files_b: list[Path], out: Path, cfg: dict, device
             for opt in (opt_g, opt_d):
                 for g in opt.param_groups:
                     g["lr"] = lr
-            losses = step(nets, opt_g, opt_d, pools, d_params, real_a, real_b, lam, lam_id)
+            if iteration < int(cfg.get("warmup", 0)):
+                losses = warmup_step(nets, opt_g, real_a, real_b, lam)
+            else:
+                losses = step(nets, opt_g, opt_d, pools, d_params, real_a, real_b, lam, lam_id)
             iteration += 1
             rec = {"iter": iteration, **{k: round(v, 6) for k, v in losses.items()}, "lr": lr,
                    "sec": round(time.perf_counter() - t0, 4)}
@@ -198,6 +202,26 @@ def step(nets: dict, opt_g, opt_d, pools: dict, d_params: list, real_a: torch.Te
     opt_d.step()
     values = {k: float(v.detach()) for k, v in parts.items()}
     values.update(G=float(loss_g.detach()), D_A=float(loss_da.detach()), D_B=float(loss_db.detach()))
+    for k, v in values.items():
+        if not np.isfinite(v):
+            raise XraybagError(f"loss {k} is {v}; try a lower lr")
+    return values
+
+
+def warmup_step(nets: dict, opt_g, real_a: torch.Tensor, real_b: torch.Tensor, lam: float) -> dict[str, float]:
+    """One warm-up iteration (option ``warmup``): each generator learns to give back images of
+    both sets, ``lam * (mean|G(a) - a| + mean|G(b) - b|)`` for ``G_AB`` and for ``G_BA``; the
+    discriminators and the pools are left alone."""
+    for net in nets.values():
+        net.train()
+    parts = {k: cycle_loss(nets[k](real_a), real_a, lam) + cycle_loss(nets[k](real_b), real_b, lam)
+             for k in ("G_AB", "G_BA")}
+    loss = parts["G_AB"] + parts["G_BA"]
+    opt_g.zero_grad(set_to_none=True)
+    loss.backward()
+    opt_g.step()
+    values = {f"warmup_{k}": float(v.detach()) for k, v in parts.items()}
+    values.update(G=float(loss.detach()), D_A=0.0, D_B=0.0)
     for k, v in values.items():
         if not np.isfinite(v):
             raise XraybagError(f"loss {k} is {v}; try a lower lr")
