@@ -19,7 +19,13 @@ from test_learners_data import make_dataset
 from xraybag.cli.main import cli
 from xraybag.learners.cyclegan import trainer
 from xraybag.learners.cyclegan.losses import cycle_loss, discriminator_loss, identity_loss, lsgan_loss
-from xraybag.learners.cyclegan.networks import PatchDiscriminator, ResidualBlock, ResnetGenerator, receptive_field
+from xraybag.learners.cyclegan.networks import (
+    PatchDiscriminator,
+    ResidualBlock,
+    ResnetGenerator,
+    init_weights,
+    receptive_field,
+)
 from xraybag.learners.cyclegan.pool import ImagePool
 from xraybag.learners.cyclegan.synth import CycleGANSynthesizer
 from xraybag.learners.data import DetectionDataset
@@ -429,3 +435,27 @@ def test_warmup_trains_the_generators_to_give_back_their_input(tmp_path):
     one_line_error(run("train", "cyclegan", "--data", a, "--target", b, "-o", tmp_path / "r2",
                        *[x for k, v in dict(FAST, iterations=3, warmup=3).items() for x in ("--opt", f"{k}={v}")]),
                    "option warmup: 3 iterations leave none")
+
+
+def test_residual_generator_keeps_the_colour_instance_norm_discards():
+    """The paper's generator sees a flat crop as zeros after its first instance norm, so two flat
+    crops of different colours come out the same; the residual one adds its change to the input
+    (exactly the input when its last convolution is zero)."""
+    torch.manual_seed(0)
+    plain = init_weights(ResnetGenerator(3, 3, ngf=8, n_blocks=1)).eval()
+    res = init_weights(ResnetGenerator(3, 3, ngf=8, n_blocks=1, residual=True)).eval()
+    # the same faint texture on two colours: the first convolution is linear, so its feature maps
+    # differ by a constant per map, which instance norm removes
+    texture = 0.05 * torch.rand(1, 3, 16, 16)
+    orange = texture + torch.tensor([0.8, 0.3, -0.6]).view(1, 3, 1, 1)
+    blue = texture + torch.tensor([-0.7, -0.5, 0.4]).view(1, 3, 1, 1)
+    with torch.no_grad():
+        assert torch.allclose(plain(orange), plain(blue), atol=1e-4)  # the colour is gone
+        x = torch.rand(1, 3, 20, 24) * 2 - 1
+        assert torch.equal(res(x), x)  # initialised as the identity (last convolution zero)
+        assert torch.equal(res(orange), orange) and torch.equal(res(blue), blue)
+        last = [m for m in res.modules() if isinstance(m, torch.nn.Conv2d)][-1]
+        last.weight.normal_(0.0, 0.02)  # trained: a change added to the input, the colours kept
+        assert (res(orange) - res(blue)).mean(dim=(0, 2, 3)).sub(orange.mean(dim=(0, 2, 3)) - blue.mean(dim=(0, 2, 3))).abs().max() < 0.2
+    with pytest.raises(ValueError):
+        ResnetGenerator(3, 1, residual=True)

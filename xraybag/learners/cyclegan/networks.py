@@ -35,10 +35,21 @@ class ResidualBlock(nn.Module):
 
 class ResnetGenerator(nn.Module):
     """``in_ch`` channels in [-1, 1] -> ``out_ch`` channels in [-1, 1], same height and width
-    (sides multiples of 4)."""
+    (sides multiples of 4).
 
-    def __init__(self, in_ch: int = 3, out_ch: int = 3, ngf: int = 64, n_blocks: int = 9):
+    ``residual`` (not the paper's; ``in_ch == out_ch``): the network's tanh output is a change
+    added to the input, ``clamp(x + G(x), -1, 1)``. Instance norm after the first convolution
+    discards each feature map's mean, so a crop of one flat colour (a bag's organic region, the
+    empty belt) reaches the rest of the network as zeros whatever its colour; the paper's generator
+    must then guess the colour back, and on X-ray images it loses the rarer ones (metal's blue). A
+    residual generator keeps the input's colours; :func:`init_weights` zeroes its last
+    convolution, so it starts as the identity."""
+
+    def __init__(self, in_ch: int = 3, out_ch: int = 3, ngf: int = 64, n_blocks: int = 9, residual: bool = False):
         super().__init__()
+        if residual and in_ch != out_ch:
+            raise ValueError("a residual generator needs as many output channels as input channels")
+        self.residual = bool(residual)
         layers: list[nn.Module] = [nn.ReflectionPad2d(3), nn.Conv2d(in_ch, ngf, 7), nn.InstanceNorm2d(ngf), nn.ReLU(True)]
         ch = ngf
         for _ in range(2):  # d2ngf, d4ngf
@@ -53,7 +64,8 @@ class ResnetGenerator(nn.Module):
         self.model = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x)
+        y = self.model(x)
+        return (x + y).clamp(-1.0, 1.0) if self.residual else y
 
 
 class PatchDiscriminator(nn.Module):
@@ -86,10 +98,13 @@ def receptive_field(disc: PatchDiscriminator) -> int:
 
 
 def init_weights(net: nn.Module, gain: float = 0.02) -> nn.Module:
-    """Convolution weights from N(0, gain), biases zero (the paper's initialisation)."""
-    for m in net.modules():
-        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
-            nn.init.normal_(m.weight, 0.0, gain)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
+    """Convolution weights from N(0, gain), biases zero (the paper's initialisation); a residual
+    generator's last convolution zero, so that it starts as the identity."""
+    convs = [m for m in net.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+    for m in convs:
+        nn.init.normal_(m.weight, 0.0, gain)
+        if m.bias is not None:
+            nn.init.zeros_(m.bias)
+    if getattr(net, "residual", False):
+        nn.init.zeros_(convs[-1].weight)
     return net

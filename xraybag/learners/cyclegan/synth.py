@@ -55,6 +55,8 @@ class CycleGANSynthesizer(Synthesizer):
             "ngf": (int, 0, "generator filters in the first layer (0: the preset's)"),
             "ndf": (int, 0, "discriminator filters in the first layer (0: the preset's)"),
             "n_blocks": (int, 0, "generator residual blocks (0: the preset's)"),
+            "residual": (bool, False, "generators output a change to their input, clamp(x + G(x)) (not the paper's: "
+                                      "keeps the colours instance norm discards in flat regions; see docs)"),
             "epochs": (int, 0, "passes over the larger set (0: the preset's: paper 200, cpu 20, test 1)"),
             "iterations": (int, 0, "training iterations (batch 1); overrides epochs when > 0"),
             "decay_start": (int, -1, "iteration from which the lr decays linearly to 0 (-1: half way)"),
@@ -143,7 +145,7 @@ class CycleGANSynthesizer(Synthesizer):
                "n_blocks": arch["n_blocks"], "iterations": iterations, "decay_start": decay, "lr": self.lr,
                "beta1": self.beta1, "lambda_cycle": self.lambda_cycle, "lambda_identity": self.lambda_identity,
                "pool_size": self.pool_size, "seed": self.seed, "checkpoint_every": self.checkpoint_every or 100,
-               "warmup": self.warmup}
+               "warmup": self.warmup, "residual": bool(self.residual)}
         if self.warmup >= iterations:
             raise XraybagError(f"option warmup: {self.warmup} iterations leave none of the {iterations} for the "
                                "translation")
@@ -188,7 +190,7 @@ class CycleGANSynthesizer(Synthesizer):
 
         self._threads()
         cfg = state["config"]
-        gen = ResnetGenerator(cfg["channels"], cfg["channels"], cfg["ngf"], cfg["n_blocks"])
+        gen = ResnetGenerator(cfg["channels"], cfg["channels"], cfg["ngf"], cfg["n_blocks"], bool(cfg.get("residual", False)))
         gen.load_state_dict(state[DIRECTIONS[self.direction]])
         dev = torch.device(resolve_device("auto"))
         gen.to(dev).eval()

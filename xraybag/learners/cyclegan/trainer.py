@@ -34,15 +34,17 @@ from xraybag.learners.cyclegan.pool import ImagePool
 from xraybag.learners.training import CHECKPOINT, LOG, WEIGHTS, atomic_save
 
 KIND = "xraybag.cyclegan"
-#: the keys that fix the networks' shapes (a checkpoint must match them to be resumed)
-ARCH = ("channels", "ngf", "ndf", "n_blocks")
+#: the keys that fix the networks (a checkpoint must match them to be resumed), and their values
+#: in checkpoints written before the key existed
+ARCH = ("channels", "ngf", "ndf", "n_blocks", "residual")
+ARCH_DEFAULTS = {"residual": False}
 
 
 def build(cfg: dict) -> dict[str, torch.nn.Module]:
     c = int(cfg["channels"])
     return {
-        "G_AB": ResnetGenerator(c, c, cfg["ngf"], cfg["n_blocks"]),
-        "G_BA": ResnetGenerator(c, c, cfg["ngf"], cfg["n_blocks"]),
+        "G_AB": ResnetGenerator(c, c, cfg["ngf"], cfg["n_blocks"], bool(cfg.get("residual", False))),
+        "G_BA": ResnetGenerator(c, c, cfg["ngf"], cfg["n_blocks"], bool(cfg.get("residual", False))),
         "D_A": PatchDiscriminator(c, cfg["ndf"]),
         "D_B": PatchDiscriminator(c, cfg["ndf"]),
     }
@@ -94,9 +96,9 @@ def train(files_a: list[Path], files_b: list[Path], out: Path, cfg: dict, device
                                "another output folder", str(out))
         state = load_checkpoint(ckpt_path)
         for key in ARCH:
-            if state["config"].get(key) != cfg.get(key):
-                raise XraybagError(f"the checkpoint was trained with {key}={state['config'].get(key)}, "
-                                   f"not {cfg.get(key)}", str(ckpt_path))
+            was = state["config"].get(key, ARCH_DEFAULTS.get(key))
+            if was != cfg.get(key, ARCH_DEFAULTS.get(key)):
+                raise XraybagError(f"the checkpoint was trained with {key}={was}, not {cfg.get(key)}", str(ckpt_path))
     torch.manual_seed(int(cfg["seed"]))
     nets = build(cfg)
     for net in nets.values():

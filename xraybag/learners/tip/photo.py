@@ -178,7 +178,7 @@ def translate_threats(threats: list[ThreatImage], weights: Path, direction: str 
 
     from xraybag.learners.cyclegan.networks import ResnetGenerator
 
-    gen = ResnetGenerator(3, 3, cfg["ngf"], cfg["n_blocks"])
+    gen = ResnetGenerator(3, 3, cfg["ngf"], cfg["n_blocks"], bool(cfg.get("residual", False)))
     gen.load_state_dict(state[DIRECTIONS[direction]])
     gen.eval()
     out = []
