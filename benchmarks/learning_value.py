@@ -10,7 +10,8 @@ Arms (the same detector, options and number of iterations for all; ``--seeds`` e
   removed: the labels come from ``tip`` alone);
 - ``source+cyclegan``: the source's bags plus the same bags translated source -> target by
   ``cyclegan`` (trained here on the source images and the target's benign images with
-  ``preset=test`` unless ``--cyclegan-weights`` names weights);
+  ``preset=test``, ``ndf=32``, ``residual=true`` unless ``--cyclegan-weights`` names weights;
+  translated in windows of the training crop);
 - ``source+xsyn-M``: the source's bags plus the same bags with every threat repainted by ``xsyn``
   (variant M, CAR and BOM), a generator trained here on the source's train split (``--xsyn-*``)
   unless ``--xsyn-checkpoint`` names one;
@@ -126,8 +127,8 @@ def cyclegan_weights(args, source: Path, benign: Path) -> tuple[Path, dict]:
     interrupted) on the source images and the target's benign images."""
     if args.cyclegan_weights:
         return args.cyclegan_weights, {"weights": str(args.cyclegan_weights), "trained_here": False}
-    out = args.work / f"cyclegan_run_{args.source_bags}_{args.benign_bags}_{args.cyclegan_iters}"
-    opts = ["preset=test", f"iterations={args.cyclegan_iters}", "threads=1", "seed=0"]
+    out = args.work / f"cyclegan_run_{args.source_bags}_{args.benign_bags}_{args.cyclegan_iters}_residual"
+    opts = ["preset=test", "ndf=32", "residual=true", f"iterations={args.cyclegan_iters}", "threads=1", "seed=0"]
     t = time.perf_counter()
     if not (out / "weights.pt").is_file():
         resume = ["--resume"] if (out / "checkpoint.pt").is_file() else []
@@ -304,7 +305,8 @@ def main() -> None:
     ap.add_argument("--tip-copies", type=int, default=1)
     ap.add_argument("--cyclegan-weights", type=Path, default=None,
                     help="cyclegan weights.pt to translate with (default: train preset=test here)")
-    ap.add_argument("--cyclegan-iters", type=int, default=600, help="iterations of the cyclegan trained here")
+    ap.add_argument("--cyclegan-iters", type=int, default=6000,
+                    help="iterations of the cyclegan trained here (preset=test, ndf 32, residual: 15 min on one core)")
     ap.add_argument("--cyclegan-mix", choices=("source+translated", "translated"), default="source+translated",
                     help="what the cyclegan arm trains on")
     ap.add_argument("--xsyn-checkpoint", type=Path, default=None,
