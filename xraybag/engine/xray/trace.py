@@ -416,11 +416,14 @@ def _trace_faces(vertices, faces, slots, vrow, vcol, origin_row, origin_col, kk,
                     if xp == xq or (xp - xr) * (xq - xr) > 0.0:
                         continue
                     # an edge crosses the next row near where it crossed this one
-                    uc = ec[e, 0] + (xr - xp) * ec[e, 1] if tangent else 0.0
-                    vc = ec[e, 2] + (xr - xp) * ec[e, 3] if tangent else 0.0
-                    if tangent and uc > 1e-9 * abs(vc):  # less than 90 degrees off the fan's middle
-                        col, near[e] = _key_col(fk[4] * vc / uc, fk, near[e])
-                    else:
+                    keyed = False
+                    if tangent:
+                        uc = ec[e, 0] + (xr - xp) * ec[e, 1]
+                        vc = ec[e, 2] + (xr - xp) * ec[e, 3]
+                        keyed = uc > 1e-9 * abs(vc)  # less than 90 degrees off the fan's middle
+                        if keyed:
+                            col, near[e] = _key_col(fk[4] * vc / uc, fk, near[e])
+                    if not keyed:
                         t = (xr - xp) / (xq - xp)
                         yc = vertices[p, 1] + t * (vertices[q, 1] - vertices[p, 1])
                         zc = vertices[p, 2] + t * (vertices[q, 2] - vertices[p, 2])

@@ -68,6 +68,13 @@ class ResnetGenerator(nn.Module):
         return (x + y).clamp(-1.0, 1.0) if self.residual else y
 
 
+def generator_for(cfg: dict) -> ResnetGenerator:
+    """The generator a cyclegan config (a checkpoint's or weights file's ``config``) describes;
+    configs written before ``residual`` existed are the paper's generator."""
+    c = int(cfg["channels"])
+    return ResnetGenerator(c, c, cfg["ngf"], cfg["n_blocks"], bool(cfg.get("residual", False)))
+
+
 class PatchDiscriminator(nn.Module):
     """The 70x70 PatchGAN: ``in_ch`` channels -> a map of real/fake scores (no sigmoid: the
     least-squares loss takes the raw score)."""

@@ -186,11 +186,11 @@ class CycleGANSynthesizer(Synthesizer):
 
         from xraybag.engine.output.files import sha256, write_atomic
         from xraybag.learners.cyclegan.images import read_image
-        from xraybag.learners.cyclegan.networks import ResnetGenerator
+        from xraybag.learners.cyclegan.networks import generator_for
 
         self._threads()
         cfg = state["config"]
-        gen = ResnetGenerator(cfg["channels"], cfg["channels"], cfg["ngf"], cfg["n_blocks"], bool(cfg.get("residual", False)))
+        gen = generator_for(cfg)
         gen.load_state_dict(state[DIRECTIONS[self.direction]])
         dev = torch.device(resolve_device("auto"))
         gen.to(dev).eval()

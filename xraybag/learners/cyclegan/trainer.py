@@ -29,7 +29,7 @@ import torch
 from xraybag.errors import XraybagError
 from xraybag.learners.cyclegan.images import read_image
 from xraybag.learners.cyclegan.losses import cycle_loss, discriminator_loss, identity_loss, lsgan_loss
-from xraybag.learners.cyclegan.networks import PatchDiscriminator, ResnetGenerator, init_weights
+from xraybag.learners.cyclegan.networks import PatchDiscriminator, generator_for, init_weights
 from xraybag.learners.cyclegan.pool import ImagePool
 from xraybag.learners.training import CHECKPOINT, LOG, WEIGHTS, atomic_save
 
@@ -43,8 +43,8 @@ ARCH_DEFAULTS = {"residual": False}
 def build(cfg: dict) -> dict[str, torch.nn.Module]:
     c = int(cfg["channels"])
     return {
-        "G_AB": ResnetGenerator(c, c, cfg["ngf"], cfg["n_blocks"], bool(cfg.get("residual", False))),
-        "G_BA": ResnetGenerator(c, c, cfg["ngf"], cfg["n_blocks"], bool(cfg.get("residual", False))),
+        "G_AB": generator_for(cfg),
+        "G_BA": generator_for(cfg),
         "D_A": PatchDiscriminator(c, cfg["ndf"]),
         "D_B": PatchDiscriminator(c, cfg["ndf"]),
     }

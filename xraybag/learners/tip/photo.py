@@ -176,9 +176,9 @@ def translate_threats(threats: list[ThreatImage], weights: Path, direction: str 
         raise XraybagError(f"translates images of {cfg['channels']} channels; threat images are RGB", str(weights))
     import torch
 
-    from xraybag.learners.cyclegan.networks import ResnetGenerator
+    from xraybag.learners.cyclegan.networks import generator_for
 
-    gen = ResnetGenerator(3, 3, cfg["ngf"], cfg["n_blocks"], bool(cfg.get("residual", False)))
+    gen = generator_for(cfg)
     gen.load_state_dict(state[DIRECTIONS[direction]])
     gen.eval()
     out = []
