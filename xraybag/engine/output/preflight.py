@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from xraybag.engine.ct.scan import scanner_problem
 from xraybag.engine.output.memory import check_memory, upper_bound
 from xraybag.engine.packing.base import OUTSIDE_TOLERANCE, outside_bag
+from xraybag.engine.packing.place import TOLERANCE
 from xraybag.engine.solids.scene import object_points
 from xraybag.errors import XraybagError
 from xraybag.scenes.loader import LoadedScene
@@ -51,7 +52,10 @@ def _fixed(value) -> bool:
 def check_posed_objects(loaded: LoadedScene) -> None:
     """Objects placed with fixed numbers (``pose`` and shape without distributions, no template)
     that stick out of even the largest bag the scene allows. (Poses drawn from distributions are
-    checked per bag by the packer, which leaves such an object out and says why.)"""
+    checked per bag by the packer, which leaves such an object out and says why.) Measured on the
+    meshes the packers place (chord error :data:`~xraybag.engine.packing.place.TOLERANCE`), so the
+    concrete scene of a packed bag (``OUT/scenes/<bag>.yaml``) is accepted as it was packed: a round
+    object resting on the floor reaches a finer mesh's chord error (up to that tolerance) lower."""
     spec = loaded.spec
     largest = np.array([upper_bound(s) for s in spec.bag.size])
     rng = np.random.default_rng(0)  # nothing is drawn: the entries checked hold no distribution
@@ -63,7 +67,7 @@ def check_posed_objects(loaded: LoadedScene) -> None:
         for data in expand_entry(entry, k, loaded, rng):
             obj = Object.model_validate(data)
             try:
-                points = object_points(obj, name=obj.name)
+                points = object_points(obj, tolerance=TOLERANCE, name=obj.name)
             except XraybagError as e:
                 raise loaded.source.error(("objects", k), e.message) from None
             reach, side = outside_bag(points, obj.pose, largest)

@@ -18,6 +18,7 @@ import numpy as np
 from xraybag.engine.packing.base import (
     LARGER_THAN_BAG, OUTSIDE_TOLERANCE, TIME_BUDGET_REASON, Packer, PackReport, outside_bag,
 )
+from xraybag.engine.packing.place import TOLERANCE
 from xraybag.engine.packing.rejection import pack_random
 from xraybag.engine.solids.scene import _num, object_name, object_points, sheet_grid, sheet_layers
 from xraybag.engine.solids.sheets import drape_grid, drape_sheets, with_sheets, without_sheets
@@ -87,7 +88,7 @@ def _without_posed_outside(scene: Scene) -> tuple[Scene, list[tuple[str, str]]]:
     for k, obj in enumerate(scene.objects):
         if obj.pose is not None and obj.sheet is None:
             name = object_name(obj, k + 1)
-            reach, side = outside_bag(object_points(obj, name=name), obj.pose, interior)
+            reach, side = outside_bag(object_points(obj, tolerance=TOLERANCE, name=name), obj.pose, interior)
             if reach > OUTSIDE_TOLERANCE:
                 outside.append((name, f"its pose puts it {reach:.1f} mm outside the bag ({side} side)"))
                 continue
