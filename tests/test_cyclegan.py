@@ -327,6 +327,8 @@ def test_one_line_errors_write_nothing(tmp_path, weights):
     one_line_error(run("train", "cyclegan", "--data", a, "--target", grey, "-o", run_dir, *fast), "3 channels and --target's 1")
     one_line_error(run("train", "cyclegan", "--data", a, "--target", small, "-o", run_dir, *fast),
                    "smaller than the training crop 32 x 32")
+    one_line_error(run("train", "cyclegan", "--data", a, "--target", a, "-o", run_dir, *fast, "--opt", "content=1.5"),
+                   "option content: 1.5")
     one_line_error(run("train", "cyclegan", "--data", a, "--target", tmp_path / "nope", "-o", run_dir, *fast), "not a folder")
     one_line_error(run("train", "cyclegan", "--data", a, "--target", a, "-o", run_dir, "--opt", "preset=huge"), "option preset")
     one_line_error(run("train", "atss", "--data", a, "--target", a, "-o", run_dir), "--target is for trainable synthesizers")
@@ -459,3 +461,34 @@ def test_residual_generator_keeps_the_colour_instance_norm_discards():
         assert (res(orange) - res(blue)).mean(dim=(0, 2, 3)).sub(orange.mean(dim=(0, 2, 3)) - blue.mean(dim=(0, 2, 3))).abs().max() < 0.2
     with pytest.raises(ValueError):
         ResnetGenerator(3, 1, residual=True)
+
+
+def test_content_crops_hold_the_bag_not_the_belt():
+    """A 50 x 50 px bag on a 100 x 100 px belt: uniform 32 px crops are about half bag, and
+    content=0.9 crops (up to 16 windows drawn) nearly all bag; a crop of the bare belt still comes
+    back (the fullest window, here any)."""
+    rng = np.random.default_rng(0)
+    img = np.full((100, 100, 3), [0.95, 0.96, 1.0], np.float32)
+    img[25:75, 25:75] = rng.uniform(0.2, 0.6, (50, 50, 3))
+    belt = trainer.background_colour(img)
+    assert np.allclose(belt, [0.95, 0.96, 1.0])
+
+    def shares(content):
+        out = []
+        for i in range(200):
+            t = trainer.crop(img, 32, np.random.default_rng([7, i]), content)
+            win = (t[0].numpy().transpose(1, 2, 0) + 1.0) / 2.0
+            out.append(trainer.content_share(win, belt))
+        return np.array(out)
+
+    uniform, full = shares(0.0), shares(0.9)
+    assert uniform.mean() < 0.55 and (uniform < 0.5).mean() > 0.4
+    assert full.mean() > 0.9 and (full >= 0.9).mean() > 0.8 and full.min() > 0.6
+    # uniform crops draw exactly as before the option existed: one window from the same rng
+    r1, r2 = np.random.default_rng(3), np.random.default_rng(3)
+    y, x = int(r2.integers(0, 69)), int(r2.integers(0, 69))
+    flip = r2.random() < 0.5
+    want = img[y:y + 32, x:x + 32][:, ::-1] if flip else img[y:y + 32, x:x + 32]
+    assert torch.equal(trainer.crop(img, 32, r1), torch.from_numpy(np.ascontiguousarray(want.transpose(2, 0, 1))).unsqueeze(0) * 2 - 1)
+    bare = np.full((64, 64, 3), 0.9, np.float32)
+    assert trainer.crop(bare, 32, np.random.default_rng(0), 0.9).shape == (1, 3, 32, 32)

@@ -69,6 +69,9 @@ class CycleGANSynthesizer(Synthesizer):
                                "(L1 on images of both sets; no discriminators, no pools): generators that "
                                "start as the identity keep every colour while the game learns the translation "
                                "(the paper has none: 0)"),
+            "content": (float, 0.0, "training crops hold at least this share of non-background pixels (the "
+                                    "bag, not the empty belt around it; up to 16 windows drawn, else the "
+                                    "fullest); 0: uniform random crops as in the paper"),
             "seed": (int, 0, "seed of the initialisation, image order, crops, flips and pools"),
             "checkpoint_every": (int, 100, "iterations between checkpoints"),
             "threads": (int, 0, "torch CPU threads (0: torch's default)"),
@@ -97,6 +100,8 @@ class CycleGANSynthesizer(Synthesizer):
                     "warmup"):
             if getattr(self, key) < 0:
                 raise XraybagError(f"option {key}: {getattr(self, key)} must not be negative")
+        if not 0 <= self.content <= 1:
+            raise XraybagError(f"option content: {self.content} must lie in 0..1 (a share of the crop's pixels)")
         if self.lr <= 0 or not 0 <= self.beta1 < 1 or self.lambda_cycle < 0 or self.lambda_identity < 0:
             raise XraybagError("options lr > 0, 0 <= beta1 < 1, lambda_cycle >= 0 and lambda_identity >= 0")
         if self.weights is not None and getattr(self, "_loaded", None) != str(self.weights):
@@ -145,7 +150,8 @@ class CycleGANSynthesizer(Synthesizer):
                "n_blocks": arch["n_blocks"], "iterations": iterations, "decay_start": decay, "lr": self.lr,
                "beta1": self.beta1, "lambda_cycle": self.lambda_cycle, "lambda_identity": self.lambda_identity,
                "pool_size": self.pool_size, "seed": self.seed, "checkpoint_every": self.checkpoint_every or 100,
-               "warmup": self.warmup, "residual": bool(self.residual)}
+               "warmup": self.warmup, "residual": bool(self.residual),
+               "content": self.content}
         if self.warmup >= iterations:
             raise XraybagError(f"option warmup: {self.warmup} iterations leave none of the {iterations} for the "
                                "translation")

@@ -57,11 +57,42 @@ def lr_factor(iteration: int, total: int, decay_start: int) -> float:
     return max(0.0, (total - iteration) / max(1, total - decay_start))
 
 
-def crop(img: np.ndarray, size: int, rng: np.random.Generator) -> torch.Tensor:
+#: a pixel is background when no channel differs from the background colour by more than this
+BACKGROUND_TOLERANCE = 0.06
+#: windows drawn at most per crop when ``content`` > 0
+CONTENT_TRIES = 16
+
+
+def background_colour(img: np.ndarray) -> np.ndarray:
+    """The image's background (a scanner's empty belt): the per-channel median of its border pixels."""
+    border = np.concatenate([img[0], img[-1], img[1:-1, 0], img[1:-1, -1]])
+    return np.median(border, axis=0)
+
+
+def content_share(win: np.ndarray, background: np.ndarray) -> float:
+    """The share of a window's pixels that are not background (:data:`BACKGROUND_TOLERANCE`)."""
+    return float((np.abs(win - background).max(axis=2) > BACKGROUND_TOLERANCE).mean())
+
+
+def crop(img: np.ndarray, size: int, rng: np.random.Generator, content: float = 0.0) -> torch.Tensor:
     """A random ``size x size`` window, flipped left-right with probability 0.5, as a
-    ``1 x C x size x size`` tensor in [-1, 1]."""
+    ``1 x C x size x size`` tensor in [-1, 1]. With ``content`` > 0, windows are drawn until one has
+    at least that share of non-background pixels (:func:`content_share`), at most
+    :data:`CONTENT_TRIES`; failing that, the one with the largest share of those drawn."""
     h, w = img.shape[:2]
-    y, x = int(rng.integers(0, h - size + 1)), int(rng.integers(0, w - size + 1))
+    best, best_share = None, -1.0
+    background = background_colour(img) if content > 0 else None
+    for _ in range(CONTENT_TRIES if content > 0 else 1):
+        y, x = int(rng.integers(0, h - size + 1)), int(rng.integers(0, w - size + 1))
+        if background is None:
+            best = (y, x)
+            break
+        share = content_share(img[y : y + size, x : x + size], background)
+        if share > best_share:
+            best, best_share = (y, x), share
+        if share >= content:
+            break
+    y, x = best
     win = img[y : y + size, x : x + size]
     if rng.random() < 0.5:
         win = win[:, ::-1]
@@ -144,8 +175,9 @@ def train(files_a: list[Path], files_b: list[Path], out: Path, cfg: dict, device
         while iteration < total:
             t0 = time.perf_counter()
             fa, fb, rng = pick(files_a, files_b, int(cfg["seed"]), iteration)
-            real_a = crop(read_image(fa), size, rng).to(dev)
-            real_b = crop(read_image(fb), size, rng).to(dev)
+            content = float(cfg.get("content", 0.0))
+            real_a = crop(read_image(fa), size, rng, content).to(dev)
+            real_b = crop(read_image(fb), size, rng, content).to(dev)
             lr = float(cfg["lr"]) * lr_factor(iteration, total, decay_start)
             for opt in (opt_g, opt_d):
                 for g in opt.param_groups:

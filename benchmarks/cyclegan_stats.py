@@ -1,0 +1,150 @@
+"""Does a trained Cycle-GAN move the source's image statistics towards the target's?
+
+Translates ``--limit`` images of the source (every ``--every``-th of its pseudo-colour images) with
+a ``weights.pt`` of ``xraybag learn train cyclegan``, the way ``learn synthesize cyclegan`` does
+(the generator of ``--direction`` in windows of ``--tile`` px, Hann-blended; -1: the training
+crop's size), and prints one JSON object with, for the source, the translated images, the target
+and (``--reference``) any other image set, the statistics of ``image_stats.py``:
+
+- shares of orange / green / blue bag pixels (fixed hue bands 15-60, 60-170, 170-290 degrees),
+  the uncoloured share (saturation <= 0.15) and the mean saturation of bag pixels;
+- the median hue of each band's pixels, widened to the bands of the colour classes of either
+  scanner (0-60, 60-170, 170-360 degrees), since a colour table that puts organics near 15
+  degrees is cut in two by the fixed band;
+- the belt colour (median of each image's border pixels, mean over the images);
+- the KID to the target (EfficientNet-Lite0 features; mean +- std over subsets).
+
+``towards`` says, per statistic, whether the translated value lies nearer the target's than the
+source's does. ``--reference`` is meant for the source's own bags rendered by the target's scanner
+(``benchmarks/rescan.py``): what a perfect translation would give. Bad input: one-line error, exit 2.
+
+    python benchmarks/cyclegan_stats.py --weights RUN/weights.pt --source SRC --target TGT \\
+        [--reference SRC_ON_TGT] [--limit 40] [--every 4] [--kid-subsets 50] [--threads 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from image_stats import classes_of, image_paths, kid_between, stats  # noqa: E402
+
+from xraybag.errors import XraybagError  # noqa: E402
+
+#: hue bands (degrees) for the median hues: organics, inorganics, metal, wide enough for both tables
+WIDE_BANDS = {"orange": (0.0, 60.0), "green": (60.0, 170.0), "blue": (170.0, 360.0)}
+
+
+def hue_and_belt(paths: list[Path]) -> dict:
+    """Median hue of the coloured bag pixels in each of :data:`WIDE_BANDS`, and the mean belt colour."""
+    from xraybag.learners.cyclegan.trainer import background_colour
+
+    hues = {k: [] for k in WIDE_BANDS}
+    belts = []
+    for p in paths:
+        rgb = np.asarray(Image.open(p).convert("RGB"))
+        bag, _, sat, _ = classes_of(rgb)
+        hue = np.asarray(Image.fromarray(rgb).convert("HSV"), dtype=np.float32)[..., 0] * 360.0 / 255.0
+        coloured = bag & (sat > 0.15)
+        for k, (lo, hi) in WIDE_BANDS.items():
+            hues[k].append(hue[coloured & (hue >= lo) & (hue < hi)])
+        belts.append(background_colour(rgb.astype(np.float32)))
+    return {"median_hue": {k: round(float(np.median(np.concatenate(v))), 1) if sum(map(len, v)) else None
+                           for k, v in hues.items()},
+            "belt_rgb": [round(float(c), 1) for c in np.mean(belts, axis=0)]}
+
+
+def summary(paths: list[Path], target: list[Path] | None, subsets: int, threads: int) -> dict:
+    s = stats(paths)
+    out = {"images": s["images"], "share": s["share"], "share_uncoloured": s["share_uncoloured"],
+           "mean_saturation": s["mean_saturation"], **hue_and_belt(paths)}
+    if target is not None:
+        k = kid_between(paths, target, subsets, 1000, threads)
+        out["kid_to_target"] = {"mean": k["mean"], "std": k["std"]}
+    return out
+
+
+def scalars(s: dict) -> dict[str, float]:
+    """The statistics compared in ``towards``."""
+    out = {f"share_{k}": v for k, v in s["share"].items()}
+    out.update(share_uncoloured=s["share_uncoloured"], mean_saturation=s["mean_saturation"])
+    out.update({f"median_hue_{k}": v for k, v in s["median_hue"].items() if v is not None})
+    out.update({f"belt_{c}": v for c, v in zip("rgb", s["belt_rgb"])})
+    return out
+
+
+def translate_set(weights: Path, paths: list[Path], out: Path, direction: str, tile: int, threads: int) -> list[Path]:
+    import torch
+
+    from xraybag.learners.cyclegan.images import read_image
+    from xraybag.learners.cyclegan.networks import generator_for
+    from xraybag.learners.cyclegan.synth import DIRECTIONS, translate_tiled
+    from xraybag.learners.cyclegan.trainer import load_checkpoint
+
+    torch.set_num_threads(threads)
+    state = load_checkpoint(weights, "weights file")
+    gen = generator_for(state["config"])
+    gen.load_state_dict(state[DIRECTIONS[direction]])
+    gen.eval()
+    tile = int(state["config"]["size"]) if tile < 0 else tile
+    done = []
+    for p in paths:
+        img = read_image(p)
+        if img.shape[2] != int(state["config"]["channels"]):
+            raise ValueError(f"{p}: {img.shape[2]} channels; the weights translate {state['config']['channels']}")
+        with torch.no_grad():
+            y = translate_tiled(gen, img, torch.device("cpu"), tile)
+        q = out / p.name
+        Image.fromarray(np.round(np.clip(y, 0, 1) * 255).astype(np.uint8).squeeze()).save(q)
+        done.append(q)
+    return done
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--weights", type=Path, required=True)
+    ap.add_argument("--source", type=Path, required=True, help="dataset or image folder to translate")
+    ap.add_argument("--target", type=Path, required=True, help="the target's images (dataset or folder)")
+    ap.add_argument("--reference", type=Path, default=None, help="another set to score beside them")
+    ap.add_argument("--limit", type=int, default=40)
+    ap.add_argument("--every", type=int, default=4, help="take every N-th source image")
+    ap.add_argument("--direction", default="AtoB", choices=("AtoB", "BtoA"))
+    ap.add_argument("--tile", type=int, default=-1, help="translation windows (px; -1: the training crop)")
+    ap.add_argument("--kid-subsets", type=int, default=50)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--keep", type=Path, default=None, help="write the translated images here (else a temp folder)")
+    a = ap.parse_args()
+    try:
+        if a.limit < 2 or a.every < 1 or a.kid_subsets < 1 or a.threads < 1:
+            raise ValueError("--limit at least 2; --every, --kid-subsets and --threads at least 1")
+        if not a.weights.is_file():
+            raise ValueError(f"{a.weights}: no such weights file")
+        source = image_paths(a.source, 10**9)[:: a.every][: a.limit]
+        target = image_paths(a.target, 10**9)
+        if a.keep is not None:
+            a.keep.mkdir(parents=True, exist_ok=True)
+        folder = a.keep or Path(tempfile.mkdtemp(prefix="xraybag-cgstats-"))
+        translated = translate_set(a.weights, source, folder, a.direction, a.tile, a.threads)
+        sets = {"source": source, "translated": translated, "target": target}
+        if a.reference is not None:
+            sets["reference"] = image_paths(a.reference, 10**9)
+        out = {"weights": str(a.weights), "tile": a.tile,
+               **{k: summary(v, target if k != "target" else None, a.kid_subsets, a.threads) for k, v in sets.items()}}
+    except (ValueError, OSError, XraybagError) as e:
+        print(f"error: {str(e).splitlines()[0] if str(e) else type(e).__name__}", file=sys.stderr)
+        sys.exit(2)
+    src, tr, tgt = (scalars(out[k]) for k in ("source", "translated", "target"))
+    out["towards"] = {k: abs(tr[k] - tgt[k]) < abs(src[k] - tgt[k]) for k in src if k in tr and k in tgt}
+    out["kid_towards"] = out["translated"]["kid_to_target"]["mean"] < out["source"]["kid_to_target"]["mean"]
+    print(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":
+    main()
