@@ -80,19 +80,21 @@ def crop(img: np.ndarray, size: int, rng: np.random.Generator, content: float = 
     at least that share of non-background pixels (:func:`content_share`), at most
     :data:`CONTENT_TRIES`; failing that, the one with the largest share of those drawn."""
     h, w = img.shape[:2]
-    best, best_share = None, -1.0
-    background = background_colour(img) if content > 0 else None
-    for _ in range(CONTENT_TRIES if content > 0 else 1):
-        y, x = int(rng.integers(0, h - size + 1)), int(rng.integers(0, w - size + 1))
-        if background is None:
-            best = (y, x)
-            break
-        share = content_share(img[y : y + size, x : x + size], background)
-        if share > best_share:
-            best, best_share = (y, x), share
-        if share >= content:
-            break
-    y, x = best
+
+    def draw() -> tuple[int, int]:
+        return int(rng.integers(0, h - size + 1)), int(rng.integers(0, w - size + 1))
+
+    y, x = draw()
+    if content > 0:
+        background = background_colour(img)
+        best = (content_share(img[y : y + size, x : x + size], background), y, x)
+        for _ in range(CONTENT_TRIES - 1):
+            if best[0] >= content:
+                break
+            y, x = draw()
+            best = max(best, (content_share(img[y : y + size, x : x + size], background), y, x),
+                       key=lambda t: t[0])
+        _, y, x = best
     win = img[y : y + size, x : x + size]
     if rng.random() < 0.5:
         win = win[:, ::-1]
@@ -171,11 +173,11 @@ def train(files_a: list[Path], files_b: list[Path], out: Path, cfg: dict, device
             bar = None
     d_params = [*nets["D_A"].parameters(), *nets["D_B"].parameters()]
     lam, lam_id = float(cfg["lambda_cycle"]), float(cfg["lambda_identity"])
+    content = float(cfg.get("content", 0.0))
     with open(log_path, "a") as log:
         while iteration < total:
             t0 = time.perf_counter()
             fa, fb, rng = pick(files_a, files_b, int(cfg["seed"]), iteration)
-            content = float(cfg.get("content", 0.0))
             real_a = crop(read_image(fa), size, rng, content).to(dev)
             real_b = crop(read_image(fb), size, rng, content).to(dev)
             lr = float(cfg["lr"]) * lr_factor(iteration, total, decay_start)
