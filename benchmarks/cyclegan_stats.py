@@ -34,9 +34,9 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from image_stats import classes_of, image_paths, kid_between, stats  # noqa: E402
+from image_stats import classes_of, image_paths, kid_between, stats
 
-from xraybag.errors import XraybagError  # noqa: E402
+from xraybag.errors import XraybagError
 
 #: hue bands (degrees) for the median hues: organics, inorganics, metal, wide enough for both tables
 WIDE_BANDS = {"orange": (0.0, 60.0), "green": (60.0, 170.0), "blue": (170.0, 360.0)}
