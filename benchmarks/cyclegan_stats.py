@@ -80,12 +80,15 @@ def scalars(s: dict) -> dict[str, float]:
     return out
 
 
-def translate_set(weights: Path, paths: list[Path], out: Path, direction: str, tile: int, threads: int) -> list[Path]:
+def translate_set(weights: Path, paths: list[Path], out: Path, direction: str, tile: int, threads: int,
+                  pixel_mm: float | None = None) -> list[Path]:
+    """``paths`` translated as ``learn synthesize cyclegan`` translates them (resampled to the pixel
+    size the generators learnt at, from ``pixel_mm``, and back)."""
     import torch
 
-    from xraybag.learners.cyclegan.images import read_image
+    from xraybag.learners.cyclegan.images import read_image, rescale, resize
     from xraybag.learners.cyclegan.networks import generator_for
-    from xraybag.learners.cyclegan.synth import DIRECTIONS, translate_tiled
+    from xraybag.learners.cyclegan.synth import DIRECTIONS, CycleGANSynthesizer, translate_tiled
     from xraybag.learners.cyclegan.trainer import load_checkpoint
 
     torch.set_num_threads(threads)
@@ -94,13 +97,14 @@ def translate_set(weights: Path, paths: list[Path], out: Path, direction: str, t
     gen.load_state_dict(state[DIRECTIONS[direction]])
     gen.eval()
     tile = int(state["config"]["size"]) if tile < 0 else tile
+    scale = CycleGANSynthesizer(direction=direction).input_scale(state["config"], {"pixel_mm": pixel_mm})
     done = []
     for p in paths:
         img = read_image(p)
         if img.shape[2] != int(state["config"]["channels"]):
             raise ValueError(f"{p}: {img.shape[2]} channels; the weights translate {state['config']['channels']}")
         with torch.no_grad():
-            y = translate_tiled(gen, img, torch.device("cpu"), tile)
+            y = resize(translate_tiled(gen, rescale(img, scale), torch.device("cpu"), tile), *img.shape[:2])
         q = out / p.name
         Image.fromarray(np.round(np.clip(y, 0, 1) * 255).astype(np.uint8).squeeze()).save(q)
         done.append(q)
@@ -131,7 +135,9 @@ def main() -> None:
         if a.keep is not None:
             a.keep.mkdir(parents=True, exist_ok=True)
         folder = a.keep or Path(tempfile.mkdtemp(prefix="xraybag-cgstats-"))
-        translated = translate_set(a.weights, source, folder, a.direction, a.tile, a.threads)
+        from xraybag.learners.cyclegan.images import pixel_size
+
+        translated = translate_set(a.weights, source, folder, a.direction, a.tile, a.threads, pixel_size(a.source))
         sets = {"source": source, "translated": translated, "target": target}
         if a.reference is not None:
             sets["reference"] = image_paths(a.reference, 10**9)

@@ -492,3 +492,90 @@ def test_content_crops_hold_the_bag_not_the_belt():
     assert torch.equal(trainer.crop(img, 32, r1), torch.from_numpy(np.ascontiguousarray(want.transpose(2, 0, 1))).unsqueeze(0) * 2 - 1)
     bare = np.full((64, 64, 3), 0.9, np.float32)
     assert trainer.crop(bare, 32, np.random.default_rng(0), 0.9).shape == (1, 3, 32, 32)
+
+
+# ---------------------------------------------------------------- pixel size
+
+
+def with_pixel_mm(root: Path, mm: float) -> Path:
+    coco = json.loads((root / "annotations.json").read_text())
+    for im in coco["images"]:
+        im["pixel_mm"] = mm
+    (root / "annotations.json").write_text(json.dumps(coco))
+    return root
+
+
+def test_the_target_is_learnt_at_the_datas_pixel_size(tmp_path, monkeypatch):
+    """A at 2 mm pixels, B at 1.6 mm: B's 64 x 48 images are cropped from a 51 x 38 resampling (its
+    objects at A's size in pixels), A's as stored; the weights record the scale."""
+    a = with_pixel_mm(make_dataset(tmp_path / "A", bags=2), 2.0)
+    b = with_pixel_mm(make_dataset(tmp_path / "B", bags=2), 1.6)
+    seen = []
+    real_crop = trainer.crop
+
+    def spy(img, *args, **kw):
+        seen.append(img)
+        return real_crop(img, *args, **kw)
+
+    monkeypatch.setattr(trainer, "crop", spy)
+    w = CycleGANSynthesizer(**FAST, iterations=2).train(a, b, tmp_path / "run", device="cpu", progress=False)
+    cfg = torch.load(w, weights_only=False)["config"]
+    assert cfg["target_scale"] == pytest.approx(0.8) and cfg["pixel_mm"] == 2.0
+    assert [x.shape for x in seen] == [(48, 64, 3), (38, 51, 3)] * 2  # A as stored, B resampled
+    # resampling keeps the mean colour (the boxes cover 0.64 of the pixels they did): each B crop
+    # came from an image whose mean is one of B's images' means
+    means = [np.asarray(Image.open(p)).reshape(-1, 3).mean(0) / 255 for p in sorted((b / "images").glob("*.png"))]
+    for x in seen[1::2]:
+        assert min(np.abs(x.reshape(-1, 3).mean(0) - m).max() for m in means) < 0.01
+    seen.clear()
+    CycleGANSynthesizer(**FAST, iterations=1, target_scale=1.0).train(a, b, tmp_path / "native", device="cpu",
+                                                                        progress=False)
+    assert [x.shape for x in seen] == [(48, 64, 3)] * 2  # as stored when asked
+    seen.clear()
+    folder = image_folder(tmp_path / "F", 2)  # a plain folder records no pixel size: as stored
+    w = CycleGANSynthesizer(**FAST, iterations=1).train(a, folder, tmp_path / "folder", device="cpu", progress=False)
+    assert torch.load(w, weights_only=False)["config"]["target_scale"] == 1.0
+    assert [x.shape for x in seen] == [(48, 64, 3), (40, 44, 3)]
+    fast = [x for k, v in FAST.items() for x in ("--opt", f"{k}={v}")]
+    one_line_error(run("train", "cyclegan", "--data", a, "--target", b, "-o", tmp_path / "r", *fast,
+                       "--opt", "target_scale=0.5"), "(32 x 24 px resampled by 0.5), smaller than the training crop 32")
+    one_line_error(run("train", "cyclegan", "--data", a, "--target", b, "-o", tmp_path / "r", *fast,
+                       "--opt", "target_scale=20"), "option target_scale: 20.0 must lie in 0..16")
+    assert not (tmp_path / "r").exists()
+    # resuming at another scale is refused
+    one_line_error(run("train", "cyclegan", "--data", a, "--target", b, "-o", tmp_path / "run", "--resume", *fast,
+                       "--opt", "iterations=3", "--opt", "target_scale=1"), "trained with target_scale=0.8")
+
+
+def test_translation_runs_at_the_learnt_pixel_size_and_keeps_the_image_size(tmp_path, monkeypatch):
+    """B -> A on B's 1.6 mm images: the generator sees them resampled to A's 2 mm pixels and the
+    result is resampled back to 64 x 48; A -> B on A's images runs as stored."""
+    from xraybag.learners.cyclegan import synth
+
+    a = with_pixel_mm(make_dataset(tmp_path / "A", bags=1), 2.0)
+    b = with_pixel_mm(make_dataset(tmp_path / "B", bags=1), 1.6)
+    w = CycleGANSynthesizer(**FAST, iterations=1).train(a, b, tmp_path / "run", device="cpu", progress=False)
+    shapes = []
+
+    def same(gen, img, device, tile):  # a generator that gives back its input
+        shapes.append(img.shape)
+        return img
+
+    monkeypatch.setattr(synth, "translate_tiled", same)
+    for data, direction, shape, scale in ((b, "BtoA", (38, 51, 3), 0.8), (a, "AtoB", (48, 64, 3), 1.0)):
+        shapes.clear()
+        out = tmp_path / f"out_{direction}"
+        s = CycleGANSynthesizer(weights=w, direction=direction)
+        s.check()
+        s.synthesize(data, out)
+        assert shapes == [shape] * 2
+        coco = json.loads((out / "annotations.json").read_text())
+        assert [im["synthetic"]["resampled"] for im in coco["images"]] == [pytest.approx(scale)] * 2
+        for im in coco["images"]:
+            src = np.asarray(Image.open(data / im["file_name"])).astype(int)
+            new = np.asarray(Image.open(out / im["file_name"])).astype(int)
+            assert new.shape == src.shape == (48, 64, 3)
+            if scale == 1.0:
+                assert np.array_equal(new, src)  # no resampling, an identity generator: the same image
+            else:  # down and up again: the same away from the boxes' edges
+                assert np.median(np.abs(new - src)) <= 1 and np.abs(new - src).mean() < 12

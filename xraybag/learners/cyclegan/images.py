@@ -74,9 +74,49 @@ def image_info(path: Path) -> tuple[int, int, int]:
     return int(arr.shape[0]), int(arr.shape[1]), int(arr.shape[2])
 
 
-def check_set(files: list[Path], size: int, what: str) -> int:
+def pixel_size(root: str | Path) -> float | None:
+    """The pixel size (mm) of an xraybag dataset's images: the median of their ``pixel_mm``; None
+    for a plain image folder or a dataset whose images do not all record one."""
+    from xraybag.learners.data import read_json
+
+    root = Path(root)
+    if not (root / "annotations.json").is_file():
+        return None
+    coco = read_json(root / "annotations.json", "annotations.json")
+    images = coco.get("images", []) if isinstance(coco, dict) else []
+    sizes = [im.get("pixel_mm") if isinstance(im, dict) else None for im in images]
+    if not sizes or not all(isinstance(s, (int, float)) and not isinstance(s, bool) and s > 0 for s in sizes):
+        return None
+    return float(np.median(sizes))
+
+
+def resize(img: np.ndarray, height: int, width: int) -> np.ndarray:
+    """``img`` (``H x W x C`` float32 in [0, 1]) resampled to ``height x width`` (PIL's Lanczos
+    filter on each channel in 32-bit float, antialiased when it shrinks), clipped to [0, 1]."""
+    from PIL import Image
+
+    if img.shape[:2] == (height, width):
+        return img
+    chans = [np.asarray(Image.fromarray(np.ascontiguousarray(img[:, :, k], dtype=np.float32))
+                        .resize((width, height), Image.Resampling.LANCZOS)) for k in range(img.shape[2])]
+    return np.clip(np.stack(chans, axis=2), 0.0, 1.0).astype(np.float32)
+
+
+def scaled_shape(height: int, width: int, scale: float) -> tuple[int, int]:
+    """``(height, width)`` times ``scale``, rounded, at least 1 px."""
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def rescale(img: np.ndarray, scale: float) -> np.ndarray:
+    """``img`` resampled by ``scale`` (:func:`resize`; 1: unchanged)."""
+    if scale == 1.0:
+        return img
+    return resize(img, *scaled_shape(img.shape[0], img.shape[1], scale))
+
+
+def check_set(files: list[Path], size: int, what: str, scale: float = 1.0) -> int:
     """The channel count shared by every image of the set; one-line errors for mixed channels or
-    an image smaller than the training crop ``size``."""
+    an image smaller than the training crop ``size`` (once resampled by ``scale``)."""
     channels = None
     for f in files:
         h, w, c = image_info(f)
@@ -85,8 +125,10 @@ def check_set(files: list[Path], size: int, what: str) -> int:
         elif c != channels:
             raise XraybagError(f"{what}: has {c} channels where {files[0].name} has {channels}; "
                                "every image of a set needs the same channels", str(f))
-        if h < size or w < size:
-            raise XraybagError(f"{what}: image is {w} x {h} px, smaller than the training crop {size} x {size} "
+        sh, sw = scaled_shape(h, w, scale)
+        if sh < size or sw < size:
+            at = "" if scale == 1.0 else f" ({sw} x {sh} px resampled by {scale:g})"
+            raise XraybagError(f"{what}: image is {w} x {h} px{at}, smaller than the training crop {size} x {size} "
                                "(use --opt size=...)", str(f))
     assert channels is not None
     return channels

@@ -72,6 +72,10 @@ class CycleGANSynthesizer(Synthesizer):
             "content": (float, 0.0, "training crops hold at least this share of non-background pixels (the "
                                     "bag, not the empty belt around it; up to 16 windows drawn, else the "
                                     "fullest); 0: uniform random crops as in the paper"),
+            "target_scale": (float, 0.0, "resample --target's images by this factor before cropping, so both sets "
+                                         "are learnt at one pixel size (0: auto, the ratio of the two datasets' "
+                                         "pixel_mm when both record one, else 1); synthesize resamples the "
+                                         "other way where needed, so images keep their size"),
             "seed": (int, 0, "seed of the initialisation, image order, crops, flips and pools"),
             "checkpoint_every": (int, 100, "iterations between checkpoints"),
             "threads": (int, 0, "torch CPU threads (0: torch's default)"),
@@ -100,6 +104,9 @@ class CycleGANSynthesizer(Synthesizer):
                     "warmup"):
             if getattr(self, key) < 0:
                 raise XraybagError(f"option {key}: {getattr(self, key)} must not be negative")
+        if not 0 <= self.target_scale <= 16:
+            raise XraybagError(f"option target_scale: {self.target_scale} must lie in 0..16 (0: from the datasets' "
+                               "pixel_mm)")
         if not 0 <= self.content <= 1:
             raise XraybagError(f"option content: {self.content} must lie in 0..1 (a share of the crop's pixels)")
         if self.lr <= 0 or not 0 <= self.beta1 < 1 or self.lambda_cycle < 0 or self.lambda_identity < 0:
@@ -134,13 +141,15 @@ class CycleGANSynthesizer(Synthesizer):
     def train(self, data: Path, target: Path, out: Path, device: str = "auto", resume: bool = False,
               progress: bool = True) -> Path:
         """Learn A (``data``) <-> B (``target``); return ``out/weights.pt``."""
-        from xraybag.learners.cyclegan.images import check_set, image_files
+        from xraybag.learners.cyclegan.images import check_set, image_files, pixel_size
 
         self.check()
         files_a, files_b = image_files(data, "--data"), image_files(target, "--target")
         arch = self.arch()
+        mm_a, mm_b = pixel_size(data), pixel_size(target)
+        scale = self.target_scale or (mm_b / mm_a if mm_a and mm_b else 1.0)
         c_a = check_set(files_a, arch["size"], "--data")
-        c_b = check_set(files_b, arch["size"], "--target")
+        c_b = check_set(files_b, arch["size"], "--target", scale)
         if c_a != c_b:
             raise XraybagError(f"--data's images have {c_a} channels and --target's {c_b}; cyclegan maps between "
                                "images of the same channels (the identity loss compares them)")
@@ -151,12 +160,13 @@ class CycleGANSynthesizer(Synthesizer):
                "beta1": self.beta1, "lambda_cycle": self.lambda_cycle, "lambda_identity": self.lambda_identity,
                "pool_size": self.pool_size, "seed": self.seed, "checkpoint_every": self.checkpoint_every or 100,
                "warmup": self.warmup, "residual": bool(self.residual),
-               "content": self.content}
+               "content": self.content, "target_scale": scale,
+               "pixel_mm": mm_a or (mm_b / scale if mm_b else None)}
         if self.warmup >= iterations:
             raise XraybagError(f"option warmup: {self.warmup} iterations leave none of the {iterations} for the "
                                "translation")
         extra = {"data": str(Path(data).resolve()), "target": str(Path(target).resolve()),
-                 "images_A": len(files_a), "images_B": len(files_b)}
+                 "images_A": len(files_a), "images_B": len(files_b), "pixel_mm_A": mm_a, "pixel_mm_B": mm_b}
         self._threads()
         from xraybag.learners.cyclegan import trainer
 
@@ -191,7 +201,7 @@ class CycleGANSynthesizer(Synthesizer):
         import torch
 
         from xraybag.engine.output.files import sha256, write_atomic
-        from xraybag.learners.cyclegan.images import read_image
+        from xraybag.learners.cyclegan.images import read_image, rescale, resize
         from xraybag.learners.cyclegan.networks import generator_for
 
         self._threads()
@@ -217,15 +227,17 @@ class CycleGANSynthesizer(Synthesizer):
         tile = int(cfg["size"]) if self.tile < 0 else int(self.tile)
         for im in coco["images"]:
             arr = read_image(data / im["file_name"])
+            scale = self.input_scale(cfg, im)
             with torch.no_grad():
-                res = translate_tiled(gen, arr, dev, tile)
+                res = translate_tiled(gen, rescale(arr, scale), dev, tile)
+            res = resize(res, arr.shape[0], arr.shape[1])
             blob = _encode(res, data / im["file_name"])
             write_atomic(out / im["file_name"], blob)
             hashes[im["file_name"]] = sha256(blob)
             note = {"method": "cyclegan", "direction": self.direction, "weights": str(Path(self.weights)),
                     "weights_sha256": weights_sha, "iteration": int(state.get("iteration", 0)),
                     "source_image": im["id"], "raw_translated": False, "tile": tile,
-                    "raw": "copied" if self.raw == "copy" else "dropped"}
+                    "raw": "copied" if self.raw == "copy" else "dropped", "resampled": scale}
             if "synthetic" in im:
                 note["earlier"] = im["synthetic"]
             new = {k: v for k, v in im.items() if not (k == "raw" and self.raw == "drop")}
@@ -238,6 +250,17 @@ class CycleGANSynthesizer(Synthesizer):
                                                            {"method": "cyclegan", "direction": self.direction,
                                                             "weights_sha256": weights_sha}))
         return out
+
+
+    def input_scale(self, cfg: dict, im: dict) -> float:
+        """The factor an image is resampled by before translation (and back after): to the pixel
+        size the generators learnt at (``pixel_mm`` in the weights) from the image's own
+        ``pixel_mm``; for images without one, set B's ``target_scale`` when translating B -> A and
+        1 when translating A -> B (set A was learnt as stored)."""
+        learnt, own = cfg.get("pixel_mm"), im.get("pixel_mm")
+        if isinstance(learnt, (int, float)) and learnt > 0 and isinstance(own, (int, float)) and own > 0:
+            return float(own) / float(learnt)
+        return float(cfg.get("target_scale", 1.0)) if self.direction == "BtoA" else 1.0
 
 
 def translate(gen, img: np.ndarray, device) -> np.ndarray:

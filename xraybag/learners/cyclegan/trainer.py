@@ -8,7 +8,10 @@ Each iteration takes the next image of set A (a seeded permutation per pass over
 image of set B, crops both at a random ``size x size`` window at their native resolution (no resize:
 the synthesizer translates whole images at their own resolution, so the networks must learn at that
 scale; the paper resizes to 286 and crops 256 instead) and flips each left-right with probability
-0.5. The draws depend only on ``(seed, iteration)``, so a resumed run sees the images an
+0.5. Set B's images are first resampled by ``target_scale`` (1: as stored), so that both sets are
+cropped at one pixel size: a discriminator that sees the target's objects larger than any
+generator output can tell them apart by size alone, a difference no fully convolutional generator
+can remove, and its gradient then says little about the colours. The draws depend only on ``(seed, iteration)``, so a resumed run sees the images an
 uninterrupted one would. ``out/checkpoint.pt`` (networks, optimizers, pools with their rng, torch's
 rng, iteration) is written atomically every ``checkpoint_every`` iterations and at the end,
 ``out/weights.pt`` (both generators and the architecture) at the end, and ``out/train_log.jsonl``
@@ -27,17 +30,18 @@ import numpy as np
 import torch
 
 from xraybag.errors import XraybagError
-from xraybag.learners.cyclegan.images import read_image
+from xraybag.learners.cyclegan.images import read_image, rescale
 from xraybag.learners.cyclegan.losses import cycle_loss, discriminator_loss, identity_loss, lsgan_loss
 from xraybag.learners.cyclegan.networks import PatchDiscriminator, generator_for, init_weights
 from xraybag.learners.cyclegan.pool import ImagePool
 from xraybag.learners.training import CHECKPOINT, LOG, WEIGHTS, atomic_save
 
 KIND = "xraybag.cyclegan"
-#: the keys that fix the networks (a checkpoint must match them to be resumed), and their values
+#: the keys that fix the networks and the scale they learn at (a checkpoint must match them to be
+#: resumed), and their values
 #: in checkpoints written before the key existed
-ARCH = ("channels", "ngf", "ndf", "n_blocks", "residual")
-ARCH_DEFAULTS = {"residual": False}
+ARCH = ("channels", "ngf", "ndf", "n_blocks", "residual", "target_scale")
+ARCH_DEFAULTS = {"residual": False, "target_scale": 1.0}
 
 
 def build(cfg: dict) -> dict[str, torch.nn.Module]:
@@ -174,12 +178,13 @@ def train(files_a: list[Path], files_b: list[Path], out: Path, cfg: dict, device
     d_params = [*nets["D_A"].parameters(), *nets["D_B"].parameters()]
     lam, lam_id = float(cfg["lambda_cycle"]), float(cfg["lambda_identity"])
     content = float(cfg.get("content", 0.0))
+    scale_b = float(cfg.get("target_scale", 1.0))
     with open(log_path, "a") as log:
         while iteration < total:
             t0 = time.perf_counter()
             fa, fb, rng = pick(files_a, files_b, int(cfg["seed"]), iteration)
             real_a = crop(read_image(fa), size, rng, content).to(dev)
-            real_b = crop(read_image(fb), size, rng, content).to(dev)
+            real_b = crop(rescale(read_image(fb), scale_b), size, rng, content).to(dev)
             lr = float(cfg["lr"]) * lr_factor(iteration, total, decay_start)
             for opt in (opt_g, opt_d):
                 for g in opt.param_groups:
