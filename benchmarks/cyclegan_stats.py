@@ -88,7 +88,11 @@ def translate_set(weights: Path, paths: list[Path], out: Path, direction: str, t
 
     from xraybag.learners.cyclegan.images import read_image, rescale, resize
     from xraybag.learners.cyclegan.networks import generator_for
-    from xraybag.learners.cyclegan.synth import DIRECTIONS, CycleGANSynthesizer, translate_tiled
+    from xraybag.learners.cyclegan.synth import (
+        DIRECTIONS,
+        CycleGANSynthesizer,
+        translate_tiled,
+    )
     from xraybag.learners.cyclegan.trainer import load_checkpoint
 
     torch.set_num_threads(threads)

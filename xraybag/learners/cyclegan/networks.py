@@ -43,13 +43,31 @@ class ResnetGenerator(nn.Module):
     empty belt) reaches the rest of the network as zeros whatever its colour; the paper's generator
     must then guess the colour back, and on X-ray images it loses the rarer ones (metal's blue). A
     residual generator keeps the input's colours; :func:`init_weights` zeroes its last
-    convolution, so it starts as the identity."""
+    convolution, so it starts as the identity.
 
-    def __init__(self, in_ch: int = 3, out_ch: int = 3, ngf: int = 64, n_blocks: int = 9, residual: bool = False):
+    ``pointwise`` > 0 (not the paper's; residual generators only): the change also gets a term that
+    depends on each pixel's own colour alone, ``clamp(x + G(x) + P(x), -1, 1)``, ``P`` three 1x1
+    convolutions (``pointwise`` filters, leaky ReLU 0.2, tanh out) without normalisation. Every
+    instance norm in ``G`` sees colours only relative to the crop's own mean and spread, so the
+    change ``G`` adds to a flat region cannot depend on that region's absolute colour: a light
+    organic and a dark one, each filling its crop, get the same change. Another vendor's colour
+    table is mostly a function of the pixel's colour (how light an organic is drawn, how saturated),
+    which ``P`` can learn; its last convolution starts at zero, so the generator still starts as
+    the identity."""
+
+    def __init__(self, in_ch: int = 3, out_ch: int = 3, ngf: int = 64, n_blocks: int = 9, residual: bool = False,
+                 pointwise: int = 0):
         super().__init__()
         if residual and in_ch != out_ch:
             raise ValueError("a residual generator needs as many output channels as input channels")
+        if pointwise and not residual:
+            raise ValueError("a pointwise colour term needs a residual generator")
         self.residual = bool(residual)
+        self.pointwise = None
+        if pointwise:
+            w = int(pointwise)
+            self.pointwise = nn.Sequential(nn.Conv2d(in_ch, w, 1), nn.LeakyReLU(0.2, True), nn.Conv2d(w, w, 1),
+                                           nn.LeakyReLU(0.2, True), nn.Conv2d(w, out_ch, 1), nn.Tanh())
         layers: list[nn.Module] = [nn.ReflectionPad2d(3), nn.Conv2d(in_ch, ngf, 7), nn.InstanceNorm2d(ngf), nn.ReLU(True)]
         ch = ngf
         for _ in range(2):  # d2ngf, d4ngf
@@ -65,6 +83,8 @@ class ResnetGenerator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.model(x)
+        if self.pointwise is not None:
+            y = y + self.pointwise(x)
         return (x + y).clamp(-1.0, 1.0) if self.residual else y
 
 
@@ -72,7 +92,8 @@ def generator_for(cfg: dict) -> ResnetGenerator:
     """The generator a cyclegan config (a checkpoint's or weights file's ``config``) describes;
     configs written before ``residual`` existed are the paper's generator."""
     c = int(cfg["channels"])
-    return ResnetGenerator(c, c, cfg["ngf"], cfg["n_blocks"], bool(cfg.get("residual", False)))
+    return ResnetGenerator(c, c, cfg["ngf"], cfg["n_blocks"], bool(cfg.get("residual", False)),
+                           int(cfg.get("pointwise", 0)))
 
 
 class PatchDiscriminator(nn.Module):
@@ -106,12 +127,21 @@ def receptive_field(disc: PatchDiscriminator) -> int:
 
 def init_weights(net: nn.Module, gain: float = 0.02) -> nn.Module:
     """Convolution weights from N(0, gain), biases zero (the paper's initialisation); a residual
-    generator's last convolution zero, so that it starts as the identity."""
+    generator's last convolution (and its pointwise term's) zero, so that it starts as the identity.
+    The pointwise term's first two convolutions get Kaiming-normal weights instead: a 1x1 stack at
+    N(0, 0.02) would pass almost nothing of the colour on."""
     convs = [m for m in net.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
     for m in convs:
         nn.init.normal_(m.weight, 0.0, gain)
         if m.bias is not None:
             nn.init.zeros_(m.bias)
     if getattr(net, "residual", False):
-        nn.init.zeros_(convs[-1].weight)
+        main = [m for m in net.model.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+        nn.init.zeros_(main[-1].weight)
+    point = getattr(net, "pointwise", None)
+    if point is not None:
+        pconvs = [m for m in point if isinstance(m, nn.Conv2d)]
+        for m in pconvs[:-1]:
+            nn.init.kaiming_normal_(m.weight, a=0.2, nonlinearity="leaky_relu")
+        nn.init.zeros_(pconvs[-1].weight)
     return net

@@ -57,6 +57,10 @@ class CycleGANSynthesizer(Synthesizer):
             "n_blocks": (int, 0, "generator residual blocks (0: the preset's)"),
             "residual": (bool, False, "generators output a change to their input, clamp(x + G(x)) (not the paper's: "
                                       "keeps the colours instance norm discards in flat regions; see docs)"),
+            "pointwise": (int, 0, "with residual: filters of a per-pixel colour term added to the change, "
+                                  "clamp(x + G(x) + P(x)) (not the paper's: instance norm hides a flat "
+                                  "region's absolute colour from G, so G alone cannot redraw a colour table; "
+                                  "0: off; see docs)"),
             "epochs": (int, 0, "passes over the larger set (0: the preset's: paper 200, cpu 20, test 1)"),
             "iterations": (int, 0, "training iterations (batch 1); overrides epochs when > 0"),
             "decay_start": (int, -1, "iteration from which the lr decays linearly to 0 (-1: half way)"),
@@ -101,9 +105,12 @@ class CycleGANSynthesizer(Synthesizer):
         if cfg["size"] < 16 or cfg["size"] % 4:
             raise XraybagError(f"option size: {cfg['size']} must be a multiple of 4, at least 16")
         for key in ("ngf", "ndf", "n_blocks", "epochs", "iterations", "pool_size", "checkpoint_every", "threads",
-                    "warmup"):
+                    "warmup", "pointwise"):
             if getattr(self, key) < 0:
                 raise XraybagError(f"option {key}: {getattr(self, key)} must not be negative")
+        if self.pointwise and not self.residual:
+            raise XraybagError(f"option pointwise: {self.pointwise} needs residual=true (the colour term is added "
+                               "to the residual generator's change)")
         if not 0 <= self.target_scale <= 16:
             raise XraybagError(f"option target_scale: {self.target_scale} must lie in 0..16 (0: from the datasets' "
                                "pixel_mm)")
@@ -160,6 +167,7 @@ class CycleGANSynthesizer(Synthesizer):
                "beta1": self.beta1, "lambda_cycle": self.lambda_cycle, "lambda_identity": self.lambda_identity,
                "pool_size": self.pool_size, "seed": self.seed, "checkpoint_every": self.checkpoint_every or 100,
                "warmup": self.warmup, "residual": bool(self.residual),
+               "pointwise": self.pointwise,
                "content": self.content, "target_scale": scale,
                "pixel_mm": mm_a or (mm_b / scale if mm_b else None)}
         if self.warmup >= iterations:

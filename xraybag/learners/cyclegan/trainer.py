@@ -40,8 +40,8 @@ KIND = "xraybag.cyclegan"
 #: the keys that fix the networks and the scale they learn at (a checkpoint must match them to be
 #: resumed), and their values
 #: in checkpoints written before the key existed
-ARCH = ("channels", "ngf", "ndf", "n_blocks", "residual", "target_scale")
-ARCH_DEFAULTS = {"residual": False, "target_scale": 1.0}
+ARCH = ("channels", "ngf", "ndf", "n_blocks", "residual", "pointwise", "target_scale")
+ARCH_DEFAULTS = {"residual": False, "pointwise": 0, "target_scale": 1.0}
 
 
 def build(cfg: dict) -> dict[str, torch.nn.Module]:
