@@ -259,7 +259,6 @@ class CycleGANSynthesizer(Synthesizer):
                                                             "weights_sha256": weights_sha}))
         return out
 
-
     def input_scale(self, cfg: dict, im: dict) -> float:
         """The factor an image is resampled by before translation (and back after): to the pixel
         size the generators learnt at (``pixel_mm`` in the weights) from the image's own
