@@ -17,10 +17,12 @@ from PIL import Image
 
 from test_learners_data import make_dataset
 from xraybag.cli.main import cli
+from xraybag.errors import XraybagError
 from xraybag.learners.cyclegan import trainer
 from xraybag.learners.cyclegan.losses import cycle_loss, discriminator_loss, identity_loss, lsgan_loss
 from xraybag.learners.cyclegan.networks import (
     PatchDiscriminator,
+    PixelDiscriminator,
     ResidualBlock,
     ResnetGenerator,
     init_weights,
@@ -613,3 +615,57 @@ def test_pointwise_term_lets_the_change_depend_on_the_absolute_colour():
     assert fits[0] > 0.2 and fits[16] < 0.08, fits
     with pytest.raises(ValueError, match="needs a residual generator"):
         ResnetGenerator(3, 3, ngf=8, n_blocks=1, pointwise=4)
+
+
+def test_pixel_discriminator_judges_each_pixels_colour_alone(tmp_path):
+    """The 1x1 discriminator's score of a pixel depends on that pixel's colour only (shuffling the
+    pixels shuffles the scores); trained on a light organic (fake) against the target's saturated
+    one (real), it tells them apart and its loss pushes the light colour towards the saturated one;
+    in training it is updated with the others and checkpointed, and a resume with another
+    ``pixel_gan`` is refused."""
+    torch.manual_seed(0)
+    d = init_weights(PixelDiscriminator(3, 8))
+    x = torch.rand(1, 3, 12, 12) * 2 - 1
+    perm = torch.randperm(144)
+    with torch.no_grad():
+        shuffled = d(x.flatten(2)[..., perm].view(1, 3, 12, 12)).flatten(2)
+        torch.testing.assert_close(shuffled, d(x).flatten(2)[..., perm])
+
+    def texture(n: int) -> torch.Tensor:
+        return 0.05 * torch.randn(n, 3, 16, 16)
+
+    light = torch.tensor([0.9, 0.5, 0.1]).view(1, 3, 1, 1)  # a light, weakly saturated organic
+    deep = torch.tensor([0.7, -0.1, -0.7]).view(1, 3, 1, 1)  # the target's saturated one
+    opt_d = torch.optim.Adam(d.parameters(), lr=2e-3, betas=(0.5, 0.999))
+    for _ in range(200):
+        opt_d.zero_grad()
+        discriminator_loss(d(deep + texture(2)), d(light + texture(2))).backward()
+        opt_d.step()
+    fake = (light + texture(1)).requires_grad_(True)
+    lsgan_loss(d(fake), True).backward()
+    push = -fake.grad.mean((0, 2, 3))  # where the generator's loss sends the light organic's colour
+    assert torch.cosine_similarity(push, (deep - light).flatten(), dim=0) > 0.8, push
+    with torch.no_grad():
+        assert float(d(deep + texture(4)).mean()) > 0.8 and float(d(light + texture(4)).mean()) < 0.2
+
+    a, b = image_folder(tmp_path / "A", 2), image_folder(tmp_path / "B", 2, seed=1)
+    opts = dict(FAST, iterations=2, n_blocks=1, residual=True, pointwise=8, pixel_gan=1.0)
+    CycleGANSynthesizer(**opts).train(a, b, tmp_path / "run", device="cpu", progress=False)
+    log = [json.loads(x) for x in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
+    assert all(x["P_A"] > 0 and x["P_B"] > 0 and x["px_AB"] > 0 for x in log)
+    assert {"P_A", "P_B"} <= set(torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False))
+    cfg = {"channels": 3, "ngf": 4, "ndf": 4, "n_blocks": 1, "residual": True, "pointwise": 4, "pixel_gan": 1.0}
+    nets = {k: init_weights(net) for k, net in trainer.build(cfg).items()}
+    d_params = [p for k, net in nets.items() if not k.startswith("G_") for p in net.parameters()]
+    opt_g = torch.optim.Adam([p for k in ("G_AB", "G_BA") for p in nets[k].parameters()], lr=1e-3)
+    opt_d = torch.optim.Adam(d_params, lr=1e-3)
+    before = {k: nets[k].model[0].weight.detach().clone() for k in ("P_A", "P_B")}
+    pools = {k: ImagePool(0) for k in "AB"}
+    crops = [0.05 * torch.randn(1, 3, 32, 32) + c for c in (light, deep)]  # a PatchGAN needs 32 px
+    trainer.step(nets, opt_g, opt_d, pools, d_params, *crops, 10.0, 0.5, 1.0)
+    assert all(not torch.equal(nets[k].model[0].weight, before[k]) for k in before)  # the pixel Ds learn
+    with pytest.raises(XraybagError, match="trained with pixel_gan=1.0"):
+        CycleGANSynthesizer(**dict(opts, pixel_gan=0.5, iterations=3)).train(a, b, tmp_path / "run", device="cpu",
+                                                                            resume=True, progress=False)
+    with pytest.raises(XraybagError, match="option pixel_gan: -1"):
+        CycleGANSynthesizer(**dict(opts, pixel_gan=-1.0)).check()

@@ -115,7 +115,24 @@ class PatchDiscriminator(nn.Module):
         return self.model(x)
 
 
-def receptive_field(disc: PatchDiscriminator) -> int:
+class PixelDiscriminator(nn.Module):
+    """A 1x1 PixelGAN (Isola et al. 2017, section 4.4: "encourages greater color diversity but has
+    no effect on spatial statistics"): ``in_ch`` channels -> one real/fake score per pixel, from
+    that pixel's colour alone (1x1 convolutions ``ndf``, ``2 ndf``, 1 with leaky ReLU 0.2). Unlike
+    pix2pix's it has no normalisation: with batch 1, a norm over the crop would hide the absolute
+    colour the score must judge. Not part of the Cycle-GAN paper (option ``pixel_gan``): it judges
+    the colour table alone, a cue a 70x70 PatchGAN may leave aside for texture and noise."""
+
+    def __init__(self, in_ch: int = 3, ndf: int = 64):
+        super().__init__()
+        self.model = nn.Sequential(nn.Conv2d(in_ch, ndf, 1), nn.LeakyReLU(0.2, True), nn.Conv2d(ndf, 2 * ndf, 1),
+                                   nn.LeakyReLU(0.2, True), nn.Conv2d(2 * ndf, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+
+def receptive_field(disc: nn.Module) -> int:
     """The receptive field in pixels of one output score (70 for the 70x70 PatchGAN)."""
     rf, jump = 1, 1
     for m in disc.model:

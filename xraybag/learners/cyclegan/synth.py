@@ -61,6 +61,9 @@ class CycleGANSynthesizer(Synthesizer):
                                   "clamp(x + G(x) + P(x)) (not the paper's: instance norm hides a flat "
                                   "region's absolute colour from G, so G alone cannot redraw a colour table; "
                                   "0: off; see docs)"),
+            "pixel_gan": (float, 0.0, "weight of a second, 1x1 discriminator per set that judges each pixel's "
+                                      "colour alone (a PixelGAN; not the paper's: it aims the game at the colour "
+                                      "table, not texture or noise; 0: off; see docs)"),
             "epochs": (int, 0, "passes over the larger set (0: the preset's: paper 200, cpu 20, test 1)"),
             "iterations": (int, 0, "training iterations (batch 1); overrides epochs when > 0"),
             "decay_start": (int, -1, "iteration from which the lr decays linearly to 0 (-1: half way)"),
@@ -114,6 +117,8 @@ class CycleGANSynthesizer(Synthesizer):
         if not 0 <= self.target_scale <= 16:
             raise XraybagError(f"option target_scale: {self.target_scale} must lie in 0..16 (0: from the datasets' "
                                "pixel_mm)")
+        if not 0 <= self.pixel_gan <= 100:
+            raise XraybagError(f"option pixel_gan: {self.pixel_gan} must lie in 0..100 (0: off)")
         if not 0 <= self.content <= 1:
             raise XraybagError(f"option content: {self.content} must lie in 0..1 (a share of the crop's pixels)")
         if self.lr <= 0 or not 0 <= self.beta1 < 1 or self.lambda_cycle < 0 or self.lambda_identity < 0:
@@ -167,7 +172,7 @@ class CycleGANSynthesizer(Synthesizer):
                "beta1": self.beta1, "lambda_cycle": self.lambda_cycle, "lambda_identity": self.lambda_identity,
                "pool_size": self.pool_size, "seed": self.seed, "checkpoint_every": self.checkpoint_every or 100,
                "warmup": self.warmup, "residual": bool(self.residual),
-               "pointwise": self.pointwise,
+               "pointwise": self.pointwise, "pixel_gan": self.pixel_gan,
                "content": self.content, "target_scale": scale,
                "pixel_mm": mm_a or (mm_b / scale if mm_b else None)}
         if self.warmup >= iterations:

@@ -32,7 +32,12 @@ import torch
 from xraybag.errors import XraybagError
 from xraybag.learners.cyclegan.images import read_image, rescale
 from xraybag.learners.cyclegan.losses import cycle_loss, discriminator_loss, identity_loss, lsgan_loss
-from xraybag.learners.cyclegan.networks import PatchDiscriminator, generator_for, init_weights
+from xraybag.learners.cyclegan.networks import (
+    PatchDiscriminator,
+    PixelDiscriminator,
+    generator_for,
+    init_weights,
+)
 from xraybag.learners.cyclegan.pool import ImagePool
 from xraybag.learners.training import CHECKPOINT, LOG, WEIGHTS, atomic_save
 
@@ -40,18 +45,23 @@ KIND = "xraybag.cyclegan"
 #: the keys that fix the networks and the scale they learn at (a checkpoint must match them to be
 #: resumed), and their values
 #: in checkpoints written before the key existed
-ARCH = ("channels", "ngf", "ndf", "n_blocks", "residual", "pointwise", "target_scale")
-ARCH_DEFAULTS = {"residual": False, "pointwise": 0, "target_scale": 1.0}
+ARCH = ("channels", "ngf", "ndf", "n_blocks", "residual", "pointwise", "target_scale", "pixel_gan")
+ARCH_DEFAULTS = {"residual": False, "pointwise": 0, "target_scale": 1.0, "pixel_gan": 0.0}
 
 
 def build(cfg: dict) -> dict[str, torch.nn.Module]:
+    """The generators and discriminators; with ``pixel_gan`` > 0 also a 1x1 discriminator per set
+    (``P_A``, ``P_B``: :class:`PixelDiscriminator`)."""
     c = int(cfg["channels"])
-    return {
+    nets = {
         "G_AB": generator_for(cfg),
         "G_BA": generator_for(cfg),
         "D_A": PatchDiscriminator(c, cfg["ndf"]),
         "D_B": PatchDiscriminator(c, cfg["ndf"]),
     }
+    if float(cfg.get("pixel_gan", 0.0)) > 0:
+        nets.update(P_A=PixelDiscriminator(c, cfg["ndf"]), P_B=PixelDiscriminator(c, cfg["ndf"]))
+    return nets
 
 
 def lr_factor(iteration: int, total: int, decay_start: int) -> float:
@@ -142,7 +152,8 @@ def train(files_a: list[Path], files_b: list[Path], out: Path, cfg: dict, device
         init_weights(net).to(dev)
     betas = (float(cfg["beta1"]), 0.999)
     opt_g = torch.optim.Adam([*nets["G_AB"].parameters(), *nets["G_BA"].parameters()], lr=cfg["lr"], betas=betas)
-    opt_d = torch.optim.Adam([*nets["D_A"].parameters(), *nets["D_B"].parameters()], lr=cfg["lr"], betas=betas)
+    d_params = [p for k, net in nets.items() if not k.startswith("G_") for p in net.parameters()]
+    opt_d = torch.optim.Adam(d_params, lr=cfg["lr"], betas=betas)
     pools = {k: ImagePool(cfg["pool_size"], np.random.default_rng([int(cfg["seed"]), 3, i]))
              for i, k in enumerate(("A", "B"))}
     iteration = 0
@@ -175,7 +186,6 @@ def train(files_a: list[Path], files_b: list[Path], out: Path, cfg: dict, device
                        dynamic_ncols=True)
         except ModuleNotFoundError:  # pragma: no cover
             bar = None
-    d_params = [*nets["D_A"].parameters(), *nets["D_B"].parameters()]
     lam, lam_id = float(cfg["lambda_cycle"]), float(cfg["lambda_identity"])
     content = float(cfg.get("content", 0.0))
     scale_b = float(cfg.get("target_scale", 1.0))
@@ -192,7 +202,8 @@ def train(files_a: list[Path], files_b: list[Path], out: Path, cfg: dict, device
             if iteration < int(cfg.get("warmup", 0)):
                 losses = warmup_step(nets, opt_g, real_a, real_b, lam)
             else:
-                losses = step(nets, opt_g, opt_d, pools, d_params, real_a, real_b, lam, lam_id)
+                losses = step(nets, opt_g, opt_d, pools, d_params, real_a, real_b, lam, lam_id,
+                              float(cfg.get("pixel_gan", 0.0)))
             iteration += 1
             rec = {"iter": iteration, **{k: round(v, 6) for k, v in losses.items()}, "lr": lr,
                    "sec": round(time.perf_counter() - t0, 4)}
@@ -212,8 +223,10 @@ def train(files_a: list[Path], files_b: list[Path], out: Path, cfg: dict, device
 
 
 def step(nets: dict, opt_g, opt_d, pools: dict, d_params: list, real_a: torch.Tensor, real_b: torch.Tensor,
-         lam: float, lam_id: float) -> dict[str, float]:
-    """One iteration: the generators' update, then the discriminators' on pooled fakes."""
+         lam: float, lam_id: float, lam_px: float = 0.0) -> dict[str, float]:
+    """One iteration: the generators' update, then the discriminators' on pooled fakes. With
+    ``lam_px`` > 0 the pixel discriminators ``P_A``, ``P_B`` judge the same images, their
+    least-squares GAN terms weighted by ``lam_px``."""
     g_ab, g_ba, d_a, d_b = nets["G_AB"], nets["G_BA"], nets["D_A"], nets["D_B"]
     for net in nets.values():
         net.train()
@@ -227,6 +240,9 @@ def step(nets: dict, opt_g, opt_d, pools: dict, d_params: list, real_a: torch.Te
         "cycle_A": cycle_loss(rec_a, real_a, lam),
         "cycle_B": cycle_loss(rec_b, real_b, lam),
     }
+    if lam_px > 0:
+        parts["px_AB"] = lam_px * lsgan_loss(nets["P_B"](fake_b), True)
+        parts["px_BA"] = lam_px * lsgan_loss(nets["P_A"](fake_a), True)
     if lam_id > 0:
         parts["idt_A"] = identity_loss(g_ba(real_a), real_a, lam, lam_id)  # G_BA keeps an A image
         parts["idt_B"] = identity_loss(g_ab(real_b), real_b, lam, lam_id)
@@ -236,12 +252,20 @@ def step(nets: dict, opt_g, opt_d, pools: dict, d_params: list, real_a: torch.Te
     opt_g.step()
     for p in d_params:
         p.requires_grad_(True)
-    loss_da = discriminator_loss(d_a(real_a), d_a(pools["A"].query(fake_a)))
-    loss_db = discriminator_loss(d_b(real_b), d_b(pools["B"].query(fake_b)))
+    pooled_a, pooled_b = pools["A"].query(fake_a), pools["B"].query(fake_b)
+    loss_da = discriminator_loss(d_a(real_a), d_a(pooled_a))
+    loss_db = discriminator_loss(d_b(real_b), d_b(pooled_b))
+    loss_d = loss_da + loss_db
+    values = {}
+    if lam_px > 0:
+        loss_pa = discriminator_loss(nets["P_A"](real_a), nets["P_A"](pooled_a))
+        loss_pb = discriminator_loss(nets["P_B"](real_b), nets["P_B"](pooled_b))
+        loss_d = loss_d + loss_pa + loss_pb
+        values.update(P_A=float(loss_pa.detach()), P_B=float(loss_pb.detach()))
     opt_d.zero_grad(set_to_none=True)
-    (loss_da + loss_db).backward()
+    loss_d.backward()
     opt_d.step()
-    values = {k: float(v.detach()) for k, v in parts.items()}
+    values.update({k: float(v.detach()) for k, v in parts.items()})
     values.update(G=float(loss_g.detach()), D_A=float(loss_da.detach()), D_B=float(loss_db.detach()))
     for k, v in values.items():
         if not np.isfinite(v):
