@@ -16,7 +16,12 @@ and (``--reference``) any other image set, the statistics of ``image_stats.py``:
 
 ``towards`` says, per statistic, whether the translated value lies nearer the target's than the
 source's does. ``--reference`` is meant for the source's own bags rendered by the target's scanner
-(``benchmarks/rescan.py``): what a perfect translation would give. Bad input: one-line error, exit 2.
+(``benchmarks/rescan.py``): what a perfect translation would give. When it holds every translated
+image's bag and view (rescan.py's ``<bag>_<stem>.png`` names), only those are scored
+(``reference_paired``) and ``towards_reference`` says, per statistic, whether the translated
+value lies nearer the reference's than the source's does: unlike ``towards``, it is not moved by
+the two sets holding different bags (the target's bags differ in contents, so no translation
+that keeps the contents reaches the target's shares). Bad input: one-line error, exit 2.
 
     python benchmarks/cyclegan_stats.py --weights RUN/weights.pt --source SRC --target TGT \\
         [--reference SRC_ON_TGT] [--limit 40] [--every 4] [--kid-subsets 50] [--threads 1]
@@ -115,6 +120,16 @@ def translate_set(weights: Path, paths: list[Path], out: Path, direction: str, t
     return done
 
 
+def reference_images(root: Path, source: list[Path]) -> tuple[list[Path], bool]:
+    """The images of ``root``; when it holds ``rescan.py``'s ``<bag>_<stem>.png`` for every image of
+    ``source``, those only, in ``source``'s order, and True (paired: the same bags and views)."""
+    paths = image_paths(root, 10**9)
+    by_stem = {p.name.split("_", 1)[1]: p for p in paths if "_" in p.name}
+    if all(p.name in by_stem for p in source):
+        return [by_stem[p.name] for p in source], True
+    return paths, False
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--weights", type=Path, required=True)
@@ -143,8 +158,9 @@ def main() -> None:
 
         translated = translate_set(a.weights, source, folder, a.direction, a.tile, a.threads, pixel_size(a.source))
         sets = {"source": source, "translated": translated, "target": target}
+        paired = False
         if a.reference is not None:
-            sets["reference"] = image_paths(a.reference, 10**9)
+            sets["reference"], paired = reference_images(a.reference, source)
         out = {"weights": str(a.weights), "tile": a.tile,
                **{k: summary(v, target if k != "target" else None, a.kid_subsets, a.threads) for k, v in sets.items()}}
     except (ValueError, OSError, XraybagError) as e:
@@ -153,6 +169,11 @@ def main() -> None:
     src, tr, tgt = (scalars(out[k]) for k in ("source", "translated", "target"))
     out["towards"] = {k: abs(tr[k] - tgt[k]) < abs(src[k] - tgt[k]) for k in src if k in tr and k in tgt}
     out["kid_towards"] = out["translated"]["kid_to_target"]["mean"] < out["source"]["kid_to_target"]["mean"]
+    if a.reference is not None:
+        out["reference_paired"] = paired
+    if paired:  # the same bags and views: where a perfect translation of these images lands
+        ref = scalars(out["reference"])
+        out["towards_reference"] = {k: abs(tr[k] - ref[k]) < abs(src[k] - ref[k]) for k in src if k in tr and k in ref}
     print(json.dumps(out, indent=1))
 
 

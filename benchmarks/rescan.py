@@ -3,13 +3,13 @@ machine would show them.
 
 For image translation between two scanners (``cyclegan``) this is the reference a perfect
 translation would reach: the source's own bags seen by the target's scanner. Each concrete scene
-of ``DATASET/scenes/`` (every ``--every``-th, at most ``--limit``) gets the ``scanners`` of
+of ``DATASET/scenes/`` (every ``--every``-th from the ``--start``-th, at most ``--limit``) gets the ``scanners`` of
 ``SCANNERS_FROM`` (a scene file; its first bag's concrete scene is taken when it is a dataset) and
 is rendered with ``xraybag render`` into ``OUT/<bag>/``; the images are also linked flat into
 ``OUT/images/`` for ``image_stats.py`` and ``cyclegan_stats.py --reference``. Bad input: one-line
 error, exit 2.
 
-    python benchmarks/rescan.py DATASET SCANNERS_FROM -o OUT [--limit 20] [--every 4]
+    python benchmarks/rescan.py DATASET SCANNERS_FROM -o OUT [--limit 20] [--every 4] [--start 0]
 """
 
 from __future__ import annotations
@@ -42,11 +42,12 @@ def main() -> None:
     ap.add_argument("-o", "--out", type=Path, required=True)
     ap.add_argument("--limit", type=int, default=20)
     ap.add_argument("--every", type=int, default=4)
+    ap.add_argument("--start", type=int, default=0, help="index of the first scene taken")
     a = ap.parse_args()
     try:
-        if a.limit < 1 or a.every < 1:
-            raise ValueError("--limit and --every must be at least 1")
-        scenes = sorted((a.dataset / "scenes").glob("*.yaml"))[:: a.every][: a.limit]
+        if a.limit < 1 or a.every < 1 or a.start < 0:
+            raise ValueError("--limit and --every must be at least 1, --start at least 0")
+        scenes = sorted((a.dataset / "scenes").glob("*.yaml"))[a.start :: a.every][: a.limit]
         if not scenes:
             raise ValueError(f"{a.dataset}: no scenes/*.yaml (not an xraybag dataset)")
         scanners = scanners_of(a.scanners_from)
