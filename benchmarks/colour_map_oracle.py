@@ -7,12 +7,12 @@ architecture of cyclegan's ``pointwise`` term: 1x1 convolutions 3 -> ``--width``
 -> 3, leaky ReLU 0.2; L1 loss, so a noisy target colour gives its median, not a washed-out mean),
 applies it to the ``--limit`` source images ``cyclegan_stats.py`` translates (every ``--every``-th)
 and prints one JSON object with ``cyclegan_stats.py``'s statistics of the source, the mapped
-images, the rescanned bags and the target, and the fit's L1 on held-out pairs (every fifth bag
-is held out of the fit). A Cycle-GAN learns without pairs; this says what the colour map alone
-could give if it were learnt perfectly. Bad input: one-line error, exit 2.
+images, the rescanned bags and the target, and the fit's L1 on held-out pairs (every fifth image
+is held out of the fit; the other view of its bag may be in it). A Cycle-GAN learns without
+pairs; this says what the colour map alone could give if it were learnt perfectly. Bad input: one-line error, exit 2.
 
     python benchmarks/colour_map_oracle.py --source SRC --rescan RESCAN --target TGT \\
-        [--limit 40] [--every 4] [--steps 3000] [--width 32] [--threads 1]
+        [--limit 40] [--every 4] [--steps 2000] [--width 32] [--threads 1]
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def main() -> None:
     ap.add_argument("--target", type=Path, required=True)
     ap.add_argument("--limit", type=int, default=40)
     ap.add_argument("--every", type=int, default=4)
-    ap.add_argument("--steps", type=int, default=3000)
+    ap.add_argument("--steps", type=int, default=2000)
     ap.add_argument("--width", type=int, default=32)
     ap.add_argument("--batch", type=int, default=8192)
     ap.add_argument("--kid-subsets", type=int, default=50)
@@ -67,7 +67,8 @@ def main() -> None:
     a = ap.parse_args()
     try:
         if min(a.limit - 1, a.every, a.steps, a.width, a.batch, a.kid_subsets, a.threads) < 1:
-            raise ValueError("--limit at least 2; --every, --steps, --width, --batch, --kid-subsets, --threads at least 1")
+            raise ValueError("--limit at least 2; --every, --steps, --width, --batch, --kid-subsets and --threads "
+                             "at least 1")
         import torch
         from torch import nn
 

@@ -3,8 +3,9 @@ machine would show them.
 
 For image translation between two scanners (``cyclegan``) this is the reference a perfect
 translation would reach: the source's own bags seen by the target's scanner. Each concrete scene
-of ``DATASET/scenes/`` (every ``--every``-th from the ``--start``-th, at most ``--limit``) gets the ``scanners`` of
-``SCANNERS_FROM`` (a scene file; its first bag's concrete scene is taken when it is a dataset) and
+of ``DATASET/scenes/`` (every ``--every``-th from the ``--start``-th, at most ``--limit``) gets
+the ``scanners`` of ``SCANNERS_FROM`` (a scene file; its first bag's concrete scene is taken when
+it is a dataset) and
 is rendered with ``xraybag render`` into ``OUT/<bag>/``; the images are also linked flat into
 ``OUT/images/`` for ``image_stats.py`` and ``cyclegan_stats.py --reference``. Bad input: one-line
 error, exit 2.

@@ -1,8 +1,10 @@
 """The Cycle-GAN training loop (Zhu et al. 2017, section 4 "Implementation"): batch 1, Adam
 (lr 2e-4, betas 0.5 / 0.999), the learning rate constant until ``decay_start`` and then linearly
 down to zero at the last iteration, least-squares GAN loss, cycle loss (lambda 10), identity loss
-(0.5 lambda), discriminators updated on the image pools (50 images each). With ``warmup`` > 0 the
-first iterations only teach both generators to give back their input (:func:`warmup_step`).
+(0.5 lambda), discriminators updated on the image pools (50 images each). With ``pixel_gan`` > 0
+each set also gets a 1x1 pixel discriminator that judges the same images (not the paper's). With
+``warmup`` > 0 the first iterations only teach both generators to give back their input
+(:func:`warmup_step`).
 
 Each iteration takes the next image of set A (a seeded permutation per pass over A) and a random
 image of set B, crops both at a random ``size x size`` window at their native resolution (no resize:
@@ -11,9 +13,10 @@ scale; the paper resizes to 286 and crops 256 instead) and flips each left-right
 0.5. Set B's images are first resampled by ``target_scale`` (1: as stored), so that both sets are
 cropped at one pixel size: a discriminator that sees the target's objects larger than any
 generator output can tell them apart by size alone, a difference no fully convolutional generator
-can remove, and its gradient then says little about the colours. The draws depend only on ``(seed, iteration)``, so a resumed run sees the images an
-uninterrupted one would. ``out/checkpoint.pt`` (networks, optimizers, pools with their rng, torch's
-rng, iteration) is written atomically every ``checkpoint_every`` iterations and at the end,
+can remove, and its gradient then says little about the colours. The draws depend only on
+``(seed, iteration)``, so a resumed run sees the images an uninterrupted one would.
+``out/checkpoint.pt`` (networks, optimizers, pools with their rng, torch's rng, iteration) is
+written atomically every ``checkpoint_every`` iterations and at the end,
 ``out/weights.pt`` (both generators and the architecture) at the end, and ``out/train_log.jsonl``
 gets a line per iteration (the losses, lr, seconds).
 """
