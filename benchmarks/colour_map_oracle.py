@@ -29,17 +29,14 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cyclegan_stats import summary
 from image_stats import image_paths
+from rescan import source_name
 
 
 def pairs(source: Path, rescan: Path) -> list[tuple[Path, Path]]:
     """(source image, rescanned image) for every image of ``rescan/images`` (named
     ``<bag>_<source stem>.png`` by rescan.py)."""
-    src = {p.stem: p for p in image_paths(source, 10**9)}
-    out = []
-    for q in image_paths(rescan, 10**9):
-        stem = q.stem.split("_", 1)[1] if "_" in q.stem else q.stem
-        if stem in src:
-            out.append((src[stem], q))
+    src = {p.name: p for p in image_paths(source, 10**9)}
+    out = [(src[source_name(q)], q) for q in image_paths(rescan, 10**9) if source_name(q) in src]
     if not out:
         raise ValueError(f"{rescan}: no image pairs with {source} (expected rescan.py's <bag>_<stem>.png names)")
     return out
@@ -95,15 +92,16 @@ def main() -> None:
             hx, hy = (torch.from_numpy(np.concatenate([h[i] for h in held])) for i in (0, 1))
             l1 = {"identity": float((hx - hy).abs().mean()), "map": float((net(hx).clamp(-1, 1) - hy).abs().mean())}
             folder = Path(tempfile.mkdtemp(prefix="xraybag-oracle-"))
+            scored = image_paths(a.source, 10**9)[:: a.every][: a.limit]
             mapped = []
-            for p in image_paths(a.source, 10**9)[:: a.every][: a.limit]:
+            for p in scored:
                 rgb = np.asarray(Image.open(p).convert("RGB"), np.float32) / 127.5 - 1.0
                 out = net(torch.from_numpy(rgb.reshape(-1, 3))).clamp(-1, 1).numpy().reshape(rgb.shape)
                 q = folder / p.name
                 Image.fromarray(np.round((out + 1.0) * 127.5).astype(np.uint8)).save(q)
                 mapped.append(q)
         target = image_paths(a.target, 10**9)
-        sets = {"source": image_paths(a.source, 10**9)[:: a.every][: a.limit], "mapped": mapped,
+        sets = {"source": scored, "mapped": mapped,
                 "rescanned": [q for _, q in ps], "target": target}
         out = {"pairs": len(ps), "held_out_l1": l1,
                **{k: summary(v, target if k != "target" else None, a.kid_subsets, a.threads) for k, v in sets.items()}}

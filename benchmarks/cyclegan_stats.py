@@ -124,7 +124,9 @@ def reference_images(root: Path, source: list[Path]) -> tuple[list[Path], bool]:
     """The images of ``root``; when it holds ``rescan.py``'s ``<bag>_<stem>.png`` for every image of
     ``source``, those only, in ``source``'s order, and True (paired: the same bags and views)."""
     paths = image_paths(root, 10**9)
-    by_stem = {p.name.split("_", 1)[1]: p for p in paths if "_" in p.name}
+    from rescan import source_name
+
+    by_stem = {source_name(p): p for p in paths}
     if all(p.name in by_stem for p in source):
         return [by_stem[p.name] for p in source], True
     return paths, False

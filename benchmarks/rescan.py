@@ -24,6 +24,11 @@ from pathlib import Path
 import yaml
 
 
+def source_name(rescanned: Path) -> str:
+    """The source image's file name of a rescanned image (this script names them ``<bag>_<name>``)."""
+    return rescanned.name.split("_", 1)[1] if "_" in rescanned.name else rescanned.name
+
+
 def scanners_of(path: Path) -> list:
     if path.is_dir():
         scenes = sorted((path / "scenes").glob("*.yaml"))
