@@ -669,3 +669,45 @@ def test_pixel_discriminator_judges_each_pixels_colour_alone(tmp_path):
                                                                             resume=True, progress=False)
     with pytest.raises(XraybagError, match="option pixel_gan: -1"):
         CycleGANSynthesizer(**dict(opts, pixel_gan=-1.0)).check()
+
+
+def test_pixel_bag_confines_the_pixel_game_to_the_bag(tmp_path):
+    """``foreground`` marks a crop's pixels off the belt colour; with ``pixel_bag`` the pixel
+    discriminators' terms are means over those pixels only: the belt's pixels, however many and
+    whatever their colour, neither enter the generator's pixel loss nor get a gradient from it,
+    while a bag pixel does; the option needs ``pixel_gan``."""
+    belt = np.array([0.95, 0.96, 1.0], np.float32)
+    img = np.broadcast_to(belt, (32, 32, 3)).copy()
+    img[8:20, 4:30] = [0.9, 0.6, 0.3]
+    t = torch.from_numpy(img.transpose(2, 0, 1)).unsqueeze(0) * 2 - 1
+    mask = trainer.foreground(t, trainer.background_colour(img))
+    assert mask.shape == (1, 1, 32, 32) and int(mask.sum()) == 12 * 26
+    assert float(mask[0, 0, 10, 10]) == 1.0 and float(mask[0, 0, 0, 0]) == 0.0
+    torch.manual_seed(0)
+    d = init_weights(PixelDiscriminator(3, 8))
+    pred = d(t).detach()
+    want = float(((pred - 1.0) ** 2)[mask.bool().expand_as(pred)].mean())
+    assert abs(float(trainer.masked_lsgan(pred, True, mask)) - want) < 1e-6
+    assert float(trainer.masked_lsgan(pred, True, torch.zeros_like(mask))) == 0.0
+    fake = t.clone().requires_grad_(True)
+    trainer.masked_lsgan(d(fake), True, mask).backward()
+    grad = fake.grad.abs().sum(1)[0]
+    assert float(grad[mask[0, 0] == 0].max()) == 0.0 and float(grad[mask[0, 0] == 1].min()) > 0.0
+    # in a training step the belt's colour does not move the pixel terms: a crop whose belt is
+    # recoloured gives the same px losses as long as the masks stay those of the bag
+    cfg = {"channels": 3, "ngf": 4, "ndf": 4, "n_blocks": 1, "residual": True, "pointwise": 4, "pixel_gan": 1.0}
+    recoloured = t.clone()
+    recoloured[:, :, mask[0, 0] == 0] = -0.5
+    px = []
+    for a, masks in ((t, (mask, mask)), (recoloured, (mask, mask)), (recoloured, None)):
+        torch.manual_seed(1)
+        nets = {k: init_weights(net) for k, net in trainer.build(cfg).items()}
+        d_params = [p for k, net in nets.items() if not k.startswith("G_") for p in net.parameters()]
+        opt_g = torch.optim.Adam([p for k in ("G_AB", "G_BA") for p in nets[k].parameters()], lr=1e-3)
+        opt_d = torch.optim.Adam(d_params, lr=1e-3)
+        pools = {k: ImagePool(0) for k in "AB"}
+        px.append(trainer.step(nets, opt_g, opt_d, pools, d_params, a, t, 10.0, 0.5, 1.0, masks))
+    assert px[0]["P_A"] > 0 and px[0]["P_A"] == px[1]["P_A"] and px[0]["px_BA"] == px[1]["px_BA"]
+    assert px[2]["P_A"] != px[1]["P_A"]  # unconfined, P_A judges the recoloured belt too
+    with pytest.raises(XraybagError, match="option pixel_bag: true needs pixel_gan"):
+        CycleGANSynthesizer(**dict(FAST, pixel_bag=True)).check()

@@ -2,8 +2,8 @@
 (lr 2e-4, betas 0.5 / 0.999), the learning rate constant until ``decay_start`` and then linearly
 down to zero at the last iteration, least-squares GAN loss, cycle loss (lambda 10), identity loss
 (0.5 lambda), discriminators updated on the image pools (50 images each). With ``pixel_gan`` > 0
-each set also gets a 1x1 pixel discriminator that judges the same images (not the paper's). With
-``warmup`` > 0 the first iterations only teach both generators to give back their input
+each set also gets a 1x1 pixel discriminator that judges the same images (not the paper's), with
+``pixel_bag`` only their bag pixels (:func:`foreground`). With ``warmup`` > 0 the first iterations only teach both generators to give back their input
 (:func:`warmup_step`).
 
 Each iteration takes the next image of set A (a seeded permutation per pass over A) and a random
@@ -89,6 +89,19 @@ def background_colour(img: np.ndarray) -> np.ndarray:
 def content_share(win: np.ndarray, background: np.ndarray) -> float:
     """The share of a window's pixels that are not background (:data:`BACKGROUND_TOLERANCE`)."""
     return float((np.abs(win - background).max(axis=2) > BACKGROUND_TOLERANCE).mean())
+
+
+def foreground(crop_t: torch.Tensor, background: np.ndarray) -> torch.Tensor:
+    """``1 x 1 x H x W`` float mask of a crop's (:func:`crop`'s tensor in [-1, 1]) pixels that are not
+    the background colour ``background`` (per channel, in [0, 1]; :data:`BACKGROUND_TOLERANCE`)."""
+    bg = torch.as_tensor(np.asarray(background, np.float32)).view(1, -1, 1, 1)
+    return ((crop_t + 1.0) * 0.5 - bg).abs().amax(dim=1, keepdim=True).gt(BACKGROUND_TOLERANCE).float()
+
+
+def masked_lsgan(pred: torch.Tensor, real: bool, mask: torch.Tensor) -> torch.Tensor:
+    """:func:`lsgan_loss` over the pixels where ``mask`` is 1 (0 when there are none)."""
+    target = 1.0 if real else 0.0
+    return (mask * (pred - target) ** 2).sum() / mask.sum().clamp(min=1.0)
 
 
 def crop(img: np.ndarray, size: int, rng: np.random.Generator, content: float = 0.0) -> torch.Tensor:
@@ -192,12 +205,18 @@ def train(files_a: list[Path], files_b: list[Path], out: Path, cfg: dict, device
     lam, lam_id = float(cfg["lambda_cycle"]), float(cfg["lambda_identity"])
     content = float(cfg.get("content", 0.0))
     scale_b = float(cfg.get("target_scale", 1.0))
+    pixel_bag = bool(cfg.get("pixel_bag", False)) and float(cfg.get("pixel_gan", 0.0)) > 0
     with open(log_path, "a") as log:
         while iteration < total:
             t0 = time.perf_counter()
             fa, fb, rng = pick(files_a, files_b, int(cfg["seed"]), iteration)
-            real_a = crop(read_image(fa), size, rng, content).to(dev)
-            real_b = crop(rescale(read_image(fb), scale_b), size, rng, content).to(dev)
+            img_a, img_b = read_image(fa), rescale(read_image(fb), scale_b)
+            real_a = crop(img_a, size, rng, content).to(dev)
+            real_b = crop(img_b, size, rng, content).to(dev)
+            masks = None
+            if pixel_bag:
+                masks = (foreground(real_a, background_colour(img_a)).to(dev),
+                         foreground(real_b, background_colour(img_b)).to(dev))
             lr = float(cfg["lr"]) * lr_factor(iteration, total, decay_start)
             for opt in (opt_g, opt_d):
                 for g in opt.param_groups:
@@ -206,7 +225,7 @@ def train(files_a: list[Path], files_b: list[Path], out: Path, cfg: dict, device
                 losses = warmup_step(nets, opt_g, real_a, real_b, lam)
             else:
                 losses = step(nets, opt_g, opt_d, pools, d_params, real_a, real_b, lam, lam_id,
-                              float(cfg.get("pixel_gan", 0.0)))
+                              float(cfg.get("pixel_gan", 0.0)), masks)
             iteration += 1
             rec = {"iter": iteration, **{k: round(v, 6) for k, v in losses.items()}, "lr": lr,
                    "sec": round(time.perf_counter() - t0, 4)}
@@ -226,10 +245,13 @@ def train(files_a: list[Path], files_b: list[Path], out: Path, cfg: dict, device
 
 
 def step(nets: dict, opt_g, opt_d, pools: dict, d_params: list, real_a: torch.Tensor, real_b: torch.Tensor,
-         lam: float, lam_id: float, lam_px: float = 0.0) -> dict[str, float]:
+         lam: float, lam_id: float, lam_px: float = 0.0,
+         masks: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict[str, float]:
     """One iteration: the generators' update, then the discriminators' on pooled fakes. With
     ``lam_px`` > 0 the pixel discriminators ``P_A``, ``P_B`` judge the same images, their
-    least-squares GAN terms weighted by ``lam_px``."""
+    least-squares GAN terms weighted by ``lam_px``. With ``masks`` (the foreground of ``real_a`` and
+    of ``real_b``: option ``pixel_bag``) they judge only the bag's pixels: a real image's own, and
+    those of the latest fake made from it (unpooled, since a pooled fake's mask is not kept)."""
     g_ab, g_ba, d_a, d_b = nets["G_AB"], nets["G_BA"], nets["D_A"], nets["D_B"]
     for net in nets.values():
         net.train()
@@ -243,7 +265,10 @@ def step(nets: dict, opt_g, opt_d, pools: dict, d_params: list, real_a: torch.Te
         "cycle_A": cycle_loss(rec_a, real_a, lam),
         "cycle_B": cycle_loss(rec_b, real_b, lam),
     }
-    if lam_px > 0:
+    if lam_px > 0 and masks is not None:
+        parts["px_AB"] = lam_px * masked_lsgan(nets["P_B"](fake_b), True, masks[0])
+        parts["px_BA"] = lam_px * masked_lsgan(nets["P_A"](fake_a), True, masks[1])
+    elif lam_px > 0:
         parts["px_AB"] = lam_px * lsgan_loss(nets["P_B"](fake_b), True)
         parts["px_BA"] = lam_px * lsgan_loss(nets["P_A"](fake_a), True)
     if lam_id > 0:
@@ -260,7 +285,13 @@ def step(nets: dict, opt_g, opt_d, pools: dict, d_params: list, real_a: torch.Te
     loss_db = discriminator_loss(d_b(real_b), d_b(pooled_b))
     loss_d = loss_da + loss_db
     values = {}
-    if lam_px > 0:
+    if lam_px > 0 and masks is not None:
+        p_a, p_b = nets["P_A"], nets["P_B"]
+        loss_pa = 0.5 * (masked_lsgan(p_a(real_a), True, masks[0]) + masked_lsgan(p_a(fake_a.detach()), False, masks[1]))
+        loss_pb = 0.5 * (masked_lsgan(p_b(real_b), True, masks[1]) + masked_lsgan(p_b(fake_b.detach()), False, masks[0]))
+        loss_d = loss_d + loss_pa + loss_pb
+        values.update(P_A=float(loss_pa.detach()), P_B=float(loss_pb.detach()))
+    elif lam_px > 0:
         loss_pa = discriminator_loss(nets["P_A"](real_a), nets["P_A"](pooled_a))
         loss_pb = discriminator_loss(nets["P_B"](real_b), nets["P_B"](pooled_b))
         loss_d = loss_d + loss_pa + loss_pb
