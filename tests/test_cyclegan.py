@@ -28,7 +28,7 @@ from xraybag.learners.cyclegan.networks import (
     init_weights,
     receptive_field,
 )
-from xraybag.learners.cyclegan.pool import ImagePool
+from xraybag.learners.cyclegan.pool import ImagePool, PixelPool
 from xraybag.learners.cyclegan.synth import CycleGANSynthesizer
 from xraybag.learners.data import DetectionDataset
 
@@ -222,9 +222,11 @@ def test_train_checkpoint_and_resume_on_the_command_line(tmp_path):
     assert w["iteration"] == 5 and set(w) >= {"G_AB", "G_BA", "config"} and "D_A" not in w
 
 
-def test_resume_after_an_interruption_equals_an_uninterrupted_run(tmp_path, monkeypatch):
+@pytest.mark.parametrize("extra", [{}, {"residual": True, "pointwise": 4, "pixel_gan": 1.0, "pixel_bag": True,
+                                       "pixel_pool": 3000}], ids=["paper", "pixel_pool"])
+def test_resume_after_an_interruption_equals_an_uninterrupted_run(tmp_path, monkeypatch, extra):
     a, b = image_folder(tmp_path / "A", 2), image_folder(tmp_path / "B", 3, seed=1)
-    opts = dict(FAST, iterations=4, checkpoint_every=2, n_blocks=1)
+    opts = dict(FAST, iterations=4, checkpoint_every=2, n_blocks=1, **extra)
     straight = CycleGANSynthesizer(**opts).train(a, b, tmp_path / "straight", device="cpu", progress=False)
     real_step, calls = trainer.step, []
 
@@ -711,3 +713,57 @@ def test_pixel_bag_confines_the_pixel_game_to_the_bag(tmp_path):
     assert px[2]["P_A"] != px[1]["P_A"]  # unconfined, P_A judges the recoloured belt too
     with pytest.raises(XraybagError, match="option pixel_bag: true needs pixel_gan"):
         CycleGANSynthesizer(**dict(FAST, pixel_bag=True)).check()
+
+
+def test_pixel_pool_keeps_a_history_of_pixels():
+    """``PixelPool`` keeps the last ``size`` pixels added, draws uniformly from them (replayed with
+    its seeded generator) and restores from its state; in a training step with ``pixel_bag`` it gets
+    exactly the bag's pixels of the real crop and of the fake made from the other set's crop, so the
+    pixel discriminators never see the belt; the option needs ``pixel_gan``."""
+    pool = PixelPool(5, 2, np.random.default_rng(7))
+    rows = torch.arange(20, dtype=torch.float32).repeat(2, 1).t()  # row i is (i, i)
+    pool.add(rows[:3])
+    assert len(pool) == 3 and sorted(pool.data[:3, 0].tolist()) == [0, 1, 2]
+    pool.add(rows[3:7])  # 0 and 1, the oldest, give way
+    assert len(pool) == 5 and sorted(pool.data[:, 0].tolist()) == [2, 3, 4, 5, 6]
+    pool.add(rows[7:15])  # more than it holds: the last five
+    assert sorted(pool.data[:, 0].tolist()) == [10, 11, 12, 13, 14]
+    draw = pool.sample(1000)
+    assert draw.shape == (1, 2, 1000, 1)
+    idx = np.random.default_rng(7).integers(0, 5, size=1000)
+    torch.testing.assert_close(draw[0, :, :, 0].t(), pool.data[torch.as_tensor(idx)])
+    assert len(set(draw[0, 0, :, 0].tolist())) == 5  # every held pixel is drawn, nothing else
+    restored = PixelPool(1, 2, np.random.default_rng(0))
+    restored.load_state_dict(pool.state_dict())
+    torch.testing.assert_close(restored.sample(50), pool.sample(50))
+    restored.add(rows[15:16])
+    assert sorted(restored.data[:, 0].tolist()) == [11, 12, 13, 14, 15]  # it overwrites the oldest, 10
+    with pytest.raises(ValueError, match="empty"):
+        PixelPool(4, 3).sample(1)
+
+    belt = np.array([0.95, 0.96, 1.0], np.float32)
+    img = np.broadcast_to(belt, (32, 32, 3)).copy()
+    img[8:20, 4:30] = [0.9, 0.6, 0.3]
+    t = torch.from_numpy(img.transpose(2, 0, 1)).unsqueeze(0) * 2 - 1
+    mask = trainer.foreground(t, trainer.background_colour(img))
+    mask_b = torch.zeros_like(mask)
+    mask_b[..., 2:6, 2:12] = 1.0  # the other set's crop: a smaller bag
+    cfg = {"channels": 3, "ngf": 4, "ndf": 4, "n_blocks": 1, "residual": True, "pointwise": 4, "pixel_gan": 1.0}
+    torch.manual_seed(0)
+    nets = {k: init_weights(net) for k, net in trainer.build(cfg).items()}
+    d_params = [p for k, net in nets.items() if not k.startswith("G_") for p in net.parameters()]
+    opt_g = torch.optim.Adam([p for k in ("G_AB", "G_BA") for p in nets[k].parameters()], lr=1e-3)
+    opt_d = torch.optim.Adam(d_params, lr=1e-3)
+    pools = {k: ImagePool(0) for k in "AB"}
+    pools.update({k: PixelPool(10_000, 3, np.random.default_rng(i)) for i, k in enumerate(trainer.PIXEL_POOLS)})
+    before = nets["P_A"].model[0].weight.detach().clone()
+    out = trainer.step(nets, opt_g, opt_d, pools, d_params, t, t.clone(), 10.0, 0.5, 1.0, (mask, mask_b))
+    assert out["P_A"] > 0 and out["P_B"] > 0 and not torch.equal(nets["P_A"].model[0].weight, before)
+    assert len(pools["px_real_A"]) == len(pools["px_fake_B"]) == 12 * 26  # A's bag, and what G_AB made of it
+    assert len(pools["px_real_B"]) == len(pools["px_fake_A"]) == 4 * 10
+    held = pools["px_real_A"].data[: 12 * 26]
+    torch.testing.assert_close(held, torch.tensor([0.9, 0.6, 0.3]).expand_as(held) * 2 - 1)  # no belt pixel
+    with pytest.raises(XraybagError, match="option pixel_pool: 100 must be 0 or, with pixel_gan > 0"):
+        CycleGANSynthesizer(**dict(FAST, pixel_pool=100)).check()
+    with pytest.raises(XraybagError, match="option pixel_pool: -1"):
+        CycleGANSynthesizer(**dict(FAST, pixel_gan=1.0, pixel_pool=-1)).check()

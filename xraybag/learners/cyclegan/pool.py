@@ -49,3 +49,48 @@ class ImagePool:
         self.size = int(state["size"])
         self.images = [im.clone() for im in state["images"]]
         self.rng.bit_generator.state = state["rng"]
+
+
+class PixelPool:
+    """A history of single pixels for the 1x1 pixel discriminators (option ``pixel_pool``; not the
+    paper's). Each iteration adds a crop's pixels (``M x C``), overwriting the oldest once ``size``
+    are held, and the discriminator learns from a uniform draw over the whole history: over many
+    crops, so that it sees how often each colour occurs in a set, not in one bag. The draws come
+    from a numpy ``Generator`` saved with the pool, as :class:`ImagePool`'s."""
+
+    def __init__(self, size: int, channels: int, rng: np.random.Generator | None = None):
+        self.size = int(size)
+        self.data = torch.zeros(self.size, int(channels))
+        self.count = 0
+        self.pos = 0
+        self.rng = rng if rng is not None else np.random.default_rng(0)
+
+    def __len__(self) -> int:
+        return self.count
+
+    def add(self, pixels: torch.Tensor) -> None:
+        """Store the rows of ``pixels`` (``M x C``; the last ``size`` of them when there are more)."""
+        pixels = pixels.detach().to(self.data.device, self.data.dtype)[-self.size:]
+        idx = (self.pos + torch.arange(len(pixels))) % self.size
+        self.data[idx] = pixels
+        self.pos = int((self.pos + len(pixels)) % self.size)
+        self.count = min(self.size, self.count + len(pixels))
+
+    def sample(self, k: int) -> torch.Tensor:
+        """``k`` stored pixels drawn uniformly with replacement, as a ``1 x C x k x 1`` image."""
+        if self.count == 0:
+            raise ValueError("the pixel pool is empty")
+        idx = torch.as_tensor(self.rng.integers(0, self.count, size=int(k)))
+        return self.data[idx].t().reshape(1, -1, int(k), 1)
+
+    def state_dict(self) -> dict:
+        return {"size": self.size, "data": self.data[: self.count].clone(), "pos": self.pos,
+                "rng": self.rng.bit_generator.state}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.size = int(state["size"])
+        held = state["data"]
+        self.data = torch.zeros(self.size, held.shape[1])
+        self.data[: len(held)] = held
+        self.count, self.pos = len(held), int(state["pos"])
+        self.rng.bit_generator.state = state["rng"]

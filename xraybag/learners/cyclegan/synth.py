@@ -66,6 +66,9 @@ class CycleGANSynthesizer(Synthesizer):
                                       "table, not texture or noise; 0: off; see docs)"),
             "pixel_bag": (bool, False, "with pixel_gan: the 1x1 discriminators judge only the bag's pixels (not "
                                        "the belt's, which would otherwise outnumber them; see docs)"),
+            "pixel_pool": (int, 0, "with pixel_gan: the 1x1 discriminators learn from a history of this many "
+                                   "pixels of each set, real and generated, drawn uniformly (not one crop's: "
+                                   "they see how often each colour occurs in a set; 0: off; see docs)"),
             "epochs": (int, 0, "passes over the larger set (0: the preset's: paper 200, cpu 20, test 1)"),
             "iterations": (int, 0, "training iterations (batch 1); overrides epochs when > 0"),
             "decay_start": (int, -1, "iteration from which the lr decays linearly to 0 (-1: half way)"),
@@ -123,6 +126,9 @@ class CycleGANSynthesizer(Synthesizer):
             raise XraybagError(f"option pixel_gan: {self.pixel_gan} must lie in 0..100 (0: off)")
         if self.pixel_bag and not self.pixel_gan:
             raise XraybagError("option pixel_bag: true needs pixel_gan > 0 (it confines the pixel discriminators)")
+        if self.pixel_pool < 0 or (self.pixel_pool and not self.pixel_gan):
+            raise XraybagError(f"option pixel_pool: {self.pixel_pool} must be 0 or, with pixel_gan > 0, a number of "
+                               "pixels")
         if not 0 <= self.content <= 1:
             raise XraybagError(f"option content: {self.content} must lie in 0..1 (a share of the crop's pixels)")
         if self.lr <= 0 or not 0 <= self.beta1 < 1 or self.lambda_cycle < 0 or self.lambda_identity < 0:
@@ -177,6 +183,7 @@ class CycleGANSynthesizer(Synthesizer):
                "pool_size": self.pool_size, "seed": self.seed, "checkpoint_every": self.checkpoint_every or 100,
                "warmup": self.warmup, "residual": bool(self.residual),
                "pointwise": self.pointwise, "pixel_gan": self.pixel_gan, "pixel_bag": self.pixel_bag,
+               "pixel_pool": self.pixel_pool,
                "content": self.content, "target_scale": scale,
                "pixel_mm": mm_a or (mm_b / scale if mm_b else None)}
         if self.warmup >= iterations:

@@ -3,8 +3,9 @@
 down to zero at the last iteration, least-squares GAN loss, cycle loss (lambda 10), identity loss
 (0.5 lambda), discriminators updated on the image pools (50 images each). With ``pixel_gan`` > 0
 each set also gets a 1x1 pixel discriminator that judges the same images (not the paper's), with
-``pixel_bag`` only their bag pixels (:func:`foreground`). With ``warmup`` > 0 the first iterations only teach both generators to give back their input
-(:func:`warmup_step`).
+``pixel_bag`` only their bag pixels (:func:`foreground`), with ``pixel_pool`` > 0 learning from a
+history of that many pixels of each set (:class:`.pool.PixelPool`). With ``warmup`` > 0 the first
+iterations only teach both generators to give back their input (:func:`warmup_step`).
 
 Each iteration takes the next image of set A (a seeded permutation per pass over A) and a random
 image of set B, crops both at a random ``size x size`` window at their native resolution (no resize:
@@ -41,7 +42,7 @@ from xraybag.learners.cyclegan.networks import (
     generator_for,
     init_weights,
 )
-from xraybag.learners.cyclegan.pool import ImagePool
+from xraybag.learners.cyclegan.pool import ImagePool, PixelPool
 from xraybag.learners.training import CHECKPOINT, LOG, WEIGHTS, atomic_save
 
 KIND = "xraybag.cyclegan"
@@ -50,6 +51,8 @@ KIND = "xraybag.cyclegan"
 #: in checkpoints written before the key existed
 ARCH = ("channels", "ngf", "ndf", "n_blocks", "residual", "pointwise", "target_scale", "pixel_gan")
 ARCH_DEFAULTS = {"residual": False, "pointwise": 0, "target_scale": 1.0, "pixel_gan": 0.0}
+#: the pixel pools (option ``pixel_pool``): real and generated pixels of each set
+PIXEL_POOLS = ("px_real_A", "px_fake_A", "px_real_B", "px_fake_B")
 
 
 def build(cfg: dict) -> dict[str, torch.nn.Module]:
@@ -96,6 +99,12 @@ def foreground(crop_t: torch.Tensor, background: np.ndarray) -> torch.Tensor:
     the background colour ``background`` (per channel, in [0, 1]; :data:`BACKGROUND_TOLERANCE`)."""
     bg = torch.as_tensor(np.asarray(background, np.float32)).view(1, -1, 1, 1)
     return ((crop_t + 1.0) * 0.5 - bg).abs().amax(dim=1, keepdim=True).gt(BACKGROUND_TOLERANCE).float()
+
+
+def pixels_of(img: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The pixels of a ``1 x C x H x W`` image where the ``1 x 1 x H x W`` ``mask`` is 1, as ``M x C``
+    (detached)."""
+    return img.detach()[0].permute(1, 2, 0)[mask[0, 0] > 0]
 
 
 def masked_lsgan(pred: torch.Tensor, real: bool, mask: torch.Tensor) -> torch.Tensor:
@@ -172,6 +181,10 @@ def train(files_a: list[Path], files_b: list[Path], out: Path, cfg: dict, device
     opt_d = torch.optim.Adam(d_params, lr=cfg["lr"], betas=betas)
     pools = {k: ImagePool(cfg["pool_size"], np.random.default_rng([int(cfg["seed"]), 3, i]))
              for i, k in enumerate(("A", "B"))}
+    if int(cfg.get("pixel_pool", 0)) > 0 and float(cfg.get("pixel_gan", 0.0)) > 0:
+        pools.update({k: PixelPool(int(cfg["pixel_pool"]), int(cfg["channels"]),
+                                   np.random.default_rng([int(cfg["seed"]), 4, i]))
+                      for i, k in enumerate(PIXEL_POOLS)})
     iteration = 0
     out.mkdir(parents=True, exist_ok=True)
     if state is not None:
@@ -180,7 +193,8 @@ def train(files_a: list[Path], files_b: list[Path], out: Path, cfg: dict, device
         opt_g.load_state_dict(state["opt_G"])
         opt_d.load_state_dict(state["opt_D"])
         for k, pool in pools.items():
-            pool.load_state_dict(state[f"pool_{k}"])
+            if f"pool_{k}" in state:  # a pixel pool added on resume starts empty
+                pool.load_state_dict(state[f"pool_{k}"])
         torch.set_rng_state(state["torch_rng"])
         iteration = int(state["iteration"])
     elif log_path.exists():
@@ -251,7 +265,9 @@ def step(nets: dict, opt_g, opt_d, pools: dict, d_params: list, real_a: torch.Te
     ``lam_px`` > 0 the pixel discriminators ``P_A``, ``P_B`` judge the same images, their
     least-squares GAN terms weighted by ``lam_px``. With ``masks`` (the foreground of ``real_a`` and
     of ``real_b``: option ``pixel_bag``) they judge only the bag's pixels: a real image's own, and
-    those of the latest fake made from it (unpooled, since a pooled fake's mask is not kept)."""
+    those of the latest fake made from it (unpooled, since a pooled fake's mask is not kept). With
+    the pixel pools in ``pools`` (option ``pixel_pool``) those pixels are added to them and the pixel
+    discriminators learn from as many pixels drawn from the pools as a crop holds."""
     g_ab, g_ba, d_a, d_b = nets["G_AB"], nets["G_BA"], nets["D_A"], nets["D_B"]
     for net in nets.values():
         net.train()
@@ -285,7 +301,18 @@ def step(nets: dict, opt_g, opt_d, pools: dict, d_params: list, real_a: torch.Te
     loss_db = discriminator_loss(d_b(real_b), d_b(pooled_b))
     loss_d = loss_da + loss_db
     values = {}
-    if lam_px > 0 and masks is not None:
+    if lam_px > 0 and "px_real_A" in pools:
+        p_a, p_b = nets["P_A"], nets["P_B"]
+        m_a, m_b = masks if masks is not None else (torch.ones_like(real_a[:, :1]), torch.ones_like(real_b[:, :1]))
+        for key, img, m in (("px_real_A", real_a, m_a), ("px_fake_A", fake_a, m_b),
+                            ("px_real_B", real_b, m_b), ("px_fake_B", fake_b, m_a)):
+            pools[key].add(pixels_of(img, m))
+        k = real_a.shape[-2] * real_a.shape[-1]
+        loss_pa = discriminator_loss(p_a(pools["px_real_A"].sample(k)), p_a(pools["px_fake_A"].sample(k)))
+        loss_pb = discriminator_loss(p_b(pools["px_real_B"].sample(k)), p_b(pools["px_fake_B"].sample(k)))
+        loss_d = loss_d + loss_pa + loss_pb
+        values.update(P_A=float(loss_pa.detach()), P_B=float(loss_pb.detach()))
+    elif lam_px > 0 and masks is not None:
         p_a, p_b = nets["P_A"], nets["P_B"]
         loss_pa = 0.5 * (masked_lsgan(p_a(real_a), True, masks[0]) + masked_lsgan(p_a(fake_a.detach()), False, masks[1]))
         loss_pb = 0.5 * (masked_lsgan(p_b(real_b), True, masks[1]) + masked_lsgan(p_b(fake_b.detach()), False, masks[0]))
