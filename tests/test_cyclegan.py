@@ -763,6 +763,10 @@ def test_pixel_pool_keeps_a_history_of_pixels():
     assert len(pools["px_real_B"]) == len(pools["px_fake_A"]) == 4 * 10
     held = pools["px_real_A"].data[: 12 * 26]
     torch.testing.assert_close(held, torch.tensor([0.9, 0.6, 0.3]).expand_as(held) * 2 - 1)  # no belt pixel
+    empty = {k: PixelPool(100, 3) for k in trainer.PIXEL_POOLS}  # crops of belt only: nothing to learn from yet
+    out = trainer.step(nets, opt_g, opt_d, {**pools, **empty}, d_params, t, t.clone(), 10.0, 0.5, 1.0,
+                       (torch.zeros_like(mask), mask_b))
+    assert out["P_A"] == out["P_B"] == 0.0 and len(empty["px_real_A"]) == 0 and len(empty["px_real_B"]) == 40
     with pytest.raises(XraybagError, match="option pixel_pool: 100 must be 0 or, with pixel_gan > 0"):
         CycleGANSynthesizer(**dict(FAST, pixel_pool=100)).check()
     with pytest.raises(XraybagError, match="option pixel_pool: -1"):

@@ -307,9 +307,13 @@ def step(nets: dict, opt_g, opt_d, pools: dict, d_params: list, real_a: torch.Te
         for key, img, m in (("px_real_A", real_a, m_a), ("px_fake_A", fake_a, m_b),
                             ("px_real_B", real_b, m_b), ("px_fake_B", fake_b, m_a)):
             pools[key].add(pixels_of(img, m))
-        k = real_a.shape[-2] * real_a.shape[-1]
-        loss_pa = discriminator_loss(p_a(pools["px_real_A"].sample(k)), p_a(pools["px_fake_A"].sample(k)))
-        loss_pb = discriminator_loss(p_b(pools["px_real_B"].sample(k)), p_b(pools["px_fake_B"].sample(k)))
+        k, dev = real_a.shape[-2] * real_a.shape[-1], real_a.device
+        loss_pa = loss_pb = torch.zeros((), device=dev)
+        if all(len(pools[key]) for key in PIXEL_POOLS):  # not before a bag pixel was seen in each
+            def draw(key: str) -> torch.Tensor:
+                return pools[key].sample(k).to(dev)
+            loss_pa = discriminator_loss(p_a(draw("px_real_A")), p_a(draw("px_fake_A")))
+            loss_pb = discriminator_loss(p_b(draw("px_real_B")), p_b(draw("px_fake_B")))
         loss_d = loss_d + loss_pa + loss_pb
         values.update(P_A=float(loss_pa.detach()), P_B=float(loss_pb.detach()))
     elif lam_px > 0 and masks is not None:
