@@ -771,3 +771,32 @@ def test_pixel_pool_keeps_a_history_of_pixels():
         CycleGANSynthesizer(**dict(FAST, pixel_pool=100)).check()
     with pytest.raises(XraybagError, match="option pixel_pool: -1"):
         CycleGANSynthesizer(**dict(FAST, pixel_gan=1.0, pixel_pool=-1)).check()
+
+
+def test_pixel_lr_gives_the_pixel_discriminators_their_own_learning_rate(tmp_path):
+    """``pixel_lr`` puts ``P_A`` and ``P_B`` in a parameter group of their own whose learning rate
+    follows the schedule times the factor (checked in the checkpoint's optimizer); a resume with
+    another factor is refused; without pixel discriminators the factor is refused."""
+    cfg = {"channels": 3, "ngf": 4, "ndf": 4, "n_blocks": 1, "residual": True, "pointwise": 4, "pixel_gan": 1.0}
+    nets = trainer.build(cfg)
+    one = trainer.discriminator_groups(nets)
+    assert len(one) == 1 and len(one[0]["params"]) == sum(
+        len(list(nets[k].parameters())) for k in ("D_A", "D_B", "P_A", "P_B"))
+    two = trainer.discriminator_groups(nets, 10.0)
+    assert [len(g["params"]) for g in two] == [len(list(nets["D_A"].parameters())) * 2,
+                                               len(list(nets["P_A"].parameters())) * 2]
+    assert two[1]["lr_scale"] == 10.0 and "lr_scale" not in two[0]
+    a, b = image_folder(tmp_path / "A", 2), image_folder(tmp_path / "B", 2, seed=1)
+    opts = dict(FAST, iterations=3, decay_start=1, n_blocks=1, residual=True, pointwise=4, pixel_gan=1.0,
+                pixel_lr=10.0, lr=1e-3)
+    CycleGANSynthesizer(**opts).train(a, b, tmp_path / "run", device="cpu", progress=False)
+    groups = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)["opt_D"]["param_groups"]
+    last = 1e-3 * trainer.lr_factor(2, 3, 1)  # the last iteration's scheduled lr
+    assert last > 0 and groups[0]["lr"] == pytest.approx(last) and groups[1]["lr"] == pytest.approx(10 * last)
+    with pytest.raises(XraybagError, match="trained with pixel_lr=10.0, not 1.0"):
+        CycleGANSynthesizer(**dict(opts, pixel_lr=1.0, iterations=4)).train(a, b, tmp_path / "run", device="cpu",
+                                                                           resume=True, progress=False)
+    with pytest.raises(XraybagError, match="option pixel_lr: 2.0 must lie in"):
+        CycleGANSynthesizer(**dict(FAST, pixel_lr=2.0)).check()
+    with pytest.raises(XraybagError, match="option pixel_lr: 0.0"):
+        CycleGANSynthesizer(**dict(FAST, pixel_gan=1.0, pixel_lr=0.0)).check()

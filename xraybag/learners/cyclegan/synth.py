@@ -69,6 +69,8 @@ class CycleGANSynthesizer(Synthesizer):
             "pixel_pool": (int, 0, "with pixel_gan: the 1x1 discriminators learn from a history of this many "
                                    "pixels of each set, real and generated, drawn uniformly (not one crop's: "
                                    "they see how often each colour occurs in a set; 0: off; see docs)"),
+            "pixel_lr": (float, 1.0, "with pixel_gan: the 1x1 discriminators' learning rate as a multiple of lr "
+                                     "(a faster critic of the colours; 1: the same; see docs)"),
             "epochs": (int, 0, "passes over the larger set (0: the preset's: paper 200, cpu 20, test 1)"),
             "iterations": (int, 0, "training iterations (batch 1); overrides epochs when > 0"),
             "decay_start": (int, -1, "iteration from which the lr decays linearly to 0 (-1: half way)"),
@@ -129,6 +131,9 @@ class CycleGANSynthesizer(Synthesizer):
         if self.pixel_pool < 0 or (self.pixel_pool and not self.pixel_gan):
             raise XraybagError(f"option pixel_pool: {self.pixel_pool} must be 0 or, with pixel_gan > 0, a number of "
                                "pixels")
+        if not 0 < self.pixel_lr <= 100 or (self.pixel_lr != 1 and not self.pixel_gan):
+            raise XraybagError(f"option pixel_lr: {self.pixel_lr} must lie in (0, 100] and, other than 1, needs "
+                               "pixel_gan > 0")
         if not 0 <= self.content <= 1:
             raise XraybagError(f"option content: {self.content} must lie in 0..1 (a share of the crop's pixels)")
         if self.lr <= 0 or not 0 <= self.beta1 < 1 or self.lambda_cycle < 0 or self.lambda_identity < 0:
@@ -183,7 +188,7 @@ class CycleGANSynthesizer(Synthesizer):
                "pool_size": self.pool_size, "seed": self.seed, "checkpoint_every": self.checkpoint_every or 100,
                "warmup": self.warmup, "residual": bool(self.residual),
                "pointwise": self.pointwise, "pixel_gan": self.pixel_gan, "pixel_bag": self.pixel_bag,
-               "pixel_pool": self.pixel_pool,
+               "pixel_pool": self.pixel_pool, "pixel_lr": self.pixel_lr,
                "content": self.content, "target_scale": scale,
                "pixel_mm": mm_a or (mm_b / scale if mm_b else None)}
         if self.warmup >= iterations:

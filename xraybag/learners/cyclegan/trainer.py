@@ -49,8 +49,8 @@ KIND = "xraybag.cyclegan"
 #: the keys that fix the networks and the scale they learn at (a checkpoint must match them to be
 #: resumed), and their values
 #: in checkpoints written before the key existed
-ARCH = ("channels", "ngf", "ndf", "n_blocks", "residual", "pointwise", "target_scale", "pixel_gan")
-ARCH_DEFAULTS = {"residual": False, "pointwise": 0, "target_scale": 1.0, "pixel_gan": 0.0}
+ARCH = ("channels", "ngf", "ndf", "n_blocks", "residual", "pointwise", "target_scale", "pixel_gan", "pixel_lr")
+ARCH_DEFAULTS = {"residual": False, "pointwise": 0, "target_scale": 1.0, "pixel_gan": 0.0, "pixel_lr": 1.0}
 #: the pixel pools (option ``pixel_pool``): real and generated pixels of each set
 PIXEL_POOLS = ("px_real_A", "px_fake_A", "px_real_B", "px_fake_B")
 
@@ -68,6 +68,17 @@ def build(cfg: dict) -> dict[str, torch.nn.Module]:
     if float(cfg.get("pixel_gan", 0.0)) > 0:
         nets.update(P_A=PixelDiscriminator(c, cfg["ndf"]), P_B=PixelDiscriminator(c, cfg["ndf"]))
     return nets
+
+
+def discriminator_groups(nets: dict, pixel_lr: float = 1.0) -> list[dict]:
+    """The discriminators' parameter groups: one, or with pixel discriminators and ``pixel_lr`` != 1 a
+    second for ``P_A`` and ``P_B`` whose learning rate is ``pixel_lr`` times the others' (its
+    ``lr_scale``; the two time-scale rule of Heusel et al. 2017, option ``pixel_lr``)."""
+    pixel = [k for k in ("P_A", "P_B") if k in nets]
+    rest = [p for k, net in nets.items() if not k.startswith("G_") and k not in pixel for p in net.parameters()]
+    if not pixel or pixel_lr == 1.0:
+        return [{"params": rest + [p for k in pixel for p in nets[k].parameters()]}]
+    return [{"params": rest}, {"params": [p for k in pixel for p in nets[k].parameters()], "lr_scale": pixel_lr}]
 
 
 def lr_factor(iteration: int, total: int, decay_start: int) -> float:
@@ -178,7 +189,7 @@ def train(files_a: list[Path], files_b: list[Path], out: Path, cfg: dict, device
     betas = (float(cfg["beta1"]), 0.999)
     opt_g = torch.optim.Adam([*nets["G_AB"].parameters(), *nets["G_BA"].parameters()], lr=cfg["lr"], betas=betas)
     d_params = [p for k, net in nets.items() if not k.startswith("G_") for p in net.parameters()]
-    opt_d = torch.optim.Adam(d_params, lr=cfg["lr"], betas=betas)
+    opt_d = torch.optim.Adam(discriminator_groups(nets, float(cfg.get("pixel_lr", 1.0))), lr=cfg["lr"], betas=betas)
     pools = {k: ImagePool(cfg["pool_size"], np.random.default_rng([int(cfg["seed"]), 3, i]))
              for i, k in enumerate(("A", "B"))}
     if int(cfg.get("pixel_pool", 0)) > 0 and float(cfg.get("pixel_gan", 0.0)) > 0:
@@ -234,7 +245,7 @@ def train(files_a: list[Path], files_b: list[Path], out: Path, cfg: dict, device
             lr = float(cfg["lr"]) * lr_factor(iteration, total, decay_start)
             for opt in (opt_g, opt_d):
                 for g in opt.param_groups:
-                    g["lr"] = lr
+                    g["lr"] = lr * g.get("lr_scale", 1.0)
             if iteration < int(cfg.get("warmup", 0)):
                 losses = warmup_step(nets, opt_g, real_a, real_b, lam)
             else:
