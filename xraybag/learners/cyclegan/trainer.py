@@ -46,9 +46,9 @@ from xraybag.learners.cyclegan.pool import ImagePool, PixelPool
 from xraybag.learners.training import CHECKPOINT, LOG, WEIGHTS, atomic_save
 
 KIND = "xraybag.cyclegan"
-#: the keys that fix the networks and the scale they learn at (a checkpoint must match them to be
-#: resumed), and their values
-#: in checkpoints written before the key existed
+#: the keys that fix the networks, the discriminators' optimizer groups and the scale they learn at
+#: (a checkpoint must match them to be resumed), and their values in checkpoints written before the
+#: key existed
 ARCH = ("channels", "ngf", "ndf", "n_blocks", "residual", "pointwise", "target_scale", "pixel_gan", "pixel_lr")
 ARCH_DEFAULTS = {"residual": False, "pointwise": 0, "target_scale": 1.0, "pixel_gan": 0.0, "pixel_lr": 1.0}
 #: the pixel pools (option ``pixel_pool``): real and generated pixels of each set
