@@ -45,6 +45,27 @@ def one_line_error(r, text: str) -> None:
     assert len(lines) == 1 and lines[0].startswith("error: ") and text in lines[0], r.output
 
 
+#: tiny residual networks with pixel discriminators, for single training steps
+PIXEL_CFG = {"channels": 3, "ngf": 4, "ndf": 4, "n_blocks": 1, "residual": True, "pointwise": 4, "pixel_gan": 1.0}
+
+
+def tiny_game(cfg: dict) -> tuple[dict, list, torch.optim.Optimizer, torch.optim.Optimizer]:
+    """``trainer.build(cfg)``'s networks initialised, the discriminators' parameters and both Adams."""
+    nets = {k: init_weights(net) for k, net in trainer.build(cfg).items()}
+    d_params = [p for k, net in nets.items() if not k.startswith("G_") for p in net.parameters()]
+    opt_g = torch.optim.Adam([p for k in ("G_AB", "G_BA") for p in nets[k].parameters()], lr=1e-3)
+    return nets, d_params, opt_g, torch.optim.Adam(d_params, lr=1e-3)
+
+
+def belt_crop() -> tuple[torch.Tensor, torch.Tensor]:
+    """A 32 px crop in [-1, 1]: a 12 x 26 px orange bag on a bluish-white belt, and its foreground mask."""
+    belt = np.array([0.95, 0.96, 1.0], np.float32)
+    img = np.broadcast_to(belt, (32, 32, 3)).copy()
+    img[8:20, 4:30] = [0.9, 0.6, 0.3]
+    t = torch.from_numpy(img.transpose(2, 0, 1)).unsqueeze(0) * 2 - 1
+    return t, trainer.foreground(t, trainer.background_colour(img))
+
+
 def image_folder(root: Path, n: int, h: int = 40, w: int = 44, grey: bool = False, seed: int = 0) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
@@ -656,11 +677,7 @@ def test_pixel_discriminator_judges_each_pixels_colour_alone(tmp_path):
     log = [json.loads(x) for x in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
     assert all(x["P_A"] > 0 and x["P_B"] > 0 and x["px_AB"] > 0 for x in log)
     assert {"P_A", "P_B"} <= set(torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False))
-    cfg = {"channels": 3, "ngf": 4, "ndf": 4, "n_blocks": 1, "residual": True, "pointwise": 4, "pixel_gan": 1.0}
-    nets = {k: init_weights(net) for k, net in trainer.build(cfg).items()}
-    d_params = [p for k, net in nets.items() if not k.startswith("G_") for p in net.parameters()]
-    opt_g = torch.optim.Adam([p for k in ("G_AB", "G_BA") for p in nets[k].parameters()], lr=1e-3)
-    opt_d = torch.optim.Adam(d_params, lr=1e-3)
+    nets, d_params, opt_g, opt_d = tiny_game(PIXEL_CFG)
     before = {k: nets[k].model[0].weight.detach().clone() for k in ("P_A", "P_B")}
     pools = {k: ImagePool(0) for k in "AB"}
     crops = [0.05 * torch.randn(1, 3, 32, 32) + c for c in (light, deep)]  # a PatchGAN needs 32 px
@@ -678,11 +695,7 @@ def test_pixel_bag_confines_the_pixel_game_to_the_bag(tmp_path):
     discriminators' terms are means over those pixels only: the belt's pixels, however many and
     whatever their colour, neither enter the generator's pixel loss nor get a gradient from it,
     while a bag pixel does; the option needs ``pixel_gan``."""
-    belt = np.array([0.95, 0.96, 1.0], np.float32)
-    img = np.broadcast_to(belt, (32, 32, 3)).copy()
-    img[8:20, 4:30] = [0.9, 0.6, 0.3]
-    t = torch.from_numpy(img.transpose(2, 0, 1)).unsqueeze(0) * 2 - 1
-    mask = trainer.foreground(t, trainer.background_colour(img))
+    t, mask = belt_crop()
     assert mask.shape == (1, 1, 32, 32) and int(mask.sum()) == 12 * 26
     assert float(mask[0, 0, 10, 10]) == 1.0 and float(mask[0, 0, 0, 0]) == 0.0
     torch.manual_seed(0)
@@ -697,16 +710,12 @@ def test_pixel_bag_confines_the_pixel_game_to_the_bag(tmp_path):
     assert float(grad[mask[0, 0] == 0].max()) == 0.0 and float(grad[mask[0, 0] == 1].min()) > 0.0
     # in a training step the belt's colour does not move the pixel terms: a crop whose belt is
     # recoloured gives the same px losses as long as the masks stay those of the bag
-    cfg = {"channels": 3, "ngf": 4, "ndf": 4, "n_blocks": 1, "residual": True, "pointwise": 4, "pixel_gan": 1.0}
     recoloured = t.clone()
     recoloured[:, :, mask[0, 0] == 0] = -0.5
     px = []
     for a, masks in ((t, (mask, mask)), (recoloured, (mask, mask)), (recoloured, None)):
         torch.manual_seed(1)
-        nets = {k: init_weights(net) for k, net in trainer.build(cfg).items()}
-        d_params = [p for k, net in nets.items() if not k.startswith("G_") for p in net.parameters()]
-        opt_g = torch.optim.Adam([p for k in ("G_AB", "G_BA") for p in nets[k].parameters()], lr=1e-3)
-        opt_d = torch.optim.Adam(d_params, lr=1e-3)
+        nets, d_params, opt_g, opt_d = tiny_game(PIXEL_CFG)
         pools = {k: ImagePool(0) for k in "AB"}
         px.append(trainer.step(nets, opt_g, opt_d, pools, d_params, a, t, 10.0, 0.5, 1.0, masks))
     assert px[0]["P_A"] > 0 and px[0]["P_A"] == px[1]["P_A"] and px[0]["px_BA"] == px[1]["px_BA"]
@@ -741,19 +750,11 @@ def test_pixel_pool_keeps_a_history_of_pixels():
     with pytest.raises(ValueError, match="empty"):
         PixelPool(4, 3).sample(1)
 
-    belt = np.array([0.95, 0.96, 1.0], np.float32)
-    img = np.broadcast_to(belt, (32, 32, 3)).copy()
-    img[8:20, 4:30] = [0.9, 0.6, 0.3]
-    t = torch.from_numpy(img.transpose(2, 0, 1)).unsqueeze(0) * 2 - 1
-    mask = trainer.foreground(t, trainer.background_colour(img))
+    t, mask = belt_crop()
     mask_b = torch.zeros_like(mask)
     mask_b[..., 2:6, 2:12] = 1.0  # the other set's crop: a smaller bag
-    cfg = {"channels": 3, "ngf": 4, "ndf": 4, "n_blocks": 1, "residual": True, "pointwise": 4, "pixel_gan": 1.0}
     torch.manual_seed(0)
-    nets = {k: init_weights(net) for k, net in trainer.build(cfg).items()}
-    d_params = [p for k, net in nets.items() if not k.startswith("G_") for p in net.parameters()]
-    opt_g = torch.optim.Adam([p for k in ("G_AB", "G_BA") for p in nets[k].parameters()], lr=1e-3)
-    opt_d = torch.optim.Adam(d_params, lr=1e-3)
+    nets, d_params, opt_g, opt_d = tiny_game(PIXEL_CFG)
     pools = {k: ImagePool(0) for k in "AB"}
     pools.update({k: PixelPool(10_000, 3, np.random.default_rng(i)) for i, k in enumerate(trainer.PIXEL_POOLS)})
     before = nets["P_A"].model[0].weight.detach().clone()
@@ -777,8 +778,7 @@ def test_pixel_lr_gives_the_pixel_discriminators_their_own_learning_rate(tmp_pat
     """``pixel_lr`` puts ``P_A`` and ``P_B`` in a parameter group of their own whose learning rate
     follows the schedule times the factor (checked in the checkpoint's optimizer); a resume with
     another factor is refused; without pixel discriminators the factor is refused."""
-    cfg = {"channels": 3, "ngf": 4, "ndf": 4, "n_blocks": 1, "residual": True, "pointwise": 4, "pixel_gan": 1.0}
-    nets = trainer.build(cfg)
+    nets = trainer.build(PIXEL_CFG)
     one = trainer.discriminator_groups(nets)
     assert len(one) == 1 and len(one[0]["params"]) == sum(
         len(list(nets[k].parameters())) for k in ("D_A", "D_B", "P_A", "P_B"))
