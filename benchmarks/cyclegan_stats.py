@@ -3,7 +3,9 @@
 Translates ``--limit`` images of the source (every ``--every``-th of its pseudo-colour images) with
 a ``weights.pt`` of ``xraybag learn train cyclegan``, the way ``learn synthesize cyclegan`` does
 (the generator of ``--direction`` in windows of ``--tile`` px, Hann-blended; -1: the training
-crop's size), and prints one JSON object with, for the source, the translated images, the target
+crop's size; weights trained with ``signals=raw`` translate each image's raw low/high and colour
+them by the target's scanner, as ``synthesize`` does, so ``--source`` must then be the dataset), and
+prints one JSON object with, for the source, the translated images, the target
 and (``--reference``) any other image set, the statistics of ``image_stats.py``:
 
 - shares of orange / green / blue bag pixels (fixed hue bands 15-60, 60-170, 170-290 degrees),
@@ -107,6 +109,8 @@ def translate_set(weights: Path, paths: list[Path], out: Path, direction: str, t
     gen.eval()
     tile = int(state["config"]["size"]) if tile < 0 else tile
     scale = CycleGANSynthesizer(direction=direction).input_scale(state["config"], {"pixel_mm": pixel_mm})
+    if state["config"].get("signals", "rgb") == "raw":  # the images' raw views, coloured by the other scanner
+        return translate_raw_set(gen, state["config"], paths, out, direction, tile, scale)
     done = []
     for p in paths:
         img = read_image(p)
@@ -117,6 +121,30 @@ def translate_set(weights: Path, paths: list[Path], out: Path, direction: str, t
         q = out / p.name
         Image.fromarray(np.round(np.clip(y, 0, 1) * 255).astype(np.uint8).squeeze()).save(q)
         done.append(q)
+    return done
+
+
+def translate_raw_set(gen, cfg: dict, paths: list[Path], out: Path, direction: str, tile: int,
+                      scale: float) -> list[Path]:
+    """``paths`` (pseudo-colour images of an xraybag dataset) translated through their raw views
+    (weights trained with ``signals=raw``), as ``learn synthesize cyclegan`` writes them."""
+    import torch
+
+    from xraybag.learners.cyclegan.rawsignals import raw_views
+    from xraybag.learners.cyclegan.synth import translate_raw_view
+    from xraybag.learners.data import read_json
+
+    root = paths[0].parent.parent
+    views, _ = raw_views(root, "--source")
+    names = [Path(im["file_name"]).name for im in read_json(root / "annotations.json", "annotations.json")["images"]]
+    by_name = dict(zip(names, views))
+    done = []
+    for p in paths:
+        if p.name not in by_name:
+            raise ValueError(f"{p}: not an image of {root / 'annotations.json'} (signals=raw needs the dataset)")
+        files, _ = translate_raw_view(gen, by_name[p.name], cfg, direction, torch.device("cpu"), tile, scale)
+        (out / p.name).write_bytes(files["rgb"])
+        done.append(out / p.name)
     return done
 
 

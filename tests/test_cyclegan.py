@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import tifffile
 import torch
+import yaml
 from click.testing import CliRunner
 from PIL import Image
 
@@ -800,3 +802,148 @@ def test_pixel_lr_gives_the_pixel_discriminators_their_own_learning_rate(tmp_pat
         CycleGANSynthesizer(**dict(FAST, pixel_lr=2.0)).check()
     with pytest.raises(XraybagError, match="option pixel_lr: 0.0"):
         CycleGANSynthesizer(**dict(FAST, pixel_gan=1.0, pixel_lr=0.0)).check()
+
+
+# ---------------------------------------------------------------- signals=raw
+
+
+def raw_dataset(root: Path, scene: str, n: int = 2, gain: float = 1.0, h: int = 40, w: int = 44, seed: int = 0) -> Path:
+    """An xraybag dataset of ``n`` top views whose raw low/high show a belt and two slabs (a plastic-like
+    and a metal-like one, attenuation times ``gain``), each bag's scene holding the scanners of the
+    built-in scene ``scene``; its images are random (signals=raw does not read them)."""
+    from pycocotools import mask as mask_utils
+
+    from xraybag.scenes.loader import builtin_dir
+
+    scanners = yaml.safe_load((builtin_dir() / f"{scene}.yaml").read_text())["scanners"]
+    for sub in ("images", "raw", "labels", "scenes", "clcxray"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    images, anns = [], []
+    for b in range(n):
+        stem = f"{b:06d}_top"
+        a_low, a_high = np.full((h, w), 0.002), np.full((h, w), 0.0015)
+        a_low[6:30, 4:24] += 0.8 * gain
+        a_high[6:30, 4:24] += 0.6 * gain
+        a_low[12:36, 20:40] += 3.0 * gain
+        a_high[12:36, 20:40] += 1.5 * gain
+        for ch, att in (("low", a_low), ("high", a_high)):
+            t = np.exp(-att) * (1 + 0.003 * rng.standard_normal((h, w)))
+            tifffile.imwrite(root / "raw" / f"{stem}_{ch}.tiff", np.rint(np.clip(t, 0, 1) * 60000).astype(np.uint16))
+        Image.fromarray((rng.random((h, w, 3)) * 255).astype(np.uint8)).save(root / "images" / f"{stem}.png")
+        Image.fromarray((rng.random((h, w, 3)) * 255).astype(np.uint8)).save(root / "clcxray" / f"{stem}.png")
+        lab = np.zeros((h, w), np.uint8)
+        lab[12:36, 20:40] = 1
+        Image.fromarray(lab).save(root / "labels" / f"{stem}.png")
+        (root / "scenes" / f"{b:06d}.yaml").write_text(yaml.safe_dump({"seed": b, "scanners": scanners}))
+        rle = mask_utils.encode(np.asfortranarray(lab))
+        rle["counts"] = rle["counts"].decode()
+        images.append({"id": b + 1, "file_name": f"images/{stem}.png", "width": w, "height": h, "bag": b,
+                       "view": "top", "labels": f"labels/{stem}.png", "scene": f"scenes/{b:06d}.yaml",
+                       "raw": {"low": f"raw/{stem}_low.tiff", "high": f"raw/{stem}_high.tiff"}})
+        anns.append({"id": b + 1, "image_id": b + 1, "category_id": 1, "bbox": [20.0, 12.0, 20.0, 24.0],
+                     "area": 480, "segmentation": rle, "iscrowd": 0})
+    coco = {"info": {}, "categories": [{"id": 1, "name": "block"}], "images": images, "annotations": anns}
+    (root / "annotations.json").write_text(json.dumps(coco))
+    return root
+
+
+def test_raw_units_are_log_attenuation_under_a_square_root():
+    from xraybag.learners.cyclegan.rawsignals import A_MAX, from_unit, to_unit
+
+    assert A_MAX == 9.0
+    t = np.array([1.0, np.exp(-2.25), np.exp(-9.0), 1e-9, 1.2])
+    np.testing.assert_allclose(to_unit(t), [0.0, 0.5, 1.0, 1.0, 0.0], atol=1e-7)  # sqrt(2.25 / 9) = 0.5
+    grid = np.exp(-np.linspace(0.0, 8.9, 200))
+    np.testing.assert_allclose(from_unit(to_unit(grid)), grid, rtol=2e-6)
+
+
+def test_raw_signals_are_translated_written_and_coloured_by_the_other_scanner(tmp_path):
+    """signals=raw: the networks learn the two channels of log attenuation; synthesize writes the
+    translated raw low/high (an identity generator gives every count back), colours them as the
+    target's scanner (vendor_b's table, by the scene loader's own scanner) colours its signals,
+    recomputes the CLCXray encoding and keeps labels and annotations."""
+    from xraybag.engine.xray.calibration import calibrate_colour
+    from xraybag.engine.xray.colour import clcxray_encoding, pseudo_colour
+    from xraybag.scenes.loader import builtin_dir, load_scene
+
+    a = raw_dataset(tmp_path / "A", "pidray")
+    b = raw_dataset(tmp_path / "B", "pidray_vendor_b", gain=1.3, seed=1)
+    cg = CycleGANSynthesizer(**FAST, residual=True, signals="raw", iterations=2)
+    weights = cg.train(a, b, tmp_path / "run", device="cpu", progress=False)
+    state = torch.load(weights, weights_only=False)
+    cfg = state["config"]
+    assert cfg["signals"] == "raw" and cfg["channels"] == 2 and cfg["background_tolerance"] == 0.03
+    assert cfg["scanners_B"]["top"]["colour"]["table"] == "vendor_b" and not cfg["scanners_A"]["top"].get("colour")
+    assert state["G_AB"]["model.1.weight"].shape[1] == 2  # the first convolution sees low and high
+
+    last = max(int(k.split(".")[1]) for k in state["G_AB"] if k.startswith("model."))
+    for g in ("G_AB", "G_BA"):  # the residual generator with its change zeroed: the identity
+        state[g][f"model.{last}.weight"].zero_()
+        state[g][f"model.{last}.bias"].zero_()
+    ident = tmp_path / "identity.pt"
+    torch.save(state, ident)
+    out = tmp_path / "out"
+    r = run("synthesize", "cyclegan", "--data", a, "-o", out, "--opt", f"weights={ident}")
+    assert r.exit_code == 0, r.output
+    vendor_b = load_scene(builtin_dir() / "pidray_vendor_b.yaml")
+    cal = calibrate_colour(vendor_b.spec.scanners[0], vendor_b.library)
+    coco = json.loads((out / "annotations.json").read_text())
+    for im in coco["images"]:
+        note = im.pop("synthetic")
+        assert note["raw_translated"] is True and note["raw"] == "translated" and note["coloured_by"] == "top"
+        raw_in = {ch: tifffile.imread(a / im["raw"][ch]).astype(int) for ch in ("low", "high")}
+        raw_out = {ch: tifffile.imread(out / im["raw"][ch]) for ch in ("low", "high")}
+        for ch, counts in raw_out.items():
+            assert counts.dtype == np.uint16 and np.abs(counts - raw_in[ch]).max() <= 1
+        want = pseudo_colour(raw_out["low"] / 60000.0, raw_out["high"] / 60000.0, cal)
+        assert np.array_equal(np.asarray(Image.open(out / im["file_name"])), want)
+        own = pseudo_colour(raw_out["low"] / 60000.0, raw_out["high"] / 60000.0,
+                            calibrate_colour(load_scene(builtin_dir() / "pidray.yaml").spec.scanners[0], vendor_b.library))
+        assert np.abs(want.astype(int) - own.astype(int)).max() > 50  # another scanner's colours
+        enc = np.asarray(Image.open(out / "clcxray" / Path(im["file_name"]).name))
+        assert np.array_equal(enc, clcxray_encoding(raw_out["high"], raw_out["low"]))
+        assert (out / im["labels"]).read_bytes() == (a / im["labels"]).read_bytes()
+    assert coco == {**json.loads((a / "annotations.json").read_text())}
+
+    moved = tmp_path / "moved"  # the trained (not identity) generator changes the raw signals
+    assert run("synthesize", "cyclegan", "--data", a, "-o", moved, "--opt", f"weights={weights}").exit_code == 0
+    assert not np.array_equal(tifffile.imread(moved / "raw/000000_top_low.tiff"), tifffile.imread(a / "raw/000000_top_low.tiff"))
+
+
+def test_raw_signals_bad_input_is_refused_in_one_line(tmp_path, weights):
+    a = raw_dataset(tmp_path / "A", "pidray")
+    folder = image_folder(tmp_path / "F", 2)
+    fast = [x for k, v in FAST.items() for x in ("--opt", f"{k}={v}")]
+    run_dir = tmp_path / "run"
+    one_line_error(run("train", "cyclegan", "--data", a, "--target", folder, "-o", run_dir, *fast, "--opt", "signals=raw"),
+                   "--target: signals=raw needs an xraybag dataset with raw/")
+    one_line_error(run("train", "cyclegan", "--data", a, "--target", a, "-o", run_dir, *fast, "--opt", "signals=hsv"),
+                   "option signals: 'hsv'")
+    coco = json.loads((a / "annotations.json").read_text())
+    no_raw = tmp_path / "N"
+    shutil.copytree(a, no_raw)
+    coco["images"][1].pop("raw")
+    (no_raw / "annotations.json").write_text(json.dumps(coco))
+    one_line_error(run("train", "cyclegan", "--data", no_raw, "--target", a, "-o", run_dir, *fast, "--opt", "signals=raw"),
+                   "images[1]: --data: image has no raw low and high")
+    ct = tmp_path / "C"
+    shutil.copytree(a, ct)
+    (ct / "scenes/000000.yaml").write_text(yaml.safe_dump({"scanners": [{"name": "top", "type": "ct"}]}))
+    one_line_error(run("train", "cyclegan", "--data", ct, "--target", a, "-o", run_dir, *fast, "--opt", "signals=raw"),
+                   "scanners.top")
+    assert not run_dir.exists()
+
+    raw_w = CycleGANSynthesizer(**FAST, signals="raw", iterations=1).train(a, a, tmp_path / "rw", device="cpu",
+                                                                           progress=False)
+    out = tmp_path / "out"
+    one_line_error(run("synthesize", "cyclegan", "--data", no_raw, "-o", out, "--opt", f"weights={raw_w}"),
+                   "image has no raw low and high")
+    one_line_error(run("synthesize", "cyclegan", "--data", a, "-o", out, "--opt", f"weights={raw_w}", "--opt", "raw=drop"),
+                   "option raw=drop")
+    assert not out.exists()
+    # a checkpoint of rgb images is not resumed on raw signals
+    shutil.copy(weights.parent / "checkpoint.pt", tmp_path / "rw" / "checkpoint.pt")
+    r = run("train", "cyclegan", "--data", a, "--target", a, "-o", tmp_path / "rw", *fast, "--opt", "signals=raw",
+            "--opt", "iterations=2", "--resume")
+    one_line_error(r, "the checkpoint was trained with channels=3")

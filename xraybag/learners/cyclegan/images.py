@@ -68,6 +68,12 @@ def read_image(path: str | Path) -> np.ndarray:
     return np.clip(arr.astype(np.float32), 0.0, 1.0)
 
 
+def read_item(item) -> np.ndarray:
+    """An item of an image set: an image file (:func:`read_image`) or a raw view
+    (:class:`.rawsignals.RawView`, option ``signals=raw``: its two channels of log attenuation)."""
+    return item.read() if hasattr(item, "transmissions") else read_image(item)
+
+
 def image_info(path: Path) -> tuple[int, int, int]:
     """``(height, width, channels)`` of an image file (reads it)."""
     arr = read_image(path)

@@ -13,8 +13,11 @@ image, ``synthetic`` (method ``cyclegan``, direction, weights file and its sha25
 iteration, source image, and ``raw_translated: false``, plus the image's earlier ``synthetic``
 under ``earlier``). The raw low/high channels (and the CLCXray encodings computed from them) are
 not translated: ``raw=copy`` (default) copies them as they are, ``raw=drop`` leaves ``raw/`` and
-``clcxray/`` out and removes ``raw`` from the image records. ``manifest.jsonl`` gets the new
-images' hashes. Everything is checked before anything is written. Imports torch only when called.
+``clcxray/`` out and removes ``raw`` from the image records. Weights trained with ``signals=raw``
+(:mod:`.rawsignals`) translate the raw signals instead: ``raw/`` is written translated, the images
+are the other set's scanner's colours of them and ``clcxray/`` is recomputed
+(:func:`translate_raw_view`; ``raw_translated: true``). ``manifest.jsonl`` gets the new files'
+hashes. Everything is checked before anything is written. Imports torch only when called.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ PRESETS = {
 }
 DIRECTIONS = {"AtoB": "G_AB", "BtoA": "G_BA"}
 RAW = ("copy", "drop")
+SIGNALS = ("rgb", "raw")
 
 
 class CycleGANSynthesizer(Synthesizer):
@@ -71,6 +75,9 @@ class CycleGANSynthesizer(Synthesizer):
                                    "they see how often each colour occurs in a set; 0: off; see docs)"),
             "pixel_lr": (float, 1.0, "with pixel_gan: the 1x1 discriminators' learning rate as a multiple of lr "
                                      "(a faster critic of the colours; 1: the same; see docs)"),
+            "signals": (str, "rgb", "rgb: learn and translate the pseudo-colour images (the paper's way); raw: the "
+                                    "raw low/high signals of xraybag datasets, coloured after translation by the "
+                                    "other set's scanner (not the paper's; see docs)"),
             "epochs": (int, 0, "passes over the larger set (0: the preset's: paper 200, cpu 20, test 1)"),
             "iterations": (int, 0, "training iterations (batch 1); overrides epochs when > 0"),
             "decay_start": (int, -1, "iteration from which the lr decays linearly to 0 (-1: half way)"),
@@ -106,6 +113,8 @@ class CycleGANSynthesizer(Synthesizer):
             raise XraybagError(f"option preset: {self.preset!r}; expected one of {', '.join(PRESETS)}")
         if self.direction not in DIRECTIONS:
             raise XraybagError(f"option direction: {self.direction!r}; expected AtoB or BtoA")
+        if self.signals not in SIGNALS:
+            raise XraybagError(f"option signals: {self.signals!r}; expected rgb or raw")
         if self.raw not in RAW:
             raise XraybagError(f"option raw: {self.raw!r}; expected copy or drop")
         if self.tile < -1 or 0 < self.tile < 16:
@@ -171,12 +180,24 @@ class CycleGANSynthesizer(Synthesizer):
         from xraybag.learners.cyclegan.images import check_set, image_files, pixel_size
 
         self.check()
-        files_a, files_b = image_files(data, "--data"), image_files(target, "--target")
         arch = self.arch()
         mm_a, mm_b = pixel_size(data), pixel_size(target)
         scale = self.target_scale or (mm_b / mm_a if mm_a and mm_b else 1.0)
-        c_a = check_set(files_a, arch["size"], "--data")
-        c_b = check_set(files_b, arch["size"], "--target", scale)
+        raw_cfg: dict[str, Any] = {}
+        if self.signals == "raw":
+            from xraybag.learners.cyclegan import rawsignals
+
+            files_a, scanners_a = rawsignals.raw_views(data, "--data")
+            files_b, scanners_b = rawsignals.raw_views(target, "--target")
+            rawsignals.check_views(files_a, arch["size"], "--data")
+            rawsignals.check_views(files_b, arch["size"], "--target", scale)
+            c_a = c_b = 2
+            raw_cfg = {"background_tolerance": rawsignals.BACKGROUND_TOLERANCE, "a_max": rawsignals.A_MAX,
+                       "scanners_A": scanners_a, "scanners_B": scanners_b}
+        else:
+            files_a, files_b = image_files(data, "--data"), image_files(target, "--target")
+            c_a = check_set(files_a, arch["size"], "--data")
+            c_b = check_set(files_b, arch["size"], "--target", scale)
         if c_a != c_b:
             raise XraybagError(f"--data's images have {c_a} channels and --target's {c_b}; cyclegan maps between "
                                "images of the same channels (the identity loss compares them)")
@@ -190,7 +211,7 @@ class CycleGANSynthesizer(Synthesizer):
                "pointwise": self.pointwise, "pixel_gan": self.pixel_gan, "pixel_bag": self.pixel_bag,
                "pixel_pool": self.pixel_pool, "pixel_lr": self.pixel_lr,
                "content": self.content, "target_scale": scale,
-               "pixel_mm": mm_a or (mm_b / scale if mm_b else None)}
+               "pixel_mm": mm_a or (mm_b / scale if mm_b else None), "signals": self.signals, **raw_cfg}
         if self.warmup >= iterations:
             raise XraybagError(f"option warmup: {self.warmup} iterations leave none of the {iterations} for the "
                                "translation")
@@ -215,6 +236,14 @@ class CycleGANSynthesizer(Synthesizer):
         coco = read_json(data / "annotations.json", "annotations.json")
         if out.exists() and any(out.iterdir()):
             raise XraybagError("exists and is not empty; choose a new output folder", str(out))
+        if state["config"].get("signals", "rgb") == "raw":
+            from xraybag.learners.cyclegan.rawsignals import raw_views
+
+            if self.raw == "drop":
+                raise XraybagError("option raw=drop: weights trained with signals=raw translate the raw signals and "
+                                   "write them; drop them afterwards if they are not wanted")
+            views, _ = raw_views(data, "--data")
+            return self._write(data, out, coco, state, views)
         channels = int(state["config"]["channels"])
         for k, im in enumerate(coco.get("images", [])):
             path = data / im["file_name"]
@@ -226,7 +255,10 @@ class CycleGANSynthesizer(Synthesizer):
             raise XraybagError("holds no images", str(data / "annotations.json"))
         return self._write(data, out, coco, state)
 
-    def _write(self, data: Path, out: Path, coco: dict, state: dict) -> Path:
+    def _write(self, data: Path, out: Path, coco: dict, state: dict, views: list | None = None) -> Path:
+        """Write the translated dataset; ``views``: the images' raw views (weights trained with
+        ``signals=raw``: the raw signals are translated, written and coloured by the other set's
+        scanner, and the CLCXray encodings recomputed)."""
         import torch
 
         from xraybag.engine.output.files import sha256, write_atomic
@@ -241,6 +273,9 @@ class CycleGANSynthesizer(Synthesizer):
         gen.to(dev).eval()
         weights_sha = hashlib.sha256(Path(self.weights).read_bytes()).hexdigest()
         translated = {im["file_name"] for im in coco["images"]}
+        if views is not None:
+            translated |= {rel for im in coco["images"] for rel in (im["raw"]["low"], im["raw"]["high"],
+                                                                    f"clcxray/{Path(im['file_name']).name}")}
         skip = {"annotations.json", "manifest.jsonl", *translated}
         if self.raw == "drop":
             skip |= {"raw", "clcxray"}
@@ -254,19 +289,29 @@ class CycleGANSynthesizer(Synthesizer):
             shutil.copyfile(src, out / rel)
         hashes, images = {}, []
         tile = int(cfg["size"]) if self.tile < 0 else int(self.tile)
-        for im in coco["images"]:
-            arr = read_image(data / im["file_name"])
+        for k, im in enumerate(coco["images"]):
             scale = self.input_scale(cfg, im)
-            with torch.no_grad():
-                res = translate_tiled(gen, rescale(arr, scale), dev, tile)
-            res = resize(res, arr.shape[0], arr.shape[1])
-            blob = _encode(res, data / im["file_name"])
+            if views is None:
+                arr = read_image(data / im["file_name"])
+                with torch.no_grad():
+                    res = translate_tiled(gen, rescale(arr, scale), dev, tile)
+                blob = _encode(resize(res, arr.shape[0], arr.shape[1]), data / im["file_name"])
+            else:
+                files, colour_of = translate_raw_view(gen, views[k], cfg, self.direction, dev, tile, scale)
+                blob, enc = files["rgb"], f"clcxray/{Path(im['file_name']).name}"
+                for rel, data_bytes in ((im["raw"]["low"], files["low"]), (im["raw"]["high"], files["high"]),
+                                        *(((enc, files["clcxray"]),) if (data / enc).is_file() else ())):
+                    (out / rel).parent.mkdir(parents=True, exist_ok=True)
+                    write_atomic(out / rel, data_bytes)
+                    hashes[rel] = sha256(data_bytes)
             write_atomic(out / im["file_name"], blob)
             hashes[im["file_name"]] = sha256(blob)
             note = {"method": "cyclegan", "direction": self.direction, "weights": str(Path(self.weights)),
                     "weights_sha256": weights_sha, "iteration": int(state.get("iteration", 0)),
-                    "source_image": im["id"], "raw_translated": False, "tile": tile,
+                    "source_image": im["id"], "raw_translated": views is not None, "tile": tile,
                     "raw": "copied" if self.raw == "copy" else "dropped", "resampled": scale}
+            if views is not None:
+                note.update(raw="translated", signals="raw", coloured_by=colour_of)
             if "synthetic" in im:
                 note["earlier"] = im["synthetic"]
             new = {k: v for k, v in im.items() if not (k == "raw" and self.raw == "drop")}
@@ -305,6 +350,32 @@ def translate(gen, img: np.ndarray, device) -> np.ndarray:
         x = F.pad(x, (0, pw, 0, ph), mode=mode)
     y = gen(x)[0, :, :h, :w]
     return ((y.clamp(-1, 1) + 1.0) / 2.0).permute(1, 2, 0).cpu().numpy()
+
+
+def translate_raw_view(gen, view, cfg: dict, direction: str, device, tile: int, scale: float = 1.0):
+    """One raw view (:class:`.rawsignals.RawView`) through ``gen`` (weights trained with
+    ``signals=raw``): its two channels of log attenuation translated as :func:`translate_tiled`
+    translates an image (resampled by ``scale`` and back), turned back into transmissions and raw
+    counts at the view's own ``white``, coloured by the other set's scanner of the same view, and
+    CLCXray-encoded. Returns ``({"low", "high", "rgb", "clcxray": file bytes}, the colouring
+    scanner's name)``."""
+    import torch
+
+    from xraybag.engine.output.files import encode_png, encode_tiff
+    from xraybag.engine.xray.colour import clcxray_encoding
+    from xraybag.learners.cyclegan.images import rescale, resize
+    from xraybag.learners.cyclegan.rawsignals import colour, from_unit, scanner_for
+
+    arr = view.read()
+    with torch.no_grad():
+        res = resize(translate_tiled(gen, rescale(arr, scale), device, tile), arr.shape[0], arr.shape[1])
+    t_low, t_high = from_unit(res[:, :, 0]), from_unit(res[:, :, 1])
+    raw = {ch: np.rint(np.clip(t * view.white, 0, 65535)).astype(np.uint16) for ch, t in (("low", t_low),
+                                                                                        ("high", t_high))}
+    block = scanner_for(cfg["scanners_B" if direction == "AtoB" else "scanners_A"], view.view)
+    rgb = colour(raw["low"] / view.white, raw["high"] / view.white, block)
+    return ({"low": encode_tiff(raw["low"]), "high": encode_tiff(raw["high"]), "rgb": encode_png(rgb),
+             "clcxray": encode_png(clcxray_encoding(raw["high"], raw["low"]))}, str(block.get("name", view.view)))
 
 
 def hann_weights(n: int) -> np.ndarray:

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from xraybag.errors import XraybagError
-from xraybag.learners.cyclegan.images import read_image, rescale
+from xraybag.learners.cyclegan.images import read_item, rescale
 from xraybag.learners.cyclegan.losses import cycle_loss, discriminator_loss, identity_loss, lsgan_loss
 from xraybag.learners.cyclegan.networks import (
     PatchDiscriminator,
@@ -49,8 +49,10 @@ KIND = "xraybag.cyclegan"
 #: the keys that fix the networks, the discriminators' optimizer groups and the scale they learn at
 #: (a checkpoint must match them to be resumed), and their values in checkpoints written before the
 #: key existed
-ARCH = ("channels", "ngf", "ndf", "n_blocks", "residual", "pointwise", "target_scale", "pixel_gan", "pixel_lr")
-ARCH_DEFAULTS = {"residual": False, "pointwise": 0, "target_scale": 1.0, "pixel_gan": 0.0, "pixel_lr": 1.0}
+ARCH = ("channels", "ngf", "ndf", "n_blocks", "residual", "pointwise", "target_scale", "pixel_gan", "pixel_lr",
+        "signals")
+ARCH_DEFAULTS = {"residual": False, "pointwise": 0, "target_scale": 1.0, "pixel_gan": 0.0, "pixel_lr": 1.0,
+                 "signals": "rgb"}
 #: the pixel pools (option ``pixel_pool``): real and generated pixels of each set
 PIXEL_POOLS = ("px_real_A", "px_fake_A", "px_real_B", "px_fake_B")
 
@@ -100,16 +102,16 @@ def background_colour(img: np.ndarray) -> np.ndarray:
     return np.median(border, axis=0)
 
 
-def content_share(win: np.ndarray, background: np.ndarray) -> float:
-    """The share of a window's pixels that are not background (:data:`BACKGROUND_TOLERANCE`)."""
-    return float((np.abs(win - background).max(axis=2) > BACKGROUND_TOLERANCE).mean())
+def content_share(win: np.ndarray, background: np.ndarray, tol: float = BACKGROUND_TOLERANCE) -> float:
+    """The share of a window's pixels that are not background (farther than ``tol`` in a channel)."""
+    return float((np.abs(win - background).max(axis=2) > tol).mean())
 
 
-def foreground(crop_t: torch.Tensor, background: np.ndarray) -> torch.Tensor:
+def foreground(crop_t: torch.Tensor, background: np.ndarray, tol: float = BACKGROUND_TOLERANCE) -> torch.Tensor:
     """``1 x 1 x H x W`` float mask of a crop's (:func:`crop`'s tensor in [-1, 1]) pixels that are not
-    the background colour ``background`` (per channel, in [0, 1]; :data:`BACKGROUND_TOLERANCE`)."""
+    the background colour ``background`` (per channel, in [0, 1]; farther than ``tol`` in a channel)."""
     bg = torch.as_tensor(np.asarray(background, np.float32)).view(1, -1, 1, 1)
-    return ((crop_t + 1.0) * 0.5 - bg).abs().amax(dim=1, keepdim=True).gt(BACKGROUND_TOLERANCE).float()
+    return ((crop_t + 1.0) * 0.5 - bg).abs().amax(dim=1, keepdim=True).gt(tol).float()
 
 
 def pixels_of(img: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -124,7 +126,8 @@ def masked_lsgan(pred: torch.Tensor, real: bool, mask: torch.Tensor) -> torch.Te
     return (mask * (pred - target) ** 2).sum() / mask.sum().clamp(min=1.0)
 
 
-def crop(img: np.ndarray, size: int, rng: np.random.Generator, content: float = 0.0) -> torch.Tensor:
+def crop(img: np.ndarray, size: int, rng: np.random.Generator, content: float = 0.0,
+         tol: float = BACKGROUND_TOLERANCE) -> torch.Tensor:
     """A random ``size x size`` window, flipped left-right with probability 0.5, as a
     ``1 x C x size x size`` tensor in [-1, 1]. With ``content`` > 0, windows are drawn until one has
     at least that share of non-background pixels (:func:`content_share`), at most
@@ -137,12 +140,12 @@ def crop(img: np.ndarray, size: int, rng: np.random.Generator, content: float = 
     y, x = draw()
     if content > 0:
         background = background_colour(img)
-        best = (content_share(img[y : y + size, x : x + size], background), y, x)
+        best = (content_share(img[y : y + size, x : x + size], background, tol), y, x)
         for _ in range(CONTENT_TRIES - 1):
             if best[0] >= content:
                 break
             y, x = draw()
-            best = max(best, (content_share(img[y : y + size, x : x + size], background), y, x),
+            best = max(best, (content_share(img[y : y + size, x : x + size], background, tol), y, x),
                        key=lambda t: t[0])
         _, y, x = best
     win = img[y : y + size, x : x + size]
@@ -229,19 +232,20 @@ def train(files_a: list[Path], files_b: list[Path], out: Path, cfg: dict, device
             bar = None
     lam, lam_id = float(cfg["lambda_cycle"]), float(cfg["lambda_identity"])
     content = float(cfg.get("content", 0.0))
+    tol = float(cfg.get("background_tolerance", BACKGROUND_TOLERANCE))
     scale_b = float(cfg.get("target_scale", 1.0))
     pixel_bag = bool(cfg.get("pixel_bag", False)) and float(cfg.get("pixel_gan", 0.0)) > 0
     with open(log_path, "a") as log:
         while iteration < total:
             t0 = time.perf_counter()
             fa, fb, rng = pick(files_a, files_b, int(cfg["seed"]), iteration)
-            img_a, img_b = read_image(fa), rescale(read_image(fb), scale_b)
-            real_a = crop(img_a, size, rng, content).to(dev)
-            real_b = crop(img_b, size, rng, content).to(dev)
+            img_a, img_b = read_item(fa), rescale(read_item(fb), scale_b)
+            real_a = crop(img_a, size, rng, content, tol).to(dev)
+            real_b = crop(img_b, size, rng, content, tol).to(dev)
             masks = None
             if pixel_bag:
-                masks = (foreground(real_a, background_colour(img_a)).to(dev),
-                         foreground(real_b, background_colour(img_b)).to(dev))
+                masks = (foreground(real_a, background_colour(img_a), tol).to(dev),
+                         foreground(real_b, background_colour(img_b), tol).to(dev))
             lr = float(cfg["lr"]) * lr_factor(iteration, total, decay_start)
             for opt in (opt_g, opt_d):
                 for g in opt.param_groups:

@@ -1,0 +1,218 @@
+"""Cycle-GAN on the raw dual-energy signals (option ``signals=raw``; torch-free).
+
+Instead of the pseudo-colour images, the networks see each view's two transmissions ``T_low``,
+``T_high`` (the dataset's ``raw/`` tiffs over the detector's ``white``) as a two-channel image of
+``v = sqrt(min(-ln T, A_MAX) / A_MAX)`` (:func:`to_unit`): log attenuation, so that a material's
+layer shifts both channels the same way wherever it lies, with the square root spreading the thin
+end (plastics, clothes) where a scanner's colour table changes fastest. A translated view is
+turned back into transmissions (:func:`from_unit`), written as raw tiffs and coloured by the
+*other* set's scanner (its colour calibration and table, read from that dataset's scenes at
+training time and kept in the weights): translated A -> B images are coloured as B's scanner
+colours its own signals. Why: the pixel-wise map between two scanners' dual-energy signals is a
+smooth, monotone one (the same basis materials seen through other spectra), while the map between
+their colour images goes through two colour tables, hue wraps and saturation curves, which an
+unpaired game at small scale does not find (see docs/learners.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from xraybag.errors import XraybagError
+
+#: attenuation (-ln T) that maps to 1; darker pixels (T < 1.2e-4) are starved on any scanner
+A_MAX = 9.0
+#: background tolerance in :func:`to_unit`'s units: about 4 sigma of the empty belt's noise, an
+#: attenuation of 0.013 above an empty belt
+BACKGROUND_TOLERANCE = 0.03
+
+
+def to_unit(t: np.ndarray) -> np.ndarray:
+    """Transmission -> ``sqrt(clip(-ln T, 0, A_MAX) / A_MAX)`` in [0, 1] (float32)."""
+    a = -np.log(np.clip(np.asarray(t, np.float64), np.exp(-A_MAX), None))
+    return np.sqrt(np.clip(a, 0.0, A_MAX) / A_MAX).astype(np.float32)
+
+
+def from_unit(v: np.ndarray) -> np.ndarray:
+    """The inverse of :func:`to_unit`: ``exp(-A_MAX v^2)`` (float64; transmissions above 1, which
+    :func:`to_unit` clips, come back as 1)."""
+    v = np.clip(np.asarray(v, np.float64), 0.0, 1.0)
+    return np.exp(-A_MAX * v * v)
+
+
+@dataclass(frozen=True)
+class RawView:
+    """One view of a dataset: its raw low/high tiffs and the detector's ``white`` (raw counts of
+    the open beam)."""
+
+    low: Path
+    high: Path
+    white: float
+    view: str
+
+    @property
+    def name(self) -> str:
+        return self.low.name
+
+    def __str__(self) -> str:
+        return str(self.low)
+
+    def transmissions(self) -> tuple[np.ndarray, np.ndarray]:
+        import tifffile
+
+        out = []
+        for p in (self.low, self.high):
+            try:
+                raw = np.asarray(tifffile.imread(p), dtype=np.float64)
+            except Exception as e:  # a broken or missing file: one line
+                raise XraybagError(f"cannot read the raw image: {type(e).__name__}: {e}", str(p)) from None
+            if raw.ndim != 2:
+                raise XraybagError(f"is not a one-channel raw image (shape {raw.shape})", str(p))
+            out.append(raw / self.white)
+        if out[0].shape != out[1].shape:
+            raise XraybagError(f"low is {out[0].shape[::-1]} px and high {out[1].shape[::-1]} px", str(self.high))
+        return out[0], out[1]
+
+    def read(self) -> np.ndarray:
+        """``H x W x 2`` float32: :func:`to_unit` of T_low and T_high."""
+        lo, hi = self.transmissions()
+        return np.stack([to_unit(lo), to_unit(hi)], axis=2)
+
+
+def _top_level_block(text: str, key: str) -> str | None:
+    """The lines of top-level key ``key`` of a block-style YAML text (a concrete scene is mostly its
+    objects' meshes; its scanners are a few lines), or None when it has none."""
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith(f"{key}:"):
+            j = i + 1
+            while j < len(lines) and (not lines[j] or lines[j][0] in " -#"):
+                j += 1
+            return "\n".join(lines[i:j])
+    return None
+
+
+def _scene_scanners(path: Path, where: str) -> dict[str, dict]:
+    """The scanner blocks of a dataset's concrete scene, by name."""
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    try:
+        text = path.read_text()
+        spec = yaml.load(_top_level_block(text, "scanners") or text, Loader=loader)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+        raise XraybagError(f"cannot read the scene: {type(e).__name__}", where) from None
+    scanners = spec.get("scanners") if isinstance(spec, dict) else None
+    if not isinstance(scanners, list) or not scanners:
+        raise XraybagError("the scene has no scanners", where)
+    return {str(s.get("name", k)): s for k, s in enumerate(scanners) if isinstance(s, dict)}
+
+
+def raw_views(root: str | Path, what: str = "--data") -> tuple[list[RawView], dict[str, dict]]:
+    """The raw views of an xraybag dataset (every image of ``annotations.json``, with its raw low /
+    high and its scene) and the scanner blocks of its views, by view name (the first scene's
+    where scenes differ). One-line errors for a folder that is not such a dataset."""
+    from xraybag.learners.data import read_json
+
+    root = Path(root)
+    ann = root / "annotations.json"
+    if not ann.is_file():
+        raise XraybagError(f"{what}: signals=raw needs an xraybag dataset with raw/ low and high images "
+                           "(annotations.json and scenes/); this folder has no annotations.json", str(root))
+    coco = read_json(ann, "annotations.json")
+    views, scanners, cache = [], {}, {}
+    for k, im in enumerate(coco.get("images", []) if isinstance(coco, dict) else []):
+        where = f"{ann}: images[{k}]"
+        raw = im.get("raw") if isinstance(im, dict) else None
+        if not isinstance(raw, dict) or not raw.get("low") or not raw.get("high"):
+            raise XraybagError(f"{what}: image has no raw low and high (signals=raw translates them)", where)
+        scene, view = im.get("scene"), im.get("view")
+        if not scene or not (root / scene).is_file():
+            raise XraybagError(f"{what}: the image's scene {scene!r} does not exist (signals=raw reads its "
+                               "scanner)", where)
+        if scene not in cache:
+            cache[scene] = _scene_scanners(root / scene, f"{root / scene}")
+        blocks = cache[scene]
+        block = blocks.get(str(view)) or (next(iter(blocks.values())) if len(blocks) == 1 else None)
+        if block is None:
+            raise XraybagError(f"{what}: view {view!r} is none of the scene's scanners ({', '.join(blocks)})", where)
+        scanner = _scanner(block, f"{root / scene}: scanners.{view}")
+        if scanner.type != "line_scan" or scanner.detector.type != "dual_sandwich":
+            raise XraybagError(f"{what}: scanner {view!r} is not a dual-energy line scanner (type line_scan, "
+                               "detector type dual_sandwich); signals=raw translates low/high pairs",
+                               f"{root / scene}: scanners.{view}")
+        white = float(scanner.detector.white)
+        for ch in ("low", "high"):
+            if not (root / raw[ch]).is_file():
+                raise XraybagError(f"{what}: raw image {raw[ch]!r} does not exist", where)
+        views.append(RawView(root / raw["low"], root / raw["high"], white, str(view)))
+        scanners.setdefault(str(view), scanner.model_dump(mode="json"))
+    if not views:
+        raise XraybagError(f"{what}: holds no images", str(ann))
+    return views, scanners
+
+
+def _scanner(block: dict, where: str):
+    """The scene format's scanner of a concrete scene's block (one-line error when it is not one)."""
+    from pydantic import ValidationError
+
+    from xraybag.scenes.models import Scanner
+
+    try:
+        return Scanner.model_validate(block)
+    except ValidationError as e:
+        err = e.errors()[0]
+        loc = ".".join(str(x) for x in err.get("loc", ()))
+        raise XraybagError(f"not a scanner of the scene format: {loc}: {err.get('msg')}", where) from None
+
+
+def check_views(views: list[RawView], size: int, what: str, scale: float = 1.0) -> None:
+    """One-line error for a view smaller than the training crop (once resampled by ``scale``)."""
+    import tifffile
+
+    from xraybag.learners.cyclegan.images import scaled_shape
+
+    for v in views:
+        for p in (v.low, v.high):
+            try:
+                with tifffile.TiffFile(p) as tif:
+                    h, w = tif.pages[0].shape[:2]
+            except Exception as e:
+                raise XraybagError(f"cannot read the raw image: {type(e).__name__}: {e}", str(p)) from None
+            sh, sw = scaled_shape(h, w, scale)
+            if sh < size or sw < size:
+                raise XraybagError(f"{what}: raw image is {w} x {h} px, smaller than the training crop {size} x {size} "
+                                   "(use --opt size=...)", str(p))
+
+
+@lru_cache(maxsize=8)
+def _calibration(block_json: str):
+    import json
+
+    from xraybag.engine.xray.calibration import calibrate_colour
+    from xraybag.materials import default_library
+
+    return calibrate_colour(_scanner(json.loads(block_json), "the weights' scanner"), default_library())
+
+
+def scanner_for(scanners: dict[str, dict], view: str) -> dict:
+    """The scanner block of ``view`` (by name; the only one when there is one)."""
+    if view in scanners:
+        return scanners[view]
+    if len(scanners) == 1:
+        return next(iter(scanners.values()))
+    raise XraybagError(f"view {view!r} has no scanner among the weights' ({', '.join(scanners)}); the "
+                       "colours of translated raw signals come from the other set's scanner of the same view")
+
+
+def colour(t_low: np.ndarray, t_high: np.ndarray, block: dict) -> np.ndarray:
+    """The pseudo-colour image (``H x W x 3`` uint8) scanner ``block`` shows for these transmissions."""
+    import json
+
+    from xraybag.engine.xray.colour import pseudo_colour
+
+    return pseudo_colour(t_low, t_high, _calibration(json.dumps(block, sort_keys=True)))
