@@ -88,9 +88,10 @@ def scalars(s: dict) -> dict[str, float]:
 
 
 def translate_set(weights: Path, paths: list[Path], out: Path, direction: str, tile: int, threads: int,
-                  pixel_mm: float | None = None) -> list[Path]:
+                  pixel_mm: float | None = None, identity: bool = False) -> list[Path]:
     """``paths`` translated as ``learn synthesize cyclegan`` translates them (resampled to the pixel
-    size the generators learnt at, from ``pixel_mm``, and back)."""
+    size the generators learnt at, from ``pixel_mm``, and back); ``identity``: through the same
+    path with the generator replaced by the identity."""
     import torch
 
     from xraybag.learners.cyclegan.images import read_image, rescale, resize
@@ -107,6 +108,8 @@ def translate_set(weights: Path, paths: list[Path], out: Path, direction: str, t
     gen = generator_for(state["config"])
     gen.load_state_dict(state[DIRECTIONS[direction]])
     gen.eval()
+    if identity:
+        gen = torch.nn.Identity()
     tile = int(state["config"]["size"]) if tile < 0 else tile
     scale = CycleGANSynthesizer(direction=direction).input_scale(state["config"], {"pixel_mm": pixel_mm})
     if state["config"].get("signals", "rgb") == "raw":  # the images' raw views, coloured by the other scanner
@@ -172,6 +175,9 @@ def main() -> None:
     ap.add_argument("--tile", type=int, default=-1, help="translation windows (px; -1: the training crop)")
     ap.add_argument("--kid-subsets", type=int, default=50)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--identity", action="store_true",
+                    help="replace the generator by the identity (for signals=raw weights: the source's signals "
+                         "coloured by the target's scanner, untranslated)")
     ap.add_argument("--keep", type=Path, default=None, help="write the translated images here (else a temp folder)")
     a = ap.parse_args()
     try:
@@ -186,12 +192,13 @@ def main() -> None:
         folder = a.keep or Path(tempfile.mkdtemp(prefix="xraybag-cgstats-"))
         from xraybag.learners.cyclegan.images import pixel_size
 
-        translated = translate_set(a.weights, source, folder, a.direction, a.tile, a.threads, pixel_size(a.source))
+        translated = translate_set(a.weights, source, folder, a.direction, a.tile, a.threads, pixel_size(a.source),
+                                   a.identity)
         sets = {"source": source, "translated": translated, "target": target}
         paired = False
         if a.reference is not None:
             sets["reference"], paired = reference_images(a.reference, source)
-        out = {"weights": str(a.weights), "tile": a.tile,
+        out = {"weights": str(a.weights), "tile": a.tile, "identity": a.identity,
                **{k: summary(v, target if k != "target" else None, a.kid_subsets, a.threads) for k, v in sets.items()}}
     except (ValueError, OSError, XraybagError) as e:
         print(f"error: {str(e).splitlines()[0] if str(e) else type(e).__name__}", file=sys.stderr)
