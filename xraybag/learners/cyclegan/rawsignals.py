@@ -26,7 +26,7 @@ from xraybag.errors import XraybagError
 
 #: attenuation (-ln T) that maps to 1; darker pixels (T < 1.2e-4) are starved on any scanner
 A_MAX = 9.0
-#: background tolerance in :func:`to_unit`'s units: about 4 sigma of the empty belt's noise, an
+#: background tolerance in :func:`to_unit`'s units: 3-4 sigma of the empty belt's noise, an
 #: attenuation of 0.013 above an empty belt
 BACKGROUND_TOLERANCE = 0.03
 
