@@ -927,6 +927,13 @@ def test_raw_signals_bad_input_is_refused_in_one_line(tmp_path, weights):
     (no_raw / "annotations.json").write_text(json.dumps(coco))
     one_line_error(run("train", "cyclegan", "--data", no_raw, "--target", a, "-o", run_dir, *fast, "--opt", "signals=raw"),
                    "images[1]: --data: image has no raw low and high")
+    outside = tmp_path / "O"
+    shutil.copytree(a, outside)
+    coco = json.loads((a / "annotations.json").read_text())
+    coco["images"][1]["raw"]["low"] = "../A/raw/000000_top_low.tiff"
+    (outside / "annotations.json").write_text(json.dumps(coco))
+    one_line_error(run("train", "cyclegan", "--data", outside, "--target", a, "-o", run_dir, *fast, "--opt", "signals=raw"),
+                   "path '../A/raw/000000_top_low.tiff' leaves the dataset folder")
     ct = tmp_path / "C"
     shutil.copytree(a, ct)
     (ct / "scenes/000000.yaml").write_text(yaml.safe_dump({"scanners": [{"name": "top", "type": "ct"}]}))

@@ -131,6 +131,9 @@ def raw_views(root: str | Path, what: str = "--data") -> tuple[list[RawView], di
         if not isinstance(raw, dict) or not raw.get("low") or not raw.get("high"):
             raise XraybagError(f"{what}: image has no raw low and high (signals=raw translates them)", where)
         scene, view = im.get("scene"), im.get("view")
+        for rel in (scene, raw["low"], raw["high"]):
+            if rel and not _inside(root, str(rel)):
+                raise XraybagError(f"{what}: path {rel!r} leaves the dataset folder", where)
         if not scene or not (root / scene).is_file():
             raise XraybagError(f"{what}: the image's scene {scene!r} does not exist (signals=raw reads its "
                                "scanner)", where)
@@ -154,6 +157,11 @@ def raw_views(root: str | Path, what: str = "--data") -> tuple[list[RawView], di
     if not views:
         raise XraybagError(f"{what}: holds no images", str(ann))
     return views, scanners
+
+
+def _inside(root: Path, rel: str) -> bool:
+    """Whether ``root / rel`` (links resolved) lies inside ``root``."""
+    return (root / rel).resolve().is_relative_to(root.resolve())
 
 
 def _scanner(block: dict, where: str):
