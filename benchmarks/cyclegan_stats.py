@@ -88,10 +88,12 @@ def scalars(s: dict) -> dict[str, float]:
 
 
 def translate_set(weights: Path, paths: list[Path], out: Path, direction: str, tile: int, threads: int,
-                  pixel_mm: float | None = None, identity: bool = False) -> list[Path]:
+                  pixel_mm: float | None = None, identity: bool = False, detector: str = "source",
+                  seed: int = 0) -> list[Path]:
     """``paths`` translated as ``learn synthesize cyclegan`` translates them (resampled to the pixel
     size the generators learnt at, from ``pixel_mm``, and back); ``identity``: through the same
-    path with the generator replaced by the identity."""
+    path with the generator replaced by the identity; ``detector``, ``seed``: the synthesize
+    options (signals=raw weights)."""
     import torch
 
     from xraybag.learners.cyclegan.images import read_image, rescale, resize
@@ -113,7 +115,9 @@ def translate_set(weights: Path, paths: list[Path], out: Path, direction: str, t
     tile = int(state["config"]["size"]) if tile < 0 else tile
     scale = CycleGANSynthesizer(direction=direction).input_scale(state["config"], {"pixel_mm": pixel_mm})
     if state["config"].get("signals", "rgb") == "raw":  # the images' raw views, coloured by the other scanner
-        return translate_raw_set(gen, state["config"], paths, out, direction, tile, scale)
+        return translate_raw_set(gen, state["config"], paths, out, direction, tile, scale, detector, seed)
+    if detector != "source":
+        raise ValueError("--detector target: only for weights trained with signals=raw")
     done = []
     for p in paths:
         img = read_image(p)
@@ -128,24 +132,29 @@ def translate_set(weights: Path, paths: list[Path], out: Path, direction: str, t
 
 
 def translate_raw_set(gen, cfg: dict, paths: list[Path], out: Path, direction: str, tile: int,
-                      scale: float) -> list[Path]:
+                      scale: float, detector: str = "source", seed: int = 0) -> list[Path]:
     """``paths`` (pseudo-colour images of an xraybag dataset) translated through their raw views
-    (weights trained with ``signals=raw``), as ``learn synthesize cyclegan`` writes them."""
+    (weights trained with ``signals=raw``), as ``learn synthesize cyclegan`` writes them (with
+    options ``detector`` and ``seed``: the same noise for the same image)."""
+    import numpy as np
     import torch
 
-    from xraybag.learners.cyclegan.rawsignals import raw_views
+    from xraybag.learners.cyclegan.rawsignals import check_units, raw_views
     from xraybag.learners.cyclegan.synth import translate_raw_view
     from xraybag.learners.data import read_json
 
     root = paths[0].parent.parent
+    check_units(cfg, "--weights")
     views, _ = raw_views(root, "--source")
     names = [Path(im["file_name"]).name for im in read_json(root / "annotations.json", "annotations.json")["images"]]
-    by_name = dict(zip(names, views))
+    index = {n: k for k, n in enumerate(names)}
     done = []
     for p in paths:
-        if p.name not in by_name:
+        if p.name not in index:
             raise ValueError(f"{p}: not an image of {root / 'annotations.json'} (signals=raw needs the dataset)")
-        files, _ = translate_raw_view(gen, by_name[p.name], cfg, direction, torch.device("cpu"), tile, scale)
+        k = index[p.name]
+        files, _ = translate_raw_view(gen, views[k], cfg, direction, torch.device("cpu"), tile, scale, detector,
+                                      np.random.default_rng([seed, k]))
         (out / p.name).write_bytes(files["rgb"])
         done.append(out / p.name)
     return done
@@ -178,6 +187,10 @@ def main() -> None:
     ap.add_argument("--identity", action="store_true",
                     help="replace the generator by the identity (for signals=raw weights: the source's signals "
                          "coloured by the target's scanner, untranslated)")
+    ap.add_argument("--detector", default="source", choices=("source", "target"),
+                    help="signals=raw weights: synthesize's option detector (target: plus the blur and noise the "
+                         "target's detector adds)")
+    ap.add_argument("--seed", type=int, default=0, help="synthesize's option seed (the noise of --detector target)")
     ap.add_argument("--keep", type=Path, default=None, help="write the translated images here (else a temp folder)")
     a = ap.parse_args()
     try:
@@ -193,12 +206,12 @@ def main() -> None:
         from xraybag.learners.cyclegan.images import pixel_size
 
         translated = translate_set(a.weights, source, folder, a.direction, a.tile, a.threads, pixel_size(a.source),
-                                   a.identity)
+                                   a.identity, a.detector, a.seed)
         sets = {"source": source, "translated": translated, "target": target}
         paired = False
         if a.reference is not None:
             sets["reference"], paired = reference_images(a.reference, source)
-        out = {"weights": str(a.weights), "tile": a.tile, "identity": a.identity,
+        out = {"weights": str(a.weights), "tile": a.tile, "identity": a.identity, "detector": a.detector,
                **{k: summary(v, target if k != "target" else None, a.kid_subsets, a.threads) for k, v in sets.items()}}
     except (ValueError, OSError, XraybagError) as e:
         print(f"error: {str(e).splitlines()[0] if str(e) else type(e).__name__}", file=sys.stderr)

@@ -11,7 +11,7 @@ Arms (the same detector, options and number of iterations for all; ``--seeds`` e
 - ``source+cyclegan``: the source's bags plus the same bags translated source -> target by
   ``cyclegan`` (trained here on the source images and the target's benign images with
   ``preset=test``, ``ndf=32``, ``residual=true`` unless ``--cyclegan-weights`` names weights;
-  translated in windows of the training crop);
+  translated in windows of the training crop, with any ``--cyclegan-opt`` synthesize options);
 - ``source+xsyn-M``: the source's bags plus the same bags with every threat repainted by ``xsyn``
   (variant M, CAR and BOM), a generator trained here on the source's train split (``--xsyn-*``)
   unless ``--xsyn-checkpoint`` names one;
@@ -309,6 +309,8 @@ def main() -> None:
                     help="iterations of the cyclegan trained here (preset=test, ndf 32, residual: 15 min on one core)")
     ap.add_argument("--cyclegan-mix", choices=("source+translated", "translated"), default="source+translated",
                     help="what the cyclegan arm trains on")
+    ap.add_argument("--cyclegan-opt", action="append", default=[],
+                    help="extra cyclegan synthesize option key=value (e.g. detector=target with signals=raw weights)")
     ap.add_argument("--xsyn-checkpoint", type=Path, default=None,
                     help="xsyn pipeline folder to generate with (default: train preset=tiny at 128 px here)")
     ap.add_argument("--xsyn-segmenter", type=Path, default=None,
@@ -357,9 +359,11 @@ def main() -> None:
         t = time.perf_counter()
         weights, notes["cyclegan"] = cyclegan_weights(args, source, benign)
         sha = hashlib.sha256(Path(weights).read_bytes()).hexdigest()[:12]
-        translated = synthesize("cyclegan", source, args.work / f"source{args.source_bags}_to_target_{sha}",
-                                [f"weights={weights}"])
-        notes["cyclegan"] |= {"weights_sha256": sha, "translated": str(translated), "mix": args.cyclegan_mix}
+        tag = ("_" + hashlib.sha256(" ".join(args.cyclegan_opt).encode()).hexdigest()[:8]) if args.cyclegan_opt else ""
+        translated = synthesize("cyclegan", source, args.work / f"source{args.source_bags}_to_target_{sha}{tag}",
+                                [f"weights={weights}", *args.cyclegan_opt])
+        notes["cyclegan"] |= {"weights_sha256": sha, "translated": str(translated), "mix": args.cyclegan_mix,
+                              "options": args.cyclegan_opt}
         times["cyclegan_s"] = round(time.perf_counter() - t, 1)
         sets["source+cyclegan"] = [source, translated] if args.cyclegan_mix == "source+translated" else [translated]
 

@@ -906,9 +906,69 @@ def test_raw_signals_are_translated_written_and_coloured_by_the_other_scanner(tm
         assert (out / im["labels"]).read_bytes() == (a / im["labels"]).read_bytes()
     assert coco == {**json.loads((a / "annotations.json").read_text())}
 
+    noisy = [tmp_path / f"noisy{k}" for k in range(3)]  # plus the target's detector: drawn with seed
+    for out_k, seed in zip(noisy, (0, 0, 1)):
+        r = run("synthesize", "cyclegan", "--data", a, "-o", out_k, "--opt", f"weights={ident}", "--opt",
+                "detector=target", "--opt", f"seed={seed}")
+        assert r.exit_code == 0, r.output
+    low = [tifffile.imread(o / "raw/000000_top_low.tiff") for o in noisy]
+    assert np.array_equal(low[0], low[1]) and not np.array_equal(low[0], low[2])
+    assert not np.array_equal(low[0], tifffile.imread(out / "raw/000000_top_low.tiff"))
+    im = json.loads((noisy[0] / "annotations.json").read_text())["images"][0]
+    assert im["synthetic"]["detector"] == "target" and im["synthetic"]["seed"] == 0
+    assert (noisy[0] / im["labels"]).read_bytes() == (a / im["labels"]).read_bytes()
+
     moved = tmp_path / "moved"  # the trained (not identity) generator changes the raw signals
     assert run("synthesize", "cyclegan", "--data", a, "-o", moved, "--opt", f"weights={weights}").exit_code == 0
     assert not np.array_equal(tifffile.imread(moved / "raw/000000_top_low.tiff"), tifffile.imread(a / "raw/000000_top_low.tiff"))
+
+
+def test_detector_target_gives_the_target_detectors_noise_and_blur():
+    """match_detector against the engine: a view recorded by scanner A, given what B's detector adds,
+    has the noise and the edge of the same view recorded by B (the engine's compound Poisson noise,
+    blur and electronic noise), also when B's pixels are finer (B then seen at A's pixel size:
+    its quanta over A's pixel area, its blur in mm); A -> A adds nothing."""
+    import copy
+
+    from xraybag.engine.xray.detect import channel_response, detect
+    from xraybag.engine.xray.scanners import view_geometry
+    from xraybag.learners.cyclegan.rawsignals import match_detector
+    from xraybag.learners.tip.rawfolder import empty_scene
+    from xraybag.materials import default_library
+    from xraybag.scenes.loader import builtin_dir
+    from xraybag.scenes.models import Scanner
+
+    lib = default_library()
+    block = yaml.safe_load((builtin_dir() / "pidray.yaml").read_text())["scanners"][0]
+    a = Scanner.model_validate(block).model_dump(mode="json")
+    b = copy.deepcopy(a)
+    b["spectrum"]["mas"] = a["spectrum"]["mas"] / 4
+    b["noise"].update(blur=1.0, electronic=4.0)
+    fine = dict(copy.deepcopy(b), pitch=0.8 * a["pitch"])
+    fine_at_a = copy.deepcopy(b)  # the finer detector with A's pixels: blur 1.0 of 0.8 A-pixels
+    fine_at_a["noise"]["blur"] = 0.8
+
+    def render(blk, seed):
+        s = Scanner.model_validate(blk)
+        g = view_geometry(s, empty_scene(s, 100.0))
+        L = np.zeros((128, 128, 1))
+        L[:, :64, 0], L[:, 64:, 0] = 100.0, 20.0  # water: an edge between two slabs
+        return detect(L, ["water"], s, channel_response(s, lib, g.pixel_mm**2, g.distance_mm), lib,
+                      np.random.default_rng(seed), g.pixel_mm)
+
+    t_a = render(a, 1)
+    for target, reference in ((b, b), (fine, fine_at_a)):
+        t_b = render(reference, 2)
+        m = match_detector({ch: t_a[ch] for ch in ("low", "high")}, a, target, np.random.default_rng(3))
+        for ch in ("low", "high"):
+            flat = (slice(8, 120), slice(8, 56))
+            assert 0.9 < m[ch][flat].std() / t_b[ch][flat].std() < 1.1
+            assert abs(m[ch][flat].mean() / t_b[ch][flat].mean() - 1) < 0.005
+            edge = lambda x: x[8:120].mean(axis=0)[20:108]  # the mean profile across the edge
+            assert np.abs(edge(t_a[ch]) - edge(t_b[ch])).max() > 0.05  # A's edge is sharper than B's
+            assert np.abs(edge(m[ch]) - edge(t_b[ch])).max() < 0.01
+    same = match_detector({"low": t_a["low"]}, a, a, np.random.default_rng(0))
+    assert np.array_equal(same["low"], t_a["low"])
 
 
 def test_raw_signals_bad_input_is_refused_in_one_line(tmp_path, weights):
@@ -948,6 +1008,16 @@ def test_raw_signals_bad_input_is_refused_in_one_line(tmp_path, weights):
                    "image has no raw low and high")
     one_line_error(run("synthesize", "cyclegan", "--data", a, "-o", out, "--opt", f"weights={raw_w}", "--opt", "raw=drop"),
                    "option raw=drop")
+    one_line_error(run("synthesize", "cyclegan", "--data", a, "-o", out, "--opt", f"weights={raw_w}", "--opt",
+                       "detector=vendor"), "option detector: 'vendor'")
+    one_line_error(run("synthesize", "cyclegan", "--data", odd_dataset(tmp_path / "D"), "-o", out, "--opt",
+                       f"weights={weights}", "--opt", "detector=target"), "option detector=target: only weights")
+    state = torch.load(raw_w, weights_only=False)
+    state["config"]["a_max"] = 7.0
+    other_units = tmp_path / "a7.pt"
+    torch.save(state, other_units)
+    one_line_error(run("synthesize", "cyclegan", "--data", a, "-o", out, "--opt", f"weights={other_units}"),
+                   "units of a_max=7.0")
     assert not out.exists()
     # a checkpoint of rgb images is not resumed on raw signals
     shutil.copy(weights.parent / "checkpoint.pt", tmp_path / "rw" / "checkpoint.pt")

@@ -37,6 +37,13 @@ def to_unit(t: np.ndarray) -> np.ndarray:
     return np.sqrt(np.clip(a, 0.0, A_MAX) / A_MAX).astype(np.float32)
 
 
+def check_units(cfg: dict, where: str) -> None:
+    """One-line error for weights whose networks learnt other units than :func:`to_unit`'s."""
+    if float(cfg.get("a_max", A_MAX)) != A_MAX:
+        raise XraybagError(f"the weights learnt signals in units of a_max={cfg['a_max']}; this xraybag's are "
+                           f"a_max={A_MAX} (train again)", where)
+
+
 def from_unit(v: np.ndarray) -> np.ndarray:
     """The inverse of :func:`to_unit`: ``exp(-A_MAX v^2)`` (float64; transmissions above 1, which
     :func:`to_unit` clips, come back as 1)."""
@@ -224,3 +231,119 @@ def colour(t_low: np.ndarray, t_high: np.ndarray, block: dict) -> np.ndarray:
     from xraybag.engine.xray.colour import pseudo_colour
 
     return pseudo_colour(t_low, t_high, _calibration(json.dumps(block, sort_keys=True)))
+
+
+# ------------------------------------------------------------------ the target's detector
+
+#: synthesize option ``detector``: translated signals as the generator gives them (``source``: they
+#: carry the source detector's blur and noise) or with what the target's detector adds beyond it
+DETECTORS = ("source", "target")
+
+
+@dataclass(frozen=True)
+class DetectorNoise:
+    """What a scanner's detector does to a view's transmissions, per pixel of its own pitch:
+    ``quanta`` (per channel) of the open beam, ``m^2 / v`` of the compound Poisson signal as the
+    engine draws it (:func:`xraybag.engine.xray.detect.detect`; 0: no quantum noise), ``blur``
+    (Gaussian sigma, pixels), ``electronic`` (sigma, transmission units)."""
+
+    channels: tuple[str, ...]
+    quanta: tuple[float, ...]
+    pixel_mm: float
+    blur: float
+    electronic: float
+
+
+@lru_cache(maxsize=8)
+def _detector_noise(block_json: str) -> DetectorNoise:
+    import json
+
+    from xraybag.engine.xray.detect import channel_response
+    from xraybag.engine.xray.scanners import view_geometry
+    from xraybag.learners.tip.rawfolder import empty_scene
+    from xraybag.materials import default_library
+
+    scanner = _scanner(json.loads(block_json), "the weights' scanner")
+    geom = view_geometry(scanner, empty_scene(scanner, 100.0))
+    r = channel_response(scanner, default_library(), geom.pixel_mm**2, geom.distance_mm)
+    noise, on = scanner.noise, bool(scanner.noise.enabled)
+    var = (np.asarray(r.weights) * np.asarray(r.quanta)).sum(axis=0)
+    quanta = np.asarray(r.open_beam) ** 2 / var if on and noise.quantum else np.zeros(len(r.channels))
+    return DetectorNoise(tuple(r.channels), tuple(float(q) for q in quanta), float(geom.pixel_mm),
+                         float(noise.blur) if on else 0.0,
+                         float(noise.electronic) / float(scanner.detector.white) if on else 0.0)
+
+
+def detector_noise(block: dict) -> DetectorNoise:
+    """:class:`DetectorNoise` of scanner ``block`` (cached)."""
+    import json
+
+    return _detector_noise(json.dumps(block, sort_keys=True))
+
+
+def kernel_variance(sigma: float) -> float:
+    """The variance (px^2) of the sampled Gaussian kernel ``scipy.ndimage.gaussian_filter`` uses
+    for ``sigma`` (radius ``round(4 sigma)``): below a pixel it is not ``sigma^2`` (0.214 for 0.5)."""
+    if sigma <= 0:
+        return 0.0
+    x = np.arange(-int(4.0 * sigma + 0.5), int(4.0 * sigma + 0.5) + 1, dtype=np.float64)
+    w = np.exp(-0.5 * (x / sigma) ** 2)
+    return float((w * x * x).sum() / w.sum())
+
+
+def extra_blur(have: float, want: float) -> float:
+    """The sigma (px) whose sampled kernel, after one of ``have``, gives the variance of one of
+    ``want`` (variances of successive filters add); 0 when ``want`` is no wider."""
+    need = kernel_variance(want) - kernel_variance(have)
+    if need <= 1e-12:
+        return 0.0
+    lo, hi = 0.0, max(want, 1.0) * 2.0
+    for _ in range(60):  # kernel_variance grows with sigma
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if kernel_variance(mid) < need else (lo, mid)
+    return 0.5 * (lo + hi)
+
+
+def match_detector(t: dict[str, np.ndarray], source: dict, target: dict, rng: np.random.Generator) -> dict:
+    """Transmissions ``t`` (``{channel: image}``) of a view recorded by scanner block ``source``,
+    given what the ``target`` scanner's detector adds beyond it, on the source's pixel grid (a
+    first-order model: the target's pixels as large as the source's):
+
+    1. blur: the target's blur in mm (its sigma times its pitch) over the source's pixels; the image
+       is filtered by :func:`extra_blur` (``sqrt(s_B^2 - s_A^2)`` pixels for wide kernels), so that
+       the source's signal and noise, already filtered by ``s_A``, end filtered as by ``s_B``;
+    2. quantum noise: a pixel of transmission T holds about ``N T`` quanta (``N``: the open beam's
+       quanta, :class:`DetectorNoise`), so its relative variance is ``1 / (N T)``; the target's
+       ``N`` is scaled to the source's pixel area, and the difference ``T (1/N_B - 1/N_A)`` is
+       drawn as Gaussian noise and filtered by ``s_B`` (the quanta are drawn before the blur);
+    3. electronic noise: Gaussian, ``sqrt(e_B^2 - e_A^2)``.
+
+    Noise the source has beyond the target's is not removed (the differences are taken at 0).
+    Beam hardening (a pixel's quanta differ from ``N T`` behind thick metal) and scatter are
+    left out. Returns new float64 images; ``rng`` draws two normal images per channel, in
+    ``t``'s order."""
+    from scipy.ndimage import gaussian_filter
+
+    a, b = detector_noise(source), detector_noise(target)
+    area = (a.pixel_mm / b.pixel_mm) ** 2
+    s_b = b.blur * b.pixel_mm / a.pixel_mm
+    s_x = extra_blur(a.blur, s_b)
+    e = float(np.sqrt(max(b.electronic**2 - a.electronic**2, 0.0)))
+    out = {}
+    for ch, img in t.items():
+        if ch not in a.channels or ch not in b.channels:
+            raise XraybagError(f"channel {ch!r} is not one of both scanners' ({', '.join(a.channels)}; "
+                               f"{', '.join(b.channels)})")
+        n_a, n_b = a.quanta[a.channels.index(ch)], b.quanta[b.channels.index(ch)] * area
+        img = np.asarray(img, np.float64)
+        y = gaussian_filter(img, s_x, mode="nearest") if s_x > 0 else img.copy()
+        extra = (1.0 / n_b if n_b > 0 else 0.0) - (1.0 / n_a if n_a > 0 else 0.0)
+        z = rng.standard_normal(img.shape)
+        if extra > 0:
+            q = np.sqrt(np.clip(y, 0.0, None) * extra) * z
+            y += gaussian_filter(q, s_b, mode="nearest") if s_b > 0 else q
+        z = rng.standard_normal(img.shape)
+        if e > 0:
+            y += e * z
+        out[ch] = y
+    return out

@@ -16,8 +16,10 @@ not translated: ``raw=copy`` (default) copies them as they are, ``raw=drop`` lea
 ``clcxray/`` out and removes ``raw`` from the image records. Weights trained with ``signals=raw``
 (:mod:`.rawsignals`) translate the raw signals instead: ``raw/`` is written translated, the images
 are the other set's scanner's colours of them and ``clcxray/`` is recomputed
-(:func:`translate_raw_view`; ``raw_translated: true``). ``manifest.jsonl`` gets the new files'
-hashes. Everything is checked before anything is written. Imports torch only when called.
+(:func:`translate_raw_view`; ``raw_translated: true``); ``detector=target`` also gives them the
+blur and noise the other set's detector adds beyond their own (:func:`.rawsignals.match_detector`,
+drawn with ``seed``). ``manifest.jsonl`` gets the new files' hashes. Everything is checked before
+anything is written. Imports torch only when called.
 """
 
 from __future__ import annotations
@@ -97,12 +99,17 @@ class CycleGANSynthesizer(Synthesizer):
                                          "are learnt at one pixel size (0: auto, the ratio of the two datasets' "
                                          "pixel_mm when both record one, else 1); synthesize resamples the "
                                          "other way where needed, so images keep their size"),
-            "seed": (int, 0, "seed of the initialisation, image order, crops, flips and pools"),
+            "seed": (int, 0, "seed of the initialisation, image order, crops, flips and pools (synthesize with "
+                             "detector=target: of the added noise)"),
             "checkpoint_every": (int, 100, "iterations between checkpoints"),
             "threads": (int, 0, "torch CPU threads (0: torch's default)"),
             "weights": (Path, None, "synthesize: the weights.pt 'learn train cyclegan' wrote"),
             "direction": (str, "AtoB", "synthesize: AtoB (--data's look -> --target's) or BtoA"),
             "raw": (str, "copy", "synthesize: copy the raw low/high channels untranslated, or drop them"),
+            "detector": (str, "source", "synthesize, weights trained with signals=raw: source (the translated signals "
+                                        "as the generator gives them, with the source detector's blur and noise) or "
+                                        "target (plus the blur and noise the target scanner's detector adds beyond "
+                                        "the source's, from its scanner description; drawn with seed; see docs)"),
             "tile": (int, -1, "synthesize: translate in overlapping windows of this many px, blended (-1: the "
                               "training crop's size, as instance norm saw it; 0: the whole image at once)"),
         }
@@ -115,6 +122,8 @@ class CycleGANSynthesizer(Synthesizer):
             raise XraybagError(f"option direction: {self.direction!r}; expected AtoB or BtoA")
         if self.signals not in SIGNALS:
             raise XraybagError(f"option signals: {self.signals!r}; expected rgb or raw")
+        if self.detector not in ("source", "target"):
+            raise XraybagError(f"option detector: {self.detector!r}; expected source or target")
         if self.raw not in RAW:
             raise XraybagError(f"option raw: {self.raw!r}; expected copy or drop")
         if self.tile < -1 or 0 < self.tile < 16:
@@ -237,13 +246,17 @@ class CycleGANSynthesizer(Synthesizer):
         if out.exists() and any(out.iterdir()):
             raise XraybagError("exists and is not empty; choose a new output folder", str(out))
         if state["config"].get("signals", "rgb") == "raw":
-            from xraybag.learners.cyclegan.rawsignals import raw_views
+            from xraybag.learners.cyclegan.rawsignals import check_units, raw_views
 
+            check_units(state["config"], str(self.weights))
             if self.raw == "drop":
                 raise XraybagError("option raw=drop: weights trained with signals=raw translate the raw signals and "
                                    "write them; drop them afterwards if they are not wanted")
             views, _ = raw_views(data, "--data")
             return self._write(data, out, coco, state, views)
+        if self.detector != "source":
+            raise XraybagError(f"option detector={self.detector}: only weights trained with signals=raw translate "
+                               "the raw signals a detector records; these translate pseudo-colour images")
         channels = int(state["config"]["channels"])
         for k, im in enumerate(coco.get("images", [])):
             path = data / im["file_name"]
@@ -297,7 +310,8 @@ class CycleGANSynthesizer(Synthesizer):
                     res = translate_tiled(gen, rescale(arr, scale), dev, tile)
                 blob = _encode(resize(res, arr.shape[0], arr.shape[1]), data / im["file_name"])
             else:
-                files, colour_of = translate_raw_view(gen, views[k], cfg, self.direction, dev, tile, scale)
+                files, colour_of = translate_raw_view(gen, views[k], cfg, self.direction, dev, tile, scale,
+                                                      self.detector, np.random.default_rng([self.seed, k]))
                 blob, enc = files["rgb"], f"clcxray/{Path(im['file_name']).name}"
                 for rel, data_bytes in ((im["raw"]["low"], files["low"]), (im["raw"]["high"], files["high"]),
                                         *(((enc, files["clcxray"]),) if (data / enc).is_file() else ())):
@@ -311,7 +325,9 @@ class CycleGANSynthesizer(Synthesizer):
                     "source_image": im["id"], "raw_translated": views is not None, "tile": tile,
                     "raw": "copied" if self.raw == "copy" else "dropped", "resampled": scale}
             if views is not None:
-                note.update(raw="translated", signals="raw", coloured_by=colour_of)
+                note.update(raw="translated", signals="raw", coloured_by=colour_of, detector=self.detector)
+                if self.detector == "target":
+                    note["seed"] = self.seed
             if "synthetic" in im:
                 note["earlier"] = im["synthetic"]
             new = {k: v for k, v in im.items() if not (k == "raw" and self.raw == "drop")}
@@ -352,27 +368,38 @@ def translate(gen, img: np.ndarray, device) -> np.ndarray:
     return ((y.clamp(-1, 1) + 1.0) / 2.0).permute(1, 2, 0).cpu().numpy()
 
 
-def translate_raw_view(gen, view, cfg: dict, direction: str, device, tile: int, scale: float = 1.0):
+def translate_raw_view(gen, view, cfg: dict, direction: str, device, tile: int, scale: float = 1.0,
+                       detector: str = "source", rng: np.random.Generator | None = None):
     """One raw view (:class:`.rawsignals.RawView`) through ``gen`` (weights trained with
     ``signals=raw``): its two channels of log attenuation translated as :func:`translate_tiled`
-    translates an image (resampled by ``scale`` and back), turned back into transmissions and raw
-    counts at the view's own ``white``, coloured by the other set's scanner of the same view, and
-    CLCXray-encoded. Returns ``({"low", "high", "rgb", "clcxray": file bytes}, the colouring
+    translates an image (resampled by ``scale`` and back), turned back into transmissions
+    (``detector="target"``: given the blur and noise the other set's detector adds beyond this
+    set's, :func:`.rawsignals.match_detector`, drawn from ``rng``) and raw counts at the view's own
+    ``white``, coloured by the other set's scanner of the same view, and CLCXray-encoded. Returns ``({"low", "high", "rgb", "clcxray": file bytes}, the colouring
     scanner's name)``."""
     import torch
 
     from xraybag.engine.output.files import encode_png, encode_tiff
     from xraybag.engine.xray.colour import clcxray_encoding
     from xraybag.learners.cyclegan.images import rescale, resize
-    from xraybag.learners.cyclegan.rawsignals import colour, from_unit, scanner_for
+    from xraybag.learners.cyclegan.rawsignals import (
+        colour,
+        from_unit,
+        match_detector,
+        scanner_for,
+    )
 
     arr = view.read()
     with torch.no_grad():
         res = resize(translate_tiled(gen, rescale(arr, scale), device, tile), arr.shape[0], arr.shape[1])
-    t_low, t_high = from_unit(res[:, :, 0]), from_unit(res[:, :, 1])
-    raw = {ch: np.rint(np.clip(t * view.white, 0, 65535)).astype(np.uint16) for ch, t in (("low", t_low),
-                                                                                        ("high", t_high))}
-    block = scanner_for(cfg["scanners_B" if direction == "AtoB" else "scanners_A"], view.view)
+    t = {"low": from_unit(res[:, :, 0]), "high": from_unit(res[:, :, 1])}
+    own, other = ("scanners_A", "scanners_B") if direction == "AtoB" else ("scanners_B", "scanners_A")
+    block = scanner_for(cfg[other], view.view)
+    if detector == "target":
+        if rng is None:
+            raise ValueError("detector='target' draws noise: give rng")
+        t = match_detector(t, scanner_for(cfg[own], view.view), block, rng)
+    raw = {ch: np.rint(np.clip(v * view.white, 0, 65535)).astype(np.uint16) for ch, v in t.items()}
     rgb = colour(raw["low"] / view.white, raw["high"] / view.white, block)
     return ({"low": encode_tiff(raw["low"]), "high": encode_tiff(raw["high"]), "rgb": encode_png(rgb),
              "clcxray": encode_png(clcxray_encoding(raw["high"], raw["low"]))}, str(block.get("name", view.view)))

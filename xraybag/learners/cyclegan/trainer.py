@@ -50,7 +50,7 @@ KIND = "xraybag.cyclegan"
 #: (a checkpoint must match them to be resumed), and their values in checkpoints written before the
 #: key existed
 ARCH = ("channels", "ngf", "ndf", "n_blocks", "residual", "pointwise", "target_scale", "pixel_gan", "pixel_lr",
-        "signals")
+        "signals", "a_max")
 ARCH_DEFAULTS = {"residual": False, "pointwise": 0, "target_scale": 1.0, "pixel_gan": 0.0, "pixel_lr": 1.0,
                  "signals": "rgb"}
 #: the pixel pools (option ``pixel_pool``): real and generated pixels of each set

@@ -139,7 +139,7 @@ def detector_columns(scanner) -> int:
     the bag: tunnel, source distance, layout, pitch)."""
     from xraybag.engine.xray.scanners import view_geometry
 
-    return view_geometry(scanner, _scene(scanner, 100.0)).cols
+    return view_geometry(scanner, empty_scene(scanner, 100.0)).cols
 
 
 def min_rows(scanner) -> int:
@@ -172,7 +172,7 @@ def check_folder(folder: Path, scanner, source) -> list[RawImage]:
 # ------------------------------------------------------------------------------ the bag
 
 
-def _scene(scanner, length: float):
+def empty_scene(scanner, length: float):
     """A scene of an empty, wall-less bag ``length`` mm long on the belt (z = 0) in ``scanner``."""
     from xraybag.scenes.models import Scene
 
@@ -218,7 +218,7 @@ def raw_bag(t_low: np.ndarray, t_high: np.ndarray, scanner, library, depth: floa
     from xraybag.engine.xray.trace import TraceResult
 
     rows, cols = t_low.shape
-    scene = _scene(scanner, (rows - 1.5) * scanner.pitch - 2 * MARGIN_MM)
+    scene = empty_scene(scanner, (rows - 1.5) * scanner.pitch - 2 * MARGIN_MM)
     geom = view_geometry(scanner, scene)
     assert (geom.rows, geom.cols) == (rows, cols)
     response = channel_response(scanner, library, geom.pixel_mm**2, geom.distance_mm)
