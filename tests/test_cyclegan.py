@@ -384,7 +384,17 @@ def test_one_line_errors_write_nothing(tmp_path, weights):
     one_line_error(run("eval", "cyclegan", "--weights", weights, "--data", data), "use 'xraybag learn synthesize'")
     one_line_error(run("synthesize", "cyclegan", "--data", data, "-o", out, "--opt", f"weights={weights}",
                        "--opt", "tile=8"), "option tile: 8")
-    assert not out.exists()
+    # a path in annotations.json that leaves the dataset folder: not read, and nothing written beside it
+    escape = tmp_path / "E" / "in"
+    shutil.copytree(data, escape)
+    coco = json.loads((escape / "annotations.json").read_text())
+    coco["images"][0]["file_name"] = "../../D/images/000000_top.png"
+    (escape / "annotations.json").write_text(json.dumps(coco))
+    one_line_error(run("synthesize", "cyclegan", "--data", escape, "-o", out, "--opt", f"weights={weights}"),
+                   "images[0]: path '../../D/images/000000_top.png' leaves the dataset folder")
+    one_line_error(run("train", "cyclegan", "--data", escape, "--target", a, "-o", run_dir, *fast),
+                   "--data: path '../../D/images/000000_top.png' leaves the dataset folder")
+    assert not out.exists() and not run_dir.exists()
 
 
 def test_tiled_translation_blends_windows_by_hand():

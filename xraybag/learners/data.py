@@ -127,6 +127,12 @@ def read_json(path: str | Path, what: str = "file") -> Any:
         raise XraybagError(f"not valid JSON: not UTF-8 text ({e.reason})", str(path)) from None
 
 
+def inside_dataset(root: str | Path, rel: str) -> bool:
+    """Whether ``root / rel`` (links resolved) lies inside dataset folder ``root``: a path in
+    ``annotations.json`` may not lead a learner to read or write elsewhere."""
+    return (Path(root) / rel).resolve().is_relative_to(Path(root).resolve())
+
+
 def _read_rgb(path: Path) -> np.ndarray:
     from PIL import Image
 

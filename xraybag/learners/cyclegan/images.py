@@ -17,7 +17,7 @@ EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 
 def image_files(root: str | Path, what: str = "--data") -> list[Path]:
     """The image files of an image set: a dataset's pseudo-colour images or a folder's images."""
-    from xraybag.learners.data import read_json
+    from xraybag.learners.data import inside_dataset, read_json
 
     root = Path(root)
     if not root.is_dir():
@@ -27,6 +27,9 @@ def image_files(root: str | Path, what: str = "--data") -> list[Path]:
         files = []
         for k, im in enumerate(coco.get("images", []) if isinstance(coco, dict) else []):
             rel = im.get("file_name") if isinstance(im, dict) else None
+            if rel and not inside_dataset(root, str(rel)):
+                raise XraybagError(f"{what}: path {rel!r} leaves the dataset folder",
+                                   f"{root / 'annotations.json'}: images[{k}]")
             if not rel or not (root / rel).is_file():
                 raise XraybagError(f"image file {rel!r} does not exist", f"{root / 'annotations.json'}: images[{k}]")
             files.append(root / rel)

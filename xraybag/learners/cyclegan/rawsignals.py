@@ -123,7 +123,7 @@ def raw_views(root: str | Path, what: str = "--data") -> tuple[list[RawView], di
     """The raw views of an xraybag dataset (every image of ``annotations.json``, with its raw low /
     high and its scene) and the scanner blocks of its views, by view name (the first scene's
     where scenes differ). One-line errors for a folder that is not such a dataset."""
-    from xraybag.learners.data import read_json
+    from xraybag.learners.data import inside_dataset, read_json
 
     root = Path(root)
     ann = root / "annotations.json"
@@ -138,8 +138,8 @@ def raw_views(root: str | Path, what: str = "--data") -> tuple[list[RawView], di
         if not isinstance(raw, dict) or not raw.get("low") or not raw.get("high"):
             raise XraybagError(f"{what}: image has no raw low and high (signals=raw translates them)", where)
         scene, view = im.get("scene"), im.get("view")
-        for rel in (scene, raw["low"], raw["high"]):
-            if rel and not _inside(root, str(rel)):
+        for rel in (scene, raw["low"], raw["high"], im.get("file_name")):
+            if rel and not inside_dataset(root, str(rel)):
                 raise XraybagError(f"{what}: path {rel!r} leaves the dataset folder", where)
         if not scene or not (root / scene).is_file():
             raise XraybagError(f"{what}: the image's scene {scene!r} does not exist (signals=raw reads its "
@@ -164,11 +164,6 @@ def raw_views(root: str | Path, what: str = "--data") -> tuple[list[RawView], di
     if not views:
         raise XraybagError(f"{what}: holds no images", str(ann))
     return views, scanners
-
-
-def _inside(root: Path, rel: str) -> bool:
-    """Whether ``root / rel`` (links resolved) lies inside ``root``."""
-    return (root / rel).resolve().is_relative_to(root.resolve())
 
 
 def _scanner(block: dict, where: str):

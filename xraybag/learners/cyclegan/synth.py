@@ -234,7 +234,7 @@ class CycleGANSynthesizer(Synthesizer):
 
     # ------------------------------------------------------------------ synthesize
     def synthesize(self, data: Path, out: Path, **kw: Any) -> Path:
-        from xraybag.learners.data import read_json
+        from xraybag.learners.data import inside_dataset, read_json
 
         if self.weights is None:
             raise XraybagError("option weights is required: --opt weights=RUN/weights.pt (from 'xraybag learn "
@@ -259,6 +259,9 @@ class CycleGANSynthesizer(Synthesizer):
                                "the raw signals a detector records; these translate pseudo-colour images")
         channels = int(state["config"]["channels"])
         for k, im in enumerate(coco.get("images", [])):
+            if not inside_dataset(data, str(im.get("file_name", ""))):
+                raise XraybagError(f"path {im['file_name']!r} leaves the dataset folder",
+                                   f"{data / 'annotations.json'}: images[{k}]")
             path = data / im["file_name"]
             c = _channels(path)
             if c != channels:
