@@ -230,11 +230,6 @@ def colour(t_low: np.ndarray, t_high: np.ndarray, block: dict) -> np.ndarray:
 
 # ------------------------------------------------------------------ the target's detector
 
-#: synthesize option ``detector``: translated signals as the generator gives them (``source``: they
-#: carry the source detector's blur and noise) or with what the target's detector adds beyond it
-DETECTORS = ("source", "target")
-
-
 @dataclass(frozen=True)
 class DetectorNoise:
     """What a scanner's detector does to a view's transmissions, per pixel of its own pitch:
@@ -278,7 +273,7 @@ def detector_noise(block: dict) -> DetectorNoise:
 
 def kernel_variance(sigma: float) -> float:
     """The variance (px^2) of the sampled Gaussian kernel ``scipy.ndimage.gaussian_filter`` uses
-    for ``sigma`` (radius ``round(4 sigma)``): below a pixel it is not ``sigma^2`` (0.214 for 0.5)."""
+    for ``sigma`` (radius ``round(4 sigma)``): below a pixel it is not ``sigma^2`` (0.215 for 0.5)."""
     if sigma <= 0:
         return 0.0
     x = np.arange(-int(4.0 * sigma + 0.5), int(4.0 * sigma + 0.5) + 1, dtype=np.float64)

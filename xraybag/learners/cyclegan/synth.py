@@ -44,6 +44,9 @@ PRESETS = {
 DIRECTIONS = {"AtoB": "G_AB", "BtoA": "G_BA"}
 RAW = ("copy", "drop")
 SIGNALS = ("rgb", "raw")
+#: option ``detector`` (signals=raw): translated signals as the generator gives them (``source``: the
+#: source detector's blur and noise) or with what the target's detector adds beyond it
+DETECTORS = ("source", "target")
 
 
 class CycleGANSynthesizer(Synthesizer):
@@ -122,7 +125,7 @@ class CycleGANSynthesizer(Synthesizer):
             raise XraybagError(f"option direction: {self.direction!r}; expected AtoB or BtoA")
         if self.signals not in SIGNALS:
             raise XraybagError(f"option signals: {self.signals!r}; expected rgb or raw")
-        if self.detector not in ("source", "target"):
+        if self.detector not in DETECTORS:
             raise XraybagError(f"option detector: {self.detector!r}; expected source or target")
         if self.raw not in RAW:
             raise XraybagError(f"option raw: {self.raw!r}; expected copy or drop")
