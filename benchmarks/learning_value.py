@@ -189,14 +189,14 @@ def train_and_score(job: dict) -> dict:
 
     out = Path(job["run"])
     done = out / "row.json"
-    if done.is_file():
-        return json.loads(done.read_text())
     rec = out / "learn.json"
-    if rec.is_file():  # a run of this folder made with other data or options is not reused
+    if rec.is_file():  # a run of this folder made with other data or options is not reused (nor its row)
         was = json.loads(rec.read_text())
         if was.get("datasets", [was.get("data")]) != [str(Path(d).resolve()) for d in job["data"]] or \
                 was.get("opts") != dict(o.split("=", 1) for o in job["opts"]):
             sys.exit(f"learning_value: {out} holds a run with other data or options; delete it or use another --work")
+    if done.is_file():
+        return json.loads(done.read_text())
     t = time.perf_counter()
     if not (out / "weights.pt").is_file():
         data = [x for d in job["data"] for x in ("--data", d)]
