@@ -257,10 +257,6 @@ class DetectionDataset:
             fn = im.get("file_name")
             if not isinstance(fn, str) or not fn:
                 raise XraybagError("no file_name", where)
-            raw = im.get("raw")
-            for rel in (fn, im.get("labels"), im.get("scene"), *(raw.values() if isinstance(raw, dict) else ())):
-                if isinstance(rel, str) and rel and not inside_dataset(self.root, rel):
-                    raise XraybagError(f"path {rel!r} leaves the dataset folder", where)
             if not (self.root / fn).is_file():
                 raise XraybagError(f"image file {fn} is missing", where)
             if self.input == "raw" or (self.input == "clcxray" and not self._clcxray_path(im).is_file()):
