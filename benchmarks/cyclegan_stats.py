@@ -141,13 +141,11 @@ def translate_raw_set(gen, cfg: dict, paths: list[Path], out: Path, direction: s
 
     from xraybag.learners.cyclegan.rawsignals import check_units, raw_views
     from xraybag.learners.cyclegan.synth import translate_raw_view
-    from xraybag.learners.data import read_json
 
     root = paths[0].parent.parent
     check_units(cfg, "--weights")
     views, _ = raw_views(root, "--source")
-    names = [Path(im["file_name"]).name for im in read_json(root / "annotations.json", "annotations.json")["images"]]
-    index = {n: k for k, n in enumerate(names)}
+    index = {Path(v.file_name).name: k for k, v in enumerate(views)}
     done = []
     for p in paths:
         if p.name not in index:

@@ -391,7 +391,7 @@ def test_one_line_errors_write_nothing(tmp_path, weights):
     coco["images"][0]["file_name"] = "../../D/images/000000_top.png"
     (escape / "annotations.json").write_text(json.dumps(coco))
     one_line_error(run("synthesize", "cyclegan", "--data", escape, "-o", out, "--opt", f"weights={weights}"),
-                   "images[0]: path '../../D/images/000000_top.png' leaves the dataset folder")
+                   "images[0] (id 1): file_name '../../D/images/000000_top.png' leaves the dataset folder")
     one_line_error(run("train", "cyclegan", "--data", escape, "--target", a, "-o", run_dir, *fast),
                    "--data: path '../../D/images/000000_top.png' leaves the dataset folder")
     assert not out.exists() and not run_dir.exists()

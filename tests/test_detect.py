@@ -288,6 +288,8 @@ def test_to_raw():
     raw = to_raw(t, det)
     assert raw.dtype == np.uint16
     assert raw.tolist() == [[0, 0, 30000, 60000, 65535], [1, 59999, 65532, 65535, 15000]]
+    assert np.array_equal(to_raw(t, white=60000.0), raw)
+    assert to_raw(np.array([0.5]), white=1000.0).tolist() == [500]
 
 
 def test_mu_table_cached(library):

@@ -184,6 +184,16 @@ def _broken(tmp_path, edit) -> Path:
         (lambda r, c: c["images"][1].__setitem__("id", 1), "images[1] (id 1)", "duplicate image id"),
         (lambda r, c: (r / c["images"][2]["file_name"]).unlink(), "images[2] (id 3)", "is missing"),
         (lambda r, c: c["annotations"][0].__setitem__("image_id", 999), "annotations[0] (id ", "unknown image_id 999"),
+        # paths that leave the dataset folder are not followed, even where the file exists there
+        (lambda r, c: c["images"][1].__setitem__("file_name", f"../bad/{c['images'][1]['file_name']}"),
+         "images[1] (id 2)", "file_name '../bad/images/000000_side.png' leaves the dataset folder"),
+        (lambda r, c: c["images"][0].__setitem__("labels", "/etc/hostname"), "images[0] (id 1)",
+         "labels '/etc/hostname' leaves the dataset folder"),
+        (lambda r, c: c["images"][0]["raw"].__setitem__("low", "raw\\..\\..\\x.tiff"), "images[0] (id 1)",
+         "raw.low 'raw\\\\..\\\\..\\\\x.tiff' leaves the dataset folder"),
+        (lambda r, c: c["images"][0].__setitem__("scene", "C:/scenes/0.yaml"), "images[0] (id 1)",
+         "scene 'C:/scenes/0.yaml' leaves the dataset folder"),
+        (lambda r, c: c["images"][0].__setitem__("scene", 7), "images[0] (id 1)", "scene 7 leaves the dataset folder"),
     ],
 )
 def test_bad_dataset_errors_name_file_and_record(tmp_path, edit, record, words):
@@ -194,6 +204,18 @@ def test_bad_dataset_errors_name_file_and_record(tmp_path, edit, record, words):
     assert "\n" not in msg
     assert msg.startswith(f"{root / 'annotations.json'}: {record}"), msg
     assert words in msg
+
+
+def test_linked_folders_inside_the_dataset_are_read(tmp_path):
+    # the check is on the paths' text: a dataset whose images/ and raw/ link to another folder is fine
+    other = make_dataset(tmp_path / "other", bags=2)
+    root = tmp_path / "linked"
+    root.mkdir()
+    for sub in ("images", "raw"):
+        (root / sub).symlink_to(other / sub, target_is_directory=True)
+    (root / "annotations.json").write_text((other / "annotations.json").read_text())
+    ds = DetectionDataset(root, split="all", input="raw")
+    assert len(ds) == 4 and ds[0].image.shape == (H, W, 2)
 
 
 def test_missing_raw_only_matters_for_raw_input(tmp_path):

@@ -127,10 +127,16 @@ def read_json(path: str | Path, what: str = "file") -> Any:
         raise XraybagError(f"not valid JSON: not UTF-8 text ({e.reason})", str(path)) from None
 
 
-def inside_dataset(root: str | Path, rel: str) -> bool:
-    """Whether ``root / rel`` (links resolved) lies inside dataset folder ``root``: a path in
-    ``annotations.json`` may not lead a learner to read or write elsewhere."""
-    return (Path(root) / rel).resolve().is_relative_to(Path(root).resolve())
+def inside_dataset(rel: str) -> bool:
+    """Whether ``rel``, a path in a dataset's ``annotations.json``, stays inside the dataset folder:
+    relative, with no ``..`` part (``/`` or ``\\`` separated) and no drive. Checked on the text, so a
+    dataset whose ``images/`` is a link to another folder is still read; a path may not lead a
+    learner to read or write elsewhere."""
+    from pathlib import PurePosixPath, PureWindowsPath
+
+    text = str(rel)
+    posix = PurePosixPath(text.replace("\\", "/"))
+    return bool(text) and not posix.is_absolute() and ".." not in posix.parts and not PureWindowsPath(text).drive
 
 
 def _read_rgb(path: Path) -> np.ndarray:
@@ -257,6 +263,12 @@ class DetectionDataset:
             fn = im.get("file_name")
             if not isinstance(fn, str) or not fn:
                 raise XraybagError("no file_name", where)
+            raw = im.get("raw")
+            for key, rel in (("file_name", fn), ("labels", im.get("labels")), ("scene", im.get("scene")),
+                             *((f"raw.{c}", v) for c, v in (raw.items() if isinstance(raw, dict) else ()))):
+                if rel is not None and not (isinstance(rel, str) and inside_dataset(rel)):
+                    raise XraybagError(f"{key} {rel!r} leaves the dataset folder (paths are relative, without '..')",
+                                       where)
             if not (self.root / fn).is_file():
                 raise XraybagError(f"image file {fn} is missing", where)
             if self.input == "raw" or (self.input == "clcxray" and not self._clcxray_path(im).is_file()):

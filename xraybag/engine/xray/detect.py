@@ -513,9 +513,14 @@ def _scaled_poisson(mean: np.ndarray, var: np.ndarray, rng: np.random.Generator)
     return scale
 
 
-def to_raw(transmission: np.ndarray, detector) -> np.ndarray:
-    """Raw 16-bit signal as a scanner stores it: ``round(clip(T * white, 0, 65535))`` as uint16."""
-    raw = np.clip(np.asarray(transmission, dtype=np.float64) * float(detector.white), 0, 65535)
+def to_raw(transmission: np.ndarray, detector=None, *, white: float | None = None) -> np.ndarray:
+    """Raw 16-bit signal as a scanner stores it: ``round(clip(T * white, 0, 65535))`` as uint16,
+    with ``white`` the ``detector``'s (or given: the raw counts of the open beam)."""
+    if white is None:
+        if detector is None:
+            raise TypeError("to_raw needs a detector or white")
+        white = detector.white
+    raw = np.clip(np.asarray(transmission, dtype=np.float64) * float(white), 0, 65535)
     return np.rint(raw).astype(np.uint16)
 
 

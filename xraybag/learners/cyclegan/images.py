@@ -27,7 +27,7 @@ def image_files(root: str | Path, what: str = "--data") -> list[Path]:
         files = []
         for k, im in enumerate(coco.get("images", []) if isinstance(coco, dict) else []):
             rel = im.get("file_name") if isinstance(im, dict) else None
-            if rel and not inside_dataset(root, str(rel)):
+            if rel and not inside_dataset(str(rel)):
                 raise XraybagError(f"{what}: path {rel!r} leaves the dataset folder",
                                    f"{root / 'annotations.json'}: images[{k}]")
             if not rel or not (root / rel).is_file():

@@ -53,13 +53,14 @@ def from_unit(v: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class RawView:
-    """One view of a dataset: its raw low/high tiffs and the detector's ``white`` (raw counts of
-    the open beam)."""
+    """One view of a dataset: its raw low/high tiffs, the detector's ``white`` (raw counts of
+    the open beam), the view's name and its pseudo-colour image's ``file_name`` in the dataset."""
 
     low: Path
     high: Path
     white: float
     view: str
+    file_name: str = ""
 
     @property
     def name(self) -> str:
@@ -139,7 +140,7 @@ def raw_views(root: str | Path, what: str = "--data") -> tuple[list[RawView], di
             raise XraybagError(f"{what}: image has no raw low and high (signals=raw translates them)", where)
         scene, view = im.get("scene"), im.get("view")
         for rel in (scene, raw["low"], raw["high"], im.get("file_name")):
-            if rel and not inside_dataset(root, str(rel)):
+            if rel and not inside_dataset(str(rel)):
                 raise XraybagError(f"{what}: path {rel!r} leaves the dataset folder", where)
         if not scene or not (root / scene).is_file():
             raise XraybagError(f"{what}: the image's scene {scene!r} does not exist (signals=raw reads its "
@@ -159,7 +160,7 @@ def raw_views(root: str | Path, what: str = "--data") -> tuple[list[RawView], di
         for ch in ("low", "high"):
             if not (root / raw[ch]).is_file():
                 raise XraybagError(f"{what}: raw image {raw[ch]!r} does not exist", where)
-        views.append(RawView(root / raw["low"], root / raw["high"], white, str(view)))
+        views.append(RawView(root / raw["low"], root / raw["high"], white, str(view), str(im.get("file_name") or "")))
         scanners.setdefault(str(view), scanner.model_dump(mode="json"))
     if not views:
         raise XraybagError(f"{what}: holds no images", str(ann))
@@ -200,13 +201,19 @@ def check_views(views: list[RawView], size: int, what: str, scale: float = 1.0) 
 
 
 @lru_cache(maxsize=8)
-def _calibration(block_json: str):
+def _scanner_of(block_json: str):
+    """The validated scanner of a block given as sorted JSON (cached: colour and detector share it)."""
     import json
 
+    return _scanner(json.loads(block_json), "the weights' scanner")
+
+
+@lru_cache(maxsize=8)
+def _calibration(block_json: str):
     from xraybag.engine.xray.calibration import calibrate_colour
     from xraybag.materials import default_library
 
-    return calibrate_colour(_scanner(json.loads(block_json), "the weights' scanner"), default_library())
+    return calibrate_colour(_scanner_of(block_json), default_library())
 
 
 def scanner_for(scanners: dict[str, dict], view: str) -> dict:
@@ -246,14 +253,12 @@ class DetectorNoise:
 
 @lru_cache(maxsize=8)
 def _detector_noise(block_json: str) -> DetectorNoise:
-    import json
-
     from xraybag.engine.xray.detect import channel_response
     from xraybag.engine.xray.scanners import view_geometry
     from xraybag.learners.tip.rawfolder import empty_scene
     from xraybag.materials import default_library
 
-    scanner = _scanner(json.loads(block_json), "the weights' scanner")
+    scanner = _scanner_of(block_json)
     geom = view_geometry(scanner, empty_scene(scanner, 100.0))
     r = channel_response(scanner, default_library(), geom.pixel_mm**2, geom.distance_mm)
     noise, on = scanner.noise, bool(scanner.noise.enabled)

@@ -262,7 +262,7 @@ class CycleGANSynthesizer(Synthesizer):
                                "the raw signals a detector records; these translate pseudo-colour images")
         channels = int(state["config"]["channels"])
         for k, im in enumerate(coco.get("images", [])):
-            if not inside_dataset(data, str(im.get("file_name", ""))):
+            if not inside_dataset(str(im.get("file_name", ""))):
                 raise XraybagError(f"path {im['file_name']!r} leaves the dataset folder",
                                    f"{data / 'annotations.json'}: images[{k}]")
             path = data / im["file_name"]
@@ -387,6 +387,7 @@ def translate_raw_view(gen, view, cfg: dict, direction: str, device, tile: int, 
 
     from xraybag.engine.output.files import encode_png, encode_tiff
     from xraybag.engine.xray.colour import clcxray_encoding
+    from xraybag.engine.xray.detect import to_raw
     from xraybag.learners.cyclegan.images import rescale, resize
     from xraybag.learners.cyclegan.rawsignals import (
         colour,
@@ -405,7 +406,7 @@ def translate_raw_view(gen, view, cfg: dict, direction: str, device, tile: int, 
         if rng is None:
             raise ValueError("detector='target' draws noise: give rng")
         t = match_detector(t, scanner_for(cfg[own], view.view), block, rng)
-    raw = {ch: np.rint(np.clip(v * view.white, 0, 65535)).astype(np.uint16) for ch, v in t.items()}
+    raw = {ch: to_raw(v, white=view.white) for ch, v in t.items()}
     rgb = colour(raw["low"] / view.white, raw["high"] / view.white, block)
     return ({"low": encode_tiff(raw["low"]), "high": encode_tiff(raw["high"]), "rgb": encode_png(rgb),
              "clcxray": encode_png(clcxray_encoding(raw["high"], raw["low"]))}, str(block.get("name", view.view)))
