@@ -18,9 +18,12 @@ demo: $(STAMP)
 	$(BIN)/xraybag render demo -n 4 -o demo-out
 	$(BIN)/xraybag preview demo-out
 
-# the suite (what CI runs): the 15 slowest tests are printed, so a slow one shows the day it appears
+# the suite (what CI runs): the 15 slowest tests are printed, so a slow one shows the day it appears.
+# TEST_JOBS pytest-xdist workers (one per core of the 2-core reference machine; each file's tests
+# stay in one worker, so module fixtures are built once); TEST_JOBS=0 runs in this process.
+TEST_JOBS ?= 2
 test: $(STAMP)
-	$(BIN)/python -m pytest -q --durations=15
+	$(BIN)/python -m pytest -q --durations=15 -n $(TEST_JOBS) --dist loadfile
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
