@@ -16,6 +16,7 @@ unpaired game at small scale does not find (see docs/learners.md).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -203,8 +204,6 @@ def check_views(views: list[RawView], size: int, what: str, scale: float = 1.0) 
 @lru_cache(maxsize=8)
 def _scanner_of(block_json: str):
     """The validated scanner of a block given as sorted JSON (cached: colour and detector share it)."""
-    import json
-
     return _scanner(json.loads(block_json), "the weights' scanner")
 
 
@@ -228,8 +227,6 @@ def scanner_for(scanners: dict[str, dict], view: str) -> dict:
 
 def colour(t_low: np.ndarray, t_high: np.ndarray, block: dict) -> np.ndarray:
     """The pseudo-colour image (``H x W x 3`` uint8) scanner ``block`` shows for these transmissions."""
-    import json
-
     from xraybag.engine.xray.colour import pseudo_colour
 
     return pseudo_colour(t_low, t_high, _calibration(json.dumps(block, sort_keys=True)))
@@ -271,8 +268,6 @@ def _detector_noise(block_json: str) -> DetectorNoise:
 
 def detector_noise(block: dict) -> DetectorNoise:
     """:class:`DetectorNoise` of scanner ``block`` (cached)."""
-    import json
-
     return _detector_noise(json.dumps(block, sort_keys=True))
 
 
@@ -299,45 +294,192 @@ def extra_blur(have: float, want: float) -> float:
     return 0.5 * (lo + hi)
 
 
+#: the basis materials of :func:`quantum_variances` and the thicknesses (mm) it fits between: below
+#: zero too, so that water and iron themselves lie inside the fitted region, not on its edge (a
+#: higher-Z material is iron less some water, a lower-Z one water less some iron)
+VARIANCE_BASIS = (("water", -500.0, 2000.0), ("iron", -20.0, 100.0))
+#: the table's log-attenuation plane: ``0 .. VARIANCE_A_MAX`` in steps of ``VARIANCE_A_STEP``
+VARIANCE_A_MAX, VARIANCE_A_STEP = 10.0, 0.05
+#: the Gaussian sigma (source pixels) of the local mean a pixel's material and variance are read from
+VARIANCE_SMOOTH = 2.0
+
+
+@dataclass(frozen=True)
+class _SlabModel:
+    """A scanner's detector response to uniform slabs of the :data:`VARIANCE_BASIS` materials."""
+
+    weights: np.ndarray  # (E, C) open-beam signal per energy bin
+    second: np.ndarray  # (E, C) weights times the quantum weight: the variance's terms
+    mu: np.ndarray  # (M, E) 1/mm
+    open_beam: np.ndarray  # (C,)
+    offset: float
+    fraction: float
+    quantum: bool
+
+    def signals(self, thick: np.ndarray, jacobian: bool = False):
+        """For slabs ``thick`` (``(n, M)`` mm): transmission ``T`` and quantum variance ``V``
+        (transmission units, per pixel of the scanner's pitch), ``(n, C)`` each, as
+        :func:`~xraybag.engine.xray.detect.detect` measures them: the compound Poisson signal's
+        mean ``sum W t`` and variance ``sum W Q t``, plus a uniform slab's scatter (``offset *
+        open_beam + fraction * mean``, drawn at the open beam's mean quantum), flat-field
+        corrected (``V = 0`` without quantum noise). With ``jacobian``: also ``dT/dthick``,
+        ``(n, C, M)``."""
+        t = np.exp(-np.clip(thick @ self.mu, -200.0, 200.0))  # (n, E); squares stay finite
+        mean = t @ self.weights
+        ref = self.open_beam * (1.0 + self.offset + self.fraction)
+        scatter = self.offset * self.open_beam + self.fraction * mean
+        T = (mean + scatter) / ref
+        if self.quantum:
+            q0 = self.second.sum(axis=0) / self.open_beam
+            V = (t @ self.second + scatter * q0) / ref**2
+        else:
+            V = np.zeros_like(T)
+        if not jacobian:
+            return T, V
+        dmean = -np.stack([(t * mu) @ self.weights for mu in self.mu], axis=2)  # (n, C, M)
+        return T, V, (1.0 + self.fraction) * dmean / ref[None, :, None]
+
+
+@lru_cache(maxsize=8)
+def _slab_model(block_json: str) -> _SlabModel:
+    from xraybag.engine.xray.detect import channel_response, mu_table
+    from xraybag.engine.xray.scanners import view_geometry
+    from xraybag.learners.tip.rawfolder import empty_scene
+    from xraybag.materials import default_library
+
+    scanner = _scanner_of(block_json)
+    lib = default_library()
+    geom = view_geometry(scanner, empty_scene(scanner, 100.0))
+    r = channel_response(scanner, lib, geom.pixel_mm**2, geom.distance_mm)
+    noise = scanner.noise
+    on = bool(noise.enabled)
+    sc = noise.scatter if on else None
+    w = np.asarray(r.weights, np.float64)
+    return _SlabModel(w, w * np.asarray(r.quanta, np.float64),
+                      np.asarray(mu_table([b[0] for b in VARIANCE_BASIS], lib, r.energies)),
+                      np.asarray(r.open_beam, np.float64), float(sc.offset) if sc is not None else 0.0,
+                      float(sc.fraction) if sc is not None else 0.0, on and bool(noise.quantum))
+
+
+def fit_slabs(model: _SlabModel, att: np.ndarray, iterations: int = 40) -> np.ndarray:
+    """The basis thicknesses (``(n, M)`` mm, within :data:`VARIANCE_BASIS`'s limits) whose
+    log attenuations ``-ln T`` through ``model`` are ``att`` (``(n, C)``, C = M): Gauss-Newton with
+    the thicknesses held to their limits, so a pair no slab gives (noise, or a material outside
+    the basis) gets the nearest slab at a limit."""
+    bottom, top = np.array([b[1] for b in VARIANCE_BASIS]), np.array([b[2] for b in VARIANCE_BASIS])
+    mu_mean = model.mu @ model.weights / model.weights.sum(axis=0)  # (M, C): open-beam mean mu
+    thick = np.zeros((att.shape[0], len(top)))
+    thick[:, 0] = np.clip(att[:, -1] / mu_mean[0, -1], bottom[0], top[0])  # all the first material to start
+    live = np.arange(att.shape[0])
+    for _ in range(iterations):
+        T, _, dT = model.signals(thick[live], jacobian=True)
+        T = np.clip(T, 1e-150, None)
+        r = -np.log(T) - att[live]  # (n, C)
+        J = -dT / T[:, :, None]  # d(-ln T)/d thick, (n, C, M)
+        JtJ = np.einsum("ncm,nck->nmk", J, J) + 1e-12 * np.eye(len(top))
+        step = np.linalg.solve(JtJ, np.einsum("ncm,nc->nm", J, r)[..., None])[..., 0]
+        new = np.clip(thick[live] - step, bottom, top)
+        moved = np.abs(new - thick[live]).max(axis=1) > 1e-6
+        thick[live] = new
+        live = live[moved]
+        if not len(live):
+            break
+    return thick
+
+
+@lru_cache(maxsize=8)
+def quantum_variances(source_json: str, target_json: str) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    """The quantum variances behind any material, on the target's log-attenuation plane: for each
+    ``(A_low, A_high) = -ln T`` of scanner ``target`` (a grid of ``VARIANCE_A_STEP`` from 0 to
+    ``VARIANCE_A_MAX``), ``VB`` the target's quantum variance (transmission units, its own pitch)
+    and ``RA`` the source's *relative* variance ``V / T^2`` of the same material, each ``(2, n,
+    n)`` (channel, low index, high index), and the channels.
+
+    A pixel's material is the water / iron pair (:data:`VARIANCE_BASIS`) whose target
+    transmissions are the pixel's (:func:`fit_slabs`), so each spectrum's beam hardening is in
+    both: behind metal a pixel holds fewer, harder quanta than ``N T``."""
+    model_b, model_a = _slab_model(target_json), _slab_model(source_json)
+    ch_a, ch_b = detector_noise(json.loads(source_json)).channels, detector_noise(json.loads(target_json)).channels
+    if ch_a != ch_b or len(ch_b) != len(VARIANCE_BASIS):
+        raise XraybagError(f"the quantum variance table needs {len(VARIANCE_BASIS)} channels in both scanners "
+                           f"(they have {', '.join(ch_a)}; {', '.join(ch_b)})")
+    axis = np.arange(0.0, VARIANCE_A_MAX + VARIANCE_A_STEP / 2, VARIANCE_A_STEP)
+    lo, hi = np.meshgrid(axis, axis, indexing="ij")
+    thick = fit_slabs(model_b, np.stack([lo.ravel(), hi.ravel()], axis=1))
+    _, v_b = model_b.signals(thick)
+    t_a, v_a = model_a.signals(thick)
+    ra = v_a / np.clip(t_a, 1e-150, None) ** 2
+    if not (np.isfinite(v_b).all() and np.isfinite(ra).all()):
+        raise XraybagError("the quantum variance table of these scanners is not finite")
+    shape = (len(ch_b),) + lo.shape
+    return (np.ascontiguousarray(v_b.T.reshape(shape)), np.ascontiguousarray(ra.T.reshape(shape)), ch_b)
+
+
+def _table_lookup(table: np.ndarray, a_low: np.ndarray, a_high: np.ndarray) -> np.ndarray:
+    """``table`` (on the plane of :func:`quantum_variances`) at each pixel's log attenuations,
+    interpolated linearly in the logarithm (the variances span orders of magnitude); 0 where the
+    table is 0 (no quantum noise)."""
+    from scipy.ndimage import map_coordinates
+
+    if not table.any():
+        return np.zeros(np.shape(a_low))
+    coords = np.stack([np.clip(a_low, 0.0, VARIANCE_A_MAX), np.clip(a_high, 0.0, VARIANCE_A_MAX)]) / VARIANCE_A_STEP
+    return np.exp(map_coordinates(np.log(np.clip(table, 1e-300, None)), coords, order=1, mode="nearest"))
+
+
 def match_detector(t: dict[str, np.ndarray], source: dict, target: dict, rng: np.random.Generator) -> dict:
-    """Transmissions ``t`` (``{channel: image}``) of a view recorded by scanner block ``source``,
-    given what the ``target`` scanner's detector adds beyond it, on the source's pixel grid (a
-    first-order model: the target's pixels as large as the source's):
+    """Transmissions ``t`` (``{channel: image}``) of a view recorded by scanner block ``source``
+    and translated to the ``target``'s signals, given what the target's detector adds beyond the
+    source's, on the source's pixel grid (the target's pixels as large as the source's):
 
     1. blur: the target's blur in mm (its sigma times its pitch) over the source's pixels; the image
        is filtered by :func:`extra_blur` (``sqrt(s_B^2 - s_A^2)`` pixels for wide kernels), so that
        the source's signal and noise, already filtered by ``s_A``, end filtered as by ``s_B``;
-    2. quantum noise: a pixel of transmission T holds about ``N T`` quanta (``N``: the open beam's
-       quanta, :class:`DetectorNoise`), so its relative variance is ``1 / (N T)``; the target's
-       ``N`` is scaled to the source's pixel area, and the difference ``T (1/N_B - 1/N_A)`` is
-       drawn as Gaussian noise and filtered by ``s_B`` (the quanta are drawn before the blur);
+    2. quantum noise: the variance the target's detector gives the pixel's material (its quanta
+       scaled to the source's pixel area), less the source's that the translation carried (the
+       source's relative variance of the same material times ``T^2``: the noise keeps its size in
+       log attenuation), drawn as Gaussian noise and filtered by ``s_B`` (the quanta are drawn
+       before the blur). With ``low`` and ``high`` both given, the material is read from the pair
+       and both variances include its beam hardening (:func:`quantum_variances`); otherwise a
+       pixel holds ``N T`` quanta (``N``: the open beam's, :class:`DetectorNoise`) in both;
     3. electronic noise: Gaussian, ``sqrt(e_B^2 - e_A^2)``.
 
-    Noise the source has beyond the target's is not removed (the differences are taken at 0).
-    Beam hardening (a pixel's quanta differ from ``N T`` behind thick metal) and scatter are
-    left out. Returns new float64 images; ``rng`` draws two normal images per channel, in
-    ``t``'s order."""
+    Noise the source has beyond the target's is not removed (the differences are taken at 0). The
+    scatter is that of a uniform slab. ``source == target`` changes nothing. Returns new float64
+    images; ``rng`` draws two normal images per channel, in ``t``'s order."""
     from scipy.ndimage import gaussian_filter
 
     a, b = detector_noise(source), detector_noise(target)
+    for ch in t:
+        if ch not in a.channels or ch not in b.channels:
+            raise XraybagError(f"channel {ch!r} is not one of both scanners' ({', '.join(a.channels)}; "
+                               f"{', '.join(b.channels)})")
     area = (a.pixel_mm / b.pixel_mm) ** 2
     s_b = b.blur * b.pixel_mm / a.pixel_mm
     s_x = extra_blur(a.blur, s_b)
     e = float(np.sqrt(max(b.electronic**2 - a.electronic**2, 0.0)))
+    ys = {ch: gaussian_filter(np.asarray(img, np.float64), s_x, mode="nearest") if s_x > 0
+          else np.array(img, np.float64) for ch, img in t.items()}
+    hardening = {"low", "high"} <= set(t) and source != target
+    if hardening:
+        vb, ra, chans = quantum_variances(json.dumps(source, sort_keys=True), json.dumps(target, sort_keys=True))
+        local = {c: gaussian_filter(ys[c], VARIANCE_SMOOTH, mode="nearest") for c in ("low", "high")}
+        att = [-np.log(np.clip(local[c], 1e-12, None)) for c in ("low", "high")]
     out = {}
-    for ch, img in t.items():
-        if ch not in a.channels or ch not in b.channels:
-            raise XraybagError(f"channel {ch!r} is not one of both scanners' ({', '.join(a.channels)}; "
-                               f"{', '.join(b.channels)})")
-        n_a, n_b = a.quanta[a.channels.index(ch)], b.quanta[b.channels.index(ch)] * area
-        img = np.asarray(img, np.float64)
-        y = gaussian_filter(img, s_x, mode="nearest") if s_x > 0 else img.copy()
-        extra = (1.0 / n_b if n_b > 0 else 0.0) - (1.0 / n_a if n_a > 0 else 0.0)
-        z = rng.standard_normal(img.shape)
-        if extra > 0:
-            q = np.sqrt(np.clip(y, 0.0, None) * extra) * z
+    for ch, y in ys.items():
+        if source == target:
+            var = None
+        elif hardening:
+            k = chans.index(ch)
+            var = _table_lookup(vb[k], *att) / area - local[ch] ** 2 * _table_lookup(ra[k], *att)
+        else:
+            n_a, n_b = a.quanta[a.channels.index(ch)], b.quanta[b.channels.index(ch)] * area
+            var = np.clip(y, 0.0, None) * ((1.0 / n_b if n_b > 0 else 0.0) - (1.0 / n_a if n_a > 0 else 0.0))
+        z = rng.standard_normal(y.shape)
+        if var is not None and (var > 0).any():
+            q = np.sqrt(np.clip(var, 0.0, None)) * z
             y += gaussian_filter(q, s_b, mode="nearest") if s_b > 0 else q
-        z = rng.standard_normal(img.shape)
+        z = rng.standard_normal(y.shape)
         if e > 0:
             y += e * z
         out[ch] = y
