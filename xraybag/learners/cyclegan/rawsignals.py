@@ -250,6 +250,19 @@ class DetectorNoise:
 
 @lru_cache(maxsize=8)
 def _detector_noise(block_json: str) -> DetectorNoise:
+    scanner, pixel_mm, r = _response(block_json)
+    noise, on = scanner.noise, bool(scanner.noise.enabled)
+    var = (np.asarray(r.weights) * np.asarray(r.quanta)).sum(axis=0)
+    quanta = np.asarray(r.open_beam) ** 2 / var if on and noise.quantum else np.zeros(len(r.channels))
+    return DetectorNoise(tuple(r.channels), tuple(float(q) for q in quanta), pixel_mm,
+                         float(noise.blur) if on else 0.0,
+                         float(noise.electronic) / float(scanner.detector.white) if on else 0.0)
+
+
+@lru_cache(maxsize=8)
+def _response(block_json: str):
+    """The scanner of a block, its pixel pitch at the detector (mm) and its channel response per
+    pixel (the engine's own, :func:`~xraybag.engine.xray.detect.channel_response`)."""
     from xraybag.engine.xray.detect import channel_response
     from xraybag.engine.xray.scanners import view_geometry
     from xraybag.learners.tip.rawfolder import empty_scene
@@ -257,13 +270,8 @@ def _detector_noise(block_json: str) -> DetectorNoise:
 
     scanner = _scanner_of(block_json)
     geom = view_geometry(scanner, empty_scene(scanner, 100.0))
-    r = channel_response(scanner, default_library(), geom.pixel_mm**2, geom.distance_mm)
-    noise, on = scanner.noise, bool(scanner.noise.enabled)
-    var = (np.asarray(r.weights) * np.asarray(r.quanta)).sum(axis=0)
-    quanta = np.asarray(r.open_beam) ** 2 / var if on and noise.quantum else np.zeros(len(r.channels))
-    return DetectorNoise(tuple(r.channels), tuple(float(q) for q in quanta), float(geom.pixel_mm),
-                         float(noise.blur) if on else 0.0,
-                         float(noise.electronic) / float(scanner.detector.white) if on else 0.0)
+    return scanner, float(geom.pixel_mm), channel_response(scanner, default_library(), geom.pixel_mm**2,
+                                                           geom.distance_mm)
 
 
 def detector_noise(block: dict) -> DetectorNoise:
@@ -342,21 +350,16 @@ class _SlabModel:
 
 @lru_cache(maxsize=8)
 def _slab_model(block_json: str) -> _SlabModel:
-    from xraybag.engine.xray.detect import channel_response, mu_table
-    from xraybag.engine.xray.scanners import view_geometry
-    from xraybag.learners.tip.rawfolder import empty_scene
+    from xraybag.engine.xray.detect import mu_table
     from xraybag.materials import default_library
 
-    scanner = _scanner_of(block_json)
-    lib = default_library()
-    geom = view_geometry(scanner, empty_scene(scanner, 100.0))
-    r = channel_response(scanner, lib, geom.pixel_mm**2, geom.distance_mm)
+    scanner, _, r = _response(block_json)
     noise = scanner.noise
     on = bool(noise.enabled)
     sc = noise.scatter if on else None
     w = np.asarray(r.weights, np.float64)
     return _SlabModel(w, w * np.asarray(r.quanta, np.float64),
-                      np.asarray(mu_table([b[0] for b in VARIANCE_BASIS], lib, r.energies)),
+                      np.asarray(mu_table([b[0] for b in VARIANCE_BASIS], default_library(), r.energies)),
                       np.asarray(r.open_beam, np.float64), float(sc.offset) if sc is not None else 0.0,
                       float(sc.fraction) if sc is not None else 0.0, on and bool(noise.quantum))
 
