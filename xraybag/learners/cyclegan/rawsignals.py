@@ -394,15 +394,16 @@ def fit_slabs(model: _SlabModel, att: np.ndarray, iterations: int = 40) -> np.nd
 def quantum_variances(source_json: str, target_json: str) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
     """The quantum variances behind any material, on the target's log-attenuation plane: for each
     ``(A_low, A_high) = -ln T`` of scanner ``target`` (a grid of ``VARIANCE_A_STEP`` from 0 to
-    ``VARIANCE_A_MAX``), ``VB`` the target's quantum variance (transmission units, its own pitch)
-    and ``RA`` the source's *relative* variance ``V / T^2`` of the same material, each ``(2, n,
-    n)`` (channel, low index, high index), and the channels.
+    ``VARIANCE_A_MAX``), the logarithms of ``VB``, the target's quantum variance (transmission
+    units, its own pitch), and of ``RA``, the source's *relative* variance ``V / T^2`` of the same
+    material (floored at 1e-300: no quantum noise), each ``(2, n, n)`` (channel, low index, high
+    index), and the channels.
 
     A pixel's material is the water / iron pair (:data:`VARIANCE_BASIS`) whose target
     transmissions are the pixel's (:func:`fit_slabs`), so each spectrum's beam hardening is in
     both: behind metal a pixel holds fewer, harder quanta than ``N T``."""
     model_b, model_a = _slab_model(target_json), _slab_model(source_json)
-    ch_a, ch_b = detector_noise(json.loads(source_json)).channels, detector_noise(json.loads(target_json)).channels
+    ch_a, ch_b = tuple(_response(source_json)[2].channels), tuple(_response(target_json)[2].channels)
     if ch_a != ch_b or len(ch_b) != len(VARIANCE_BASIS):
         raise XraybagError(f"the quantum variance table needs {len(VARIANCE_BASIS)} channels in both scanners "
                            f"(they have {', '.join(ch_a)}; {', '.join(ch_b)})")
@@ -415,19 +416,20 @@ def quantum_variances(source_json: str, target_json: str) -> tuple[np.ndarray, n
     if not (np.isfinite(v_b).all() and np.isfinite(ra).all()):
         raise XraybagError("the quantum variance table of these scanners is not finite")
     shape = (len(ch_b),) + lo.shape
-    return (np.ascontiguousarray(v_b.T.reshape(shape)), np.ascontiguousarray(ra.T.reshape(shape)), ch_b)
+
+    def log_table(v):
+        return np.ascontiguousarray(np.log(np.clip(v, 1e-300, None)).T.reshape(shape))
+
+    return log_table(v_b), log_table(ra), ch_b
 
 
-def _table_lookup(table: np.ndarray, a_low: np.ndarray, a_high: np.ndarray) -> np.ndarray:
-    """``table`` (on the plane of :func:`quantum_variances`) at each pixel's log attenuations,
-    interpolated linearly in the logarithm (the variances span orders of magnitude); 0 where the
-    table is 0 (no quantum noise)."""
+def _table_lookup(log_table: np.ndarray, a_low: np.ndarray, a_high: np.ndarray) -> np.ndarray:
+    """A table of :func:`quantum_variances` (its logarithm) at each pixel's log attenuations,
+    interpolated linearly in the logarithm (the variances span orders of magnitude)."""
     from scipy.ndimage import map_coordinates
 
-    if not table.any():
-        return np.zeros(np.shape(a_low))
     coords = np.stack([np.clip(a_low, 0.0, VARIANCE_A_MAX), np.clip(a_high, 0.0, VARIANCE_A_MAX)]) / VARIANCE_A_STEP
-    return np.exp(map_coordinates(np.log(np.clip(table, 1e-300, None)), coords, order=1, mode="nearest"))
+    return np.exp(map_coordinates(log_table, coords, order=1, mode="nearest"))
 
 
 def match_detector(t: dict[str, np.ndarray], source: dict, target: dict, rng: np.random.Generator) -> dict:
@@ -463,14 +465,15 @@ def match_detector(t: dict[str, np.ndarray], source: dict, target: dict, rng: np
     e = float(np.sqrt(max(b.electronic**2 - a.electronic**2, 0.0)))
     ys = {ch: gaussian_filter(np.asarray(img, np.float64), s_x, mode="nearest") if s_x > 0
           else np.array(img, np.float64) for ch, img in t.items()}
-    hardening = {"low", "high"} <= set(t) and source != target
+    same = source == target
+    hardening = {"low", "high"} <= set(t) and not same
     if hardening:
         vb, ra, chans = quantum_variances(json.dumps(source, sort_keys=True), json.dumps(target, sort_keys=True))
         local = {c: gaussian_filter(ys[c], VARIANCE_SMOOTH, mode="nearest") for c in ("low", "high")}
         att = [-np.log(np.clip(local[c], 1e-12, None)) for c in ("low", "high")]
     out = {}
     for ch, y in ys.items():
-        if source == target:
+        if same:
             var = None
         elif hardening:
             k = chans.index(ch)
