@@ -23,10 +23,18 @@ image's bag and view (rescan.py's ``<bag>_<stem>.png`` names), only those are sc
 (``reference_paired``) and ``towards_reference`` says, per statistic, whether the translated
 value lies nearer the reference's than the source's does: unlike ``towards``, it is not moved by
 the two sets holding different bags (the target's bags differ in contents, so no translation
-that keeps the contents reaches the target's shares). Bad input: one-line error, exit 2.
+that keeps the contents reaches the target's shares).
+
+The target's statistics and KID are taken on the target's images *of the views the scored source
+images hold* (``target_views``) when both sets are xraybag datasets (each image's ``view`` in
+``annotations.json``): a side view and a top view of the same bag differ far more than two
+scanners do (the top view holds more stacked, green material), so a side-view-only source scored
+against both views of the target would read a difference of views as one of scanners.
+``--views all`` takes every target image (``target_all_views`` is reported beside it either way,
+without KID). Bad input: one-line error, exit 2.
 
     python benchmarks/cyclegan_stats.py --weights RUN/weights.pt --source SRC --target TGT \\
-        [--reference SRC_ON_TGT] [--limit 40] [--every 4] [--kid-subsets 50] [--threads 1]
+        [--reference SRC_ON_TGT] [--limit 40] [--every 4] [--views matched|all] [--kid-subsets 50] [--threads 1]
 """
 
 from __future__ import annotations
@@ -170,6 +178,45 @@ def reference_images(root: Path, source: list[Path]) -> tuple[list[Path], bool]:
     return paths, False
 
 
+def views_of(root: Path) -> dict[str, str] | None:
+    """Image file name -> view, from an xraybag dataset's ``annotations.json``; None for a plain
+    folder or a dataset whose images do not all name a view."""
+    ann = root / "annotations.json"
+    if not ann.is_file():
+        return None
+    coco = json.loads(ann.read_text())
+    images = coco.get("images", []) if isinstance(coco, dict) else []
+    out = {}
+    for im in images:
+        if not isinstance(im, dict) or not im.get("file_name") or not im.get("view"):
+            return None
+        out[Path(str(im["file_name"])).name] = str(im["view"])
+    return out
+
+
+def matched_target(source: list[Path], source_root: Path, target: list[Path], target_root: Path,
+                   views: str = "matched") -> tuple[list[Path], dict[str, int] | None]:
+    """The target images to compare the scored ``source`` images with: with ``views="matched"``
+    and both sets datasets that name their views, the target's images of the views the source
+    images hold, and those views' counts among the scored images; else every target image and
+    None."""
+    if views == "all":
+        return target, None
+    src_views, tgt_views = views_of(source_root), views_of(target_root)
+    if src_views is None or tgt_views is None:
+        return target, None
+    held: dict[str, int] = {}
+    for p in source:
+        v = src_views.get(p.name)
+        if v is None:
+            return target, None
+        held[v] = held.get(v, 0) + 1
+    kept = [p for p in target if tgt_views.get(p.name) in held]
+    if not kept:
+        raise ValueError(f"{target_root}: no image of the scored views ({', '.join(sorted(held))})")
+    return kept, dict(sorted(held.items()))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--weights", type=Path, required=True)
@@ -178,6 +225,8 @@ def main() -> None:
     ap.add_argument("--reference", type=Path, default=None, help="another set to score beside them")
     ap.add_argument("--limit", type=int, default=40)
     ap.add_argument("--every", type=int, default=4, help="take every N-th source image")
+    ap.add_argument("--views", default="matched", choices=("matched", "all"),
+                    help="matched: compare with the target's images of the scored images' views (datasets)")
     ap.add_argument("--direction", default="AtoB", choices=("AtoB", "BtoA"))
     ap.add_argument("--tile", type=int, default=-1, help="translation windows (px; -1: the training crop)")
     ap.add_argument("--kid-subsets", type=int, default=50)
@@ -197,7 +246,8 @@ def main() -> None:
         if not a.weights.is_file():
             raise ValueError(f"{a.weights}: no such weights file")
         source = image_paths(a.source, 10**9)[:: a.every][: a.limit]
-        target = image_paths(a.target, 10**9)
+        target_all = image_paths(a.target, 10**9)
+        target, scored_views = matched_target(source, a.source, target_all, a.target, a.views)
         if a.keep is not None:
             a.keep.mkdir(parents=True, exist_ok=True)
         folder = a.keep or Path(tempfile.mkdtemp(prefix="xraybag-cgstats-"))
@@ -210,7 +260,10 @@ def main() -> None:
         if a.reference is not None:
             sets["reference"], paired = reference_images(a.reference, source)
         out = {"weights": str(a.weights), "tile": a.tile, "identity": a.identity, "detector": a.detector,
+               "target_views": scored_views,
                **{k: summary(v, target if k != "target" else None, a.kid_subsets, a.threads) for k, v in sets.items()}}
+        if len(target) != len(target_all):
+            out["target_all_views"] = summary(target_all, None, a.kid_subsets, a.threads)
     except (ValueError, OSError, XraybagError) as e:
         print(f"error: {str(e).splitlines()[0] if str(e) else type(e).__name__}", file=sys.stderr)
         sys.exit(2)
