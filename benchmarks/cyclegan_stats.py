@@ -43,6 +43,7 @@ import argparse
 import json
 import sys
 import tempfile
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -205,12 +206,9 @@ def matched_target(source: list[Path], source_root: Path, target: list[Path], ta
     src_views, tgt_views = views_of(source_root), views_of(target_root)
     if src_views is None or tgt_views is None:
         return target, None
-    held: dict[str, int] = {}
-    for p in source:
-        v = src_views.get(p.name)
-        if v is None:
-            return target, None
-        held[v] = held.get(v, 0) + 1
+    if any(p.name not in src_views for p in source):
+        return target, None
+    held = Counter(src_views[p.name] for p in source)
     kept = [p for p in target if tgt_views.get(p.name) in held]
     if not kept:
         raise ValueError(f"{target_root}: no image of the scored views ({', '.join(sorted(held))})")
