@@ -145,3 +145,38 @@ def test_a_detector_that_does_not_match_the_mode_is_refused(tmp_path):
     path = write(tmp_path / "ct.yaml", text)
     r = run_cli("validate", path)
     assert r.exit_code == 2 and "needs a detector of type dual_sandwich" in r.output
+
+
+def test_render_device_cuda_reaches_the_ct_tracer(tmp_path, monkeypatch):
+    """``render --device cuda`` traces a CT scanner's views with the GPU tracer (a counting
+    stand-in for :mod:`xraybag.engine.ct.forward_cuda` here: the numba tracer) and writes the same
+    files as ``--device cpu``; ``--device cpu`` never calls it."""
+    import sys
+    from types import SimpleNamespace
+
+    from xraybag.engine.ct.forward import trace_views
+    from xraybag.engine.xray import devices
+
+    calls = []
+
+    def counting(solids, geom, views=None, materials=None):
+        calls.append(views)
+        return trace_views(solids, geom, views, materials)
+
+    monkeypatch.setattr(devices, "probe_cuda", lambda: True)
+    monkeypatch.setitem(sys.modules, "xraybag.engine.ct.forward_cuda", SimpleNamespace(trace_views_cuda=counting))
+    text = SCENE.format(geometry="helical", cols=160, pitch=1.0).replace("views: 180", "views: 90")
+    text = text.replace("      dicom: true\n      mar_pair: true\n", "")
+    path = write(tmp_path / "ct.yaml", text)
+    files = {}
+    for device in ("cuda", "cpu"):
+        before = len(calls)
+        r = run_cli("render", path, "-n", 1, "-o", tmp_path / device, "-q", "--device", device)
+        assert r.exit_code == 0, r.output
+        files[device] = sorted(p.relative_to(tmp_path / device) for p in (tmp_path / device / "ct").rglob("*.*"))
+        assert (len(calls) > before) == (device == "cuda")
+    assert files["cuda"] == files["cpu"] and files["cpu"]
+    arrays = [p for p in files["cpu"] if p.suffix == ".npy"]
+    assert len(arrays) >= 8  # sinograms, four volumes, Zeff, electron density, labels
+    for rel in arrays:
+        assert (tmp_path / "cuda" / rel).read_bytes() == (tmp_path / "cpu" / rel).read_bytes(), rel

@@ -19,6 +19,7 @@ slab are visited, and only their vertices are moved to the view's frame.
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numba
 import numpy as np
@@ -71,10 +72,27 @@ def _crossing(dp, dq, ap, bp, hp, aq, bq, hq, cj, sj, dj):
     return ph * dj / depth
 
 
+@numba.njit(cache=True, nogil=True)
+def column_constants(u, sdd, curved):
+    """Per detector column ``j``: ``cos`` and ``sin`` of its fan angle, and the distance from the
+    source to the detector along its horizontal direction (the same for every view)."""
+    cols = u.shape[0]
+    cg = np.empty(cols)
+    sg = np.empty(cols)
+    dj = np.empty(cols)
+    for j in range(cols):
+        g = u[j] / sdd if curved else math.atan2(u[j], sdd)
+        cg[j] = math.cos(g)
+        sg[j] = math.sin(g)
+        dj[j] = sdd if curved else sdd / cg[j]
+    return cg, sg, dj
+
+
 @numba.njit(parallel=True, cache=True)
-def _trace_views(vertices, faces, slots, zlo, zhi, reach, src, cvec, evec, u, v, sdd, curved,
+def _trace_views(vertices, faces, slots, zlo, zhi, reach, src, cvec, evec, cg, sg, dj, v, sdd, curved,
                  col_pitch, row_pitch, col_offset, n_slots, out):
-    """Path lengths of views ``src.shape[0]`` into ``out`` (views, rows, cols, n_slots) float32.
+    """Path lengths of views ``src.shape[0]`` into ``out`` (views, rows, cols, n_slots) float32;
+    ``cg, sg, dj`` from :func:`column_constants`.
 
     Only the faces whose z range ``[zlo, zhi]`` meets ``z_source -+ reach`` are visited (and only
     their vertices are moved to the view frame): every point a ray of the view can reach lies in
@@ -82,7 +100,7 @@ def _trace_views(vertices, faces, slots, zlo, zhi, reach, src, cvec, evec, u, v,
     nviews = src.shape[0]
     nf = faces.shape[0]
     rows = v.shape[0]
-    cols = u.shape[0]
+    cols = cg.shape[0]
     nv = vertices.shape[0]
     ccol = (cols - 1) / 2.0 - col_offset
     crow = (rows - 1) / 2.0
@@ -90,15 +108,6 @@ def _trace_views(vertices, faces, slots, zlo, zhi, reach, src, cvec, evec, u, v,
         sx, sy, sz = src[k, 0], src[k, 1], src[k, 2]
         c0, c1 = cvec[k, 0], cvec[k, 1]
         e0, e1 = evec[k, 0], evec[k, 1]
-        # per column: fan angle, horizontal direction, distance to the detector along it
-        cg = np.empty(cols)
-        sg = np.empty(cols)
-        dj = np.empty(cols)
-        for j in range(cols):
-            g = u[j] / sdd if curved else math.atan2(u[j], sdd)
-            cg[j] = math.cos(g)
-            sg[j] = math.sin(g)
-            dj[j] = sdd if curved else sdd / cg[j]
         # per ray: permutation and shear of the watertight test
         kk = np.empty((rows, cols, 3), dtype=np.int64)
         sh = np.empty((rows, cols, 3))
@@ -204,6 +213,59 @@ def _trace_views(vertices, faces, slots, zlo, zhi, reach, src, cvec, evec, u, v,
                     out[k, i, j, m] = x if x > 1e-9 else 0.0
 
 
+class Prepared(NamedTuple):
+    """What both CT tracers (this CPU one and :mod:`.forward_cuda`) take: every solid as one mesh
+    with a material slot per face, each face's z range, the views' source positions and frames,
+    and the culling slab's half-height ``reach``."""
+
+    materials: list
+    geom: CTGeometry
+    vertices: np.ndarray  # (nv, 3) float64
+    faces: np.ndarray  # (nf, 3) int64
+    slots: np.ndarray  # (nf,) int64
+    zlo: np.ndarray
+    zhi: np.ndarray
+    reach: float
+    src: np.ndarray  # (views, 3)
+    cvec: np.ndarray  # (views, 3): from the source to the detector's centre
+    evec: np.ndarray  # (views, 3): along the detector's columns
+
+
+def prepare(solids, geom: CTGeometry, views=None, materials: list[str] | None = None,
+            cull: bool = True) -> Prepared | tuple:
+    """The tracers' inputs (:class:`Prepared`), or ``(materials, zeros)`` where nothing is to be
+    traced (no solid or no view). See :func:`trace_views` for the arguments."""
+    if materials is None:
+        materials = sorted({s.material for s in solids})
+    mindex = {m: i for i, m in enumerate(materials)}
+    sub = geom if views is None else geom.subset(views)
+    if not solids or sub.views == 0:
+        return materials, np.zeros((sub.views, sub.rows, sub.cols, len(materials)), dtype=np.float32)
+    vs, fs, sl = [], [], []
+    offset = 0
+    for s in solids:
+        vs.append(np.asarray(s.vertices, dtype=np.float64))
+        fs.append(np.asarray(s.faces, dtype=np.int64) + offset)
+        sl.append(np.full(len(s.faces), mindex[s.material], dtype=np.int64))
+        offset += len(s.vertices)
+    vertices = np.ascontiguousarray(np.concatenate(vs))
+    faces = np.ascontiguousarray(np.concatenate(fs))
+    # a point that ray (i, j) reaches lies at height |h| = |v_i| depth / dj_j above the source,
+    # with dj_j >= sdd and its depth along the column at most its horizontal distance from the
+    # source, itself at most sid + the farthest vertex's distance from the axis (the mesh lies in
+    # the convex hull of its vertices): the slab z_source -+ reach holds every hit (1 mm margin)
+    fz = vertices[faces, 2]
+    radius = float(np.sqrt(vertices[:, 0] ** 2 + vertices[:, 1] ** 2).max())
+    vmax = float(np.abs(sub.v()).max())
+    reach = vmax * (float(sub.sid) + radius) / float(sub.sdd) + 1.0 if cull else np.inf
+    b = np.asarray(sub.angles, dtype=np.float64)
+    src = np.stack([sub.sid * np.cos(b), sub.sid * np.sin(b), np.asarray(sub.z, dtype=np.float64)], axis=1)
+    cvec = np.stack([-np.cos(b), -np.sin(b), np.zeros_like(b)], axis=1)
+    evec = np.stack([-np.sin(b), np.cos(b), np.zeros_like(b)], axis=1)
+    return Prepared(materials, sub, vertices, faces, np.concatenate(sl), np.ascontiguousarray(fz.min(axis=1)),
+                    np.ascontiguousarray(fz.max(axis=1)), reach, src, cvec, evec)
+
+
 def trace_views(solids, geom: CTGeometry, views=None, materials: list[str] | None = None,
                 cull: bool = True):
     """Path lengths (mm) through each material for the rays of ``views`` (default: all).
@@ -212,42 +274,17 @@ def trace_views(solids, geom: CTGeometry, views=None, materials: list[str] | Non
     Returns ``(materials, L)`` with ``L`` float32 of shape (views, rows, cols, M). ``cull=False``
     visits every face in every view (the same path lengths, slower: for tests).
     """
-    if materials is None:
-        materials = sorted({s.material for s in solids})
-    mindex = {m: i for i, m in enumerate(materials)}
-    sub = geom if views is None else geom.subset(views)
-    vs, fs, sl = [], [], []
-    offset = 0
-    for s in solids:
-        vs.append(np.asarray(s.vertices, dtype=np.float64))
-        fs.append(np.asarray(s.faces, dtype=np.int64) + offset)
-        sl.append(np.full(len(s.faces), mindex[s.material], dtype=np.int64))
-        offset += len(s.vertices)
-    out = np.zeros((sub.views, sub.rows, sub.cols, max(len(materials), 1)), dtype=np.float32)
-    if not solids or sub.views == 0:
-        return materials, out[..., : len(materials)]
-    vertices = np.ascontiguousarray(np.concatenate(vs))
-    faces = np.ascontiguousarray(np.concatenate(fs))
-    slots = np.concatenate(sl)
-    # a point that ray (i, j) reaches lies at height |h| = |v_i| depth / dj_j above the source,
-    # with dj_j >= sdd and its depth along the column at most its horizontal distance from the
-    # source, itself at most sid + the farthest vertex's distance from the axis (the mesh lies in
-    # the convex hull of its vertices): the slab z_source -+ reach holds every hit (1 mm margin)
-    fz = vertices[faces, 2]
-    zlo = np.ascontiguousarray(fz.min(axis=1))
-    zhi = np.ascontiguousarray(fz.max(axis=1))
-    radius = float(np.sqrt(vertices[:, 0] ** 2 + vertices[:, 1] ** 2).max())
-    vmax = float(np.abs(sub.v()).max())
-    reach = vmax * (float(sub.sid) + radius) / float(sub.sdd) + 1.0 if cull else np.inf
-    b = np.asarray(sub.angles, dtype=np.float64)
-    src = np.stack([sub.sid * np.cos(b), sub.sid * np.sin(b), np.asarray(sub.z, dtype=np.float64)], axis=1)
-    cvec = np.stack([-np.cos(b), -np.sin(b), np.zeros_like(b)], axis=1)
-    evec = np.stack([-np.sin(b), np.cos(b), np.zeros_like(b)], axis=1)
+    p = prepare(solids, geom, views, materials, cull)
+    if not isinstance(p, Prepared):
+        return p
+    g = p.geom
+    out = np.zeros((g.views, g.rows, g.cols, max(len(p.materials), 1)), dtype=np.float32)
+    cg, sg, dj = column_constants(g.u(), float(g.sdd), bool(g.curved))
     # views handed to the threads one at a time as they finish (numba's default splits the chunk
     # in equal halves up front: a thread with the costlier views, or one the system preempts,
     # kept the other waiting); each view stands alone, so the same path lengths
     with numba.parallel_chunksize(1):
-        _trace_views(vertices, faces, slots, zlo, zhi, reach, src, cvec, evec, sub.u(), sub.v(),
-                     float(sub.sdd), bool(sub.curved), float(sub.col_pitch), float(sub.row_pitch),
-                     float(sub.col_offset), len(materials), out)
-    return materials, out
+        _trace_views(p.vertices, p.faces, p.slots, p.zlo, p.zhi, p.reach, p.src, p.cvec, p.evec, cg, sg, dj,
+                     g.v(), float(g.sdd), bool(g.curved), float(g.col_pitch), float(g.row_pitch),
+                     float(g.col_offset), len(p.materials), out)
+    return p.materials, out

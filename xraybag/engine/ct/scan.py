@@ -285,17 +285,22 @@ def chunk_views(geom: CTGeometry, n_materials: int) -> int:
 
 
 def project_views(solids_ct, setup: CTSetup, scanner, library, rng, start: int, stop: int,
-                  materials: list[str]) -> dict[str, np.ndarray]:
+                  materials: list[str], backend: str = "numba") -> dict[str, np.ndarray]:
     """Line integrals ``-ln(I / I0)`` of every channel for views ``[start, stop)``, float32
-    (stop - start, rows, cols): traced on the meshes and detected (noise drawn here)."""
-    from xraybag.engine.ct.forward import trace_views
-    from xraybag.engine.xray.detect import detect
+    (stop - start, rows, cols): traced on the meshes and detected (noise drawn here).
+    ``backend`` "cuda" traces on the GPU (:mod:`.forward_cuda`) and runs the spectral pass there."""
+    from xraybag.engine.xray.detect import SPECTRAL, detect
 
     g = setup.geom
     resp = setup.response
+    if backend == "cuda":
+        from xraybag.engine.ct.forward_cuda import trace_views_cuda as trace_views
+    else:
+        from xraybag.engine.ct.forward import trace_views
     mats, L = trace_views(solids_ct, g, slice(start, stop), materials)
     if materials:
-        T = detect(L, mats, scanner, resp, library, rng, g.col_pitch, threads=True)  # as the tracer
+        spectral = backend if backend in SPECTRAL else "numba"
+        T = detect(L, mats, scanner, resp, library, rng, g.col_pitch, spectral, threads=True)  # as the tracer
     else:
         T = {ch: np.ones(L.shape[:3]) for ch in resp.channels}
     del L
@@ -308,7 +313,8 @@ def project_views(solids_ct, setup: CTSetup, scanner, library, rng, start: int, 
     return out
 
 
-def sinograms(solids_ct, setup: CTSetup, scanner, library, rng, progress=None) -> dict[str, np.ndarray]:
+def sinograms(solids_ct, setup: CTSetup, scanner, library, rng, progress=None,
+              backend: str = "numba") -> dict[str, np.ndarray]:
     """Line integrals ``-ln(I / I0)`` of every channel, float32 (views, rows, cols).
 
     Views are traced on the meshes and detected in chunks of :func:`chunk_views` that keep the
@@ -322,7 +328,7 @@ def sinograms(solids_ct, setup: CTSetup, scanner, library, rng, progress=None) -
     out = {ch: np.empty(g.shape, dtype=np.float32) for ch in setup.response.channels}
     for start in range(0, g.views, chunk):
         stop = min(start + chunk, g.views)
-        part = project_views(solids_ct, setup, scanner, library, rng, start, stop, materials)
+        part = project_views(solids_ct, setup, scanner, library, rng, start, stop, materials, backend)
         for ch, a in part.items():
             out[ch][start:stop] = a
         if progress:
@@ -344,15 +350,17 @@ class CTResult:
 
 
 def scan(solids, objects, scanner, scene, library, rng, where: str = "scanners",
-         progress=None, keep_sinograms: bool | None = None) -> CTResult:
-    """Scan one packed bag with a CT scanner (and, with ``ct.mar_pair``, again without metal)."""
+         progress=None, keep_sinograms: bool | None = None, backend: str = "numba") -> CTResult:
+    """Scan one packed bag with a CT scanner (and, with ``ct.mar_pair``, again without metal).
+    ``backend`` "cuda" runs the mesh projector's tracing and spectral pass on the GPU."""
     ct = scanner.ct
     st = setup(scanner, scene, library, where)
-    result = scan_prepared(solids, st, scanner, library, rng, progress, keep_sinograms)
+    result = scan_prepared(solids, st, scanner, library, rng, progress, keep_sinograms, backend=backend)
     if ct.mar_pair:
         metal = metal_objects(solids, library)
         kept = [s for s in solids if s.object_index not in metal]
-        result.no_metal = scan_prepared(kept, st, scanner, library, rng, progress, keep_sinograms)
+        result.no_metal = scan_prepared(kept, st, scanner, library, rng, progress, keep_sinograms,
+                                        backend=backend)
         result.no_metal.geometry["removed_objects"] = sorted(int(i) for i in metal)
     return result
 
@@ -376,7 +384,7 @@ def streams(scanner, st: CTSetup) -> bool:
 
 
 def scan_prepared(solids, st: CTSetup, scanner, library, rng, progress=None,
-                  keep_sinograms=None, stream: bool | None = None) -> CTResult:
+                  keep_sinograms=None, stream: bool | None = None, backend: str = "numba") -> CTResult:
     """Scan bag-frame ``solids`` with a prepared set-up (see :func:`setup`): sinograms,
     decomposition, reconstruction, derived volumes and labels.
 
@@ -415,7 +423,7 @@ def scan_prepared(solids, st: CTSetup, scanner, library, rng, progress=None,
 
         def produce(start, stop):
             t = time.perf_counter()
-            part = project_views(solids_ct, st, scanner, library, rng, start, stop, materials)
+            part = project_views(solids_ct, st, scanner, library, rng, start, stop, materials, backend)
             for ch in kept:
                 kept[ch][start:stop] = part[ch]
             if progress:
@@ -441,7 +449,7 @@ def scan_prepared(solids, st: CTSetup, scanner, library, rng, progress=None,
     else:
         t = time.perf_counter()
         if ct.projector == "mesh":
-            sinos = sinograms(solids_ct, st, scanner, library, rng, progress)
+            sinos = sinograms(solids_ct, st, scanner, library, rng, progress, backend)
         else:
             sinos = voxel_sinograms(solids_ct, st, scanner, library, rng)
         times["projection"] = time.perf_counter() - t

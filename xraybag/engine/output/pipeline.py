@@ -100,7 +100,8 @@ def render_bag(loaded: LoadedScene, index: int, seed: int | None = None,
                ct_progress: CTProgress | None = None, backend: str = "numba") -> BagResult:
     """Render bag ``index`` of a loaded scene: every view, with labels. ``ct_progress`` is called
     as ``ct_progress(bag, scanner_name, views_done, views)`` while a CT scanner traces its views.
-    ``backend`` traces the radiograph and line-scan views (CT scanners use their projector)."""
+    ``backend`` traces the radiograph and line-scan views, and the CT scanners' views where they
+    trace the meshes (``projector: mesh``; the voxel projectors are the scanner's choice)."""
     seed = loaded.spec.seed if seed is None else int(seed)
     times: dict[str, float] = {}
     t = time.perf_counter()
@@ -123,8 +124,12 @@ def render_bag(loaded: LoadedScene, index: int, seed: int | None = None,
             if ct_progress is not None:
                 def progress(done, total, name=scanner.name):
                     ct_progress(bag, name, done, total)
+            if backend == "cuda":
+                from xraybag.engine.xray.devices import probe_cuda
+
+                probe_cuda()  # a spawned worker registers the GPU's spectral pass itself
             cts[scanner.name] = scan(solids, objects, scanner, packed, loaded.library, rng,
-                                     where=f"scanners[{v}]", progress=progress)
+                                     where=f"scanners[{v}]", progress=progress, backend=backend)
             for k, sec in cts[scanner.name].seconds.items():
                 times[f"{scanner.name}.{k}"] = sec
             continue

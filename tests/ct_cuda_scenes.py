@@ -1,0 +1,158 @@
+"""CT scenes on which the CUDA mesh tracer is held to the numba one (tests/test_ct_forward_cuda.py).
+
+Run as a script (``python tests/ct_cuda_scenes.py [--scale N]``) it traces every scene with
+``forward.trace_views`` and ``forward_cuda.trace_views_cuda`` in this process and prints one JSON
+line per scene; the tests run it with NUMBA_ENABLE_CUDASIM=1 (numba's CUDA simulator, no GPU)
+and, marked ``gpu``, on a real GPU. ``--scale`` multiplies the views, rows and columns (the
+simulator runs every GPU thread as a Python thread, so it needs tiny scans).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import trimesh
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from xraybag.engine.ct import geometry as G
+from xraybag.engine.ct.forward import trace_views
+from xraybag.engine.xray.devices import cuda_problem
+
+
+def solid(mesh, material="m"):
+    return SimpleNamespace(vertices=np.asarray(mesh.vertices, float), faces=np.asarray(mesh.faces),
+                           material=material)
+
+
+def box_chords(g: G.CTGeometry, half: float) -> np.ndarray:
+    """Exact chords of every ray through the cube |x|, |y|, |z| < half (slab method)."""
+    out = np.empty(g.shape)
+    for k in range(g.views):
+        src, d = g.rays(k)
+        inv = 1.0 / np.where(d == 0, 1e-300, d)
+        t0, t1 = (-half - src) * inv, (half - src) * inv
+        out[k] = np.maximum(np.min(np.maximum(t0, t1), axis=-1) - np.max(np.minimum(t0, t1), axis=-1), 0.0)
+    return out
+
+
+def scenes(scale: int = 1) -> dict:
+    """name -> (solids, geometry, closed form or None, extra trace_views arguments)."""
+    out = {}
+    # rays aimed through a closed box's shared edges and vertices (flat detector, whole pitches):
+    # every chord counted once
+    box = trimesh.creation.box(extents=[60, 60, 60])
+    g = G.circular(300, 600, 9 * scale, 13 * scale, 12.0 / scale, 12.0 / scale, 3 * scale, curved=False)
+    out["box_edges"] = ([solid(box, "water")], g, lambda L, g=g: float(np.abs(L[..., 0] - box_chords(g, 30.0)).max()),
+                        {})
+    # spheres of three materials spread along z, a helical curved scan whose slabs cull some
+    rng = np.random.default_rng(5)
+    spheres = []
+    for i, z in enumerate(np.linspace(-40, 40, 5)):
+        sph = trimesh.creation.icosphere(subdivisions=2, radius=float(rng.uniform(6, 14)))
+        a, r = rng.uniform(0, 2 * np.pi), rng.uniform(0, 90)
+        sph.apply_translation([r * np.cos(a), r * np.sin(a), z])
+        spheres.append(solid(sph, ["water", "aluminium", "pmma"][i % 3]))
+    hel = G.helical(500, 900, 4 * scale, 40 * scale, 3.0 / scale, 6.0 / scale, 8 * scale, -45, 45, 20,
+                    curved=True)
+    out["helical_curved"] = (spheres, hel, None, {})
+    out["helical_every_face"] = (spheres, hel, None, {"cull": False, "views": slice(0, 8 * scale)})
+    flat = G.helical(500, 900, 4 * scale, 40 * scale, 3.0 / scale, 6.0 / scale, 8 * scale, -45, 45, 20,
+                     curved=False)
+    out["helical_flat_subset"] = (spheres, flat, None, {"views": slice(2 * scale, 9 * scale)})
+    # a cylinder with a sphere inside it (two materials on one ray), quarter-pixel detector offset
+    cyl = trimesh.creation.cylinder(radius=40, height=60, sections=24)
+    ball = trimesh.creation.icosphere(subdivisions=1, radius=15)
+    ball.apply_translation([10, 0, 5])
+    ball.invert()  # the cylinder's water surrounds the steel ball: an inner boundary
+    inner = trimesh.creation.icosphere(subdivisions=1, radius=15)
+    inner.apply_translation([10, 0, 5])
+    geo = G.circular(400, 700, 4 * scale, 36 * scale, 4.0 / scale, 4.0 / scale, 4 * scale, curved=True,
+                     col_offset=0.25)
+    out["nested_offset"] = ([solid(trimesh.util.concatenate([cyl, ball]), "water"), solid(inner, "steel")], geo,
+                            None, {})
+    return out
+
+
+def compare(ref: np.ndarray, got: np.ndarray) -> dict:
+    hit = (ref > 0).any(axis=(1, 2))  # (views, materials)
+    ulp = int(np.max(np.abs(ref.view(np.int32).astype(np.int64) - got.view(np.int32).astype(np.int64)),
+                     initial=0))
+    return {
+        "shape": ref.shape == got.shape,
+        "exact": bool(np.array_equal(ref, got)),
+        "max_ulp": ulp,  # float32 units in the last place (non-negative values: bit patterns order)
+        "max_rel": float(np.max(np.abs(ref.astype(np.float64) - got) / np.maximum(np.abs(ref), 1e-30), initial=0.0)),
+        "hit_rays": int((ref.sum(axis=-1) > 0).sum()),
+        "hit_views": int((ref.reshape(ref.shape[0], -1) > 0).any(axis=1).sum()),
+        "views": int(ref.shape[0]),
+        # a material seen in some views and culled or missed in others
+        "missed_somewhere": bool((hit.any(axis=0) & ~hit.all(axis=0)).any()),
+    }
+
+
+def pipeline(solids, g) -> dict:
+    """The CT projection (tracing, dual-layer spectral pass, no noise) with both backends, as
+    ``scan`` runs it: the largest difference of line integrals and the largest relative
+    difference of transmissions."""
+    from xraybag.engine.ct.scan import CTSetup, ct_response, sinograms
+    from xraybag.engine.xray.devices import probe_cuda
+    from xraybag.materials.library import default_library
+    from xraybag.scenes.models import CT, Scanner
+
+    assert probe_cuda()
+    lib = default_library()
+    scanner = Scanner(name="ct", type="ct", noise=False, ct=CT(mode="dual_layer"))
+    st = CTSetup(g, G.VolumeGrid.centred((200, 200, 100), 4.0), np.zeros(3), ct_response(scanner, g, lib))
+    cpu = sinograms(solids, st, scanner, lib, np.random.default_rng(0))
+    gpu = sinograms(solids, st, scanner, lib, np.random.default_rng(0), backend="cuda")
+    rel = max(float(np.max(np.abs(np.exp(-gpu[c].astype(float)) / np.exp(-cpu[c].astype(float)) - 1))) for c in cpu)
+    return {"scene": "pipeline", "channels": sorted(cpu) == sorted(gpu) and len(cpu) >= 2,
+            "max_line_integral": max(float(np.max(np.abs(gpu[c] - cpu[c]))) for c in cpu),
+            "max_rel_transmission": rel, "attenuated": max(float(cpu[c].max()) for c in cpu)}
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--scale", type=int, default=1)
+    ap.add_argument("--launch-bytes", type=int, default=None, help="split the views over several launches")
+    ap.add_argument("--only", nargs="*", default=None)
+    args = ap.parse_args(argv)
+    if cuda_problem() is not None:
+        sys.exit("no CUDA GPU or simulator: run with NUMBA_ENABLE_CUDASIM=1")
+    from xraybag.engine.ct import forward_cuda
+
+    if args.launch_bytes:
+        forward_cuda.LAUNCH_BYTES = args.launch_bytes
+    for name, (solids, g, form, extra) in scenes(args.scale).items():
+        if args.only and name not in args.only:
+            continue
+        mats, ref = trace_views(solids, g, **({"views": extra["views"]} if "views" in extra else {}))
+        t = time.perf_counter()
+        mats_c, got = forward_cuda.trace_views_cuda(solids, g, **extra)
+        rec = {"scene": name, "scan": list(ref.shape), "cuda_s": round(time.perf_counter() - t, 3),
+               "materials": mats == mats_c,
+               "launches": -(-ref.shape[0] // forward_cuda.views_per_launch(*ref.shape[1:]))} | compare(ref, got)
+        if form is not None:
+            rec["closed_form_numba"] = form(ref)
+            rec["closed_form_cuda"] = form(got)
+        print(json.dumps(rec), flush=True)
+    if not args.only or "pipeline" in args.only:
+        solids, g, _, extra = scenes(args.scale)["helical_flat_subset"]
+        print(json.dumps(pipeline(solids, g.subset(extra["views"]))), flush=True)
+    # nothing to trace: no solids, and no views
+    solids, g, _, _ = scenes(args.scale)["nested_offset"]
+    empty = forward_cuda.trace_views_cuda([], g)[1]
+    none = forward_cuda.trace_views_cuda(solids, g, views=slice(0, 0))[1]
+    print(json.dumps({"scene": "empty", "shape": [list(empty.shape), list(none.shape)],
+                      "zero": bool(not empty.any())}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
