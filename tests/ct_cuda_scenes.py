@@ -118,6 +118,41 @@ def pipeline(solids, g) -> dict:
             "max_rel_transmission": rel, "attenuated": max(float(cpu[c].max()) for c in cpu)}
 
 
+def backprojection(scale: int) -> dict:
+    """The parallel backprojection on both devices: random filtered projections (both signs) of
+    two slices and three channels added onto a volume that already holds values, and a helical
+    FBP (SSRB) of a scanned cylinder. Differences relative to the largest value."""
+    from xraybag.engine.ct.backproject import bp_parallel
+    from xraybag.engine.ct.backproject_cuda import bp_parallel_cuda
+    from xraybag.engine.ct.recon import helical_ssrb
+
+    rng = np.random.default_rng(1)
+    M, T, S, C, n = 18 * scale, 24 * scale, 2, 3, 12 * scale
+    q = rng.normal(size=(M, T, S, C)).astype(np.float32)
+    theta = np.pi * np.arange(M) / M + 0.1
+    xs = ys = np.linspace(-20, 20, n)
+    dt = 44.0 / (T - 1)
+    start = rng.normal(size=(C, S + 3, n, n)).astype(np.float32)
+    cpu, gpu = start.copy(), start.copy()
+    args = (np.cos(theta), np.sin(theta), -22.0, dt, xs, ys, 21.0, np.float32(np.pi / M))
+    bp_parallel(q, *args, cpu, 2)
+    bp_parallel_cuda(q, *args, gpu, 2)
+    outside = np.hypot(*np.meshgrid(xs, ys)) > 21.5  # left as they were on both
+    rec = {"scene": "backprojection", "bp_rel": float(np.abs(gpu - cpu).max() / np.abs(cpu - start).max()),
+           "bp_outside_kept": bool(np.array_equal(gpu[..., outside], start[..., outside])),
+           "bp_changed": bool(np.abs(cpu[:, 2:4] - start[:, 2:4]).max() > 1.0)}
+    cyl = trimesh.creation.cylinder(radius=60, height=80, sections=48)
+    g = G.helical(500, 900, 4, 40 * scale, 3.0, 6.0 / scale, 8 * scale, -30, 30, 10, curved=True)
+    _, L = trace_views([solid(cyl, "water")], g)
+    sino = (0.02 * L[..., 0]).astype(np.float32)
+    grid = G.VolumeGrid.centred((160, 160, 30), 10.0 / scale)
+    a = helical_ssrb(sino, g, grid)
+    b = helical_ssrb(sino, g, grid, backend="cuda")
+    rec |= {"fbp_rel": float(np.abs(a - b).max() / np.abs(a).max()),
+            "fbp_centre": float(a[a.shape[0] // 2, a.shape[1] // 2, a.shape[2] // 2])}
+    return rec
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--scale", type=int, default=1)
@@ -146,6 +181,8 @@ def main(argv=None) -> None:
     if not args.only or "pipeline" in args.only:
         solids, g, _, extra = scenes(args.scale)["helical_flat_subset"]
         print(json.dumps(pipeline(solids, g.subset(extra["views"]))), flush=True)
+    if not args.only or "backprojection" in args.only:
+        print(json.dumps(backprojection(args.scale)), flush=True)
     # nothing to trace: no solids, and no views
     solids, g, _, _ = scenes(args.scale)["nested_offset"]
     empty = forward_cuda.trace_views_cuda([], g)[1]

@@ -148,33 +148,40 @@ def test_a_detector_that_does_not_match_the_mode_is_refused(tmp_path):
 
 
 def test_render_device_cuda_reaches_the_ct_tracer(tmp_path, monkeypatch):
-    """``render --device cuda`` traces a CT scanner's views with the GPU tracer (a counting
-    stand-in for :mod:`xraybag.engine.ct.forward_cuda` here: the numba tracer) and writes the same
-    files as ``--device cpu``; ``--device cpu`` never calls it."""
+    """``render --device cuda`` traces a CT scanner's views and backprojects them with the GPU's
+    kernels (counting stand-ins for :mod:`xraybag.engine.ct.forward_cuda` and
+    :mod:`~xraybag.engine.ct.backproject_cuda` here: the numba ones) and writes the same files as
+    ``--device cpu``; ``--device cpu`` never calls them."""
     import sys
     from types import SimpleNamespace
 
+    from xraybag.engine.ct.backproject import bp_parallel
     from xraybag.engine.ct.forward import trace_views
     from xraybag.engine.xray import devices
 
-    calls = []
+    calls, bps = [], []
 
     def counting(solids, geom, views=None, materials=None):
         calls.append(views)
         return trace_views(solids, geom, views, materials)
 
+    def counting_bp(*args):
+        bps.append(args[-1])
+        bp_parallel(*args)
+
     monkeypatch.setattr(devices, "probe_cuda", lambda: True)
     monkeypatch.setitem(sys.modules, "xraybag.engine.ct.forward_cuda", SimpleNamespace(trace_views_cuda=counting))
+    monkeypatch.setitem(sys.modules, "xraybag.engine.ct.backproject_cuda", SimpleNamespace(bp_parallel_cuda=counting_bp))
     text = SCENE.format(geometry="helical", cols=160, pitch=1.0).replace("views: 180", "views: 90")
     text = text.replace("      dicom: true\n      mar_pair: true\n", "")
     path = write(tmp_path / "ct.yaml", text)
     files = {}
     for device in ("cuda", "cpu"):
-        before = len(calls)
+        before = len(calls), len(bps)
         r = run_cli("render", path, "-n", 1, "-o", tmp_path / device, "-q", "--device", device)
         assert r.exit_code == 0, r.output
         files[device] = sorted(p.relative_to(tmp_path / device) for p in (tmp_path / device / "ct").rglob("*.*"))
-        assert (len(calls) > before) == (device == "cuda")
+        assert (len(calls) > before[0]) == (len(bps) > before[1]) == (device == "cuda")
     assert files["cuda"] == files["cpu"] and files["cpu"]
     arrays = [p for p in files["cpu"] if p.suffix == ".npy"]
     assert len(arrays) >= 8  # sinograms, four volumes, Zeff, electron density, labels

@@ -440,9 +440,10 @@ def _ssrb_view_range(z_lo, z_hi, zfirst, h, hv, npi, marg, V) -> tuple[int, int]
 
 def helical_ssrb(sinos, geom: CTGeometry, grid: VolumeGrid, filter: str = "ram-lak",
                  slab: int | None = None, n_t: int | None = None, progress: Progress = None,
-                 max_slab_bytes: int = 512 << 20) -> np.ndarray:
+                 max_slab_bytes: int = 512 << 20, backend: str = "numba") -> np.ndarray:
     """Helical FBP: fan-to-parallel rebinning + single-slice rebinning (180 degree linear
     interpolation along z) + 2D parallel FBP per grid slice (see the module docstring).
+    ``backend`` "cuda" backprojects on the GPU (:mod:`.backproject_cuda`); the rest is the CPU's.
 
     ``sinos``: (V, R, N) or a list of them (float32 avoids a copy), or a :class:`ViewStream`
     (views are then made as the slabs need them and released after, so only a window of about
@@ -450,6 +451,10 @@ def helical_ssrb(sinos, geom: CTGeometry, grid: VolumeGrid, filter: str = "ram-l
     slices. Returns (C, nz, ny, nx) float32, or (nz, ny, nx) for one array.
     """
     single = isinstance(sinos, np.ndarray)
+    if backend == "cuda":
+        from xraybag.engine.ct.backproject_cuda import bp_parallel_cuda as backproject
+    else:
+        backproject = bp_parallel
     if isinstance(sinos, ViewStream):
         src = sinos
     else:
@@ -529,8 +534,7 @@ def helical_ssrb(sinos, geom: CTGeometry, grid: VolumeGrid, filter: str = "ram-l
         for s in range(S):  # slice by slice: temporaries of a few MB, reused by the allocator
             q[:, :, s, :] = filter_axis(p[s], resp, axis=2).transpose(1, 2, 0)
         del p
-        bp_parallel(q, cos_t, sin_t, float(t[0]), dt, xs, ys, rmax, np.float32(dtheta),
-                     out, z_first)
+        backproject(q, cos_t, sin_t, float(t[0]), dt, xs, ys, rmax, np.float32(dtheta), out, z_first)
         del q
         _tick(progress, min(z_first + slab, nz), nz)
     src.finish()
@@ -541,12 +545,13 @@ def helical_ssrb(sinos, geom: CTGeometry, grid: VolumeGrid, filter: str = "ram-l
 
 def reconstruct(sinograms: dict[str, np.ndarray], geom: CTGeometry, grid: VolumeGrid,
                 method: str = "fbp", filter: str = "ram-lak", iterations: int = 50,
-                projector=None, progress: Progress = None) -> dict[str, np.ndarray]:
+                projector=None, progress: Progress = None, backend: str = "numba") -> dict[str, np.ndarray]:
     """Reconstruct every sinogram of ``sinograms`` onto ``grid`` (float32 [z, y, x], 1/mm).
 
     ``method``: ``"fbp"`` (by ``geom.kind``: axial fan-beam FBP, circular FDK, helical
     rebinning + SSRB), ``"sirt"`` or ``"cgls"`` (with ``projector``, default
     :class:`xraybag.engine.ct.project.Projector`). All channels share one geometric pass in FBP.
+    ``backend`` "cuda" backprojects helical FBP on the GPU.
     """
     keys, arrs = _as_channels(sinograms)
     for a in arrs:
@@ -560,7 +565,7 @@ def reconstruct(sinograms: dict[str, np.ndarray], geom: CTGeometry, grid: Volume
         elif geom.kind == "circular":
             vols = fdk(arrs, geom, grid, filter, progress)
         elif geom.kind == "helical":
-            vols = helical_ssrb(arrs, geom, grid, filter, progress=progress)
+            vols = helical_ssrb(arrs, geom, grid, filter, progress=progress, backend=backend)
         else:
             raise ValueError(f"unknown geometry kind {geom.kind!r}")
         return {k: np.ascontiguousarray(vols[i], dtype=np.float32) for i, k in enumerate(keys)}

@@ -352,7 +352,7 @@ class CTResult:
 def scan(solids, objects, scanner, scene, library, rng, where: str = "scanners",
          progress=None, keep_sinograms: bool | None = None, backend: str = "numba") -> CTResult:
     """Scan one packed bag with a CT scanner (and, with ``ct.mar_pair``, again without metal).
-    ``backend`` "cuda" runs the mesh projector's tracing and spectral pass on the GPU."""
+    ``backend`` "cuda" runs the mesh projector and helical FBP's backprojection on the GPU."""
     ct = scanner.ct
     st = setup(scanner, scene, library, where)
     result = scan_prepared(solids, st, scanner, library, rng, progress, keep_sinograms, backend=backend)
@@ -394,7 +394,8 @@ def scan_prepared(solids, st: CTSetup, scanner, library, rng, progress=None,
     whole sinogram is held unless ``keep_sinograms`` / ``ct.sinograms`` asks for the detector
     channels' sinograms (then those are kept whole: views x rows x cols x 4 bytes each). The
     chunks, the draws and the arithmetic are those of the unstreamed scan, so the volumes are the
-    same to the bit."""
+    same to the bit. ``backend`` "cuda" traces the meshes, runs the spectral pass and backprojects
+    helical FBP on the GPU (:mod:`.forward_cuda`, :mod:`.backproject_cuda`)."""
     from xraybag.engine.ct.decompose import Decomposer
     from xraybag.engine.ct.recon import ViewStream, helical_ssrb, reconstruct
     from xraybag.engine.ct.voxelize import voxelize
@@ -440,7 +441,7 @@ def scan_prepared(solids, st: CTSetup, scanner, library, rng, progress=None,
         names = channels + (["compton", "photoelectric"] if in_projection else [])
         views = ViewStream(produce, g.shape, len(names), chunk_views(g, len(materials)))
         t = time.perf_counter()
-        block = helical_ssrb(views, g, st.grid, rec.filter)
+        block = helical_ssrb(views, g, st.grid, rec.filter, backend=backend)
         times["reconstruction"] = (time.perf_counter() - t - times["projection"]
                                    - times["decomposition"])
         del views
@@ -467,7 +468,7 @@ def scan_prepared(solids, st: CTSetup, scanner, library, rng, progress=None,
 
         t = time.perf_counter()
         vols = reconstruct(to_recon, st.geom, st.grid, method=rec.method, filter=rec.filter,
-                           iterations=int(rec.iterations))
+                           iterations=int(rec.iterations), backend=backend)
         del to_recon
         times["reconstruction"] = time.perf_counter() - t
 
