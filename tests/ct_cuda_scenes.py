@@ -113,7 +113,12 @@ def pipeline(solids, g) -> dict:
     cpu = sinograms(solids, st, scanner, lib, np.random.default_rng(0))
     gpu = sinograms(solids, st, scanner, lib, np.random.default_rng(0), backend="cuda")
     rel = max(float(np.max(np.abs(np.exp(-gpu[c].astype(float)) / np.exp(-cpu[c].astype(float)) - 1))) for c in cpu)
+    from xraybag.engine.ct.forward_cuda import trace_views_cuda
+    from xraybag.engine.xray.detect import on_device
+
+    kept = trace_views_cuda(solids, g, on_device=True)[1]  # what the projection hands the spectral pass
     return {"scene": "pipeline", "channels": sorted(cpu) == sorted(gpu) and len(cpu) >= 2,
+            "kept_on_device": on_device(kept) and tuple(kept.shape) == (g.views, g.rows, g.cols, 3),
             "max_line_integral": max(float(np.max(np.abs(gpu[c] - cpu[c]))) for c in cpu),
             "max_rel_transmission": rel, "attenuated": max(float(cpu[c].max()) for c in cpu)}
 

@@ -161,7 +161,7 @@ def test_render_device_cuda_reaches_the_ct_tracer(tmp_path, monkeypatch):
 
     calls, bps = [], []
 
-    def counting(solids, geom, views=None, materials=None):
+    def counting(solids, geom, views=None, materials=None, on_device=False):
         calls.append(views)
         return trace_views(solids, geom, views, materials)
 

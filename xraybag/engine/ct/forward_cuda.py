@@ -162,6 +162,23 @@ def _trace_faces(vertices, faces, slots, zlo, zhi, order, first, cum, zwin, src,
 
 
 @cuda.jit
+def _zero(a):
+    """``a[:] = 0`` for a flat device array (no host buffer, no transfer)."""
+    t = cuda.grid(1)
+    if t < a.shape[0]:
+        a[t] = 0
+
+
+def _zeros(shape, dtype):
+    """A device array of zeros."""
+    a = cuda.device_array(shape, dtype=dtype)
+    n = int(np.prod(shape))
+    if n:
+        _zero[(n + THREADS - 1) // THREADS, THREADS](a.reshape(n))
+    return a
+
+
+@cuda.jit
 def _store(acc, out):
     """``out = acc`` as float32 where above 1e-9 mm, else 0 (the CPU kernel's store), flat."""
     t = cuda.grid(1)
@@ -171,8 +188,9 @@ def _store(acc, out):
 
 
 def _launch(p: Prepared, order: np.ndarray, zs: np.ndarray, ext: float, consts, start: int, stop: int,
-            out: np.ndarray) -> None:
-    """Trace views ``[start, stop)`` of ``p`` in one launch into ``out[start:stop]``."""
+            out) -> None:
+    """Trace views ``[start, stop)`` of ``p`` in one launch into ``out[start:stop]`` (a device
+    array, zeros)."""
     g = p.geom
     cg, sg, dj, v, d_vertices, d_faces, d_slots, d_zlo, d_zhi, d_order = consts
     src = p.src[start:stop]
@@ -185,9 +203,8 @@ def _launch(p: Prepared, order: np.ndarray, zs: np.ndarray, ext: float, consts, 
     n_items = int(cum[-1])
     shape = (stop - start, g.rows, g.cols, out.shape[3])
     if n_items == 0:
-        out[start:stop] = 0.0
         return
-    acc = cuda.to_device(np.zeros(shape, dtype=np.float64))
+    acc = _zeros(shape, np.float64)
     d = cuda.to_device
     _trace_faces[(n_items + THREADS - 1) // THREADS, THREADS](
         d_vertices, d_faces, d_slots, d_zlo, d_zhi, d_order, d(first), d(cum), d(zwin),
@@ -195,9 +212,7 @@ def _launch(p: Prepared, order: np.ndarray, zs: np.ndarray, ext: float, consts, 
         d(np.ascontiguousarray(p.evec[start:stop])), cg, sg, dj, v, bool(g.curved), float(g.sdd),
         float(g.col_pitch), float(g.row_pitch), float(g.col_offset), acc)
     size = int(np.prod(shape))
-    res = cuda.device_array(size, dtype=np.float32)
-    _store[(size + THREADS - 1) // THREADS, THREADS](acc.reshape(size), res)
-    out[start:stop] = res.copy_to_host().reshape(shape)
+    _store[(size + THREADS - 1) // THREADS, THREADS](acc.reshape(size), out[start:stop].reshape(size))
 
 
 def views_per_launch(rows: int, cols: int, n_materials: int) -> int:
@@ -205,14 +220,17 @@ def views_per_launch(rows: int, cols: int, n_materials: int) -> int:
     return max(1, LAUNCH_BYTES // (rows * cols * max(n_materials, 1) * 8))
 
 
-def trace_views_cuda(solids, geom, views=None, materials: list[str] | None = None, cull: bool = True):
+def trace_views_cuda(solids, geom, views=None, materials: list[str] | None = None, cull: bool = True,
+                     on_device: bool = False):
     """:func:`xraybag.engine.ct.forward.trace_views` on the GPU: the same ``(materials, L)``, to
-    the rounding of atomic sums."""
+    the rounding of atomic sums. ``on_device``: ``L`` is left on the GPU (a numba device array,
+    for :func:`xraybag.engine.xray.detect.detect`'s GPU pass), not copied to the host."""
     p = prepare(solids, geom, views, materials, cull)
     if not isinstance(p, Prepared):
-        return p
+        return (p[0], cuda.to_device(p[1])) if on_device else p
     g = p.geom
-    out = np.zeros((g.views, g.rows, g.cols, max(len(p.materials), 1)), dtype=np.float32)
+    shape = (g.views, g.rows, g.cols, max(len(p.materials), 1))
+    out = _zeros(shape, np.float32)
     order = np.argsort(p.zlo, kind="stable").astype(np.int64)
     zs = p.zlo[order]
     ext = float((p.zhi - p.zlo).max())
@@ -223,4 +241,4 @@ def trace_views_cuda(solids, geom, views=None, materials: list[str] | None = Non
     step = views_per_launch(g.rows, g.cols, out.shape[3])
     for start in range(0, g.views, step):
         _launch(p, order, zs, ext, consts, start, min(start + step, g.views), out)
-    return p.materials, out
+    return p.materials, out if on_device else out.copy_to_host()

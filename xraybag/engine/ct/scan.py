@@ -293,11 +293,14 @@ def project_views(solids_ct, setup: CTSetup, scanner, library, rng, start: int, 
 
     g = setup.geom
     resp = setup.response
-    if backend == "cuda":
-        from xraybag.engine.ct.forward_cuda import trace_views_cuda as trace_views
+    if backend == "cuda":  # the path lengths stay on the GPU for its spectral pass
+        from xraybag.engine.ct.forward_cuda import trace_views_cuda
+
+        mats, L = trace_views_cuda(solids_ct, g, slice(start, stop), materials, on_device=True)
     else:
         from xraybag.engine.ct.forward import trace_views
-    mats, L = trace_views(solids_ct, g, slice(start, stop), materials)
+
+        mats, L = trace_views(solids_ct, g, slice(start, stop), materials)
     if materials:
         spectral = backend if backend in SPECTRAL else "numba"
         T = detect(L, mats, scanner, resp, library, rng, g.col_pitch, spectral, threads=True)  # as the tracer

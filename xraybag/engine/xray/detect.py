@@ -266,10 +266,16 @@ def dense_signals(L2: np.ndarray, mu: np.ndarray, weights: np.ndarray, stride: i
     return out
 
 
+def on_device(a) -> bool:
+    """Whether ``a`` is a numba device array (on a GPU, or numba's CUDA simulator's stand-in)."""
+    return hasattr(a, "copy_to_host")
+
+
 def spectral_operands(L2: np.ndarray, mu: np.ndarray, weights: np.ndarray):
     """What a spectral pass (CPU or GPU) takes: float32 path lengths (n, M), attenuation (M, E)
     and weights (K, E), the float64 open beam (K,), and the output (n, K) float64. With nothing to
-    compute (no pixel or no material) the output is the open beam already and the operands None."""
+    compute (no pixel or no material) the output is the open beam already and the operands None.
+    Path lengths already on a GPU (a numba device array, float32) are passed on as they are."""
     n, m = L2.shape
     k = weights.shape[1]
     open_beam = np.asarray(weights, dtype=np.float64).sum(axis=0)
@@ -277,7 +283,8 @@ def spectral_operands(L2: np.ndarray, mu: np.ndarray, weights: np.ndarray):
     if m == 0 or n == 0:
         out[:] = open_beam
         return None, None, None, open_beam, out
-    return (np.ascontiguousarray(L2, dtype=np.float32), np.ascontiguousarray(mu, dtype=np.float32),
+    L32 = L2 if on_device(L2) else np.ascontiguousarray(L2, dtype=np.float32)
+    return (L32, np.ascontiguousarray(mu, dtype=np.float32),
             np.ascontiguousarray(np.asarray(weights).T, dtype=np.float32), open_beam, out)
 
 
@@ -301,7 +308,8 @@ def detect(
     """Measured transmission I/I0 of every channel: ``{channel: (..., rows, cols) float64}``.
 
     ``L``: (rows, cols, M) path lengths (mm) through ``materials``, or (views, rows, cols, M) for a
-    stack of images (CT views; scatter and blur then act on each image alone); ``pixel_mm``: pixel pitch (mm),
+    stack of images (CT views; scatter and blur then act on each image alone), float32 on a GPU
+    (a numba device array) for the GPU's spectral pass; ``pixel_mm``: pixel pitch (mm),
     which converts the scatter width to pixels. Steps (noise steps only when ``noise.enabled``):
 
     1. noise-free primary signal (the dense product);
@@ -326,11 +334,15 @@ def detect(
     """
     if spectral not in SPECTRAL:
         raise XraybagError(f"spectral pass {spectral!r} is not available; available: {', '.join(sorted(SPECTRAL))}")
-    L = np.asarray(L)
-    if L.ndim not in (3, 4) or L.shape[-1] != len(materials):
-        raise ValueError(f"L has shape {L.shape}; expected ([views,] rows, cols, {len(materials)})")
-    lead = L.shape[:-3]
-    rows, cols, m = L.shape[-3:]
+    if not on_device(L):
+        L = np.asarray(L)
+    elif spectral == "numba":  # path lengths on a GPU stay there for the GPU's pass only
+        L = L.copy_to_host()
+    dims = tuple(L.shape)
+    if len(dims) not in (3, 4) or dims[-1] != len(materials):
+        raise ValueError(f"L has shape {dims}; expected ([views,] rows, cols, {len(materials)})")
+    lead = dims[:-3]
+    rows, cols, m = dims[-3:]
     batch = int(np.prod(lead, dtype=np.int64))
     shape = (batch, rows, cols)
     noise = scanner.noise

@@ -26,7 +26,7 @@ import numba
 import numpy as np
 from numba import cuda
 
-from xraybag.engine.xray.detect import dense_signals, spectral_operands
+from xraybag.engine.xray.detect import dense_signals, on_device, spectral_operands
 
 #: threads per block
 THREADS = 128
@@ -71,16 +71,18 @@ def _signals_kernel(L2, mu, wt, open_beam, out):  # pragma: no cover - runs on a
 def dense_signals_cuda(L2: np.ndarray, mu: np.ndarray, weights: np.ndarray, stride: int = 0,
                        threads: bool = False) -> np.ndarray:
     """:func:`xraybag.engine.xray.detect.dense_signals` on the GPU: ``exp(-L2 @ mu) @ weights``,
-    (n, M), (M, E), (E, K) -> (n, K) float64 (float32 sums). ``stride`` and ``threads`` are
+    (n, M), (M, E), (E, K) -> (n, K) float64 (float32 sums). ``L2`` may already be on the GPU
+    (a float32 device array: the CT tracer's output), then it is read there. ``stride`` and ``threads`` are
     accepted for the same call (and passed on to the CPU pass, which takes more than
     :data:`MAX_SUMS` sums per pixel)."""
     L32, mu32, wt32, open_beam, out = spectral_operands(L2, mu, weights)
     if L32 is None:
         return out
     if wt32.shape[0] > MAX_SUMS:
-        return dense_signals(L2, mu, weights, stride, threads)
+        return dense_signals(L2.copy_to_host() if on_device(L2) else L2, mu, weights, stride, threads)
     d_out = cuda.device_array(out.shape, dtype=np.float64)
     _signals_kernel[(out.shape[0] + THREADS - 1) // THREADS, THREADS](
-        cuda.to_device(L32), cuda.to_device(mu32), cuda.to_device(wt32), cuda.to_device(open_beam), d_out)
+        L32 if on_device(L32) else cuda.to_device(L32), cuda.to_device(mu32), cuda.to_device(wt32),
+        cuda.to_device(open_beam), d_out)
     d_out.copy_to_host(out)
     return out
