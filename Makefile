@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: demo test test-slow test-gpu bench bench-learn bench-apsam bench-value bench-xsyn gvxr-deps mmdet-deps clean
+.PHONY: demo test test-slow test-gpu device-inputs bench bench-learn bench-apsam bench-value bench-xsyn gvxr-deps mmdet-deps clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,18 @@ test-slow: $(STAMP)
 test-gpu: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[test,gpu]'
 	$(BIN)/python -m pytest -q -m gpu -rs
+
+# what benchmarks/device_check.sh needs on a GPU host (the device tool's, Python 3.12, no pybullet,
+# spekpy or internet): the packed checked_ct bag as a concrete scene, the recorded spectra, and
+# wheels of the packages that host lacks, pinned to this venv's versions. Carry .device-inputs.
+DEVICE_WHEELS := annotated-types manifold3d platformdirs pydantic pydantic_core rtree ruamel.yaml \
+	SQLAlchemy trimesh typing-inspection xraydb
+device-inputs: $(STAMP)
+	$(BIN)/python benchmarks/device_inputs.py --out .device-inputs
+	$(BIN)/python -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+	    --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_24_x86_64 \
+	    --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .device-inputs/whl \
+	    $$($(BIN)/python -c "import importlib.metadata as m; print(' '.join(n + '==' + m.version(n) for n in '$(DEVICE_WHEELS)'.split()))")
 
 # gVirtualXray for the side-by-side check (tests/test_gvxr.py, benchmarks/gvxr_compare.py):
 # Debian's Mesa EGL libraries let it run headless on the CPU.

@@ -124,3 +124,26 @@ def test_user_errors_are_one_line(library):
         energy_grid_and_photons(Spectrum(table=[[50, 0]]), library)
     with pytest.raises(XraybagError, match="unknown material"):
         energy_grid_and_photons(Spectrum(mono_kev=60, filtration={"unobtainium": 1}), library)
+
+
+def test_recorded_spectra_replay_without_spekpy(tmp_path, monkeypatch):
+    """With XRAYBAG_SPECTRA_DIR set, spekpy's spectrum is recorded there and read back, bit for
+    bit, where spekpy cannot be imported (a GPU host); other arguments still need spekpy."""
+    import sys
+
+    from xraybag.materials import spectra as S
+
+    monkeypatch.setenv(S.SPECTRA_DIR_ENV, str(tmp_path / "spectra"))
+    S._spekpy_spectrum.cache_clear()
+    args = (120.0, 12.0, 0.5, (("Al", 2.0),))
+    try:
+        k, photons = S._spekpy_spectrum(*args)
+        assert len(list((tmp_path / "spectra").glob("spekpy-*.npz"))) == 1
+        S._spekpy_spectrum.cache_clear()
+        monkeypatch.setitem(sys.modules, "spekpy", None)  # "import spekpy" now fails
+        k2, photons2 = S._spekpy_spectrum(*args)
+        assert np.array_equal(k, k2) and np.array_equal(photons, photons2) and not k2.flags.writeable
+        with pytest.raises(ImportError):
+            S._spekpy_spectrum(100.0, 12.0, 0.5, ())
+    finally:
+        S._spekpy_spectrum.cache_clear()

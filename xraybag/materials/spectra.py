@@ -20,7 +20,12 @@ takes ~0.3 s per spectrum, so spectra are cached).
 
 from __future__ import annotations
 
+import hashlib
+import io
+import json
+import os
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 
@@ -46,11 +51,51 @@ def element_symbols() -> frozenset[str]:
     return frozenset(xraydb.atomic_symbol(z) for z in range(1, 93))
 
 
+#: A folder of recorded spekpy spectra: when this variable names one, each spectrum spekpy makes
+#: is written there, and one found there is read instead of asking spekpy (so a machine without
+#: spekpy, a GPU host say, replays the same numbers; see :func:`_spekpy_spectrum`).
+SPECTRA_DIR_ENV = "XRAYBAG_SPECTRA_DIR"
+
+
+def _recorded_path(kvp: float, th: float, dk: float, filters: tuple[tuple[str, float], ...]):
+    """Where the spectrum of these arguments is recorded, or None when no folder is set."""
+    folder = os.environ.get(SPECTRA_DIR_ENV)
+    if not folder:
+        return None
+    key = json.dumps([float(kvp), float(th), float(dk), [[n, float(mm)] for n, mm in filters]])
+    return Path(folder) / f"spekpy-{hashlib.sha256(key.encode()).hexdigest()[:20]}.npz"
+
+
 @lru_cache(maxsize=64)
 def _spekpy_spectrum(
     kvp: float, th: float, dk: float, filters: tuple[tuple[str, float], ...]
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Bin centres (keV) and photons per mm2 per bin per mAs at 1 m, read-only arrays."""
+    """Bin centres (keV) and photons per mm2 per bin per mAs at 1 m, read-only arrays.
+
+    With :data:`SPECTRA_DIR_ENV` set, a spectrum recorded there for the same arguments is read
+    instead (its arguments are checked), and a spectrum spekpy makes is recorded there."""
+    path = _recorded_path(kvp, th, dk, filters)
+    if path is not None and path.is_file():
+        with np.load(path) as rec:
+            if str(rec["key"]) == path.stem and rec["k"].shape == rec["photons"].shape:
+                k, photons = rec["k"].astype(np.float64), rec["photons"].astype(np.float64)
+                k.flags.writeable = False
+                photons.flags.writeable = False
+                return k, photons
+    k, photons = _spekpy_make(kvp, th, dk, filters)
+    if path is not None:
+        from xraybag.engine.output.files import write_atomic
+
+        buf = io.BytesIO()
+        np.savez(buf, k=k, photons=photons, key=np.array(path.stem))
+        write_atomic(path, buf.getvalue())
+    return k, photons
+
+
+def _spekpy_make(
+    kvp: float, th: float, dk: float, filters: tuple[tuple[str, float], ...]
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_spekpy_spectrum` from spekpy itself."""
     import spekpy
 
     try:
