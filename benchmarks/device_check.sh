@@ -8,7 +8,8 @@
 #
 # Steps: the `gpu` tests (2D tracer, spectral pass, CT projectors, CT mesh tracer and
 # backprojection against the CPU); the 2D views on the GPU beside the CPU (trace_gpu.py); the
-# DEBISim-sized CT bag with --device cuda, then --device cpu, on the same machine.
+# DEBISim-sized CT bag with --device cuda, then --device cpu, on the same machine, and their
+# volumes compared voxel by voxel (same seed: the noise is drawn on the CPU in both).
 set -u -o pipefail
 OUT=${OUT:-device-out}
 mkdir -p "$OUT"
@@ -32,6 +33,8 @@ step() {  # name, command...: run, keep the log, carry on after a failure
 step test_gpu $PY -m pytest -q -m gpu -rs -p no:cacheprovider tests/test_trace_cuda.py tests/test_detect_cuda.py \
     tests/test_ct_project.py tests/test_ct_forward_cuda.py
 step trace_gpu $PY benchmarks/trace_gpu.py --bags 3 --repeat 5
-step ct_bag_cuda $PY benchmarks/ct_bag.py --scene "$IN/checked_ct_bag0.yaml" --device cuda
-step ct_bag_cpu $PY benchmarks/ct_bag.py --scene "$IN/checked_ct_bag0.yaml" --device cpu
+VOL=/tmp/device-ct  # the two runs' volumes, compared voxel by voxel (not brought back: GBs)
+step ct_bag_cuda $PY benchmarks/ct_bag.py --scene "$IN/checked_ct_bag0.yaml" --device cuda --out $VOL/cuda
+step ct_bag_cpu $PY benchmarks/ct_bag.py --scene "$IN/checked_ct_bag0.yaml" --device cpu --out $VOL/cpu
+step ct_compare $PY benchmarks/ct_compare.py $VOL/cuda $VOL/cpu
 tail -n 3 "$OUT"/test_gpu.out
