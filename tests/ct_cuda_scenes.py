@@ -55,15 +55,15 @@ def scenes(scale: int = 1) -> dict:
     rng = np.random.default_rng(5)
     spheres = []
     for i, z in enumerate(np.linspace(-40, 40, 5)):
-        sph = trimesh.creation.icosphere(subdivisions=2, radius=float(rng.uniform(6, 14)))
+        sph = trimesh.creation.icosphere(subdivisions=1, radius=float(rng.uniform(6, 14)))
         a, r = rng.uniform(0, 2 * np.pi), rng.uniform(0, 90)
         sph.apply_translation([r * np.cos(a), r * np.sin(a), z])
         spheres.append(solid(sph, ["water", "aluminium", "pmma"][i % 3]))
-    hel = G.helical(500, 900, 4 * scale, 40 * scale, 3.0 / scale, 6.0 / scale, 8 * scale, -45, 45, 20,
+    hel = G.helical(500, 900, 4 * scale, 40 * scale, 3.0 / scale, 6.0 / scale, 6 * scale, -45, 45, 30,
                     curved=True)
     out["helical_curved"] = (spheres, hel, None, {})
-    out["helical_every_face"] = (spheres, hel, None, {"cull": False, "views": slice(0, 8 * scale)})
-    flat = G.helical(500, 900, 4 * scale, 40 * scale, 3.0 / scale, 6.0 / scale, 8 * scale, -45, 45, 20,
+    out["helical_every_face"] = (spheres, hel, None, {"cull": False, "views": slice(0, 6 * scale)})
+    flat = G.helical(500, 900, 4 * scale, 40 * scale, 3.0 / scale, 6.0 / scale, 6 * scale, -45, 45, 30,
                      curved=False)
     out["helical_flat_subset"] = (spheres, flat, None, {"views": slice(2 * scale, 9 * scale)})
     # a cylinder with a sphere inside it (two materials on one ray), quarter-pixel detector offset

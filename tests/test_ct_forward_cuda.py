@@ -36,7 +36,7 @@ def simulated():
 def test_simulated_cuda_equals_numba(simulated, scene):
     r = simulated[scene]
     assert r["materials"] and r["shape"]
-    assert r["hit_rays"] > 100 and r["hit_views"] >= r["views"] - 1  # (almost) every view sees the scene
+    assert r["hit_rays"] > 50 and r["hit_views"] >= r["views"] - 1  # (almost) every view sees the scene
     # atomic sums may reorder additions: within one float32 ulp (exact on these scenes so far)
     assert r["max_ulp"] <= 1
     assert r["max_rel"] <= 1.2e-7
@@ -75,10 +75,10 @@ def test_simulated_backprojection_equals_numba(simulated):
 
 def test_views_split_over_launches_give_the_same_result():
     """A run of views longer than one launch holds (LAUNCH_BYTES) is traced in several."""
-    recs = _records(_run([str(SCENES), "--only", "helical_curved", "--launch-bytes", "20000"], sim=True))
-    r = recs["helical_curved"]
+    recs = _records(_run([str(SCENES), "--only", "helical_flat_subset", "--launch-bytes", "8000"], sim=True))
+    r = recs["helical_flat_subset"]
     assert r["launches"] > 3
-    assert r["max_ulp"] <= 1 and r["hit_rays"] > 100
+    assert r["max_ulp"] <= 1 and r["hit_rays"] > 50
 
 
 def test_kernel_compiles_for_a_real_gpu():

@@ -305,7 +305,7 @@ def project_views(solids_ct, setup: CTSetup, scanner, library, rng, start: int, 
         spectral = backend if backend in SPECTRAL else "numba"
         T = detect(L, mats, scanner, resp, library, rng, g.col_pitch, spectral, threads=True)  # as the tracer
     else:
-        T = {ch: np.ones(L.shape[:3]) for ch in resp.channels}
+        T = {ch: np.ones(tuple(L.shape)[:3]) for ch in resp.channels}
     del L
     out = {}
     for ch in resp.channels:
