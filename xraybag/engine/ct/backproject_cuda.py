@@ -1,4 +1,9 @@
-"""The parallel backprojection of :mod:`xraybag.engine.ct.backproject` as a CUDA kernel (numba.cuda).
+"""The backprojections of :mod:`xraybag.engine.ct.backproject` as CUDA kernels (numba.cuda).
+
+:func:`bp_cone_cuda` is the fan / cone backprojection of FDK and fan-beam FBP
+(:func:`~xraybag.engine.ct.backproject.bp_cone`): one CUDA thread takes one voxel and one channel
+and sums the views in order, with the CPU's float64 geometry, its float32 weights and float32
+sums (the CPU kernel is compiled with fastmath, so the two agree to float32 rounding).
 
 :func:`bp_parallel_cuda` takes the arguments of :func:`~xraybag.engine.ct.backproject.bp_parallel`
 (host arrays) and adds the same values to ``out``. One CUDA thread takes one pixel and one of the
@@ -19,7 +24,11 @@ import numba
 import numpy as np
 from numba import cuda
 
+from xraybag.engine.xray.trace_cuda import _DEVICE
+
 THREADS = 256  # threads per block
+_min2 = _DEVICE["min"]  # two-argument min / max (the CUDA target cannot compile the builtins)
+_max2 = _DEVICE["max"]
 
 
 @cuda.jit
@@ -74,13 +83,96 @@ def bp_parallel_cuda(q, cos_t, sin_t, t0, dt, xs, ys, rmax, scale, out, z_off):
     n = ny * nx * S * C
     if n == 0 or M == 0:
         return
-    d = cuda.to_device
     part = np.ascontiguousarray(out[:, z_off: z_off + S])
-    d_out = d(part)
+    d_out = cuda.to_device(part)
     _bp_parallel[(n + THREADS - 1) // THREADS, THREADS](
-        d(np.ascontiguousarray(q, dtype=np.float32).reshape(M, T, S * C)),
-        d(np.ascontiguousarray(cos_t, dtype=np.float64)), d(np.ascontiguousarray(sin_t, dtype=np.float64)),
-        float(t0), float(dt), d(np.ascontiguousarray(xs, dtype=np.float64)),
-        d(np.ascontiguousarray(ys, dtype=np.float64)), float(rmax), np.float32(scale), d_out)
+        cuda.to_device(np.ascontiguousarray(q, dtype=np.float32).reshape(M, T, S * C)), _f64(cos_t), _f64(sin_t),
+        float(t0), float(dt), _f64(xs), _f64(ys), float(rmax), np.float32(scale), d_out)
     d_out.copy_to_host(part)
     out[:, z_off: z_off + S] = part
+
+
+@cuda.jit
+def _bp_cone(q, cosb, sinb, zsrc, xs, ys, zs, sid, sdd, u0, du, v0, dv, curved, planar, scale, out):
+    """Thread ``t``: voxel ``(iz, iy, ix)`` and channel ``ch`` (``t = ((iz ny + iy) nx + ix) C +
+    ch``) of ``out`` (C, nz, ny, nx) (+=), from ``q`` (V, R, N, C)."""
+    t = cuda.grid(1)
+    V = q.shape[0]
+    R = q.shape[1]
+    N = q.shape[2]
+    C = q.shape[3]
+    nz = zs.shape[0]
+    ny = ys.shape[0]
+    nx = xs.shape[0]
+    if t >= nz * ny * nx * C:
+        return
+    ch = t % C
+    p = t // C
+    ix = p % nx
+    p = p // nx
+    iy = p % ny
+    iz = p // ny
+    x = xs[ix]
+    y = ys[iy]
+    z = zs[iz]
+    acc = numba.float32(0.0)
+    for k in range(V):
+        cb = cosb[k]
+        sb = sinb[k]
+        dzs = z - zsrc[k]
+        lpar = sid - (x * cb + y * sb)
+        wt = -x * sb + y * cb
+        if curved:
+            l2 = lpar * lpar + wt * wt
+            u = sdd * math.atan2(wt, lpar)
+            wgt = 1.0 / l2
+            vv = dzs * sdd / math.sqrt(l2)
+        else:
+            u = sdd * wt / lpar
+            wgt = (sid / lpar) ** 2
+            vv = dzs * sdd / lpar
+        fu = (u - u0) / du
+        if fu < -0.5 or fu > N - 0.5:
+            continue
+        fu = _min2(_max2(fu, 0.0), N - 1.0)
+        j0 = _min2(int(fu), N - 2) if N > 1 else 0
+        wu = fu - j0
+        if planar or R == 1:
+            i0 = 0
+            wv = 0.0
+            i1 = 0
+        else:
+            fv = (vv - v0) / dv
+            if fv < -0.5 or fv > R - 0.5:
+                continue
+            fv = _min2(_max2(fv, 0.0), R - 1.0)
+            i0 = _min2(int(fv), R - 2)
+            wv = fv - i0
+            i1 = i0 + 1
+        j1 = j0 + 1 if N > 1 else 0
+        w00 = numba.float32(wgt * (1.0 - wu) * (1.0 - wv))
+        w01 = numba.float32(wgt * wu * (1.0 - wv))
+        w10 = numba.float32(wgt * (1.0 - wu) * wv)
+        w11 = numba.float32(wgt * wu * wv)
+        acc += (w00 * q[k, i0, j0, ch] + w01 * q[k, i0, j1, ch]
+                + w10 * q[k, i1, j0, ch] + w11 * q[k, i1, j1, ch])
+    out[ch, iz, iy, ix] += acc * scale
+
+
+def bp_cone_cuda(q, cosb, sinb, zsrc, xs, ys, zs, sid, sdd, u0, du, v0, dv, curved, planar, scale, out):
+    """:func:`xraybag.engine.ct.backproject.bp_cone` on the GPU: ``q`` (V, R, N, C) float32
+    backprojected and added to ``out`` (C, nz, ny, nx)."""
+    n = out.size
+    if n == 0 or q.shape[0] == 0:
+        return
+    d_out = cuda.to_device(np.ascontiguousarray(out))
+    _bp_cone[(n + THREADS - 1) // THREADS, THREADS](
+        cuda.to_device(np.ascontiguousarray(q, dtype=np.float32)), _f64(cosb), _f64(sinb), _f64(zsrc), _f64(xs),
+        _f64(ys), _f64(zs), float(sid), float(sdd), float(u0), float(du), float(v0), float(dv), bool(curved),
+        bool(planar), np.float32(scale), d_out)
+    out[...] = d_out.copy_to_host()
+
+
+def _f64(a):
+    """``a`` as a contiguous float64 array on the GPU."""
+    return cuda.to_device(np.ascontiguousarray(a, dtype=np.float64))

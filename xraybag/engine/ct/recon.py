@@ -242,21 +242,26 @@ def _filter_cone(sinos: list[np.ndarray], geom: CTGeometry, filter: str,
     return q
 
 
-def _bp_cone_call(q, geom, xs, ys, zs, planar, out):
+def _bp_cone_call(q, geom, xs, ys, zs, planar, out, backend: str = "numba"):
+    if backend == "cuda":
+        from xraybag.engine.ct.backproject_cuda import bp_cone_cuda as backproject
+    else:
+        backproject = bp_cone
     dbeta = 2 * math.pi / geom.views
     u0 = float(geom.u()[0])
     v0 = float(geom.v()[0])
     du = geom.col_pitch
     dv = geom.row_pitch
     scale = dbeta
-    bp_cone(q, np.cos(geom.angles), np.sin(geom.angles), np.asarray(geom.z, dtype=np.float64),
+    backproject(q, np.cos(geom.angles), np.sin(geom.angles), np.asarray(geom.z, dtype=np.float64),
              xs, ys, np.asarray(zs, dtype=np.float64), float(geom.sid), float(geom.sdd), u0, du,
              v0, dv, bool(geom.curved), bool(planar), np.float32(scale), out)
 
 
 def fdk(sinos, geom: CTGeometry, grid: VolumeGrid, filter: str = "ram-lak",
-        progress: Progress = None) -> np.ndarray:
-    """FDK cone-beam FBP of one full circular rotation (flat or curved detector).
+        progress: Progress = None, backend: str = "numba") -> np.ndarray:
+    """FDK cone-beam FBP of one full circular rotation (flat or curved detector); ``backend``
+    "cuda" backprojects on the GPU.
 
     ``sinos``: (V, R, N) or a list of them. Returns (C, nz, ny, nx) float32 (C = len(list)) or
     (nz, ny, nx) for a single array.
@@ -267,14 +272,15 @@ def fdk(sinos, geom: CTGeometry, grid: VolumeGrid, filter: str = "ram-lak",
     xs, ys = _xy(grid)
     zs = grid.axis("z")
     out = np.zeros((len(lst), *grid.shape), dtype=np.float32)
-    _bp_cone_call(q, geom, xs, ys, zs, planar=geom.rows == 1, out=out)
+    _bp_cone_call(q, geom, xs, ys, zs, planar=geom.rows == 1, out=out, backend=backend)
     _tick(progress, 1, 1)
     return out[0] if single else out
 
 
 def fbp_fan(sinos, geom: CTGeometry, grid: VolumeGrid, filter: str = "ram-lak",
-            progress: Progress = None) -> np.ndarray:
-    """Fan-beam FBP (Kak & Slaney 3.4, full rotation), slice by slice for axial scans.
+            progress: Progress = None, backend: str = "numba") -> np.ndarray:
+    """Fan-beam FBP (Kak & Slaney 3.4, full rotation), slice by slice for axial scans; ``backend``
+    "cuda" backprojects on the GPU.
 
     Each distinct table position of ``geom`` is reconstructed as a 2D slice; grid z-slices are
     interpolated linearly between the two nearest acquired slices (nearest beyond the ends,
@@ -312,7 +318,7 @@ def fbp_fan(sinos, geom: CTGeometry, grid: VolumeGrid, filter: str = "ram-lak",
         sub = geom.subset(sel)
         q = _filter_cone([s[sel] for s in lst], sub, filter, voxel_cutoff(iso_sampling(geom), grid))
         img = np.zeros((C, 1, ys.size, xs.size), dtype=np.float32)
-        _bp_cone_call(q, sub, xs, ys, np.zeros(1), planar=True, out=img)
+        _bp_cone_call(q, sub, xs, ys, np.zeros(1), planar=True, out=img, backend=backend)
         slices[a] = img[:, 0]
         _tick(progress, n + 1, len(need))
     for iz, p in enumerate(pairs):
@@ -551,7 +557,7 @@ def reconstruct(sinograms: dict[str, np.ndarray], geom: CTGeometry, grid: Volume
     ``method``: ``"fbp"`` (by ``geom.kind``: axial fan-beam FBP, circular FDK, helical
     rebinning + SSRB), ``"sirt"`` or ``"cgls"`` (with ``projector``, default
     :class:`xraybag.engine.ct.project.Projector`). All channels share one geometric pass in FBP.
-    ``backend`` "cuda" backprojects helical FBP on the GPU.
+    ``backend`` "cuda" runs FBP's backprojection (every geometry) on the GPU.
     """
     keys, arrs = _as_channels(sinograms)
     for a in arrs:
@@ -561,9 +567,9 @@ def reconstruct(sinograms: dict[str, np.ndarray], geom: CTGeometry, grid: Volume
     if method == "fbp":
         check_filter(filter)
         if geom.kind == "axial":
-            vols = fbp_fan(arrs, geom, grid, filter, progress)
+            vols = fbp_fan(arrs, geom, grid, filter, progress, backend)
         elif geom.kind == "circular":
-            vols = fdk(arrs, geom, grid, filter, progress)
+            vols = fdk(arrs, geom, grid, filter, progress, backend)
         elif geom.kind == "helical":
             vols = helical_ssrb(arrs, geom, grid, filter, progress=progress, backend=backend)
         else:
