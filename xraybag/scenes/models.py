@@ -454,8 +454,9 @@ class CT(Strict):
     )
     projector: Literal["mesh", "numba", "cupy", "astra"] = Field(
         "mesh",
-        description="forward model: mesh = exact path lengths on the meshes (CPU); numba / cupy / "
-        "astra = projection of the voxelised scene",
+        description="forward model: mesh = exact path lengths on the meshes (on the GPU with render "
+        "--device cuda, or auto where one is present; else the CPU); numba / cupy / astra = projection of "
+        "the voxelised scene",
     )
     reconstruction: CTReconstruction = Field(default_factory=CTReconstruction)
     sinograms: bool = Field(
