@@ -117,8 +117,16 @@ def pipeline(solids, g) -> dict:
     from xraybag.engine.xray.detect import on_device
 
     kept = trace_views_cuda(solids, g, on_device=True)[1]  # what the projection hands the spectral pass
+    from xraybag.engine.ct.forward import mesh_of
+
+    mats, whole = trace_views(solids, g)
+    mesh = mesh_of(solids, mats)  # one mesh, sent to the GPU once, for every chunk of views
+    parts = [trace_views_cuda(solids, g, slice(a, min(a + 3, g.views)), mats, mesh=mesh)[1]
+             for a in range(0, g.views, 3)]
     return {"scene": "pipeline", "channels": sorted(cpu) == sorted(gpu) and len(cpu) >= 2,
             "kept_on_device": on_device(kept) and tuple(kept.shape) == (g.views, g.rows, g.cols, 3),
+            "chunks_equal": bool(np.array_equal(np.concatenate(parts), whole)) and len(parts) > 1,
+            "sent_once": len(mesh.device) == 1,
             "max_line_integral": max(float(np.max(np.abs(gpu[c] - cpu[c]))) for c in cpu),
             "max_rel_transmission": rel, "attenuated": max(float(cpu[c].max()) for c in cpu)}
 

@@ -131,3 +131,21 @@ def test_monochromatic_sinogram_is_mu_times_path_length():
     _, L = trace_views(solids, g)
     mu = float(lib.get("pmma").mu(np.array([60.0]))[0])
     assert np.allclose(p, mu * L[..., 0], rtol=1e-5, atol=1e-6)
+
+
+def test_a_mesh_made_once_serves_every_chunk_of_views():
+    """A scan traced in chunks of views with one ``mesh_of`` (as the CT scan does) gives the
+    path lengths of one call over all views, to the bit; a mesh of other solids changes them."""
+    from xraybag.engine.ct.forward import mesh_of
+
+    sph = trimesh.creation.icosphere(subdivisions=2, radius=20)
+    box = trimesh.creation.box(extents=[30, 10, 50])
+    box.apply_translation([25, 0, 5])
+    solids = [_solid(sph, "water"), _solid(box, "aluminium", 2)]
+    g = G.helical(400, 700, 8, 96, 2.0, 2.0, 24, -30, 30, 15)
+    mats, whole = trace_views(solids, g)
+    mesh = mesh_of(solids, mats)
+    parts = [trace_views(solids, g, slice(a, min(a + 7, g.views)), mats, mesh=mesh)[1] for a in range(0, g.views, 7)]
+    assert np.array_equal(np.concatenate(parts), whole) and whole.any()
+    other = mesh_of(solids[:1], mats)
+    assert not np.array_equal(trace_views(solids, g, None, mats, mesh=other)[1], whole)

@@ -112,6 +112,7 @@ def test_simulated_ct_projection_on_both_devices(simulated):
     r = simulated["pipeline"]
     assert r["channels"] and r["attenuated"] > 0.5
     assert r["kept_on_device"]  # the path lengths are not copied to the host and back
+    assert r["chunks_equal"] and r["sent_once"]  # one mesh on the GPU serves every chunk of views
     assert r["max_rel_transmission"] < 0.005
     assert r["max_line_integral"] < 1e-5
 

@@ -161,9 +161,9 @@ def test_render_device_cuda_reaches_the_ct_tracer(tmp_path, monkeypatch):
 
     calls, bps = [], []
 
-    def counting(solids, geom, views=None, materials=None, on_device=False):
+    def counting(solids, geom, views=None, materials=None, on_device=False, mesh=None):
         calls.append(views)
-        return trace_views(solids, geom, views, materials)
+        return trace_views(solids, geom, views, materials, mesh=mesh)
 
     def counting_bp(*args):
         bps.append(args[-1])

@@ -19,6 +19,7 @@ slab are visited, and only their vertices are moved to the view's frame.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import numba
@@ -213,34 +214,30 @@ def _trace_views(vertices, faces, slots, zlo, zhi, reach, src, cvec, evec, cg, s
                     out[k, i, j, m] = x if x > 1e-9 else 0.0
 
 
-class Prepared(NamedTuple):
-    """What both CT tracers (this CPU one and :mod:`.forward_cuda`) take: every solid as one mesh
-    with a material slot per face, each face's z range, the views' source positions and frames,
-    and the culling slab's half-height ``reach``."""
+@dataclass
+class Mesh:
+    """Every solid of a scan as one mesh, with a material slot per face and each face's z range:
+    made once per scan (:func:`mesh_of`) and shared by all its chunks of views. ``device`` holds
+    copies made for a GPU (:mod:`.forward_cuda`), so they are sent once too."""
 
     materials: list
-    geom: CTGeometry
     vertices: np.ndarray  # (nv, 3) float64
     faces: np.ndarray  # (nf, 3) int64
     slots: np.ndarray  # (nf,) int64
     zlo: np.ndarray
     zhi: np.ndarray
-    reach: float
-    src: np.ndarray  # (views, 3)
-    cvec: np.ndarray  # (views, 3): from the source to the detector's centre
-    evec: np.ndarray  # (views, 3): along the detector's columns
+    radius: float  # the farthest vertex's distance from the rotation axis
+    device: dict = field(default_factory=dict)
 
 
-def prepare(solids, geom: CTGeometry, views=None, materials: list[str] | None = None,
-            cull: bool = True) -> Prepared | tuple:
-    """The tracers' inputs (:class:`Prepared`), or ``(materials, zeros)`` where nothing is to be
-    traced (no solid or no view). See :func:`trace_views` for the arguments."""
+def mesh_of(solids, materials: list[str] | None = None) -> Mesh | None:
+    """The :class:`Mesh` of ``solids`` (None when there is none); ``materials`` fixes the slots
+    (default: the solids' materials, sorted)."""
     if materials is None:
         materials = sorted({s.material for s in solids})
+    if not solids:
+        return None
     mindex = {m: i for i, m in enumerate(materials)}
-    sub = geom if views is None else geom.subset(views)
-    if not solids or sub.views == 0:
-        return materials, np.zeros((sub.views, sub.rows, sub.cols, len(materials)), dtype=np.float32)
     vs, fs, sl = [], [], []
     offset = 0
     for s in solids:
@@ -250,41 +247,68 @@ def prepare(solids, geom: CTGeometry, views=None, materials: list[str] | None = 
         offset += len(s.vertices)
     vertices = np.ascontiguousarray(np.concatenate(vs))
     faces = np.ascontiguousarray(np.concatenate(fs))
+    fz = vertices[faces, 2]
+    radius = float(np.sqrt(vertices[:, 0] ** 2 + vertices[:, 1] ** 2).max())
+    return Mesh(list(materials), vertices, faces, np.concatenate(sl), np.ascontiguousarray(fz.min(axis=1)),
+                np.ascontiguousarray(fz.max(axis=1)), radius)
+
+
+class Prepared(NamedTuple):
+    """What both CT tracers (this CPU one and :mod:`.forward_cuda`) take: the scan's mesh, the
+    views' geometry, source positions and frames, and the culling slab's half-height ``reach``."""
+
+    mesh: Mesh
+    geom: CTGeometry
+    reach: float
+    src: np.ndarray  # (views, 3)
+    cvec: np.ndarray  # (views, 3): from the source to the detector's centre
+    evec: np.ndarray  # (views, 3): along the detector's columns
+
+
+def prepare(solids, geom: CTGeometry, views=None, materials: list[str] | None = None,
+            cull: bool = True, mesh: Mesh | None = None) -> Prepared | tuple:
+    """The tracers' inputs (:class:`Prepared`), or ``(materials, zeros)`` where nothing is to be
+    traced (no solid or no view). See :func:`trace_views` for the arguments."""
+    if mesh is None:
+        mesh = mesh_of(solids, materials)
+    if materials is None:
+        materials = mesh.materials if mesh is not None else []
+    sub = geom if views is None else geom.subset(views)
+    if mesh is None or sub.views == 0:
+        return materials, np.zeros((sub.views, sub.rows, sub.cols, len(materials)), dtype=np.float32)
     # a point that ray (i, j) reaches lies at height |h| = |v_i| depth / dj_j above the source,
     # with dj_j >= sdd and its depth along the column at most its horizontal distance from the
     # source, itself at most sid + the farthest vertex's distance from the axis (the mesh lies in
     # the convex hull of its vertices): the slab z_source -+ reach holds every hit (1 mm margin)
-    fz = vertices[faces, 2]
-    radius = float(np.sqrt(vertices[:, 0] ** 2 + vertices[:, 1] ** 2).max())
     vmax = float(np.abs(sub.v()).max())
-    reach = vmax * (float(sub.sid) + radius) / float(sub.sdd) + 1.0 if cull else np.inf
+    reach = vmax * (float(sub.sid) + mesh.radius) / float(sub.sdd) + 1.0 if cull else np.inf
     b = np.asarray(sub.angles, dtype=np.float64)
     src = np.stack([sub.sid * np.cos(b), sub.sid * np.sin(b), np.asarray(sub.z, dtype=np.float64)], axis=1)
     cvec = np.stack([-np.cos(b), -np.sin(b), np.zeros_like(b)], axis=1)
     evec = np.stack([-np.sin(b), np.cos(b), np.zeros_like(b)], axis=1)
-    return Prepared(materials, sub, vertices, faces, np.concatenate(sl), np.ascontiguousarray(fz.min(axis=1)),
-                    np.ascontiguousarray(fz.max(axis=1)), reach, src, cvec, evec)
+    return Prepared(mesh, sub, reach, src, cvec, evec)
 
 
 def trace_views(solids, geom: CTGeometry, views=None, materials: list[str] | None = None,
-                cull: bool = True):
+                cull: bool = True, mesh: Mesh | None = None):
     """Path lengths (mm) through each material for the rays of ``views`` (default: all).
 
     ``solids``: closed meshes in the CT frame (see :func:`xraybag.engine.ct.geometry.scene_to_ct`).
     Returns ``(materials, L)`` with ``L`` float32 of shape (views, rows, cols, M). ``cull=False``
-    visits every face in every view (the same path lengths, slower: for tests).
+    visits every face in every view (the same path lengths, slower: for tests). ``mesh``: the
+    solids' :func:`mesh_of`, made once for a scan traced in chunks of views.
     """
-    p = prepare(solids, geom, views, materials, cull)
+    p = prepare(solids, geom, views, materials, cull, mesh)
     if not isinstance(p, Prepared):
         return p
-    g = p.geom
-    out = np.zeros((g.views, g.rows, g.cols, max(len(p.materials), 1)), dtype=np.float32)
+    g, m = p.geom, p.mesh
+    out = np.zeros((g.views, g.rows, g.cols, max(len(m.materials), 1)), dtype=np.float32)
     cg, sg, dj = column_constants(g.u(), float(g.sdd), bool(g.curved))
     # views handed to the threads one at a time as they finish (numba's default splits the chunk
     # in equal halves up front: a thread with the costlier views, or one the system preempts,
     # kept the other waiting); each view stands alone, so the same path lengths
     with numba.parallel_chunksize(1):
-        _trace_views(p.vertices, p.faces, p.slots, p.zlo, p.zhi, p.reach, p.src, p.cvec, p.evec, cg, sg, dj,
+        _trace_views(m.vertices, m.faces, m.slots, m.zlo, m.zhi, p.reach, p.src, p.cvec, p.evec, cg, sg, dj,
                      g.v(), float(g.sdd), bool(g.curved), float(g.col_pitch), float(g.row_pitch),
-                     float(g.col_offset), len(p.materials), out)
-    return p.materials, out
+                     float(g.col_offset), len(m.materials), out)
+    return m.materials, out

@@ -29,7 +29,7 @@ import numpy as np
 from numba import cuda
 
 from xraybag.engine.ct import forward as _forward
-from xraybag.engine.ct.forward import Prepared, column_constants, prepare
+from xraybag.engine.ct.forward import Mesh, Prepared, column_constants, prepare
 from xraybag.engine.xray.trace_cuda import _DEVICE, THREADS
 
 _EPS = _forward._EPS
@@ -187,10 +187,9 @@ def _store(acc, out):
         out[t] = x if x > 1e-9 else 0.0
 
 
-def _launch(p: Prepared, order: np.ndarray, zs: np.ndarray, ext: float, consts, start: int, stop: int,
-            out) -> None:
+def _launch(p: Prepared, zs: np.ndarray, ext: float, consts, start: int, stop: int, out) -> None:
     """Trace views ``[start, stop)`` of ``p`` in one launch into ``out[start:stop]`` (a device
-    array, zeros)."""
+    array, zeros); ``zs``: the faces' lowest z, sorted; ``ext``: the tallest face's height."""
     g = p.geom
     cg, sg, dj, v, d_vertices, d_faces, d_slots, d_zlo, d_zhi, d_order = consts
     src = p.src[start:stop]
@@ -220,25 +219,37 @@ def views_per_launch(rows: int, cols: int, n_materials: int) -> int:
     return max(1, LAUNCH_BYTES // (rows * cols * max(n_materials, 1) * 8))
 
 
+def _on_gpu(mesh: Mesh, g) -> tuple:
+    """The mesh's and the detector's constant arrays on the GPU (sent once per scan, kept in
+    ``mesh.device``), the faces' lowest z in sorted order and the tallest face's height."""
+    key = ("cuda", g.rows, g.cols, float(g.sdd), bool(g.curved), float(g.row_pitch), float(g.col_pitch),
+           float(g.col_offset))
+    if key not in mesh.device:
+        mesh.device.clear()  # one detector a scan: keep no stale copies
+        order = np.argsort(mesh.zlo, kind="stable").astype(np.int64)
+        d = cuda.to_device
+        consts = (*(d(np.ascontiguousarray(a)) for a in column_constants(g.u(), float(g.sdd), bool(g.curved))),
+                  d(np.ascontiguousarray(g.v(), dtype=np.float64)), d(mesh.vertices), d(mesh.faces),
+                  d(mesh.slots), d(mesh.zlo), d(mesh.zhi), d(order))
+        mesh.device[key] = (consts, mesh.zlo[order], float((mesh.zhi - mesh.zlo).max()))
+    return mesh.device[key]
+
+
 def trace_views_cuda(solids, geom, views=None, materials: list[str] | None = None, cull: bool = True,
-                     on_device: bool = False):
+                     on_device: bool = False, mesh: Mesh | None = None):
     """:func:`xraybag.engine.ct.forward.trace_views` on the GPU: the same ``(materials, L)``, to
     the rounding of atomic sums. ``on_device``: ``L`` is left on the GPU (a numba device array,
-    for :func:`xraybag.engine.xray.detect.detect`'s GPU pass), not copied to the host."""
-    p = prepare(solids, geom, views, materials, cull)
+    for :func:`xraybag.engine.xray.detect.detect`'s GPU pass), not copied to the host. ``mesh``:
+    the solids' :func:`~xraybag.engine.ct.forward.mesh_of`, made once for a scan traced in chunks
+    (its GPU copies are then made once too)."""
+    p = prepare(solids, geom, views, materials, cull, mesh)
     if not isinstance(p, Prepared):
         return (p[0], cuda.to_device(p[1])) if on_device else p
-    g = p.geom
-    shape = (g.views, g.rows, g.cols, max(len(p.materials), 1))
+    g, m = p.geom, p.mesh
+    consts, zs, ext = _on_gpu(m, g)
+    shape = (g.views, g.rows, g.cols, max(len(m.materials), 1))
     out = _zeros(shape, np.float32)
-    order = np.argsort(p.zlo, kind="stable").astype(np.int64)
-    zs = p.zlo[order]
-    ext = float((p.zhi - p.zlo).max())
-    d = cuda.to_device
-    consts = (*(d(np.ascontiguousarray(a)) for a in column_constants(g.u(), float(g.sdd), bool(g.curved))),
-              d(np.ascontiguousarray(g.v(), dtype=np.float64)), d(p.vertices), d(p.faces), d(p.slots),
-              d(p.zlo), d(p.zhi), d(order))
-    step = views_per_launch(g.rows, g.cols, out.shape[3])
+    step = views_per_launch(g.rows, g.cols, shape[3])
     for start in range(0, g.views, step):
-        _launch(p, order, zs, ext, consts, start, min(start + step, g.views), out)
-    return p.materials, out if on_device else out.copy_to_host()
+        _launch(p, zs, ext, consts, start, min(start + step, g.views), out)
+    return m.materials, out if on_device else out.copy_to_host()

@@ -285,10 +285,11 @@ def chunk_views(geom: CTGeometry, n_materials: int) -> int:
 
 
 def project_views(solids_ct, setup: CTSetup, scanner, library, rng, start: int, stop: int,
-                  materials: list[str], backend: str = "numba") -> dict[str, np.ndarray]:
+                  materials: list[str], backend: str = "numba", mesh=None) -> dict[str, np.ndarray]:
     """Line integrals ``-ln(I / I0)`` of every channel for views ``[start, stop)``, float32
     (stop - start, rows, cols): traced on the meshes and detected (noise drawn here).
-    ``backend`` "cuda" traces on the GPU (:mod:`.forward_cuda`) and runs the spectral pass there."""
+    ``backend`` "cuda" traces on the GPU (:mod:`.forward_cuda`) and runs the spectral pass there.
+    ``mesh``: the solids' :func:`.forward.mesh_of`, made once for all the chunks of a scan."""
     from xraybag.engine.xray.detect import SPECTRAL, detect
 
     g = setup.geom
@@ -296,11 +297,11 @@ def project_views(solids_ct, setup: CTSetup, scanner, library, rng, start: int, 
     if backend == "cuda":  # the path lengths stay on the GPU for its spectral pass
         from xraybag.engine.ct.forward_cuda import trace_views_cuda
 
-        mats, L = trace_views_cuda(solids_ct, g, slice(start, stop), materials, on_device=True)
+        mats, L = trace_views_cuda(solids_ct, g, slice(start, stop), materials, on_device=True, mesh=mesh)
     else:
         from xraybag.engine.ct.forward import trace_views
 
-        mats, L = trace_views(solids_ct, g, slice(start, stop), materials)
+        mats, L = trace_views(solids_ct, g, slice(start, stop), materials, mesh=mesh)
     if materials:
         spectral = backend if backend in SPECTRAL else "numba"
         T = detect(L, mats, scanner, resp, library, rng, g.col_pitch, spectral, threads=True)  # as the tracer
@@ -325,13 +326,16 @@ def sinograms(solids_ct, setup: CTSetup, scanner, library, rng, progress=None,
     result does not depend on the chunk size only when noise is off (the chunk size is fixed by
     the geometry, so a scene always gives the same draws).
     """
+    from xraybag.engine.ct.forward import mesh_of
+
     g = setup.geom
     materials = sorted({s.material for s in solids_ct})
+    mesh = mesh_of(solids_ct, materials)
     chunk = chunk_views(g, len(materials))
     out = {ch: np.empty(g.shape, dtype=np.float32) for ch in setup.response.channels}
     for start in range(0, g.views, chunk):
         stop = min(start + chunk, g.views)
-        part = project_views(solids_ct, setup, scanner, library, rng, start, stop, materials, backend)
+        part = project_views(solids_ct, setup, scanner, library, rng, start, stop, materials, backend, mesh)
         for ch, a in part.items():
             out[ch][start:stop] = a
         if progress:
@@ -420,14 +424,17 @@ def scan_prepared(solids, st: CTSetup, scanner, library, rng, progress=None,
         stream = streams(scanner, st)
 
     if stream:
+        from xraybag.engine.ct.forward import mesh_of
+
         g = st.geom
         materials = sorted({s.material for s in solids_ct})
+        mesh = mesh_of(solids_ct, materials)
         kept = {ch: np.empty(g.shape, dtype=np.float32) for ch in channels} if keep else {}
         times["projection"] = times["decomposition"] = 0.0
 
         def produce(start, stop):
             t = time.perf_counter()
-            part = project_views(solids_ct, st, scanner, library, rng, start, stop, materials, backend)
+            part = project_views(solids_ct, st, scanner, library, rng, start, stop, materials, backend, mesh)
             for ch in kept:
                 kept[ch][start:stop] = part[ch]
             if progress:
