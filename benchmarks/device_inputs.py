@@ -40,8 +40,12 @@ def main() -> None:
         loaded = load_scene(str(scene))
         for s in loaded.spec.scanners:
             energy_grid_and_photons(s.spectrum, loaded.library)
-    # the CT scanner of tests/test_ct_forward_cuda.py and tests/ct_cuda_scenes.py
-    energy_grid_and_photons(Scanner(name="ct", type="ct", ct=CT(mode="dual_layer")).spectrum, default_library())
+    # the scanners of the gpu tests: tests/test_ct_forward_cuda.py and tests/ct_cuda_scenes.py (CT),
+    # tests/test_detect_cuda.py (radiographs)
+    for scanner in (Scanner(name="ct", type="ct", ct=CT(mode="dual_layer")),
+                    Scanner.model_validate({"name": "v", "type": "radiograph"}),
+                    Scanner.model_validate({"name": "v", "type": "radiograph", "spectrum": {"kvp": 160}})):
+        energy_grid_and_photons(scanner.spectrum, default_library())
     print(json.dumps({"scenes": [str(s) for s in scenes], "spectra": sorted(p.name for p in spectra.glob("*.npz"))}))
 
 
