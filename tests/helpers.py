@@ -53,6 +53,16 @@ def run_python(args: list[str], sim: bool, timeout: int = 240) -> subprocess.Com
                           check=False)
 
 
+def json_records(proc: subprocess.CompletedProcess, key: str = "scene") -> dict:
+    """The JSON lines a script printed (one record per line starting with ``{``), by ``key``;
+    the script must have exited 0 (else its stderr's end is the failure's message)."""
+    import json
+
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    recs = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    return {r[key]: r for r in recs}
+
+
 def ptx_of(code: str) -> tuple[int, int]:
     """Run :data:`PTX_PRELUDE` and ``code``, which prints ``PTX <size> <count>``, without the
     simulator: ``(size, count)``. Skips the calling test where numba has no NVVM."""

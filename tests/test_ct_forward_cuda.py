@@ -8,28 +8,19 @@ bag through the pipeline on a real GPU (``make test-gpu``).
 
 from __future__ import annotations
 
-import json
-import subprocess
-
 import numpy as np
 import pytest
-from helpers import ROOT, ptx_of
+from helpers import ROOT, json_records, ptx_of
 from helpers import run_python as _run
 
 SCENES = ROOT / "tests" / "ct_cuda_scenes.py"
 NAMES = {"box_edges", "helical_curved", "helical_every_face", "helical_flat_subset", "nested_offset"}
 
 
-def _records(proc: subprocess.CompletedProcess) -> dict:
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    recs = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
-    return {r["scene"]: r for r in recs}
-
-
 @pytest.fixture(scope="module")
 def simulated():
     """Every scene traced by both tracers under numba's CUDA simulator."""
-    return _records(_run([str(SCENES)], sim=True, timeout=600))
+    return json_records(_run([str(SCENES)], sim=True, timeout=600))
 
 
 @pytest.mark.parametrize("scene", sorted(NAMES))
@@ -86,7 +77,7 @@ def test_simulated_cone_backprojection_equals_numba(simulated):
 
 def test_views_split_over_launches_give_the_same_result():
     """A run of views longer than one launch holds (LAUNCH_BYTES) is traced in several."""
-    recs = _records(_run([str(SCENES), "--only", "helical_flat_subset", "--launch-bytes", "8000"], sim=True))
+    recs = json_records(_run([str(SCENES), "--only", "helical_flat_subset", "--launch-bytes", "8000"], sim=True))
     r = recs["helical_flat_subset"]
     assert r["launches"] > 3
     assert r["max_ulp"] <= 1 and r["hit_rays"] > 50
@@ -145,7 +136,7 @@ def test_cuda_equals_numba_on_a_gpu():
 
     if not cuda.is_available():
         pytest.skip("no CUDA GPU (numba.cuda.is_available() is false)")
-    recs = _records(_run([str(SCENES), "--scale", "4"], sim=False, timeout=600))
+    recs = json_records(_run([str(SCENES), "--scale", "4"], sim=False, timeout=600))
     assert NAMES <= set(recs)
     for name in NAMES:
         assert recs[name]["materials"] and recs[name]["max_ulp"] <= 1, recs[name]

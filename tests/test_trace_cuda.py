@@ -10,10 +10,9 @@ same comparison on a real GPU at a realistic size (``make test-gpu``).
 from __future__ import annotations
 
 import json
-import subprocess
 
 import pytest
-from helpers import ROOT, ptx_of
+from helpers import ROOT, json_records, ptx_of
 from helpers import run_python as _run
 
 from xraybag.errors import XraybagError
@@ -21,16 +20,10 @@ from xraybag.errors import XraybagError
 SCENES = ROOT / "tests" / "trace_cuda_scenes.py"
 
 
-def _records(proc: subprocess.CompletedProcess) -> dict:
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    recs = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
-    return {r["scene"]: r for r in recs}
-
-
 @pytest.fixture(scope="module")
 def simulated():
     """Every scene traced by both backends under numba's CUDA simulator."""
-    return _records(_run([str(SCENES)], sim=True))
+    return json_records(_run([str(SCENES)], sim=True))
 
 
 @pytest.mark.parametrize("scene", ["box", "sphere_shell", "overlap_perspective", "fan_beam"])
@@ -103,7 +96,7 @@ def test_cuda_equals_numba_on_a_gpu():
 
     if not cuda.is_available():
         pytest.skip("no CUDA GPU (numba.cuda.is_available() is false)")
-    recs = _records(_run([str(SCENES), "--scale", "8"], sim=False, timeout=600))
+    recs = json_records(_run([str(SCENES), "--scale", "8"], sim=False, timeout=600))
     assert set(recs) == {"box", "sphere_shell", "overlap_perspective", "fan_beam"}
     for r in recs.values():
         assert r["materials"] and r["windows"], r

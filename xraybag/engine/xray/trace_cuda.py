@@ -88,6 +88,18 @@ def _device_functions() -> dict:
 
 
 _DEVICE = _device_functions()
+
+
+def device_function(fn, **names):
+    """A numba CPU function's plain Python (its ``py_func``) compiled as a CUDA device function,
+    over a copy of its module's globals with the two-argument ``min`` / ``max`` above (the CUDA
+    target has no star-argument builtins) and ``names`` (other device functions it calls) put in:
+    the CT kernels share their per-ray and per-voxel helpers with the CPU kernels this way."""
+    py = getattr(fn, "py_func", fn)
+    g = dict(py.__globals__) | {"min": _DEVICE["min"], "max": _DEVICE["max"]} | names
+    return cuda.jit(device=True)(types.FunctionType(py.__code__, g, py.__name__, py.__defaults__, py.__closure__))
+
+
 _ray_hit = _DEVICE["ray_hit"]
 _row_columns = _DEVICE["_row_columns"]
 
