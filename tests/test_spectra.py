@@ -128,7 +128,8 @@ def test_user_errors_are_one_line(library):
 
 def test_recorded_spectra_replay_without_spekpy(tmp_path, monkeypatch):
     """With XRAYBAG_SPECTRA_DIR set, spekpy's spectrum is recorded there and read back, bit for
-    bit, where spekpy cannot be imported (a GPU host); other arguments still need spekpy."""
+    bit, where spekpy cannot be imported (a GPU host), whether or not its package is listed as
+    installed; other arguments still need spekpy."""
     import sys
 
     from xraybag.materials import spectra as S
@@ -138,12 +139,56 @@ def test_recorded_spectra_replay_without_spekpy(tmp_path, monkeypatch):
     args = (120.0, 12.0, 0.5, (("Al", 2.0),))
     try:
         k, photons = S._spekpy_spectrum(*args)
-        assert len(list((tmp_path / "spectra").glob("spekpy-*.npz"))) == 1
-        S._spekpy_spectrum.cache_clear()
+        files = list((tmp_path / "spectra").glob("spekpy-*.npz"))
+        assert len(files) == 1 and files[0].name.endswith(f"-{S._spekpy_version()}.npz")
         monkeypatch.setitem(sys.modules, "spekpy", None)  # "import spekpy" now fails
-        k2, photons2 = S._spekpy_spectrum(*args)
-        assert np.array_equal(k, k2) and np.array_equal(photons, photons2) and not k2.flags.writeable
+        for version in (S._spekpy_version(), None):  # listed as installed, or not at all
+            monkeypatch.setattr(S, "_spekpy_version", lambda v=version: v)
+            S._spekpy_spectrum.cache_clear()
+            k2, photons2 = S._spekpy_spectrum(*args)
+            assert np.array_equal(k, k2) and np.array_equal(photons, photons2) and not k2.flags.writeable
         with pytest.raises(ImportError):
             S._spekpy_spectrum(100.0, 12.0, 0.5, ())
+    finally:
+        S._spekpy_spectrum.cache_clear()
+
+
+def test_spectra_are_kept_in_the_user_cache_unless_turned_off(tmp_path, monkeypatch):
+    """By default spectra are kept in $XDG_CACHE_HOME/xraybag/spectra, and read back the same;
+    XRAYBAG_SPECTRA_DIR="" keeps none; a record of another spekpy version or an unreadable file
+    is not used (spekpy's own numbers are, and the record is made again)."""
+    from xraybag.materials import spectra as S
+
+    args = (90.0, 12.0, 0.5, (("Cu", 0.1),))
+    try:
+        monkeypatch.setenv(S.SPECTRA_DIR_ENV, "")
+        monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+        assert S.spectra_folder() is None
+        S._spekpy_spectrum.cache_clear()
+        k, photons = S._spekpy_spectrum(*args)
+        assert not (tmp_path / "cache").exists()
+
+        monkeypatch.delenv(S.SPECTRA_DIR_ENV)
+        folder = tmp_path / "cache" / "xraybag" / "spectra"
+        assert S.spectra_folder() == folder
+        S._spekpy_spectrum.cache_clear()
+        assert np.array_equal(S._spekpy_spectrum(*args)[1], photons)
+        (record,) = folder.glob("spekpy-*.npz")
+        S._spekpy_spectrum.cache_clear()
+        assert np.array_equal(S._spekpy_spectrum(*args)[1], photons)  # read from the record
+
+        # another version's record (here with other numbers) is passed over
+        stale = record.with_name(record.name.replace(f"-{S._spekpy_version()}.npz", "-0.0.npz"))
+        record.rename(stale)
+        with np.load(stale) as rec:
+            np.savez(stale, k=rec["k"], photons=rec["photons"] * 2, args=rec["args"])
+        S._spekpy_spectrum.cache_clear()
+        assert np.array_equal(S._spekpy_spectrum(*args)[1], photons)
+        # an unreadable record is passed over and made again
+        record.write_bytes(b"not a record")
+        S._spekpy_spectrum.cache_clear()
+        assert np.array_equal(S._spekpy_spectrum(*args)[1], photons)
+        with np.load(record) as rec:
+            assert np.array_equal(rec["photons"], photons)
     finally:
         S._spekpy_spectrum.cache_clear()

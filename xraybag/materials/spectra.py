@@ -51,44 +51,80 @@ def element_symbols() -> frozenset[str]:
     return frozenset(xraydb.atomic_symbol(z) for z in range(1, 93))
 
 
-#: A folder of recorded spekpy spectra: when this variable names one, each spectrum spekpy makes
-#: is written there, and one found there is read instead of asking spekpy (so a machine without
-#: spekpy, a GPU host say, replays the same numbers; see :func:`_spekpy_spectrum`).
+#: The folder where spekpy's spectra are kept (see :func:`spectra_folder`): a spectrum found there
+#: for the same arguments is read instead of asking spekpy again (about 0.9 s for the first one a
+#: process makes, spekpy's import included), and one spekpy makes is written there. Set it to a
+#: folder to record spectra for a machine without spekpy (a GPU host: it replays the same
+#: numbers), or to an empty string to keep none.
 SPECTRA_DIR_ENV = "XRAYBAG_SPECTRA_DIR"
 
 
-def _recorded_path(kvp: float, th: float, dk: float, filters: tuple[tuple[str, float], ...]):
-    """Where the spectrum of these arguments is recorded, or None when no folder is set."""
-    folder = os.environ.get(SPECTRA_DIR_ENV)
-    if not folder:
+def spectra_folder() -> Path | None:
+    """Where spekpy's spectra are kept: ``$XRAYBAG_SPECTRA_DIR`` if set (None when it is empty:
+    no cache), else ``xraybag/spectra`` in the user's cache folder (``$XDG_CACHE_HOME``, or
+    ``~/.cache``)."""
+    value = os.environ.get(SPECTRA_DIR_ENV)
+    if value is not None:
+        return Path(value) if value else None
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "xraybag" / "spectra"
+
+
+def _spekpy_version() -> str | None:
+    """spekpy's installed version (without importing it), or None where it is not installed."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("spekpy")
+    except PackageNotFoundError:
         return None
-    key = json.dumps([float(kvp), float(th), float(dk), [[n, float(mm)] for n, mm in filters]])
-    return Path(folder) / f"spekpy-{hashlib.sha256(key.encode()).hexdigest()[:20]}.npz"
+
+
+def _read_recorded(kvp: float, th: float, dk: float, filters: tuple[tuple[str, float], ...]):
+    """``(path to record at or None, the arguments as JSON, recorded (k, photons) or None)``. A
+    record is taken only if its arguments are these and its spekpy version is the installed one
+    (any version where spekpy is not installed: the replay case); an unreadable one is ignored."""
+    args = json.dumps([float(kvp), float(th), float(dk), [[n, float(mm)] for n, mm in filters]])
+    folder = spectra_folder()
+    if folder is None:
+        return None, args, None
+    stem = f"spekpy-{hashlib.sha256(args.encode()).hexdigest()[:20]}"
+    version = _spekpy_version()
+    path = folder / f"{stem}-{version}.npz"
+    candidates = [path] if version is not None else sorted(folder.glob(f"{stem}-*.npz"))
+    for candidate in candidates:
+        try:
+            with np.load(candidate) as rec:
+                if str(rec["args"]) == args and rec["k"].shape == rec["photons"].shape:
+                    k, photons = rec["k"].astype(np.float64), rec["photons"].astype(np.float64)
+                    k.flags.writeable = False
+                    photons.flags.writeable = False
+                    return path, args, (k, photons)
+        except (OSError, KeyError, ValueError, EOFError):  # absent, or not a record of ours
+            continue
+    return path, args, None
 
 
 @lru_cache(maxsize=64)
 def _spekpy_spectrum(
     kvp: float, th: float, dk: float, filters: tuple[tuple[str, float], ...]
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Bin centres (keV) and photons per mm2 per bin per mAs at 1 m, read-only arrays.
-
-    With :data:`SPECTRA_DIR_ENV` set, a spectrum recorded there for the same arguments is read
-    instead (its arguments are checked), and a spectrum spekpy makes is recorded there."""
-    path = _recorded_path(kvp, th, dk, filters)
-    if path is not None and path.is_file():
-        with np.load(path) as rec:
-            if str(rec["key"]) == path.stem and rec["k"].shape == rec["photons"].shape:
-                k, photons = rec["k"].astype(np.float64), rec["photons"].astype(np.float64)
-                k.flags.writeable = False
-                photons.flags.writeable = False
-                return k, photons
+    """Bin centres (keV) and photons per mm2 per bin per mAs at 1 m, read-only arrays: from the
+    spectra folder (:func:`spectra_folder`) when spekpy made them before, else from spekpy (and
+    then recorded there; a folder that cannot be written is passed over)."""
+    path, args, recorded = _read_recorded(kvp, th, dk, filters)
+    if recorded is not None:
+        return recorded
     k, photons = _spekpy_make(kvp, th, dk, filters)
     if path is not None:
         from xraybag.engine.output.files import write_atomic
 
         buf = io.BytesIO()
-        np.savez(buf, k=k, photons=photons, key=np.array(path.stem))
-        write_atomic(path, buf.getvalue())
+        np.savez(buf, k=k, photons=photons, args=np.array(args))
+        try:
+            write_atomic(path, buf.getvalue())
+        except OSError:  # a read-only or full cache: spectra are then made each time
+            pass
     return k, photons
 
 
