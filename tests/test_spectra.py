@@ -165,7 +165,7 @@ def test_spectra_are_kept_in_the_user_cache_unless_turned_off(tmp_path, monkeypa
         monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
         assert S.spectra_folder() is None
         S._spekpy_spectrum.cache_clear()
-        k, photons = S._spekpy_spectrum(*args)
+        _, photons = S._spekpy_spectrum(*args)
         assert not (tmp_path / "cache").exists()
 
         monkeypatch.delenv(S.SPECTRA_DIR_ENV)
