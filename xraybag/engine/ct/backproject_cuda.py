@@ -85,13 +85,9 @@ def bp_parallel_cuda(q, cos_t, sin_t, t0, dt, xs, ys, rmax, scale, out, z_off):
     n = ny * nx * S * C
     if n == 0 or M == 0:
         return
-    part = np.ascontiguousarray(out[:, z_off: z_off + S])
-    d_out = cuda.to_device(part)
-    _bp_parallel[(n + THREADS - 1) // THREADS, THREADS](
+    _add_on_gpu(_bp_parallel, n, out[:, z_off: z_off + S], (
         cuda.to_device(np.ascontiguousarray(q, dtype=np.float32).reshape(M, T, S * C)), _f64(cos_t), _f64(sin_t),
-        float(t0), float(dt), _f64(xs), _f64(ys), float(rmax), np.float32(scale), d_out)
-    d_out.copy_to_host(part)
-    out[:, z_off: z_off + S] = part
+        float(t0), float(dt), _f64(xs), _f64(ys), float(rmax), np.float32(scale)))
 
 
 @cuda.jit
@@ -167,11 +163,17 @@ def bp_cone_cuda(q, cosb, sinb, zsrc, xs, ys, zs, sid, sdd, u0, du, v0, dv, curv
     n = out.size
     if n == 0 or q.shape[0] == 0:
         return
-    d_out = cuda.to_device(np.ascontiguousarray(out))
-    _bp_cone[(n + THREADS - 1) // THREADS, THREADS](
+    _add_on_gpu(_bp_cone, n, out, (
         cuda.to_device(np.ascontiguousarray(q, dtype=np.float32)), _f64(cosb), _f64(sinb), _f64(zsrc), _f64(xs),
         _f64(ys), _f64(zs), float(sid), float(sdd), float(u0), float(du), float(v0), float(dv), bool(curved),
-        bool(planar), np.float32(scale), d_out)
+        bool(planar), np.float32(scale)))
+
+
+def _add_on_gpu(kernel, n: int, out: np.ndarray, args: tuple) -> None:
+    """Run ``kernel`` on ``n`` threads with ``args`` and a GPU copy of ``out`` (it adds to it),
+    then write the result back into ``out`` (a view of the caller's volume is updated in place)."""
+    d_out = cuda.to_device(np.ascontiguousarray(out))
+    kernel[(n + THREADS - 1) // THREADS, THREADS](*args, d_out)
     out[...] = d_out.copy_to_host()
 
 
