@@ -148,40 +148,73 @@ def test_a_detector_that_does_not_match_the_mode_is_refused(tmp_path):
 
 
 def test_render_device_cuda_reaches_the_ct_tracer(tmp_path, monkeypatch):
-    """``render --device cuda`` traces a CT scanner's views and backprojects them with the GPU's
-    kernels (counting stand-ins for :mod:`xraybag.engine.ct.forward_cuda` and
-    :mod:`~xraybag.engine.ct.backproject_cuda` here: the numba ones) and writes the same files as
-    ``--device cpu``; ``--device cpu`` never calls them."""
+    """``render --device cuda`` traces a CT scanner's views, detects, decomposes and
+    reconstructs them, and takes Zeff, electron density and the labels with the GPU's kernels
+    (counting stand-ins here, the numba ones, for :mod:`xraybag.engine.ct.forward_cuda`,
+    :mod:`xraybag.engine.xray.detect_cuda`, :mod:`~xraybag.engine.ct.decompose_cuda`, the
+    helical FBP's GPU slabs and :mod:`~xraybag.engine.ct.voxelize_cuda`), and writes the same
+    files as ``--device cpu``; ``--device cpu`` never calls them."""
     import sys
     from types import SimpleNamespace
 
-    from xraybag.engine.ct.backproject import bp_parallel
+    from xraybag.engine.ct import recon
     from xraybag.engine.ct.forward import trace_views
+    from xraybag.engine.ct.voxelize import voxelize
+    from xraybag.engine.ct.zeff import zeff_rho_e
     from xraybag.engine.xray import devices
+    from xraybag.engine.xray.detect import detect
 
-    calls, bps = [], []
+    calls, bps, dets, decs = [], [], [], []
 
     def counting(solids, geom, views=None, materials=None, on_device=False, mesh=None):
         calls.append(views)
         return trace_views(solids, geom, views, materials, mesh=mesh)
 
-    def counting_bp(*args):
-        bps.append(args[-1])
-        bp_parallel(*args)
+    helical = recon.helical_ssrb
+
+    def counting_bp(*args, backend="numba", **kw):
+        if backend == "cuda":
+            bps.append(args[1])
+        return helical(*args, backend="numba", **kw)
+
+    def counting_detect(L, mats, scanner, resp, library, pixel_mm, draws):
+        dets.append(draws)
+        T = detect(L, mats, scanner, resp, library, None, pixel_mm, threads=True, draws=draws)
+        return {ch: (-np.log(np.maximum(t, 1e-6))).astype(np.float32) for ch, t in T.items()}
+
+    def counting_decompose(decomposer, p_low, p_high):
+        decs.append("table")
+        return decomposer.decompose(p_low, p_high)
+
+    def counting_zeff(a_c, a_p, cal):
+        decs.append("zeff")
+        return zeff_rho_e(a_c, a_p, cal)
+
+    def counting_labels(*args, **kw):
+        decs.append("labels")
+        return voxelize(*args, **kw)
 
     monkeypatch.setattr(devices, "probe_cuda", lambda: True)
     monkeypatch.setitem(sys.modules, "xraybag.engine.ct.forward_cuda", SimpleNamespace(trace_views_cuda=counting))
-    monkeypatch.setitem(sys.modules, "xraybag.engine.ct.backproject_cuda", SimpleNamespace(bp_parallel_cuda=counting_bp))
+    monkeypatch.setattr(recon, "helical_ssrb", counting_bp)
+    monkeypatch.setitem(sys.modules, "xraybag.engine.xray.detect_cuda",
+                        SimpleNamespace(line_integrals_cuda=counting_detect))
+    monkeypatch.setitem(sys.modules, "xraybag.engine.ct.decompose_cuda",
+                        SimpleNamespace(decompose_cuda=counting_decompose, zeff_rho_e_cuda=counting_zeff))
+    monkeypatch.setitem(sys.modules, "xraybag.engine.ct.voxelize_cuda", SimpleNamespace(voxelize_cuda=counting_labels))
     text = SCENE.format(geometry="helical", cols=160, pitch=1.0).replace("views: 180", "views: 90")
     text = text.replace("      dicom: true\n      mar_pair: true\n", "")
     path = write(tmp_path / "ct.yaml", text)
     files = {}
     for device in ("cuda", "cpu"):
-        before = len(calls), len(bps)
+        before = len(calls), len(bps), len(dets), len(decs)
         r = run_cli("render", path, "-n", 1, "-o", tmp_path / device, "-q", "--device", device)
         assert r.exit_code == 0, r.output
         files[device] = sorted(p.relative_to(tmp_path / device) for p in (tmp_path / device / "ct").rglob("*.*"))
         assert (len(calls) > before[0]) == (len(bps) > before[1]) == (device == "cuda")
+        assert (len(dets) > before[2]) == (device == "cuda")
+        assert {"table", "zeff", "labels"} <= set(decs[before[3]:]) or device == "cpu"
+        assert len(decs) == before[3] or device == "cuda"
     assert files["cuda"] == files["cpu"] and files["cpu"]
     arrays = [p for p in files["cpu"] if p.suffix == ".npy"]
     assert len(arrays) >= 8  # sinograms, four volumes, Zeff, electron density, labels

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from xraybag.engine.xray.counter import draws_from
 from xraybag.engine.xray.detect import (
     ChannelResponse,
     channel_response,
@@ -150,8 +151,10 @@ def test_same_seed_same_bytes(library):
         assert not np.array_equal(a[ch], c[ch])
 
 
-def test_poisson_counts(library):
-    """Photon counting, quantum noise only: the counts' variance equals their mean."""
+@pytest.mark.parametrize("counter", [False, True], ids=["generator", "counter"])
+def test_poisson_counts(library, counter):
+    """Photon counting, quantum noise only: the counts' variance equals their mean (the draws
+    from the generator in order, or by counter)."""
     sc = scanner(
         {"mono_kev": 60, "photons": 800},
         {"type": "photon_counting", "thresholds": [20]},
@@ -159,7 +162,8 @@ def test_poisson_counts(library):
     )
     resp = channel_response(sc, library, 1.0, 1000.0)
     L = slab(30.0, (400, 300))
-    t = detect(L, ["water"], sc, resp, library, np.random.default_rng(1), 1.0)["bin0"]
+    rng = np.random.default_rng(1)
+    t = detect(L, ["water"], sc, resp, library, rng, 1.0, draws=draws_from(rng) if counter else None)["bin0"]
     counts = t * resp.open_beam[0]
     assert np.allclose(counts, np.rint(counts), atol=1e-6)  # whole photons
     expected = resp.open_beam[0] * np.exp(-30 * library.get("water").mu(np.array([60.0]))[0])
@@ -167,7 +171,8 @@ def test_poisson_counts(library):
     assert counts.var() == pytest.approx(counts.mean(), rel=0.05)
 
 
-def test_compound_poisson_energy_integrating(library):
+@pytest.mark.parametrize("counter", [False, True], ids=["generator", "counter"])
+def test_compound_poisson_energy_integrating(library, counter):
     """Energy-integrating polychromatic signal: mean m and variance sum_E N D^2 exp(-mu L)."""
     sc = scanner(
         {"kvp": 100, "photons": 3000},
@@ -176,7 +181,8 @@ def test_compound_poisson_energy_integrating(library):
     )
     resp = channel_response(sc, library, 1.0, 1000.0)
     L = slab(40.0, (400, 300))
-    t = detect(L, ["water"], sc, resp, library, np.random.default_rng(2), 1.0)["total"]
+    rng = np.random.default_rng(2)
+    t = detect(L, ["water"], sc, resp, library, rng, 1.0, draws=draws_from(rng) if counter else None)["total"]
     att = np.exp(-40.0 * library.get("water").mu(resp.energies))
     m = float(att @ resp.weights[:, 0])
     v = float(att @ (resp.weights[:, 0] * resp.quanta[:, 0]))
@@ -185,16 +191,22 @@ def test_compound_poisson_energy_integrating(library):
     assert signal.var() == pytest.approx(v, rel=0.05)
 
 
-def test_electronic_noise_sigma(library):
+@pytest.mark.parametrize("counter", [False, True], ids=["generator", "counter"])
+def test_electronic_noise_sigma(library, counter):
     sc = scanner(
         {"kvp": 140},
         {"white": 50000},
         noise={"quantum": False, "electronic": 40, "scatter": None, "blur": 0},
     )
     resp = channel_response(sc, library, 1.0, 1000.0)
-    out = detect(slab(20.0, (300, 300)), ["water"], sc, resp, library, np.random.default_rng(4), 1.0)
+    rng = np.random.default_rng(4)
+    out = detect(slab(20.0, (300, 300)), ["water"], sc, resp, library, rng, 1.0,
+                 draws=draws_from(rng) if counter else None)
     for t in out.values():
         assert (t.std() * 50000) == pytest.approx(40, rel=0.03)
+    if counter:  # the channels' draws are not the same numbers
+        a, b = out.values()
+        assert abs(np.corrcoef(a.ravel(), b.ravel())[0, 1]) < 0.01
 
 
 def test_scatter_uniform_slab_and_air(library):

@@ -15,7 +15,9 @@ thread sums its angles in order in float32, with the CPU's float32 detector posi
 interpolation; the CPU kernel is compiled with fastmath, which lets LLVM reorder or fuse those
 few operations, so the two agree to float32 rounding (a detector position that rounds to the
 other side of a bin boundary moves its weight by an ulp, not its value). Pixels outside the
-reconstruction circle (``rmax``) are left as they are, as on the CPU.
+reconstruction circle (``rmax``) are left as they are, as on the CPU. :func:`bp_parallel_device`
+runs the same kernel on arrays already on the GPU (helical SSRB's filtered slabs, added into a
+volume that stays there: :mod:`.ssrb_cuda`).
 """
 
 from __future__ import annotations
@@ -88,6 +90,24 @@ def bp_parallel_cuda(q, cos_t, sin_t, t0, dt, xs, ys, rmax, scale, out, z_off):
     _add_on_gpu(_bp_parallel, n, out[:, z_off: z_off + S], (
         cuda.to_device(np.ascontiguousarray(q, dtype=np.float32).reshape(M, T, S * C)), _f64(cos_t), _f64(sin_t),
         float(t0), float(dt), _f64(xs), _f64(ys), float(rmax), np.float32(scale)))
+
+
+def bp_parallel_device(qf, cos_t, sin_t, t0, dt, xs, ys, rmax, scale, out, z_off):
+    """:func:`bp_parallel_cuda` on the GPU's arrays, nothing copied back: ``qf`` (M, T, S C)
+    float32 device array (slice ``s``, channel ``c`` at ``s C + c``, i.e. ``q`` (M, T, S, C)
+    flattened), backprojected and added to ``out[c, z_off + s]`` of the device array ``out``
+    (C, nz, ny, nx) float32 in place. ``cos_t``, ``sin_t``, ``xs``, ``ys``: float64 device
+    arrays (host arrays are copied up). The same kernel and sums as :func:`bp_parallel_cuda`."""
+    M, _, K = qf.shape
+    C = out.shape[0]
+    S = K // C
+    ny, nx = ys.shape[0], xs.shape[0]
+    n = ny * nx * K
+    if n == 0 or M == 0:
+        return
+    cos_t, sin_t, xs, ys = (a if hasattr(a, "copy_to_host") else _f64(a) for a in (cos_t, sin_t, xs, ys))
+    _bp_parallel[(n + THREADS - 1) // THREADS, THREADS](qf, cos_t, sin_t, float(t0), float(dt), xs, ys,
+                                                        float(rmax), np.float32(scale), out[:, z_off: z_off + S])
 
 
 @cuda.jit

@@ -449,18 +449,21 @@ def helical_ssrb(sinos, geom: CTGeometry, grid: VolumeGrid, filter: str = "ram-l
                  max_slab_bytes: int = 512 << 20, backend: str = "numba") -> np.ndarray:
     """Helical FBP: fan-to-parallel rebinning + single-slice rebinning (180 degree linear
     interpolation along z) + 2D parallel FBP per grid slice (see the module docstring).
-    ``backend`` "cuda" backprojects on the GPU (:mod:`.backproject_cuda`); the rest is the CPU's.
+    ``backend`` "cuda" runs the slabs on the GPU (below).
 
     ``sinos``: (V, R, N) or a list of them (float32 avoids a copy), or a :class:`ViewStream`
     (views are then made as the slabs need them and released after, so only a window of about
     one rotation plus a slab's z range is held). Slices are done in slabs of ``slab`` grid
     slices. Returns (C, nz, ny, nx) float32, or (nz, ny, nx) for one array.
+
+    With ``backend`` "cuda" each slab runs on the GPU (:mod:`.ssrb_cuda`): the plan, the gather
+    from a ring of views on the GPU (each view is copied up once, from the host window, while
+    consecutive slabs need it), the ramp filter (a direct linear convolution with the FFT
+    filter's taps: the CPU's values to its float32 rounding, about 1e-6 of a line's largest) and
+    the backprojection into a volume that stays on the GPU until the end.
     """
     single = isinstance(sinos, np.ndarray)
-    if backend == "cuda":
-        from xraybag.engine.ct.backproject_cuda import bp_parallel_cuda as backproject
-    else:
-        backproject = bp_parallel
+    backproject = bp_parallel
     if isinstance(sinos, ViewStream):
         src = sinos
     else:
@@ -503,6 +506,12 @@ def helical_ssrb(sinos, geom: CTGeometry, grid: VolumeGrid, filter: str = "ram-l
     npi = math.pi / dbeta
     marg = float(np.max(np.abs(gam))) / dbeta + 2.0 if T else 2.0
     rising = h > 0 and bool(np.all(np.diff(zg) > 0))  # else nothing is released
+    if backend == "cuda":
+        _helical_slabs_cuda(src, out, N, zview, zg, slab, (dtheta, dbeta, v0, dv, R, V, h, hv), gam, zc, col,
+                            resp, (cos_t, sin_t, float(t[0]), dt, xs, ys, rmax), (npi, marg), rising,
+                            progress)
+        src.finish()
+        return out[0] if single else out
     # the slabs' work arrays, made once: memory the process has not touched yet costs a page
     # fault and the kernel's zeroing per page, which was a third of a slab's time when each slab
     # made its own (about 0.5 GB of plan, samples, spectra and copies)
@@ -545,6 +554,45 @@ def helical_ssrb(sinos, geom: CTGeometry, grid: VolumeGrid, filter: str = "ram-l
         _tick(progress, min(z_first + slab, nz), nz)
     src.finish()
     return out[0] if single else out
+
+
+def _helical_slabs_cuda(src, out, cols, zview, zg, slab, plan_args, gam, zc, col, resp, bp_args, bound,
+                        rising, progress) -> None:
+    """The slab loop of :func:`helical_ssrb` on the GPU (:class:`.ssrb_cuda.SSRBDevice`): per slab
+    the plan, the views it reads copied up (those not on the GPU yet), the gather, the ramp
+    filter and the backprojection into the GPU's volume, which is copied into ``out`` at the
+    end. The views a slab reads are checked against :func:`_ssrb_view_range` and released as on
+    the CPU."""
+    from xraybag.engine.ct.ssrb_cuda import SSRBDevice, ramp_taps
+
+    dtheta, dbeta, v0, dv, R, V, h, hv = plan_args
+    cos_t, sin_t, t0, dt, xs, ys, rmax = bp_args
+    npi, marg = bound
+    nz = zg.size
+    zfirst = float(zview[0])
+
+    def view_range(z_from: int) -> tuple[int, int]:
+        z = zg[z_from: z_from + slab]
+        return _ssrb_view_range(float(z.min()), float(z.max()), zfirst, h, hv, npi, marg, V)
+
+    starts = range(0, nz, slab)
+    ranges = [view_range(z) for z in starts]
+    cap = max([k1 - k0 for k0, k1 in ranges] + [2])  # the most views a slab may read
+    dev = SSRBDevice(zview, gam, zc, col, ramp_taps(resp, gam.size), cos_t, sin_t, xs, ys, zg,
+                     src.n_channels, R, cols, cap)
+    for z_first, (k0, k1) in zip(starts, ranges):
+        S = min(slab, nz - z_first)
+        lo, hi = dev.plan(z_first, S, dtheta, dbeta, v0, dv, R, V, h, hv)
+        if hi >= lo and (lo < k0 or hi + 2 > k1):  # the bound lets a stream drop views: never guess
+            raise RuntimeError(f"SSRB used views {lo}..{hi + 2}, outside its bound {k0}..{k1}")
+        if hi >= lo:
+            dev.load(src, lo, hi + 2)
+        if rising and z_first + slab < nz:  # later slabs lie higher: their views start later
+            src.release(view_range(z_first + slab)[0])
+        dev.backproject(dev.filtered(), t0, dt, rmax, dtheta)
+        _tick(progress, min(z_first + slab, nz), nz)
+    dev.volume(out)
+
 
 # ----------------------------------------------------------------------------- dispatcher
 

@@ -18,12 +18,17 @@ import numpy as np
 
 from xraybag.engine.ct import geometry as G
 from xraybag.engine.ct.geometry import CTGeometry, VolumeGrid
+from xraybag.engine.ct.views import (
+    CHUNK_BYTES,
+    chunk_views,
+    project_views,
+    sinograms,
+    voxel_sinograms,
+)
 from xraybag.errors import XraybagError
 
 #: above this Zeff a material counts as metal (the pseudo-colour's metal class), for MAR pairs
 METAL_ZEFF = 18.0
-#: views traced and detected together (bounded by memory: views x rows x cols x materials floats)
-CHUNK_BYTES = 256 * 2**20
 
 
 # ----------------------------------------------------------------------------- set-up and checks
@@ -277,72 +282,6 @@ def to_ct_solids(solids, iso: np.ndarray) -> list:
     return [replace(s, vertices=G.scene_to_ct(s.vertices, iso)) for s in solids]
 
 
-def chunk_views(geom: CTGeometry, n_materials: int) -> int:
-    """Views traced and detected together: path lengths of ``n_materials`` within
-    :data:`CHUNK_BYTES` (fixed by the geometry and the scene, so the noise draws are too)."""
-    per_view = geom.rows * geom.cols * max(int(n_materials), 1) * 4 * 3
-    return max(1, min(geom.views, CHUNK_BYTES // per_view))
-
-
-def project_views(solids_ct, setup: CTSetup, scanner, library, rng, start: int, stop: int,
-                  materials: list[str], backend: str = "numba", mesh=None) -> dict[str, np.ndarray]:
-    """Line integrals ``-ln(I / I0)`` of every channel for views ``[start, stop)``, float32
-    (stop - start, rows, cols): traced on the meshes and detected (noise drawn here).
-    ``backend`` "cuda" traces on the GPU (:mod:`.forward_cuda`) and runs the spectral pass there.
-    ``mesh``: the solids' :func:`.forward.mesh_of`, made once for all the chunks of a scan."""
-    from xraybag.engine.xray.detect import SPECTRAL, detect
-
-    g = setup.geom
-    resp = setup.response
-    if backend == "cuda":  # the path lengths stay on the GPU for its spectral pass
-        from xraybag.engine.ct.forward_cuda import trace_views_cuda
-
-        mats, L = trace_views_cuda(solids_ct, g, slice(start, stop), materials, on_device=True, mesh=mesh)
-    else:
-        from xraybag.engine.ct.forward import trace_views
-
-        mats, L = trace_views(solids_ct, g, slice(start, stop), materials, mesh=mesh)
-    if materials:
-        spectral = backend if backend in SPECTRAL else "numba"
-        T = detect(L, mats, scanner, resp, library, rng, g.col_pitch, spectral, threads=True)  # as the tracer
-    else:
-        T = {ch: np.ones(tuple(L.shape)[:3]) for ch in resp.channels}
-    del L
-    out = {}
-    for ch in resp.channels:
-        t = np.maximum(T.pop(ch), 1e-6)
-        np.log(t, out=t)
-        np.negative(t, out=t)
-        out[ch] = t.astype(np.float32)
-    return out
-
-
-def sinograms(solids_ct, setup: CTSetup, scanner, library, rng, progress=None,
-              backend: str = "numba") -> dict[str, np.ndarray]:
-    """Line integrals ``-ln(I / I0)`` of every channel, float32 (views, rows, cols).
-
-    Views are traced on the meshes and detected in chunks of :func:`chunk_views` that keep the
-    path lengths within :data:`CHUNK_BYTES`; the noise draws follow the view order, so the
-    result does not depend on the chunk size only when noise is off (the chunk size is fixed by
-    the geometry, so a scene always gives the same draws).
-    """
-    from xraybag.engine.ct.forward import mesh_of
-
-    g = setup.geom
-    materials = sorted({s.material for s in solids_ct})
-    mesh = mesh_of(solids_ct, materials)
-    chunk = chunk_views(g, len(materials))
-    out = {ch: np.empty(g.shape, dtype=np.float32) for ch in setup.response.channels}
-    for start in range(0, g.views, chunk):
-        stop = min(start + chunk, g.views)
-        part = project_views(solids_ct, setup, scanner, library, rng, start, stop, materials, backend, mesh)
-        for ch, a in part.items():
-            out[ch][start:stop] = a
-        if progress:
-            progress(stop, g.views)
-    return out
-
-
 # ----------------------------------------------------------------------------- the whole scan
 
 
@@ -401,8 +340,11 @@ def scan_prepared(solids, st: CTSetup, scanner, library, rng, progress=None,
     whole sinogram is held unless ``keep_sinograms`` / ``ct.sinograms`` asks for the detector
     channels' sinograms (then those are kept whole: views x rows x cols x 4 bytes each). The
     chunks, the draws and the arithmetic are those of the unstreamed scan, so the volumes are the
-    same to the bit. ``backend`` "cuda" traces the meshes, runs the spectral pass and backprojects
-    helical FBP on the GPU (:mod:`.forward_cuda`, :mod:`.backproject_cuda`)."""
+    same to the bit. ``backend`` "cuda" runs on the GPU the tracing (:mod:`.forward_cuda`), the
+    whole detection (:mod:`xraybag.engine.xray.detect_cuda`; the counter draws are the CPU's),
+    the decomposition and Zeff (:mod:`.decompose_cuda`), helical FBP's slabs (:mod:`.ssrb_cuda`)
+    or the other FBPs' backprojection (:mod:`.backproject_cuda`) and the labels
+    (:mod:`.voxelize_cuda`): the CPU's numbers to float rounding."""
     from xraybag.engine.ct.decompose import Decomposer
     from xraybag.engine.ct.recon import ViewStream, helical_ssrb, reconstruct
     from xraybag.engine.ct.voxelize import voxelize
@@ -420,21 +362,31 @@ def scan_prepared(solids, st: CTSetup, scanner, library, rng, progress=None,
         w = st.response.weights[:, [channels.index(lo), channels.index(hi)]]
         decomposer = Decomposer(st.response.energies, w)
     in_projection = decomposer is not None and rec.decompose == "projection"
+    if in_projection and backend == "cuda":  # the table's interpolation on the GPU (the CPU's numbers)
+        from xraybag.engine.ct.decompose_cuda import decompose_cuda
+
+        def decompose(p_low, p_high):
+            return decompose_cuda(decomposer, p_low, p_high)
+    elif in_projection:
+        decompose = decomposer.decompose
     if stream is None:
         stream = streams(scanner, st)
 
     if stream:
         from xraybag.engine.ct.forward import mesh_of
+        from xraybag.engine.xray.counter import draws_from
 
         g = st.geom
         materials = sorted({s.material for s in solids_ct})
         mesh = mesh_of(solids_ct, materials)
+        draws = draws_from(rng)  # as sinograms(): one key for the scan
         kept = {ch: np.empty(g.shape, dtype=np.float32) for ch in channels} if keep else {}
         times["projection"] = times["decomposition"] = 0.0
 
         def produce(start, stop):
             t = time.perf_counter()
-            part = project_views(solids_ct, st, scanner, library, rng, start, stop, materials, backend, mesh)
+            part = project_views(solids_ct, st, scanner, library, rng, start, stop, materials, backend, mesh,
+                                 draws)
             for ch in kept:
                 kept[ch][start:stop] = part[ch]
             if progress:
@@ -443,7 +395,7 @@ def scan_prepared(solids, st: CTSetup, scanner, library, rng, progress=None,
             times["projection"] += time.perf_counter() - t
             if in_projection:
                 t = time.perf_counter()
-                ac, ap = decomposer.decompose(part[pair[0]], part[pair[1]])
+                ac, ap = decompose(part[pair[0]], part[pair[1]])
                 arrs += [np.asarray(ac, dtype=np.float32), np.asarray(ap, dtype=np.float32)]
                 times["decomposition"] += time.perf_counter() - t
             return arrs
@@ -468,7 +420,7 @@ def scan_prepared(solids, st: CTSetup, scanner, library, rng, progress=None,
         to_recon = dict(sinos)
         t = time.perf_counter()
         if in_projection:
-            ac, ap = decomposer.decompose(sinos[pair[0]], sinos[pair[1]])
+            ac, ap = decompose(sinos[pair[0]], sinos[pair[1]])
             to_recon["compton"] = np.asarray(ac, dtype=np.float32)
             to_recon["photoelectric"] = np.asarray(ap, dtype=np.float32)
             del ac, ap
@@ -483,11 +435,13 @@ def scan_prepared(solids, st: CTSetup, scanner, library, rng, progress=None,
         times["reconstruction"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    volumes, mu_water, single = derived_volumes(vols, st, rec, decomposer, w, pair, library)
+    volumes, mu_water, single = derived_volumes(vols, st, rec, decomposer, w, pair, library, backend)
     del vols
     times["decomposition"] += time.perf_counter() - t
 
     t = time.perf_counter()
+    if backend == "cuda":  # the CPU's labels and fractions, made on the GPU
+        from xraybag.engine.ct.voxelize_cuda import voxelize_cuda as voxelize
     vox = voxelize(solids_ct, st.grid, supersample=int(ct.supersample))
     times["labels"] = time.perf_counter() - t
 
@@ -523,10 +477,12 @@ def _by_slab(fn, *arrays, out: list[np.ndarray]) -> None:
             o[a:b] = r
 
 
-def derived_volumes(vols: dict, st: CTSetup, rec, decomposer, w, pair, library):
+def derived_volumes(vols: dict, st: CTSetup, rec, decomposer, w, pair, library, backend: str = "numba"):
     """The output volumes from the reconstructed ones: Compton / photoelectric (decomposed here
     with ``decompose: image``), Zeff and electron density, mu (or HU) per channel. Computed slab
-    by slab, so no whole-volume float64 temporaries; returns ``(volumes, mu_water, single)``."""
+    by slab, so no whole-volume float64 temporaries; returns ``(volumes, mu_water, single)``.
+    ``backend`` "cuda": Zeff and electron density on the GPU (:mod:`.decompose_cuda`, the CPU's
+    numbers)."""
     from xraybag.engine.ct.basis import decompose_images
     from xraybag.engine.ct.filters import hounsfield, modified_hounsfield
     from xraybag.engine.ct.zeff import calibration_of, zeff_rho_e
@@ -541,6 +497,8 @@ def derived_volumes(vols: dict, st: CTSetup, rec, decomposer, w, pair, library):
         cal = calibration_of(decomposer)
         zeff = np.empty(ac.shape, dtype=np.float32)
         rho = np.empty(ac.shape, dtype=np.float32)
+        if backend == "cuda":
+            from xraybag.engine.ct.decompose_cuda import zeff_rho_e_cuda as zeff_rho_e
         _by_slab(lambda c, p: zeff_rho_e(c, p, cal), ac, ap, out=[zeff, rho])
         volumes["zeff"] = zeff
         volumes["rho_e"] = rho
@@ -557,18 +515,6 @@ def derived_volumes(vols: dict, st: CTSetup, rec, decomposer, w, pair, library):
             _by_slab(lambda x, f=conv, m=mu_water[ch]: (f(x, m),), v, out=[v])  # in place
         volumes["mu" if single else f"mu_{ch}"] = np.asarray(v, dtype=np.float32)
     return volumes, mu_water, single
-
-
-def voxel_sinograms(solids_ct, st: CTSetup, scanner, library, rng) -> dict[str, np.ndarray]:
-    """The forward model on the voxelised scene (numba / cupy / ASTRA projectors)."""
-    from xraybag.engine.ct.project import project_materials
-    from xraybag.engine.ct.voxelize import voxelize
-    from xraybag.engine.xray.detect import detect
-
-    vox = voxelize(solids_ct, st.grid, supersample=int(scanner.ct.supersample))
-    mats, L = project_materials(vox, st.geom, backend=scanner.ct.projector)
-    T = detect(L, mats, scanner, st.response, library, rng, st.geom.col_pitch)
-    return {ch: (-np.log(np.maximum(T[ch], 1e-6))).astype(np.float32) for ch in st.response.channels}
 
 
 def effective_kev(response) -> dict[str, float]:

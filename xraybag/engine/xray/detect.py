@@ -304,6 +304,7 @@ def detect(
     pixel_mm: float,
     spectral: str = "numba",
     threads: bool = False,
+    draws=None,
 ) -> dict[str, np.ndarray]:
     """Measured transmission I/I0 of every channel: ``{channel: (..., rows, cols) float64}``.
 
@@ -331,6 +332,10 @@ def detect(
     whatever it is. ``threads``: the CPU pass on numba's threads (see :func:`dense_signals`), and
     so are the scatter low-pass, the quantum draws' arithmetic and the blur (the draws themselves
     stay in order on one thread: the same numbers and draws for any number of threads).
+    ``draws`` (a :class:`xraybag.engine.xray.counter.CounterDraws`): the noise is drawn by
+    counter instead (:mod:`.counter`: Philox words per view, pixel and channel, the quantum
+    count of a dim pixel by inversion), ``rng`` is not touched, and a view's draws are the same
+    whatever else is detected with it, on any number of threads or on a GPU.
     """
     if spectral not in SPECTRAL:
         raise XraybagError(f"spectral pass {spectral!r} is not available; available: {', '.join(sorted(SPECTRAL))}")
@@ -359,7 +364,9 @@ def detect(
     sums = SPECTRAL[spectral](L.reshape(batch * rows * cols, m), mu, stack, stride=cols, threads=threads)
     open_beam = np.asarray(response.open_beam, dtype=np.float64)
 
+    electronic = enabled and noise.electronic > 0
     signals: list[np.ndarray] = []
+    normals: list[np.ndarray | None] = [None] * n_ch  # counter draws: the electronic normals
     for c in range(n_ch):
         mean = sums[:, c].reshape(shape)
         ref = float(open_beam[c])
@@ -371,10 +378,15 @@ def detect(
             else:
                 extra = np.full(shape, scatter.offset * ref)
             ref *= 1.0 + scatter.offset + scatter.fraction
-        if quantum:
-            q0 = float(np.sum(weights[:, c] * quanta[:, c]) / open_beam[c])
+        q0 = float(np.sum(weights[:, c] * quanta[:, c]) / open_beam[c]) if quantum else 0.0
+        if draws is not None and (quantum or electronic):
+            from xraybag.engine.xray.counter import channel_noise
+
+            signal, normals[c] = channel_noise(sums, c, c, n_ch + c, extra, q0, ref, rows * cols, draws,
+                                               quantum, electronic, threads)
+        elif quantum:
             signal = _quantum_transmission(sums, c, n_ch + c, extra, q0, ref, rng, threads)
-        else:
+        if not quantum:
             signal = mean + extra if extra is not None else mean.copy()
             signal /= ref
         signals.append(signal.reshape(shape))
@@ -382,12 +394,11 @@ def detect(
     # blur, then electronic noise (one float32 normal image per channel, in channel order), in
     # one pass per channel
     blur = float(noise.blur) if enabled else 0.0
-    electronic = enabled and noise.electronic > 0
     sigma_e = float(noise.electronic) / float(scanner.detector.white) if electronic else 0.0
     out: dict[str, np.ndarray] = {}
     for c, name in enumerate(channels):
         t = signals[c]
-        z = standard_normal(rng, batch * rows * cols) if electronic else None
+        z = normals[c] if draws is not None else standard_normal(rng, batch * rows * cols) if electronic else None
         if blur > 0 or z is not None:
             t = blur_and_add(t, blur, z, sigma_e, threads=threads)
         out[name] = np.ascontiguousarray(t, dtype=np.float64).reshape(lead + (rows, cols))

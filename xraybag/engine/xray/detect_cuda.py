@@ -13,9 +13,11 @@ also fuses multiply-adds: 7.7e-7 per unit of exponent at most over a 600 x 1350 
 itself 2.9e-7 from float64; the tests hold both within 1e-6); the CPU's re-use of the pixel a
 row above is not needed here.
 
-Only the noise-free sums run on the GPU: the noise (scatter, quantum draws, blur, electronic
-noise) stays on the CPU, drawn from the caller's generator in the same order, so a GPU view has
-the same draws as a CPU view.
+:func:`dense_signals_cuda` runs only the noise-free sums on the GPU: the noise (scatter, quantum
+draws, blur, electronic noise) stays on the CPU, drawn from the caller's generator in the same
+order, so a GPU view has the same draws as a CPU view. :func:`detect_stack_cuda` (the CT's
+views) runs the whole detection on the GPU with counter-based draws (:mod:`.counter`), which the
+CPU's ``detect(..., draws=...)`` reproduces.
 """
 
 from __future__ import annotations
@@ -80,9 +82,140 @@ def dense_signals_cuda(L2: np.ndarray, mu: np.ndarray, weights: np.ndarray, stri
         return out
     if wt32.shape[0] > MAX_SUMS:
         return dense_signals(L2.copy_to_host() if on_device(L2) else L2, mu, weights, stride, threads)
-    d_out = cuda.device_array(out.shape, dtype=np.float64)
-    _signals_kernel[(out.shape[0] + THREADS - 1) // THREADS, THREADS](
-        L32 if on_device(L32) else cuda.to_device(L32), cuda.to_device(mu32), cuda.to_device(wt32),
-        cuda.to_device(open_beam), d_out)
-    d_out.copy_to_host(out)
+    signals_on_device(L32, mu32, wt32, open_beam).copy_to_host(out)
+    return out
+
+
+def signals_on_device(L32, mu32: np.ndarray, wt32: np.ndarray, open_beam: np.ndarray):
+    """The spectral pass's kernel on :func:`~xraybag.engine.xray.detect.spectral_operands`' operands
+    (``L32`` on the GPU or the host): the (n, K) float64 sums as a new device array."""
+    d_out = cuda.device_array((L32.shape[0], open_beam.shape[0]), dtype=np.float64)
+    if L32.shape[0]:
+        _signals_kernel[(L32.shape[0] + THREADS - 1) // THREADS, THREADS](
+            L32 if on_device(L32) else cuda.to_device(L32), cuda.to_device(mu32), cuda.to_device(wt32),
+            cuda.to_device(open_beam), d_out)
+    return d_out
+
+
+@cuda.jit
+def _column(sums, c, out):  # pragma: no cover - runs on a GPU / the simulator
+    i = cuda.grid(1)
+    if i < out.shape[0]:
+        out[i] = sums[i, c]
+
+
+@cuda.jit
+def _plus_over(a, extra, shift, ref, out):  # pragma: no cover - runs on a GPU / the simulator
+    """``out = (a + extra) / ref`` (``extra`` empty: ``shift`` in its place), numpy's steps."""
+    i = cuda.grid(1)
+    if i < out.shape[0]:
+        e = extra[i] if extra.shape[0] > 0 else shift
+        out[i] = (a[i] + e) / ref
+
+
+@cuda.jit
+def _over(a, ref, out):  # pragma: no cover - runs on a GPU / the simulator
+    i = cuda.grid(1)
+    if i < out.shape[0]:
+        out[i] = a[i] / ref
+
+
+@cuda.jit
+def _line_integral(t, out):  # pragma: no cover - runs on a GPU / the simulator
+    """``float32(-ln(max(t, 1e-6)))``, the CT's line integral of a transmission."""
+    i = cuda.grid(1)
+    if i < out.shape[0]:
+        v = t[i]
+        if v < 1e-6:  # noqa: PLR1730 (max does not compile for CUDA)
+            v = 1e-6
+        out[i] = -math.log(v)
+
+
+def _grid(n: int) -> tuple[int, int]:
+    return max(1, (n + THREADS - 1) // THREADS), THREADS
+
+
+def detect_stack_cuda(L, materials: list[str], scanner, response, library, pixel_mm: float, draws) -> dict:
+    """:func:`xraybag.engine.xray.detect.detect` of a stack of views (views, rows, cols, M) with
+    counter-based draws (``draws``, :mod:`.counter`), every step on the GPU: the spectral pass,
+    the scatter low-pass and blur (:mod:`.filters_cuda`), the quantum and electronic draws
+    (:mod:`.counter_cuda`). ``L``: float32 path lengths on the GPU or the host. Returns
+    ``{channel: (views, rows, cols) float64 device array}`` of transmissions: the CPU's
+    ``detect(..., draws=draws)`` to float rounding (the spectral pass's float32 exponentials,
+    libdevice's functions in the draws)."""
+    from xraybag.engine.xray.counter_cuda import channel_noise_cuda
+    from xraybag.engine.xray.detect import mu_table
+    from xraybag.engine.xray.filters_cuda import blur_and_add_cuda, lowpass_cuda
+
+    dims = tuple(L.shape)
+    if len(dims) != 4 or dims[-1] != len(materials):
+        raise ValueError(f"L has shape {dims}; expected (views, rows, cols, {len(materials)})")
+    views, rows, cols, m = dims
+    n = views * rows * cols
+    shape = (views, rows, cols)
+    noise = scanner.noise
+    enabled = bool(noise.enabled)
+    quantum = enabled and bool(noise.quantum)
+    electronic = enabled and noise.electronic > 0
+    scatter = noise.scatter if enabled else None
+    channels = list(response.channels)
+    n_ch = len(channels)
+    weights = np.asarray(response.weights, dtype=np.float64)
+    quanta = np.asarray(response.quanta, dtype=np.float64)
+    stack = np.concatenate([weights, weights * quanta], axis=1) if quantum else weights
+    mu = mu_table(materials, library, response.energies)
+    L2 = L.reshape(n, m) if on_device(L) else np.ascontiguousarray(L, dtype=np.float32).reshape(n, m)
+    L32, mu32, wt32, open_beam_k, out = spectral_operands(L2, mu, stack)
+    if L32 is None or wt32.shape[0] > MAX_SUMS:  # nothing to trace, or more sums than a thread keeps
+        d_sums = cuda.to_device(out if L32 is None else dense_signals(
+            L2.copy_to_host() if on_device(L2) else L2, mu, stack, cols, True))
+    else:
+        d_sums = signals_on_device(L32, mu32, wt32, open_beam_k)
+    open_beam = np.asarray(response.open_beam, dtype=np.float64)
+    blur = float(noise.blur) if enabled else 0.0
+    sigma_e = float(noise.electronic) / float(scanner.detector.white) if electronic else 0.0
+    none = cuda.device_array(0, dtype=np.float64)
+    result = {}
+    for c, name in enumerate(channels):
+        mean = cuda.device_array(n, dtype=np.float64)
+        _column[_grid(n)](d_sums, c, mean)
+        ref = float(open_beam[c])
+        extra, shift = none, 0.0
+        if scatter is not None:
+            if scatter.fraction > 0:
+                sigma = float(scatter.width) / float(pixel_mm)
+                extra = lowpass_cuda(mean.reshape(shape), sigma, scatter.fraction, scatter.offset * ref).reshape(n)
+            else:
+                shift = scatter.offset * ref
+            ref *= 1.0 + scatter.offset + scatter.fraction
+        z = None
+        if quantum or electronic:
+            q0 = float(np.sum(weights[:, c] * quanta[:, c]) / open_beam[c]) if quantum else 0.0
+            if extra.shape[0] == 0 and shift != 0.0:
+                extra = cuda.to_device(np.full(n, shift))
+            signal, z = channel_noise_cuda(d_sums, c, c, n_ch + c, extra if extra.shape[0] else None, q0, ref,
+                                           rows * cols, draws, quantum, electronic)
+        if not quantum:
+            signal = cuda.device_array(n, dtype=np.float64)
+            if scatter is not None:
+                _plus_over[_grid(n)](mean, extra, shift, ref, signal)
+            else:
+                _over[_grid(n)](mean, ref, signal)
+        signal = signal.reshape(shape)
+        if blur > 0 or z is not None:
+            signal = blur_and_add_cuda(signal, blur, None if z is None else z.reshape(shape), sigma_e)
+        result[name] = signal
+    return result
+
+
+def line_integrals_cuda(L, materials: list[str], scanner, response, library, pixel_mm: float,
+                        draws) -> dict[str, np.ndarray]:
+    """:func:`detect_stack_cuda`'s transmissions as the CT's line integrals
+    ``float32(-ln(max(T, 1e-6)))``, taken on the GPU: ``{channel: (views, rows, cols) float32}``
+    on the host (the only data that comes back)."""
+    out = {}
+    for name, t in detect_stack_cuda(L, materials, scanner, response, library, pixel_mm, draws).items():
+        d = cuda.device_array(t.size, dtype=np.float32)
+        _line_integral[_grid(t.size)](t.reshape(t.size), d)
+        out[name] = d.copy_to_host().reshape(t.shape)
     return out
