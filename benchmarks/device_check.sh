@@ -6,10 +6,11 @@
 #
 #     bash benchmarks/device_check.sh
 #
-# Steps: the `gpu` tests (2D tracer, spectral pass, CT projectors, CT mesh tracer and
-# backprojection against the CPU); the 2D views on the GPU beside the CPU (trace_gpu.py); the
-# DEBISim-sized CT bag with --device cuda, then --device cpu, on the same machine, and their
-# volumes compared voxel by voxel (same seed: the noise is drawn on the CPU in both).
+# Steps: the `gpu` tests (2D tracer, spectral pass, CT projectors, and every stage of the GPU CT:
+# mesh tracer, detection filters, decomposition, SSRB + FBP, labels, against the CPU); the 2D
+# views on the GPU beside the CPU (trace_gpu.py); the DEBISim-sized CT bag with --device cuda,
+# then --device cpu, on the same machine, and their volumes compared voxel by voxel (same seed:
+# the CT's counter-based draws are the same on both devices).
 set -u -o pipefail
 OUT=${OUT:-device-out}
 mkdir -p "$OUT"
@@ -31,10 +32,11 @@ step() {  # name, command...: run, keep the log, carry on after a failure
     echo "$name: exit $? in $((SECONDS - t0)) s" | tee -a "$OUT/steps.txt"
 }
 step test_gpu $PY -m pytest -q -m gpu -rs -p no:cacheprovider tests/test_trace_cuda.py tests/test_detect_cuda.py \
-    tests/test_ct_project.py tests/test_ct_forward_cuda.py
+    tests/test_ct_project.py tests/test_ct_forward_cuda.py tests/test_filters_cuda.py tests/test_decompose_cuda.py \
+    tests/test_ssrb_cuda.py tests/test_voxelize_cuda.py
 step trace_gpu $PY benchmarks/trace_gpu.py --bags 3 --repeat 5
 VOL=/tmp/device-ct  # the two runs' volumes, compared voxel by voxel (not brought back: GBs)
-step ct_bag_cuda $PY benchmarks/ct_bag.py --scene "$IN/checked_ct_bag0.yaml" --device cuda --out $VOL/cuda
+step ct_bag_cuda $PY benchmarks/ct_bag.py --scene "$IN/checked_ct_bag0.yaml" --device cuda --repeat 2 --out $VOL/cuda
 step ct_bag_cpu $PY benchmarks/ct_bag.py --scene "$IN/checked_ct_bag0.yaml" --device cpu --out $VOL/cpu
 step ct_compare $PY benchmarks/ct_compare.py $VOL/cuda $VOL/cpu
 tail -n 3 "$OUT"/test_gpu.out
