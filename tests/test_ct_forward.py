@@ -149,3 +149,26 @@ def test_a_mesh_made_once_serves_every_chunk_of_views():
     assert np.array_equal(np.concatenate(parts), whole) and whole.any()
     other = mesh_of(solids[:1], mats)
     assert not np.array_equal(trace_views(solids, g, None, mats, mesh=other)[1], whole)
+
+
+def test_noisy_sinograms_do_not_depend_on_the_chunk_of_views(monkeypatch):
+    """With the full noise model, the CT's sinograms are the same to the bit whatever the chunk
+    of views detected together (the draws are drawn by counter, per view): one view a chunk,
+    seven, or all at once; another seed draws other noise."""
+    from xraybag.engine.ct import views as V
+
+    lib = default_library()
+    sph = trimesh.creation.icosphere(subdivisions=2, radius=20)
+    scanner = Scanner(name="ct", type="ct", noise={"scatter": {"width": 20.0}}, ct=CT(mode="dual_layer"))
+    g = G.helical(400, 700, 4, 48, 2.0, 4.0, 12, -10, 10, 15)
+    st = CTSetup(g, G.VolumeGrid.centred((80, 80, 20), 4.0), np.zeros(3), ct_response(scanner, g, lib))
+    solids = [_solid(sph, "water")]
+    runs = []
+    for budget in (1, 7 * 4 * 48 * 12, 1 << 40):  # bytes: one view, seven views, every view
+        monkeypatch.setattr(V, "CHUNK_BYTES", budget)
+        runs.append(sinograms(solids, st, scanner, lib, np.random.default_rng(3)))
+    assert V.chunk_views(g, 1) == g.views
+    for ch in runs[0]:
+        assert np.array_equal(runs[0][ch], runs[1][ch]) and np.array_equal(runs[0][ch], runs[2][ch])
+    other = sinograms(solids, st, scanner, lib, np.random.default_rng(4))
+    assert all(not np.array_equal(other[ch], runs[0][ch]) for ch in other)

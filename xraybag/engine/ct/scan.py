@@ -401,7 +401,7 @@ def scan_prepared(solids, st: CTSetup, scanner, library, rng, progress=None,
             return arrs
 
         names = channels + (["compton", "photoelectric"] if in_projection else [])
-        views = ViewStream(produce, g.shape, len(names), chunk_views(g, len(materials)))
+        views = ViewStream(produce, g.shape, len(names), chunk_views(g, len(materials), backend))
         t = time.perf_counter()
         block = helical_ssrb(views, g, st.grid, rec.filter, backend=backend)
         times["reconstruction"] = (time.perf_counter() - t - times["projection"]

@@ -216,19 +216,31 @@ def poisson(lam, w2, w3, c0, c1, c2, k0, k1):
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def quantum(m, v, ref, z, w2, w3, c0, c1, c2, k0, k1):
-    """A signal of mean ``m`` and variance ``v`` divided by ``ref``: ``k v / m / ref`` with ``k``
-    Poisson of ``lambda = m^2 / v`` (:func:`poisson`, from the words ``w2, w3`` and the counters
-    ``(c0, c1, c2, j)``), or from :data:`NORMAL_ABOVE` quanta on
-    ``max(0, floor(lambda + sqrt(lambda) z + 1/2))``."""
-    ok = (m > 0.0) and (v > 0.0)
+def moments(m, v):
+    """(``lambda = m^2 / v`` quanta, one quantum's weight ``v / m``) of a signal of mean ``m``
+    and variance ``v``; (0, 0) where either is not positive."""
+    ok = (m > 0.0) & (v > 0.0)
     scale = v / m if ok else 0.0
     lam = m / scale if ok else 0.0
+    return lam, scale
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def count(lam, sl, z, w2, w3, c0, c1, c2, k0, k1):
+    """The quantum count of ``lam`` quanta (``sl = sqrt(lam)``): Poisson (:func:`poisson`, from
+    the words ``w2, w3`` and the counters ``(c0, c1, c2, j)``) under :data:`NORMAL_ABOVE`, else
+    ``max(0, floor(lambda + sqrt(lambda) z + 1/2))``."""
     if lam < NORMAL_ABOVE:
-        k = poisson(lam, w2, w3, c0, c1, c2, k0, k1)
-    else:
-        k = max(float(math.floor(np.float64(z) * math.sqrt(lam) + lam + 0.5)), 0.0)
-    return k * scale / ref
+        return poisson(lam, w2, w3, c0, c1, c2, k0, k1)
+    return max(float(math.floor(np.float64(z) * sl + lam + 0.5)), 0.0)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def quantum(m, v, ref, z, w2, w3, c0, c1, c2, k0, k1):
+    """A signal of mean ``m`` and variance ``v`` divided by ``ref``: ``k v / m / ref`` with ``k``
+    the :func:`count` of :func:`moments`' quanta."""
+    lam, scale = moments(m, v)
+    return count(lam, math.sqrt(lam), z, w2, w3, c0, c1, c2, k0, k1) * scale / ref
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -267,12 +279,17 @@ def noise_pixel(i, p, view, w0, w1, w2, w3, sums, c_mean, c_var, extra, q0, ref,
 
 @numba.njit(cache=True, nogil=True)
 def _noise_block(b, block, sums, c_mean, c_var, extra, q0, ref, per_view, first_view, c, k0, k1,
-                 out, ze, words):
-    """Elements ``[b block, (b + 1) block)``, a view's run of pixels at a time: their
-    counters' words first (a loop the compiler vectorises), then the draws one by one."""
+                 out, ze, words, lam, scale, sl):
+    """Elements ``[b block, (b + 1) block)``, a view's run of pixels at a time: their counters'
+    words and the quanta's :func:`moments` first (branch-free loops the compiler vectorises,
+    divisions and square roots included), then the draws one by one: :func:`noise_pixel`'s
+    numbers, in other loops."""
     n = sums.shape[0]
     i0 = b * block
     i1 = min(n, i0 + block)
+    need_q = out.shape[0] > 0
+    need_e = ze.shape[0] > 0
+    has_extra = extra.shape[0] > 0
     i = i0
     while i < i1:
         view = i // per_view
@@ -286,9 +303,25 @@ def _noise_block(b, block, sums, c_mean, c_var, extra, q0, ref, per_view, first_
             words[1, t] = w1
             words[2, t] = w2
             words[3, t] = w3
+        if need_q:
+            for t in range(seg):
+                m = sums[i + t, c_mean]
+                var = sums[i + t, c_var]
+                if has_extra:
+                    e = extra[i + t]
+                    var = var + e * q0
+                    m = m + e
+                lam[t], scale[t] = moments(m, var)
+                sl[t] = math.sqrt(lam[t])
         for t in range(seg):
-            noise_pixel(i + t, p0 + t, v, words[0, t], words[1, t], words[2, t], words[3, t], sums,
-                        c_mean, c_var, extra, q0, ref, c, k0, k1, out, ze)
+            zq, z_e = draws(words[0, t], words[1, t], p0 + t, v, c, k0, k1, need_q, need_e)
+            if need_q:
+                out[i + t] = count(lam[t], sl[t], zq, words[2, t], words[3, t], p0 + t, v, s + 3, k0, k1)
+            if need_e:
+                ze[i + t] = z_e
+        if need_q:
+            for t in range(seg):
+                out[i + t] = out[i + t] * scale[t] / ref
         i += seg
 
 
@@ -301,8 +334,11 @@ def _noise_threads(sums, c_mean, c_var, extra, q0, ref, per_view, first_view, c,
     n = sums.shape[0]
     for b in numba.prange((n + _BLOCK - 1) // _BLOCK):
         words = np.empty((4, _BLOCK), dtype=np.uint64)
+        lam = np.empty(_BLOCK)
+        scale = np.empty(_BLOCK)
+        sl = np.empty(_BLOCK)
         _noise_block(b, _BLOCK, sums, c_mean, c_var, extra, q0, ref, per_view, first_view, c, k0, k1,
-                     out, ze, words)
+                     out, ze, words, lam, scale, sl)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -310,9 +346,12 @@ def _noise_one(sums, c_mean, c_var, extra, q0, ref, per_view, first_view, c, k0,
                out, ze):
     n = sums.shape[0]
     words = np.empty((4, _BLOCK), dtype=np.uint64)
+    lam = np.empty(_BLOCK)
+    scale = np.empty(_BLOCK)
+    sl = np.empty(_BLOCK)
     for b in range((n + _BLOCK - 1) // _BLOCK):
         _noise_block(b, _BLOCK, sums, c_mean, c_var, extra, q0, ref, per_view, first_view, c, k0, k1,
-                     out, ze, words)
+                     out, ze, words, lam, scale, sl)
 
 
 def channel_noise(sums: np.ndarray, c: int, c_mean: int, c_var: int, extra, q0: float, ref: float,
