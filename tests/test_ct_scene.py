@@ -161,6 +161,7 @@ def test_render_device_cuda_reaches_the_ct_tracer(tmp_path, monkeypatch):
     from xraybag.engine.ct.forward import trace_views
     from xraybag.engine.ct.voxelize import voxelize
     from xraybag.engine.ct.zeff import zeff_rho_e
+    from xraybag.engine.output import memory
     from xraybag.engine.xray import devices
     from xraybag.engine.xray.detect import detect
 
@@ -195,6 +196,7 @@ def test_render_device_cuda_reaches_the_ct_tracer(tmp_path, monkeypatch):
         return voxelize(*args, **kw)
 
     monkeypatch.setattr(devices, "probe_cuda", lambda: True)
+    monkeypatch.setattr(memory, "gpu_free_bytes", lambda: float(80 << 30))
     monkeypatch.setitem(sys.modules, "xraybag.engine.ct.forward_cuda", SimpleNamespace(trace_views_cuda=counting))
     monkeypatch.setattr(recon, "helical_ssrb", counting_bp)
     monkeypatch.setitem(sys.modules, "xraybag.engine.xray.detect_cuda",
@@ -220,3 +222,38 @@ def test_render_device_cuda_reaches_the_ct_tracer(tmp_path, monkeypatch):
     assert len(arrays) >= 8  # sinograms, four volumes, Zeff, electron density, labels
     for rel in arrays:
         assert (tmp_path / "cuda" / rel).read_bytes() == (tmp_path / "cpu" / rel).read_bytes(), rel
+
+
+def test_a_ct_bag_too_large_for_the_gpu_is_refused_before_any_work(tmp_path, monkeypatch):
+    """``render --device cuda`` runs the whole CT scan on the GPU: a scene whose bag needs more
+    GPU memory than is free is refused with one line (exit 2) before any work; with enough free
+    memory, or with ``--device cpu``, the GPU's memory is not a limit. The estimate holds at least
+    the four volumes that stay on the GPU (low, high, Compton, photoelectric) and grows with them."""
+    from xraybag.engine.ct.scan import gpu_memory, plan
+    from xraybag.engine.output import memory
+    from xraybag.engine.xray import devices
+    from xraybag.scenes.loader import load_scene
+
+    path = scene(tmp_path, geometry="helical", cols=180, pitch=1.0)
+    spec = load_scene(str(path)).spec
+    ct = spec.scanners[0]
+    need, what = gpu_memory(ct, spec, 3)
+    assert need >= 4 * 4 * int(np.prod(plan(ct.ct, spec)[1].shape)) and "on the GPU" in what
+    finer = ct.model_copy(update={"ct": ct.ct.model_copy(update={"voxel": ct.ct.voxel / 2})})
+    voxels = int(np.prod(plan(finer.ct, spec)[1].shape))
+    assert gpu_memory(finer, spec, 3)[0] >= 16 * voxels and gpu_memory(finer, spec, 3)[0] > need
+    voxel = ct.model_copy(update={"ct": ct.ct.model_copy(update={"projector": "numba"})})
+    assert gpu_memory(voxel, spec, 3) == (0, "")  # the voxel projectors are the scanner's choice
+
+    monkeypatch.setattr(devices, "probe_cuda", lambda: True)
+    monkeypatch.setattr(memory, "gpu_free_bytes", lambda: need / 2)
+    out = tmp_path / "out"
+    r = run_cli("render", path, "-n", "1", "-o", out, "--device", "cuda")
+    assert r.exit_code == 2
+    lines = r.output.strip().splitlines()
+    assert len(lines) == 1 and "GiB of GPU memory" in lines[0] and "ct.yaml" in lines[0], r.output
+    assert not out.exists()
+    monkeypatch.setattr(memory, "gpu_free_bytes", lambda: 100.0 * need)
+    assert memory.check_gpu_memory(load_scene(str(path))) == pytest.approx(need, rel=0.5)
+    r = run_cli("render", path, "-n", "1", "-o", out, "--device", "cpu", "-q")
+    assert r.exit_code == 0, r.output

@@ -208,6 +208,37 @@ def scan_memory(scanner, scene, n_materials: int) -> tuple[int, str]:
     return int(need), what
 
 
+def gpu_memory(scanner, scene, n_materials: int) -> tuple[int, str]:
+    """Peak GPU bytes of one scan with ``backend="cuda"`` (0 where the scan does not use the GPU:
+    a voxel projector). The larger of the projection and reconstruction (a chunk's path lengths,
+    sums and images; the volumes of helical FBP, which stay on the GPU, its ring of views and a
+    slab's work; or the sinogram-sized arrays of the other FBPs) and of the labels (a slab of the
+    voxeliser's buffers, its threads' local memory, the labels and the material fractions)."""
+    from xraybag.engine.ct.views import GPU_CHUNK_BYTES
+
+    ct = scanner.ct
+    if ct.projector != "mesh":
+        return 0, ""
+    geom, grid, _ = plan(ct, scene)
+    n_ch = max(1, {"dual_layer": 2, "single": 1}.get(ct.mode, 0) or len(ct.spectra or [])
+               or len(scanner.detector.thresholds or []))
+    channels = n_ch + (2 if n_ch >= 2 and ct.reconstruction.decompose == "projection" else 0)
+    voxels = int(np.prod(grid.shape))
+    m = max(int(n_materials), 1)
+    chunk = min(GPU_CHUNK_BYTES, geom.views * geom.rows * geom.cols * m * 12)
+    if geom.kind == "helical" and ct.reconstruction.method == "fbp":
+        window = min(geom.views, 2 * _window_views(geom, grid))
+        slab = 16 * max(1, round(math.pi * geom.views_per_rotation / (2 * math.pi))) * geom.cols
+        recon = voxels * 4 * channels + window * geom.rows * geom.cols * 4 * channels + slab * (34 + 8 * channels)
+    else:
+        recon = voxels * 4 * channels + geom.views * geom.rows * geom.cols * 4 * channels
+    labels = (1 << 30) + (1 << 29) + voxels * (2 + m)
+    need = max(chunk + recon, labels)
+    what = (f"CT scanner {scanner.name!r} on the GPU: volume {grid.shape[2]} x {grid.shape[1]} x "
+            f"{grid.shape[0]} voxels, {channels} channels")
+    return int(need), what
+
+
 def _window_views(geom: CTGeometry, grid: VolumeGrid, slab: int = 16) -> int:
     """Views a streamed helical reconstruction uses for one slab of ``slab`` slices (the bound of
     :func:`xraybag.engine.ct.recon._ssrb_view_range`)."""

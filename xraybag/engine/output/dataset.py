@@ -82,6 +82,10 @@ def render_dataset(
     seed = loaded.spec.seed if seed is None else int(seed)
     first = loaded.spec.bag_index or 0
     preflight(loaded, workers if scheduler is None else 1)  # refuse a bad scene before any work
+    if opts.trace_backend == "cuda":  # a CT scan runs on the GPU: its memory too
+        from xraybag.engine.output.memory import check_gpu_memory
+
+        check_gpu_memory(loaded)
     out = Path(out)
     identity = scene_identity(loaded, seed)
     _check_out(out, identity)

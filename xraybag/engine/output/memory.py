@@ -25,23 +25,8 @@ def upper_bound(v) -> float:
 def memory_needed(loaded: LoadedScene) -> tuple[int, str]:
     """Peak bytes one bag of this scene can need (largest bag the distributions allow)."""
     from xraybag.engine.xray.detect import spectral_memory
-    from xraybag.scenes.loader import walk
 
-    spec = loaded.spec
-    size = [upper_bound(s) for s in spec.bag.size]
-    if spec.bag.shell is not None:
-        from xraybag.engine.solids.shells import SHELL_REACH
-
-        wall = SHELL_REACH
-    else:
-        wall = upper_bound(spec.bag.wall.thickness)
-    probe = Scene.model_validate(
-        {"bag": {"size": size, "wall": {"thickness": wall}}, "scanners": [s.model_dump() for s in _fixed(spec.scanners)]}
-    )
-    materials = {str(a) for _, n, val in walk(spec) if n == "material" for a in _names(val)}
-    for t in loaded.templates.values():
-        materials |= {str(a) for _, n, val in walk(t) if n == "material" for a in _names(val)}
-    m = max(len(materials) + 1, 2)
+    probe, m = _largest(loaded)
     worst, what = 0, ""
     for k, s in enumerate(probe.scanners):
         if s.type == "ct":
@@ -65,6 +50,28 @@ def memory_needed(loaded: LoadedScene) -> tuple[int, str]:
         if need > worst:
             worst, what = need, f"view {s.name!r}: {g.rows} x {g.cols} pixels, up to {m} materials"
     return worst, what
+
+
+def _largest(loaded: LoadedScene) -> tuple[Scene, int]:
+    """The largest bag the scene allows (its scanners with their largest-image values), and the
+    most materials a bag can hold (the bag's own included)."""
+    from xraybag.scenes.loader import walk
+
+    spec = loaded.spec
+    size = [upper_bound(s) for s in spec.bag.size]
+    if spec.bag.shell is not None:
+        from xraybag.engine.solids.shells import SHELL_REACH
+
+        wall = SHELL_REACH
+    else:
+        wall = upper_bound(spec.bag.wall.thickness)
+    probe = Scene.model_validate(
+        {"bag": {"size": size, "wall": {"thickness": wall}}, "scanners": [s.model_dump() for s in _fixed(spec.scanners)]}
+    )
+    materials = {str(a) for _, n, val in walk(spec) if n == "material" for a in _names(val)}
+    for t in loaded.templates.values():
+        materials |= {str(a) for _, n, val in walk(t) if n == "material" for a in _names(val)}
+    return probe, max(len(materials) + 1, 2)
 
 
 def _names(value) -> list:
@@ -109,3 +116,35 @@ def check_memory(loaded: LoadedScene, workers: int = 1, available: int | None = 
             loaded.source.file,
         )
     return need
+
+
+def gpu_free_bytes() -> float:
+    """Free memory of the current CUDA device (bytes; infinite under numba's simulator)."""
+    from numba import cuda
+
+    return float(cuda.current_context().get_memory_info().free)
+
+
+def check_gpu_memory(loaded: LoadedScene) -> int:
+    """Refuse, before any work, a scene whose CT bags would not fit in the GPU's free memory
+    (``--device cuda``: the whole scan runs there); returns the bytes a bag can need."""
+    if not any(s.type == "ct" for s in loaded.spec.scanners):
+        return 0
+    from xraybag.engine.ct.scan import gpu_memory
+
+    probe, m = _largest(loaded)
+    worst, what = 0, ""
+    for s in probe.scanners:
+        if s.type != "ct":
+            continue
+        need, desc = gpu_memory(s, probe, m)
+        if need > worst:
+            worst, what = need, desc
+    free = gpu_free_bytes()
+    if worst > 0.9 * free:
+        raise XraybagError(
+            f"a CT bag of this scene needs about {worst / 2**30:.1f} GiB of GPU memory ({what}) and the "
+            f"GPU has {free / 2**30:.1f} GiB free; use --device cpu, a coarser voxel or a smaller bag",
+            loaded.source.file,
+        )
+    return worst
