@@ -28,6 +28,7 @@ import numba
 import numpy as np
 from numba import cuda
 
+from xraybag.engine.xray.detect import on_device
 from xraybag.engine.xray.trace_cuda import _DEVICE
 
 THREADS = 256  # threads per block
@@ -105,7 +106,7 @@ def bp_parallel_device(qf, cos_t, sin_t, t0, dt, xs, ys, rmax, scale, out, z_off
     n = ny * nx * K
     if n == 0 or M == 0:
         return
-    cos_t, sin_t, xs, ys = (a if hasattr(a, "copy_to_host") else _f64(a) for a in (cos_t, sin_t, xs, ys))
+    cos_t, sin_t, xs, ys = (a if on_device(a) else _f64(a) for a in (cos_t, sin_t, xs, ys))
     _bp_parallel[(n + THREADS - 1) // THREADS, THREADS](qf, cos_t, sin_t, float(t0), float(dt), xs, ys,
                                                         float(rmax), np.float32(scale), out[:, z_off: z_off + S])
 

@@ -15,7 +15,7 @@ in float64 as numpy computes it (the ratio, its logarithm, the clip to the calib
 range, the curve by Horner's rule as ``np.polyval``, the power-law continuation, the exponential;
 0 for air and ``a_p <= 0``), stored in the CPU's dtypes.
 
-Inputs are host arrays or numba device arrays (``hasattr(a, "copy_to_host")``: on a GPU, or the
+Inputs are host arrays or numba device arrays (:func:`xraybag.engine.xray.detect.on_device`: on a GPU, or the
 simulator's stand-ins); results come back as host arrays, or stay on the GPU with
 ``on_device=True``. Under numba's CUDA simulator (NUMBA_ENABLE_CUDASIM=1) the kernels run the
 same IEEE operations in the same order as the CPU: the interpolation equals the CPU kernel's
@@ -39,6 +39,9 @@ from numba import cuda
 from xraybag.engine.ct.basis import out_dtype
 from xraybag.engine.ct.decompose import Decomposer, _keys
 from xraybag.engine.ct.zeff import AIR_RHO_E, BasisCalibration, default_calibration
+from xraybag.engine.xray.detect import (
+    on_device as _on_device,  # the name on_device is a keyword here
+)
 from xraybag.engine.xray.trace_cuda import _DEVICE, device_function
 
 __all__ = ["decompose_cuda", "device_table", "zeff_rho_e_cuda"]
@@ -117,10 +120,6 @@ def _zeff_rho_kernel(ac, ap, a_c_water, thresh, curve, lo, hi, log_k, n, zeff, r
 
 
 # ----------------------------------------------------------------------------- host side
-
-
-def _on_device(a) -> bool:
-    return hasattr(a, "copy_to_host")
 
 
 def _float_array(a) -> bool:

@@ -38,6 +38,7 @@ from numba import cuda
 from scipy import fft as sfft
 
 from xraybag.engine.ct.backproject_cuda import bp_parallel_device
+from xraybag.engine.xray.detect import on_device
 
 THREADS = 256  # threads per block
 USED_THREADS = 256 * 64  # threads of the view-range reduction and the zeroing (each a strided share)
@@ -270,7 +271,7 @@ def filter_lines_cuda(p, taps):
     """:func:`_ramp` on ``p`` (S, C, M, T) float32 (host or device) with ``taps`` (2 T - 1) float64:
     a device array (M, T, S C) float32."""
     S, C, M, T = p.shape
-    d_p = p if hasattr(p, "copy_to_host") else cuda.to_device(np.ascontiguousarray(p, dtype=np.float32))
+    d_p = p if on_device(p) else cuda.to_device(np.ascontiguousarray(p, dtype=np.float32))
     d_q = cuda.device_array((M, T, S * C), dtype=np.float32)
     _launch(_ramp, S * C * M * T, d_p, cuda.to_device(np.ascontiguousarray(taps, dtype=np.float64)), d_q)
     return d_q

@@ -13,6 +13,7 @@ import numpy as np
 from numba import cuda
 
 from xraybag.engine.xray import counter
+from xraybag.engine.xray.detect import on_device
 from xraybag.engine.xray.trace_cuda import device_function
 
 THREADS = 128
@@ -45,13 +46,13 @@ def channel_noise_cuda(sums, c: int, c_mean: int, c_var: int, extra, q0: float, 
     """:func:`xraybag.engine.xray.counter.channel_noise` on the GPU: ``sums`` (n, 2C) float64 and
     ``extra`` (n,) float64 or None, on the GPU or the host; returns device arrays (quantum
     signal / ``ref`` (n,) float64 or None, electronic normals (n,) float32 or None)."""
-    d_sums = sums if hasattr(sums, "copy_to_host") else cuda.to_device(np.ascontiguousarray(sums, np.float64))
+    d_sums = sums if on_device(sums) else cuda.to_device(np.ascontiguousarray(sums, np.float64))
     n = d_sums.shape[0]
     out = cuda.device_array(n if quantum_noise else 0, dtype=np.float64)
     ze = cuda.device_array(n if electronic else 0, dtype=np.float32)
     if extra is None:
         d_extra = cuda.device_array(0, dtype=np.float64)
-    elif hasattr(extra, "copy_to_host"):
+    elif on_device(extra):
         d_extra = extra.reshape(n) if extra.ndim != 1 else extra
     else:
         d_extra = cuda.to_device(np.ascontiguousarray(extra, dtype=np.float64).reshape(-1))

@@ -288,6 +288,49 @@ def spectral_operands(L2: np.ndarray, mu: np.ndarray, weights: np.ndarray):
             np.ascontiguousarray(np.asarray(weights).T, dtype=np.float32), open_beam, out)
 
 
+@dataclass(frozen=True)
+class NoisePlan:
+    """What :func:`detect`'s steps take from a scanner's noise model and its channels' response
+    (the CPU's and the GPU's detection alike): which noise steps run, the sums the spectral pass
+    makes (``stack``: the channels' weights, and their weights times the quanta's with quantum
+    noise), and per channel the quanta's open-beam weight ``q0``."""
+
+    quantum: bool
+    electronic: bool
+    scatter: object | None  # the scanner's Scatter, or None
+    blur: float  # pixels
+    sigma_e: float  # electronic noise in transmission units
+    stack: np.ndarray  # (E, K) or (E, 2K) float64
+    open_beam: np.ndarray  # (K,) float64
+    q0: np.ndarray  # (K,) float64, 0 without quantum noise
+
+    def reference(self, c: int) -> tuple[float, float]:
+        """(the constant scatter signal, the flat-field reference) of channel ``c``: air reads 1."""
+        ref = float(self.open_beam[c])
+        if self.scatter is None:
+            return 0.0, ref
+        return self.scatter.offset * ref, ref * (1.0 + self.scatter.offset + self.scatter.fraction)
+
+
+def noise_plan(scanner, response: ChannelResponse) -> NoisePlan:
+    """The :class:`NoisePlan` of ``scanner`` with ``response``."""
+    noise = scanner.noise
+    enabled = bool(noise.enabled)
+    quantum = enabled and bool(noise.quantum)
+    electronic = enabled and noise.electronic > 0
+    weights = np.asarray(response.weights, dtype=np.float64)
+    quanta = np.asarray(response.quanta, dtype=np.float64)
+    open_beam = np.asarray(response.open_beam, dtype=np.float64)
+    q0 = (np.array([float(np.sum(weights[:, c] * quanta[:, c]) / open_beam[c]) for c in range(weights.shape[1])])
+          if quantum else np.zeros(weights.shape[1]))
+    return NoisePlan(
+        quantum=quantum, electronic=electronic, scatter=noise.scatter if enabled else None,
+        blur=float(noise.blur) if enabled else 0.0,
+        sigma_e=float(noise.electronic) / float(scanner.detector.white) if electronic else 0.0,
+        stack=np.concatenate([weights, weights * quanta], axis=1) if quantum else weights,
+        open_beam=open_beam, q0=q0)
+
+
 #: The spectral pass by backend name: the numba CPU pass is the reference; the CUDA pass
 #: (:mod:`.detect_cuda`) joins as "cuda" when :func:`xraybag.engine.xray.devices.probe_cuda`
 #: finds a GPU.
@@ -350,35 +393,27 @@ def detect(
     rows, cols, m = dims[-3:]
     batch = int(np.prod(lead, dtype=np.int64))
     shape = (batch, rows, cols)
-    noise = scanner.noise
-    enabled = bool(noise.enabled)
-    quantum = enabled and bool(noise.quantum)
-    scatter = noise.scatter if enabled else None
+    plan = noise_plan(scanner, response)
+    quantum, electronic, scatter = plan.quantum, plan.electronic, plan.scatter
     channels = list(response.channels)
     n_ch = len(channels)
-    weights = np.asarray(response.weights, dtype=np.float64)
-    quanta = np.asarray(response.quanta, dtype=np.float64)
-    stack = np.concatenate([weights, weights * quanta], axis=1) if quantum else weights
 
     mu = mu_table(materials, library, response.energies)
-    sums = SPECTRAL[spectral](L.reshape(batch * rows * cols, m), mu, stack, stride=cols, threads=threads)
-    open_beam = np.asarray(response.open_beam, dtype=np.float64)
+    sums = SPECTRAL[spectral](L.reshape(batch * rows * cols, m), mu, plan.stack, stride=cols, threads=threads)
 
-    electronic = enabled and noise.electronic > 0
     signals: list[np.ndarray] = []
     normals: list[np.ndarray | None] = [None] * n_ch  # counter draws: the electronic normals
     for c in range(n_ch):
         mean = sums[:, c].reshape(shape)
-        ref = float(open_beam[c])
+        shift, ref = plan.reference(c)
         extra = None
         if scatter is not None:
             if scatter.fraction > 0:
                 sigma = float(scatter.width) / float(pixel_mm)
-                extra = lowpass(mean, sigma, scatter.fraction, scatter.offset * ref, threads=threads)
+                extra = lowpass(mean, sigma, scatter.fraction, shift, threads=threads)
             else:
-                extra = np.full(shape, scatter.offset * ref)
-            ref *= 1.0 + scatter.offset + scatter.fraction
-        q0 = float(np.sum(weights[:, c] * quanta[:, c]) / open_beam[c]) if quantum else 0.0
+                extra = np.full(shape, shift)
+        q0 = float(plan.q0[c])
         if draws is not None and (quantum or electronic):
             from xraybag.engine.xray.counter import channel_noise
 
@@ -393,8 +428,7 @@ def detect(
 
     # blur, then electronic noise (one float32 normal image per channel, in channel order), in
     # one pass per channel
-    blur = float(noise.blur) if enabled else 0.0
-    sigma_e = float(noise.electronic) / float(scanner.detector.white) if electronic else 0.0
+    blur, sigma_e = plan.blur, plan.sigma_e
     out: dict[str, np.ndarray] = {}
     for c, name in enumerate(channels):
         t = signals[c]

@@ -114,13 +114,6 @@ def _plus_over(a, extra, shift, ref, out):  # pragma: no cover - runs on a GPU /
 
 
 @cuda.jit
-def _over(a, ref, out):  # pragma: no cover - runs on a GPU / the simulator
-    i = cuda.grid(1)
-    if i < out.shape[0]:
-        out[i] = a[i] / ref
-
-
-@cuda.jit
 def _line_integral(t, out):  # pragma: no cover - runs on a GPU / the simulator
     """``float32(-ln(max(t, 1e-6)))``, the CT's line integral of a transmission."""
     i = cuda.grid(1)
@@ -144,7 +137,7 @@ def detect_stack_cuda(L, materials: list[str], scanner, response, library, pixel
     ``detect(..., draws=draws)`` to float rounding (the spectral pass's float32 exponentials,
     libdevice's functions in the draws)."""
     from xraybag.engine.xray.counter_cuda import channel_noise_cuda
-    from xraybag.engine.xray.detect import mu_table
+    from xraybag.engine.xray.detect import mu_table, noise_plan
     from xraybag.engine.xray.filters_cuda import blur_and_add_cuda, lowpass_cuda
 
     dims = tuple(L.shape)
@@ -153,57 +146,41 @@ def detect_stack_cuda(L, materials: list[str], scanner, response, library, pixel
     views, rows, cols, m = dims
     n = views * rows * cols
     shape = (views, rows, cols)
-    noise = scanner.noise
-    enabled = bool(noise.enabled)
-    quantum = enabled and bool(noise.quantum)
-    electronic = enabled and noise.electronic > 0
-    scatter = noise.scatter if enabled else None
+    plan = noise_plan(scanner, response)
+    quantum, electronic, scatter = plan.quantum, plan.electronic, plan.scatter
     channels = list(response.channels)
     n_ch = len(channels)
-    weights = np.asarray(response.weights, dtype=np.float64)
-    quanta = np.asarray(response.quanta, dtype=np.float64)
-    stack = np.concatenate([weights, weights * quanta], axis=1) if quantum else weights
     mu = mu_table(materials, library, response.energies)
     L2 = L.reshape(n, m) if on_device(L) else np.ascontiguousarray(L, dtype=np.float32).reshape(n, m)
-    L32, mu32, wt32, open_beam_k, out = spectral_operands(L2, mu, stack)
+    L32, mu32, wt32, open_beam_k, out = spectral_operands(L2, mu, plan.stack)
     if L32 is None or wt32.shape[0] > MAX_SUMS:  # nothing to trace, or more sums than a thread keeps
         d_sums = cuda.to_device(out if L32 is None else dense_signals(
-            L2.copy_to_host() if on_device(L2) else L2, mu, stack, cols, True))
+            L2.copy_to_host() if on_device(L2) else L2, mu, plan.stack, cols, True))
     else:
         d_sums = signals_on_device(L32, mu32, wt32, open_beam_k)
-    open_beam = np.asarray(response.open_beam, dtype=np.float64)
-    blur = float(noise.blur) if enabled else 0.0
-    sigma_e = float(noise.electronic) / float(scanner.detector.white) if electronic else 0.0
     none = cuda.device_array(0, dtype=np.float64)
     result = {}
     for c, name in enumerate(channels):
         mean = cuda.device_array(n, dtype=np.float64)
         _column[_grid(n)](d_sums, c, mean)
-        ref = float(open_beam[c])
-        extra, shift = none, 0.0
-        if scatter is not None:
-            if scatter.fraction > 0:
-                sigma = float(scatter.width) / float(pixel_mm)
-                extra = lowpass_cuda(mean.reshape(shape), sigma, scatter.fraction, scatter.offset * ref).reshape(n)
-            else:
-                shift = scatter.offset * ref
-            ref *= 1.0 + scatter.offset + scatter.fraction
+        shift, ref = plan.reference(c)
+        extra = none
+        if scatter is not None and scatter.fraction > 0:
+            sigma = float(scatter.width) / float(pixel_mm)
+            extra = lowpass_cuda(mean.reshape(shape), sigma, scatter.fraction, shift).reshape(n)
+            shift = 0.0
         z = None
         if quantum or electronic:
-            q0 = float(np.sum(weights[:, c] * quanta[:, c]) / open_beam[c]) if quantum else 0.0
             if extra.shape[0] == 0 and shift != 0.0:
                 extra = cuda.to_device(np.full(n, shift))
-            signal, z = channel_noise_cuda(d_sums, c, c, n_ch + c, extra if extra.shape[0] else None, q0, ref,
-                                           rows * cols, draws, quantum, electronic)
-        if not quantum:
+            signal, z = channel_noise_cuda(d_sums, c, c, n_ch + c, extra if extra.shape[0] else None,
+                                           float(plan.q0[c]), ref, rows * cols, draws, quantum, electronic)
+        if not quantum:  # (mean + extra) / ref, as the CPU (adding 0 where there is no scatter)
             signal = cuda.device_array(n, dtype=np.float64)
-            if scatter is not None:
-                _plus_over[_grid(n)](mean, extra, shift, ref, signal)
-            else:
-                _over[_grid(n)](mean, ref, signal)
+            _plus_over[_grid(n)](mean, extra, shift, ref, signal)
         signal = signal.reshape(shape)
-        if blur > 0 or z is not None:
-            signal = blur_and_add_cuda(signal, blur, None if z is None else z.reshape(shape), sigma_e)
+        if plan.blur > 0 or z is not None:
+            signal = blur_and_add_cuda(signal, plan.blur, None if z is None else z.reshape(shape), plan.sigma_e)
         result[name] = signal
     return result
 

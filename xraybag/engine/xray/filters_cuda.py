@@ -35,6 +35,7 @@ import numba
 import numpy as np
 from numba import cuda
 
+from xraybag.engine.xray.detect import on_device
 from xraybag.engine.xray.filters import _centres, gaussian_weights
 
 THREADS = 256  # threads per block
@@ -192,7 +193,7 @@ def _launch(kernel, n: int, *args) -> None:
 def _on_gpu(a, dtype, name: str):
     """``a`` (b, rows, cols) as a device array of ``dtype``: a device array as it is (it must
     have that dtype already), a host array copied."""
-    if hasattr(a, "copy_to_host"):
+    if on_device(a):
         if np.dtype(a.dtype) != np.dtype(dtype):
             raise TypeError(f"{name}: a device array of {np.dtype(dtype)} is needed, not {a.dtype}")
     else:
@@ -254,7 +255,7 @@ def blur_and_add_cuda(img, sigma_px: float, noise=None, noise_sigma: float = 0.0
     if noise is None:
         z, noisy = cuda.to_device(np.zeros((1, 1, 1), dtype=np.float32)), False
     else:
-        if not hasattr(noise, "copy_to_host"):
+        if not on_device(noise):
             noise = np.asarray(noise, dtype=np.float32).reshape(img.shape)
         z, noisy = _on_gpu(noise, np.float32, "blur_and_add_cuda noise"), True
         if z.shape != img.shape:
