@@ -136,22 +136,30 @@ def test_device_choice():
 
 
 def test_render_device_cuda_reaches_the_tracer(tmp_path, monkeypatch):
-    """``render --device cuda`` traces every 2D view with the "cuda" backend (a counting stand-in
-    for the GPU here) and writes the same files as ``--device cpu``."""
+    """``render --device cuda`` traces and detects every 2D view with the "cuda" backends
+    (counting stand-ins for the GPU here) and writes the same files as ``--device cpu``: both
+    draw the view's noise by counter from the same key."""
     from helpers import run_cli, write
 
+    from xraybag.engine.xray import detect as D
     from xraybag.engine.xray import trace as T
 
     calls = []
+    detected = []
 
     def counting(solids, geometry):
         calls.append((geometry.rows, geometry.cols))
         return T.trace_numba(solids, geometry)
 
+    def counting_detect(L, *args):
+        detected.append(L.shape[:2])
+        return D.detect_view(L, *args)
+
     from xraybag.engine.xray import devices
 
     monkeypatch.setattr(devices, "probe_cuda", lambda: True)
     monkeypatch.setitem(T.BACKENDS, "cuda", counting)
+    monkeypatch.setitem(D.DETECT_VIEW, "cuda", counting_detect)
     scene = write(tmp_path / "plank.yaml", """
         bag: {size: [300, 200, 120]}
         objects:
@@ -164,4 +172,5 @@ def test_render_device_cuda_reaches_the_tracer(tmp_path, monkeypatch):
         assert r.exit_code == 0, r.output
         manifests[device] = json.loads((tmp_path / device / "manifest.jsonl").read_text().splitlines()[0])
     assert len(calls) == 2  # both views of the --device cuda run, none of the cpu run
+    assert detected == calls  # each view's detection went to the GPU's stage too
     assert manifests["cuda"]["files"] == manifests["cpu"]["files"]

@@ -17,7 +17,8 @@ from xraybag.engine.solids.scene import build_solids
 from xraybag.engine.xray.annotate import ObjectLabel, label_objects
 from xraybag.engine.xray.calibration import calibrate_colour, low_high_channels
 from xraybag.engine.xray.colour import pseudo_colour
-from xraybag.engine.xray.detect import SPECTRAL, channel_response, detect, to_raw
+from xraybag.engine.xray.counter import draws_from
+from xraybag.engine.xray.detect import DETECT_VIEW, channel_response, to_raw
 from xraybag.engine.xray.scanners import view_geometry
 from xraybag.engine.xray.trace import RayGeometry, TraceResult, trace
 from xraybag.scenes.loader import LoadedScene
@@ -76,8 +77,9 @@ def render_view(
 
     t = time.perf_counter()
     response = channel_response(scanner, library, geom.pixel_mm**2, geom.distance_mm)
-    spectral = backend if backend in SPECTRAL else "numba"  # the GPU's pass with the GPU's tracer
-    T = detect(tr.paths, tr.materials, scanner, response, library, rng, geom.pixel_mm, spectral)
+    draws = draws_from(rng)  # noise by counter: the same draws on the CPU and on a GPU
+    detect_view = DETECT_VIEW[backend if backend in DETECT_VIEW else "numba"]  # the GPU's with its tracer
+    T = detect_view(tr.paths, tr.materials, scanner, response, library, geom.pixel_mm, draws)
     raw = {ch: to_raw(T[ch], scanner.detector) for ch in T}
     times["detect"] = time.perf_counter() - t
 

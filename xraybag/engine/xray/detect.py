@@ -331,6 +331,18 @@ def noise_plan(scanner, response: ChannelResponse) -> NoisePlan:
         open_beam=open_beam, q0=q0)
 
 
+def detect_view(L: np.ndarray, materials: list[str], scanner, response: ChannelResponse, library,
+                pixel_mm: float, draws) -> dict[str, np.ndarray]:
+    """One 2D view's :func:`detect` with counter-based draws (``draws``, :mod:`.counter`) on the
+    CPU: ``{channel: (rows, cols) float64}``."""
+    return detect(L, materials, scanner, response, library, None, pixel_mm, draws=draws)
+
+
+#: A 2D view's whole detection (:func:`detect_view`'s arguments) by backend name: the CPU's is
+#: the reference; the GPU's (:func:`.detect_cuda.detect_view_cuda`, every step on the GPU, the
+#: same draws) joins as "cuda" when :func:`xraybag.engine.xray.devices.probe_cuda` finds a GPU.
+DETECT_VIEW = {"numba": detect_view}
+
 #: The spectral pass by backend name: the numba CPU pass is the reference; the CUDA pass
 #: (:mod:`.detect_cuda`) joins as "cuda" when :func:`xraybag.engine.xray.devices.probe_cuda`
 #: finds a GPU.

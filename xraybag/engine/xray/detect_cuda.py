@@ -185,6 +185,17 @@ def detect_stack_cuda(L, materials: list[str], scanner, response, library, pixel
     return result
 
 
+def detect_view_cuda(L, materials: list[str], scanner, response, library, pixel_mm: float,
+                     draws) -> dict[str, np.ndarray]:
+    """One 2D view's :func:`xraybag.engine.xray.detect.detect` with counter-based draws, every
+    step on the GPU (:func:`detect_stack_cuda` of a stack of one view): ``L`` (rows, cols, M)
+    float32 on the host or the GPU; returns ``{channel: (rows, cols) float64}`` on the host, the
+    CPU's ``detect(..., draws=draws)`` to float rounding."""
+    stack = L.reshape((1,) + tuple(L.shape))
+    out = detect_stack_cuda(stack, materials, scanner, response, library, pixel_mm, draws)
+    return {name: t.copy_to_host().reshape(L.shape[:2]) for name, t in out.items()}
+
+
 def line_integrals_cuda(L, materials: list[str], scanner, response, library, pixel_mm: float,
                         draws) -> dict[str, np.ndarray]:
     """:func:`detect_stack_cuda`'s transmissions as the CT's line integrals

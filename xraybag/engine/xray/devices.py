@@ -64,16 +64,18 @@ def _may_have_gpu() -> bool:
 
 
 def probe_cuda() -> bool:
-    """Register ``BACKENDS["cuda"]`` (the tracer) and ``detect.SPECTRAL["cuda"]`` (the spectral
-    pass) when :func:`cuda_problem` finds none; True when registered."""
+    """Register ``BACKENDS["cuda"]`` (the tracer), ``detect.SPECTRAL["cuda"]`` (the spectral
+    pass) and ``detect.DETECT_VIEW["cuda"]`` (a 2D view's whole detection) when
+    :func:`cuda_problem` finds none; True when registered."""
     global _CUDA_PROBED  # noqa: PLW0603 - probed once per process
     if not _CUDA_PROBED:
         _CUDA_PROBED = True
         if cuda_problem() is None:
-            from xraybag.engine.xray.detect import SPECTRAL
-            from xraybag.engine.xray.detect_cuda import dense_signals_cuda
+            from xraybag.engine.xray.detect import DETECT_VIEW, SPECTRAL
+            from xraybag.engine.xray.detect_cuda import dense_signals_cuda, detect_view_cuda
             from xraybag.engine.xray.trace_cuda import trace_cuda
 
             BACKENDS["cuda"] = trace_cuda
             SPECTRAL["cuda"] = dense_signals_cuda
+            DETECT_VIEW["cuda"] = detect_view_cuda
     return "cuda" in BACKENDS
