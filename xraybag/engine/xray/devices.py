@@ -72,7 +72,10 @@ def probe_cuda() -> bool:
         _CUDA_PROBED = True
         if cuda_problem() is None:
             from xraybag.engine.xray.detect import DETECT_VIEW, SPECTRAL
-            from xraybag.engine.xray.detect_cuda import dense_signals_cuda, detect_view_cuda
+            from xraybag.engine.xray.detect_cuda import (
+                dense_signals_cuda,
+                detect_view_cuda,
+            )
             from xraybag.engine.xray.trace_cuda import trace_cuda
 
             BACKENDS["cuda"] = trace_cuda
