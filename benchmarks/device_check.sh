@@ -6,7 +6,7 @@
 #
 #     bash benchmarks/device_check.sh
 #
-# Steps: the `gpu` tests (2D tracer, spectral pass, CT projectors, and every stage of the GPU CT:
+# Steps: the `gpu` tests (2D tracer, spectral pass and whole detection, pseudo-colour, CT projectors, and every stage of the GPU CT:
 # mesh tracer, detection filters, decomposition, SSRB + FBP, labels, against the CPU); the 2D
 # views on the GPU beside the CPU (trace_gpu.py); the DEBISim-sized CT bag with --device cuda,
 # then --device cpu, on the same machine, and their volumes compared voxel by voxel (same seed:
@@ -33,7 +33,7 @@ step() {  # name, command...: run, keep the log, carry on after a failure
 }
 step test_gpu $PY -m pytest -q -m gpu -rs -p no:cacheprovider tests/test_trace_cuda.py tests/test_detect_cuda.py \
     tests/test_ct_project.py tests/test_ct_forward_cuda.py tests/test_filters_cuda.py tests/test_decompose_cuda.py \
-    tests/test_ssrb_cuda.py tests/test_voxelize_cuda.py
+    tests/test_ssrb_cuda.py tests/test_voxelize_cuda.py tests/test_colour_cuda.py
 step trace_gpu $PY benchmarks/trace_gpu.py --bags 3 --repeat 5
 VOL=/tmp/device-ct  # the two runs' volumes, compared voxel by voxel (not brought back: GBs)
 step ct_bag_cuda $PY benchmarks/ct_bag.py --scene "$IN/checked_ct_bag0.yaml" --device cuda --repeat 2 --out $VOL/cuda

@@ -10,10 +10,12 @@ CPU figures are still printed.
 
 ``whole_views`` then times whole dual-energy views as ``xraybag render`` makes them
 (:func:`~xraybag.engine.output.pipeline.render_view`: trace, spectral pass and noise, pseudo-colour
-and labels) with each backend (the CUDA tracer brings the CUDA spectral pass; the noise,
-pseudo-colour and labels stay on the CPU), per stage, and the largest per-pixel relative
-difference of the CUDA view's transmissions from the CPU view's (same seed, so the same noise
-draws). Usage::
+and labels) with each backend (with "cuda": the tracer, the whole detection with its counter-based
+noise draws, and pseudo-colour's per-pixel passes on the GPU; the despeckling, the colour look-up
+and the labels on the CPU), per stage, and how far the CUDA view is from the CPU view of the same
+seed (the same noise draws): the largest per-pixel relative difference of the transmissions, the
+share of pixels whose colour differs by more than 2 units, and whether the instance maps are equal.
+Usage::
 
     python benchmarks/trace_gpu.py [--scene benchmarks/bag30.yaml] [--pitch 1] [--bags 3] [--repeat 5]
 """
@@ -49,8 +51,8 @@ def main() -> None:
 
     from xraybag.engine.packing import pack_bag
     from xraybag.engine.solids.scene import build_solids
-    from xraybag.engine.xray.scanners import view_geometry
     from xraybag.engine.xray.devices import cuda_problem, probe_cuda
+    from xraybag.engine.xray.scanners import view_geometry
     from xraybag.engine.xray.trace import trace
     from xraybag.scenes.loader import load_scene
 
@@ -115,7 +117,7 @@ def main() -> None:
 
 def whole_views(loaded, views, backends, repeat: int) -> dict:
     """Whole views (render_view) per backend: median seconds per stage and views per second, and
-    the CUDA transmissions' largest relative difference per pixel from the CPU's."""
+    how far the CUDA views are from the CPU's (transmissions, colours, instance maps)."""
     from xraybag.engine.output.pipeline import render_view
 
     library = loaded.library
@@ -135,12 +137,16 @@ def whole_views(loaded, views, backends, repeat: int) -> dict:
             for st in runs[0][1]:
                 stages.setdefault(st, []).append(statistics.median(r[1][st] for r in runs))
             if b == "numba":
-                first[k] = v.transmission
+                first[k] = v
             else:
-                worst = max(float(np.max(np.abs(v.transmission[c] - first[k][c]) / np.maximum(first[k][c], 1e-6)))
-                            for c in v.transmission)
-                out.setdefault("max_rel_diff_vs_cpu", 0.0)
-                out["max_rel_diff_vs_cpu"] = max(out["max_rel_diff_vs_cpu"], worst)
+                ref = first[k]
+                worst = max(float(np.max(np.abs(v.transmission[c] - ref.transmission[c])
+                                         / np.maximum(ref.transmission[c], 1e-6))) for c in v.transmission)
+                colour = float(np.mean(np.abs(v.rgb.astype(int) - ref.rgb.astype(int)).max(axis=2) > 2))
+                out["max_rel_diff_vs_cpu"] = max(out.get("max_rel_diff_vs_cpu", 0.0), worst)
+                out["rgb_share_above_2_vs_cpu"] = max(out.get("rgb_share_above_2_vs_cpu", 0.0), colour)
+                same = bool(np.array_equal(v.instance, ref.instance))
+                out["instances_equal_cpu"] = out.get("instances_equal_cpu", True) and same
         out[b] = {"median_view_s": round(statistics.median(totals), 5),
                   "views_per_s": round(len(totals) / sum(totals), 2),
                   "stages_median_s": {st: round(statistics.median(v), 5) for st, v in stages.items()}}

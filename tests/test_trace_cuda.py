@@ -136,7 +136,7 @@ def test_device_choice():
 
 
 def test_render_device_cuda_reaches_the_tracer(tmp_path, monkeypatch):
-    """``render --device cuda`` traces and detects every 2D view with the "cuda" backends
+    """``render --device cuda`` traces, detects and colours every 2D view with the "cuda" backends
     (counting stand-ins for the GPU here) and writes the same files as ``--device cpu``: both
     draw the view's noise by counter from the same key."""
     from helpers import run_cli, write
@@ -155,11 +155,19 @@ def test_render_device_cuda_reaches_the_tracer(tmp_path, monkeypatch):
         detected.append(L.shape[:2])
         return D.detect_view(L, *args)
 
+    coloured = []
+
+    def counting_codes(t_low, *args):
+        coloured.append(t_low.shape)
+        return C._codes(t_low, *args)
+
+    from xraybag.engine.xray import colour as C
     from xraybag.engine.xray import devices
 
     monkeypatch.setattr(devices, "probe_cuda", lambda: True)
     monkeypatch.setitem(T.BACKENDS, "cuda", counting)
     monkeypatch.setitem(D.DETECT_VIEW, "cuda", counting_detect)
+    monkeypatch.setitem(C.CODES, "cuda", counting_codes)
     scene = write(tmp_path / "plank.yaml", """
         bag: {size: [300, 200, 120]}
         objects:
@@ -172,5 +180,5 @@ def test_render_device_cuda_reaches_the_tracer(tmp_path, monkeypatch):
         assert r.exit_code == 0, r.output
         manifests[device] = json.loads((tmp_path / device / "manifest.jsonl").read_text().splitlines()[0])
     assert len(calls) == 2  # both views of the --device cuda run, none of the cpu run
-    assert detected == calls  # each view's detection went to the GPU's stage too
+    assert detected == calls == coloured  # each view's detection and colour went to the GPU's stages too
     assert manifests["cuda"]["files"] == manifests["cpu"]["files"]

@@ -86,7 +86,7 @@ def render_view(
     t = time.perf_counter()
     if len(T) >= 2:  # dual-energy sandwich, or the first and last photon-counting bins
         low, high = low_high_channels(list(T))
-        rgb = pseudo_colour(T[low], T[high], calibrate_colour(scanner, library))
+        rgb = pseudo_colour(T[low], T[high], calibrate_colour(scanner, library), backend=backend)
     else:
         total = np.mean([T[c] for c in T], axis=0)
         grey = np.clip(total, 0.0, 1.0) ** 0.5 * 255.0

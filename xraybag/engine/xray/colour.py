@@ -42,7 +42,7 @@ from xraybag.engine.xray.calibration import (
     ColourCalibration,
     lookup_tables,
 )
-from xraybag.engine.xray.detect import lowpass
+from xraybag.engine.xray.detect import lowpass, on_device
 
 __all__ = ["BACKGROUND", "INORGANIC", "METAL", "ORGANIC", "classify", "clcxray_encoding", "pseudo_colour"]
 
@@ -156,9 +156,23 @@ def _codes(t_low: np.ndarray, t_high: np.ndarray, cal: ColourCalibration, clean:
     code += 1
     code += np.greater(z, cal.inorganic_max, out=mask)
     np.maximum(code, cal.lut_capture.take(flat, out=mask.view(np.uint8), mode="clip"), out=code)
-    if clean and code.ndim == 2 and min(shape) >= 3:
-        code = despeckle(code, z, starved | background, cal.organic_max, cal.inorganic_max, dark=starved)
+    if clean:
+        code = _clean(code, z, starved, background, cal)
     return code, z, starved, background, (f2, i1, i2)
+
+
+def _clean(code: np.ndarray, z: np.ndarray, starved: np.ndarray, background: np.ndarray,
+           cal: ColourCalibration) -> np.ndarray:
+    """:func:`despeckle` of an image's codes (images of at least 3 x 3 pixels)."""
+    if code.ndim == 2 and min(code.shape) >= 3:
+        code = despeckle(code, z, starved | background, cal.organic_max, cal.inorganic_max, dark=starved)
+    return code
+
+
+#: :func:`_codes` by backend name: the CPU's is the reference; the GPU's
+#: (:func:`.colour_cuda.codes_cuda`: the per-pixel passes on the GPU, the despeckling here) joins
+#: as "cuda" when :func:`xraybag.engine.xray.devices.probe_cuda` finds a GPU.
+CODES = {"numba": _codes}
 
 
 #: Zeff distance (Z units) from a class boundary within which a speck may take its surroundings'
@@ -313,7 +327,7 @@ def classify(t_low: np.ndarray, t_high: np.ndarray, calibration: ColourCalibrati
 
 
 def pseudo_colour(t_low: np.ndarray, t_high: np.ndarray, calibration: ColourCalibration,
-                  clean: bool = True) -> np.ndarray:
+                  clean: bool = True, backend: str = "numba") -> np.ndarray:
     """Scanner-style colour image (rows, cols, 3) uint8 from the low/high transmissions.
 
     White background; orange organic, green inorganic, blue metal (hue blended over one Z unit
@@ -324,10 +338,13 @@ def pseudo_colour(t_low: np.ndarray, t_high: np.ndarray, calibration: ColourCali
     blue. Lone pixels of another class near a class boundary take their neighbours' class
     (:func:`despeckle`; ``clean=False``: every pixel on its own). Hue (from :func:`classify`'s
     class and Zeff) is rounded to a degree and h read in bins of 1.2 %, so a channel is within
-    about two units of the exact value.
+    about two units of the exact value. ``backend``: where the per-pixel passes run
+    (:data:`CODES`; "cuda": on the GPU, to float32 rounding of the CPU's).
     """
     cal = _with_tables(calibration)
-    code, z, starved, background, (f1, i1, i2) = _codes(t_low, t_high, cal, clean)
+    codes = CODES[backend if backend in CODES else "numba"]
+    code, z, starved, background, (f1, i1, i2) = codes(t_low, t_high, cal, clean)
+    t_high = t_high.copy_to_host() if on_device(t_high) else np.asarray(t_high)
     shape = z.shape
     z *= HUE_PER_Z
     np.copyto(i1, z, casting="unsafe")

@@ -62,8 +62,9 @@ def _correlate_sym(src, axis, w, affine, scale, shift, out):
     """Thread ``t`` = pixel ``(q, i, j)`` of ``out`` (b, rows, cols): scipy's ``correlate1d`` of
     ``src`` along ``axis`` (1 or 2) with the symmetric kernel ``w`` (odd length), 'nearest' edges,
     as :func:`.filters._correlate_nearest`: ``x[p] w[r]``, then ``(x[p + jj] + x[p - jj]) w[r +
-    jj]`` added for jj = -r..-1 in that order. With ``affine``, the sum times ``scale`` plus
-    ``shift`` (numpy's ``out *= scale; out += shift``: two roundings)."""
+    jj]`` added for jj = -r..-1 in that order, in float64 (a float32 ``src`` or ``out`` is read
+    into and written from float64, as scipy's line buffers). With ``affine``, the sum times
+    ``scale`` plus ``shift`` (numpy's ``out *= scale; out += shift``: two roundings)."""
     t = cuda.grid(1)
     b = out.shape[0]
     rows = out.shape[1]
@@ -77,16 +78,16 @@ def _correlate_sym(src, axis, w, affine, scale, shift, out):
     n = rows if along_rows else cols
     p = i if along_rows else j
     r = w.shape[0] // 2
-    acc = _mul(src[q, i, j], w[r])
+    acc = _mul(numba.float64(src[q, i, j]), w[r])
     for jj in range(-r, 0):
         lo = p + jj  # < p <= n - 1
         lo = 0 if lo < 0 else lo  # noqa: FURB136 - the CUDA target cannot compile builtin min / max
         hi = p - jj  # > p >= 0
         hi = n - 1 if hi > n - 1 else hi  # noqa: FURB136
-        if along_rows:
-            x = src[q, lo, j] + src[q, hi, j]
+        if along_rows:  # in float64 whatever the image's type, as scipy's line buffers
+            x = numba.float64(src[q, lo, j]) + numba.float64(src[q, hi, j])
         else:
-            x = src[q, i, lo] + src[q, i, hi]
+            x = numba.float64(src[q, i, lo]) + numba.float64(src[q, i, hi])
         acc += _mul(x, w[r + jj])
     if affine:
         acc = _mul(acc, scale) + shift

@@ -1,0 +1,137 @@
+"""Pseudo-colour's per-pixel passes on the GPU (xraybag.engine.xray.colour_cuda) against the CPU's.
+
+numba's CUDA simulator runs in a subprocess (NUMBA_ENABLE_CUDASIM=1 must be set before numba is
+imported): :data:`SCRIPT` renders one line-scan view of a small bag on the CPU (organic, inorganic
+and metal objects, a block that starves the detector, open beam) and classifies and colours its
+transmissions with both backends. The kernels are also compiled to PTX for a real GPU, with no
+fused multiply-add; the ``gpu`` test runs the comparison on a real GPU at a finer pitch.
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+import pytest
+from helpers import ptx_of
+from helpers import run_python as _run
+
+SCENE = """
+bag: {size: [360, 240, 120]}
+objects:
+  - {name: book, shape: {box: {size: [150, 100, 30]}}, material: pine, pose: {position: [-80, -40, 15]}}
+  - {name: bottle, shape: {cylinder: {radius: 35, height: 90}}, material: water, pose: {position: [60, 50, 45]}}
+  - {name: plate, shape: {box: {size: [80, 60, 8]}}, material: aluminum, pose: {position: [90, -60, 4]}}
+  - {name: tin, shape: {box: {size: [60, 60, 2]}}, material: iron, pose: {position: [-40, 60, 1]}}
+  - {name: wire, shape: {cylinder: {radius: 5, height: 120}}, material: iron,
+     pose: {position: [0, 0, 60], rotation_deg: [90, 0, 0]}}
+  - {name: block, shape: {box: {size: [40, 40, 60]}}, material: iron, pose: {position: [-120, 70, 30]}}
+scanners: [{name: top, type: line_scan, pitch: PITCH}]
+"""
+
+SCRIPT = textwrap.dedent("""
+    import json, sys, time
+    import numpy as np
+    from xraybag.engine.output.pipeline import render_view
+    from xraybag.engine.solids.scene import build_solids
+    from xraybag.engine.packing import pack_bag
+    from xraybag.engine.xray import colour as C
+    from xraybag.engine.xray.calibration import calibrate_colour, low_high_channels
+    from xraybag.engine.xray.devices import probe_cuda
+    from xraybag.scenes.loader import load_scene
+
+    loaded = load_scene(sys.argv[1])
+    packed, _ = pack_bag(loaded, 1, loaded.spec.seed)
+    solids, _ = build_solids(packed, tolerance=packed.tolerance)
+    sc = packed.scanners[0]
+    v = render_view(packed, solids, sc, loaded.library, np.random.default_rng(5))
+    low, high = low_high_channels(list(v.transmission))
+    tl, th = v.transmission[low], v.transmission[high]
+    cal = C._with_tables(calibrate_colour(sc, loaded.library))
+    assert probe_cuda() and "cuda" in C.CODES
+    t0 = time.time()
+    cpu = C._codes(tl, th, cal, False)
+    rgb_cpu = C.pseudo_colour(tl, th, cal).astype(int)
+    codes_cuda, seen = C.CODES["cuda"], []
+
+    def keep(t_low, t_high, cal_, clean):  # the GPU's codes before despeckling, kept
+        assert clean
+        out = codes_cuda(t_low, t_high, cal_, False)
+        seen.append(tuple(a.copy() for a in out[:4]))
+        return (C._clean(out[0], out[1], out[2], out[3], cal_),) + out[1:]
+
+    C.CODES["cuda"] = keep
+    rgb_gpu = C.pseudo_colour(tl, th, cal, backend="cuda").astype(int)
+    gpu = seen[0]
+    d = np.abs(rgb_gpu - rgb_cpu).max(axis=2)
+    lit = ~cpu[2] & ~cpu[3]  # neither starved nor background: the pixels Zeff is read for
+    print(json.dumps({
+        "pixels": int(tl.size), "classes": sorted(int(k) for k in np.unique(cpu[0])),
+        "starved": int(cpu[2].sum()), "background": int(cpu[3].sum()),
+        "masks_equal": bool(np.array_equal(cpu[2], gpu[2]) and np.array_equal(cpu[3], gpu[3])),
+        "code_share_equal": float(np.mean(cpu[0] == gpu[0])),
+        "zeff_max_abs": float(np.abs(cpu[1] - gpu[1])[lit].max()),
+        "zeff_share_equal": float(np.mean(cpu[1] == gpu[1])),
+        "rgb_share_differ": float(np.mean(d > 0)), "rgb_share_above_2": float(np.mean(d > 2)),
+        "rgb_shape_equal": rgb_cpu.shape == rgb_gpu.shape, "seconds": time.time() - t0}))
+""")
+
+
+def _compare(tmp_path, pitch: float, sim: bool) -> dict:
+    scene = tmp_path / "bag.yaml"
+    scene.write_text(SCENE.replace("PITCH", str(pitch)))
+    proc = _run(["-c", SCRIPT, str(scene)], sim=sim, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _check(r: dict) -> None:
+    # the view has every class, starved metal and open beam
+    assert {1, 2, 3} <= set(r["classes"]), r  # (4: a K-edge reference's capture)
+    assert r["starved"] > 0 and r["background"] > 0, r
+    assert r["rgb_shape_equal"], r
+    assert r["masks_equal"], r
+    # the same steps in float32: only the logarithms may round differently (an ulp), which moves
+    # a Zeff by float32 rounding and, rarely, a pixel across a table cell or class boundary
+    assert r["zeff_max_abs"] < 1e-3, r
+    assert r["code_share_equal"] >= 0.999, r
+    assert r["rgb_share_above_2"] <= 1e-3, r
+
+
+def test_simulated_gpu_colour_equals_cpu(tmp_path):
+    _check(_compare(tmp_path, 8.0, sim=True))
+
+
+def test_colour_kernels_compile_for_a_real_gpu():
+    """numba's CUDA typing and NVVM on both kernels (no GPU needed): no fused float32 or float64
+    multiply-add in either (the products are libdevice's ``fmul_rn`` / ``dmul_rn``). libdevice's
+    ``logf`` evaluates its polynomial with multiply-adds of its own, so the kernels are compiled
+    with a stand-in logarithm for the count, and once with ``logf`` for the size."""
+    size, fused = ptx_of("""
+        from xraybag.engine.xray import colour_cuda as K
+        f4, f8, b1, u1 = nt.float32[::1], nt.float64[::1], nt.boolean[::1], nt.uint8[::1]
+        f32, f64, i64 = nt.float32, nt.float64, nt.int64
+        sig = (f8, f8, f8, f8, nt.boolean, f32, f32, f64, f32, f32, f32, f4, f4, b1, b1)
+        real, _ = cuda.compile_ptx(K._log_attenuations.py_func, sig, cc=(9, 0))
+        assert real.count("fma.rn.f32") > 0  # logf's own
+        K._log = cuda.jit(device=True)(lambda x: x)
+        f4, f8, b1, u1 = nt.float32[::1], nt.float64[::1], nt.boolean[::1], nt.uint8[::1]
+        f32, f64, i64 = nt.float32, nt.float64, nt.int64
+        sig = (f8, f8, f8, f8, nt.boolean, f32, f32, f64, f32, f32, f32, f4, f4, b1, b1)
+        ptx1, _ = cuda.compile_ptx(K._log_attenuations.py_func, sig, cc=(9, 0))
+        sig = (f4, f4, f32, f32, f64, f64, i64, i64, f4, f4, nt.float32[:, ::1], u1, f32, f32, u1, f4)
+        ptx2, _ = cuda.compile_ptx(K._zeff.py_func, sig, cc=(9, 0))
+        ptx = ptx1 + ptx2
+        print("PTX", len(ptx), ptx.count("fma.rn"))
+    """)
+    assert size > 1000
+    assert fused == 0
+
+
+@pytest.mark.gpu
+def test_gpu_colour_equals_cpu_on_a_gpu(tmp_path):
+    from numba import cuda
+
+    if not cuda.is_available():
+        pytest.skip("no CUDA GPU (numba.cuda.is_available() is false)")
+    _check(_compare(tmp_path, 1.0, sim=False))

@@ -1,0 +1,222 @@
+"""The per-pixel passes of :mod:`.colour` on the GPU (numba.cuda): ``colour.CODES["cuda"]``,
+registered with the CUDA tracer by :func:`xraybag.engine.xray.devices.probe_cuda`.
+
+:func:`codes_cuda` is :func:`.colour._codes` for one dual-energy view: the scatter model's
+removal (its low-pass by :func:`.filters_cuda.lowpass_cuda`, the CPU's numbers), the clamped
+logs and the starved and background masks, the 1-pixel Gaussian of both log images (scipy's
+symmetric correlation in float64, each axis rounded to float32 as scipy writes a float32 output),
+the look-up-table cell of each pixel, its bilinear ladder Zeff, class and K-edge capture. Each
+step is numpy's float32 (or float64) step in the same order: float32 products go through
+libdevice's ``fmul_rn`` and float64 ones through ``dmul_rn``, so NVVM never fuses them into a
+multiply-add. Only the logarithms may differ (libdevice's ``logf`` and numpy's are each within an
+ulp or so, not always the same float), so a pixel's Zeff is the CPU's to float32 rounding and a
+pixel on a table cell's edge or a class boundary may fall on the other side. The class codes,
+Zeff and masks then come back (6 bytes a pixel), and the despeckling, a search through
+neighbouring pixels, runs on the CPU (:func:`.colour._clean`) as does the colour look-up.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+from numba import cuda
+
+from xraybag.engine.xray.detect import on_device
+from xraybag.engine.xray.filters import gaussian_weights
+from xraybag.engine.xray.filters_cuda import THREADS, _correlate_sym, _mul, lowpass_cuda
+
+
+def _plain_mul(a, b):
+    return a * b
+
+
+if numba.config.ENABLE_CUDASIM:  # the simulator's float32 scalars multiply in float32
+    _fmul = _plain_mul
+else:  # a float32 product NVVM never fuses into a multiply-add
+    from numba.cuda import libdevice
+
+    _fmul = libdevice.fmul_rn
+
+#: the natural logarithm the kernels take (libdevice's ``logf`` for a float32 on a GPU): a name of
+#: its own, so a test can compile the kernels with a stand-in that has no multiply-adds of its own
+_log = math.log
+
+
+@cuda.jit
+def _log_attenuations(t_low, t_high, s_low, s_high, remove, gain, offset, smooth_k, floor, starvation,
+                      background_below, lo, hi, starved, background):  # pragma: no cover - GPU / simulator
+    """Pixel ``p``: :func:`.colour._remove_scatter` of both channels (``remove``: the model adds
+    scatter; ``s_*``: its low-pass, empty without a fraction), the starved mask (T_high under
+    ``starvation``), ``-ln(max(t, floor))`` of both and the background mask, numpy's float32 steps
+    (``gain``, ``offset``, ``floor``, ``starvation``, ``background_below`` float32 as numpy takes a
+    Python float beside a float32 array; ``smooth_k`` float64, the low-pass's factor)."""
+    p = cuda.grid(1)
+    if p >= lo.shape[0]:
+        return
+    for ch in range(2):
+        x = numba.float32(t_low[p] if ch == 0 else t_high[p])
+        if remove:
+            x = _fmul(x, gain)
+            x = x - offset
+            if s_low.shape[0] > 0:
+                s = s_low[p] if ch == 0 else s_high[p]
+                x = x + numba.float32(_mul(s, smooth_k))
+        if ch == 1:
+            starved[p] = x < starvation
+        if not x >= floor:  # np.fmax: the floor where x is smaller (or NaN)
+            x = floor
+        x = -_log(x)
+        if ch == 0:
+            lo[p] = x
+        else:
+            hi[p] = x
+    background[p] = (lo[p] < background_below) and not starved[p]
+
+
+@cuda.jit
+def _zeff(lo, hi, h0, h1, lg0, u_scale, nh, nr, rmin, rscale, lut_zeff, capture, organic_max,
+          inorganic_max, code, z):  # pragma: no cover - runs on a GPU / the simulator
+    """Pixel ``p``: :func:`.colour._cells` (the cell of (ln h, R) and the position in it) and
+    :func:`.colour._codes`' bilinear Zeff, class (1 organic, 2 inorganic, 3 metal) and K-edge
+    capture (``max(class, capture)``), numpy's steps: ``h0``, ``h1``, ``organic_max``,
+    ``inorganic_max`` float32, ``lg0`` and ``u_scale`` float64 (numpy scalars: ``u`` is taken to
+    float64 and rounded back at each of those two steps)."""
+    p = cuda.grid(1)
+    if p >= lo.shape[0]:
+        return
+    # (clamps are written out: numba's CUDA target cannot compile the builtin min / max)
+    u = hi[p]
+    if u < h0:  # noqa: PLR1730
+        u = h0
+    if u > h1:  # noqa: PLR1730
+        u = h1
+    r = lo[p] / u
+    u = numba.float32(_log(u))
+    u = numba.float32(numba.float64(u) - lg0)
+    u = numba.float32(_mul(numba.float64(u), u_scale))
+    top = numba.float32(nh - 1)
+    if u < 0:
+        u = numba.float32(0.0)
+    if u > top:  # noqa: PLR1730
+        u = top
+    fu0 = numba.float32(math.floor(u))
+    i = numba.int32(fu0)
+    fu = u - fu0
+    ic = 0 if i < 0 else (nh - 1 if i > nh - 1 else i)  # noqa: FURB136 - numpy's take(mode="clip")
+    v = r - rmin[ic]
+    v = _fmul(v, rscale[ic])
+    last = numba.float32(nr - 1)
+    if v < 0:
+        v = numba.float32(0.0)
+    if v > last:  # noqa: PLR1730
+        v = last
+    fv0 = numba.float32(math.floor(v))
+    flat = numba.int32(fv0) + i * numba.int32(nr)
+    fv = v - fv0
+    n_cells = capture.shape[0]
+    flat = 0 if flat < 0 else (n_cells - 1 if flat > n_cells - 1 else flat)  # noqa: FURB136
+    c0 = lut_zeff[flat, 0]
+    c1 = lut_zeff[flat, 1]
+    c2 = lut_zeff[flat, 2]
+    c3 = lut_zeff[flat, 3]
+    zz = _fmul(c1 - c0, fv) + c0
+    zh = _fmul(c3 - c2, fv) + c2
+    zh = zh - zz
+    zz = zz + _fmul(zh, fu)
+    k = numba.uint8(1)
+    if zz > organic_max:
+        k += numba.uint8(1)
+    if zz > inorganic_max:
+        k += numba.uint8(1)
+    cap = capture[flat]
+    code[p] = cap if cap > k else k  # noqa: FURB136
+    z[p] = zz
+
+
+#: look-up tables already on the GPU: id(array) -> (array, device copy); the array is kept so
+#: that its id is not reused while the entry lives (a few calibrations a process)
+_TABLES: dict[int, tuple] = {}
+
+
+def _device_table(a: np.ndarray):
+    """``a`` on the GPU, sent once per process (a calibration's tables are ~10 MB)."""
+    hit = _TABLES.get(id(a))
+    if hit is None or hit[0] is not a:
+        if len(_TABLES) >= 32:
+            _TABLES.clear()
+        hit = _TABLES[id(a)] = (a, cuda.to_device(np.ascontiguousarray(a)))
+    return hit[1]
+
+
+def _grid(n: int) -> tuple[int, int]:
+    return max(1, (n + THREADS - 1) // THREADS), THREADS
+
+
+def _denoise(img, sigma: float):
+    """scipy's ``gaussian_filter(img, sigma, mode="nearest", output=img)`` of a float32 image
+    (1, rows, cols) on the GPU: rows, then columns, each rounded to float32."""
+    w = cuda.to_device(gaussian_weights(sigma)[::-1].copy())
+    tmp = cuda.device_array(img.shape, dtype=np.float32)
+    out = cuda.device_array(img.shape, dtype=np.float32)
+    _correlate_sym[_grid(img.size)](img, 1, w, False, 1.0, 0.0, tmp)
+    _correlate_sym[_grid(img.size)](tmp, 2, w, False, 1.0, 0.0, out)
+    return out
+
+
+def codes_cuda(t_low, t_high, cal, clean: bool = True):
+    """:func:`xraybag.engine.xray.colour._codes` of one view (rows, cols) with the per-pixel
+    passes on the GPU (``t_low``, ``t_high``: float64 transmissions on the host or the GPU; ``cal``
+    with its look-up tables): ``(code, zeff, starved, background, work)`` on the host, despeckled
+    there when ``clean``."""
+    from xraybag.engine.xray.colour import _clean
+
+    if tuple(t_low.shape) != tuple(t_high.shape):
+        raise ValueError(f"channel shapes differ: {tuple(t_low.shape)} and {tuple(t_high.shape)}")
+    shape = tuple(t_low.shape)
+    n = int(np.prod(shape, dtype=np.int64))
+
+    def flat(t):
+        if on_device(t):
+            return t.reshape(n)
+        return cuda.to_device(np.ascontiguousarray(t, dtype=np.float64).reshape(n))
+
+    d_low, d_high = flat(t_low), flat(t_high)
+    o, f = cal.scatter_offset, cal.scatter_fraction
+    remove = not (o == 0 and f == 0)
+    gain = 1.0 + o + f
+    if remove and f > 0:
+        s_low = lowpass_cuda(d_low.reshape((1,) + shape), cal.scatter_sigma_px).reshape(n)
+        s_high = lowpass_cuda(d_high.reshape((1,) + shape), cal.scatter_sigma_px).reshape(n)
+    else:
+        s_low = s_high = cuda.device_array(0, dtype=np.float64)
+    lo = cuda.device_array(n, dtype=np.float32)
+    hi = cuda.device_array(n, dtype=np.float32)
+    starved = cuda.device_array(n, dtype=np.bool_)
+    background = cuda.device_array(n, dtype=np.bool_)
+    f32 = np.float32
+    _log_attenuations[_grid(n)](
+        d_low, d_high, s_low, s_high, remove, f32(gain), f32(o), -f * gain, f32(0.1 * cal.starvation),
+        f32(cal.starvation), f32(cal.background), lo, hi, starved, background)
+    if cal.denoise_px > 0:
+        lo = _denoise(lo.reshape((1,) + shape), cal.denoise_px).reshape(n)
+        hi = _denoise(hi.reshape((1,) + shape), cal.denoise_px).reshape(n)
+    nh = cal.lut_rmin.size
+    nr = cal.lut_capture.size // nh
+    h0, h1 = float(cal.h_grid[0]), float(cal.h_grid[-1])
+    lg0 = np.log(h0)
+    d_code = cuda.device_array(n, dtype=np.uint8)
+    d_z = cuda.device_array(n, dtype=np.float32)
+    _zeff[_grid(n)](
+        lo, hi, f32(h0), f32(h1), float(lg0), float((nh - 1) / (np.log(h1) - lg0)), nh, nr,
+        _device_table(cal.lut_rmin), _device_table(cal.lut_rscale), _device_table(cal.lut_zeff),
+        _device_table(cal.lut_capture), f32(cal.organic_max), f32(cal.inorganic_max), d_code, d_z)
+    code = d_code.copy_to_host().reshape(shape)
+    z = d_z.copy_to_host().reshape(shape)
+    starved_h = starved.copy_to_host().reshape(shape)
+    background_h = background.copy_to_host().reshape(shape)
+    if clean:
+        code = _clean(code, z, starved_h, background_h, cal)
+    work = (np.empty(shape, np.float32), np.empty(shape, np.int32), np.empty(shape, np.int32))
+    return code, z, starved_h, background_h, work
