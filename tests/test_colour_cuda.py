@@ -3,7 +3,8 @@
 numba's CUDA simulator runs in a subprocess (NUMBA_ENABLE_CUDASIM=1 must be set before numba is
 imported): :data:`SCRIPT` renders one line-scan view of a small bag on the CPU (organic, inorganic
 and metal objects, a block that starves the detector, open beam) and classifies and colours its
-transmissions with both backends. The kernels are also compiled to PTX for a real GPU, with no
+transmissions with both backends, then renders the whole view with ``backend="cuda"`` (tracer,
+detection, colour passes and labels on the GPU) and compares it with the CPU's. The kernels are also compiled to PTX for a real GPU, with no
 fused multiply-add; the ``gpu`` test runs the comparison on a real GPU at a finer pitch.
 """
 
@@ -26,7 +27,7 @@ objects:
   - {name: wire, shape: {cylinder: {radius: 5, height: 120}}, material: iron,
      pose: {position: [0, 0, 60], rotation_deg: [90, 0, 0]}}
   - {name: block, shape: {box: {size: [40, 40, 60]}}, material: iron, pose: {position: [-120, 70, 30]}}
-scanners: [{name: top, type: line_scan, pitch: PITCH}]
+scanners: [{name: top, type: line_scan, pitch: PITCH}, {name: coarse, type: line_scan, pitch: 20}]
 """
 
 SCRIPT = textwrap.dedent("""
@@ -64,6 +65,23 @@ SCRIPT = textwrap.dedent("""
     rgb_gpu = C.pseudo_colour(tl, th, cal, backend="cuda").astype(int)
     gpu = seen[0]
     d = np.abs(rgb_gpu - rgb_cpu).max(axis=2)
+    C.CODES["cuda"] = codes_cuda
+    # the whole view with backend "cuda": GPU tracer (paths left on the GPU), detection, colour
+    # passes and the labels' attenuation, against the CPU's view of the same seed, at 20 mm
+    coarse = packed.scanners[1]  # (the simulator runs each GPU thread in Python: a coarse view)
+    v = render_view(packed, solids, coarse, loaded.library, np.random.default_rng(6))
+    w = render_view(packed, solids, coarse, loaded.library, np.random.default_rng(6), "cuda")
+    lab = lambda view: {k: (x.bbox, x.area, x.difficulty, round(x.occlusion, 6))
+                        for k, x in view.labels.items()}
+    view = {
+        "view_paths_on_gpu": hasattr(w.trace, "device_paths"),
+        "view_max_abs_t": max(float(np.abs(w.transmission[k] - v.transmission[k]).max()) for k in v.transmission),
+        "view_raw_max": max(int(np.abs(w.raw[k].astype(int) - v.raw[k].astype(int)).max()) for k in v.raw),
+        "view_rgb_share_above_2": float(np.mean(np.abs(w.rgb.astype(int) - v.rgb.astype(int)).max(axis=2) > 2)),
+        "view_instance_equal": bool(np.array_equal(w.instance, v.instance)),
+        "view_labels_equal": lab(w) == lab(v), "view_objects": len(v.labels),
+        "view_paths_equal": bool(np.array_equal(w.trace.paths, v.trace.paths)),
+    }
     lit = ~cpu[2] & ~cpu[3]  # neither starved nor background: the pixels Zeff is read for
     print(json.dumps({
         "pixels": int(tl.size), "classes": sorted(int(k) for k in np.unique(cpu[0])),
@@ -73,7 +91,7 @@ SCRIPT = textwrap.dedent("""
         "zeff_max_abs": float(np.abs(cpu[1] - gpu[1])[lit].max()),
         "zeff_share_equal": float(np.mean(cpu[1] == gpu[1])),
         "rgb_share_differ": float(np.mean(d > 0)), "rgb_share_above_2": float(np.mean(d > 2)),
-        "rgb_shape_equal": rgb_cpu.shape == rgb_gpu.shape, "seconds": time.time() - t0}))
+        "rgb_shape_equal": rgb_cpu.shape == rgb_gpu.shape, "seconds": time.time() - t0} | view))
 """)
 
 
@@ -96,10 +114,16 @@ def _check(r: dict) -> None:
     assert r["zeff_max_abs"] < 1e-3, r
     assert r["code_share_equal"] >= 0.999, r
     assert r["rgb_share_above_2"] <= 1e-3, r
+    # the whole view on the GPU: the same path lengths (left on the GPU, brought back on request),
+    # transmissions to float rounding (the same counter draws), the same instance map and labels
+    assert r["view_paths_on_gpu"] and r["view_paths_equal"], r
+    assert r["view_max_abs_t"] < 1e-4 and r["view_raw_max"] <= 1, r
+    assert r["view_rgb_share_above_2"] <= 1e-3, r
+    assert r["view_objects"] >= 5 and r["view_instance_equal"] and r["view_labels_equal"], r
 
 
 def test_simulated_gpu_colour_equals_cpu(tmp_path):
-    _check(_compare(tmp_path, 8.0, sim=True))
+    _check(_compare(tmp_path, 10.0, sim=True))
 
 
 def test_colour_kernels_compile_for_a_real_gpu():
@@ -121,6 +145,10 @@ def test_colour_kernels_compile_for_a_real_gpu():
         ptx1, _ = cuda.compile_ptx(K._log_attenuations.py_func, sig, cc=(9, 0))
         sig = (f4, f4, f32, f32, f64, f64, i64, i64, f4, f4, nt.float32[:, ::1], u1, f32, f32, u1, f4)
         ptx2, _ = cuda.compile_ptx(K._zeff.py_func, sig, cc=(9, 0))
+        f3 = nt.float32[:, :, ::1]  # the denoising Gaussian: float32 images, float64 sums
+        ptx3, _ = cuda.compile_ptx(K._correlate_sym.py_func,
+                                   (f3, i64, nt.float64[::1], nt.boolean, f64, f64, f3), cc=(9, 0))
+        assert ptx3.count("cvt.rn.f32.f64") >= 1 and ptx3.count("fma.rn") == 0
         ptx = ptx1 + ptx2
         print("PTX", len(ptx), ptx.count("fma.rn"))
     """)

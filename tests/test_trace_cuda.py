@@ -57,6 +57,23 @@ def test_kernel_compiles_for_a_real_gpu():
     assert size > 10_000 and atomics == 1
 
 
+def test_finish_and_attenuation_kernels_compile_for_a_real_gpu():
+    """The kernels that leave the view's total path lengths on the GPU (:func:`_finish_total`: the
+    objects' windows summed per pixel in float64, as the CPU) and take the labels' attenuation
+    there: numba's CUDA typing and NVVM, no GPU needed. The sums are float64 adds rounded to
+    float32, never fused with a product."""
+    size, fused = ptx_of("""
+        from xraybag.engine.xray import trace_cuda as T
+        i1, i2 = nt.int64[::1], nt.int64[:, ::1]
+        sig = (nt.float64[::1], i2, i1, i1, nt.float32[:, :, ::1])
+        ptx, _ = cuda.compile_ptx(T._finish_total.py_func, sig, cc=(9, 0))
+        sig = (nt.float32[:, ::1], nt.float32[::1], nt.float32[::1])
+        ptx2, _ = cuda.compile_ptx(T._attenuation.py_func, sig, cc=(9, 0))
+        print("PTX", len(ptx) + len(ptx2), ptx.count("fma.rn"))
+    """)
+    assert size > 2_000 and fused == 0
+
+
 def test_ray_hit_has_no_fused_multiply_add():
     """NVVM fuses ``a * b - c * d`` into a multiply-add unless told not to; in the ray test that
     makes a shared edge's function in one triangle differ from minus its function in the other, so

@@ -79,7 +79,9 @@ def render_view(
     response = channel_response(scanner, library, geom.pixel_mm**2, geom.distance_mm)
     draws = draws_from(rng)  # noise by counter: the same draws on the CPU and on a GPU
     detect_view = DETECT_VIEW[backend if backend in DETECT_VIEW else "numba"]  # the GPU's with its tracer
-    T = detect_view(tr.paths, tr.materials, scanner, response, library, geom.pixel_mm, draws)
+    paths = getattr(tr, "device_paths", None)  # the CUDA tracer's stay on the GPU
+    T = detect_view(tr.paths if paths is None else paths, tr.materials, scanner, response, library,
+                    geom.pixel_mm, draws)
     raw = {ch: to_raw(T[ch], scanner.detector) for ch in T}
     times["detect"] = time.perf_counter() - t
 

@@ -45,7 +45,14 @@ class ObjectLabel:
 
 
 def attenuation(tr: TraceResult, mu: np.ndarray) -> np.ndarray:
-    """Total line integral sum_m mu_m L_m per pixel; ``mu`` per material of ``tr`` (1/mm)."""
+    """Total line integral sum_m mu_m L_m per pixel; ``mu`` per material of ``tr`` (1/mm). Path
+    lengths on a GPU (the CUDA tracer's ``device_paths``) are summed there and only the image comes
+    back."""
+    device_paths = getattr(tr, "device_paths", None)
+    if device_paths is not None:
+        from xraybag.engine.xray.trace_cuda import attenuation_cuda
+
+        return attenuation_cuda(device_paths, mu)
     return tr.paths @ np.asarray(mu, dtype=np.float32)
 
 
@@ -93,8 +100,8 @@ def label_objects(
     Each object's window is one compiled pass (:func:`_label_window`): attenuation, mask, instance
     map, occlusion and box together.
     """
-    rows, cols = tr.paths.shape[:2]
     total = attenuation(tr, mu)
+    rows, cols = total.shape
     mu32 = np.asarray(mu, dtype=np.float32)
     best = np.zeros((rows, cols), dtype=np.float32)
     instance = np.zeros((rows, cols), dtype=np.uint16)

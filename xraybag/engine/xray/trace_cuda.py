@@ -4,10 +4,12 @@ Same inputs, same :class:`~xraybag.engine.xray.trace.TraceResult`. The CPU kerne
 and, per face, over the rows and columns of its footprint; here one CUDA thread takes one
 (face, footprint row) pair, so a large triangle is spread over as many threads as it has rows.
 All objects of a view go in one launch: every face knows its object's window in one flat float64
-buffer, and hits are added there with ``cuda.atomic.add``. Everything around the kernel (the
-objects' windows, the faces' footprints, clamping and the per-material sums) is the CPU code of
-:mod:`.trace`, and the per-ray math (the watertight test, the fan mapping) is its plain-Python
-source compiled a second time as CUDA device functions
+buffer, and hits are added there with ``cuda.atomic.add``. A second kernel sums the windows into
+the view's (rows, cols, M) path lengths on the GPU, in the CPU's order (:func:`_finish_total`), and
+they stay there for the GPU's detection and labels (:class:`DeviceTraceResult`; ``paths`` brings
+them to the host when asked for); only the objects' own windows come back. The objects' windows
+and the faces' footprints are the CPU code of :mod:`.trace`, and the per-ray math (the watertight
+test, the fan mapping) is its plain-Python source compiled a second time as CUDA device functions
 (:data:`~xraybag.engine.xray.trace.SHARED_HELPERS`), whose products go through libdevice's
 ``dmul_rn`` (NVVM would otherwise fuse them into multiply-adds, and the edge functions of a
 shared edge would no longer be exact negatives in its two triangles: on an H200 that broke the
@@ -34,10 +36,10 @@ from numba import cuda
 from xraybag.engine.xray import trace as _trace
 from xraybag.engine.xray.trace import (
     SHARED_HELPERS,
+    ObjectTrace,
     RayGeometry,
     TraceResult,
     _face_box,
-    finish_object,
     plan_objects,
     ray_constants,
 )
@@ -141,6 +143,91 @@ def _trace_rows(vertices, faces, vrow, vcol, boxes, span, item_face, item_row, f
             cuda.atomic.add(out, base + ((i - r0) * w + (j - c0)) * nk, st)
 
 
+@cuda.jit
+def _finish_total(flat, win, mat_off, mats, total):  # pragma: no cover - runs on a GPU / the simulator
+    """Thread ``t`` = pixel ``(r, c)``: :func:`.trace._finish`'s sums for that pixel. Its
+    materials start at 0; then every object whose window holds it, in order, adds each of its
+    slots' path lengths (those of 1e-9 mm or more) in float64, rounded to float32 each time, as
+    the CPU adds the objects one after another (so the same numbers)."""
+    t = cuda.grid(1)
+    rows = total.shape[0]
+    cols = total.shape[1]
+    if t >= rows * cols:
+        return
+    r = t // cols
+    c = t % cols
+    for m in range(total.shape[2]):
+        total[r, c, m] = numba.float32(0.0)
+    for o in range(win.shape[0]):
+        r0 = win[o, 0]
+        c0 = win[o, 1]
+        if r < r0 or r >= r0 + win[o, 2] or c < c0 or c >= c0 + win[o, 3]:
+            continue
+        nk = win[o, 4]
+        base = win[o, 5] + ((r - r0) * win[o, 3] + (c - c0)) * nk
+        for k in range(nk):
+            v = flat[base + k]
+            if v < 1e-9:
+                continue
+            m = mats[mat_off[o] + k]
+            total[r, c, m] = numba.float32(numba.float64(total[r, c, m]) + v)
+
+
+@cuda.jit
+def _attenuation(paths, mu, out):  # pragma: no cover - runs on a GPU / the simulator
+    """Thread ``t`` = pixel ``t``: ``sum_m paths[t, m] mu[m]`` in float32, materials in order."""
+    t = cuda.grid(1)
+    if t >= out.shape[0]:
+        return
+    acc = numba.float32(0.0)
+    for m in range(mu.shape[0]):
+        acc += paths[t, m] * mu[m]
+    out[t] = acc
+
+
+def attenuation_cuda(device_paths, mu) -> np.ndarray:
+    """:func:`xraybag.engine.xray.annotate.attenuation` of path lengths on the GPU (rows, cols, M)
+    float32: the (rows, cols) float32 image of ``sum_m mu_m L_m`` on the host (float32 sums in
+    material order, so within float32 rounding of the CPU's matrix product)."""
+    rows, cols, m = device_paths.shape
+    n = rows * cols
+    out = cuda.device_array(n, dtype=np.float32)
+    if n:
+        _attenuation[(n + THREADS - 1) // THREADS, THREADS](
+            device_paths.reshape(n, m), cuda.to_device(np.ascontiguousarray(mu, dtype=np.float32)), out)
+    return out.copy_to_host().reshape(rows, cols)
+
+
+class DeviceTraceResult(TraceResult):
+    """A :class:`~xraybag.engine.xray.trace.TraceResult` whose path lengths stay on the GPU
+    (``device_paths``, (rows, cols, M) float32, for the GPU's detection and labels); ``paths``
+    copies them to the host on first use. The objects' windows are on the host."""
+
+    def __init__(self, materials: list[str], device_paths, objects: list, seconds: float = 0.0):
+        self.device_paths = device_paths
+        self._host_paths = None
+        super().__init__(materials, None, objects, seconds)
+
+    @property
+    def paths(self) -> np.ndarray:
+        if self._host_paths is None:
+            self._host_paths = self.device_paths.copy_to_host()
+        return self._host_paths
+
+    @paths.setter
+    def paths(self, value) -> None:
+        if value is not None:
+            self._host_paths = value
+
+
+@numba.njit(cache=True, nogil=True)
+def _own(buf, out):
+    """:func:`.trace._finish`'s per-object float32 copy: lengths under 1e-9 mm are 0."""
+    for i in range(buf.size):
+        v = buf[i]
+        out[i] = 0.0 if v < 1e-9 else np.float32(v)
+
+
 @numba.njit(cache=True, nogil=True)
 def _face_boxes(faces, vrow, vcol, fobj, win, rows, cols):
     """Every face's footprint as the CPU kernel computes it (:func:`.trace._face_box`, on the
@@ -164,13 +251,15 @@ def _face_boxes(faces, vrow, vcol, fobj, win, rows, cols):
 
 
 def trace_cuda(solids: list, geometry: RayGeometry) -> TraceResult:
-    """:func:`.trace.trace_numba` on the GPU: the same result, to the rounding of atomic sums."""
+    """:func:`.trace.trace_numba` on the GPU: the same result, to the rounding of atomic sums,
+    as a :class:`DeviceTraceResult` whose total path lengths stay on the GPU (the objects' own
+    windows come back, 4 bytes a slot of each object's window)."""
     t0 = time.perf_counter()
     g = geometry
     materials, mindex, plans = plan_objects(solids, g)
-    total = np.zeros((g.rows, g.cols, len(materials)), dtype=np.float32)
     objects: list = []
     if not plans:
+        total = np.zeros((g.rows, g.cols, len(materials)), dtype=np.float32)
         return TraceResult(materials, total, objects, time.perf_counter() - t0)
     kk, sh, fan = ray_constants(g)
 
@@ -215,7 +304,21 @@ def trace_cuda(solids: list, geometry: RayGeometry) -> TraceResult:
             d(np.ascontiguousarray(sh)), d(fan), out,
         )
         flat = out.copy_to_host()
+    else:
+        out = cuda.to_device(flat)
+    # the total on the GPU (never on the host unless asked for); the objects' windows here
+    mats = np.concatenate([np.asarray(p.mats, dtype=np.int64) for p in plans])
+    mat_off = np.concatenate([[0], np.cumsum([len(p.mats) for p in plans])]).astype(np.int64)
+    d_total = cuda.device_array((g.rows, g.cols, len(materials)), dtype=np.float32)
+    n_px = g.rows * g.cols
+    if n_px:
+        _finish_total[(n_px + THREADS - 1) // THREADS, THREADS](
+            out, cuda.to_device(win), cuda.to_device(mat_off), cuda.to_device(mats), d_total)
+    own_all = np.empty(offset, dtype=np.float32)
+    _own(flat, own_all)
     for o, plan in enumerate(plans):
         _, _, h, w, k, off = (int(x) for x in win[o])
-        finish_object(plan, flat[off : off + h * w * k].reshape(h, w, k), total, objects)
-    return TraceResult(materials, total, objects, time.perf_counter() - t0)
+        if plan.index > 0:
+            objects.append(ObjectTrace(plan.index, plan.r0, plan.c0, own_all[off : off + h * w * k].reshape(h, w, k),
+                                       plan.mats))
+    return DeviceTraceResult(materials, d_total, objects, time.perf_counter() - t0)
