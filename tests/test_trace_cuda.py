@@ -74,6 +74,21 @@ def test_finish_and_attenuation_kernels_compile_for_a_real_gpu():
     assert size > 2_000 and fused == 0
 
 
+def test_label_kernel_compiles_for_a_real_gpu():
+    """The labels' pass on the GPU (:mod:`xraybag.engine.xray.annotate_cuda`): typing and NVVM,
+    its counts kept with 64-bit integer atomics, its attenuation products never fused."""
+    size, atomics = ptx_of("""
+        from xraybag.engine.xray import annotate_cuda as A
+        i1, i2 = nt.int64[::1], nt.int64[:, ::1]
+        sig = (nt.float64[::1], i2, i1, nt.float32[::1], i1, i1, nt.float32[:, ::1], i1, nt.boolean[::1],
+               nt.uint16[:, ::1], i2)
+        ptx, _ = cuda.compile_ptx(A._label_pixels.py_func, sig, cc=(9, 0))
+        assert ptx.count("fma.rn") == 0
+        print("PTX", len(ptx), ptx.count("atom.global"))
+    """)
+    assert size > 2_000 and atomics >= 6
+
+
 def test_ray_hit_has_no_fused_multiply_add():
     """NVVM fuses ``a * b - c * d`` into a multiply-add unless told not to; in the ray test that
     makes a shared edge's function in one triangle differ from minus its function in the other, so

@@ -50,9 +50,9 @@ def attenuation(tr: TraceResult, mu: np.ndarray) -> np.ndarray:
     back."""
     device_paths = getattr(tr, "device_paths", None)
     if device_paths is not None:
-        from xraybag.engine.xray.trace_cuda import attenuation_cuda
+        from xraybag.engine.xray.trace_cuda import attenuation_device
 
-        return attenuation_cuda(device_paths, mu)
+        return attenuation_device(device_paths, mu).copy_to_host()
     return tr.paths @ np.asarray(mu, dtype=np.float32)
 
 
@@ -98,8 +98,13 @@ def label_objects(
 
     ``mu``: attenuation per material of ``tr.materials`` at the view's effective energy (1/mm).
     Each object's window is one compiled pass (:func:`_label_window`): attenuation, mask, instance
-    map, occlusion and box together.
+    map, occlusion and box together. The CUDA tracer's result (its windows left on the GPU) is
+    labelled there (:func:`.annotate_cuda.label_objects_cuda`).
     """
+    if getattr(tr, "device_windows", None) is not None:  # the CUDA tracer's windows: the pass there
+        from xraybag.engine.xray.annotate_cuda import label_objects_cuda
+
+        return label_objects_cuda(tr, mu, hard, hidden)
     total = attenuation(tr, mu)
     rows, cols = total.shape
     mu32 = np.asarray(mu, dtype=np.float32)
@@ -109,20 +114,30 @@ def label_objects(
     for ot in tr.objects:
         h, w = ot.paths.shape[:2]
         mask_w = np.empty((h, w), dtype=np.bool_)
-        area, covered, y0, y1, x0, x1 = _label_window(
+        stats = _label_window(
             np.ascontiguousarray(ot.paths, dtype=np.float32), np.ascontiguousarray(mu32[ot.materials]),
             total, ot.r0, ot.c0, ot.index, best, instance, mask_w,
         )
-        if area == 0:
-            continue
-        occl = covered / area
-        y0, y1, x0, x1 = y0 + ot.r0, y1 + ot.r0, x0 + ot.c0, x1 + ot.c0
-        diff = "hidden" if occl >= hidden else "hard" if occl >= hard else "easy"
-        labels[ot.index] = ObjectLabel(
-            ot.index, mask_w, (ot.r0, ot.c0), (rows, cols),
-            [float(x0), float(y0), float(x1 - x0), float(y1 - y0)], area, occl, diff,
-        )
+        label = object_label(ot.index, mask_w, (ot.r0, ot.c0), (rows, cols), stats, hard, hidden)
+        if label is not None:
+            labels[ot.index] = label
     return instance, labels
+
+
+def object_label(index: int, mask_w: np.ndarray, origin: tuple[int, int], shape: tuple[int, int],
+                 stats, hard: float, hidden: float) -> ObjectLabel | None:
+    """The label of object ``index`` from its window's pass (:func:`_label_window`'s ``stats``:
+    area, pixels the rest attenuates more, first and last + 1 row and column in the window);
+    None when its mask is empty."""
+    area, covered, y0, y1, x0, x1 = (int(x) for x in stats)
+    if area == 0:
+        return None
+    occl = covered / area
+    r0, c0 = origin
+    y0, y1, x0, x1 = y0 + r0, y1 + r0, x0 + c0, x1 + c0
+    diff = "hidden" if occl >= hidden else "hard" if occl >= hard else "easy"
+    return ObjectLabel(index, mask_w, (r0, c0), shape,
+                       [float(x0), float(y0), float(x1 - x0), float(y1 - y0)], area, occl, diff)
 
 
 def rle(mask: np.ndarray) -> dict:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import time
 import types
+from dataclasses import dataclass
 
 import numba
 import numpy as np
@@ -185,17 +186,32 @@ def _attenuation(paths, mu, out):  # pragma: no cover - runs on a GPU / the simu
     out[t] = acc
 
 
-def attenuation_cuda(device_paths, mu) -> np.ndarray:
+def attenuation_device(device_paths, mu):
     """:func:`xraybag.engine.xray.annotate.attenuation` of path lengths on the GPU (rows, cols, M)
-    float32: the (rows, cols) float32 image of ``sum_m mu_m L_m`` on the host (float32 sums in
-    material order, so within float32 rounding of the CPU's matrix product)."""
+    float32: the (rows, cols) float32 image of ``sum_m mu_m L_m``, a device array (float32 sums
+    in material order, so within float32 rounding of the CPU's matrix product)."""
     rows, cols, m = device_paths.shape
     n = rows * cols
     out = cuda.device_array(n, dtype=np.float32)
     if n:
         _attenuation[(n + THREADS - 1) // THREADS, THREADS](
             device_paths.reshape(n, m), cuda.to_device(np.ascontiguousarray(mu, dtype=np.float32)), out)
-    return out.copy_to_host().reshape(rows, cols)
+    return out.reshape(rows, cols)
+
+
+@dataclass
+class DeviceWindows:
+    """The objects' windows as the CUDA tracer left them on the GPU, for the labels' pass there
+    (:mod:`.annotate_cuda`): ``flat`` the float64 buffer, ``win`` the (objects, 6) table (r0, c0,
+    h, w, slots, offset), ``mat_off`` / ``mats`` each object's materials (slot k of object o is
+    material ``mats[mat_off[o] + k]``; ``mats`` on the host too); the labelled objects (index > 0)
+    are :attr:`DeviceTraceResult.objects` in the same order, at rows ``labelled`` of ``win``."""
+
+    flat: object
+    win: object
+    mat_off: object
+    mats: np.ndarray
+    labelled: np.ndarray  # (n,) rows of win, one per DeviceTraceResult.objects entry
 
 
 class DeviceTraceResult(TraceResult):
@@ -203,8 +219,10 @@ class DeviceTraceResult(TraceResult):
     (``device_paths``, (rows, cols, M) float32, for the GPU's detection and labels); ``paths``
     copies them to the host on first use. The objects' windows are on the host."""
 
-    def __init__(self, materials: list[str], device_paths, objects: list, seconds: float = 0.0):
+    def __init__(self, materials: list[str], device_paths, objects: list, seconds: float = 0.0,
+                 device_windows: DeviceWindows | None = None):
         self.device_paths = device_paths
+        self.device_windows = device_windows
         self._host_paths = None
         super().__init__(materials, None, objects, seconds)
 
@@ -311,9 +329,9 @@ def trace_cuda(solids: list, geometry: RayGeometry) -> TraceResult:
     mat_off = np.concatenate([[0], np.cumsum([len(p.mats) for p in plans])]).astype(np.int64)
     d_total = cuda.device_array((g.rows, g.cols, len(materials)), dtype=np.float32)
     n_px = g.rows * g.cols
+    d_win, d_mat_off = cuda.to_device(win), cuda.to_device(mat_off)
     if n_px:
-        _finish_total[(n_px + THREADS - 1) // THREADS, THREADS](
-            out, cuda.to_device(win), cuda.to_device(mat_off), cuda.to_device(mats), d_total)
+        _finish_total[(n_px + THREADS - 1) // THREADS, THREADS](out, d_win, d_mat_off, cuda.to_device(mats), d_total)
     own_all = np.empty(offset, dtype=np.float32)
     _own(flat, own_all)
     for o, plan in enumerate(plans):
@@ -321,4 +339,6 @@ def trace_cuda(solids: list, geometry: RayGeometry) -> TraceResult:
         if plan.index > 0:
             objects.append(ObjectTrace(plan.index, plan.r0, plan.c0, own_all[off : off + h * w * k].reshape(h, w, k),
                                        plan.mats))
-    return DeviceTraceResult(materials, d_total, objects, time.perf_counter() - t0)
+    labelled = np.array([o for o, plan in enumerate(plans) if plan.index > 0], dtype=np.int64)
+    windows = DeviceWindows(out, d_win, d_mat_off, mats, labelled)
+    return DeviceTraceResult(materials, d_total, objects, time.perf_counter() - t0, windows)
