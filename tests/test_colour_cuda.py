@@ -46,25 +46,20 @@ SCRIPT = textwrap.dedent("""
     solids, _ = build_solids(packed, tolerance=packed.tolerance)
     sc = packed.scanners[0]
     cal = C._with_tables(calibrate_colour(sc, loaded.library))
-    assert probe_cuda() and "cuda" in C.CODES
-    codes_cuda, seen = C.CODES["cuda"], []
-
-    def keep(t_low, t_high, cal_, clean):  # the GPU's codes before despeckling, kept
-        assert clean
-        out = codes_cuda(t_low, t_high, cal_, False)
-        seen.append(tuple(a.copy() for a in out[:4]) + (t_low, t_high))
-        return (C._clean(out[0], out[1], out[2], out[3], cal_),) + out[1:]
-
-    C.CODES["cuda"] = keep
+    assert probe_cuda() and "cuda" in C.PSEUDO_COLOUR
+    from xraybag.engine.xray.colour_cuda import codes_cuda
     t0 = time.time()
     # the whole view with backend "cuda" (the tracer, its path lengths left on the GPU, the
-    # detection, the colour passes, the labels) and the CPU's view of the same seed
+    # detection, the colour, the labels) and the CPU's view of the same seed
     v = render_view(packed, solids, sc, loaded.library, np.random.default_rng(6))
     w = render_view(packed, solids, sc, loaded.library, np.random.default_rng(6), "cuda")
-    # the colour passes alone: the GPU's codes against the CPU's of the same transmissions
-    gpu = seen[0][:4]
-    tl, th = seen[0][4:]
-    cpu = C._codes(tl, th, cal, False)
+    # the colour alone: the GPU's codes (no despeckling) and image against the CPU's, from the
+    # same transmissions
+    low, high = low_high_channels(list(w.transmission))
+    tl, th = w.transmission[low], w.transmission[high]
+    half = np.s_[:, ::2]  # (every other column: the simulator's time)
+    gpu = codes_cuda(tl[half].copy(), th[half].copy(), cal, False)[:4]
+    cpu = C._codes(tl[half].copy(), th[half].copy(), cal, False)
     d = np.abs(w.rgb.astype(int) - C.pseudo_colour(tl, th, cal).astype(int)).max(axis=2)
     lab = lambda view: {k: (x.bbox, x.area, x.difficulty, round(x.occlusion, 6))
                         for k, x in view.labels.items()}
@@ -149,6 +144,10 @@ def test_colour_kernels_compile_for_a_real_gpu():
         ptx3, _ = cuda.compile_ptx(K._correlate_sym.py_func,
                                    (f3, i64, nt.float64[::1], nt.boolean, f64, f64, f3), cc=(9, 0))
         assert ptx3.count("cvt.rn.f32.f64") >= 1 and ptx3.count("fma.rn") == 0
+        u2 = nt.uint8[:, ::1]
+        sig = (u1, f4, b1, b1, f8, u1, nt.int32[::1], u2, i64, f32, i64, i64, f32, i64, u2)
+        ptx4, _ = cuda.compile_ptx(K._rgb.py_func, sig, cc=(9, 0))  # the look-ups (T's bits)
+        assert ptx4.count("mov.b32") >= 1
         ptx = ptx1 + ptx2
         print("PTX", len(ptx), ptx.count("fma.rn"))
     """)

@@ -189,9 +189,9 @@ def test_render_device_cuda_reaches_the_tracer(tmp_path, monkeypatch):
 
     coloured = []
 
-    def counting_codes(t_low, *args):
+    def counting_colour(t_low, *args):
         coloured.append(t_low.shape)
-        return C._codes(t_low, *args)
+        return C.pseudo_colour(t_low, *args)
 
     from xraybag.engine.xray import colour as C
     from xraybag.engine.xray import devices
@@ -199,7 +199,7 @@ def test_render_device_cuda_reaches_the_tracer(tmp_path, monkeypatch):
     monkeypatch.setattr(devices, "probe_cuda", lambda: True)
     monkeypatch.setitem(T.BACKENDS, "cuda", counting)
     monkeypatch.setitem(D.DETECT_VIEW, "cuda", counting_detect)
-    monkeypatch.setitem(C.CODES, "cuda", counting_codes)
+    monkeypatch.setitem(C.PSEUDO_COLOUR, "cuda", counting_colour)
     scene = write(tmp_path / "plank.yaml", """
         bag: {size: [300, 200, 120]}
         objects:

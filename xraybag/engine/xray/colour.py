@@ -42,7 +42,7 @@ from xraybag.engine.xray.calibration import (
     ColourCalibration,
     lookup_tables,
 )
-from xraybag.engine.xray.detect import lowpass, on_device
+from xraybag.engine.xray.detect import lowpass
 
 __all__ = ["BACKGROUND", "INORGANIC", "METAL", "ORGANIC", "classify", "clcxray_encoding", "pseudo_colour"]
 
@@ -169,10 +169,11 @@ def _clean(code: np.ndarray, z: np.ndarray, starved: np.ndarray, background: np.
     return code
 
 
-#: :func:`_codes` by backend name: the CPU's is the reference; the GPU's
-#: (:func:`.colour_cuda.codes_cuda`: the per-pixel passes on the GPU, the despeckling here) joins
-#: as "cuda" when :func:`xraybag.engine.xray.devices.probe_cuda` finds a GPU.
-CODES = {"numba": _codes}
+#: :func:`pseudo_colour` on another device, by backend name (the CPU's, "numba", is the reference
+#: and is not listed): the GPU's (:func:`.colour_cuda.pseudo_colour_cuda`: the per-pixel passes and
+#: the colour look-up on the GPU, the despeckling here) joins as "cuda" when
+#: :func:`xraybag.engine.xray.devices.probe_cuda` finds a GPU.
+PSEUDO_COLOUR: dict = {}
 
 
 #: Zeff distance (Z units) from a class boundary within which a speck may take its surroundings'
@@ -338,13 +339,20 @@ def pseudo_colour(t_low: np.ndarray, t_high: np.ndarray, calibration: ColourCali
     blue. Lone pixels of another class near a class boundary take their neighbours' class
     (:func:`despeckle`; ``clean=False``: every pixel on its own). Hue (from :func:`classify`'s
     class and Zeff) is rounded to a degree and h read in bins of 1.2 %, so a channel is within
-    about two units of the exact value. ``backend``: where the per-pixel passes run
-    (:data:`CODES`; "cuda": on the GPU, to float32 rounding of the CPU's).
+    about two units of the exact value. ``backend``: where it runs (:data:`PSEUDO_COLOUR`;
+    "cuda": on the GPU, to float32 rounding of the CPU's).
     """
     cal = _with_tables(calibration)
-    codes = CODES[backend if backend in CODES else "numba"]
-    code, z, starved, background, (f1, i1, i2) = codes(t_low, t_high, cal, clean)
-    t_high = t_high.copy_to_host() if on_device(t_high) else np.asarray(t_high)
+    if backend in PSEUDO_COLOUR:
+        return PSEUDO_COLOUR[backend](t_low, t_high, cal, clean)
+    code, z, starved, background, work = _codes(t_low, t_high, cal, clean)
+    return _colours(code, z, starved, background, np.asarray(t_high), cal, work)
+
+
+def _colours(code, z, starved, background, t_high, cal: ColourCalibration, work) -> np.ndarray:
+    """:func:`pseudo_colour`'s look-up from the codes and Zeff (both overwritten) and T_high;
+    ``work``: (float32, int32, int32) arrays of the image's shape."""
+    f1, i1, i2 = work
     shape = z.shape
     z *= HUE_PER_Z
     np.copyto(i1, z, casting="unsafe")

@@ -1,5 +1,6 @@
-"""The per-pixel passes of :mod:`.colour` on the GPU (numba.cuda): ``colour.CODES["cuda"]``,
-registered with the CUDA tracer by :func:`xraybag.engine.xray.devices.probe_cuda`.
+"""Pseudo-colour (:mod:`.colour`) on the GPU (numba.cuda): ``colour.PSEUDO_COLOUR["cuda"]``
+(:func:`pseudo_colour_cuda`), registered with the CUDA tracer by
+:func:`xraybag.engine.xray.devices.probe_cuda`.
 
 :func:`codes_cuda` is :func:`.colour._codes` for one dual-energy view: the scatter model's
 removal (its low-pass by :func:`.filters_cuda.lowpass_cuda`, the CPU's numbers), the clamped
@@ -11,8 +12,9 @@ libdevice's ``fmul_rn`` and float64 ones through ``dmul_rn``, so NVVM never fuse
 multiply-add. Only the logarithms may differ (libdevice's ``logf`` and numpy's are each within an
 ulp or so, not always the same float), so a pixel's Zeff is the CPU's to float32 rounding and a
 pixel on a table cell's edge or a class boundary may fall on the other side. The class codes,
-Zeff and masks then come back (6 bytes a pixel), and the despeckling, a search through
-neighbouring pixels, runs on the CPU (:func:`.colour._clean`) as does the colour look-up.
+Zeff and masks then come back (6 bytes a pixel) for the despeckling, a search through
+neighbouring pixels, which runs on the CPU (:func:`.colour._clean`); its codes go back to the GPU
+when it changed one, and the hue and colour look-ups (:func:`.colour._colours`) run there.
 """
 
 from __future__ import annotations
@@ -165,24 +167,10 @@ def _denoise(img, sigma: float):
     return out
 
 
-def codes_cuda(t_low, t_high, cal, clean: bool = True):
-    """:func:`xraybag.engine.xray.colour._codes` of one view (rows, cols) with the per-pixel
-    passes on the GPU (``t_low``, ``t_high``: float64 transmissions on the host or the GPU; ``cal``
-    with its look-up tables): ``(code, zeff, starved, background, work)`` on the host, despeckled
-    there when ``clean``."""
-    from xraybag.engine.xray.colour import _clean
-
-    if tuple(t_low.shape) != tuple(t_high.shape):
-        raise ValueError(f"channel shapes differ: {tuple(t_low.shape)} and {tuple(t_high.shape)}")
-    shape = tuple(t_low.shape)
-    n = int(np.prod(shape, dtype=np.int64))
-
-    def flat(t):
-        if on_device(t):
-            return t.reshape(n)
-        return cuda.to_device(np.ascontiguousarray(t, dtype=np.float64).reshape(n))
-
-    d_low, d_high = flat(t_low), flat(t_high)
+def _codes_device(d_low, d_high, shape: tuple, cal):
+    """The per-pixel passes of :func:`.colour._codes` (no despeckling) of one view's float64
+    transmissions on the GPU (flat): device arrays ``(code, zeff, starved, background)``."""
+    n = d_low.shape[0]
     o, f = cal.scatter_offset, cal.scatter_fraction
     remove = not (o == 0 and f == 0)
     gain = 1.0 + o + f
@@ -212,11 +200,123 @@ def codes_cuda(t_low, t_high, cal, clean: bool = True):
         lo, hi, f32(h0), f32(h1), float(lg0), float((nh - 1) / (np.log(h1) - lg0)), nh, nr,
         _device_table(cal.lut_rmin), _device_table(cal.lut_rscale), _device_table(cal.lut_zeff),
         _device_table(cal.lut_capture), f32(cal.organic_max), f32(cal.inorganic_max), d_code, d_z)
-    code = d_code.copy_to_host().reshape(shape)
-    z = d_z.copy_to_host().reshape(shape)
-    starved_h = starved.copy_to_host().reshape(shape)
-    background_h = background.copy_to_host().reshape(shape)
+    return d_code, d_z, starved, background
+
+
+def _flat_pair(t_low, t_high) -> tuple:
+    """Both channels (rows, cols) as flat float64 device arrays, with their shape."""
+    if tuple(t_low.shape) != tuple(t_high.shape):
+        raise ValueError(f"channel shapes differ: {tuple(t_low.shape)} and {tuple(t_high.shape)}")
+    shape = tuple(t_low.shape)
+    n = int(np.prod(shape, dtype=np.int64))
+
+    def flat(t):
+        if on_device(t):
+            return t.reshape(n)
+        return cuda.to_device(np.ascontiguousarray(t, dtype=np.float64).reshape(n))
+
+    return flat(t_low), flat(t_high), shape
+
+
+def _host(*arrays, shape: tuple) -> list[np.ndarray]:
+    return [a.copy_to_host().reshape(shape) for a in arrays]
+
+
+def codes_cuda(t_low, t_high, cal, clean: bool = True):
+    """:func:`xraybag.engine.xray.colour._codes` of one view (rows, cols) with the per-pixel
+    passes on the GPU (``t_low``, ``t_high``: float64 transmissions on the host or the GPU; ``cal``
+    with its look-up tables): ``(code, zeff, starved, background, work)`` on the host, despeckled
+    there when ``clean``. Another number of axes goes to the CPU's."""
+    from xraybag.engine.xray.colour import _clean, _codes
+
+    if len(t_low.shape) != 2:
+        host = [t.copy_to_host() if on_device(t) else t for t in (t_low, t_high)]
+        return _codes(host[0], host[1], cal, clean)
+    d_low, d_high, shape = _flat_pair(t_low, t_high)
+    code, z, starved, background = _host(*_codes_device(d_low, d_high, shape, cal), shape=shape)
     if clean:
-        code = _clean(code, z, starved_h, background_h, cal)
+        code = _clean(code, z, starved, background, cal)
     work = (np.empty(shape, np.float32), np.empty(shape, np.int32), np.empty(shape, np.int32))
-    return code, z, starved_h, background_h, work
+    return code, z, starved, background, work
+
+
+def _plain_bits(x):
+    return np.int32(np.float32(x).view(np.int32))
+
+
+if numba.config.ENABLE_CUDASIM:
+    _bits = _plain_bits
+else:  # a float32's bits as an int32
+    _bits = libdevice.float_as_int
+
+
+@cuda.jit
+def _rgb(code, z, starved, background, t_high, hue_table, t_bins, rgb, hue_bins, hue_per_z, hr_bins,
+         starved_hue, t_min, t_shift, out):  # pragma: no cover - runs on a GPU / the simulator
+    """Pixel ``p``: :func:`.colour._colours`' look-ups, numpy's steps: the hue of code and Zeff
+    (``int32(z hue_per_z) + code hue_bins``; starved and background pixels' fixed hues), then the
+    colour of that hue at the bin of T_high's float32 bits (``T`` clipped to ``[t_min, 1]``,
+    bits shifted right by ``t_shift``); every look-up's index clipped as numpy's ``take``."""
+    p = cuda.grid(1)
+    if p >= code.shape[0]:
+        return
+    i = numba.int32(_fmul(z[p], hue_per_z)) + numba.int32(code[p]) * numba.int32(hue_bins)
+    last = hue_table.shape[0] - 1
+    i = 0 if i < 0 else (last if i > last else i)  # noqa: FURB136
+    hue = hue_table[i]
+    if starved[p]:
+        hue = numba.uint8(starved_hue)
+    if background[p]:
+        hue = numba.uint8(0)
+    t = numba.float32(t_high[p])
+    if t < t_min:  # np.clip (a NaN stays NaN, as there)  # noqa: PLR1730
+        t = t_min
+    if t > numba.float32(1.0):  # noqa: PLR1730
+        t = numba.float32(1.0)
+    b = _bits(t) >> t_shift
+    last = t_bins.shape[0] - 1
+    b = 0 if b < 0 else (last if b > last else b)  # noqa: FURB136
+    k = numba.int32(hue) * numba.int32(hr_bins) + t_bins[b]
+    last = rgb.shape[0] - 1
+    k = 0 if k < 0 else (last if k > last else k)  # noqa: FURB136
+    for ch in range(3):
+        out[p, ch] = rgb[k, ch]
+
+
+def pseudo_colour_cuda(t_low, t_high, cal, clean: bool = True) -> np.ndarray:
+    """:func:`xraybag.engine.xray.colour.pseudo_colour` of one view (rows, cols) on the GPU
+    (``colour.PSEUDO_COLOUR["cuda"]``): the per-pixel passes and the colour look-up there; the
+    codes, Zeff and masks come back for the despeckling (on the CPU), whose codes go back when it
+    changed one. Returns the (rows, cols, 3) uint8 image on the host."""
+    from xraybag.engine.xray import calibration as K
+    from xraybag.engine.xray.colour import _clean, pseudo_colour
+
+    if len(t_low.shape) != 2:  # one view only: anything else is the CPU's
+        host = [t.copy_to_host() if on_device(t) else np.asarray(t) for t in (t_low, t_high)]
+        return pseudo_colour(host[0], host[1], cal, clean)
+    d_low, d_high, shape = _flat_pair(t_low, t_high)
+    d_code, d_z, d_starved, d_background = _codes_device(d_low, d_high, shape, cal)
+    if clean and min(shape) >= 3:
+        code, z, starved, background = _host(d_code, d_z, d_starved, d_background, shape=shape)
+        cleaned = _clean(code, z, starved, background, cal)
+        if not np.array_equal(cleaned, code):
+            d_code = cuda.to_device(np.ascontiguousarray(cleaned).reshape(-1))
+    n = d_code.shape[0]
+    out = cuda.device_array((n, 3), dtype=np.uint8)
+    _rgb[_grid(n)](d_code, d_z, d_starved, d_background, d_high, _device_table(cal.hue_table),
+                   _device_table(K.T_BINS), _device_table(_rgb_bytes(cal.rgb_table)), K.HUE_BINS,
+                   np.float32(K.HUE_PER_Z), K.HR_BINS, K.STARVED_HUE, np.float32(K.T_MIN), K.T_SHIFT, out)
+    return out.copy_to_host().reshape(shape + (3,))
+
+
+#: the colour tables as (entries, 3) bytes, by the table's id (kept with the table)
+_RGB: dict[int, tuple] = {}
+
+
+def _rgb_bytes(table: np.ndarray) -> np.ndarray:
+    hit = _RGB.get(id(table))
+    if hit is None or hit[0] is not table:
+        if len(_RGB) >= 32:
+            _RGB.clear()
+        hit = _RGB[id(table)] = (table, np.ascontiguousarray(table.view(np.uint8).reshape(-1, 3)))
+    return hit[1]

@@ -66,14 +66,14 @@ def _may_have_gpu() -> bool:
 def probe_cuda() -> bool:
     """Register ``BACKENDS["cuda"]`` (the tracer), ``detect.SPECTRAL["cuda"]`` (the spectral
     pass), ``detect.DETECT_VIEW["cuda"]`` (a 2D view's whole detection) and
-    ``colour.CODES["cuda"]`` (pseudo-colour's per-pixel passes) when
+    ``colour.PSEUDO_COLOUR["cuda"]`` (pseudo-colour) when
     :func:`cuda_problem` finds none; True when registered."""
     global _CUDA_PROBED  # noqa: PLW0603 - probed once per process
     if not _CUDA_PROBED:
         _CUDA_PROBED = True
         if cuda_problem() is None:
-            from xraybag.engine.xray.colour import CODES
-            from xraybag.engine.xray.colour_cuda import codes_cuda
+            from xraybag.engine.xray.colour import PSEUDO_COLOUR
+            from xraybag.engine.xray.colour_cuda import pseudo_colour_cuda
             from xraybag.engine.xray.detect import DETECT_VIEW, SPECTRAL
             from xraybag.engine.xray.detect_cuda import (
                 dense_signals_cuda,
@@ -84,5 +84,5 @@ def probe_cuda() -> bool:
             BACKENDS["cuda"] = trace_cuda
             SPECTRAL["cuda"] = dense_signals_cuda
             DETECT_VIEW["cuda"] = detect_view_cuda
-            CODES["cuda"] = codes_cuda
+            PSEUDO_COLOUR["cuda"] = pseudo_colour_cuda
     return "cuda" in BACKENDS
