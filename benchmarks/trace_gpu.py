@@ -10,9 +10,9 @@ CPU figures are still printed.
 
 ``whole_views`` then times whole dual-energy views as ``xraybag render`` makes them
 (:func:`~xraybag.engine.output.pipeline.render_view`: trace, spectral pass and noise, pseudo-colour
-and labels) with each backend (with "cuda": the tracer, the whole detection with its counter-based
-noise draws, and pseudo-colour's per-pixel passes on the GPU; the despeckling, the colour look-up
-and the labels on the CPU), per stage, and how far the CUDA view is from the CPU view of the same
+and labels) with each backend (with "cuda": the tracer, whose path lengths stay on the GPU, the
+whole detection with its counter-based noise draws, the pseudo-colour and the labels on the GPU;
+the colour's despeckling on the CPU), per stage, and how far the CUDA view is from the CPU view of the same
 seed (the same noise draws): the largest per-pixel relative difference of the transmissions, the
 share of pixels whose colour differs by more than 2 units, and whether the instance maps are equal.
 Usage::

@@ -63,12 +63,13 @@ def test_finish_and_attenuation_kernels_compile_for_a_real_gpu():
     there: numba's CUDA typing and NVVM, no GPU needed. The sums are float64 adds rounded to
     float32, never fused with a product."""
     size, fused = ptx_of("""
+        from xraybag.engine.xray import annotate_cuda as A
         from xraybag.engine.xray import trace_cuda as T
         i1, i2 = nt.int64[::1], nt.int64[:, ::1]
         sig = (nt.float64[::1], i2, i1, i1, nt.float32[:, :, ::1])
         ptx, _ = cuda.compile_ptx(T._finish_total.py_func, sig, cc=(9, 0))
         sig = (nt.float32[:, ::1], nt.float32[::1], nt.float32[::1])
-        ptx2, _ = cuda.compile_ptx(T._attenuation.py_func, sig, cc=(9, 0))
+        ptx2, _ = cuda.compile_ptx(A._attenuation.py_func, sig, cc=(9, 0))
         print("PTX", len(ptx) + len(ptx2), ptx.count("fma.rn"))
     """)
     assert size > 2_000 and fused == 0

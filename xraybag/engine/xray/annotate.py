@@ -46,13 +46,10 @@ class ObjectLabel:
 
 def attenuation(tr: TraceResult, mu: np.ndarray) -> np.ndarray:
     """Total line integral sum_m mu_m L_m per pixel; ``mu`` per material of ``tr`` (1/mm). Path
-    lengths on a GPU (the CUDA tracer's ``device_paths``) are summed there and only the image comes
-    back."""
-    device_paths = getattr(tr, "device_paths", None)
-    if device_paths is not None:
-        from xraybag.engine.xray.trace_cuda import attenuation_device
-
-        return attenuation_device(device_paths, mu).copy_to_host()
+    lengths on a GPU (the CUDA tracer's result) are summed there and only the image comes back."""
+    on_gpu = getattr(tr, "device_attenuation", None)
+    if on_gpu is not None:
+        return on_gpu(mu)
     return tr.paths @ np.asarray(mu, dtype=np.float32)
 
 
@@ -99,12 +96,11 @@ def label_objects(
     ``mu``: attenuation per material of ``tr.materials`` at the view's effective energy (1/mm).
     Each object's window is one compiled pass (:func:`_label_window`): attenuation, mask, instance
     map, occlusion and box together. The CUDA tracer's result (its windows left on the GPU) is
-    labelled there (:func:`.annotate_cuda.label_objects_cuda`).
+    labelled there (its ``device_labels``: :func:`.annotate_cuda.label_objects_cuda`).
     """
-    if getattr(tr, "device_windows", None) is not None:  # the CUDA tracer's windows: the pass there
-        from xraybag.engine.xray.annotate_cuda import label_objects_cuda
-
-        return label_objects_cuda(tr, mu, hard, hidden)
+    on_gpu = getattr(tr, "device_labels", None)  # the CUDA tracer's windows: the pass there
+    if on_gpu is not None:
+        return on_gpu(mu, hard, hidden)
     total = attenuation(tr, mu)
     rows, cols = total.shape
     mu32 = np.asarray(mu, dtype=np.float32)

@@ -26,6 +26,31 @@ THREADS = 128
 
 
 @cuda.jit
+def _attenuation(paths, mu, out):  # pragma: no cover - runs on a GPU / the simulator
+    """Thread ``t`` = pixel ``t``: ``sum_m paths[t, m] mu[m]`` in float32, materials in order."""
+    t = cuda.grid(1)
+    if t >= out.shape[0]:
+        return
+    acc = numba.float32(0.0)
+    for m in range(mu.shape[0]):
+        acc += paths[t, m] * mu[m]
+    out[t] = acc
+
+
+def attenuation_device(device_paths, mu):
+    """:func:`xraybag.engine.xray.annotate.attenuation` of path lengths on the GPU (rows, cols, M)
+    float32: the (rows, cols) float32 image of ``sum_m mu_m L_m``, a device array (float32 sums
+    in material order, so within float32 rounding of the CPU's matrix product)."""
+    rows, cols, m = device_paths.shape
+    n = rows * cols
+    out = cuda.device_array(n, dtype=np.float32)
+    if n:
+        _attenuation[(n + THREADS - 1) // THREADS, THREADS](
+            device_paths.reshape(n, m), cuda.to_device(np.ascontiguousarray(mu, dtype=np.float32)), out)
+    return out.reshape(rows, cols)
+
+
+@cuda.jit
 def _label_pixels(flat, win, mat_off, mu_k, labelled, index_of, total, mask_off, masks, instance,
                   stats):  # pragma: no cover - runs on a GPU / the simulator
     """Thread ``t`` = pixel ``(r, c)``: see the module's docstring. ``labelled[q]``: the row of
@@ -80,8 +105,6 @@ def label_objects_cuda(tr, mu, hard: float, hidden: float) -> tuple[np.ndarray, 
     """:func:`xraybag.engine.xray.annotate.label_objects` of a
     :class:`~xraybag.engine.xray.trace_cuda.DeviceTraceResult` (its ``device_paths`` and
     ``device_windows``) on the GPU: the instance map and labels on the host."""
-    from xraybag.engine.xray.trace_cuda import attenuation_device
-
     dw = tr.device_windows
     total = attenuation_device(tr.device_paths, mu)
     rows, cols = total.shape

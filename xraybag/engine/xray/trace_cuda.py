@@ -174,31 +174,6 @@ def _finish_total(flat, win, mat_off, mats, total):  # pragma: no cover - runs o
             total[r, c, m] = numba.float32(numba.float64(total[r, c, m]) + v)
 
 
-@cuda.jit
-def _attenuation(paths, mu, out):  # pragma: no cover - runs on a GPU / the simulator
-    """Thread ``t`` = pixel ``t``: ``sum_m paths[t, m] mu[m]`` in float32, materials in order."""
-    t = cuda.grid(1)
-    if t >= out.shape[0]:
-        return
-    acc = numba.float32(0.0)
-    for m in range(mu.shape[0]):
-        acc += paths[t, m] * mu[m]
-    out[t] = acc
-
-
-def attenuation_device(device_paths, mu):
-    """:func:`xraybag.engine.xray.annotate.attenuation` of path lengths on the GPU (rows, cols, M)
-    float32: the (rows, cols) float32 image of ``sum_m mu_m L_m``, a device array (float32 sums
-    in material order, so within float32 rounding of the CPU's matrix product)."""
-    rows, cols, m = device_paths.shape
-    n = rows * cols
-    out = cuda.device_array(n, dtype=np.float32)
-    if n:
-        _attenuation[(n + THREADS - 1) // THREADS, THREADS](
-            device_paths.reshape(n, m), cuda.to_device(np.ascontiguousarray(mu, dtype=np.float32)), out)
-    return out.reshape(rows, cols)
-
-
 @dataclass
 class DeviceWindows:
     """The objects' windows as the CUDA tracer left them on the GPU, for the labels' pass there
@@ -225,6 +200,20 @@ class DeviceTraceResult(TraceResult):
         self.device_windows = device_windows
         self._host_paths = None
         super().__init__(materials, None, objects, seconds)
+
+    def device_attenuation(self, mu) -> np.ndarray:
+        """:func:`xraybag.engine.xray.annotate.attenuation` taken on the GPU: the (rows, cols)
+        float32 image on the host."""
+        from xraybag.engine.xray.annotate_cuda import attenuation_device
+
+        return attenuation_device(self.device_paths, mu).copy_to_host()
+
+    def device_labels(self, mu, hard: float, hidden: float):
+        """:func:`xraybag.engine.xray.annotate.label_objects` on the GPU (over the windows the
+        tracer left there): the instance map and labels."""
+        from xraybag.engine.xray.annotate_cuda import label_objects_cuda
+
+        return label_objects_cuda(self, mu, hard, hidden)
 
     @property
     def paths(self) -> np.ndarray:
