@@ -27,12 +27,13 @@ from numba import cuda
 
 from xraybag.engine.xray.detect import on_device
 from xraybag.engine.xray.filters import gaussian_weights
-from xraybag.engine.xray.filters_cuda import THREADS, _correlate_sym, _mul, lowpass_cuda
-
-
-def _plain_mul(a, b):
-    return a * b
-
+from xraybag.engine.xray.filters_cuda import (
+    THREADS,
+    _correlate_sym,
+    _mul,
+    _plain_mul,
+    lowpass_cuda,
+)
 
 if numba.config.ENABLE_CUDASIM:  # the simulator's float32 scalars multiply in float32
     _fmul = _plain_mul
@@ -142,13 +143,15 @@ def _zeff(lo, hi, h0, h1, lg0, u_scale, nh, nr, rmin, rscale, lut_zeff, capture,
 _TABLES: dict[int, tuple] = {}
 
 
-def _device_table(a: np.ndarray):
-    """``a`` on the GPU, sent once per process (a calibration's tables are ~10 MB)."""
+def _device_table(a: np.ndarray, rgb: bool = False):
+    """``a`` on the GPU, sent once per process (a calibration's tables are ~10 MB); ``rgb``: a
+    colour table (``V3`` entries) as (entries, 3) bytes."""
     hit = _TABLES.get(id(a))
     if hit is None or hit[0] is not a:
         if len(_TABLES) >= 32:
             _TABLES.clear()
-        hit = _TABLES[id(a)] = (a, cuda.to_device(np.ascontiguousarray(a)))
+        host = a.view(np.uint8).reshape(-1, 3) if rgb else a
+        hit = _TABLES[id(a)] = (a, cuda.to_device(np.ascontiguousarray(host)))
     return hit[1]
 
 
@@ -304,19 +307,7 @@ def pseudo_colour_cuda(t_low, t_high, cal, clean: bool = True) -> np.ndarray:
     n = d_code.shape[0]
     out = cuda.device_array((n, 3), dtype=np.uint8)
     _rgb[_grid(n)](d_code, d_z, d_starved, d_background, d_high, _device_table(cal.hue_table),
-                   _device_table(K.T_BINS), _device_table(_rgb_bytes(cal.rgb_table)), K.HUE_BINS,
+                   _device_table(K.T_BINS), _device_table(cal.rgb_table, rgb=True), K.HUE_BINS,
                    np.float32(K.HUE_PER_Z), K.HR_BINS, K.STARVED_HUE, np.float32(K.T_MIN), K.T_SHIFT, out)
     return out.copy_to_host().reshape(shape + (3,))
 
-
-#: the colour tables as (entries, 3) bytes, by the table's id (kept with the table)
-_RGB: dict[int, tuple] = {}
-
-
-def _rgb_bytes(table: np.ndarray) -> np.ndarray:
-    hit = _RGB.get(id(table))
-    if hit is None or hit[0] is not table:
-        if len(_RGB) >= 32:
-            _RGB.clear()
-        hit = _RGB[id(table)] = (table, np.ascontiguousarray(table.view(np.uint8).reshape(-1, 3)))
-    return hit[1]
