@@ -121,6 +121,56 @@ def test_simulated_gpu_colour_equals_cpu(tmp_path):
     _check(_compare(tmp_path, 14.0, sim=True))
 
 
+DESPECKLE = textwrap.dedent("""
+    import json
+    import numpy as np
+    from numba import cuda
+    from xraybag.engine.xray import colour as C
+    from xraybag.engine.xray.colour_cuda import despeckle_cuda
+
+    lo, hi = np.float32(10.0), np.float32(18.0)
+    rows, cols = 24, 30
+    out = []
+    for seed in range(10):
+        rng = np.random.default_rng(seed)
+        # Zeff in 6 x 6 blocks near a class boundary or far from both, with noise: specks of
+        # every size where it crosses a boundary; K-edge captures (codes 4, 5); patches of 1 to 16
+        # pixels of one code; starved and background pixels (some of code 0)
+        base = rng.choice([6.0, 9.5, 10.5, 14.0, 17.5, 18.5, 26.0], size=(rows // 6 + 1, cols // 6 + 1))
+        z = (np.kron(base, np.ones((6, 6)))[:rows, :cols] + rng.normal(0, 1.2, (rows, cols))).astype(np.float32)
+        code = np.where(z > hi, 3, np.where(z > lo, 2, 1)).astype(np.uint8)
+        cap = rng.random((rows, cols)) < 0.02
+        code[cap] = rng.integers(4, 6, cap.sum())
+        for _ in range(3):
+            i, j = rng.integers(0, rows - 4), rng.integers(0, cols - 4)
+            h, w = rng.integers(1, 5, 2)
+            code[i:i + h, j:j + w] = rng.integers(1, 6)
+        starved = rng.random((rows, cols)) < 0.04
+        background = rng.random((rows, cols)) < 0.04
+        code[background & (rng.random((rows, cols)) < 0.5)] = 0
+        skip = starved | background
+        cpu = C.despeckle(code, z, skip, lo, hi, dark=starved)
+        one = code.copy()  # the first pass alone
+        C._despeckle(code.copy(), z, skip, starved, lo, hi, np.float32(C.DESPECKLE_MARGIN), C.DESPECKLE_PIXELS, one)
+        d = [cuda.to_device(np.ascontiguousarray(a).reshape(-1)) for a in (code, z, starved, background)]
+        gpu = despeckle_cuda(*d, code.shape, lo, hi).copy_to_host().reshape(code.shape)
+        out.append({"changed": int((cpu != code).sum()), "second_pass": int((cpu != one).sum()),
+                    "differ": int((gpu != cpu).sum())})
+    print(json.dumps(out))
+""")
+
+
+def test_simulated_gpu_despeckle_equals_cpu():
+    """The GPU's despeckling (a thread per start pixel, each patch searched alone) against the
+    CPU's raster-order searches on images full of specks: the same codes, both passes."""
+    proc = _run(["-c", DESPECKLE], sim=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    runs = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert sum(r["changed"] for r in runs) > 200  # the CPU recoloured many specks
+    assert sum(r["second_pass"] > 0 for r in runs) >= 2  # and its second pass changed some
+    assert [r["differ"] for r in runs] == [0] * len(runs)
+
+
 def test_colour_kernels_compile_for_a_real_gpu():
     """numba's CUDA typing and NVVM on both kernels (no GPU needed): no fused float32 or float64
     multiply-add in either (the products are libdevice's ``fmul_rn`` / ``dmul_rn``). libdevice's
@@ -148,6 +198,9 @@ def test_colour_kernels_compile_for_a_real_gpu():
         sig = (u1, f4, b1, b1, f8, u1, nt.int32[::1], u2, i64, f32, i64, i64, f32, i64, u2)
         ptx4, _ = cuda.compile_ptx(K._rgb.py_func, sig, cc=(9, 0))  # the look-ups (T's bits)
         assert ptx4.count("mov.b32") >= 1
+        sig = (u1, f4, b1, b1, i64, i64, f32, f32, f32, i64, u1)
+        ptx5, _ = cuda.compile_ptx(K._despeckle_pass.py_func, sig, cc=(9, 0))  # the despeckling
+        assert ptx5.count("ld.global.u8") >= 1
         ptx = ptx1 + ptx2
         print("PTX", len(ptx), ptx.count("fma.rn"))
     """)

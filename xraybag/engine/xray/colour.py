@@ -270,14 +270,21 @@ def _despeckle(code, z, skip, dark, lo, hi, margin, max_pixels, out):
     return changed
 
 
-@numba.njit(cache=True, nogil=True)
-def _zgap(z, k, lo, hi):  # pragma: no cover - compiled
-    """Zeff distance from ``z`` to class ``k``'s range (1: up to lo, 2: lo..hi, 3: above hi)."""
+def zgap(z, k, lo, hi):
+    """Zeff distance from ``z`` to class ``k``'s range (1: up to lo, 2: lo..hi, 3: above hi):
+    the despeckling's tie-break, compiled for the CPU here and for CUDA in :mod:`.colour_cuda`."""
     if k == 1:
-        return max(z - lo, 0.0)
-    if k == 2:
-        return max(lo - z, z - hi, 0.0)
-    return max(hi - z, 0.0)  # metal, or a K-edge capture (shown as metal)
+        d = z - lo
+    elif k == 2:
+        d = lo - z
+        if z - hi > d:  # noqa: PLR1730 (no builtin max on CUDA)
+            d = z - hi
+    else:
+        d = hi - z  # metal, or a K-edge capture (shown as metal)
+    return d if d > 0.0 else 0.0  # noqa: FURB136 (CUDA: no builtin max)
+
+
+_zgap = numba.njit(cache=True, nogil=True)(zgap)
 
 
 def despeckle(code: np.ndarray, z: np.ndarray, skip: np.ndarray, lo: float, hi: float,
@@ -291,7 +298,9 @@ def despeckle(code: np.ndarray, z: np.ndarray, skip: np.ndarray, lo: float, hi: 
     :data:`DESPECKLE_PASSES` passes. Edges stay where they are (the pixels along an edge form one
     large patch), and so do thin lines and small parts far from a boundary (a steel wire, a screw).
     ``skip`` pixels (background, starved) never change; those also in ``dark`` (starved: shown as
-    metal) count as metal around a speck, the others do not count."""
+    metal) count as metal around a speck, the others do not count. The searches run in raster
+    order, but a patch's outcome depends on the patch alone (a search never leaves its patch), so
+    the GPU's pass (:func:`.colour_cuda.despeckle_cuda`, a thread per pixel) gives the same codes."""
     skip = np.asarray(skip, np.bool_)
     dark = np.zeros_like(skip) if dark is None else np.asarray(dark, np.bool_)
     z = np.asarray(z, np.float32)

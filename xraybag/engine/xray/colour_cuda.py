@@ -11,10 +11,11 @@ step is numpy's float32 (or float64) step in the same order: float32 products go
 libdevice's ``fmul_rn`` and float64 ones through ``dmul_rn``, so NVVM never fuses them into a
 multiply-add. Only the logarithms may differ (libdevice's ``logf`` and numpy's are each within an
 ulp or so, not always the same float), so a pixel's Zeff is the CPU's to float32 rounding and a
-pixel on a table cell's edge or a class boundary may fall on the other side. The class codes,
-Zeff and masks then come back (6 bytes a pixel) for the despeckling, a search through
-neighbouring pixels, which runs on the CPU (:func:`.colour._clean`); its codes go back to the GPU
-when it changed one, and the hue and colour look-ups (:func:`.colour._colours`) run there.
+pixel on a table cell's edge or a class boundary may fall on the other side. The despeckling
+(:func:`despeckle_cuda`, the CPU's :func:`.colour._clean`) runs there too: the CPU searches the
+pixels in raster order, but each patch's outcome depends on the patch alone, so a thread per
+pixel where a search would start gives the same codes. The hue and colour look-ups
+(:func:`.colour._colours`) follow, and only the colour image comes back.
 """
 
 from __future__ import annotations
@@ -25,6 +26,12 @@ import numba
 import numpy as np
 from numba import cuda
 
+from xraybag.engine.xray.colour import (
+    DESPECKLE_MARGIN,
+    DESPECKLE_PASSES,
+    DESPECKLE_PIXELS,
+    zgap,
+)
 from xraybag.engine.xray.detect import on_device
 from xraybag.engine.xray.filters import gaussian_weights
 from xraybag.engine.xray.filters_cuda import (
@@ -206,6 +213,14 @@ def _codes_device(d_low, d_high, shape: tuple, cal):
     return d_code, d_z, starved, background
 
 
+def _clean_device(d_code, d_z, d_starved, d_background, shape: tuple, cal, clean: bool = True) -> tuple:
+    """:func:`.colour._clean` of :func:`_codes_device`'s arrays when ``clean`` (an image of at
+    least 3 x 3 pixels): the same four device arrays, the codes despeckled."""
+    if clean and len(shape) == 2 and min(shape) >= 3:
+        d_code = despeckle_cuda(d_code, d_z, d_starved, d_background, shape, cal.organic_max, cal.inorganic_max)
+    return d_code, d_z, d_starved, d_background
+
+
 def _flat_pair(t_low, t_high) -> tuple:
     """Both channels (rows, cols) as flat float64 device arrays, with their shape."""
     if tuple(t_low.shape) != tuple(t_high.shape):
@@ -230,17 +245,152 @@ def codes_cuda(t_low, t_high, cal, clean: bool = True):
     passes on the GPU (``t_low``, ``t_high``: float64 transmissions on the host or the GPU; ``cal``
     with its look-up tables): ``(code, zeff, starved, background, work)`` on the host, despeckled
     there when ``clean``. Another number of axes goes to the CPU's."""
-    from xraybag.engine.xray.colour import _clean, _codes
+    from xraybag.engine.xray.colour import _codes
 
     if len(t_low.shape) != 2:
         host = [t.copy_to_host() if on_device(t) else t for t in (t_low, t_high)]
         return _codes(host[0], host[1], cal, clean)
     d_low, d_high, shape = _flat_pair(t_low, t_high)
-    code, z, starved, background = _host(*_codes_device(d_low, d_high, shape, cal), shape=shape)
-    if clean:
-        code = _clean(code, z, starved, background, cal)
+    code, z, starved, background = _host(*_clean_device(*_codes_device(d_low, d_high, shape, cal), shape, cal,
+                                                        clean), shape=shape)
     work = (np.empty(shape, np.float32), np.empty(shape, np.int32), np.empty(shape, np.int32))
     return code, z, starved, background, work
+
+
+#: the largest speck (pixels) :func:`despeckle_cuda` can search (its per-thread queue)
+SPECK_CAPACITY = 64
+_QUEUE = SPECK_CAPACITY + 1  # (a local array's size must be a global constant)
+
+_zgap = cuda.jit(device=True)(zgap)
+
+
+@cuda.jit(device=True)
+def _far(c, zv, lo, hi, margin):  # pragma: no cover - GPU / simulator
+    """A pixel of class ``c`` (1..3) and Zeff ``zv`` too far from both boundaries to be a speck
+    (a K-edge capture, ``c`` > 3, never is), as :func:`.colour._despeckle` tests it."""
+    return c <= 3 and abs(zv - lo) >= margin and abs(zv - hi) >= margin
+
+
+@cuda.jit(device=True)
+def _starts(code, z, starved, background, rows, cols, i, j, lo, hi, margin):  # pragma: no cover
+    """Whether :func:`.colour._despeckle` starts a search at pixel (i, j) (before its test of an
+    earlier search having reached it): a class, not skipped, near a boundary, with at least 4
+    of its 8 neighbours of other codes."""
+    p = i * cols + j
+    c = code[p]
+    if c == 0 or starved[p] or background[p] or _far(c, z[p], lo, hi, margin):
+        return False
+    other = 0
+    for di in range(-1, 2):
+        for dj in range(-1, 2):
+            a = i + di
+            b = j + dj
+            if 0 <= a < rows and 0 <= b < cols and code[a * cols + b] != c:
+                other += 1
+    return other >= 4
+
+
+@cuda.jit
+def _despeckle_pass(code, z, starved, background, rows, cols, lo, hi, margin, max_pixels,
+                    out):  # pragma: no cover - GPU / simulator
+    """One pass of :func:`.colour._despeckle` (skip = starved or background, dark = starved),
+    ``out`` a copy of ``code`` beforehand. The CPU's raster-order searches give each patch (the
+    8-connected pixels of one code) an outcome of its own: it changes only when every pixel is
+    near a boundary and not skipped, it has at most ``max_pixels``, and a search starts in it;
+    it then takes the code its surroundings give, ties broken by the Zeff of its first start
+    pixel in raster order (the search that reaches it first; an earlier search, failed or not,
+    never reaches another patch). So here a thread at each start pixel searches its patch and,
+    where the patch is a speck and the thread its first start pixel, writes its code."""
+    p = cuda.grid(1)
+    if p >= rows * cols:
+        return
+    i = p // cols
+    j = p - i * cols
+    if not _starts(code, z, starved, background, rows, cols, i, j, lo, hi, margin):
+        return
+    c = code[p]
+    queue = cuda.local.array(_QUEUE, numba.int64)
+    queue[0] = p
+    n = 1
+    head = 0
+    while head < n:
+        a0 = queue[head] // cols
+        b0 = queue[head] - a0 * cols
+        head += 1
+        for di in range(-1, 2):
+            for dj in range(-1, 2):
+                a = a0 + di
+                b = b0 + dj
+                if a < 0 or b < 0 or a >= rows or b >= cols:
+                    continue
+                r = a * cols + b
+                if code[r] != c:
+                    continue
+                member = False
+                for t in range(n):
+                    if queue[t] == r:
+                        member = True
+                if member:
+                    continue
+                if starved[r] or background[r] or n == max_pixels or _far(c, z[r], lo, hi, margin):
+                    return  # not a speck
+                if r < p and _starts(code, z, starved, background, rows, cols, a, b, lo, hi, margin):
+                    return  # an earlier start pixel's search decides it
+                queue[n] = r
+                n += 1
+    counts = cuda.local.array(256, numba.int32)
+    for k in range(256):
+        counts[k] = 0
+    for t in range(n):
+        a0 = queue[t] // cols
+        b0 = queue[t] - a0 * cols
+        for di in range(-1, 2):
+            for dj in range(-1, 2):
+                a = a0 + di
+                b = b0 + dj
+                if a < 0 or b < 0 or a >= rows or b >= cols:
+                    continue
+                r = a * cols + b
+                if starved[r] or background[r]:
+                    if starved[r]:
+                        counts[3] += 1
+                    continue
+                k = code[r]
+                if k != c and k >= 1:
+                    counts[k] += 1
+    best = 0
+    total = 0
+    zp = z[p]
+    for k in range(1, 256):
+        total += counts[k]
+        if counts[k] > counts[best] or (
+                counts[k] == counts[best] and counts[k] > 0 and _zgap(zp, k, lo, hi) < _zgap(zp, best, lo, hi)):
+            best = k
+    if total > 0 and ((n == 1 and 2 * counts[best] >= total) or 4 * counts[best] >= 3 * total):
+        for t in range(n):
+            out[queue[t]] = best
+
+
+def despeckle_cuda(d_code, d_z, d_starved, d_background, shape: tuple, lo: float, hi: float,
+                   margin: float = DESPECKLE_MARGIN, max_pixels: int = DESPECKLE_PIXELS,
+                   passes: int = DESPECKLE_PASSES):
+    """:func:`.colour._clean` on the GPU: :func:`.colour.despeckle` of one view's flat device
+    arrays (codes, Zeff, starved and background masks; ``shape`` (rows, cols)), skipping the
+    starved and background pixels and counting the starved ones as metal around a speck; every
+    pass runs (one that changes nothing leaves the next nothing to change, as on the CPU, which
+    stops there). Returns the despeckled codes (a new device array)."""
+    rows, cols = (int(x) for x in shape)
+    if not 0 < max_pixels <= SPECK_CAPACITY:
+        raise ValueError(f"max_pixels must be in 1..{SPECK_CAPACITY}, not {max_pixels}")
+    n = rows * cols
+    src = d_code
+    for _ in range(passes):
+        out = cuda.device_array(n, dtype=np.uint8)
+        out.copy_to_device(src)
+        _despeckle_pass[_grid(n)](src, d_z, d_starved, d_background, rows, cols, np.float32(lo),
+                                  np.float32(hi), np.float32(margin), int(max_pixels), out)
+        src = out
+    return src
 
 
 def _plain_bits(x):
@@ -288,22 +438,17 @@ def _rgb(code, z, starved, background, t_high, hue_table, t_bins, rgb, hue_bins,
 
 def pseudo_colour_cuda(t_low, t_high, cal, clean: bool = True) -> np.ndarray:
     """:func:`xraybag.engine.xray.colour.pseudo_colour` of one view (rows, cols) on the GPU
-    (``colour.PSEUDO_COLOUR["cuda"]``): the per-pixel passes and the colour look-up there; the
-    codes, Zeff and masks come back for the despeckling (on the CPU), whose codes go back when it
-    changed one. Returns the (rows, cols, 3) uint8 image on the host."""
+    (``colour.PSEUDO_COLOUR["cuda"]``): the per-pixel passes, the despeckling and the colour
+    look-up there. Returns the (rows, cols, 3) uint8 image on the host."""
     from xraybag.engine.xray import calibration as K
-    from xraybag.engine.xray.colour import _clean, pseudo_colour
+    from xraybag.engine.xray.colour import pseudo_colour
 
     if len(t_low.shape) != 2:  # one view only: anything else is the CPU's
         host = [t.copy_to_host() if on_device(t) else np.asarray(t) for t in (t_low, t_high)]
         return pseudo_colour(host[0], host[1], cal, clean)
     d_low, d_high, shape = _flat_pair(t_low, t_high)
-    d_code, d_z, d_starved, d_background = _codes_device(d_low, d_high, shape, cal)
-    if clean and min(shape) >= 3:
-        code, z, starved, background = _host(d_code, d_z, d_starved, d_background, shape=shape)
-        cleaned = _clean(code, z, starved, background, cal)
-        if not np.array_equal(cleaned, code):
-            d_code = cuda.to_device(np.ascontiguousarray(cleaned).reshape(-1))
+    d_code, d_z, d_starved, d_background = _clean_device(*_codes_device(d_low, d_high, shape, cal), shape, cal,
+                                                         clean)
     n = d_code.shape[0]
     out = cuda.device_array((n, 3), dtype=np.uint8)
     _rgb[_grid(n)](d_code, d_z, d_starved, d_background, d_high, _device_table(cal.hue_table),
