@@ -272,20 +272,29 @@ def _far(c, zv, lo, hi, margin):  # pragma: no cover - GPU / simulator
 
 
 @cuda.jit(device=True)
-def _starts(code, z, starved, background, rows, cols, i, j, lo, hi, margin):  # pragma: no cover
-    """Whether :func:`.colour._despeckle` starts a search at pixel (i, j) (before its test of an
-    earlier search having reached it): a class, not skipped, near a boundary, with at least 4
-    of its 8 neighbours of other codes."""
-    p = i * cols + j
+def _neighbour(q, di, dj, rows, cols):  # pragma: no cover - GPU / simulator
+    """The flat index of the pixel (di, dj) away from the flat pixel ``q``; -1 outside."""
+    i = q // cols
+    a = i + di
+    b = q - i * cols + dj
+    if a < 0 or b < 0 or a >= rows or b >= cols:
+        return -1
+    return a * cols + b
+
+
+@cuda.jit(device=True)
+def _starts(code, z, starved, background, rows, cols, p, lo, hi, margin):  # pragma: no cover
+    """Whether :func:`.colour._despeckle` starts a search at the flat pixel ``p`` (before its test
+    of an earlier search having reached it): a class, not skipped, near a boundary, with at least
+    4 of its 8 neighbours of other codes."""
     c = code[p]
     if c == 0 or starved[p] or background[p] or _far(c, z[p], lo, hi, margin):
         return False
     other = 0
     for di in range(-1, 2):
         for dj in range(-1, 2):
-            a = i + di
-            b = j + dj
-            if 0 <= a < rows and 0 <= b < cols and code[a * cols + b] != c:
+            r = _neighbour(p, di, dj, rows, cols)
+            if r >= 0 and code[r] != c:
                 other += 1
     return other >= 4
 
@@ -304,9 +313,7 @@ def _despeckle_pass(code, z, starved, background, rows, cols, lo, hi, margin, ma
     p = cuda.grid(1)
     if p >= rows * cols:
         return
-    i = p // cols
-    j = p - i * cols
-    if not _starts(code, z, starved, background, rows, cols, i, j, lo, hi, margin):
+    if not _starts(code, z, starved, background, rows, cols, p, lo, hi, margin):
         return
     c = code[p]
     queue = cuda.local.array(_QUEUE, numba.int64)
@@ -314,17 +321,12 @@ def _despeckle_pass(code, z, starved, background, rows, cols, lo, hi, margin, ma
     n = 1
     head = 0
     while head < n:
-        a0 = queue[head] // cols
-        b0 = queue[head] - a0 * cols
+        q = queue[head]
         head += 1
         for di in range(-1, 2):
             for dj in range(-1, 2):
-                a = a0 + di
-                b = b0 + dj
-                if a < 0 or b < 0 or a >= rows or b >= cols:
-                    continue
-                r = a * cols + b
-                if code[r] != c:
+                r = _neighbour(q, di, dj, rows, cols)
+                if r < 0 or code[r] != c:
                     continue
                 member = False
                 for t in range(n):
@@ -334,7 +336,7 @@ def _despeckle_pass(code, z, starved, background, rows, cols, lo, hi, margin, ma
                     continue
                 if starved[r] or background[r] or n == max_pixels or _far(c, z[r], lo, hi, margin):
                     return  # not a speck
-                if r < p and _starts(code, z, starved, background, rows, cols, a, b, lo, hi, margin):
+                if r < p and _starts(code, z, starved, background, rows, cols, r, lo, hi, margin):
                     return  # an earlier start pixel's search decides it
                 queue[n] = r
                 n += 1
@@ -342,15 +344,11 @@ def _despeckle_pass(code, z, starved, background, rows, cols, lo, hi, margin, ma
     for k in range(256):
         counts[k] = 0
     for t in range(n):
-        a0 = queue[t] // cols
-        b0 = queue[t] - a0 * cols
         for di in range(-1, 2):
             for dj in range(-1, 2):
-                a = a0 + di
-                b = b0 + dj
-                if a < 0 or b < 0 or a >= rows or b >= cols:
+                r = _neighbour(queue[t], di, dj, rows, cols)
+                if r < 0:
                     continue
-                r = a * cols + b
                 if starved[r] or background[r]:
                     if starved[r]:
                         counts[3] += 1
