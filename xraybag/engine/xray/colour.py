@@ -161,10 +161,15 @@ def _codes(t_low: np.ndarray, t_high: np.ndarray, cal: ColourCalibration, clean:
     return code, z, starved, background, (f2, i1, i2)
 
 
+def cleanable(shape: tuple) -> bool:
+    """Whether :func:`_clean` despeckles an image of this shape (one image of at least 3 x 3)."""
+    return len(shape) == 2 and min(shape) >= 3
+
+
 def _clean(code: np.ndarray, z: np.ndarray, starved: np.ndarray, background: np.ndarray,
            cal: ColourCalibration) -> np.ndarray:
     """:func:`despeckle` of an image's codes (images of at least 3 x 3 pixels)."""
-    if code.ndim == 2 and min(code.shape) >= 3:
+    if cleanable(code.shape):
         code = despeckle(code, z, starved | background, cal.organic_max, cal.inorganic_max, dark=starved)
     return code
 

@@ -30,6 +30,7 @@ from xraybag.engine.xray.colour import (
     DESPECKLE_MARGIN,
     DESPECKLE_PASSES,
     DESPECKLE_PIXELS,
+    cleanable,
     zgap,
 )
 from xraybag.engine.xray.detect import on_device
@@ -216,7 +217,7 @@ def _codes_device(d_low, d_high, shape: tuple, cal):
 def _clean_device(d_code, d_z, d_starved, d_background, shape: tuple, cal, clean: bool = True) -> tuple:
     """:func:`.colour._clean` of :func:`_codes_device`'s arrays when ``clean`` (an image of at
     least 3 x 3 pixels): the same four device arrays, the codes despeckled."""
-    if clean and len(shape) == 2 and min(shape) >= 3:
+    if clean and cleanable(shape):
         d_code = despeckle_cuda(d_code, d_z, d_starved, d_background, shape, cal.organic_max, cal.inorganic_max)
     return d_code, d_z, d_starved, d_background
 
@@ -244,7 +245,7 @@ def codes_cuda(t_low, t_high, cal, clean: bool = True):
     """:func:`xraybag.engine.xray.colour._codes` of one view (rows, cols) with the per-pixel
     passes on the GPU (``t_low``, ``t_high``: float64 transmissions on the host or the GPU; ``cal``
     with its look-up tables): ``(code, zeff, starved, background, work)`` on the host, despeckled
-    there when ``clean``. Another number of axes goes to the CPU's."""
+    on the GPU (:func:`despeckle_cuda`) when ``clean``. Another number of axes goes to the CPU's."""
     from xraybag.engine.xray.colour import _codes
 
     if len(t_low.shape) != 2:
