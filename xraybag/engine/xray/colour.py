@@ -13,8 +13,8 @@ Colours (:func:`pseudo_colour`): background white; hue orange (organic), green (
 with ``h``, so thin organics are pale orange and thick ones dark brown-orange. That is the
 ``standard`` colour table; a scanner's ``colour`` (:mod:`xraybag.scenes.colours`) may choose another
 (other hues, saturation and brightness curves, background), which changes only the calibration's
-``rgb_table`` (:class:`xraybag.engine.xray.calibration.Display`). The calibration's look-up tables make a view cost a few float32 passes and gathers (~50 ms for 604 x 1234 on one
-core).
+``rgb_table`` (:class:`xraybag.engine.xray.calibration.Display`). The calibration's look-up tables
+make a view cost a few compiled float32 passes and gathers (~35 ms for 604 x 1234 on one core).
 
 :func:`clcxray_encoding` is the CLCXray paper's 3-channel encoding of the raw 16-bit images.
 """
@@ -43,69 +43,170 @@ from xraybag.engine.xray.calibration import (
     lookup_tables,
 )
 from xraybag.engine.xray.detect import lowpass
+from xraybag.engine.xray.filters import gaussian_weights
 
 __all__ = ["BACKGROUND", "INORGANIC", "METAL", "ORGANIC", "classify", "clcxray_encoding", "pseudo_colour"]
 
 # ------------------------------------------------------------------------------ classification
 #
-# The per-pixel passes below work in float32 and write into a handful of work arrays (``out=``)
-# rather than allocating a new image per step: fresh multi-megabyte arrays cost page faults that
-# can outweigh the arithmetic.
+# The per-pixel steps below are compiled passes over flat arrays, a pixel at a time, that take
+# numpy's float32 steps in the order the array-at-a-time version took them (a Python float beside
+# a float32 array is a float32, a numpy float64 scalar takes the step to float64 and back), with
+# numpy's own logarithms between them: the same numbers, bit for bit, without a full-image
+# temporary per step (fresh multi-megabyte arrays cost page faults that outweigh the arithmetic).
+# The GPU's kernels (:mod:`.colour_cuda`) take the same steps.
 
 
-def _remove_scatter(t: np.ndarray, cal: ColourCalibration, out: np.ndarray, scratch: np.ndarray):
+def _remove_scatter(t: np.ndarray, cal: ColourCalibration, out: np.ndarray, scratch: np.ndarray | None = None):
     """Invert the scanner's scatter model (flat-fielded as in ``detect``) to first order.
 
-    Writes the corrected transmission into ``out`` (float32; ``scratch`` is a float32 work array)
-    and returns it. The smooth term is :func:`xraybag.engine.xray.detect.lowpass`, the low-pass the
-    detector model uses for its scatter (linear: ``signal - o - f lowpass(signal)`` with
-    ``signal = (1 + o + f) t``).
+    Writes the corrected transmission into ``out`` (float32) and returns it (``scratch`` is not
+    needed any more and is ignored). The smooth term is
+    :func:`xraybag.engine.xray.detect.lowpass`, the low-pass the detector model uses for its
+    scatter (linear: ``signal - o - f lowpass(signal)`` with ``signal = (1 + o + f) t``).
     """
-    np.copyto(out, t, casting="unsafe")
-    o, f = cal.scatter_offset, cal.scatter_fraction
-    if o == 0 and f == 0:
-        return out
-    gain = 1.0 + o + f
-    out *= gain
-    out -= o
-    if f > 0:
-        smooth = lowpass(t, cal.scatter_sigma_px)
-        smooth *= -f * gain
-        np.copyto(scratch, smooth, casting="unsafe")
-        out += scratch
+    _unscatter_pass(np.asarray(t), cal, out, nan_floor=True)
     return out
 
 
-def _cells(lo_att: np.ndarray, hi_att: np.ndarray, cal: ColourCalibration, work: tuple):
-    """Flat look-up-table cell index (int32) of each pixel and its position in the cell.
+def _unscatter_pass(t: np.ndarray, cal: ColourCalibration, out: np.ndarray, nan_floor: bool = False,
+                    starved: np.ndarray | None = None) -> None:
+    """:func:`_unscatter` of one channel into ``out`` (float32, ``t``'s shape): the scatter
+    removal; with ``starved``, that mask of the corrected channel; unless ``nan_floor``, the
+    logarithm's floor (:func:`_codes`)."""
+    o, f = cal.scatter_offset, cal.scatter_fraction
+    remove = not (o == 0 and f == 0)
+    gain = 1.0 + o + f if remove else 1.0
+    smooth = lowpass(t, cal.scatter_sigma_px) if remove and f > 0 else np.empty(0)
+    floor = np.float32(np.nan if nan_floor else 0.1 * cal.starvation)
+    _unscatter(np.ascontiguousarray(t).reshape(-1), smooth.reshape(-1), np.float32(gain),
+               np.float32(o if remove else 0.0), -f * gain, floor, np.float32(cal.starvation),
+               out.reshape(-1), np.empty(0, np.bool_) if starved is None else starved.reshape(-1))
 
-    Returns ``(flat, fu, fv)`` with ``fu = u - floor u``, ``fv = v - floor v`` (float32). Overwrites
-    both inputs (``fu`` is ``hi_att``, ``fv`` is ``lo_att``) and uses ``work = (f32, i32, i32)``
-    (``flat`` is the last).
-    """
-    f1, i1, flat = work
-    nh = cal.lut_rmin.size
-    nr = cal.lut_capture.size // nh
-    h0, h1 = float(cal.h_grid[0]), float(cal.h_grid[-1])
-    lg0 = np.log(h0)
-    u = np.clip(hi_att, h0, h1, out=hi_att)
-    r = np.divide(lo_att, u, out=lo_att)
-    np.log(u, out=u)
-    u -= lg0
-    u *= (nh - 1) / (np.log(h1) - lg0)
-    np.clip(u, 0, nh - 1, out=u)  # float32 rounding of the clipped h's log
-    np.floor(u, out=f1)
-    np.copyto(i1, f1, casting="unsafe")
-    fu = np.subtract(u, f1, out=u)
-    v = np.subtract(r, cal.lut_rmin.take(i1, out=f1, mode="clip"), out=r)
-    v *= cal.lut_rscale.take(i1, out=f1, mode="clip")
-    np.clip(v, 0, nr - 1, out=v)
-    np.floor(v, out=f1)
-    np.copyto(flat, f1, casting="unsafe")
-    fv = np.subtract(v, f1, out=v)
-    i1 *= nr
-    flat += i1
-    return flat, fu, fv
+
+@numba.njit(cache=True, nogil=True)
+def _unscatter(t, s, gain, offset, k, floor, starvation, out, starved):
+    """Flat passes of :func:`_remove_scatter` and the start of :func:`_codes`, numpy's float32
+    steps one pixel at a time: ``x = f32(t) * gain - offset + f32(s * k)`` (``gain``, ``offset``,
+    ``floor``, ``starvation`` float32, as numpy takes a Python float beside a float32 array; ``k``
+    float64 as numpy's ``smooth *= -f * gain``; no smooth term where ``s`` is empty); where
+    ``starved`` is not empty, ``starved = x < starvation``; then, unless ``floor`` is NaN,
+    ``np.fmax(x, floor)`` (the floor for a NaN too)."""
+    smooth = s.size > 0
+    mask = starved.size > 0
+    clamp = not np.isnan(floor)
+    for p in range(out.size):
+        x = np.float32(t[p]) * gain - offset
+        if smooth:
+            x = x + np.float32(s[p] * k)
+        if mask:
+            starved[p] = x < starvation
+        if clamp and not x >= floor:
+            x = floor
+        out[p] = x
+
+
+@numba.njit(cache=True, nogil=True)
+def _negate(lo, hi, background_below, starved, background):
+    """``lo = -lo``, ``hi = -hi`` (the logs' signs) and ``background = (lo < background_below) and
+    not starved`` (flat arrays; ``background_below`` float32)."""
+    for p in range(lo.size):
+        a = -lo[p]
+        lo[p] = a
+        hi[p] = -hi[p]
+        background[p] = a < background_below and not starved[p]
+
+
+@numba.njit(cache=True, nogil=True)
+def _gaussian(img, w, out):
+    """scipy's ``gaussian_filter(img, sigma, mode="nearest")`` of a float32 image (rows, cols)
+    into ``out`` (not ``img``) with the symmetric kernel ``w`` (:func:`.filters.gaussian_weights`):
+    the first axis, then the second, each as :func:`.filters._correlate_nearest` (``x[i] w[r]``,
+    then ``(x[i + jj] + x[i - jj]) w[r + jj]`` for jj = -r..-1, in float64) and each rounded to
+    float32 as scipy writes a float32 output between the axes. One output row at a time, the loops
+    over whole rows (so they vectorise)."""
+    rows, cols = img.shape
+    if cols == 0:
+        return
+    r = w.size // 2
+    acc = np.empty(cols)
+    ext = np.empty(cols + 2 * r)
+    w0 = w[r]
+    for i in range(rows):
+        for c in range(cols):
+            acc[c] = np.float64(img[i, c]) * w0
+        for jj in range(-r, 0):
+            a = min(max(i + jj, 0), rows - 1)
+            b = min(max(i - jj, 0), rows - 1)
+            wj = w[r + jj]
+            for c in range(cols):
+                acc[c] += (np.float64(img[a, c]) + np.float64(img[b, c])) * wj
+        for c in range(cols + 2 * r):
+            ext[c] = np.float64(np.float32(acc[min(max(c - r, 0), cols - 1)]))
+        for c in range(cols):
+            acc[c] = ext[c + r] * w0
+        for jj in range(-r, 0):
+            wj = w[r + jj]
+            for c in range(cols):
+                acc[c] += (ext[c + r + jj] + ext[c + r - jj]) * wj
+        for c in range(cols):
+            out[i, c] = acc[c]
+
+
+@numba.njit(cache=True, nogil=True)
+def _ratio(lo, hi, h0, h1):
+    """The first half of a pixel's look-up-table cell: ``u = clip(hi, h0, h1)`` into ``hi`` and
+    ``R = lo / u`` into ``lo`` (flat float32; ``h0``, ``h1`` float32)."""
+    for p in range(lo.size):
+        u = hi[p]
+        if u < h0:  # noqa: PLR1730 (np.clip: a NaN stays NaN)
+            u = h0
+        if u > h1:  # noqa: PLR1730 (np.clip: a NaN stays NaN)
+            u = h1
+        lo[p] = lo[p] / u
+        hi[p] = u
+
+
+@numba.njit(cache=True, nogil=True)
+def _zeff(r, log_u, lg0, u_scale, rmin, rscale, lut_zeff, capture, organic_max, inorganic_max, code, z):
+    """The rest of a pixel's cell (``log_u``: numpy's float32 log of :func:`_ratio`'s ``u``), its
+    bilinear Zeff and its code (class 1..3, or a K-edge capture where that is larger), numpy's
+    steps in :func:`_codes`' order: ``lg0`` and ``u_scale`` float64 (numpy scalars, so ``u`` is
+    taken to float64 and rounded back at each of those two steps), the rest float32; indices
+    clipped as ``take(mode="clip")`` does (flat arrays)."""
+    nh = rmin.size
+    nr = capture.size // nh
+    n_cells = capture.size
+    top = np.float32(nh - 1)
+    last = np.float32(nr - 1)
+    zero = np.float32(0.0)
+    for p in range(r.size):
+        u = np.float32(np.float64(log_u[p]) - lg0)
+        u = np.float32(np.float64(u) * u_scale)
+        if u < zero:  # noqa: PLR1730 (np.clip: a NaN stays NaN)
+            u = zero
+        if u > top:  # noqa: PLR1730 (np.clip: a NaN stays NaN)
+            u = top
+        i = np.int32(u)  # (u >= 0: its floor; a NaN's index is clipped below, its Zeff NaN)
+        fu = u - np.float32(i)
+        ic = min(max(i, 0), nh - 1)
+        v = (r[p] - rmin[ic]) * rscale[ic]
+        if v < zero:  # noqa: PLR1730 (np.clip: a NaN stays NaN)
+            v = zero
+        if v > last:  # noqa: PLR1730 (np.clip: a NaN stays NaN)
+            v = last
+        j = np.int32(v)
+        flat = min(max(j + i * np.int32(nr), 0), n_cells - 1)
+        fv = v - np.float32(j)
+        c0 = lut_zeff[flat, 0]
+        c2 = lut_zeff[flat, 2]
+        zz = (lut_zeff[flat, 1] - c0) * fv + c0
+        zh = (lut_zeff[flat, 3] - c2) * fv + c2
+        zz = zz + (zh - zz) * fu
+        k = np.uint8(1) + np.uint8(zz > organic_max) + np.uint8(zz > inorganic_max)
+        cap = capture[flat]
+        code[p] = max(k, cap)
+        z[p] = zz
 
 
 def _with_tables(cal: ColourCalibration) -> ColourCalibration:
@@ -114,51 +215,51 @@ def _with_tables(cal: ColourCalibration) -> ColourCalibration:
 
 
 def _codes(t_low: np.ndarray, t_high: np.ndarray, cal: ColourCalibration, clean: bool = True):
-    """Per-pixel code, Zeff and masks, and work arrays left free for the caller.
+    """Per-pixel code, Zeff and masks: ``(code, zeff, starved, background)``.
 
     Code: class 1..3 from the Zeff, or ``4 + p`` where K-edge reference ``p`` captures the pixel.
     Zeff: the ladder's (float32, bilinear in the look-up-table cell; not the reference's Z where
-    captured). Returns ``(code, zeff, starved, background, (f32, i32, i32))``.
+    captured). The per-pixel steps are compiled passes (:func:`_unscatter`, :func:`_negate`,
+    :func:`_ratio`, :func:`_zeff`; the 1-pixel Gaussian :func:`_gaussian`) that take numpy's
+    float32 steps in numpy's order, with numpy's own logarithms between them: the numbers of the
+    array-at-a-time steps, bit for bit, without their dozen full-image temporaries.
     """
     t_low, t_high = np.asarray(t_low), np.asarray(t_high)
     if t_low.shape != t_high.shape:
         raise ValueError(f"channel shapes differ: {t_low.shape} and {t_high.shape}")
     shape = t_low.shape
-    f1, f2 = np.empty(shape, np.float32), np.empty(shape, np.float32)
-    lo = _remove_scatter(t_low, cal, np.empty(shape, np.float32), f1)
-    hi = _remove_scatter(t_high, cal, np.empty(shape, np.float32), f1)
-    starved = hi < cal.starvation
-    floor = 0.1 * cal.starvation  # bounds the logs of starved pixels (they are metal anyway)
-    for a in (lo, hi):
-        np.fmax(a, floor, out=a)
-        np.log(a, out=a)
-        np.negative(a, out=a)
-    background = lo < cal.background
-    background &= ~starved
-    if cal.denoise_px > 0:  # in place (ndimage filters a line at a time through a buffer)
-        gaussian_filter(lo, cal.denoise_px, mode="nearest", output=lo)
-        gaussian_filter(hi, cal.denoise_px, mode="nearest", output=hi)
-    i1, i2 = np.empty(shape, np.int32), np.empty(shape, np.int32)
-    flat, fu, fv = _cells(lo, hi, cal, (f1, i1, i2))
-    c = cal.lut_zeff.take(flat, axis=0, out=np.empty(shape + (4,), np.float32), mode="clip")
-    z = np.subtract(c[..., 1], c[..., 0], out=f1)
-    z *= fv
-    z += c[..., 0]
-    z_hi = np.subtract(c[..., 3], c[..., 2], out=f2)
-    z_hi *= fv
-    z_hi += c[..., 2]
-    z_hi -= z
-    z_hi *= fu
-    z += z_hi
-    del c
-    mask = np.empty(shape, np.bool_)
-    code = np.greater(z, cal.organic_max, out=np.empty(shape, np.bool_)).view(np.uint8)
-    code += 1
-    code += np.greater(z, cal.inorganic_max, out=mask)
-    np.maximum(code, cal.lut_capture.take(flat, out=mask.view(np.uint8), mode="clip"), out=code)
+    lo, hi = np.empty(shape, np.float32), np.empty(shape, np.float32)
+    starved, background = np.empty(shape, np.bool_), np.empty(shape, np.bool_)
+    _unscatter_pass(t_low, cal, lo)
+    _unscatter_pass(t_high, cal, hi, starved=starved)  # starved: T_high under the starvation level
+    np.log(lo, out=lo)  # (numpy's float32 logarithm; the floor bounds the starved pixels' logs)
+    np.log(hi, out=hi)
+    _negate(lo.reshape(-1), hi.reshape(-1), np.float32(cal.background), starved.reshape(-1),
+            background.reshape(-1))
+    if cal.denoise_px > 0:
+        lo, hi = _denoised(lo, cal.denoise_px), _denoised(hi, cal.denoise_px)
+    h0, h1 = float(cal.h_grid[0]), float(cal.h_grid[-1])
+    lg0 = np.log(h0)
+    flat_lo, flat_hi = lo.reshape(-1), hi.reshape(-1)
+    _ratio(flat_lo, flat_hi, np.float32(h0), np.float32(h1))
+    np.log(flat_hi, out=flat_hi)
+    code, z = np.empty(shape, np.uint8), np.empty(shape, np.float32)
+    _zeff(flat_lo, flat_hi, lg0, (cal.lut_rmin.size - 1) / (np.log(h1) - lg0), cal.lut_rmin, cal.lut_rscale,
+          cal.lut_zeff, cal.lut_capture, np.float32(cal.organic_max), np.float32(cal.inorganic_max),
+          code.reshape(-1), z.reshape(-1))
     if clean:
         code = _clean(code, z, starved, background, cal)
-    return code, z, starved, background, (f2, i1, i2)
+    return code, z, starved, background
+
+
+def _denoised(img: np.ndarray, sigma: float) -> np.ndarray:
+    """scipy's ``gaussian_filter(img, sigma, mode="nearest")`` of a float32 image: a new array,
+    by :func:`_gaussian` for one image (scipy itself for another number of axes)."""
+    if img.ndim != 2:
+        return gaussian_filter(img, sigma, mode="nearest", output=np.empty_like(img))
+    out = np.empty_like(img)
+    _gaussian(img, gaussian_weights(sigma)[::-1].copy(), out)
+    return out
 
 
 def cleanable(shape: tuple) -> bool:
@@ -328,7 +429,7 @@ def classify(t_low: np.ndarray, t_high: np.ndarray, calibration: ColourCalibrati
     class follows from it; K-edge capture is read at the cell's centre.
     """
     cal = _with_tables(calibration)
-    code, zeff, starved, background, _ = _codes(t_low, t_high, cal, clean)
+    code, zeff, starved, background = _codes(t_low, t_high, cal, clean)
     for p, zk in enumerate(cal.kedge_z):
         np.putmask(zeff, code == METAL + 1 + p, zk)
     np.minimum(code, METAL, out=code)
@@ -359,28 +460,51 @@ def pseudo_colour(t_low: np.ndarray, t_high: np.ndarray, calibration: ColourCali
     cal = _with_tables(calibration)
     if backend in PSEUDO_COLOUR:
         return PSEUDO_COLOUR[backend](t_low, t_high, cal, clean)
-    code, z, starved, background, work = _codes(t_low, t_high, cal, clean)
-    return _colours(code, z, starved, background, np.asarray(t_high), cal, work)
+    code, z, starved, background = _codes(t_low, t_high, cal, clean)
+    return _colours(code, z, starved, background, np.asarray(t_high), cal)
 
 
-def _colours(code, z, starved, background, t_high, cal: ColourCalibration, work) -> np.ndarray:
-    """:func:`pseudo_colour`'s look-up from the codes and Zeff (both overwritten) and T_high;
-    ``work``: (float32, int32, int32) arrays of the image's shape."""
-    f1, i1, i2 = work
+def _colours(code, z, starved, background, t_high, cal: ColourCalibration) -> np.ndarray:
+    """:func:`pseudo_colour`'s look-up from the codes, Zeff and T_high: :func:`_lookup`."""
     shape = z.shape
-    z *= HUE_PER_Z
-    np.copyto(i1, z, casting="unsafe")
-    i1 += np.multiply(code, np.int32(HUE_BINS), out=i2)
-    hue = cal.hue_table.take(i1, out=code, mode="clip")
-    np.putmask(hue, starved, STARVED_HUE)
-    np.putmask(hue, background, 0)
-    # saturation / brightness bin of the measured h = -ln T_high, from T's float32 bits
-    np.copyto(f1, t_high, casting="unsafe")
-    bits = np.clip(f1, T_MIN, 1.0, out=f1).view(np.int32)
-    bits >>= T_SHIFT
-    index = np.multiply(hue, np.int32(HR_BINS), out=i1)
-    index += T_BINS.take(bits, out=i2, mode="clip")
-    return cal.rgb_table.take(index, mode="clip").view(np.uint8).reshape(shape + (3,))
+    out = np.empty(shape + (3,), np.uint8)
+    _lookup(code.reshape(-1), z.reshape(-1), starved.reshape(-1), background.reshape(-1),
+            np.ascontiguousarray(t_high).reshape(-1), cal.hue_table, T_BINS, cal.rgb_table.view(np.uint8).reshape(-1, 3),
+            HUE_BINS, np.float32(HUE_PER_Z), HR_BINS, STARVED_HUE, np.float32(T_MIN), T_SHIFT, out.reshape(-1, 3))
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _lookup(code, z, starved, background, t_high, hue_table, t_bins, rgb, hue_bins, hue_per_z, hr_bins,
+            starved_hue, t_min, t_shift, out):
+    """Each pixel's colour (flat arrays; ``rgb``: the colour table as (entries, 3) bytes), numpy's
+    steps: the hue of code and Zeff (``int32(z hue_per_z) + code hue_bins``, ``hue_per_z``
+    float32; starved and background pixels' fixed hues), then the colour of that hue at the bin of
+    T_high's float32 bits (``T`` clipped to ``[t_min, 1]``, bits shifted right by ``t_shift``);
+    every look-up's index clipped as numpy's ``take(mode="clip")``."""
+    n = code.size
+    t32 = np.empty(n, np.float32)
+    for p in range(n):
+        t = np.float32(t_high[p])
+        if t < t_min:  # noqa: PLR1730 (np.clip: a NaN stays NaN)
+            t = t_min
+        if t > np.float32(1.0):  # noqa: PLR1730 (np.clip: a NaN stays NaN)
+            t = np.float32(1.0)
+        t32[p] = t
+    bits = t32.view(np.int32)
+    last_hue, last_bin, last_rgb = hue_table.size - 1, t_bins.size - 1, rgb.shape[0] - 1
+    for p in range(n):
+        i = np.int32(z[p] * hue_per_z) + np.int32(code[p]) * np.int32(hue_bins)
+        hue = hue_table[min(max(i, 0), last_hue)]
+        if starved[p]:
+            hue = np.uint8(starved_hue)
+        if background[p]:
+            hue = np.uint8(0)
+        k = np.int32(hue) * np.int32(hr_bins) + t_bins[min(max(bits[p] >> t_shift, 0), last_bin)]
+        k = min(max(k, 0), last_rgb)
+        out[p, 0] = rgb[k, 0]
+        out[p, 1] = rgb[k, 1]
+        out[p, 2] = rgb[k, 2]
 
 
 # ------------------------------------------------------------------------------ CLCXray encoding

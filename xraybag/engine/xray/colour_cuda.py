@@ -15,7 +15,7 @@ pixel on a table cell's edge or a class boundary may fall on the other side. The
 (:func:`despeckle_cuda`, the CPU's :func:`.colour._clean`) runs there too: the CPU searches the
 pixels in raster order, but each patch's outcome depends on the patch alone, so a thread per
 pixel where a search would start gives the same codes. The hue and colour look-ups
-(:func:`.colour._colours`) follow, and only the colour image comes back.
+(:func:`.colour._lookup`) follow, and only the colour image comes back.
 """
 
 from __future__ import annotations
@@ -89,9 +89,9 @@ def _log_attenuations(t_low, t_high, s_low, s_high, remove, gain, offset, smooth
 @cuda.jit
 def _zeff(lo, hi, h0, h1, lg0, u_scale, nh, nr, rmin, rscale, lut_zeff, capture, organic_max,
           inorganic_max, code, z):  # pragma: no cover - runs on a GPU / the simulator
-    """Pixel ``p``: :func:`.colour._cells` (the cell of (ln h, R) and the position in it) and
-    :func:`.colour._codes`' bilinear Zeff, class (1 organic, 2 inorganic, 3 metal) and K-edge
-    capture (``max(class, capture)``), numpy's steps: ``h0``, ``h1``, ``organic_max``,
+    """Pixel ``p``: :func:`.colour._ratio` and :func:`.colour._zeff` (the cell of (ln h, R), the
+    position in it, the bilinear Zeff, class (1 organic, 2 inorganic, 3 metal) and K-edge
+    capture (``max(class, capture)``)), numpy's steps: ``h0``, ``h1``, ``organic_max``,
     ``inorganic_max`` float32, ``lg0`` and ``u_scale`` float64 (numpy scalars: ``u`` is taken to
     float64 and rounded back at each of those two steps)."""
     p = cuda.grid(1)
@@ -244,7 +244,7 @@ def _host(*arrays, shape: tuple) -> list[np.ndarray]:
 def codes_cuda(t_low, t_high, cal, clean: bool = True):
     """:func:`xraybag.engine.xray.colour._codes` of one view (rows, cols) with the per-pixel
     passes on the GPU (``t_low``, ``t_high``: float64 transmissions on the host or the GPU; ``cal``
-    with its look-up tables): ``(code, zeff, starved, background, work)`` on the host, despeckled
+    with its look-up tables): ``(code, zeff, starved, background)`` on the host, despeckled
     on the GPU (:func:`despeckle_cuda`) when ``clean``. Another number of axes goes to the CPU's."""
     from xraybag.engine.xray.colour import _codes
 
@@ -254,8 +254,7 @@ def codes_cuda(t_low, t_high, cal, clean: bool = True):
     d_low, d_high, shape = _flat_pair(t_low, t_high)
     code, z, starved, background = _host(*_clean_device(*_codes_device(d_low, d_high, shape, cal), shape, cal,
                                                         clean), shape=shape)
-    work = (np.empty(shape, np.float32), np.empty(shape, np.int32), np.empty(shape, np.int32))
-    return code, z, starved, background, work
+    return code, z, starved, background
 
 
 #: the largest speck (pixels) :func:`despeckle_cuda` can search (its per-thread queue)
@@ -405,7 +404,7 @@ else:  # a float32's bits as an int32
 @cuda.jit
 def _rgb(code, z, starved, background, t_high, hue_table, t_bins, rgb, hue_bins, hue_per_z, hr_bins,
          starved_hue, t_min, t_shift, out):  # pragma: no cover - runs on a GPU / the simulator
-    """Pixel ``p``: :func:`.colour._colours`' look-ups, numpy's steps: the hue of code and Zeff
+    """Pixel ``p``: :func:`.colour._lookup`, numpy's steps: the hue of code and Zeff
     (``int32(z hue_per_z) + code hue_bins``; starved and background pixels' fixed hues), then the
     colour of that hue at the bin of T_high's float32 bits (``T`` clipped to ``[t_min, 1]``,
     bits shifted right by ``t_shift``); every look-up's index clipped as numpy's ``take``."""
