@@ -141,8 +141,11 @@ def _gaussian(img, w, out):
             wj = w[r + jj]
             for c in range(cols):
                 acc[c] += (np.float64(img[a, c]) + np.float64(img[b, c])) * wj
-        for c in range(cols + 2 * r):
-            ext[c] = np.float64(np.float32(acc[min(max(c - r, 0), cols - 1)]))
+        for c in range(cols):
+            ext[r + c] = np.float64(np.float32(acc[c]))
+        for c in range(r):  # 'nearest' edges
+            ext[c] = ext[r]
+            ext[r + cols + c] = ext[r + cols - 1]
         for c in range(cols):
             acc[c] = ext[c + r] * w0
         for jj in range(-r, 0):
