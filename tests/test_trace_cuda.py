@@ -215,3 +215,51 @@ def test_render_device_cuda_reaches_the_tracer(tmp_path, monkeypatch):
     assert len(calls) == 2  # both views of the --device cuda run, none of the cpu run
     assert detected == calls == coloured  # each view's detection and colour went to the GPU's stages too
     assert manifests["cuda"]["files"] == manifests["cpu"]["files"]
+
+
+def test_render_device_cuda_out_of_gpu_memory_is_one_line_at_the_scanner(tmp_path, monkeypatch):
+    """The CUDA driver's out-of-memory error in a view (here from a stand-in tracer for the side
+    view) ends ``render --device cuda`` with one line placed at that scanner in the scene file and
+    exit status 2, and no files of the bag; any other driver error is left as it is."""
+    from helpers import run_cli, write
+    from numba.cuda.cudadrv.driver import CudaAPIError
+
+    from xraybag.engine.output import memory
+    from xraybag.engine.output.pipeline import out_of_gpu_memory
+    from xraybag.engine.xray import devices
+    from xraybag.engine.xray import trace as T
+
+    views = []
+
+    def tracer(solids, geometry):
+        views.append(geometry.rows)
+        if len(views) == 2:  # the side view
+            raise CudaAPIError(2, "Call to cuMemAlloc results in CUDA_ERROR_OUT_OF_MEMORY")
+        return T.trace_numba(solids, geometry)
+
+    monkeypatch.setattr(devices, "probe_cuda", lambda: True)
+    monkeypatch.setitem(T.BACKENDS, "cuda", tracer)
+    monkeypatch.setattr(memory, "gpu_free_bytes", lambda: 1.5 * 2**30)
+    scene = write(tmp_path / "plank.yaml", """
+        bag: {size: [300, 200, 120]}
+        objects:
+          - {name: plank, shape: {box: {size: [200, 100, 20]}}, material: pine, pose: {position: [0, 0, 10]}}
+        scanners:
+          - {name: top, type: line_scan, pitch: 4}
+          - {name: side, type: line_scan, view: horizontal, pitch: 4}
+        """)
+    out = tmp_path / "out"
+    r = run_cli("render", scene, "-n", 1, "-o", out, "-q", "--device", "cuda")
+    assert r.exit_code == 2, r.output
+    line = r.stderr.strip()
+    assert "\n" not in line and "Traceback" not in line, line
+    assert "plank.yaml:6:" in line and "scanners[1]" in line, line
+    assert "bag 0: the GPU ran out of memory (1.5 GiB free now); use --device cpu" in line, line
+    assert len(views) == 2 and not list(out.glob("images/**/*.png"))
+    assert not (out / "manifest.jsonl").read_text().strip()  # no bag recorded
+    # other driver errors, and the same error off the GPU's backend, are not this one
+    assert out_of_gpu_memory(CudaAPIError(2, "Call to cuMemAlloc results in CUDA_ERROR_OUT_OF_MEMORY"))
+    assert not out_of_gpu_memory(CudaAPIError(700, "CUDA_ERROR_ILLEGAL_ADDRESS"))
+    assert not out_of_gpu_memory(MemoryError("host memory"))
+    cupy_oom = type("OutOfMemoryError", (Exception,), {"__module__": "cupy.cuda.memory"})
+    assert out_of_gpu_memory(cupy_oom("Out of memory allocating 1,024 bytes"))

@@ -6,7 +6,9 @@ only strings them together and keeps the timings.
 
 from __future__ import annotations
 
+import math
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -118,24 +120,62 @@ def render_bag(loaded: LoadedScene, index: int, seed: int | None = None,
     views = []
     cts = {}
     for v, scanner in enumerate(packed.scanners):
-        rng = bag_rng(seed, bag, STREAM_NOISE + v)
-        if scanner.type == "ct":
-            from xraybag.engine.ct.scan import (
-                scan,  # the CT stack loads only for CT scanners
-            )
+        with _gpu_memory_errors(loaded, v, bag, backend):  # the GPU's out-of-memory: one line
+            rng = bag_rng(seed, bag, STREAM_NOISE + v)
+            if scanner.type == "ct":
+                from xraybag.engine.ct.scan import (
+                    scan,  # the CT stack loads only for CT scanners
+                )
 
-            progress = None
-            if ct_progress is not None:
-                def progress(done, total, name=scanner.name):
-                    ct_progress(bag, name, done, total)
-            if backend == "cuda":
-                from xraybag.engine.xray.devices import probe_cuda
+                progress = None
+                if ct_progress is not None:
+                    def progress(done, total, name=scanner.name):
+                        ct_progress(bag, name, done, total)
+                if backend == "cuda":
+                    from xraybag.engine.xray.devices import probe_cuda
 
-                probe_cuda()  # a spawned worker registers the GPU's spectral pass itself
-            cts[scanner.name] = scan(solids, objects, scanner, packed, loaded.library, rng,
-                                     where=f"scanners[{v}]", progress=progress, backend=backend)
-            for k, sec in cts[scanner.name].seconds.items():
-                times[f"{scanner.name}.{k}"] = sec
-            continue
-        views.append(render_view(packed, solids, scanner, loaded.library, rng, backend))
+                    probe_cuda()  # a spawned worker registers the GPU's spectral pass itself
+                cts[scanner.name] = scan(solids, objects, scanner, packed, loaded.library, rng,
+                                         where=f"scanners[{v}]", progress=progress, backend=backend)
+                for k, sec in cts[scanner.name].seconds.items():
+                    times[f"{scanner.name}.{k}"] = sec
+                continue
+            views.append(render_view(packed, solids, scanner, loaded.library, rng, backend))
     return BagResult(bag, seed, packed, objects, views, report, times, cts)
+
+
+@contextmanager
+def _gpu_memory_errors(loaded: LoadedScene, v: int, bag: int, backend: str):
+    """Turn the GPU's out-of-memory error while rendering scanner ``v`` of a bag into a one-line
+    :class:`XraybagError` placed at that scanner in the scene file (the CLI's exit status 2)."""
+    try:
+        yield
+    except Exception as e:
+        if backend != "cuda" or not out_of_gpu_memory(e):
+            raise
+        from xraybag.engine.output.memory import gpu_free_bytes
+
+        try:
+            free_bytes = gpu_free_bytes()
+        except Exception:  # noqa: BLE001 - a context that cannot answer any more
+            free_bytes = float("nan")
+        free = f"{free_bytes / 2**30:.1f} GiB free now" if math.isfinite(free_bytes) else "its free memory unknown"
+        raise loaded.source.error(
+            ("scanners", v),
+            f"bag {bag}: the GPU ran out of memory ({free}); use --device cpu, a coarser pitch or voxel, "
+            "or a smaller bag",
+        ) from None
+
+
+def out_of_gpu_memory(e: BaseException) -> bool:
+    """Whether ``e`` is a GPU allocation's out-of-memory error: the CUDA driver's
+    (``CUDA_ERROR_OUT_OF_MEMORY``, code 2, as numba's ``CudaAPIError`` carries it) or cupy's."""
+    if type(e).__name__ == "OutOfMemoryError" and type(e).__module__.startswith("cupy"):
+        return True
+    if type(e).__name__ != "CudaAPIError":
+        return False
+    try:
+        code = int(getattr(e, "code", -1))
+    except (TypeError, ValueError):
+        code = -1
+    return code == 2 or "OUT_OF_MEMORY" in str(e)
