@@ -6,6 +6,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from scipy.ndimage import binary_dilation
 
 from xraybag.engine.xray.calibration import (
     _hue,
@@ -474,3 +475,66 @@ def test_compiled_gaussian_is_scipys(shape):
         assert np.array_equal(_denoised(img, sigma), gaussian_filter(img, sigma, mode="nearest"))
     stack = np.stack([img, img])  # another number of axes: scipy's own
     assert np.array_equal(_denoised(stack, 1.0), gaussian_filter(stack, 1.0, mode="nearest"))
+
+
+def speckled(rng, rows, cols, lo=10.0, hi=18.0):
+    """Codes full of specks: Zeff in 6 x 6 blocks near a class boundary or far from both, with
+    noise; K-edge captures; a few solid patches; starved and background pixels."""
+    base = rng.choice([6.0, 9.5, 10.5, 14.0, 17.5, 18.5, 26.0], size=(rows // 6 + 1, cols // 6 + 1))
+    z = (np.kron(base, np.ones((6, 6)))[:rows, :cols] + rng.normal(0, 1.2, (rows, cols))).astype(np.float32)
+    code = np.where(z > hi, 3, np.where(z > lo, 2, 1)).astype(np.uint8)
+    cap = rng.random((rows, cols)) < 0.02
+    code[cap] = rng.integers(4, 6, cap.sum())
+    starved = rng.random((rows, cols)) < 0.04
+    background = rng.random((rows, cols)) < 0.04
+    return code, z, starved, starved | background
+
+
+def test_despeckle_second_pass_around_the_first_ones_changes_equals_a_whole_pass():
+    """The passes after the first search only the tiles within a speck's reach of the last pass's
+    changes: the same codes as two whole passes (the kernel run on every tile twice)."""
+    from xraybag.engine.xray import colour as C
+
+    lo, hi = np.float32(10.0), np.float32(18.0)
+    second, restricted = 0, 0
+    for seed in range(6):
+        rng = np.random.default_rng(seed)
+        code, z, dark, skip = speckled(rng, 150, 230)
+        z[:, 128:], code[:, 128:] = 40.0, 3  # metal far from a boundary: no specks there
+        got = C.despeckle(code, z, skip, lo, hi, dark=dark)
+        # reference: two whole passes of the kernel, every tile, fresh marks each pass
+        tiles = np.ones((-(-150 // C._TILE), -(-230 // C._TILE)), np.bool_)
+        out = code.copy()
+        for _ in range(C.DESPECKLE_PASSES):
+            src = out.copy()
+            C._despeckle(src, z, skip, dark, lo, hi, np.float32(C.DESPECKLE_MARGIN), C.DESPECKLE_PIXELS, out,
+                         np.zeros(code.shape, np.int64), 0, tiles, np.zeros_like(tiles))
+        assert np.array_equal(got, out)
+        one = C.despeckle(code, z, skip, lo, hi, dark=dark, passes=1)
+        second += int((got != one).sum())
+        changed = np.zeros_like(tiles)
+        r, c = np.nonzero(one != code)
+        changed[r // C._TILE, c // C._TILE] = True
+        restricted += int(binary_dilation(changed, np.ones((3, 3), bool)).sum() < tiles.size)
+    assert second > 0 and restricted >= 3  # the second pass changed pixels, on part of the tiles
+
+
+def test_despeckle_second_pass_reaches_across_a_tile_edge():
+    """A speck that only the second pass can recolour, in the tile next to the first pass's
+    only change: a 4-pixel speck L (Zeff 17, metal) in column 31, the last of the first tile, and
+    beside it in column 32 a 2-pixel organic speck P (Zeff 12) whose surroundings are 6 parts L
+    and 8 parts the inorganic plate (not 3/4). The first pass gives L the plate's code; the
+    second then gives it to P."""
+    from xraybag.engine.xray import colour as C
+
+    assert C._TILE == 32
+    code = np.full((20, 64), 2, np.uint8)
+    z = np.full((20, 64), 14.0, np.float32)
+    code[7:11, 31], z[7:11, 31] = 3, 17.0  # L
+    code[8:10, 32], z[8:10, 32] = 1, 12.0  # P
+    skip = np.zeros(code.shape, bool)
+    one = C.despeckle(code, z, skip, 10.0, 18.0, passes=1)
+    assert np.all(one[7:11, 31] == 2) and np.all(one[8:10, 32] == 1)
+    assert int((one != code).sum()) == 4  # L only
+    two = C.despeckle(code, z, skip, 10.0, 18.0)
+    assert np.all(two == 2)

@@ -150,8 +150,7 @@ DESPECKLE = textwrap.dedent("""
         code[background & (rng.random((rows, cols)) < 0.5)] = 0
         skip = starved | background
         cpu = C.despeckle(code, z, skip, lo, hi, dark=starved)
-        one = code.copy()  # the first pass alone
-        C._despeckle(code.copy(), z, skip, starved, lo, hi, np.float32(C.DESPECKLE_MARGIN), C.DESPECKLE_PIXELS, one)
+        one = C.despeckle(code, z, skip, lo, hi, dark=starved, passes=1)  # the first pass alone
         d = [cuda.to_device(np.ascontiguousarray(a).reshape(-1)) for a in (code, z, starved, background)]
         gpu = despeckle_cuda(*d, code.shape, lo, hi).copy_to_host().reshape(code.shape)
         out.append({"changed": int((cpu != code).sum()), "second_pass": int((cpu != one).sum()),

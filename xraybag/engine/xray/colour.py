@@ -25,7 +25,7 @@ from dataclasses import replace
 
 import numba
 import numpy as np
-from scipy.ndimage import gaussian_filter
+from scipy.ndimage import binary_dilation, gaussian_filter
 
 from xraybag.engine.xray.calibration import (
     BACKGROUND,
@@ -294,22 +294,32 @@ DESPECKLE_PIXELS = 12
 DESPECKLE_PASSES = 2
 
 
+#: side (pixels) of the tiles :func:`despeckle` tracks its changes in: a pass after the first
+#: searches only the tiles within a speck's reach (``max_pixels`` + 1) of the last one's changes
+_TILE = 32
+
+
 @numba.njit(cache=True, nogil=True)
-def _despeckle(code, z, skip, dark, lo, hi, margin, max_pixels, out):
-    """See :func:`despeckle`. A search starts only at a pixel near a boundary with at least 4 of
-    its 8 neighbours of other classes (every speck has one); it follows the pixel's class through
-    8-neighbours and gives up past ``max_pixels``."""
+def _despeckle(code, z, skip, dark, lo, hi, margin, max_pixels, out, seen, base, tiles, changed_tiles):
+    """One pass of :func:`despeckle`; returns ``(specks recoloured, searches)``. A search starts
+    only at a pixel near a boundary with at least 4 of its 8 neighbours of other classes (every
+    speck has one), in a tile (:data:`_TILE` pixels square) flagged in ``tiles``; it follows the
+    pixel's class through 8-neighbours and gives up past ``max_pixels``. ``seen``: the search
+    (``base`` + 1, + 2, ...) that reached a pixel (a value up to ``base``: an earlier pass's);
+    ``changed_tiles``: flagged where a pixel was recoloured."""
     rows, cols = code.shape
-    seen = np.zeros((rows, cols), np.int64)  # the search (1, 2, ...) that reached a pixel
-    search = 0
+    search = base
     qi = np.empty(max_pixels + 1, np.int64)
     qj = np.empty(max_pixels + 1, np.int64)
     counts = np.zeros(256, np.int64)
     changed = 0
     for i in range(rows):
+        ti = i // _TILE
         for j in range(cols):
+            if not tiles[ti, j // _TILE]:
+                continue
             c = code[i, j]
-            if c == 0 or skip[i, j] or seen[i, j]:
+            if c == 0 or skip[i, j] or seen[i, j] > base:
                 continue
             if c <= 3 and abs(z[i, j] - lo) >= margin and abs(z[i, j] - hi) >= margin:
                 continue
@@ -337,7 +347,7 @@ def _despeckle(code, z, skip, dark, lo, hi, margin, max_pixels, out):
                         a, b = a0 + di, b0 + dj
                         if a < 0 or b < 0 or a >= rows or b >= cols or code[a, b] != c or seen[a, b] == search:
                             continue
-                        if (seen[a, b] or skip[a, b] or n == max_pixels
+                        if (seen[a, b] > base or skip[a, b] or n == max_pixels
                                 or (c <= 3 and abs(z[a, b] - lo) >= margin and abs(z[a, b] - hi) >= margin)):
                             small = False  # part of a patch an earlier search found too large
                             break
@@ -375,8 +385,9 @@ def _despeckle(code, z, skip, dark, lo, hi, margin, max_pixels, out):
             if total > 0 and ((n == 1 and 2 * counts[best] >= total) or 4 * counts[best] >= 3 * total):
                 for q in range(n):
                     out[qi[q], qj[q]] = best
+                    changed_tiles[qi[q] // _TILE, qj[q] // _TILE] = True
                 changed += 1
-    return changed
+    return changed, search - base
 
 
 def zgap(z, k, lo, hi):
@@ -398,13 +409,14 @@ _zgap = numba.njit(cache=True, nogil=True)(zgap)
 
 def despeckle(code: np.ndarray, z: np.ndarray, skip: np.ndarray, lo: float, hi: float,
               margin: float = DESPECKLE_MARGIN, max_pixels: int = DESPECKLE_PIXELS,
-              dark: np.ndarray | None = None) -> np.ndarray:
+              dark: np.ndarray | None = None, passes: int = DESPECKLE_PASSES) -> np.ndarray:
     """Class codes without specks. An 8-connected patch of one code of at most ``max_pixels``
     pixels, whose Zeff all lie within ``margin`` of a class boundary (``lo``, ``hi``; K-edge
     captures, codes 4 and up, need not), takes the code of at least 3/4 of the pixels around it;
     a lone pixel (all 8 neighbours of other codes) takes the commonest code around it when that
-    holds at least half of them (ties: the class nearest its Zeff). Up to
-    :data:`DESPECKLE_PASSES` passes. Edges stay where they are (the pixels along an edge form one
+    holds at least half of them (ties: the class nearest its Zeff). Up to ``passes`` passes (a
+    pass after the first searches only around the last one's changes: the same codes, for a
+    fraction of the work). Edges stay where they are (the pixels along an edge form one
     large patch), and so do thin lines and small parts far from a boundary (a steel wire, a screw).
     ``skip`` pixels (background, starved) never change; those also in ``dark`` (starved: shown as
     metal) count as metal around a speck, the others do not count. The searches run in raster
@@ -414,10 +426,24 @@ def despeckle(code: np.ndarray, z: np.ndarray, skip: np.ndarray, lo: float, hi: 
     dark = np.zeros_like(skip) if dark is None else np.asarray(dark, np.bool_)
     z = np.asarray(z, np.float32)
     out = code.copy()
-    for _ in range(DESPECKLE_PASSES):
+    # one array for every pass (its searches count on; a search marks a pixel no other has)
+    seen = np.zeros(code.shape, np.int32 if code.size * passes < 2**31 else np.int64)
+    tiles = np.ones((-(-code.shape[0] // _TILE), -(-code.shape[1] // _TILE)), np.bool_)
+    base = 0
+    for _ in range(passes):
         src = out.copy()
-        if not _despeckle(src, z, skip, dark, np.float32(lo), np.float32(hi), np.float32(margin), int(max_pixels), out):
+        changed_tiles = np.zeros_like(tiles)
+        changed, searches = _despeckle(src, z, skip, dark, np.float32(lo), np.float32(hi), np.float32(margin),
+                                       int(max_pixels), out, seen, base, tiles, changed_tiles)
+        if not changed:
             break
+        # A patch of the next pass can change only if a pixel in it or next to it changed in this
+        # one (else it and its surroundings were the same, and so was its outcome); every pixel
+        # of such a patch of at most max_pixels lies within max_pixels + 1 of that change, so
+        # within k tiles of a changed tile
+        k = -(-(int(max_pixels) + 1) // _TILE)
+        tiles = binary_dilation(changed_tiles, np.ones((2 * k + 1, 2 * k + 1), np.bool_))
+        base += searches
     return out
 
 
