@@ -57,11 +57,10 @@ __all__ = ["BACKGROUND", "INORGANIC", "METAL", "ORGANIC", "classify", "clcxray_e
 # The GPU's kernels (:mod:`.colour_cuda`) take the same steps.
 
 
-def _remove_scatter(t: np.ndarray, cal: ColourCalibration, out: np.ndarray, scratch: np.ndarray | None = None):
+def _remove_scatter(t: np.ndarray, cal: ColourCalibration, out: np.ndarray):
     """Invert the scanner's scatter model (flat-fielded as in ``detect``) to first order.
 
-    Writes the corrected transmission into ``out`` (float32) and returns it (``scratch`` is not
-    needed any more and is ignored). The smooth term is
+    Writes the corrected transmission into ``out`` (float32) and returns it. The smooth term is
     :func:`xraybag.engine.xray.detect.lowpass`, the low-pass the detector model uses for its
     scatter (linear: ``signal - o - f lowpass(signal)`` with ``signal = (1 + o + f) t``).
     """
