@@ -239,3 +239,37 @@ def test_noise_scatter_and_blur_match_the_engines_noisy_render(tmp_path):
             if signal == "basis":
                 assert abs(ours.mean() - engine.mean()) < 0.01
                 assert 0.8 < ours.std() / engine.std() < 1.25
+
+
+def test_retrace_with_noise_is_the_engines_render_noise_included(tmp_path):
+    """With the scanner's noise on, ``retrace`` draws with the view's own noise key (the bag's
+    render's), so it is the engine's render of the combined scene, noise included: the same
+    transmissions to float rounding (a pixel's quantum count may round to the next quantum where
+    the summed path lengths differ in the last bit) and the same colours. A new key (a bag the
+    engine did not render) gives other noise nearly everywhere."""
+    from dataclasses import replace
+
+    noisy = SCENE.replace(", noise: false", "")
+    out = tmp_path / "data"
+    r = run_cli("render", write(tmp_path / "bag.yaml", noisy), "-n", "1", "-o", out, "-q")
+    assert r.exit_code == 0, r.output
+    bag = core.load_bag(out / "scenes" / "000000.yaml")
+    obj = core.threat_object("pistol", 5, POSE)
+    path = tmp_path / "with_threat.yaml"
+    path.write_text(dump_scene(core.bag_with_threat(bag, obj)))
+    ref = {v.scanner.name: v for v in render_bag(load_scene(path), 0).views}
+    index = len(bag.scene.objects) + 1
+    for view in ("top", "side"):
+        assert bag.views[view].scanner.noise.enabled and bag.views[view].draws is not None
+        thr = core.trace_threat(bag, view, obj, index)
+        comp = core.composite_view(bag, view, {}, thr, np.random.default_rng(0), "retrace")
+        for c in ("low", "high"):
+            a, b = comp.transmission[c], ref[view].transmission[c]
+            close = np.abs(a - b) <= 1e-5 * np.abs(b) + 1e-9
+            assert close.mean() >= 0.999, (view, c, close.mean())
+            assert np.abs(a - b).max() < 0.02, (view, c)
+        assert np.mean(np.any(comp.rgb != ref[view].rgb, axis=2)) <= 1e-3
+        bare = replace(bag, views={**bag.views, view: replace(bag.views[view], draws=None)})
+        other = core.composite_view(bare, view, {}, thr, np.random.default_rng(0), "retrace")
+        moved = np.abs(other.transmission["high"] - ref[view].transmission["high"]) > 1e-5
+        assert moved.mean() > 0.5, (view, moved.mean())

@@ -17,8 +17,11 @@ through the same rays. :func:`composite_view` then makes the view's new signals:
 * ``signal="product"``: the stored transmission times the threat's own polychromatic
   transmission (classic TIP: exact per energy, off by the beam hardening after integration).
 * ``signal="retrace"``: the bag's and the threat's path lengths added and passed through the
-  engine's spectral pass and noise model (:func:`xraybag.engine.xray.detect.detect`): the engine's
-  render of the combined scene, with a new noise draw.
+  engine's spectral pass and noise model (:func:`xraybag.engine.xray.detect.detect`) with the
+  view's own noise key (the counter draws of the bag's render, :attr:`BagView.draws`): the
+  engine's render of the combined scene, noise included, so the pixels the threat does not reach
+  keep the bag's noise. A bag not rendered by the engine draws its key from the caller's
+  generator.
 
 Noise: the stored signal already holds the bag's noise, blur and scatter. With ``basis`` or
 ``product`` the scanner's scatter model is taken out first (:func:`primary_estimate`: the primary
@@ -49,6 +52,7 @@ from xraybag.engine.solids.scene import build_solids, object_solids
 from xraybag.engine.xray.annotate import ObjectLabel, label_objects
 from xraybag.engine.xray.calibration import calibrate_colour, low_high_channels
 from xraybag.engine.xray.colour import pseudo_colour
+from xraybag.engine.xray.counter import CounterDraws, draws_from
 from xraybag.engine.xray.detect import (
     ChannelResponse,
     channel_response,
@@ -63,6 +67,7 @@ from xraybag.errors import XraybagError
 from xraybag.scenes.loader import load_scene, load_scene_data
 from xraybag.scenes.models import Object, Pose, Scanner, Scene
 from xraybag.scenes.yamlsrc import SourceMap
+from xraybag.streams import STREAM_NOISE, bag_rng
 
 #: the two basis materials of the dual-energy fit: a light organic and aluminium
 BASIS = ("pmma", "aluminum")
@@ -80,6 +85,9 @@ class BagView:
     response: ChannelResponse
     trace: TraceResult
     effective_kev: float
+    #: the key of the view's noise draws in the bag's own render (:mod:`xraybag.engine.xray.counter`);
+    #: None where the bag was not rendered by the engine (a folder of a real scanner's images)
+    draws: CounterDraws | None = None
 
 
 @dataclass
@@ -101,13 +109,15 @@ def load_bag(scene_path: str | Path) -> Bag:
     packed, _ = pack_bag(loaded, 0)
     solids, infos = build_solids(packed, tolerance=packed.tolerance)
     bag = Bag(packed, loaded.library, infos)
-    for scanner in packed.scanners:
+    for v, scanner in enumerate(packed.scanners):
         if scanner.type == "ct":
             continue
         geom = view_geometry(scanner, packed)
         response = channel_response(scanner, loaded.library, geom.pixel_mm**2, geom.distance_mm)
+        # the key render_bag drew this view's noise with (its scanner's stream of the bag's seed)
+        draws = draws_from(bag_rng(packed.seed, packed.bag_index, STREAM_NOISE + v))
         bag.views[scanner.name] = BagView(scanner, geom, response, trace(solids, geom),
-                                          effective_energy(response))
+                                          effective_energy(response), draws)
     return bag
 
 
@@ -339,9 +349,10 @@ def composite_view(bag: Bag, view: str, t_bag: dict[str, np.ndarray], thr: Trace
     bv = bag.views[view]
     scanner = bv.scanner
     combined = combine_traces(bv.trace, thr)
-    if signal == "retrace":
-        t_out = detect(combined.paths, combined.materials, scanner, bv.response, bag.library, rng,
-                       bv.geometry.pixel_mm)
+    if signal == "retrace":  # the bag's own noise key: the engine's render of the combined scene
+        draws = bv.draws if bv.draws is not None else draws_from(rng)
+        t_out = detect(combined.paths, combined.materials, scanner, bv.response, bag.library, None,
+                       bv.geometry.pixel_mm, draws=draws)
     else:  # on the primary signal: scatter taken out before and put back after; the change blurred
         noise = scanner.noise
         sc = noise.scatter if noise.enabled else None
