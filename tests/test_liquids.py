@@ -110,3 +110,26 @@ def test_liquid_level_extremes(bottle):
         cavity = np.pi * 29**2 * 98
         assert solids[1].volume == pytest.approx(level * cavity, rel=0.002)
     del rng
+
+
+def test_volume_below_a_plane_is_manifolds_and_a_boxs_closed_form(bottle):
+    """The fill level's volume function (closed form over the faces) against manifold3d's cut of
+    the same meshes at heights through them (and past both ends), and a box's a b (h - z0)."""
+    from xraybag.engine.solids.meshes import to_manifold
+    from xraybag.engine.solids.scene import volume_below
+
+    rng = np.random.default_rng(0)
+    meshes = [trimesh.creation.icosphere(3, 40.0), trimesh.creation.cylinder(30, 100, sections=48),
+              trimesh.creation.capsule(80, 20), trimesh.load(bottle)]
+    for mesh in meshes:
+        mesh = mesh.copy()
+        mesh.apply_transform(trimesh.transformations.random_rotation_matrix(rng.random(3)))
+        cut = to_manifold(mesh)
+        tri = mesh.vertices[mesh.faces]
+        z0, z1 = mesh.vertices[:, 2].min(), mesh.vertices[:, 2].max()
+        for h in np.linspace(z0 - 1.0, z1 + 1.0, 17):
+            want = cut.trim_by_plane([0.0, 0.0, -1.0], -h).volume()
+            assert volume_below(tri, h) == pytest.approx(want, rel=1e-12, abs=1e-9 * cut.volume())
+    box = trimesh.creation.box((30.0, 40.0, 50.0))  # z from -25 to 25
+    for h in (-25.0, -10.0, 0.0, 24.0, 30.0):
+        assert volume_below(box.vertices[box.faces], h) == pytest.approx(30 * 40 * (min(h, 25.0) + 25.0))

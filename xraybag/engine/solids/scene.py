@@ -266,17 +266,43 @@ def fill_cavity(
         mesh = m.to_mesh64()
         return np.asarray(mesh.vert_properties[:, :3]), np.asarray(mesh.tri_verts), z1
     target = level * total
-
-    def below(h: float):
-        return m.trim_by_plane([0.0, 0.0, -1.0], -h)  # keeps z <= h
-
-    h = brentq(lambda h: below(h).volume() - target, z0, z1, xtol=1e-9 * max(1.0, z1 - z0),
+    tri = np.asarray(vertices, dtype=np.float64)[np.asarray(faces)]
+    h = brentq(lambda h: volume_below(tri, h) - target, z0, z1, xtol=1e-9 * max(1.0, z1 - z0),
                rtol=1e-12, maxiter=200)
-    liquid = below(h)
+    liquid = m.trim_by_plane([0.0, 0.0, -1.0], -h)  # keeps z <= h
     if abs(liquid.volume() - target) > FILL_RTOL * 10 * total:  # pragma: no cover - defensive
         raise XraybagError(f"could not solve the fill level {level:g}")
     mesh = liquid.to_mesh64()
     return np.asarray(mesh.vert_properties[:, :3], dtype=np.float64), np.asarray(mesh.tri_verts), h
+
+
+def volume_below(tri: np.ndarray, h: float) -> float:
+    """Volume of a closed, outward-oriented triangle mesh ``tri`` (faces, 3 corners, xyz) below the
+    plane z = ``h``, in closed form: by the divergence theorem with the field (0, 0, z - h), which
+    is zero on the cut, the volume is the sum over the faces' parts below the plane of their signed
+    projected area on xy times (their mean z - h) (z is linear on a face). A face crossing the
+    plane is split at the plane along its two edges that cross it."""
+    z = tri[:, :, 2]
+    below = z < h
+    n_below = below.sum(axis=1)
+
+    def part(a, b, c):  # signed xy area of triangles (a, b, c) times (their mean z - h)
+        area = 0.5 * ((b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0]))
+        return area * ((a[:, 2] + b[:, 2] + c[:, 2]) / 3.0 - h)
+
+    total = float(part(*(tri[n_below == 3, k] for k in range(3))).sum())
+    for odd_below in (True, False):  # one corner below, or one above
+        cut = tri[n_below == (1 if odd_below else 2)]
+        if not len(cut):
+            continue
+        odd = np.argmax(cut[:, :, 2] < h if odd_below else cut[:, :, 2] >= h, axis=1)
+        rows = np.arange(len(cut))
+        a, b, c = (cut[rows, (odd + k) % 3] for k in range(3))  # the odd corner first (same turn)
+        pb = a + ((h - a[:, 2]) / (b[:, 2] - a[:, 2]))[:, None] * (b - a)
+        pc = a + ((h - a[:, 2]) / (c[:, 2] - a[:, 2]))[:, None] * (c - a)
+        corner = float(part(a, pb, pc).sum())  # the odd corner's triangle, cut at the plane
+        total += corner if odd_below else float(part(a, b, c).sum()) - corner
+    return total
 
 
 def bag_solid(scene: Scene) -> Solid | None:
