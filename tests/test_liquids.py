@@ -130,6 +130,12 @@ def test_volume_below_a_plane_is_manifolds_and_a_boxs_closed_form(bottle):
         for h in np.linspace(z0 - 1.0, z1 + 1.0, 17):
             want = cut.trim_by_plane([0.0, 0.0, -1.0], -h).volume()
             assert volume_below(tri, h) == pytest.approx(want, rel=1e-12, abs=1e-9 * cut.volume())
+    from xraybag.engine.solids.scene import fill_cavity
+
+    cyl = trimesh.creation.cylinder(30, 100, sections=48)  # z from -50 to 50
+    v, f, h = fill_cavity(cyl.vertices, cyl.faces, 0.25)
+    assert h == pytest.approx(-25.0, abs=1e-6)  # a quarter of the height
+    assert trimesh.Trimesh(v, f).volume == pytest.approx(0.25 * cyl.volume, rel=1e-6)
     box = trimesh.creation.box((30.0, 40.0, 50.0))  # z from -25 to 25
     for h in (-25.0, -10.0, 0.0, 24.0, 30.0):
         assert volume_below(box.vertices[box.faces], h) == pytest.approx(30 * 40 * (min(h, 25.0) + 25.0))
