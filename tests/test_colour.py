@@ -7,6 +7,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 from scipy.ndimage import binary_dilation
+from specks import speckled
 
 from xraybag.engine.xray.calibration import (
     _hue,
@@ -476,19 +477,6 @@ def test_compiled_gaussian_is_scipys(shape):
     assert np.array_equal(_denoised(stack, 1.0), gaussian_filter(stack, 1.0, mode="nearest"))
 
 
-def speckled(rng, rows, cols, lo=10.0, hi=18.0):
-    """Codes full of specks: Zeff in 6 x 6 blocks near a class boundary or far from both, with
-    noise; K-edge captures; a few solid patches; starved and background pixels."""
-    base = rng.choice([6.0, 9.5, 10.5, 14.0, 17.5, 18.5, 26.0], size=(rows // 6 + 1, cols // 6 + 1))
-    z = (np.kron(base, np.ones((6, 6)))[:rows, :cols] + rng.normal(0, 1.2, (rows, cols))).astype(np.float32)
-    code = np.where(z > hi, 3, np.where(z > lo, 2, 1)).astype(np.uint8)
-    cap = rng.random((rows, cols)) < 0.02
-    code[cap] = rng.integers(4, 6, cap.sum())
-    starved = rng.random((rows, cols)) < 0.04
-    background = rng.random((rows, cols)) < 0.04
-    return code, z, starved, starved | background
-
-
 def test_despeckle_second_pass_around_the_first_ones_changes_equals_a_whole_pass():
     """The passes after the first search only the tiles within a speck's reach of the last pass's
     changes: the same codes as two whole passes (the kernel run on every tile twice)."""
@@ -498,7 +486,8 @@ def test_despeckle_second_pass_around_the_first_ones_changes_equals_a_whole_pass
     second, restricted = 0, 0
     for seed in range(6):
         rng = np.random.default_rng(seed)
-        code, z, dark, skip = speckled(rng, 150, 230)
+        code, z, dark, background = speckled(rng, 150, 230)
+        skip = dark | background
         z[:, 128:], code[:, 128:] = 40.0, 3  # metal far from a boundary: no specks there
         got = C.despeckle(code, z, skip, lo, hi, dark=dark)
         # reference: two whole passes of the kernel, every tile, fresh marks each pass

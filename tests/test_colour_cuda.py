@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import textwrap
+from pathlib import Path
 
 import pytest
 from helpers import ptx_of
@@ -122,32 +123,20 @@ def test_simulated_gpu_colour_equals_cpu(tmp_path):
 
 
 DESPECKLE = textwrap.dedent("""
-    import json
+    import json, sys
     import numpy as np
     from numba import cuda
     from xraybag.engine.xray import colour as C
     from xraybag.engine.xray.colour_cuda import despeckle_cuda
 
+    sys.path.insert(0, sys.argv[1])  # the tests' folder
+    from specks import speckled
+
     lo, hi = np.float32(10.0), np.float32(18.0)
     rows, cols = 24, 30
     out = []
     for seed in range(10):
-        rng = np.random.default_rng(seed)
-        # Zeff in 6 x 6 blocks near a class boundary or far from both, with noise: specks of
-        # every size where it crosses a boundary; K-edge captures (codes 4, 5); patches of 1 to 16
-        # pixels of one code; starved and background pixels (some of code 0)
-        base = rng.choice([6.0, 9.5, 10.5, 14.0, 17.5, 18.5, 26.0], size=(rows // 6 + 1, cols // 6 + 1))
-        z = (np.kron(base, np.ones((6, 6)))[:rows, :cols] + rng.normal(0, 1.2, (rows, cols))).astype(np.float32)
-        code = np.where(z > hi, 3, np.where(z > lo, 2, 1)).astype(np.uint8)
-        cap = rng.random((rows, cols)) < 0.02
-        code[cap] = rng.integers(4, 6, cap.sum())
-        for _ in range(3):
-            i, j = rng.integers(0, rows - 4), rng.integers(0, cols - 4)
-            h, w = rng.integers(1, 5, 2)
-            code[i:i + h, j:j + w] = rng.integers(1, 6)
-        starved = rng.random((rows, cols)) < 0.04
-        background = rng.random((rows, cols)) < 0.04
-        code[background & (rng.random((rows, cols)) < 0.5)] = 0
+        code, z, starved, background = speckled(np.random.default_rng(seed), rows, cols, lo, hi)
         skip = starved | background
         cpu = C.despeckle(code, z, skip, lo, hi, dark=starved)
         one = C.despeckle(code, z, skip, lo, hi, dark=starved, passes=1)  # the first pass alone
@@ -162,7 +151,7 @@ DESPECKLE = textwrap.dedent("""
 def test_simulated_gpu_despeckle_equals_cpu():
     """The GPU's despeckling (a thread per start pixel, each patch searched alone) against the
     CPU's raster-order searches on images full of specks: the same codes, both passes."""
-    proc = _run(["-c", DESPECKLE], sim=True)
+    proc = _run(["-c", DESPECKLE, str(Path(__file__).parent)], sim=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
     runs = json.loads(proc.stdout.strip().splitlines()[-1])
     assert sum(r["changed"] for r in runs) > 200  # the CPU recoloured many specks

@@ -64,20 +64,20 @@ def _remove_scatter(t: np.ndarray, cal: ColourCalibration, out: np.ndarray):
     :func:`xraybag.engine.xray.detect.lowpass`, the low-pass the detector model uses for its
     scatter (linear: ``signal - o - f lowpass(signal)`` with ``signal = (1 + o + f) t``).
     """
-    _unscatter_pass(np.asarray(t), cal, out, nan_floor=True)
+    _unscatter_pass(np.asarray(t), cal, out, log_floor=False)
     return out
 
 
-def _unscatter_pass(t: np.ndarray, cal: ColourCalibration, out: np.ndarray, nan_floor: bool = False,
+def _unscatter_pass(t: np.ndarray, cal: ColourCalibration, out: np.ndarray, log_floor: bool = True,
                     starved: np.ndarray | None = None) -> None:
     """:func:`_unscatter` of one channel into ``out`` (float32, ``t``'s shape): the scatter
-    removal; with ``starved``, that mask of the corrected channel; unless ``nan_floor``, the
+    removal; with ``starved``, that mask of the corrected channel; with ``log_floor``, the
     logarithm's floor (:func:`_codes`)."""
     o, f = cal.scatter_offset, cal.scatter_fraction
     remove = not (o == 0 and f == 0)
     gain = 1.0 + o + f if remove else 1.0
     smooth = lowpass(t, cal.scatter_sigma_px) if remove and f > 0 else np.empty(0)
-    floor = np.float32(np.nan if nan_floor else 0.1 * cal.starvation)
+    floor = np.float32(0.1 * cal.starvation if log_floor else np.nan)  # (NaN: no floor)
     _unscatter(np.ascontiguousarray(t).reshape(-1), smooth.reshape(-1), np.float32(gain),
                np.float32(o if remove else 0.0), -f * gain, floor, np.float32(cal.starvation),
                out.reshape(-1), np.empty(0, np.bool_) if starved is None else starved.reshape(-1))
