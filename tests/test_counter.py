@@ -14,6 +14,7 @@ from xraybag.engine.xray.counter import (
     CounterDraws,
     channel_noise,
     draws_from,
+    noise_pixel,
     philox,
 )
 from xraybag.engine.xray.detect import NORMAL_ABOVE as DETECT_NORMAL_ABOVE
@@ -137,6 +138,55 @@ def test_a_views_draws_do_not_depend_on_the_chunk_or_the_threads():
     assert draws_from(np.random.default_rng(9)) == d
     assert draws_from(np.random.default_rng(10)) != d
 
+
+
+@numba.njit(cache=True)
+def _pixel_by_pixel(sums, c_mean, c_var, extra, q0, ref, per_view, first_view, c, k0, k1, out, ze):
+    """:func:`noise_pixel` (the GPU kernel's per-pixel function) over every element in turn."""
+    for i in range(sums.shape[0]):
+        view = i // per_view
+        p = i - view * per_view
+        w0, w1, w2, w3 = philox(p, first_view + view, 4 * c, 0, k0, k1)
+        noise_pixel(i, p, first_view + view, w0, w1, w2, w3, sums, c_mean, c_var, extra, q0, ref, c,
+                    k0, k1, out, ze)
+
+
+@pytest.mark.parametrize(("with_extra", "quantum", "electronic"),
+                         [(True, True, True), (False, True, True), (False, True, False), (False, False, True)])
+def test_vectorised_blocks_draw_what_each_pixel_draws(with_extra, quantum, electronic):
+    """The CPU's blocks (the words, moments, first ziggurat steps and normal counts as whole-block
+    loops, the rest redone one by one) give :func:`noise_pixel`'s numbers bit for bit: normals
+    past the first step (wedges and the tail, about 1.2 %), Poisson counts by inversion and by
+    PTRS, normal counts, no signal, views that start inside a block."""
+    rng = np.random.default_rng(4)
+    per_view, views = 5003, 9  # blocks of 4096 elements cut across views
+    n = per_view * views
+    s = np.empty((n, 4))
+    s[:, 1] = rng.uniform(0, 2e5, n)
+    s[:, 3] = s[:, 1] * rng.uniform(1, 40, n)
+    lam = np.exp(rng.uniform(np.log(0.05), np.log(5e4), n))  # inversion, PTRS and normal counts
+    weight = rng.uniform(0.5, 30, n)
+    s[:, 1], s[:, 3] = lam * weight, lam * weight * weight
+    s[rng.random(n) < 0.05, 1] = 0.0  # no signal
+    s[:, 0] = s[:, 2] = np.nan  # the other channel's sums are not read
+    extra = rng.uniform(0, 80, n) if with_extra else None
+    d = CounterDraws(0x9E3779B9, 77, 3)
+    got = channel_noise(s, 1, 1, 3, extra, 1.7, 1.3, per_view, d, quantum, electronic)
+    out = np.empty(n if quantum else 0)
+    ze = np.empty(n if electronic else 0, dtype=np.float32)
+    _pixel_by_pixel(s, 1, 3, np.empty(0) if extra is None else extra, 1.7, 1.3, per_view, 3, 1, d.key0, d.key1,
+                    out, ze)
+    if quantum:
+        assert np.array_equal(got[0], out)
+        dim = lam < NORMAL_ABOVE
+        assert dim.sum() > 1000 and (~dim).sum() > 1000
+    else:
+        assert got[0] is None
+    if electronic:
+        assert np.array_equal(got[1], ze)
+        assert np.mean(np.abs(ze) > 3.6541528853610088) > 0  # the tail's loop ran
+    else:
+        assert got[1] is None
 
 SIMULATED = """
 import json

@@ -277,13 +277,35 @@ def noise_pixel(i, p, view, w0, w1, w2, w3, sums, c_mean, c_var, extra, q0, ref,
         ze[i] = z_e
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _rectangle(w):
+    """:func:`ziggurat`'s first step on the word ``w``, without a branch: (the normal its layer's
+    rectangle gives, whether that value is not accepted at once)."""
+    idx = w & np.uint64(0xFF)
+    rabs = np.int64((w >> np.uint64(9)) & np.uint64(0x7FFFFF))
+    neg = (w >> np.uint64(8)) & np.uint64(1)
+    x = np.float32(rabs) * WI[idx] * np.float32(1.0 - 2.0 * np.float64(neg))
+    return x, rabs >= np.int64(KI[idx])
+
+
 @numba.njit(cache=True, nogil=True)
+def _normals(words, row, seg, z, slow):
+    """The rectangle's step of :func:`ziggurat` for the words ``words[row, :seg]``: the normals
+    into ``z[:seg]``, and ``slow[:seg]`` set where a word is not accepted at once (about 1.2 %;
+    :func:`ziggurat_rest` finishes those)."""
+    for t in range(seg):
+        z[t], slow[t] = _rectangle(words[row, t])
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _noise_block(b, block, sums, c_mean, c_var, extra, q0, ref, per_view, first_view, c, k0, k1,
-                 out, ze, words, lam, scale, sl):
-    """Elements ``[b block, (b + 1) block)``, a view's run of pixels at a time: their counters'
-    words and the quanta's :func:`moments` first (branch-free loops the compiler vectorises,
-    divisions and square roots included), then the draws one by one: :func:`noise_pixel`'s
-    numbers, in other loops."""
+                 out, ze, words, lam, scale, sl, zq, slow_q, slow_e):
+    """Elements ``[b block, (b + 1) block)``, a view's run of pixels at a time: :func:`noise_pixel`'s
+    numbers, in loops the compiler vectorises: the counters' words, the quanta's :func:`moments`
+    (from contiguous copies of the two columns; IEEE division without Python's zero checks, which
+    would keep the loop from vectorising), the normals' first step (:func:`_normals`) and :func:`count`'s normal approximation
+    for every pixel; the few draws that need more (a normal not accepted at once, a Poisson count
+    under :data:`NORMAL_ABOVE` quanta) are then redone one by one."""
     n = sums.shape[0]
     i0 = b * block
     i1 = min(n, i0 + block)
@@ -304,31 +326,40 @@ def _noise_block(b, block, sums, c_mean, c_var, extra, q0, ref, per_view, first_
             words[2, t] = w2
             words[3, t] = w3
         if need_q:
-            for t in range(seg):
-                m = sums[i + t, c_mean]
-                var = sums[i + t, c_var]
-                if has_extra:
+            for t in range(seg):  # the columns, contiguous (lam and scale as scratch)
+                lam[t] = sums[i + t, c_mean]
+                scale[t] = sums[i + t, c_var]
+            if has_extra:
+                for t in range(seg):
                     e = extra[i + t]
-                    var = var + e * q0
-                    m = m + e
-                lam[t], scale[t] = moments(m, var)
-                sl[t] = math.sqrt(lam[t])
-        for t in range(seg):
-            zq, z_e = draws(words[0, t], words[1, t], p0 + t, v, c, k0, k1, need_q, need_e)
-            if need_q:
-                out[i + t] = count(lam[t], sl[t], zq, words[2, t], words[3, t], p0 + t, v, s + 3, k0, k1)
-            if need_e:
-                ze[i + t] = z_e
-        if need_q:
+                    scale[t] = scale[t] + e * q0
+                    lam[t] = lam[t] + e
             for t in range(seg):
-                out[i + t] = out[i + t] * scale[t] / ref
+                lam[t], scale[t] = moments(lam[t], scale[t])
+                sl[t] = math.sqrt(lam[t])
+            _normals(words, 0, seg, zq, slow_q)
+        if need_e:
+            _normals(words, 1, seg, ze[i:], slow_e)
+        for t in range(seg):
+            if need_q and slow_q[t]:
+                zq[t] = ziggurat_rest(words[0, t], p0 + t, v, s + 1, k0, k1)
+            if need_e and slow_e[t]:
+                ze[i + t] = ziggurat_rest(words[1, t], p0 + t, v, s + 2, k0, k1)
+        if need_q:
+            for t in range(seg):  # count()'s normal approximation, (count * scale) / ref
+                k = max(float(math.floor(np.float64(zq[t]) * sl[t] + lam[t] + 0.5)), 0.0)
+                out[i + t] = k * scale[t] / ref
+            for t in range(seg):
+                if lam[t] < NORMAL_ABOVE:
+                    k = poisson(lam[t], words[2, t], words[3, t], p0 + t, v, s + 3, k0, k1)
+                    out[i + t] = k * scale[t] / ref
         i += seg
 
 
 _BLOCK = 4096
 
 
-@numba.njit(parallel=True, cache=True, nogil=True)
+@numba.njit(parallel=True, cache=True, nogil=True, error_model="numpy")
 def _noise_threads(sums, c_mean, c_var, extra, q0, ref, per_view, first_view, c, k0, k1,
                    out, ze):
     n = sums.shape[0]
@@ -337,11 +368,14 @@ def _noise_threads(sums, c_mean, c_var, extra, q0, ref, per_view, first_view, c,
         lam = np.empty(_BLOCK)
         scale = np.empty(_BLOCK)
         sl = np.empty(_BLOCK)
+        zq = np.empty(_BLOCK, dtype=np.float32)
+        slow_q = np.empty(_BLOCK, dtype=np.bool_)
+        slow_e = np.empty(_BLOCK, dtype=np.bool_)
         _noise_block(b, _BLOCK, sums, c_mean, c_var, extra, q0, ref, per_view, first_view, c, k0, k1,
-                     out, ze, words, lam, scale, sl)
+                     out, ze, words, lam, scale, sl, zq, slow_q, slow_e)
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _noise_one(sums, c_mean, c_var, extra, q0, ref, per_view, first_view, c, k0, k1,
                out, ze):
     n = sums.shape[0]
@@ -349,9 +383,12 @@ def _noise_one(sums, c_mean, c_var, extra, q0, ref, per_view, first_view, c, k0,
     lam = np.empty(_BLOCK)
     scale = np.empty(_BLOCK)
     sl = np.empty(_BLOCK)
+    zq = np.empty(_BLOCK, dtype=np.float32)
+    slow_q = np.empty(_BLOCK, dtype=np.bool_)
+    slow_e = np.empty(_BLOCK, dtype=np.bool_)
     for b in range((n + _BLOCK - 1) // _BLOCK):
         _noise_block(b, _BLOCK, sums, c_mean, c_var, extra, q0, ref, per_view, first_view, c, k0, k1,
-                     out, ze, words, lam, scale, sl)
+                     out, ze, words, lam, scale, sl, zq, slow_q, slow_e)
 
 
 def channel_noise(sums: np.ndarray, c: int, c_mean: int, c_var: int, extra, q0: float, ref: float,
