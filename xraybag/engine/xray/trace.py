@@ -168,6 +168,41 @@ def sheared_hit(ax, ay, az, bx, by, bz, cx, cy, cz, sx, sy, sz):
     return True, -s * t
 
 
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _run_hits(ax, ay, az, bx, by, bz, cx, cy, cz, sht, ri, j0, j1, dist, kind):
+    """:func:`sheared_hit` for the rays ``j0 <= j < j1`` of row ``ri`` (one origin, one
+    permutation; the shears ``sht[ri, :, j]``: :func:`shear_setup`'s, each component contiguous
+    along the row), without a branch, so that the compiler vectorises it:
+    ``kind[j - j0]`` is 1 for a hit whose signed distance is ``dist[j - j0]`` (the same operations
+    in the same order: the same number), 0 for a miss, and 2 where the ray meets an edge of the
+    triangle exactly (an edge function is 0 and the others are not negative): there the caller
+    asks :func:`sheared_hit`, whose top-left rule decides. IEEE division: a zero determinant's
+    quotient is computed and discarded."""
+    for j in range(j0, j1):
+        sx = sht[ri, 0, j]
+        sy = sht[ri, 1, j]
+        sz = sht[ri, 2, j]
+        axs = ax - sx * az
+        ays = ay - sy * az
+        bxs = bx - sx * bz
+        bys = by - sy * bz
+        cxs = cx - sx * cz
+        cys = cy - sy * cz
+        u = cxs * bys - cys * bxs
+        v = axs * cys - ays * cxs
+        ww = bxs * ays - bys * axs
+        det = u + v + ww
+        s = 1.0 if det > 0.0 else -1.0
+        un = s * u
+        vn = s * v
+        wn = s * ww
+        inside = (det != 0.0) & (un >= 0.0) & (vn >= 0.0) & (wn >= 0.0)
+        on_edge = (un == 0.0) | (vn == 0.0) | (wn == 0.0)
+        t = (u * az + v * bz + ww * cz) * sz / det
+        dist[j - j0] = -s * t
+        kind[j - j0] = np.uint8(inside) * (np.uint8(1) + np.uint8(on_edge))
+
+
 def shear_setup(d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-ray constants of the watertight test (Woop et al.): for directions ``d`` (..., 3),
     the axis permutation (kx, ky, kz), int8, and the shear (sx, sy, sz), float64."""
@@ -367,7 +402,7 @@ def _row_columns(vertices, tri, i, vrow, vcol, origin_row, origin_col, fan, is_f
 
 @numba.njit(cache=True, nogil=True)
 def _trace_faces(vertices, faces, slots, vrow, vcol, origin_row, origin_col, kk, sh, fan, out, r0, c0,
-                 uniform, fk):
+                 uniform, fk, sht):
     """Accumulate signed hit distances of ``faces`` into ``out[i - r0, j - c0, slot]``.
 
     ``kk``, ``sh``: per-ray permutation and shear, shape (rows or 1, cols, 3); a first axis of 1
@@ -379,7 +414,9 @@ def _trace_faces(vertices, faces, slots, vrow, vcol, origin_row, origin_col, kk,
     ``fk``: the fan's tangent table (:func:`fan_keys`; empty: the angle table ``fan`` alone).
     ``uniform`` (see :func:`uniform_rows`): the rays of a row share their origin, so the
     triangle's vertices relative to it are computed once per row and permutation (a fan has
-    one or two), not per ray: the same numbers, as :func:`sheared_hit` says.
+    one or two), not per ray: the same numbers, as :func:`sheared_hit` says; a run of a row's
+    rays with one permutation is tested at once (:func:`_run_hits`, ``sht``: ``sh`` with its
+    components first, (rows or 1, 3, cols)).
     """
     h, w = out.shape[0], out.shape[1]
     rows, cols = origin_row.shape[0], origin_col.shape[0]
@@ -389,6 +426,8 @@ def _trace_faces(vertices, faces, slots, vrow, vcol, origin_row, origin_col, kk,
     eps = 1e-6
     margin = TAN_MARGIN if tangent else eps
     near = np.empty(3, np.int64)  # per edge, the fan interval of its last crossing
+    dist = np.empty(cols)  # a run of rays' signed distances and kinds (_run_hits)
+    kind = np.empty(cols, np.uint8)
     ec = np.zeros((3, 4))  # per edge, its crossing of a row's plane in the fan's frame (tangent)
     for f in range(faces.shape[0]):
         a, b, c = faces[f, 0], faces[f, 1], faces[f, 2]
@@ -448,21 +487,30 @@ def _trace_faces(vertices, faces, slots, vrow, vcol, origin_row, origin_col, kk,
             ja = max(int(np.ceil(lo - margin)), j0)
             jb = min(int(np.floor(hi + margin)), j1)
             ri = i if per_row else 0
-            if uniform:  # one origin for the row: the differences once per permutation
+            if uniform:  # one origin for the row: the differences once per run of a permutation
                 o = (origin_row[i, 0] + origin_col[0, 0], origin_row[i, 1] + origin_col[0, 1],
                      origin_row[i, 2] + origin_col[0, 2])
-                ax = ay = az = bx = by = bz = cx = cy = cz = 0.0
-                kx = ky = kz = -1
-                for j in range(ja, jb + 1):
-                    if kk[ri, j, 0] != kx or kk[ri, j, 1] != ky or kk[ri, j, 2] != kz:
-                        kx, ky, kz = kk[ri, j, 0], kk[ri, j, 1], kk[ri, j, 2]
-                        ox, oy, oz = o[kx], o[ky], o[kz]
-                        ax, ay, az = vertices[a, kx] - ox, vertices[a, ky] - oy, vertices[a, kz] - oz
-                        bx, by, bz = vertices[b, kx] - ox, vertices[b, ky] - oy, vertices[b, kz] - oz
-                        cx, cy, cz = vertices[c, kx] - ox, vertices[c, ky] - oy, vertices[c, kz] - oz
-                    hit, st = sheared_hit(ax, ay, az, bx, by, bz, cx, cy, cz, sh[ri, j, 0], sh[ri, j, 1], sh[ri, j, 2])
-                    if hit:
-                        out[i - r0, j - c0, slot] += st
+                j = ja
+                while j <= jb:
+                    kx, ky, kz = kk[ri, j, 0], kk[ri, j, 1], kk[ri, j, 2]
+                    e = j + 1
+                    while e <= jb and kk[ri, e, 0] == kx and kk[ri, e, 1] == ky and kk[ri, e, 2] == kz:
+                        e += 1
+                    ox, oy, oz = o[kx], o[ky], o[kz]
+                    ax, ay, az = vertices[a, kx] - ox, vertices[a, ky] - oy, vertices[a, kz] - oz
+                    bx, by, bz = vertices[b, kx] - ox, vertices[b, ky] - oy, vertices[b, kz] - oz
+                    cx, cy, cz = vertices[c, kx] - ox, vertices[c, ky] - oy, vertices[c, kz] - oz
+                    _run_hits(ax, ay, az, bx, by, bz, cx, cy, cz, sht, ri, j, e, dist, kind)
+                    for jj in range(j, e):
+                        f = kind[jj - j]
+                        if f == 1:
+                            out[i - r0, jj - c0, slot] += dist[jj - j]
+                        elif f == 2:  # an edge function is exactly 0: the top-left rule decides
+                            hit, st = sheared_hit(ax, ay, az, bx, by, bz, cx, cy, cz,
+                                                  sh[ri, jj, 0], sh[ri, jj, 1], sh[ri, jj, 2])
+                            if hit:
+                                out[i - r0, jj - c0, slot] += st
+                    j = e
                 continue
             for j in range(ja, jb + 1):
                 hit, st = ray_hit(
@@ -596,6 +644,7 @@ def trace_numba(solids: "list[Solid]", geometry: RayGeometry) -> TraceResult:
     total = np.zeros((g.rows, g.cols, len(materials)), dtype=np.float32)
     objects: list[ObjectTrace] = []
     kk, sh, fan = ray_constants(g)
+    sht = np.ascontiguousarray(sh.transpose(0, 2, 1))
     uniform = uniform_rows(g)
     fk = fan_keys(fan)
     for plan in plans:
@@ -609,7 +658,7 @@ def trace_numba(solids: "list[Solid]", geometry: RayGeometry) -> TraceResult:
                 np.ascontiguousarray(pr, dtype=np.float64),
                 np.ascontiguousarray(pc, dtype=np.float64),
                 g.origin_row, g.origin_col, kk, sh, fan,
-                buf, plan.r0, plan.c0, uniform, fk,
+                buf, plan.r0, plan.c0, uniform, fk, sht,
             )
         finish_object(plan, buf, total, objects)
     return TraceResult(materials, total, objects, time.perf_counter() - t0)
