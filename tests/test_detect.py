@@ -302,6 +302,14 @@ def test_to_raw():
     assert raw.tolist() == [[0, 0, 30000, 60000, 65535], [1, 59999, 65532, 65535, 15000]]
     assert np.array_equal(to_raw(t, white=60000.0), raw)
     assert to_raw(np.array([0.5]), white=1000.0).tolist() == [500]
+    # halves round to even, as np.rint; beyond the range clipped; NaN gives 0; any shape
+    edge = np.array([0.5, 1.5, 2.5, 65534.5, 65535.4, 7e4, np.inf, -np.inf, -0.0, np.nan])
+    assert to_raw(edge, white=1.0).tolist() == [0, 2, 2, 65534, 65535, 65535, 65535, 0, 0, 0]
+    rng = np.random.default_rng(3)
+    cube = rng.uniform(-0.2, 1.3, (3, 40, 7))
+    with np.errstate(invalid="ignore"):
+        expected = np.rint(np.clip(cube * 51234.0, 0, 65535)).astype(np.uint16)
+    assert np.array_equal(to_raw(cube, white=51234.0), expected)
 
 
 def test_mu_table_cached(library):
