@@ -15,6 +15,8 @@ from xraybag.engine.xray.detect import (
     spectral_memory,
     to_raw,
 )
+from xraybag.engine.xray.paths import SparsePaths
+from xraybag.engine.xray.spectral import sparse_signals
 from xraybag.errors import XraybagError
 from xraybag.materials import default_library
 from xraybag.scenes.models import Detector, Scanner
@@ -237,7 +239,7 @@ def test_blur_spreads_an_edge(library):
 
 
 def test_many_materials_and_chunks(library, monkeypatch):
-    import xraybag.engine.xray.detect as detect_module
+    import xraybag.engine.xray.spectral as spectral_module
 
     sc = scanner({"kvp": 80})
     resp = channel_response(sc, library, 1.0, 1000.0)
@@ -245,7 +247,7 @@ def test_many_materials_and_chunks(library, monkeypatch):
     L = (np.random.default_rng(0).random((33, 17, 3)) * 30).astype(np.float32)
     L[:5] = 0
     whole = detect(L, mats, sc, resp, library, np.random.default_rng(0), 1.0)
-    monkeypatch.setattr(detect_module, "CHUNK_BYTES", 4096)
+    monkeypatch.setattr(spectral_module, "CHUNK_BYTES", 4096)
     chunked = detect(L, mats, sc, resp, library, np.random.default_rng(0), 1.0)
     for ch in whole:
         assert np.array_equal(whole[ch], chunked[ch])  # blocks stand alone: the same numbers
@@ -258,7 +260,7 @@ def test_spectral_pass_does_not_depend_on_threads(library, monkeypatch):
     and blocks of 64 pixels: the same float64 bits."""
     import numba
 
-    import xraybag.engine.xray.detect as detect_module
+    import xraybag.engine.xray.spectral as spectral_module
 
     rng = np.random.default_rng(3)
     L2 = (rng.random((40 * 24, 4)) * 30).astype(np.float32)
@@ -271,7 +273,7 @@ def test_spectral_pass_does_not_depend_on_threads(library, monkeypatch):
         runs = []
         for threads, chunk in ((1, 1 << 30), (numba.config.NUMBA_NUM_THREADS, 64 * 4 * 4)):
             numba.set_num_threads(threads)
-            monkeypatch.setattr(detect_module, "CHUNK_BYTES", chunk)
+            monkeypatch.setattr(spectral_module, "CHUNK_BYTES", chunk)
             runs.append(dense_signals(L2, mu, w, stride=24, threads=threads > 1))
     finally:
         numba.set_num_threads(before)
@@ -279,6 +281,46 @@ def test_spectral_pass_does_not_depend_on_threads(library, monkeypatch):
     ref = np.exp(-(L2.astype(np.float64) @ mu)) @ w
     assert np.max(np.abs(runs[0] - ref) / ref) < 1e-5
 
+
+
+@pytest.mark.parametrize("channels", [2, 3, 4])
+def test_sparse_paths_give_the_dense_passs_numbers(library, monkeypatch, channels):
+    """The CPU tracer's per-pixel entries (:class:`SparsePaths`) through the spectral pass: the
+    dense pass's float64 bits (two, three or four channel sums), with rows equal to the one
+    above and empty pixels, in blocks on threads; and a whole noisy detection
+    with counter draws from them equals the one from the dense image."""
+    import numba
+
+    import xraybag.engine.xray.spectral as spectral_module
+
+    rng = np.random.default_rng(5)
+    rows, cols, m = 30, 21, 6
+    L = (rng.random((rows, cols, m)) * 30).astype(np.float32)
+    L[rng.random(L.shape) < 0.7] = 0.0
+    L[12:18] = L[11]  # rows equal to the one above
+    L[:3] = 0.0  # air
+    sp = SparsePaths.from_dense(L)
+    assert np.array_equal(sp.dense(), L) and sp.count.max() <= m and sp.count[:3 * cols].sum() == 0
+    mu = rng.random((m, 40)) * 0.05
+    w = rng.random((40, channels)) * 100
+    dense = dense_signals(L.reshape(-1, m), mu, w, stride=cols)
+    assert np.array_equal(sparse_signals(sp, mu, w, stride=cols), dense)
+    assert np.array_equal(sparse_signals(sp, mu, w, stride=0), dense)
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+        monkeypatch.setattr(spectral_module, "CHUNK_BYTES", 64 * 4 * m)
+        assert np.array_equal(sparse_signals(sp, mu, w, stride=cols, threads=True), dense)
+    finally:
+        numba.set_num_threads(before)
+    sc = scanner({"kvp": 120}, noise={"enabled": True, "quantum": True, "electronic": 3.0,
+                                      "scatter": {"fraction": 0.05, "width": 8.0}, "blur": 0.7})
+    resp = channel_response(sc, library, 1.0, 1000.0)
+    mats = ["water", "aluminum", "hdpe", "iron", "pvc", "glass"]
+    key = draws_from(np.random.default_rng(2))
+    a = detect(L, mats, sc, resp, library, None, 1.0, draws=key)
+    b = detect(sp, mats, sc, resp, library, None, 1.0, draws=key)
+    assert a.keys() == b.keys() and all(np.array_equal(a[c], b[c]) for c in a)
 
 def test_no_materials(library):
     sc = scanner({"kvp": 80})

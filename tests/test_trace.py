@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 import trimesh
 
+from xraybag.engine.xray import paths as P
+from xraybag.engine.xray.annotate import attenuation
 from xraybag.engine.xray.scanners import view_geometry
 from xraybag.engine.xray.trace import trace
 from xraybag.scenes.models import Scanner, Scene
@@ -209,3 +211,72 @@ def test_row_shortcuts_give_the_same_bits(monkeypatch, kind):
     assert fast.paths.tobytes() == plain.paths.tobytes()
     for a, b in zip(fast.objects, plain.objects):
         assert a.paths.tobytes() == b.paths.tobytes()
+
+
+def test_sparse_totals_add_the_windows_in_order_as_the_dense_image_did():
+    """Three windows over a 20 x 30 image, two of them with a material in common where they
+    overlap: each addition in float64 rounded to float32, object by object (random float64
+    lengths, whose sums round differently when added in float32), lengths under 1e-9 mm left out, a pixel's entries in the
+    materials' order whatever order the objects bring them in."""
+    rows, cols = 20, 30
+    windows = [  # r0, c0, h, w, materials
+        (0, 0, 20, 20, [2]),
+        (5, 5, 15, 25, [0, 2]),
+        (0, 10, 12, 20, [1, 0]),
+    ]
+    rng = np.random.default_rng(1)
+    blocks = []
+    for _, _, h, w, mats in windows:
+        b = rng.uniform(1.0, 40.0, (h, w, len(mats)))
+        b[rng.random(b.shape) < 0.25] = 0.0
+        b[0, 0, 0] = 5e-10  # grazing round-off: not a length
+        blocks.append(b)
+    win = np.array([(r0, c0, h, w, len(m), 0) for r0, c0, h, w, m in windows], dtype=np.int64)
+    win[:, 5] = np.concatenate([[0], np.cumsum([b.size for b in blocks])[:-1]])
+    mats = np.concatenate([np.array(m, np.int64) for *_, m in windows])
+    mat_off = np.concatenate([[0], np.cumsum([len(m) for *_, m in windows])]).astype(np.int64)
+    flat = np.concatenate([b.reshape(-1) for b in blocks])
+    sp = P.sparse_totals(flat, win, mat_off, mats, rows, cols, 3)
+    expected = np.zeros((rows, cols, 3), np.float32)
+    for (r0, c0, h, w, ms), b in zip(windows, blocks):
+        for i, j, k in np.ndindex(b.shape):
+            if b[i, j, k] >= 1e-9:
+                cell = expected[r0 + i, c0 + j]
+                cell[ms[k]] = np.float32(np.float64(cell[ms[k]]) + b[i, j, k])
+    assert sp.dense().tobytes() == expected.tobytes()
+    for p in range(rows * cols):
+        entries = sp.mat[sp.start[p] : sp.start[p] + sp.count[p]]
+        assert np.all(np.diff(entries) > 0)  # one entry a material, in order
+        assert np.all(sp.length[sp.start[p] : sp.start[p] + sp.count[p]] > 0)
+    assert sp.count.sum() == np.count_nonzero(expected)
+    again = P.SparsePaths.from_dense(expected)
+    assert np.array_equal(again.count, sp.count) and again.dense().tobytes() == expected.tobytes()
+
+
+def test_the_cpu_tracer_keeps_a_pixels_entries_and_its_labels_attenuation():
+    """The CPU tracer's result holds its path lengths as entries; its dense image (made on
+    first use) is the objects' own windows added up, and the labels' attenuation is the float32
+    sum over the entries in material order (the GPU's order), within float32 rounding of the
+    dense matrix product."""
+    g = parallel(pitch=2.0, panel=(200, 200))
+    a = trimesh.creation.box([60, 50, 40])
+    b = trimesh.creation.icosphere(2, 30)
+    b.apply_translation([20, 10, 5])  # overlaps the box, same material
+    c = trimesh.creation.cylinder(12, 80)
+    c.apply_translation([-30, -20, 0])
+    tr = trace([solid(a, "steel", 1), solid(b, "steel", 2), solid(c, "water", 3)], g)
+    assert isinstance(tr, P.SparseTraceResult)
+    sp = tr.sparse
+    summed = sum(o.full(g.rows, g.cols)[:, :, None] * np.eye(len(tr.materials))[[tr.materials.index(
+        "steel" if o.index < 3 else "water")]] for o in tr.objects)
+    assert tr.paths.shape == (g.rows, g.cols, 2)
+    assert np.allclose(tr.paths, summed, rtol=1e-6, atol=1e-6)
+    assert (sp.count == 2).sum() > 20 and sp.count.max() == 2  # both materials in some pixels
+    mu = np.array([0.35, 0.02])
+    att = attenuation(tr, mu)
+    ref = np.zeros(g.rows * g.cols, np.float32)
+    for p in range(g.rows * g.cols):
+        for q in range(sp.start[p], sp.start[p] + sp.count[p]):
+            ref[p] = np.float32(ref[p] + sp.length[q] * np.float32(mu[sp.mat[q]]))
+    assert att.tobytes() == ref.reshape(g.rows, g.cols).tobytes()
+    assert np.allclose(att, tr.paths @ mu.astype(np.float32), rtol=1e-6, atol=1e-6)

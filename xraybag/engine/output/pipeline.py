@@ -82,6 +82,8 @@ def render_view(
     draws = draws_from(rng)  # noise by counter: the same draws on the CPU and on a GPU
     detect_view = DETECT_VIEW[backend if backend in DETECT_VIEW else "numba"]  # the GPU's with its tracer
     paths = getattr(tr, "device_paths", None)  # the CUDA tracer's stay on the GPU
+    if paths is None:  # the CPU tracer's entries (SparsePaths), else the dense image
+        paths = getattr(tr, "sparse", None)
     T = detect_view(tr.paths if paths is None else paths, tr.materials, scanner, response, library,
                     geom.pixel_mm, draws)
     raw = {ch: to_raw(T[ch], scanner.detector) for ch in T}

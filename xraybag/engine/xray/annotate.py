@@ -46,11 +46,28 @@ class ObjectLabel:
 
 def attenuation(tr: TraceResult, mu: np.ndarray) -> np.ndarray:
     """Total line integral sum_m mu_m L_m per pixel; ``mu`` per material of ``tr`` (1/mm). Path
-    lengths on a GPU (the CUDA tracer's result) are summed there and only the image comes back."""
+    lengths on a GPU (the CUDA tracer's result) are summed there and only the image comes back;
+    the CPU tracer's :class:`~.trace.SparsePaths` are summed over their entries."""
     on_gpu = getattr(tr, "device_attenuation", None)
     if on_gpu is not None:
         return on_gpu(mu)
+    sp = getattr(tr, "sparse", None)
+    if sp is not None:  # the CPU tracer's entries: float32 sums in material order, as on the GPU
+        out = np.empty((sp.rows, sp.cols), dtype=np.float32)
+        _entry_attenuation(sp.start, sp.count, sp.mat, sp.length, np.asarray(mu, dtype=np.float32), out.reshape(-1))
+        return out
     return tr.paths @ np.asarray(mu, dtype=np.float32)
+
+
+@numba.njit(cache=True, nogil=True)
+def _entry_attenuation(start, count, mat, length, mu, out):
+    """``out[p] = sum mu[m] L`` over pixel p's (material, length) entries, float32, in their
+    (the materials') order."""
+    for p in range(out.size):
+        acc = np.float32(0.0)
+        for q in range(start[p], start[p] + count[p]):
+            acc += length[q] * mu[mat[q]]
+        out[p] = acc
 
 
 @numba.njit(cache=True, nogil=True)

@@ -28,7 +28,7 @@ import numba
 import numpy as np
 from numba import cuda
 
-from xraybag.engine.xray.detect import dense_signals, on_device, spectral_operands
+from xraybag.engine.xray.spectral import dense_signals, on_device, spectral_operands
 
 #: threads per block
 THREADS = 128
@@ -87,7 +87,7 @@ def dense_signals_cuda(L2: np.ndarray, mu: np.ndarray, weights: np.ndarray, stri
 
 
 def signals_on_device(L32, mu32: np.ndarray, wt32: np.ndarray, open_beam: np.ndarray):
-    """The spectral pass's kernel on :func:`~xraybag.engine.xray.detect.spectral_operands`' operands
+    """The spectral pass's kernel on :func:`~xraybag.engine.xray.spectral.spectral_operands`' operands
     (``L32`` on the GPU or the host): the (n, K) float64 sums as a new device array."""
     d_out = cuda.device_array((L32.shape[0], open_beam.shape[0]), dtype=np.float64)
     if L32.shape[0]:

@@ -25,6 +25,15 @@ from typing import TYPE_CHECKING, Callable
 import numba
 import numpy as np
 
+from xraybag.engine.xray.paths import (
+    ObjectTrace,
+    SparseTraceResult,
+    TraceResult,
+    own_lengths,
+    sparse_totals,
+    window_table,
+)
+
 if TYPE_CHECKING:
     from xraybag.engine.solids.scene import Solid
 
@@ -50,36 +59,6 @@ class RayGeometry:
         d = self.dir_row[:, None, :] + self.dir_col[None, :, :]
         d = d / np.linalg.norm(d, axis=-1, keepdims=True)
         return o, d
-
-
-@dataclass
-class ObjectTrace:
-    """Path lengths (mm) of one object over its window of the image, one plane per material."""
-
-    index: int
-    r0: int
-    c0: int
-    paths: np.ndarray  # (h, w, k) float32
-    materials: list[int]  # indices into TraceResult.materials
-
-    def total(self) -> np.ndarray:
-        return self.paths.sum(axis=2)
-
-    def full(self, rows: int, cols: int, weights: np.ndarray | None = None) -> np.ndarray:
-        """The object's (weighted) path length as a full (rows, cols) float64 image."""
-        out = np.zeros((rows, cols))
-        w = np.ones(len(self.materials)) if weights is None else weights
-        h, wd = self.paths.shape[:2]
-        out[self.r0 : self.r0 + h, self.c0 : self.c0 + wd] = self.paths @ w
-        return out
-
-
-@dataclass
-class TraceResult:
-    materials: list[str]
-    paths: np.ndarray  # (rows, cols, M) float32, mm of each material along each ray
-    objects: list[ObjectTrace]
-    seconds: float = 0.0
 
 
 #: Plain-Python sources of the per-ray helpers, by name: compiled here for the CPU (numba.njit) and
@@ -604,51 +583,23 @@ def plan_objects(solids: "list[Solid]", g: RayGeometry) -> tuple[list[str], dict
     return materials, mindex, plans
 
 
-@numba.njit(cache=True, nogil=True)
-def _finish(buf, total, r0, c0, mats, own):
-    """:func:`finish_object`'s pass: path lengths below 1e-9 mm (the round-off of grazing rays
-    included) become 0; each is added to ``total`` in float64 and rounded to float32 there
-    (as numpy's ``total += buf``) and written to ``own`` (float32) when it is not empty."""
-    h, w, k_all = buf.shape
-    keep = own.size > 0
-    for i in range(h):
-        for j in range(w):
-            for k in range(k_all):
-                v = buf[i, j, k]
-                if v < 1e-9:  # adds nothing to the total (x + 0.0 is x)
-                    if keep:
-                        own[i, j, k] = 0.0
-                    continue
-                m = mats[k]
-                total[r0 + i, c0 + j, m] = np.float32(np.float64(total[r0 + i, c0 + j, m]) + v)
-                if keep:
-                    own[i, j, k] = np.float32(v)
-
-
-def finish_object(plan: ObjectPlan, buf: np.ndarray, total: np.ndarray, objects: list[ObjectTrace]) -> None:
-    """Clamp an object's float64 buffer (h, w, slots) and add it to ``total`` and ``objects``."""
-    own = np.empty(buf.shape if plan.index > 0 else (0, 0, 0), dtype=np.float32)
-    mats = np.asarray(plan.mats, dtype=np.int64)  # slot k holds material plan.mats[k]
-    _finish(np.ascontiguousarray(buf, dtype=np.float64), total, plan.r0, plan.c0, mats, own)
-    if plan.index > 0:
-        objects.append(ObjectTrace(plan.index, plan.r0, plan.c0, own, plan.mats))
-
-
 def trace_numba(solids: "list[Solid]", geometry: RayGeometry) -> TraceResult:
-    """The CPU reference: per-object windows traced by the numba kernel above."""
+    """The CPU reference: per-object windows traced by the numba kernel above, into one flat
+    float64 buffer (:func:`window_table`); the view's path lengths as :class:`SparsePaths`."""
     import time
 
     t0 = time.perf_counter()
     g = geometry
     materials, mindex, plans = plan_objects(solids, g)
-    total = np.zeros((g.rows, g.cols, len(materials)), dtype=np.float32)
-    objects: list[ObjectTrace] = []
     kk, sh, fan = ray_constants(g)
     sht = np.ascontiguousarray(sh.transpose(0, 2, 1))
     uniform = uniform_rows(g)
     fk = fan_keys(fan)
-    for plan in plans:
-        buf = np.zeros((plan.h, plan.w, len(plan.mats)), dtype=np.float64)
+    win, size, mats, mat_off = window_table(plans)
+    flat = np.zeros(size, dtype=np.float64)
+    for o, plan in enumerate(plans):
+        off = int(win[o, 5])
+        buf = flat[off : off + plan.h * plan.w * len(plan.mats)].reshape(plan.h, plan.w, len(plan.mats))
         for s, (pr, pc) in zip(plan.parts, plan.projected):
             slots = np.full(len(s.faces), plan.local[mindex[s.material]], dtype=np.int32)
             _trace_faces(
@@ -660,8 +611,15 @@ def trace_numba(solids: "list[Solid]", geometry: RayGeometry) -> TraceResult:
                 g.origin_row, g.origin_col, kk, sh, fan,
                 buf, plan.r0, plan.c0, uniform, fk, sht,
             )
-        finish_object(plan, buf, total, objects)
-    return TraceResult(materials, total, objects, time.perf_counter() - t0)
+    sparse = sparse_totals(flat, win, mat_off, mats, g.rows, g.cols, len(materials))
+    objects: list[ObjectTrace] = []
+    for o, plan in enumerate(plans):
+        if plan.index > 0:
+            _, _, h, w, k, off = (int(x) for x in win[o])
+            own = np.empty((h, w, k), dtype=np.float32)
+            own_lengths(flat[off : off + h * w * k], own.reshape(-1))
+            objects.append(ObjectTrace(plan.index, plan.r0, plan.c0, own, plan.mats))
+    return SparseTraceResult(materials, sparse, objects, time.perf_counter() - t0)
 
 
 #: Tracing backends by name. The numba CPU tracer is the reference; the CUDA tracer

@@ -35,11 +35,15 @@ import numpy as np
 from numba import cuda
 
 from xraybag.engine.xray import trace as _trace
+from xraybag.engine.xray.paths import (
+    ObjectTrace,
+    TraceResult,
+    own_lengths,
+    window_table,
+)
 from xraybag.engine.xray.trace import (
     SHARED_HELPERS,
-    ObjectTrace,
     RayGeometry,
-    TraceResult,
     _face_box,
     plan_objects,
     ray_constants,
@@ -146,7 +150,7 @@ def _trace_rows(vertices, faces, vrow, vcol, boxes, span, item_face, item_row, f
 
 @cuda.jit
 def _finish_total(flat, win, mat_off, mats, total):  # pragma: no cover - runs on a GPU / the simulator
-    """Thread ``t`` = pixel ``(r, c)``: :func:`.trace._finish`'s sums for that pixel. Its
+    """Thread ``t`` = pixel ``(r, c)``: :func:`.paths.sparse_totals`' sums for that pixel. Its
     materials start at 0; then every object whose window holds it, in order, adds each of its
     slots' path lengths (those of 1e-9 mm or more) in float64, rounded to float32 each time, as
     the CPU adds the objects one after another (so the same numbers)."""
@@ -228,14 +232,6 @@ class DeviceTraceResult(TraceResult):
 
 
 @numba.njit(cache=True, nogil=True)
-def _own(buf, out):
-    """:func:`.trace._finish`'s per-object float32 copy: lengths under 1e-9 mm are 0."""
-    for i in range(buf.size):
-        v = buf[i]
-        out[i] = 0.0 if v < 1e-9 else np.float32(v)
-
-
-@numba.njit(cache=True, nogil=True)
 def _face_boxes(faces, vrow, vcol, fobj, win, rows, cols):
     """Every face's footprint as the CPU kernel computes it (:func:`.trace._face_box`, on the
     CPU here too, so both agree even where a projected vertex is not finite): rows and columns
@@ -272,11 +268,9 @@ def trace_cuda(solids: list, geometry: RayGeometry) -> TraceResult:
 
     # every part of every object as one mesh; win[o] = r0, c0, h, w, slots, offset in the buffer
     verts, faces, vrow, vcol, fslot, fobj = [], [], [], [], [], []
-    win = np.zeros((len(plans), 6), dtype=np.int64)
-    nv = offset = 0
+    win, offset, mats, mat_off = window_table(plans)
+    nv = 0
     for o, plan in enumerate(plans):
-        win[o] = plan.r0, plan.c0, plan.h, plan.w, len(plan.mats), offset
-        offset += plan.h * plan.w * len(plan.mats)
         for s, (pr, pc) in zip(plan.parts, plan.projected):
             f = np.asarray(s.faces, dtype=np.int64)
             verts.append(np.asarray(s.vertices, dtype=np.float64))
@@ -314,15 +308,13 @@ def trace_cuda(solids: list, geometry: RayGeometry) -> TraceResult:
     else:
         out = cuda.to_device(flat)
     # the total on the GPU (never on the host unless asked for); the objects' windows here
-    mats = np.concatenate([np.asarray(p.mats, dtype=np.int64) for p in plans])
-    mat_off = np.concatenate([[0], np.cumsum([len(p.mats) for p in plans])]).astype(np.int64)
     d_total = cuda.device_array((g.rows, g.cols, len(materials)), dtype=np.float32)
     n_px = g.rows * g.cols
     d_win, d_mat_off = cuda.to_device(win), cuda.to_device(mat_off)
     if n_px:
         _finish_total[(n_px + THREADS - 1) // THREADS, THREADS](out, d_win, d_mat_off, cuda.to_device(mats), d_total)
     own_all = np.empty(offset, dtype=np.float32)
-    _own(flat, own_all)
+    own_lengths(flat, own_all)
     for o, plan in enumerate(plans):
         _, _, h, w, k, off = (int(x) for x in win[o])
         if plan.index > 0:
