@@ -10,6 +10,7 @@ float64 rounded to float32, so the numbers are those of adding them into a dense
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import numba
@@ -179,22 +180,35 @@ def sparse_totals(flat: np.ndarray, win: np.ndarray, mat_off: np.ndarray, mats: 
     return SparsePaths(rows, cols, n_materials, start[:-1], count, mat, length)
 
 
-class SparseTraceResult(TraceResult):
+class LazyTraceResult(TraceResult, ABC):
+    """A :class:`TraceResult` that holds its path lengths in another form and makes the dense
+    ``paths`` image on first use (:meth:`_make_paths`)."""
+
+    _made = None
+
+    @abstractmethod
+    def _make_paths(self) -> np.ndarray:
+        """The dense (rows, cols, materials) float32 image."""
+
+    @property
+    def paths(self) -> np.ndarray:
+        if self._made is None:
+            self._made = self._make_paths()
+        return self._made
+
+    @paths.setter
+    def paths(self, value) -> None:
+        if value is not None:
+            self._made = value
+
+
+class SparseTraceResult(LazyTraceResult):
     """A :class:`TraceResult` whose path lengths are :class:`SparsePaths` (``sparse``), as the
     CPU's detection and labels read them; ``paths`` makes the dense image on first use."""
 
     def __init__(self, materials: list[str], sparse: SparsePaths, objects: list, seconds: float = 0.0):
         self.sparse = sparse
-        self._dense = None
         super().__init__(materials, None, objects, seconds)
 
-    @property
-    def paths(self) -> np.ndarray:
-        if self._dense is None:
-            self._dense = self.sparse.dense()
-        return self._dense
-
-    @paths.setter
-    def paths(self, value) -> None:
-        if value is not None:
-            self._dense = value
+    def _make_paths(self) -> np.ndarray:
+        return self.sparse.dense()

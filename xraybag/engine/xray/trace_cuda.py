@@ -36,6 +36,7 @@ from numba import cuda
 
 from xraybag.engine.xray import trace as _trace
 from xraybag.engine.xray.paths import (
+    LazyTraceResult,
     ObjectTrace,
     TraceResult,
     own_lengths,
@@ -193,7 +194,7 @@ class DeviceWindows:
     labelled: np.ndarray  # (n,) rows of win, one per DeviceTraceResult.objects entry
 
 
-class DeviceTraceResult(TraceResult):
+class DeviceTraceResult(LazyTraceResult):
     """A :class:`~xraybag.engine.xray.trace.TraceResult` whose path lengths stay on the GPU
     (``device_paths``, (rows, cols, M) float32, for the GPU's detection and labels); ``paths``
     copies them to the host on first use. The objects' windows are on the host."""
@@ -202,7 +203,6 @@ class DeviceTraceResult(TraceResult):
                  device_windows: DeviceWindows | None = None):
         self.device_paths = device_paths
         self.device_windows = device_windows
-        self._host_paths = None
         super().__init__(materials, None, objects, seconds)
 
     def device_attenuation(self, mu) -> np.ndarray:
@@ -219,16 +219,8 @@ class DeviceTraceResult(TraceResult):
 
         return label_objects_cuda(self, mu, hard, hidden)
 
-    @property
-    def paths(self) -> np.ndarray:
-        if self._host_paths is None:
-            self._host_paths = self.device_paths.copy_to_host()
-        return self._host_paths
-
-    @paths.setter
-    def paths(self, value) -> None:
-        if value is not None:
-            self._host_paths = value
+    def _make_paths(self) -> np.ndarray:
+        return self.device_paths.copy_to_host()
 
 
 @numba.njit(cache=True, nogil=True)
