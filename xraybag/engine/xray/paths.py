@@ -115,24 +115,27 @@ def _scatter_entries(start, count, mat, length, out):
 
 
 @numba.njit(cache=True, nogil=True)
-def _entry_room(flat, win, rows, cols):
-    """Where each pixel's entries start (n + 1,) int64: room for every slot of 1e-9 mm or more
-    that the objects' windows give it (a material twice in a pixel takes one entry; the rest of
-    its room stays unused)."""
-    n_px = rows * cols
-    start = np.zeros(n_px + 1, dtype=np.int64)
+def _entry_room(win, rows, cols, n_materials):
+    """Where each pixel's entries start (n + 1,) int64: room for a slot of every object window
+    that holds the pixel, at most one a material (summed over the windows by a 2-D difference
+    image and its running sums, not read from the lengths: some of the room stays unused)."""
+    diff = np.zeros((rows + 1, cols + 1), dtype=np.int64)
     for o in range(win.shape[0]):
-        r0, c0, h, w, nk, off = win[o, 0], win[o, 1], win[o, 2], win[o, 3], win[o, 4], win[o, 5]
-        for i in range(h):
-            row = (r0 + i) * cols + c0 + 1
-            for j in range(w):
-                base = off + (i * w + j) * nk
-                c = 0
-                for k in range(nk):
-                    c += not flat[base + k] < 1e-9
-                start[row + j] += c
-    for p in range(n_px):
-        start[p + 1] += start[p]
+        r0, c0, h, w, nk = win[o, 0], win[o, 1], win[o, 2], win[o, 3], win[o, 4]
+        diff[r0, c0] += nk
+        diff[r0, c0 + w] -= nk
+        diff[r0 + h, c0] -= nk
+        diff[r0 + h, c0 + w] += nk
+    start = np.zeros(rows * cols + 1, dtype=np.int64)
+    above = np.zeros(cols, dtype=np.int64)  # the room of the row above, column by column
+    total = 0
+    for i in range(rows):
+        run = 0
+        for j in range(cols):
+            run += diff[i, j]
+            above[j] += run
+            total += min(above[j], n_materials)
+            start[i * cols + j + 1] = total
     return start
 
 
@@ -172,7 +175,7 @@ def sparse_totals(flat: np.ndarray, win: np.ndarray, mat_off: np.ndarray, mats: 
     """The view's :class:`SparsePaths` from the objects' windows in ``flat`` (:func:`window_table`):
     the numbers of adding the windows into a dense (rows, cols, materials) float32 image one
     after another (each addition in float64, rounded to float32)."""
-    start = _entry_room(flat, win, rows, cols)
+    start = _entry_room(win, rows, cols, n_materials)
     count = np.zeros(rows * cols, dtype=np.int32)
     mat = np.empty(start[-1], dtype=np.int32)
     length = np.empty(start[-1], dtype=np.float32)
