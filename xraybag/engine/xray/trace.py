@@ -381,7 +381,7 @@ def _row_columns(vertices, tri, i, vrow, vcol, origin_row, origin_col, fan, is_f
 
 @numba.njit(cache=True, nogil=True)
 def _trace_faces(vertices, faces, slots, vrow, vcol, origin_row, origin_col, kk, sh, fan, out, r0, c0,
-                 uniform, fk, sht):
+                 uniform, fk, sht, run_end):
     """Accumulate signed hit distances of ``faces`` into ``out[i - r0, j - c0, slot]``.
 
     ``kk``, ``sh``: per-ray permutation and shear, shape (rows or 1, cols, 3); a first axis of 1
@@ -395,7 +395,7 @@ def _trace_faces(vertices, faces, slots, vrow, vcol, origin_row, origin_col, kk,
     triangle's vertices relative to it are computed once per row and permutation (a fan has
     one or two), not per ray: the same numbers, as :func:`sheared_hit` says; a run of a row's
     rays with one permutation is tested at once (:func:`_run_hits`, ``sht``: ``sh`` with its
-    components first, (rows or 1, 3, cols)).
+    components first, (rows or 1, 3, cols); ``run_end``: :func:`permutation_runs` of ``kk``).
     """
     h, w = out.shape[0], out.shape[1]
     rows, cols = origin_row.shape[0], origin_col.shape[0]
@@ -472,9 +472,7 @@ def _trace_faces(vertices, faces, slots, vrow, vcol, origin_row, origin_col, kk,
                 j = ja
                 while j <= jb:
                     kx, ky, kz = kk[ri, j, 0], kk[ri, j, 1], kk[ri, j, 2]
-                    e = j + 1
-                    while e <= jb and kk[ri, e, 0] == kx and kk[ri, e, 1] == ky and kk[ri, e, 2] == kz:
-                        e += 1
+                    e = min(run_end[ri, j], jb) + 1
                     ox, oy, oz = o[kx], o[ky], o[kz]
                     ax, ay, az = vertices[a, kx] - ox, vertices[a, ky] - oy, vertices[a, kz] - oz
                     bx, by, bz = vertices[b, kx] - ox, vertices[b, ky] - oy, vertices[b, kz] - oz
@@ -553,6 +551,22 @@ def ray_constants(g: RayGeometry) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return kk, sh, fan
 
 
+@numba.njit(cache=True, nogil=True)
+def permutation_runs(kk):
+    """``end[r, j]``: the last column of the run of columns of row ``r`` (of ``kk``, (rows or 1,
+    cols, 3)) that share column ``j``'s axis permutation."""
+    end = np.empty(kk.shape[:2], dtype=np.int64)
+    cols = kk.shape[1]
+    for r in range(kk.shape[0]):
+        if cols == 0:
+            continue
+        end[r, cols - 1] = cols - 1
+        for j in range(cols - 2, -1, -1):
+            same = kk[r, j, 0] == kk[r, j + 1, 0] and kk[r, j, 1] == kk[r, j + 1, 1] and kk[r, j, 2] == kk[r, j + 1, 2]
+            end[r, j] = end[r, j + 1] if same else j
+    return end
+
+
 def uniform_rows(g: RayGeometry) -> bool:
     """Whether every ray of an image row starts at the same point (``origin_col`` is one point:
     a line scan's fan, a radiograph's point source)."""
@@ -593,6 +607,7 @@ def trace_numba(solids: "list[Solid]", geometry: RayGeometry) -> TraceResult:
     materials, mindex, plans = plan_objects(solids, g)
     kk, sh, fan = ray_constants(g)
     sht = np.ascontiguousarray(sh.transpose(0, 2, 1))
+    run_end = permutation_runs(kk)
     uniform = uniform_rows(g)
     fk = fan_keys(fan)
     win, size, mats, mat_off = window_table(plans)
@@ -609,7 +624,7 @@ def trace_numba(solids: "list[Solid]", geometry: RayGeometry) -> TraceResult:
                 np.ascontiguousarray(pr, dtype=np.float64),
                 np.ascontiguousarray(pc, dtype=np.float64),
                 g.origin_row, g.origin_col, kk, sh, fan,
-                buf, plan.r0, plan.c0, uniform, fk, sht,
+                buf, plan.r0, plan.c0, uniform, fk, sht, run_end,
             )
     sparse = sparse_totals(flat, win, mat_off, mats, g.rows, g.cols, len(materials))
     objects: list[ObjectTrace] = []
