@@ -147,7 +147,7 @@ def sheared_hit(ax, ay, az, bx, by, bz, cx, cy, cz, sx, sy, sz):
     return True, -s * t
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
+@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _run_hits(ax, ay, az, bx, by, bz, cx, cy, cz, sht, ri, j0, j1, dist, kind):
     """:func:`sheared_hit` for the rays ``j0 <= j < j1`` of row ``ri`` (one origin, one
     permutation; the shears ``sht[ri, :, j]``: :func:`shear_setup`'s, each component contiguous
@@ -379,7 +379,7 @@ def _row_columns(vertices, tri, i, vrow, vcol, origin_row, origin_col, fan, is_f
     return ja, jb
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _trace_faces(vertices, faces, slots, vrow, vcol, origin_row, origin_col, kk, sh, fan, out, r0, c0,
                  uniform, fk, sht, run_end):
     """Accumulate signed hit distances of ``faces`` into ``out[i - r0, j - c0, slot]``.
