@@ -151,12 +151,13 @@ def sheared_hit(ax, ay, az, bx, by, bz, cx, cy, cz, sx, sy, sz):
 def _run_hits(ax, ay, az, bx, by, bz, cx, cy, cz, sht, ri, j0, j1, dist, kind):
     """:func:`sheared_hit` for the rays ``j0 <= j < j1`` of row ``ri`` (one origin, one
     permutation; the shears ``sht[ri, :, j]``: :func:`shear_setup`'s, each component contiguous
-    along the row), without a branch, so that the compiler vectorises it:
-    ``kind[j - j0]`` is 1 for a hit whose signed distance is ``dist[j - j0]`` (the same operations
-    in the same order: the same number), 0 for a miss, and 2 where the ray meets an edge of the
-    triangle exactly (an edge function is 0 and the others are not negative): there the caller
-    asks :func:`sheared_hit`, whose top-left rule decides. IEEE division: a zero determinant's
-    quotient is computed and discarded."""
+    along the row), without a branch, so that the compiler vectorises it: ``dist[j - j0]`` is a
+    hit's signed distance (the same operations in the same order: the same number) and 0 for a
+    miss; ``kind[j - j0]`` is 1 where the ray meets an edge of the triangle exactly (an edge
+    function is 0 and the others are not negative; ``dist`` 0 there too): the caller asks
+    :func:`sheared_hit`, whose top-left rule decides. Returns how many such rays there are.
+    IEEE division: a zero determinant's quotient is computed and discarded."""
+    edges = 0
     for j in range(j0, j1):
         sx = sht[ri, 0, j]
         sy = sht[ri, 1, j]
@@ -178,8 +179,11 @@ def _run_hits(ax, ay, az, bx, by, bz, cx, cy, cz, sht, ri, j0, j1, dist, kind):
         inside = (det != 0.0) & (un >= 0.0) & (vn >= 0.0) & (wn >= 0.0)
         on_edge = (un == 0.0) | (vn == 0.0) | (wn == 0.0)
         t = (u * az + v * bz + ww * cz) * sz / det
-        dist[j - j0] = -s * t
-        kind[j - j0] = np.uint8(inside) * (np.uint8(1) + np.uint8(on_edge))
+        dist[j - j0] = -s * t if inside and not on_edge else 0.0
+        edge = inside and on_edge
+        kind[j - j0] = np.uint8(edge)
+        edges += edge
+    return edges
 
 
 def shear_setup(d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -477,16 +481,16 @@ def _trace_faces(vertices, faces, slots, vrow, vcol, origin_row, origin_col, kk,
                     ax, ay, az = vertices[a, kx] - ox, vertices[a, ky] - oy, vertices[a, kz] - oz
                     bx, by, bz = vertices[b, kx] - ox, vertices[b, ky] - oy, vertices[b, kz] - oz
                     cx, cy, cz = vertices[c, kx] - ox, vertices[c, ky] - oy, vertices[c, kz] - oz
-                    _run_hits(ax, ay, az, bx, by, bz, cx, cy, cz, sht, ri, j, e, dist, kind)
-                    for jj in range(j, e):
-                        f = kind[jj - j]
-                        if f == 1:
-                            out[i - r0, jj - c0, slot] += dist[jj - j]
-                        elif f == 2:  # an edge function is exactly 0: the top-left rule decides
-                            hit, st = sheared_hit(ax, ay, az, bx, by, bz, cx, cy, cz,
-                                                  sh[ri, jj, 0], sh[ri, jj, 1], sh[ri, jj, 2])
-                            if hit:
-                                out[i - r0, jj - c0, slot] += st
+                    edges = _run_hits(ax, ay, az, bx, by, bz, cx, cy, cz, sht, ri, j, e, dist, kind)
+                    for jj in range(j, e):  # a miss adds 0 (x + 0 is x; -0 becomes 0, which is dropped)
+                        out[i - r0, jj - c0, slot] += dist[jj - j]
+                    if edges > 0:  # an edge function is exactly 0: the top-left rule decides
+                        for jj in range(j, e):
+                            if kind[jj - j]:
+                                hit, st = sheared_hit(ax, ay, az, bx, by, bz, cx, cy, cz,
+                                                      sh[ri, jj, 0], sh[ri, jj, 1], sh[ri, jj, 2])
+                                if hit:
+                                    out[i - r0, jj - c0, slot] += st
                     j = e
                 continue
             for j in range(ja, jb + 1):
