@@ -140,10 +140,12 @@ def _entry_room(win, rows, cols, n_materials):
 
 
 @numba.njit(cache=True, nogil=True)
-def _add_entries(flat, win, mat_off, mats, cols, start, count, mat, length):
+def _add_entries(flat, win, mat_off, mats, cols, start, count, mat, length, own):
     """Every object, in order, adds each of its slots' path lengths of 1e-9 mm or more to its
     pixel's entry for that material, in float64 rounded to float32 each time; a new entry
-    starts at 0 and goes in its place in the materials' order."""
+    starts at 0 and goes in its place in the materials' order. Where ``own`` has elements, it
+    gets :func:`own_lengths` of ``flat`` in the same pass."""
+    keep = own.size > 0
     for o in range(win.shape[0]):
         r0, c0, h, w, nk, off = win[o, 0], win[o, 1], win[o, 2], win[o, 3], win[o, 4], win[o, 5]
         for i in range(h):
@@ -152,6 +154,8 @@ def _add_entries(flat, win, mat_off, mats, cols, start, count, mat, length):
                 base = off + (i * w + j) * nk
                 for k in range(nk):
                     v = flat[base + k]
+                    if keep:
+                        own[base + k] = 0.0 if v < 1e-9 else np.float32(v)
                     if v < 1e-9:
                         continue
                     m = mats[mat_off[o] + k]
@@ -171,15 +175,17 @@ def _add_entries(flat, win, mat_off, mats, cols, start, count, mat, length):
 
 
 def sparse_totals(flat: np.ndarray, win: np.ndarray, mat_off: np.ndarray, mats: np.ndarray, rows: int,
-                  cols: int, n_materials: int) -> SparsePaths:
+                  cols: int, n_materials: int, own: np.ndarray | None = None) -> SparsePaths:
     """The view's :class:`SparsePaths` from the objects' windows in ``flat`` (:func:`window_table`):
     the numbers of adding the windows into a dense (rows, cols, materials) float32 image one
-    after another (each addition in float64, rounded to float32)."""
+    after another (each addition in float64, rounded to float32). ``own`` (float32, the size of
+    ``flat``), when given, gets the objects' own lengths (:func:`own_lengths`) in the same pass."""
     start = _entry_room(win, rows, cols, n_materials)
     count = np.zeros(rows * cols, dtype=np.int32)
     mat = np.empty(start[-1], dtype=np.int32)
     length = np.empty(start[-1], dtype=np.float32)
-    _add_entries(flat, win, mat_off, mats, cols, start, count, mat, length)
+    _add_entries(flat, win, mat_off, mats, cols, start, count, mat, length,
+                 np.empty(0, np.float32) if own is None else own)
     return SparsePaths(rows, cols, n_materials, start[:-1], count, mat, length)
 
 

@@ -29,7 +29,6 @@ from xraybag.engine.xray.paths import (
     ObjectTrace,
     SparseTraceResult,
     TraceResult,
-    own_lengths,
     sparse_totals,
     window_table,
 )
@@ -630,14 +629,14 @@ def trace_numba(solids: "list[Solid]", geometry: RayGeometry) -> TraceResult:
                 g.origin_row, g.origin_col, kk, sh, fan,
                 buf, plan.r0, plan.c0, uniform, fk, sht, run_end,
             )
-    sparse = sparse_totals(flat, win, mat_off, mats, g.rows, g.cols, len(materials))
+    own = np.empty(size, dtype=np.float32)  # the objects' own windows, in the same pass
+    sparse = sparse_totals(flat, win, mat_off, mats, g.rows, g.cols, len(materials), own)
     objects: list[ObjectTrace] = []
     for o, plan in enumerate(plans):
         if plan.index > 0:
             _, _, h, w, k, off = (int(x) for x in win[o])
-            own = np.empty((h, w, k), dtype=np.float32)
-            own_lengths(flat[off : off + h * w * k], own.reshape(-1))
-            objects.append(ObjectTrace(plan.index, plan.r0, plan.c0, own, plan.mats))
+            objects.append(ObjectTrace(plan.index, plan.r0, plan.c0, own[off : off + h * w * k].reshape(h, w, k),
+                                       plan.mats))
     return SparseTraceResult(materials, sparse, objects, time.perf_counter() - t0)
 
 
