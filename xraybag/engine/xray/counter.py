@@ -301,11 +301,13 @@ def _normals(words, row, seg, z, slow):
 def _noise_block(b, block, sums, c_mean, c_var, extra, q0, ref, per_view, first_view, c, k0, k1,
                  out, ze, words, lam, scale, sl, zq, slow_q, slow_e):
     """Elements ``[b block, (b + 1) block)``, a view's run of pixels at a time: :func:`noise_pixel`'s
-    numbers, in loops the compiler vectorises: the counters' words, the quanta's :func:`moments`
-    (from contiguous copies of the two columns; IEEE division without Python's zero checks, which
-    would keep the loop from vectorising), the normals' first step (:func:`_normals`) and :func:`count`'s normal approximation
-    for every pixel; the few draws that need more (a normal not accepted at once, a Poisson count
-    under :data:`NORMAL_ABOVE` quanta) are then redone one by one."""
+    numbers, in whole-block loops without branches: the counters' words, the quanta's
+    :func:`moments` (from contiguous copies of the two columns; IEEE division without Python's
+    zero checks, which would keep the loop from vectorising) and :func:`count`'s normal
+    approximation, which the compiler vectorises, and the normals' first step (:func:`_normals`;
+    its table look-ups keep it scalar) for every pixel; the few draws that need more (a normal
+    not accepted at once, a Poisson count under :data:`NORMAL_ABOVE` quanta) are then redone one
+    by one."""
     n = sums.shape[0]
     i0 = b * block
     i1 = min(n, i0 + block)
