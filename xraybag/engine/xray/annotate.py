@@ -47,7 +47,7 @@ class ObjectLabel:
 def attenuation(tr: TraceResult, mu: np.ndarray) -> np.ndarray:
     """Total line integral sum_m mu_m L_m per pixel; ``mu`` per material of ``tr`` (1/mm). Path
     lengths on a GPU (the CUDA tracer's result) are summed there and only the image comes back;
-    the CPU tracer's :class:`~.trace.SparsePaths` are summed over their entries."""
+    the CPU tracer's :class:`~.paths.SparsePaths` are summed over their entries."""
     on_gpu = getattr(tr, "device_attenuation", None)
     if on_gpu is not None:
         return on_gpu(mu)

@@ -227,7 +227,7 @@ def detect(
     """Measured transmission I/I0 of every channel: ``{channel: (..., rows, cols) float64}``.
 
     ``L``: (rows, cols, M) path lengths (mm) through ``materials`` (or a view's
-    :class:`~.trace.SparsePaths`, read by :func:`sparse_signals`), or (views, rows, cols, M) for a
+    :class:`~.paths.SparsePaths`, read by :func:`sparse_signals`), or (views, rows, cols, M) for a
     stack of images (CT views; scatter and blur then act on each image alone), float32 on a GPU
     (a numba device array) for the GPU's spectral pass; ``pixel_mm``: pixel pitch (mm),
     which converts the scatter width to pixels. Steps (noise steps only when ``noise.enabled``):

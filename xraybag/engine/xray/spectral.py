@@ -18,13 +18,12 @@ def _chunk_pixels(n_materials: int) -> int:
     return max(1, CHUNK_BYTES // (4 * max(1, n_materials)))
 
 
-@numba.njit(cache=True, nogil=True, fastmath=True, inline="always")
-def _channel_sums(x, y, wt, out, p):
+@numba.njit(cache=True, nogil=True, fastmath=True)
+def _channel_sums(x, y, scale, wt, out, p):
     """``out[p, k] = sum_e wt[k, e] exp(x[e])`` (float32; ``x`` (E,) float32 is overwritten, ``y``
-    (E,) int32 scratch): the exponential is Cephes' ``expf`` written out (range reduction by ln 2
+    (E,) int32 scratch and ``scale`` the same memory seen as float32): the exponential is Cephes' ``expf`` written out (range reduction by ln 2
     and a degree-6 polynomial, relative error ~1e-7, vectorised along the energies)."""
     n_e = x.size
-    scale = y.view(np.float32)
     for e in range(n_e):  # exp(x) = 2^j exp(r), r = x - j ln 2
         xe = max(x[e], np.float32(-87.0))
         j = np.floor(xe * np.float32(1.44269504088896341) + np.float32(0.5))
@@ -60,6 +59,7 @@ def _signals(L2, bits, mu, wt, open_beam, start, stop, stride, out, x, y):
     m_all = bits.shape[1]
     n_e = mu.shape[1]
     n_k = wt.shape[0]
+    scale = y.view(np.float32)
     for p in range(start, stop):
         nz = np.int32(0)
         for m in range(m_all):
@@ -87,7 +87,7 @@ def _signals(L2, bits, mu, wt, open_beam, start, stop, stride, out, x, y):
                 else:
                     for e in range(n_e):
                         x[e] -= v * mu[m, e]
-        _channel_sums(x, y, wt, out, p)
+        _channel_sums(x, y, scale, wt, out, p)
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
@@ -133,13 +133,14 @@ def dense_signals(L2: np.ndarray, mu: np.ndarray, weights: np.ndarray, stride: i
 
 @numba.njit(cache=True, nogil=True, fastmath=True)
 def _sparse_signals(start, count, mat, length, bits, mu, wt, open_beam, p0, p1, stride, out, x, y):
-    """:func:`_signals` for the pixels p in [p0, p1) of :class:`~.trace.SparsePaths` (``bits``:
+    """:func:`_signals` for the pixels p in [p0, p1) of :class:`~.paths.SparsePaths` (``bits``:
     ``length`` seen as int32): the same steps on a pixel's entries, which are its non-zero path
     lengths in the materials' order, so the same numbers. A pixel without entries gets the open
     beam; one whose entries equal, bit for bit, those of the pixel ``p - stride`` in [p0, p1)
     gets that pixel's numbers."""
     n_e = mu.shape[1]
     n_k = wt.shape[0]
+    scale = y.view(np.float32)
     for p in range(p0, p1):
         u = count[p]
         if u == 0:
@@ -165,7 +166,7 @@ def _sparse_signals(start, count, mat, length, bits, mu, wt, open_beam, p0, p1, 
             v = length[a + t]
             for e in range(n_e):
                 x[e] -= v * mu[m, e]
-        _channel_sums(x, y, wt, out, p)
+        _channel_sums(x, y, scale, wt, out, p)
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
@@ -181,7 +182,7 @@ def _sparse_signals_blocks(start, count, mat, length, bits, mu, wt, open_beam, s
 
 
 def sparse_signals(sp, mu: np.ndarray, weights: np.ndarray, stride: int = 0, threads: bool = False) -> np.ndarray:
-    """:func:`dense_signals` of :class:`~.trace.SparsePaths` ``sp``: (rows * cols, K) float64, the
+    """:func:`dense_signals` of :class:`~.paths.SparsePaths` ``sp``: (rows * cols, K) float64, the
     same numbers as the dense pass over ``sp.dense()`` without reading a slot per material of
     the bag. ``threads``: blocks of pixels on numba's threads (the same numbers)."""
     n = sp.rows * sp.cols
@@ -198,9 +199,10 @@ def sparse_signals(sp, mu: np.ndarray, weights: np.ndarray, stride: int = 0, thr
         return out
     x = np.empty(mu32.shape[1], dtype=np.float32)
     y = np.empty(mu32.shape[1], dtype=np.int32)
-    for p0 in range(0, n, step):
-        _sparse_signals(sp.start, sp.count, sp.mat, sp.length, bits, mu32, wt32, open_beam, p0,
-                        min(p0 + step, n), int(stride), out, x, y)
+    # one block: the entries need no blocks to stay in cache, and a pixel equal to the one a row
+    # above then always takes its numbers (the same numbers as computing them again)
+    _sparse_signals(sp.start, sp.count, sp.mat, sp.length, bits, mu32, wt32, open_beam, 0, n, int(stride),
+                    out, x, y)
     return out
 
 
