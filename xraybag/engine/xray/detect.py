@@ -258,13 +258,14 @@ def detect(
     """
     if spectral not in SPECTRAL:
         raise XraybagError(f"spectral pass {spectral!r} is not available; available: {', '.join(sorted(SPECTRAL))}")
-    sparse = isinstance(L, SparsePaths)
-    if sparse and spectral != "numba":  # the sparse layout is the CPU pass's
-        L, sparse = L.dense(), False
-    if not sparse and not on_device(L):
+    if isinstance(L, SparsePaths):
+        if spectral != "numba":  # the entries are the CPU pass's layout
+            L = L.dense()
+    elif not on_device(L):
         L = np.asarray(L)
-    elif not sparse and spectral == "numba":  # path lengths on a GPU stay there for the GPU's pass only
+    elif spectral == "numba":  # path lengths on a GPU stay there for the GPU's pass only
         L = L.copy_to_host()
+    sparse = isinstance(L, SparsePaths)
     dims = tuple(L.shape)
     if len(dims) not in (3, 4) or dims[-1] != len(materials):
         raise ValueError(f"L has shape {dims}; expected ([views,] rows, cols, {len(materials)})")

@@ -408,7 +408,7 @@ def _trace_faces(vertices, faces, slots, vrow, vcol, origin_row, origin_col, kk,
     eps = 1e-6
     margin = TAN_MARGIN if tangent else eps
     near = np.empty(3, np.int64)  # per edge, the fan interval of its last crossing
-    dist = np.empty(cols)  # a run of rays' signed distances and kinds (_run_hits)
+    dist = np.empty(cols)  # a run of rays' signed distances (0: a miss) and edge flags (_run_hits)
     kind = np.empty(cols, np.uint8)
     ec = np.zeros((3, 4))  # per edge, its crossing of a row's plane in the fan's frame (tangent)
     for f in range(faces.shape[0]):
