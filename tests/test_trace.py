@@ -213,16 +213,18 @@ def test_row_shortcuts_give_the_same_bits(monkeypatch, kind):
         assert a.paths.tobytes() == b.paths.tobytes()
 
 
-def test_sparse_totals_add_the_windows_in_order_as_the_dense_image_did():
+@pytest.mark.parametrize("first", [0, 63])
+def test_sparse_totals_add_the_windows_in_order_as_the_dense_image_did(first):
     """Three windows over a 20 x 30 image, two of them with a material in common where they
     overlap: each addition in float64 rounded to float32, object by object (random float64
     lengths, whose sums round differently when added in float32), lengths under 1e-9 mm left out, a pixel's entries in the
-    materials' order whatever order the objects bring them in."""
+    materials' order whatever order the objects bring them in. ``first``: the lowest of the
+    three materials' indices (63: a bag of 66 materials, whose bits take two words)."""
     rows, cols = 20, 30
     windows = [  # r0, c0, h, w, materials
-        (0, 0, 20, 20, [2]),
-        (5, 5, 15, 25, [0, 2]),
-        (0, 10, 12, 20, [1, 0]),
+        (0, 0, 20, 20, [first + 2]),
+        (5, 5, 15, 25, [first, first + 2]),
+        (0, 10, 12, 20, [first + 1, first]),
     ]
     rng = np.random.default_rng(1)
     blocks = []
@@ -236,8 +238,8 @@ def test_sparse_totals_add_the_windows_in_order_as_the_dense_image_did():
     mats = np.concatenate([np.array(m, np.int64) for *_, m in windows])
     mat_off = np.concatenate([[0], np.cumsum([len(m) for *_, m in windows])]).astype(np.int64)
     flat = np.concatenate([b.reshape(-1) for b in blocks])
-    sp = P.sparse_totals(flat, win, mat_off, mats, rows, cols, 3)
-    expected = np.zeros((rows, cols, 3), np.float32)
+    sp = P.sparse_totals(flat, win, mat_off, mats, rows, cols, first + 3)
+    expected = np.zeros((rows, cols, first + 3), np.float32)
     for (r0, c0, h, w, ms), b in zip(windows, blocks):
         for i, j, k in np.ndindex(b.shape):
             if b[i, j, k] >= 1e-9:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numba
 import numpy as np
+from numba.cpython.unsafe.numbers import trailing_zeros
 
 
 @dataclass
@@ -115,78 +116,75 @@ def _scatter_entries(start, count, mat, length, out):
 
 
 @numba.njit(cache=True, nogil=True)
-def _entry_room(win, rows, cols, n_materials):
-    """Where each pixel's entries start (n + 1,) int64: room for a slot of every object window
-    that holds the pixel, at most one a material (summed over the windows by a 2-D difference
-    image and its running sums, not read from the lengths: some of the room stays unused)."""
-    diff = np.zeros((rows + 1, cols + 1), dtype=np.int64)
-    for o in range(win.shape[0]):
-        r0, c0, h, w, nk = win[o, 0], win[o, 1], win[o, 2], win[o, 3], win[o, 4]
-        diff[r0, c0] += nk
-        diff[r0, c0 + w] -= nk
-        diff[r0 + h, c0] -= nk
-        diff[r0 + h, c0 + w] += nk
-    start = np.zeros(rows * cols + 1, dtype=np.int64)
-    above = np.zeros(cols, dtype=np.int64)  # the room of the row above, column by column
-    total = 0
-    for i in range(rows):
-        run = 0
-        for j in range(cols):
-            run += diff[i, j]
-            above[j] += run
-            total += min(above[j], n_materials)
-            start[i * cols + j + 1] = total
-    return start
+def _row_entries(flat, win, mat_off, mats, rows, cols, n_materials, start, count, mat, length, own):
+    """The entries of :func:`sparse_totals`, a row of the image at a time; returns how many.
 
-
-@numba.njit(cache=True, nogil=True)
-def _add_entries(flat, win, mat_off, mats, cols, start, count, mat, length, own):
-    """Every object, in order, adds each of its slots' path lengths of 1e-9 mm or more to its
-    pixel's entry for that material, in float64 rounded to float32 each time; a new entry
-    starts at 0 and goes in its place in the materials' order. Where ``own`` has elements, it
-    gets :func:`own_lengths` of ``flat`` in the same pass."""
+    Every object whose window holds row ``i``, in order, adds each of its slots' path lengths
+    into a dense (materials, cols) float32 row, in float64 rounded to float32 (a length under
+    1e-9 mm adds 0, which leaves the sum as it was, and sets no bit), and sets the material's bit
+    of the column in ``mask``. The row's pixels then take their entries in the materials' order
+    (the set bits, lowest first) into ``mat`` and ``length`` one after another, from ``start``
+    (``count`` of them), and the dense row is cleared where it was used. A slot's loop runs over
+    a window row's pixels with no branch, so it vectorises. Where ``own`` has elements, it gets
+    :func:`own_lengths` of ``flat`` in the same pass."""
     keep = own.size > 0
-    for o in range(win.shape[0]):
-        r0, c0, h, w, nk, off = win[o, 0], win[o, 1], win[o, 2], win[o, 3], win[o, 4], win[o, 5]
-        for i in range(h):
-            for j in range(w):
-                p = (r0 + i) * cols + c0 + j
-                base = off + (i * w + j) * nk
-                for k in range(nk):
-                    v = flat[base + k]
+    n_words = (n_materials + 63) // 64
+    acc = np.zeros((n_materials, cols), dtype=np.float32)
+    mask = np.zeros((n_words, cols), dtype=np.uint64)
+    one = np.uint64(1)
+    none = np.uint64(0)
+    q = 0
+    for i in range(rows):
+        for o in range(win.shape[0]):
+            r0, c0, h, w, nk, off = win[o, 0], win[o, 1], win[o, 2], win[o, 3], win[o, 4], win[o, 5]
+            if i < r0 or i >= r0 + h:
+                continue
+            base = off + (i - r0) * w * nk
+            for k in range(nk):
+                m = mats[mat_off[o] + k]
+                a = acc[m, c0 : c0 + w]
+                bits = mask[m >> 6, c0 : c0 + w]
+                bit = one << np.uint64(m & 63)
+                for j in range(w):
+                    v = flat[base + j * nk + k]
+                    small = v < 1e-9  # (a NaN is added, as a length)
                     if keep:
-                        own[base + k] = 0.0 if v < 1e-9 else np.float32(v)
-                    if v < 1e-9:
-                        continue
-                    m = mats[mat_off[o] + k]
-                    q = start[p]
-                    q1 = q + count[p]
-                    while q < q1 and mat[q] < m:
-                        q += 1
-                    if q < q1 and mat[q] == m:
-                        length[q] = np.float32(np.float64(length[q]) + v)
-                        continue
-                    for t in range(q1, q, -1):  # room for it: the larger materials one on
-                        mat[t] = mat[t - 1]
-                        length[t] = length[t - 1]
+                        own[base + j * nk + k] = 0.0 if small else np.float32(v)
+                    a[j] = np.float32(np.float64(a[j]) + (0.0 if small else v))
+                    bits[j] |= none if small else bit
+        row = i * cols
+        for c in range(cols):
+            start[row + c] = q
+            for wd in range(n_words):
+                b = mask[wd, c]
+                while b != 0:
+                    m = wd * 64 + trailing_zeros(b)
                     mat[q] = m
-                    length[q] = np.float32(np.float64(np.float32(0.0)) + v)
-                    count[p] += 1
+                    length[q] = acc[m, c]
+                    acc[m, c] = 0.0
+                    q += 1
+                    b &= b - one
+                mask[wd, c] = 0
+            count[row + c] = q - start[row + c]
+    return q
 
 
 def sparse_totals(flat: np.ndarray, win: np.ndarray, mat_off: np.ndarray, mats: np.ndarray, rows: int,
                   cols: int, n_materials: int, own: np.ndarray | None = None) -> SparsePaths:
     """The view's :class:`SparsePaths` from the objects' windows in ``flat`` (:func:`window_table`):
     the numbers of adding the windows into a dense (rows, cols, materials) float32 image one
-    after another (each addition in float64, rounded to float32). ``own`` (float32, the size of
+    after another (each addition in float64, rounded to float32), a row at a time
+    (:func:`_row_entries`); the entries lie pixel after pixel. ``own`` (float32, the size of
     ``flat``), when given, gets the objects' own lengths (:func:`own_lengths`) in the same pass."""
-    start = _entry_room(win, rows, cols, n_materials)
-    count = np.zeros(rows * cols, dtype=np.int32)
-    mat = np.empty(start[-1], dtype=np.int32)
-    length = np.empty(start[-1], dtype=np.float32)
-    _add_entries(flat, win, mat_off, mats, cols, start, count, mat, length,
-                 np.empty(0, np.float32) if own is None else own)
-    return SparsePaths(rows, cols, n_materials, start[:-1], count, mat, length)
+    n = rows * cols
+    start = np.empty(n, dtype=np.int64)
+    count = np.empty(n, dtype=np.int32)
+    room = int(flat.size)  # at most an entry a slot (only the pages written are touched)
+    mat = np.empty(room, dtype=np.int32)
+    length = np.empty(room, dtype=np.float32)
+    used = _row_entries(flat, win, mat_off, mats, rows, cols, n_materials, start, count, mat, length,
+                        np.empty(0, np.float32) if own is None else own)
+    return SparsePaths(rows, cols, n_materials, start, count, mat[:used], length[:used])
 
 
 class LazyTraceResult(TraceResult, ABC):
