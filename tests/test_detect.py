@@ -492,3 +492,26 @@ def test_noisy_stack_does_not_depend_on_threads(library):
                 assert np.array_equal(out[ch], ref[ch])
     finally:
         numba.set_num_threads(before)
+
+
+@pytest.mark.parametrize("noise", [
+    {"enabled": True, "quantum": True, "electronic": 3.0, "scatter": {"fraction": 0.05, "width": 8.0}, "blur": 0.7},
+    {"enabled": True, "quantum": True, "electronic": 0, "blur": 0},  # the noisy signal is the output
+    {"enabled": True, "quantum": False, "electronic": 2.0, "blur": 0},
+])
+def test_a_detection_keeps_its_images_when_the_next_one_runs(library, noise):
+    """The spectral sums, the noisy signals and the normals live in the thread's scratch memory
+    (:mod:`xraybag.engine.xray.scratch`): the images a detection returns are its own, so a second
+    detection (other path lengths, the same shapes) leaves them as they were."""
+    rng = np.random.default_rng(3)
+    sc = scanner({"kvp": 120}, noise=noise)
+    resp = channel_response(sc, library, 1.0, 1000.0)
+    mats = ["water", "aluminum"]
+    first_L = (rng.random((12, 9, 2)) * 20).astype(np.float32)
+    key = draws_from(np.random.default_rng(2))
+    first = detect(SparsePaths.from_dense(first_L), mats, sc, resp, library, None, 1.0, draws=key)
+    kept = {c: t.copy() for c, t in first.items()}
+    second = detect(SparsePaths.from_dense(first_L[::-1].copy()), mats, sc, resp, library, None, 1.0, draws=key)
+    for c in first:
+        assert not np.array_equal(first[c], second[c])
+        assert np.array_equal(first[c], kept[c]) and not np.shares_memory(first[c], second[c])

@@ -44,6 +44,7 @@ from xraybag.engine.xray.calibration import (
 )
 from xraybag.engine.xray.detect import lowpass
 from xraybag.engine.xray.filters import gaussian_weights
+from xraybag.engine.xray.scratch import scratch
 
 __all__ = ["BACKGROUND", "INORGANIC", "METAL", "ORGANIC", "classify", "clcxray_encoding", "pseudo_colour"]
 
@@ -230,7 +231,8 @@ def _codes(t_low: np.ndarray, t_high: np.ndarray, cal: ColourCalibration, clean:
     if t_low.shape != t_high.shape:
         raise ValueError(f"channel shapes differ: {t_low.shape} and {t_high.shape}")
     shape = t_low.shape
-    lo, hi = np.empty(shape, np.float32), np.empty(shape, np.float32)
+    # lo and hi (and their smoothed copies) are temporaries: the thread's scratch memory
+    lo, hi = scratch("colour.lo", shape, np.float32), scratch("colour.hi", shape, np.float32)
     starved, background = np.empty(shape, np.bool_), np.empty(shape, np.bool_)
     _unscatter_pass(t_low, cal, lo)
     _unscatter_pass(t_high, cal, hi, starved=starved)  # starved: T_high under the starvation level
@@ -239,7 +241,8 @@ def _codes(t_low: np.ndarray, t_high: np.ndarray, cal: ColourCalibration, clean:
     _negate(lo.reshape(-1), hi.reshape(-1), np.float32(cal.background), starved.reshape(-1),
             background.reshape(-1))
     if cal.denoise_px > 0:
-        lo, hi = _denoised(lo, cal.denoise_px), _denoised(hi, cal.denoise_px)
+        lo = _denoised(lo, cal.denoise_px, scratch("colour.lo_smooth", shape, np.float32))
+        hi = _denoised(hi, cal.denoise_px, scratch("colour.hi_smooth", shape, np.float32))
     h0, h1 = float(cal.h_grid[0]), float(cal.h_grid[-1])
     lg0 = np.log(h0)
     flat_lo, flat_hi = lo.reshape(-1), hi.reshape(-1)
@@ -254,12 +257,13 @@ def _codes(t_low: np.ndarray, t_high: np.ndarray, cal: ColourCalibration, clean:
     return code, z, starved, background
 
 
-def _denoised(img: np.ndarray, sigma: float) -> np.ndarray:
-    """scipy's ``gaussian_filter(img, sigma, mode="nearest")`` of a float32 image: a new array,
-    by :func:`_gaussian` for one image (scipy itself for another number of axes)."""
+def _denoised(img: np.ndarray, sigma: float, out: np.ndarray | None = None) -> np.ndarray:
+    """scipy's ``gaussian_filter(img, sigma, mode="nearest")`` of a float32 image into ``out``
+    (C-contiguous, ``img``'s shape and dtype, not ``img``) or a new array, by :func:`_gaussian`
+    for one image (scipy itself for another number of axes)."""
+    out = np.empty_like(img) if out is None else out
     if img.ndim != 2:
-        return gaussian_filter(img, sigma, mode="nearest", output=np.empty_like(img))
-    out = np.empty_like(img)
+        return gaussian_filter(img, sigma, mode="nearest", output=out)
     _gaussian(img, gaussian_weights(sigma)[::-1].copy(), out)
     return out
 

@@ -395,13 +395,15 @@ def _noise_one(sums, c_mean, c_var, extra, q0, ref, per_view, first_view, c, k0,
 
 def channel_noise(sums: np.ndarray, c: int, c_mean: int, c_var: int, extra, q0: float, ref: float,
                   per_view: int, draws: CounterDraws, quantum_noise: bool, electronic: bool,
-                  threads: bool = False) -> tuple[np.ndarray | None, np.ndarray | None]:
+                  threads: bool = False, out: np.ndarray | None = None,
+                  ze: np.ndarray | None = None) -> tuple[np.ndarray | None, np.ndarray | None]:
     """Channel ``c``'s counter-based draws over ``sums`` (n, 2C) float64, n = views x
     ``per_view``: (quantum signal / ``ref`` (n,) float64 or None, electronic normals (n,) float32
-    or None). ``threads``: on numba's threads (the same numbers)."""
+    or None). ``threads``: on numba's threads (the same numbers). ``out`` and ``ze``: where to
+    write the signal and the normals ((n,) float64 and float32), else new arrays."""
     n = sums.shape[0]
-    out = np.empty(n if quantum_noise else 0)
-    ze = np.empty(n if electronic else 0, dtype=np.float32)
+    out = (np.empty(n) if out is None else out.reshape(n)) if quantum_noise else np.empty(0)
+    ze = (np.empty(n, np.float32) if ze is None else ze.reshape(n)) if electronic else np.empty(0, np.float32)
     ex = np.empty(0) if extra is None else np.ascontiguousarray(extra, dtype=np.float64).reshape(-1)
     run = _noise_threads if threads else _noise_one
     run(sums, int(c_mean), int(c_var), ex, float(q0), float(ref), int(per_view),

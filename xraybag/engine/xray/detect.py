@@ -32,6 +32,7 @@ import numpy as np
 from xraybag.engine.xray.filters import blur_and_add, lowpass
 from xraybag.engine.xray.normals import standard_normal
 from xraybag.engine.xray.paths import SparsePaths
+from xraybag.engine.xray.scratch import scratch
 from xraybag.engine.xray.spectral import dense_signals, on_device, sparse_signals
 from xraybag.errors import XraybagError
 from xraybag.materials.spectra import photons_per_pixel
@@ -279,10 +280,17 @@ def detect(
     n_ch = len(channels)
 
     mu = mu_table(materials, library, response.energies)
+    # the sums, and the signals and normals that the blur pass takes, are temporaries of this
+    # call: the thread's scratch memory, not fresh pages each view (what it returns is new)
+    n_px = batch * rows * cols
+    sums_out = scratch("detect.sums", (n_px, plan.stack.shape[1]))
     if sparse:
-        sums = sparse_signals(L, mu, plan.stack, stride=cols, threads=threads)
+        sums = sparse_signals(L, mu, plan.stack, stride=cols, threads=threads, out=sums_out)
+    elif spectral == "numba":
+        sums = dense_signals(L.reshape(n_px, m), mu, plan.stack, stride=cols, threads=threads, out=sums_out)
     else:
-        sums = SPECTRAL[spectral](L.reshape(batch * rows * cols, m), mu, plan.stack, stride=cols, threads=threads)
+        sums = SPECTRAL[spectral](L.reshape(n_px, m), mu, plan.stack, stride=cols, threads=threads)
+    blurred = plan.blur > 0 or electronic  # the signals are then inputs of blur_and_add
 
     signals: list[np.ndarray] = []
     normals: list[np.ndarray | None] = [None] * n_ch  # counter draws: the electronic normals
@@ -300,8 +308,10 @@ def detect(
         if draws is not None and (quantum or electronic):
             from xraybag.engine.xray.counter import channel_noise
 
-            signal, normals[c] = channel_noise(sums, c, c, n_ch + c, extra, q0, ref, rows * cols, draws,
-                                               quantum, electronic, threads)
+            signal, normals[c] = channel_noise(
+                sums, c, c, n_ch + c, extra, q0, ref, rows * cols, draws, quantum, electronic, threads,
+                out=scratch(f"detect.signal{c}", n_px) if blurred else None,
+                ze=scratch(f"detect.normals{c}", n_px, np.float32) if electronic else None)
         elif quantum:
             signal = _quantum_transmission(sums, c, n_ch + c, extra, q0, ref, rng, threads)
         if not quantum:

@@ -103,7 +103,7 @@ def _signals_blocks(L2, bits, mu, wt, open_beam, step, stride, out):
 
 
 def dense_signals(L2: np.ndarray, mu: np.ndarray, weights: np.ndarray, stride: int = 0,
-                  threads: bool = False) -> np.ndarray:
+                  threads: bool = False, out: np.ndarray | None = None) -> np.ndarray:
     """``exp(-L2 @ mu) @ weights``: (n, M), (M, E), (E, K) -> (n, K) float64, one compiled pass
     over ``L2`` that reads each pixel's path lengths once (:func:`_signals`).
 
@@ -114,8 +114,9 @@ def dense_signals(L2: np.ndarray, mu: np.ndarray, weights: np.ndarray, stride: i
     ``threads`` the blocks of pixels run on numba's threads (the same numbers); it is off by
     default because numba's default thread pool does not survive ``fork``: a worker process
     forked from a process that has started the pool would abort on its first parallel call.
+    ``out``: where to write the result ((n, K) float64), else a new array.
     """
-    L32, mu32, wt32, open_beam, out = spectral_operands(L2, mu, weights)
+    L32, mu32, wt32, open_beam, out = spectral_operands(L2, mu, weights, out)
     if L32 is None:
         return out
     n = L32.shape[0]
@@ -181,13 +182,15 @@ def _sparse_signals_blocks(start, count, mat, length, bits, mu, wt, open_beam, s
                         stride, out, x, y)
 
 
-def sparse_signals(sp, mu: np.ndarray, weights: np.ndarray, stride: int = 0, threads: bool = False) -> np.ndarray:
+def sparse_signals(sp, mu: np.ndarray, weights: np.ndarray, stride: int = 0, threads: bool = False,
+                   out: np.ndarray | None = None) -> np.ndarray:
     """:func:`dense_signals` of :class:`~.paths.SparsePaths` ``sp``: (rows * cols, K) float64, the
     same numbers as the dense pass over ``sp.dense()`` without reading a slot per material of
-    the bag. ``threads``: blocks of pixels on numba's threads (the same numbers)."""
+    the bag. ``threads``: blocks of pixels on numba's threads (the same numbers). ``out``: where
+    to write the result, else a new array."""
     n = sp.rows * sp.cols
     mu32, wt32, open_beam = spectral_constants(mu, weights)
-    out = np.empty((n, weights.shape[1]), dtype=np.float64)
+    out = _output(out, n, weights.shape[1])
     if sp.n_materials == 0 or n == 0:
         out[:] = open_beam
         return out
@@ -211,14 +214,24 @@ def on_device(a) -> bool:
     return hasattr(a, "copy_to_host")
 
 
-def spectral_operands(L2: np.ndarray, mu: np.ndarray, weights: np.ndarray):
+def _output(out: np.ndarray | None, n: int, k: int) -> np.ndarray:
+    """A pass's (n, K) float64 output: ``out`` when given (checked), else a new array."""
+    if out is None:
+        return np.empty((n, k), dtype=np.float64)
+    if out.shape != (n, k) or out.dtype != np.float64 or not out.flags.c_contiguous:
+        raise ValueError(f"out is {out.dtype} {out.shape}; expected C-contiguous float64 {(n, k)}")
+    return out
+
+
+def spectral_operands(L2: np.ndarray, mu: np.ndarray, weights: np.ndarray, out: np.ndarray | None = None):
     """What a spectral pass (CPU or GPU) takes: float32 path lengths (n, M), attenuation (M, E)
     and weights (K, E), the float64 open beam (K,), and the output (n, K) float64. With nothing to
     compute (no pixel or no material) the output is the open beam already and the operands None.
-    Path lengths already on a GPU (a numba device array, float32) are passed on as they are."""
+    Path lengths already on a GPU (a numba device array, float32) are passed on as they are.
+    ``out``: the output to write (host memory), else a new array."""
     n, m = L2.shape
     mu32, wt32, open_beam = spectral_constants(mu, weights)
-    out = np.empty((n, weights.shape[1]), dtype=np.float64)
+    out = _output(out, n, weights.shape[1])
     if m == 0 or n == 0:
         out[:] = open_beam
         return None, None, None, open_beam, out

@@ -32,6 +32,7 @@ from xraybag.engine.xray.paths import (
     sparse_totals,
     window_table,
 )
+from xraybag.engine.xray.scratch import scratch
 
 if TYPE_CHECKING:
     from xraybag.engine.solids.scene import Solid
@@ -614,7 +615,8 @@ def trace_numba(solids: "list[Solid]", geometry: RayGeometry) -> TraceResult:
     uniform = uniform_rows(g)
     fk = fan_keys(fan)
     win, size, mats, mat_off = window_table(plans)
-    flat = np.zeros(size, dtype=np.float64)
+    flat = scratch("trace.flat", size)  # read only by sparse_totals below: the thread's scratch memory
+    flat.fill(0.0)
     for o, plan in enumerate(plans):
         off = int(win[o, 5])
         buf = flat[off : off + plan.h * plan.w * len(plan.mats)].reshape(plan.h, plan.w, len(plan.mats))
