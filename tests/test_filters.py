@@ -99,3 +99,19 @@ def test_threaded_filters_give_the_same_bits():
     for sigma in (20.0, 3.0):  # block means, and the direct filter
         assert np.array_equal(lowpass(img, sigma, 0.02, 0.5, threads=True), lowpass(img, sigma, 0.02, 0.5))
     assert np.array_equal(blur_and_add(img, 0.5, z, 1e-3, threads=True), blur_and_add(img, 0.5, z, 1e-3))
+
+
+@pytest.mark.parametrize("shape, sigma", [((40, 60), 12.0), ((3, 40, 60), 12.0), ((40, 60), 3.0), ((2, 30, 20), 3.0)])
+def test_lowpass_into_a_given_array(shape, sigma):
+    """``lowpass(..., out=buf)`` writes the numbers of ``lowpass(...)`` into ``buf`` and returns
+    it (block-averaged and direct kernels, one image and a stack); an ``out`` of another shape
+    or type is refused."""
+    img = np.random.default_rng(4).random(shape)
+    ref = lowpass(img, sigma, 0.3, 0.01)
+    buf = np.full(shape, np.nan)
+    got = lowpass(img, sigma, 0.3, 0.01, out=buf)
+    assert got is buf and np.array_equal(buf, ref)
+    with pytest.raises(ValueError, match="expected C-contiguous float64"):
+        lowpass(img, sigma, out=np.empty(shape, np.float32))
+    with pytest.raises(ValueError, match="expected C-contiguous float64"):
+        lowpass(img, sigma, out=np.empty((5,) + shape))

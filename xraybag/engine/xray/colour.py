@@ -77,7 +77,8 @@ def _unscatter_pass(t: np.ndarray, cal: ColourCalibration, out: np.ndarray, log_
     o, f = cal.scatter_offset, cal.scatter_fraction
     remove = not (o == 0 and f == 0)
     gain = 1.0 + o + f if remove else 1.0
-    smooth = lowpass(t, cal.scatter_sigma_px) if remove and f > 0 else np.empty(0)
+    smooth = (lowpass(t, cal.scatter_sigma_px, out=scratch("colour.smooth", np.shape(t))) if remove and f > 0
+              else np.empty(0))
     floor = np.float32(0.1 * cal.starvation if log_floor else np.nan)  # (NaN: no floor)
     _unscatter(np.ascontiguousarray(t).reshape(-1), smooth.reshape(-1), np.float32(gain),
                np.float32(o if remove else 0.0), -f * gain, floor, np.float32(cal.starvation),
@@ -430,7 +431,8 @@ def despeckle(code: np.ndarray, z: np.ndarray, skip: np.ndarray, lo: float, hi: 
     z = np.asarray(z, np.float32)
     out = code.copy()
     # one array for every pass (its searches count on; a search marks a pixel no other has)
-    seen = np.zeros(code.shape, np.int32 if code.size * passes < 2**31 else np.int64)
+    seen = scratch("colour.seen", code.shape, np.int32 if code.size * passes < 2**31 else np.int64)
+    seen.fill(0)
     tiles = np.ones((-(-code.shape[0] // _TILE), -(-code.shape[1] // _TILE)), np.bool_)
     base = 0
     for _ in range(passes):

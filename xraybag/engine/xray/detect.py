@@ -301,7 +301,8 @@ def detect(
         if scatter is not None:
             if scatter.fraction > 0:
                 sigma = float(scatter.width) / float(pixel_mm)
-                extra = lowpass(mean, sigma, scatter.fraction, shift, threads=threads)
+                extra = lowpass(mean, sigma, scatter.fraction, shift, threads=threads,
+                                out=scratch("detect.scatter", shape))
             else:
                 extra = np.full(shape, shift)
         q0 = float(plan.q0[c])
