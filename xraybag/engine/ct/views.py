@@ -81,6 +81,7 @@ def sinograms(solids_ct, setup, scanner, library, rng, progress=None,
     """
     from xraybag.engine.ct.forward import mesh_of
     from xraybag.engine.xray.counter import draws_from
+    from xraybag.engine.xray.scratch import release as release_scratch
 
     g = setup.geom
     materials = sorted({s.material for s in solids_ct})
@@ -96,6 +97,7 @@ def sinograms(solids_ct, setup, scanner, library, rng, progress=None,
             out[ch][start:stop] = a
         if progress:
             progress(stop, g.views)
+    release_scratch()  # the chunks' detection temporaries (~160 MB) go back before reconstruction
     return out
 
 
@@ -105,8 +107,10 @@ def voxel_sinograms(solids_ct, st, scanner, library, rng) -> dict[str, np.ndarra
     from xraybag.engine.ct.voxelize import voxelize
     from xraybag.engine.xray.counter import draws_from
     from xraybag.engine.xray.detect import detect
+    from xraybag.engine.xray.scratch import release as release_scratch
 
     vox = voxelize(solids_ct, st.grid, supersample=int(scanner.ct.supersample))
     mats, L = project_materials(vox, st.geom, backend=scanner.ct.projector)
     T = detect(L, mats, scanner, st.response, library, rng, st.geom.col_pitch, draws=draws_from(rng))
+    release_scratch()  # the whole scan's detection temporaries
     return {ch: (-np.log(np.maximum(T[ch], 1e-6))).astype(np.float32) for ch in st.response.channels}
