@@ -75,16 +75,17 @@ def own_lengths(buf, out):
 class SparsePaths:
     """A view's path lengths per pixel as a list of (material, length) entries: pixel ``p``
     (``row * cols + col``) has ``count[p]`` entries from ``start[p]``, in increasing material
-    order, ``mat`` int32 and ``length`` float32 (mm, none of them 0). The same numbers as the
-    dense (rows, cols, materials) image (:meth:`dense`), in a few entries a pixel instead of one
-    per material of the bag."""
+    order, ``mat`` (the material's index) and ``length`` float32 (mm, none of them 0). The same
+    numbers as the dense (rows, cols, materials) image (:meth:`dense`), in a few entries a pixel
+    instead of one per material of the bag. The integers are as small as the sizes allow
+    (:func:`entry_types`): fresh pages cost a view more than its arithmetic does."""
 
     rows: int
     cols: int
     n_materials: int
-    start: np.ndarray  # (rows * cols,) int64
-    count: np.ndarray  # (rows * cols,) int32
-    mat: np.ndarray  # int32
+    start: np.ndarray  # (rows * cols,) int32 (int64 past 2**31 entries)
+    count: np.ndarray  # (rows * cols,) int8 (wider for more materials)
+    mat: np.ndarray  # int8 (wider for more materials)
     length: np.ndarray  # float32
 
     @property
@@ -97,15 +98,25 @@ class SparsePaths:
         rows, cols, m = paths.shape
         flat = np.ascontiguousarray(paths, dtype=np.float32).reshape(rows * cols, m)
         nonzero = flat != 0
-        count = nonzero.sum(axis=1).astype(np.int32)
+        count = nonzero.sum(axis=1)
         start = np.concatenate([[0], np.cumsum(count[:-1], dtype=np.int64)]) if count.size else np.zeros(0, np.int64)
-        return cls(rows, cols, m, start.astype(np.int64), count, np.nonzero(nonzero)[1].astype(np.int32), flat[nonzero])
+        wide, small = entry_types(m, int(count.sum()))
+        return cls(rows, cols, m, start.astype(wide), count.astype(small), np.nonzero(nonzero)[1].astype(small),
+                   flat[nonzero])
 
     def dense(self) -> np.ndarray:
         """The (rows, cols, materials) float32 image."""
         out = np.zeros((self.rows * self.cols, self.n_materials), dtype=np.float32)
         _scatter_entries(self.start, self.count, self.mat, self.length, out)
         return out.reshape(self.shape)
+
+
+def entry_types(n_materials: int, entries: int) -> tuple[type, type]:
+    """The integer types of :class:`SparsePaths`: ``start``'s (int32, or int64 for 2**31
+    entries or more), and ``count``'s and ``mat``'s (int8, int16 or int32, as ``n_materials``
+    needs; signed, so that numba's arithmetic on them stays in integers)."""
+    small = np.int8 if n_materials <= 127 else np.int16 if n_materials <= 32767 else np.int32
+    return (np.int32 if entries < 2**31 else np.int64), small
 
 
 @numba.njit(cache=True, nogil=True)
@@ -177,10 +188,11 @@ def sparse_totals(flat: np.ndarray, win: np.ndarray, mat_off: np.ndarray, mats: 
     (:func:`_row_entries`); the entries lie pixel after pixel. ``own`` (float32, the size of
     ``flat``), when given, gets the objects' own lengths (:func:`own_lengths`) in the same pass."""
     n = rows * cols
-    start = np.empty(n, dtype=np.int64)
-    count = np.empty(n, dtype=np.int32)
     room = int(flat.size)  # at most an entry a slot (only the pages written are touched)
-    mat = np.empty(room, dtype=np.int32)
+    wide, small = entry_types(n_materials, room)
+    start = np.empty(n, dtype=wide)
+    count = np.empty(n, dtype=small)
+    mat = np.empty(room, dtype=small)
     length = np.empty(room, dtype=np.float32)
     used = _row_entries(flat, win, mat_off, mats, rows, cols, n_materials, start, count, mat, length,
                         np.empty(0, np.float32) if own is None else own)
