@@ -33,7 +33,7 @@ from xraybag.engine.xray.filters import blur_and_add, lowpass
 from xraybag.engine.xray.normals import standard_normal
 from xraybag.engine.xray.paths import SparsePaths
 from xraybag.engine.xray.scratch import scratch
-from xraybag.engine.xray.spectral import dense_signals, on_device, sparse_signals
+from xraybag.engine.xray.spectral import dense_signals, on_device, signal_array, sparse_signals
 from xraybag.errors import XraybagError
 from xraybag.materials.spectra import photons_per_pixel
 
@@ -283,7 +283,7 @@ def detect(
     # the sums, and the signals and normals that the blur pass takes, are temporaries of this
     # call: the thread's scratch memory, not fresh pages each view (what it returns is new)
     n_px = batch * rows * cols
-    sums_out = scratch("detect.sums", (n_px, plan.stack.shape[1]))
+    sums_out = signal_array(n_px, plan.stack.shape[1], scratch("detect.sums", (plan.stack.shape[1], n_px)))
     if sparse:
         sums = sparse_signals(L, mu, plan.stack, stride=cols, threads=threads, out=sums_out)
     elif spectral == "numba":

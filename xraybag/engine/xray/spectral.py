@@ -114,8 +114,10 @@ def dense_signals(L2: np.ndarray, mu: np.ndarray, weights: np.ndarray, stride: i
     ``threads`` the blocks of pixels run on numba's threads (the same numbers); it is off by
     default because numba's default thread pool does not survive ``fork``: a worker process
     forked from a process that has started the pool would abort on its first parallel call.
-    ``out``: where to write the result ((n, K) float64), else a new array.
+    The result is laid out channel after channel (:func:`signal_array`); ``out``: such an
+    array to write it into, else a new one.
     """
+    out = _output(out, L2.shape[0], np.shape(weights)[1])
     L32, mu32, wt32, open_beam, out = spectral_operands(L2, mu, weights, out)
     if L32 is None:
         return out
@@ -186,8 +188,8 @@ def sparse_signals(sp, mu: np.ndarray, weights: np.ndarray, stride: int = 0, thr
                    out: np.ndarray | None = None) -> np.ndarray:
     """:func:`dense_signals` of :class:`~.paths.SparsePaths` ``sp``: (rows * cols, K) float64, the
     same numbers as the dense pass over ``sp.dense()`` without reading a slot per material of
-    the bag. ``threads``: blocks of pixels on numba's threads (the same numbers). ``out``: where
-    to write the result, else a new array."""
+    the bag. ``threads``: blocks of pixels on numba's threads (the same numbers). ``out``: a
+    :func:`signal_array` to write the result into, else a new one."""
     n = sp.rows * sp.cols
     mu32, wt32, open_beam = spectral_constants(mu, weights)
     out = _output(out, n, weights.shape[1])
@@ -214,12 +216,24 @@ def on_device(a) -> bool:
     return hasattr(a, "copy_to_host")
 
 
+def signal_array(n: int, k: int, memory: np.ndarray | None = None) -> np.ndarray:
+    """An (n, K) float64 array for a pass's sums, laid out channel after channel (the transpose
+    of a C-contiguous (K, n) array, ``memory`` when given): a channel's sums are then contiguous
+    for the passes that read one channel (the scatter's low-pass, the noise draws)."""
+    if memory is None:
+        memory = np.empty((k, n), dtype=np.float64)
+    elif memory.shape != (k, n) or memory.dtype != np.float64 or not memory.flags.c_contiguous:
+        raise ValueError(f"memory is {memory.dtype} {memory.shape}; expected C-contiguous float64 {(k, n)}")
+    return memory.T
+
+
 def _output(out: np.ndarray | None, n: int, k: int) -> np.ndarray:
-    """A pass's (n, K) float64 output: ``out`` when given (checked), else a new array."""
+    """A pass's (n, K) float64 output: ``out`` when given (checked: :func:`signal_array`'s
+    layout), else a new :func:`signal_array`."""
     if out is None:
-        return np.empty((n, k), dtype=np.float64)
-    if out.shape != (n, k) or out.dtype != np.float64 or not out.flags.c_contiguous:
-        raise ValueError(f"out is {out.dtype} {out.shape}; expected C-contiguous float64 {(n, k)}")
+        return signal_array(n, k)
+    if out.shape != (n, k) or out.dtype != np.float64 or not out.T.flags.c_contiguous:
+        raise ValueError(f"out is {out.dtype} {out.shape}; expected float64 {(n, k)} laid out channel after channel")
     return out
 
 
@@ -228,10 +242,10 @@ def spectral_operands(L2: np.ndarray, mu: np.ndarray, weights: np.ndarray, out: 
     and weights (K, E), the float64 open beam (K,), and the output (n, K) float64. With nothing to
     compute (no pixel or no material) the output is the open beam already and the operands None.
     Path lengths already on a GPU (a numba device array, float32) are passed on as they are.
-    ``out``: the output to write (host memory), else a new array."""
+    ``out``: the (n, K) float64 output to write (host memory), else a new C-contiguous array."""
     n, m = L2.shape
     mu32, wt32, open_beam = spectral_constants(mu, weights)
-    out = _output(out, n, weights.shape[1])
+    out = np.empty((n, weights.shape[1]), dtype=np.float64) if out is None else out
     if m == 0 or n == 0:
         out[:] = open_beam
         return None, None, None, open_beam, out
