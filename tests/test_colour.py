@@ -526,3 +526,34 @@ def test_despeckle_second_pass_reaches_across_a_tile_edge():
     assert int((one != code).sum()) == 4  # L only
     two = C.despeckle(code, z, skip, 10.0, 18.0)
     assert np.all(two == 2)
+
+
+def test_colour_images_are_their_own_when_the_next_view_is_coloured(library):
+    """pseudo_colour's temporaries (logs, codes, Zeff, masks, the despeckled codes) live in the
+    thread's scratch memory: the colour image and classify's classes and Zeff of one view stay as
+    they were when another view (of the same shape) is coloured; despeckle into a given array
+    gives the codes it returns."""
+    from xraybag.engine.xray.colour import _codes, despeckle
+
+    sc = Scanner(name="top", type="line_scan")
+    cal = calibrate_colour(sc, library)
+    rng = np.random.default_rng(5)
+    blocks = [wedge(m, [t], sc, library, rng, size=30) for m, t in
+              [("water", 60), ("aluminum", 10), ("iron", 6), ("air", 1)]]
+    t_low, t_high = np.hstack([b[0] for b in blocks]), np.hstack([b[1] for b in blocks])
+    rgb = pseudo_colour(t_low, t_high, cal)
+    classes, zeff = classify(t_low, t_high, cal)
+    kept = rgb.copy(), classes.copy(), zeff.copy()
+    other = pseudo_colour(t_low[:, ::-1].copy(), t_high[:, ::-1].copy(), cal)
+    classify(t_low[:, ::-1].copy(), t_high[:, ::-1].copy(), cal)
+    assert not np.array_equal(other, rgb)
+    assert np.array_equal(rgb, kept[0]) and np.array_equal(classes, kept[1]) and np.array_equal(zeff, kept[2])
+    code, z, starved, background = _codes(t_low, t_high, cal, clean=False)
+    code[14:17, 44:47], z[14:17, 44:47] = INORGANIC, np.float32(13.0)  # in the aluminium block
+    code[15, 45], z[15, 45] = METAL, np.float32(cal.inorganic_max + 0.5)  # a lone pixel near a boundary
+    skip = starved | background
+    into = np.full(code.shape, 99, np.uint8)
+    got = despeckle(code, z, skip, cal.organic_max, cal.inorganic_max, dark=starved, out=into)
+    assert got is into and np.array_equal(into, despeckle(code, z, skip, cal.organic_max, cal.inorganic_max,
+                                                          dark=starved))
+    assert into[15, 45] == INORGANIC and code[15, 45] == METAL  # despeckled into ``into``, not ``code``

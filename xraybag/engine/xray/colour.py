@@ -218,8 +218,10 @@ def _with_tables(cal: ColourCalibration) -> ColourCalibration:
     return cal if cal.lut_zeff is not None else replace(cal, **lookup_tables(cal))
 
 
-def _codes(t_low: np.ndarray, t_high: np.ndarray, cal: ColourCalibration, clean: bool = True):
-    """Per-pixel code, Zeff and masks: ``(code, zeff, starved, background)``.
+def _codes(t_low: np.ndarray, t_high: np.ndarray, cal: ColourCalibration, clean: bool = True,
+           temporary: bool = False):
+    """Per-pixel code, Zeff and masks: ``(code, zeff, starved, background)``; with ``temporary``
+    in the thread's scratch memory (for a caller that drops them before it returns).
 
     Code: class 1..3 from the Zeff, or ``4 + p`` where K-edge reference ``p`` captures the pixel.
     Zeff: the ladder's (float32, bilinear in the look-up-table cell; not the reference's Z where
@@ -234,7 +236,9 @@ def _codes(t_low: np.ndarray, t_high: np.ndarray, cal: ColourCalibration, clean:
     shape = t_low.shape
     # lo and hi (and their smoothed copies) are temporaries: the thread's scratch memory
     lo, hi = scratch("colour.lo", shape, np.float32), scratch("colour.hi", shape, np.float32)
-    starved, background = np.empty(shape, np.bool_), np.empty(shape, np.bool_)
+    new = (lambda name, dtype: scratch(f"colour.{name}", shape, dtype)) if temporary else (
+        lambda name, dtype: np.empty(shape, dtype))
+    starved, background = new("starved", np.bool_), new("background", np.bool_)
     _unscatter_pass(t_low, cal, lo)
     _unscatter_pass(t_high, cal, hi, starved=starved)  # starved: T_high under the starvation level
     np.log(lo, out=lo)  # (numpy's float32 logarithm; the floor bounds the starved pixels' logs)
@@ -249,12 +253,12 @@ def _codes(t_low: np.ndarray, t_high: np.ndarray, cal: ColourCalibration, clean:
     flat_lo, flat_hi = lo.reshape(-1), hi.reshape(-1)
     _ratio(flat_lo, flat_hi, np.float32(h0), np.float32(h1))
     np.log(flat_hi, out=flat_hi)
-    code, z = np.empty(shape, np.uint8), np.empty(shape, np.float32)
+    code, z = new("code", np.uint8), new("z", np.float32)
     _zeff(flat_lo, flat_hi, lg0, (cal.lut_rmin.size - 1) / (np.log(h1) - lg0), cal.lut_rmin, cal.lut_rscale,
           cal.lut_zeff, cal.lut_capture, np.float32(cal.organic_max), np.float32(cal.inorganic_max),
           code.reshape(-1), z.reshape(-1))
     if clean:
-        code = _clean(code, z, starved, background, cal)
+        code = _clean(code, z, starved, background, cal, new("clean", np.uint8) if temporary else None)
     return code, z, starved, background
 
 
@@ -275,10 +279,11 @@ def cleanable(shape: tuple) -> bool:
 
 
 def _clean(code: np.ndarray, z: np.ndarray, starved: np.ndarray, background: np.ndarray,
-           cal: ColourCalibration) -> np.ndarray:
-    """:func:`despeckle` of an image's codes (images of at least 3 x 3 pixels)."""
+           cal: ColourCalibration, out: np.ndarray | None = None) -> np.ndarray:
+    """:func:`despeckle` of an image's codes (images of at least 3 x 3 pixels), into ``out`` when
+    given."""
     if cleanable(code.shape):
-        code = despeckle(code, z, starved | background, cal.organic_max, cal.inorganic_max, dark=starved)
+        code = despeckle(code, z, starved | background, cal.organic_max, cal.inorganic_max, dark=starved, out=out)
     return code
 
 
@@ -413,7 +418,8 @@ _zgap = numba.njit(cache=True, nogil=True)(zgap)
 
 def despeckle(code: np.ndarray, z: np.ndarray, skip: np.ndarray, lo: float, hi: float,
               margin: float = DESPECKLE_MARGIN, max_pixels: int = DESPECKLE_PIXELS,
-              dark: np.ndarray | None = None, passes: int = DESPECKLE_PASSES) -> np.ndarray:
+              dark: np.ndarray | None = None, passes: int = DESPECKLE_PASSES,
+              out: np.ndarray | None = None) -> np.ndarray:
     """Class codes without specks. An 8-connected patch of one code of at most ``max_pixels``
     pixels, whose Zeff all lie within ``margin`` of a class boundary (``lo``, ``hi``; K-edge
     captures, codes 4 and up, need not), takes the code of at least 3/4 of the pixels around it;
@@ -425,18 +431,23 @@ def despeckle(code: np.ndarray, z: np.ndarray, skip: np.ndarray, lo: float, hi: 
     ``skip`` pixels (background, starved) never change; those also in ``dark`` (starved: shown as
     metal) count as metal around a speck, the others do not count. The searches run in raster
     order, but a patch's outcome depends on the patch alone (a search never leaves its patch), so
-    the GPU's pass (:func:`.colour_cuda.despeckle_cuda`, a thread per pixel) gives the same codes."""
+    the GPU's pass (:func:`.colour_cuda.despeckle_cuda`, a thread per pixel) gives the same codes.
+    ``out``: where to write them (uint8, ``code``'s shape, not ``code``), else a new array."""
     skip = np.asarray(skip, np.bool_)
     dark = np.zeros_like(skip) if dark is None else np.asarray(dark, np.bool_)
     z = np.asarray(z, np.float32)
-    out = code.copy()
+    if out is None:
+        out = code.copy()
+    else:  # (uint8, code's shape, not code)
+        out[...] = code
     # one array for every pass (its searches count on; a search marks a pixel no other has)
     seen = scratch("colour.seen", code.shape, np.int32 if code.size * passes < 2**31 else np.int64)
     seen.fill(0)
     tiles = np.ones((-(-code.shape[0] // _TILE), -(-code.shape[1] // _TILE)), np.bool_)
     base = 0
     for _ in range(passes):
-        src = out.copy()
+        src = scratch("colour.despeckle_src", out.shape, out.dtype)
+        src[...] = out
         changed_tiles = np.zeros_like(tiles)
         changed, searches = _despeckle(src, z, skip, dark, np.float32(lo), np.float32(hi), np.float32(margin),
                                        int(max_pixels), out, seen, base, tiles, changed_tiles)
@@ -494,7 +505,7 @@ def pseudo_colour(t_low: np.ndarray, t_high: np.ndarray, calibration: ColourCali
     cal = _with_tables(calibration)
     if backend in PSEUDO_COLOUR:
         return PSEUDO_COLOUR[backend](t_low, t_high, cal, clean)
-    code, z, starved, background = _codes(t_low, t_high, cal, clean)
+    code, z, starved, background = _codes(t_low, t_high, cal, clean, temporary=True)
     return _colours(code, z, starved, background, np.asarray(t_high), cal)
 
 
@@ -504,20 +515,20 @@ def _colours(code, z, starved, background, t_high, cal: ColourCalibration) -> np
     out = np.empty(shape + (3,), np.uint8)
     _lookup(code.reshape(-1), z.reshape(-1), starved.reshape(-1), background.reshape(-1),
             np.ascontiguousarray(t_high).reshape(-1), cal.hue_table, T_BINS, cal.rgb_table.view(np.uint8).reshape(-1, 3),
-            HUE_BINS, np.float32(HUE_PER_Z), HR_BINS, STARVED_HUE, np.float32(T_MIN), T_SHIFT, out.reshape(-1, 3))
+            HUE_BINS, np.float32(HUE_PER_Z), HR_BINS, STARVED_HUE, np.float32(T_MIN), T_SHIFT, out.reshape(-1, 3),
+            scratch("colour.t32", z.size, np.float32))
     return out
 
 
 @numba.njit(cache=True, nogil=True)
 def _lookup(code, z, starved, background, t_high, hue_table, t_bins, rgb, hue_bins, hue_per_z, hr_bins,
-            starved_hue, t_min, t_shift, out):
+            starved_hue, t_min, t_shift, out, t32):
     """Each pixel's colour (flat arrays; ``rgb``: the colour table as (entries, 3) bytes), numpy's
     steps: the hue of code and Zeff (``int32(z hue_per_z) + code hue_bins``, ``hue_per_z``
     float32; starved and background pixels' fixed hues), then the colour of that hue at the bin of
     T_high's float32 bits (``T`` clipped to ``[t_min, 1]``, bits shifted right by ``t_shift``);
-    every look-up's index clipped as numpy's ``take(mode="clip")``."""
+    every look-up's index clipped as numpy's ``take(mode="clip")``. ``t32``: (n,) float32 scratch."""
     n = code.size
-    t32 = np.empty(n, np.float32)
     for p in range(n):
         t = np.float32(t_high[p])
         if t < t_min:  # noqa: PLR1730 (np.clip: a NaN stays NaN)
