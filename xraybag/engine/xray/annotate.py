@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
+from xraybag.engine.xray.scratch import scratch
 from xraybag.engine.xray.trace import TraceResult
 
 MASK_MIN_MM = 1e-3  # path lengths below this (grazing rays) are not part of a mask
@@ -44,16 +45,17 @@ class ObjectLabel:
         return rle_window(self.window, self.origin, self.shape)
 
 
-def attenuation(tr: TraceResult, mu: np.ndarray) -> np.ndarray:
+def attenuation(tr: TraceResult, mu: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """Total line integral sum_m mu_m L_m per pixel; ``mu`` per material of ``tr`` (1/mm). Path
     lengths on a GPU (the CUDA tracer's result) are summed there and only the image comes back;
-    the CPU tracer's :class:`~.paths.SparsePaths` are summed over their entries."""
+    the CPU tracer's :class:`~.paths.SparsePaths` are summed over their entries, into ``out``
+    ((rows, cols) float32) when given."""
     on_gpu = getattr(tr, "device_attenuation", None)
     if on_gpu is not None:
         return on_gpu(mu)
     sp = getattr(tr, "sparse", None)
     if sp is not None:  # the CPU tracer's entries: float32 sums in material order, as on the GPU
-        out = np.empty((sp.rows, sp.cols), dtype=np.float32)
+        out = np.empty((sp.rows, sp.cols), dtype=np.float32) if out is None else out
         _entry_attenuation(sp.start, sp.count, sp.mat, sp.length, np.asarray(mu, dtype=np.float32), out.reshape(-1))
         return out
     return tr.paths @ np.asarray(mu, dtype=np.float32)
@@ -118,10 +120,12 @@ def label_objects(
     on_gpu = getattr(tr, "device_labels", None)  # the CUDA tracer's windows: the pass there
     if on_gpu is not None:
         return on_gpu(mu, hard, hidden)
-    total = attenuation(tr, mu)
+    sp = getattr(tr, "sparse", None)  # (the total and the best attenuation: the thread's scratch)
+    total = attenuation(tr, mu, None if sp is None else scratch("annotate.total", (sp.rows, sp.cols), np.float32))
     rows, cols = total.shape
     mu32 = np.asarray(mu, dtype=np.float32)
-    best = np.zeros((rows, cols), dtype=np.float32)
+    best = scratch("annotate.best", (rows, cols), np.float32)
+    best.fill(0.0)
     instance = np.zeros((rows, cols), dtype=np.uint16)
     labels: dict[int, ObjectLabel] = {}
     for ot in tr.objects:
