@@ -115,3 +115,25 @@ def test_lowpass_into_a_given_array(shape, sigma):
         lowpass(img, sigma, out=np.empty(shape, np.float32))
     with pytest.raises(ValueError, match="expected C-contiguous float64"):
         lowpass(img, sigma, out=np.empty((5,) + shape))
+
+
+@pytest.mark.parametrize("shape", [(1, 40, 50), (2, 7, 3), (1, 1, 9), (1, 9, 1), (3, 2, 2)])
+def test_the_five_tap_blur_is_the_general_ones_arithmetic(shape):
+    """The detector blur's kernel for 5 taps (sigma 0.5 px) takes the general kernel's
+    operations in its order: the same bits, with and without the electronic noise, on images
+    narrower and shorter than the kernel too; and 9 taps (sigma 1 px) take the general one."""
+    from xraybag.engine.xray import filters as F
+
+    rng = np.random.default_rng(shape[1] * 7 + shape[2])
+    img = rng.random(shape) * 1e3
+    for z in (np.zeros((0, 0, 0), np.float32), rng.standard_normal(shape).astype(np.float32)):
+        for sigma in (0.5, 1.0):
+            w = gaussian_weights(sigma)
+            ref = np.empty(shape)
+            col = np.empty(shape[2])
+            for q in range(shape[0]):
+                F._blur_add_one(img, q, w, z, np.float32(3e-3), ref, col)
+            for blur in (F._blur_add, F._blur_add_threads):
+                out = np.full(shape, np.nan)
+                blur(img, w, z, np.float32(3e-3), out)
+                assert out.tobytes() == ref.tobytes()
