@@ -3,6 +3,7 @@
 import threading
 
 import numpy as np
+import pytest
 
 from xraybag.engine.xray.scratch import release, scratch
 
@@ -33,3 +34,23 @@ def test_each_thread_has_its_own():
     t.join()
     assert not np.shares_memory(mine, theirs[0])
     release()
+
+
+def test_the_spectral_sums_layout_is_checked():
+    """The spectral passes write their (n, K) sums channel after channel (the transpose of a
+    (K, n) array); an ``out`` laid out otherwise, or of another shape or type, is refused."""
+    from xraybag.engine.xray.paths import SparsePaths
+    from xraybag.engine.xray.spectral import dense_signals, signal_array, sparse_signals
+
+    rng = np.random.default_rng(0)
+    L = (rng.random((4, 5, 2)) * 10).astype(np.float32)
+    mu, w = rng.random((2, 7)) * 0.1, rng.random((7, 3))
+    ref = dense_signals(L.reshape(-1, 2), mu, w)
+    assert ref.shape == (20, 3) and ref.T.flags.c_contiguous
+    out = signal_array(20, 3)
+    assert sparse_signals(SparsePaths.from_dense(L), mu, w, out=out) is out and np.array_equal(out, ref)
+    for bad in (np.empty((20, 3)), np.empty((3, 20)).T[:19], np.empty((3, 20), np.float32).T):
+        with pytest.raises(ValueError, match="channel after channel"):
+            dense_signals(L.reshape(-1, 2), mu, w, out=bad)
+    with pytest.raises(ValueError, match="expected C-contiguous float64"):
+        signal_array(20, 3, np.empty((20, 3)))

@@ -33,7 +33,12 @@ from xraybag.engine.xray.filters import blur_and_add, lowpass
 from xraybag.engine.xray.normals import standard_normal
 from xraybag.engine.xray.paths import SparsePaths
 from xraybag.engine.xray.scratch import scratch
-from xraybag.engine.xray.spectral import dense_signals, on_device, signal_array, sparse_signals
+from xraybag.engine.xray.spectral import (
+    dense_signals,
+    on_device,
+    signal_array,
+    sparse_signals,
+)
 from xraybag.errors import XraybagError
 from xraybag.materials.spectra import photons_per_pixel
 
@@ -283,11 +288,13 @@ def detect(
     # the sums, and the signals and normals that the blur pass takes, are temporaries of this
     # call: the thread's scratch memory, not fresh pages each view (what it returns is new)
     n_px = batch * rows * cols
-    sums_out = signal_array(n_px, plan.stack.shape[1], scratch("detect.sums", (plan.stack.shape[1], n_px)))
+    n_sums = plan.stack.shape[1]
     if sparse:
-        sums = sparse_signals(L, mu, plan.stack, stride=cols, threads=threads, out=sums_out)
+        sums = sparse_signals(L, mu, plan.stack, stride=cols, threads=threads,
+                              out=signal_array(n_px, n_sums, scratch("detect.sums", (n_sums, n_px))))
     elif spectral == "numba":
-        sums = dense_signals(L.reshape(n_px, m), mu, plan.stack, stride=cols, threads=threads, out=sums_out)
+        sums = dense_signals(L.reshape(n_px, m), mu, plan.stack, stride=cols, threads=threads,
+                             out=signal_array(n_px, n_sums, scratch("detect.sums", (n_sums, n_px))))
     else:
         sums = SPECTRAL[spectral](L.reshape(n_px, m), mu, plan.stack, stride=cols, threads=threads)
     blurred = plan.blur > 0 or electronic  # the signals are then inputs of blur_and_add
