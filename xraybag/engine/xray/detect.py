@@ -289,12 +289,12 @@ def detect(
     # call: the thread's scratch memory, not fresh pages each view (what it returns is new)
     n_px = batch * rows * cols
     n_sums = plan.stack.shape[1]
-    if sparse:
-        sums = sparse_signals(L, mu, plan.stack, stride=cols, threads=threads,
-                              out=signal_array(n_px, n_sums, scratch("detect.sums", (n_sums, n_px))))
-    elif spectral == "numba":
-        sums = dense_signals(L.reshape(n_px, m), mu, plan.stack, stride=cols, threads=threads,
-                             out=signal_array(n_px, n_sums, scratch("detect.sums", (n_sums, n_px))))
+    if sparse or spectral == "numba":  # the CPU's passes (a GPU's makes its own array)
+        sums_out = signal_array(n_px, n_sums, scratch("detect.sums", (n_sums, n_px)))
+        if sparse:
+            sums = sparse_signals(L, mu, plan.stack, stride=cols, threads=threads, out=sums_out)
+        else:
+            sums = dense_signals(L.reshape(n_px, m), mu, plan.stack, stride=cols, threads=threads, out=sums_out)
     else:
         sums = SPECTRAL[spectral](L.reshape(n_px, m), mu, plan.stack, stride=cols, threads=threads)
     blurred = plan.blur > 0 or electronic  # the signals are then inputs of blur_and_add

@@ -232,13 +232,10 @@ def blur_and_add(img: np.ndarray, sigma_px: float, noise: np.ndarray | None = No
 
 @numba.njit(cache=True, nogil=True)
 def _blur_add(img, weights, z, sigma, out):
-    """:func:`_blur_add_one` of every image."""
+    """:func:`_blur_add_image` of every image."""
     col = np.empty(img.shape[2])
     for q in range(img.shape[0]):
-        if weights.size == 5:
-            _blur_add_one5(img, q, weights, z, sigma, out, col)
-        else:
-            _blur_add_one(img, q, weights, z, sigma, out, col)
+        _blur_add_image(img, q, weights, z, sigma, out, col)
     return out
 
 
@@ -247,11 +244,17 @@ def _blur_add_threads(img, weights, z, sigma, out):
     """:func:`_blur_add` with the images spread over numba's threads."""
     for q in numba.prange(img.shape[0]):
         col = np.empty(img.shape[2])
-        if weights.size == 5:
-            _blur_add_one5(img, q, weights, z, sigma, out, col)
-        else:
-            _blur_add_one(img, q, weights, z, sigma, out, col)
+        _blur_add_image(img, q, weights, z, sigma, out, col)
     return out
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _blur_add_image(img, q, weights, z, sigma, out, col):
+    """Image ``q``'s blur and noise: :func:`_blur_add_one5` for 5 taps, else :func:`_blur_add_one`."""
+    if weights.size == 5:
+        _blur_add_one5(img, q, weights, z, sigma, out, col)
+    else:
+        _blur_add_one(img, q, weights, z, sigma, out, col)
 
 
 @numba.njit(cache=True, nogil=True)
