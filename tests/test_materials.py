@@ -100,6 +100,30 @@ def test_library_size_and_required_names(library):
     assert not missing
 
 
+def test_the_built_in_library_reads_the_same_in_libyaml_as_in_ruamel():
+    """default_library reads library.yaml with libyaml (YAML 1.1) for speed; a user's file is read
+    by ruamel (YAML 1.2). The built-in file must mean the same to both: no ``yes``/``no``
+    booleans, no ``1e3`` without a dot, no sexagesimals, no ``0o`` octals."""
+    from importlib import resources
+
+    from ruamel.yaml import YAML
+
+    from xraybag.materials.library import _parse_builtin_yaml
+
+    text = resources.files("xraybag.materials").joinpath("library.yaml").read_text("utf-8")
+    fast, reference = _parse_builtin_yaml(text), YAML(typ="safe", pure=True).load(text)["materials"]
+    assert len(fast) > 100
+
+    def typed(x):  # 1 and 1.0 (and True and 1) compare equal: compare the types too
+        if isinstance(x, dict):
+            return {k: typed(v) for k, v in x.items()}
+        if isinstance(x, list):
+            return [typed(v) for v in x]
+        return type(x).__name__, x
+
+    assert typed(fast) == typed(reference)
+
+
 def test_names_are_snake_case_and_keys_unique(library):
     seen: dict[str, str] = {}
     for m in library.materials():

@@ -24,6 +24,7 @@ import hashlib
 import io
 import json
 import os
+import zipfile
 from functools import lru_cache
 from pathlib import Path
 
@@ -59,15 +60,21 @@ def element_symbols() -> frozenset[str]:
 SPECTRA_DIR_ENV = "XRAYBAG_SPECTRA_DIR"
 
 
+def cache_folder(env: str, name: str) -> Path | None:
+    """A folder of records kept between runs: ``$env`` if set (None when it is empty: none kept),
+    else ``xraybag/name`` in the user's cache folder (``$XDG_CACHE_HOME``, or ``~/.cache``)."""
+    value = os.environ.get(env)
+    if value is not None:
+        return Path(value) if value else None
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "xraybag" / name
+
+
 def spectra_folder() -> Path | None:
     """Where spekpy's spectra are kept: ``$XRAYBAG_SPECTRA_DIR`` if set (None when it is empty:
     no cache), else ``xraybag/spectra`` in the user's cache folder (``$XDG_CACHE_HOME``, or
     ``~/.cache``)."""
-    value = os.environ.get(SPECTRA_DIR_ENV)
-    if value is not None:
-        return Path(value) if value else None
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "xraybag" / "spectra"
+    return cache_folder(SPECTRA_DIR_ENV, "spectra")
 
 
 def _spekpy_version() -> str | None:
@@ -100,7 +107,7 @@ def _read_recorded(kvp: float, th: float, dk: float, filters: tuple[tuple[str, f
                     k.flags.writeable = False
                     photons.flags.writeable = False
                     return path, args, (k, photons)
-        except (OSError, KeyError, ValueError, EOFError):  # absent, or not a record of ours
+        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):  # absent, or not ours
             continue
     return path, args, None
 

@@ -70,22 +70,27 @@ def run_bags(
             for fut in as_completed(futures):
                 record(fut.result())
     elif workers > 1 and len(todo) > 1:
+        import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
         from concurrent.futures import as_completed as done_first
 
         # CUDA cannot be used in a child forked from a process that has initialised it (the
         # device check has): such children are spawned
-        ctx = None
-        if opts.trace_backend == "cuda":
-            import multiprocessing
-
-            ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_limit_threads,
-                                 initargs=(worker_threads(workers),)) as pool:
-            futures = [pool.submit(_worker_task, ref, roots, overrides, i, str(out), seed, categories, opts)
-                       for i in todo]
-            for fut in done_first(futures):
-                record(fut.result())
+        ctx = multiprocessing.get_context("spawn" if opts.trace_backend == "cuda" else None)
+        key = (ref, roots, overrides)
+        forked = ctx.get_start_method() == "fork"
+        if forked:  # a forked worker starts with this process's scene: it need not load it again
+            _WORKER_SCENES[key] = loaded
+        try:
+            with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_limit_threads,
+                                     initargs=(worker_threads(workers),)) as pool:
+                futures = [pool.submit(_worker_task, ref, roots, overrides, i, str(out), seed, categories, opts)
+                           for i in todo]
+                for fut in done_first(futures):
+                    record(fut.result())
+        finally:
+            if forked:
+                _WORKER_SCENES.pop(key, None)
     else:
         for i in todo:
             record(render_and_write(loaded, i, out, seed, categories, opts, ct_progress))

@@ -33,8 +33,15 @@ heavy curves nearly coincide, to within a few tenths), and colours to a couple o
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import io
+import json
+import os
+import zipfile
 from collections import OrderedDict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
 
 import numpy as np
 
@@ -159,6 +166,8 @@ def calibrate_colour(scanner, library) -> ColourCalibration:
     The curves are noise-free and primary-only; the scatter model of ``scanner.noise`` (if any) is
     stored so that :func:`classify` can remove it. The look-up tables of :func:`classify` and
     :func:`pseudo_colour` are computed here. Raises ``ValueError`` for a single-channel detector.
+    A calibration is also kept on disk (:data:`CALIBRATION_DIR_ENV`) and read back by the next
+    process that needs it: 0.3 s of every render's start-up (and of every worker's) otherwise.
     """
     noise = scanner.noise
     scatter = noise.scatter if noise.enabled else None
@@ -185,13 +194,34 @@ def calibrate_colour(scanner, library) -> ColourCalibration:
         _CAL_CACHE.move_to_end(key)
         return hit[1]
 
-    import xraydb
-
     response = channel_response(scanner, library, 1.0, 1000.0)
     low, high = low_high_channels(response.channels)
     w = response.weights / response.open_beam
     w_low, w_high = w[:, response.channels.index(low)], w[:, response.channels.index(high)]
-    e_ev = response.energies * 1000.0
+    extra = {"denoise_px": 1.0 if noise.enabled and noise.quantum else 0.0}
+    if scatter is not None:
+        extra.update(dict(
+            scatter_offset=float(scatter.offset),
+            scatter_fraction=float(scatter.fraction),
+            scatter_sigma_px=float(scatter.width) / float(scanner.pitch),
+        ))
+    record, digest = _record_path(response.energies, w_low, w_high, low, high, extra)
+    cal = _read_record(record, digest) if record is not None else None
+    if cal is None:
+        cal = _calibrate(response.energies * 1000.0, w_low, w_high, low, high, extra)
+        if record is not None:
+            _write_record(record, digest, cal)
+    for name in ("h_grid", "ladder_z", "ladder_r", "kedge_z", "kedge_zapp", "lut_rmin",
+                 "lut_rscale", "lut_zeff", "lut_capture", "hue_table", "rgb_table"):
+        getattr(cal, name).flags.writeable = False
+    _cache(key, (library, cal))
+    return cal
+
+
+def _calibrate(e_ev: np.ndarray, w_low: np.ndarray, w_high: np.ndarray, low: str, high: str,
+               extra: dict) -> ColourCalibration:
+    """:func:`calibrate_colour` from the channels' normalised weights on the energies ``e_ev``."""
+    import xraydb
 
     starvation = 5e-3
     h_grid = np.geomspace(_H_MIN, -np.log(starvation) * 1.5, _H_POINTS)
@@ -207,13 +237,6 @@ def calibrate_colour(scanner, library) -> ColourCalibration:
         kedge_zapp[p] = _zeff_from_column(curve, ladder_r, ladder_z)
         kedge_zapp[p, h_grid < h_of_mass(KEDGE_MIN_MASS)] = np.nan
 
-    extra = {"denoise_px": 1.0 if noise.enabled and noise.quantum else 0.0}
-    if scatter is not None:
-        extra.update(dict(
-            scatter_offset=float(scatter.offset),
-            scatter_fraction=float(scatter.fraction),
-            scatter_sigma_px=float(scatter.width) / float(scanner.pitch),
-        ))
     cal = ColourCalibration(
         h_grid=h_grid,
         ladder_z=ladder_z,
@@ -225,12 +248,74 @@ def calibrate_colour(scanner, library) -> ColourCalibration:
         starvation=starvation,
         **extra,
     )
-    cal = replace(cal, **lookup_tables(cal))
-    for name in ("h_grid", "ladder_z", "ladder_r", "kedge_z", "kedge_zapp", "lut_rmin",
-                 "lut_rscale", "lut_zeff", "lut_capture", "hue_table", "rgb_table"):
-        getattr(cal, name).flags.writeable = False
-    _cache(key, (library, cal))
-    return cal
+    return replace(cal, **lookup_tables(cal))
+
+
+#: The folder where calibrations are kept between runs (see :func:`_record_path`); an empty
+#: string keeps none. Default: ``xraybag/calibration`` in the user's cache folder.
+CALIBRATION_DIR_ENV = "XRAYBAG_CALIBRATION_DIR"
+#: Records kept (the most recently used; about 10 MB each).
+_KEEP_RECORDS = 16
+_ARRAYS = ("h_grid", "ladder_z", "ladder_r", "kedge_z", "kedge_zapp", "lut_rmin", "lut_rscale",
+           "lut_zeff", "lut_capture", "hue_table", "rgb_table")
+
+
+@functools.lru_cache(maxsize=1)
+def _code_identity() -> bytes:
+    """What a calibration depends on besides its inputs: this module's code (its constants and
+    algorithm) and the versions of xraydb (the ladder's cross-sections) and numpy."""
+    from importlib.metadata import version
+
+    return b"\0".join([Path(__file__).read_bytes(), version("xraydb").encode(), np.__version__.encode()])
+
+
+def _record_path(energies, w_low, w_high, low: str, high: str, extra: dict) -> tuple[Path | None, str]:
+    """Where the calibration of these channel weights is kept, and its digest. The digest covers
+    every input of :func:`_calibrate` (by value: a spectrum, detector or library that gives the
+    same weights gives the same record) and :func:`_code_identity`."""
+    from xraybag.materials.spectra import cache_folder
+
+    h = hashlib.sha256(_code_identity())
+    for a in (energies, w_low, w_high):
+        h.update(np.ascontiguousarray(a, dtype=np.float64).tobytes())
+    h.update(json.dumps([low, high, sorted(extra.items())]).encode())
+    digest = h.hexdigest()
+    folder = cache_folder(CALIBRATION_DIR_ENV, "calibration")
+    return (None if folder is None else folder / f"colour-{digest[:32]}.npz"), digest
+
+
+def _read_record(path: Path, digest: str) -> ColourCalibration | None:
+    """The calibration kept at ``path`` if it is the one of ``digest`` (else None: absent,
+    unreadable, or not a record of ours)."""
+    try:
+        with np.load(path, allow_pickle=False) as rec:
+            if str(rec["digest"]) != digest:
+                return None
+            scalars = json.loads(str(rec["scalars"]))
+            cal = ColourCalibration(**{k: rec[k] for k in _ARRAYS}, **scalars)
+        os.utime(path)  # used now: the last to be pruned
+        return cal
+    except (OSError, KeyError, ValueError, TypeError, EOFError, zipfile.BadZipFile):
+        return None
+
+
+def _write_record(path: Path, digest: str, cal: ColourCalibration) -> None:
+    """Keep ``cal`` at ``path`` (written whole or not at all; a folder that cannot be written is
+    passed over)."""
+    from xraybag.engine.output.files import write_atomic
+
+    scalars = {f.name: getattr(cal, f.name) for f in fields(cal)
+               if f.name not in _ARRAYS and f.name != "display"}
+    buf = io.BytesIO()
+    np.savez(buf, digest=np.array(digest), scalars=np.array(json.dumps(scalars)),
+             **{k: getattr(cal, k) for k in _ARRAYS})
+    try:
+        write_atomic(path, buf.getvalue())
+        kept = sorted(path.parent.glob("colour-*.npz"), key=lambda p: p.stat().st_mtime, reverse=True)
+        for old in kept[_KEEP_RECORDS:]:  # 10 MB each: the least recently used go
+            old.unlink(missing_ok=True)
+    except OSError:
+        pass
 
 
 def _cache(key, entry) -> None:
