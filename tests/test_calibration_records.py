@@ -111,3 +111,12 @@ def test_no_records_when_the_folder_is_empty_and_a_bounded_number_otherwise(tmp_
     for kvp in (100.0, 110.0, 120.0):
         C.calibrate_colour(scanner(kvp), library)
     assert len(list(records.glob("colour-*.npz"))) == 2
+
+
+def test_without_a_key_for_the_code_nothing_is_kept(records, monkeypatch):
+    def unreadable():
+        raise OSError("no source file")
+
+    monkeypatch.setattr(C, "_code_identity", unreadable)
+    assert C.calibrate_colour(scanner(), default_library()).lut_zeff is not None
+    assert not records.exists()

@@ -275,12 +275,15 @@ def _record_path(energies, w_low, w_high, low: str, high: str, extra: dict) -> t
     same weights gives the same record) and :func:`_code_identity`."""
     from xraybag.materials.spectra import cache_folder
 
-    h = hashlib.sha256(_code_identity())
+    folder = cache_folder(CALIBRATION_DIR_ENV, "calibration")
+    try:
+        h = hashlib.sha256(_code_identity())
+    except (OSError, ImportError):  # no source file or no package metadata to key the record by
+        return None, ""
     for a in (energies, w_low, w_high):
         h.update(np.ascontiguousarray(a, dtype=np.float64).tobytes())
     h.update(json.dumps([low, high, sorted(extra.items())]).encode())
     digest = h.hexdigest()
-    folder = cache_folder(CALIBRATION_DIR_ENV, "calibration")
     return (None if folder is None else folder / f"colour-{digest[:32]}.npz"), digest
 
 
