@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 from collections import OrderedDict
 from functools import lru_cache
 from pathlib import Path
@@ -328,7 +329,47 @@ def load_mesh(path: str | Path, scale=1.0) -> trimesh.Trimesh:
 
 
 def shape_mesh(shape: Shape, tolerance: float = 0.02) -> trimesh.Trimesh:
-    """The closed, outward-wound mesh of ``shape`` in its own frame (mm); see the module notes."""
+    """The closed, outward-wound mesh of ``shape`` in its own frame (mm); see the module notes.
+    A mesh of its own each call (:func:`_remembered`)."""
+    if shape.kind == "mesh":  # load_mesh keeps the files' meshes itself
+        return _shape_mesh(shape, tolerance)
+    key = ("outer", shape.kind, shape.params.model_dump_json(), float(tolerance))
+    return _remembered(key, lambda: (_shape_mesh(shape, tolerance),))[0]
+
+
+#: Bytes of vertices and faces :func:`_remembered` keeps (the least recently used go first).
+_REMEMBERED_BYTES = 64 * 2**20
+_remembered_meshes: OrderedDict[tuple, tuple] = OrderedDict()
+_remembered_lock = threading.Lock()
+_remembered_size = [0]
+
+
+def _remembered(key: tuple, make) -> tuple:
+    """``make()``'s meshes (a tuple of meshes or None), kept by ``key``. A packed bag's shapes are
+    meshed by the packer, by the height map its sheets drape over and by the renderer (at two
+    tolerances), up to seven times each; a shape met again gets a new mesh of the vertices and faces
+    kept, bit for bit, instead of being meshed again (a copy: no caller shares a mesh)."""
+    with _remembered_lock:
+        hit = _remembered_meshes.get(key)
+        if hit is not None:
+            _remembered_meshes.move_to_end(key)
+    if hit is None:
+        made = make()
+        hit = tuple(None if m is None else (np.array(m.vertices, dtype=np.float64), np.array(m.faces, dtype=np.int64))
+                    for m in made)
+        size = sum(a.nbytes + b.nbytes for a, b in (h for h in hit if h is not None))
+        with _remembered_lock:
+            if key not in _remembered_meshes:
+                _remembered_meshes[key] = hit
+                _remembered_size[0] += size
+            while _remembered_size[0] > _REMEMBERED_BYTES and len(_remembered_meshes) > 1:
+                _, gone = _remembered_meshes.popitem(last=False)
+                _remembered_size[0] -= sum(a.nbytes + b.nbytes for a, b in (g for g in gone if g is not None))
+    return tuple(None if h is None else _mesh(h[0].copy(), h[1].copy()) for h in hit)
+
+
+def _shape_mesh(shape: Shape, tolerance: float) -> trimesh.Trimesh:
+    """:func:`shape_mesh` itself."""
     kind, p = shape.kind, shape.params
     if kind == "box":
         return box_mesh([_f(x) for x in p.size])
@@ -509,6 +550,14 @@ def hollow(
     :func:`_mesh_cavity`); extrude, sweep and revolve: see :func:`modelled_mesh`. Raises
     :class:`XraybagError` when the wall is too thick for the shape.
     """
+    if shape.kind == "mesh":  # a file's mesh: load_mesh keeps it, and its modification time
+        return _hollow(shape, wall, tolerance)
+    key = ("hollow", shape.kind, shape.params.model_dump_json(), _f(wall), float(tolerance))
+    return _remembered(key, lambda: _hollow(shape, wall, tolerance))
+
+
+def _hollow(shape: Shape, wall: float, tolerance: float) -> tuple[trimesh.Trimesh, trimesh.Trimesh]:
+    """:func:`hollow` itself."""
     w = _f(wall)
     if w <= 0:
         raise XraybagError(f"container wall must be positive, got {w:g} mm")
