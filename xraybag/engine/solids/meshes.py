@@ -353,19 +353,23 @@ def _remembered(key: tuple, make) -> tuple:
         hit = _remembered_meshes.get(key)
         if hit is not None:
             _remembered_meshes.move_to_end(key)
-    if hit is None:
-        made = make()
-        hit = tuple(None if m is None else (np.array(m.vertices, dtype=np.float64), np.array(m.faces, dtype=np.int64))
-                    for m in made)
-        size = sum(a.nbytes + b.nbytes for a, b in (h for h in hit if h is not None))
-        with _remembered_lock:
-            if key not in _remembered_meshes:
-                _remembered_meshes[key] = hit
-                _remembered_size[0] += size
-            while _remembered_size[0] > _REMEMBERED_BYTES and len(_remembered_meshes) > 1:
-                _, gone = _remembered_meshes.popitem(last=False)
-                _remembered_size[0] -= sum(a.nbytes + b.nbytes for a, b in (g for g in gone if g is not None))
-    return tuple(None if h is None else _mesh(h[0].copy(), h[1].copy()) for h in hit)
+    if hit is not None:
+        return tuple(None if h is None else _mesh(h[0].copy(), h[1].copy()) for h in hit)
+    made = make()
+    kept = tuple(None if m is None else (np.array(m.vertices, dtype=np.float64), np.array(m.faces, dtype=np.int64))
+                 for m in made)
+    with _remembered_lock:
+        if key not in _remembered_meshes:
+            _remembered_meshes[key] = kept
+            _remembered_size[0] += _nbytes(kept)
+        while _remembered_size[0] > _REMEMBERED_BYTES and len(_remembered_meshes) > 1:
+            _remembered_size[0] -= _nbytes(_remembered_meshes.popitem(last=False)[1])
+    return made  # the first caller's own, as made
+
+
+def _nbytes(kept: tuple) -> int:
+    """Bytes of the vertices and faces of an entry of :func:`_remembered`."""
+    return sum(v.nbytes + f.nbytes for v, f in (k for k in kept if k is not None))
 
 
 def _shape_mesh(shape: Shape, tolerance: float) -> trimesh.Trimesh:

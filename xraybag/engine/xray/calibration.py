@@ -211,8 +211,7 @@ def calibrate_colour(scanner, library) -> ColourCalibration:
         cal = _calibrate(response.energies * 1000.0, w_low, w_high, low, high, extra)
         if record is not None:
             _write_record(record, digest, cal)
-    for name in ("h_grid", "ladder_z", "ladder_r", "kedge_z", "kedge_zapp", "lut_rmin",
-                 "lut_rscale", "lut_zeff", "lut_capture", "hue_table", "rgb_table"):
+    for name in _ARRAYS:
         getattr(cal, name).flags.writeable = False
     _cache(key, (library, cal))
     return cal
