@@ -435,3 +435,18 @@ def test_distributions_are_checked_when_sampled(tmp_path):
     loaded = load_scene(write(tmp_path / "bag.yaml", text))
     with pytest.raises(XraybagError, match="path: the corner at point 1 turns"):
         sample(loaded, 0)
+
+
+def test_cross3_gives_numpys_cross_bit_for_bit():
+    """A swept tube's frames turn with ``cross3``, the one-pair cross product: the same bits as
+    ``np.cross`` for ordinary, tiny, huge, zero and signed-zero components."""
+    from xraybag.engine.solids.profiles import cross3
+
+    rng = np.random.default_rng(3)
+    a = rng.normal(size=(4000, 3)) * rng.choice([1e-300, 1e-8, 1.0, 1e8, 1e300], size=(4000, 1))
+    b = rng.normal(size=(4000, 3))
+    a[::7, 1] = 0.0
+    b[::5, 2] = -0.0
+    b[::11] = a[::11]  # parallel: an exact zero vector
+    for x, y in zip(a, b, strict=True):
+        assert cross3(x, y).tobytes() == np.cross(x, y).tobytes()

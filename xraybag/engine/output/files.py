@@ -122,17 +122,21 @@ def scene_yaml(scene, folder: Path) -> str:
     is copied to ``folder/assets/`` (named by its hash) and referred to there."""
     from xraybag.scenes.sample import dump_scene
 
-    data = scene.model_copy(deep=True)
-    for obj in data.objects:
-        for node in [obj, *_nested_parts(obj.parts)]:
-            if node.shape is not None and node.shape.mesh is not None:
-                src = Path(node.shape.mesh.path)
-                content = src.read_bytes()
-                name = f"{sha256(content)[:16]}{src.suffix.lower()}"
-                dst = Path(folder) / "assets" / name
-                if not dst.exists():
-                    write_atomic(dst, content)
-                node.shape.mesh.path = f"assets/{name}"
+    def meshes(objects):
+        return [node for obj in objects for node in [obj, *_nested_parts(obj.parts)]
+                if node.shape is not None and node.shape.mesh is not None]
+
+    # a scene without mesh files is written as it is; one with them is copied first, to point its
+    # copy at the assets folder
+    data = scene.model_copy(deep=True) if meshes(scene.objects) else scene
+    for node in meshes(data.objects):
+        src = Path(node.shape.mesh.path)
+        content = src.read_bytes()
+        name = f"{sha256(content)[:16]}{src.suffix.lower()}"
+        dst = Path(folder) / "assets" / name
+        if not dst.exists():
+            write_atomic(dst, content)
+        node.shape.mesh.path = f"assets/{name}"
     return dump_scene(data)
 
 

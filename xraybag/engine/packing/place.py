@@ -104,7 +104,10 @@ def object_geom(obj: Object, index: int, name: str, tolerance: float = TOLERANCE
         hulls.append(_hull(v))
     man = mans[0] if len(mans) == 1 else manifold3d.Manifold.batch_boolean(mans, manifold3d.OpType.Add)
     v = np.vstack(vs)
-    return Geom(index, name, v, np.vstack(fs), man, float(man.volume()), _hull(v), hulls)
+    # the union's hull from the parts' hull vertices, which hold every extreme point of the union
+    # (each part's in its order, so the same points in the same order as from every vertex)
+    hull = hulls[0] if len(hulls) == 1 else _hull(np.vstack(hulls))
+    return Geom(index, name, v, np.vstack(fs), man, float(man.volume()), hull, hulls)
 
 
 def _hull(v: np.ndarray) -> np.ndarray:

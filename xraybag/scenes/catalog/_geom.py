@@ -11,6 +11,8 @@ import math
 import numpy as np
 from manifold3d import CrossSection, JoinType
 
+from xraybag.engine.solids.profiles import cross3
+
 Sec = CrossSection
 ARC = 48  # segments of a full circle in offsets
 
@@ -136,7 +138,7 @@ def sweep_centre(path, radius: float, closed: bool = False) -> tuple[float, floa
         e = np.eye(3)[int(np.argmin(np.abs(d[j])))]
         u = e - np.dot(e, d[j]) * d[j]
         u /= np.linalg.norm(u)
-        v = np.cross(d[j], u)
+        v = cross3(d[j], u)
         if closed or 0 < i < m - 1:
             nrm = d[i - 1] + d[j]
             nrm /= np.linalg.norm(nrm)
