@@ -398,3 +398,23 @@ def test_nested_parts_and_container_part():
     assert infos[0].materials == ["steel", "water", "pp"]
     # the tree spans z in [-75, 95] (height 170) and is centred on the pose position
     np.testing.assert_allclose(infos[0].bounds[:, 2], [15, 185], atol=1e-9)
+
+
+@pytest.mark.parametrize("freq", [1, 2, 3, 7, 16, 50])
+def test_geodesic_sphere_is_closed_and_counted(freq):
+    """The unit geodesic sphere of frequency f: 4 f**2 + 2 distinct points on the sphere and
+    8 f**2 outward triangles, every edge shared by exactly two of them (closed, as Euler's
+    V - E + F = 2 needs), the octahedron's corners on the axes."""
+    from xraybag.engine.solids.meshes import _unit_geodesic
+
+    v, f, error = _unit_geodesic(freq)
+    assert v.shape == (4 * freq**2 + 2, 3) and f.shape == (8 * freq**2, 3)
+    assert len(np.unique(v.round(12), axis=0)) == len(v)
+    assert np.abs(np.linalg.norm(v, axis=1) - 1.0).max() < 1e-15
+    m = trimesh.Trimesh(v, f, process=False)
+    assert m.is_watertight and m.is_winding_consistent and m.volume > 0
+    assert len(v) - len(m.edges_unique) + len(f) == 2
+    for corner in np.vstack([np.eye(3), -np.eye(3)]):
+        assert (np.abs(v - corner).max(axis=1) == 0).sum() == 1
+    # the chord error: 1 - the closest facet plane's distance, within (0, the octahedron's]
+    assert 0 < error <= 1 - 1 / math.sqrt(3) + 1e-12

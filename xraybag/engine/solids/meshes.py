@@ -141,31 +141,37 @@ def _unit_geodesic(freq: int) -> tuple[np.ndarray, np.ndarray, float]:
     exactly closed without any merging tolerance.
     """
     base_v, base_f = _octahedron()
-    index: dict[tuple, int] = {}
-    points: list[np.ndarray] = []
-
-    def vid(weights: tuple[tuple[int, int], ...]) -> int:
-        key = tuple(sorted(w for w in weights if w[1] > 0))
-        k = index.get(key)
-        if k is None:
-            p = sum(base_v[i] * w for i, w in key) / freq
-            points.append(p / np.linalg.norm(p))
-            k = index[key] = len(points) - 1
-        return k
-
-    faces = []
-    for a, b, c in base_f:
-        grid = {}
-        for i in range(freq + 1):
-            for j in range(freq + 1 - i):
-                grid[i, j] = vid(((int(a), freq - i - j), (int(b), i), (int(c), j)))
-        for i in range(freq):
-            for j in range(freq - i):
-                faces.append((grid[i, j], grid[i + 1, j], grid[i, j + 1]))
-                if i + j <= freq - 2:
-                    faces.append((grid[i + 1, j], grid[i + 1, j + 1], grid[i, j + 1]))
-    v = np.array(points)
-    f = np.array(faces, dtype=np.int64)
+    # every face's grid points (i, j), i + j <= freq, in the order the faces are split
+    i, j = (a.ravel() for a in np.meshgrid(np.arange(freq + 1), np.arange(freq + 1), indexing="ij"))
+    i, j = i[i + j <= freq], j[i + j <= freq]
+    nf, ng = len(base_f), len(i)
+    rows = np.arange(ng)
+    # a point's integer weights on the six corners name it on every face that holds it
+    w = np.zeros((nf, ng, 6), dtype=np.int64)
+    for k, (a, b, c) in enumerate(base_f):
+        w[k, rows, a], w[k, rows, b], w[k, rows, c] = freq - i - j, i, j
+    key = (w.reshape(-1, 6) * (freq + 1) ** np.arange(6)).sum(axis=1)
+    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    order = np.argsort(first)  # points numbered in the order the faces first meet them
+    number = np.empty_like(order)
+    number[order] = np.arange(len(order))
+    ids = number[inverse].reshape(nf, ng)
+    weights = w.reshape(-1, 6)[first[order]].astype(np.float64)
+    p = np.zeros((len(order), 3))
+    for k in range(6):  # each axis has one corner's weight at most: the sums are exact
+        on = weights[:, k] > 0
+        p[on, k % 3] += base_v[k, k % 3] * weights[on, k]
+    p /= freq
+    v = p / np.linalg.norm(p, axis=1)[:, None]
+    # per face and grid point, the triangle pointing up, then the one pointing down (if any)
+    at = np.full((freq + 2, freq + 2), -1)
+    at[i, j] = rows
+    ti, tj = i[i + j < freq], j[i + j < freq]
+    up = np.stack([at[ti, tj], at[ti + 1, tj], at[ti, tj + 1]], axis=1)
+    down = np.stack([at[ti + 1, tj], at[ti + 1, tj + 1], at[ti, tj + 1]], axis=1)
+    has = np.stack([np.ones(len(ti), dtype=bool), ti + tj <= freq - 2], axis=1)
+    local = np.stack([up, down], axis=1)[has]
+    f = np.concatenate([ids[k][local] for k in range(nf)]).astype(np.int64)
     tri = v[f]
     normal = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
     normal /= np.linalg.norm(normal, axis=1)[:, None]
