@@ -269,7 +269,7 @@ def estimate_bytes(solids, grid: VolumeGrid, supersample: int = 2, dtype="uint8"
 # ----------------------------------------------------------------------------- numba kernels
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True)
 def _edge(px, py, qx, qy, x, y):
     """Edge function of the directed edge p->q at (x, y), positive on its left; computed from
     the lexicographically smaller end so that the two directions give exact negatives."""
@@ -278,7 +278,7 @@ def _edge(px, py, qx, qy, x, y):
     return -((px - qx) * (y - qy) - (py - qy) * (x - qx))
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True)
 def _inside(e, dx, dy):
     """Edge test with the tie rule of the perturbation (-d, -d eps): exact."""
     if e > 0.0:
@@ -288,7 +288,7 @@ def _inside(e, dx, dy):
     return dy > 0.0 or (dy == 0.0 and dx < 0.0)
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True)
 def _add_interval(buf, off, lo, hi, iy, ix, a, b, zlo, dz, nz, w):
     """Add the covered length of [a, b] (mm) to the voxels of column (iy, ix) of a box."""
     zmax = zlo + nz * dz
