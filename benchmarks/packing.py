@@ -2,16 +2,18 @@
 
 For each scene (the built-in ones, the 30-object carry-on ``carryon30.yaml`` and ``overfull.yaml``,
 which asks for three times what fits) it packs ``--bags`` sampled bags with each of ``--methods``
-on ONE core and prints JSON: the share of requested objects placed, the placed objects' convex-hull
-volume over the bag interior (the hull fill, computed here from the packed meshes, not taken from
-the packer), the fill at the moment the first object was left out (reported by packers that track
+on ONE core (after one untimed bag, which compiles what is not compiled yet) and prints JSON:
+the share of requested objects placed, the placed objects' convex-hull volume over the bag
+interior (the hull fill, computed here from the packed meshes, not taken from the packer), the fill at the moment the first object was left out (reported by packers that track
 it), seconds per bag (median, and scaled to 30 objects), the reasons for leaving objects out, and the
 worst of :func:`xraybag.engine.packing.checks.check_packing` (interpenetration, outside, support
 gap). ``--against REV`` runs the same measurement with the packers of an earlier commit (a ``git
 worktree`` first on ``PYTHONPATH``, same interpreter) on the same bags, right after this
-checkout's, so both figures come from the same machine in the same run::
+checkout's, so both figures come from the same machine in the same run; ``--repeats N`` runs N
+rounds of both, alternated, and reports the medians of the rounds' medians (a machine whose speed
+drifts over minutes moves one tree's single run against the other's by more than many changes)::
 
-    python benchmarks/packing.py --bags 5 --against HEAD~1
+    python benchmarks/packing.py --bags 5 --against HEAD~1 [--repeats 3]
 
 Goals (the performance issue): hull fill >= 55 % before anything is left out, 30 objects in under
 2 s on one core, interpenetration <= 0.5 %, support gap <= 1 mm (nothing floating).
@@ -71,6 +73,8 @@ def measure(scenes: list[str], bags: int, methods: list[str], budget: float) -> 
         loaded = load_scene(ref)
         name = Path(ref).stem if ref.endswith(".yaml") else ref
         for method in methods:
+            # one untimed bag first: a tree whose kernels are not compiled yet compiles them here
+            PACKERS[method](sample(loaded, bags), np.random.default_rng(bags))
             secs, per30, fills, firsts, shares, reasons, worst = [], [], [], [], [], Counter(), {}
             for b in range(bags):
                 sc = sample(loaded, b)
@@ -109,22 +113,53 @@ def measure(scenes: list[str], bags: int, methods: list[str], budget: float) -> 
     return out
 
 
-def _other(rev: str, args) -> dict:
-    """The same measurement with the packers of commit ``rev``."""
+def _inner(tree: Path, args) -> dict:
+    """The measurement run by the checkout at ``tree`` (first on ``PYTHONPATH``) in a subprocess."""
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--bags", str(args.bags), "--methods",
+           args.methods, "--budget", str(args.budget), "--scenes", *args.scenes, "--inner"]
+    got = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True, cwd=tree)
+    return json.loads(got.stdout)
+
+
+def _against(rev: str, args) -> tuple[list[dict], list[dict]]:
+    """This checkout's and commit ``rev``'s measurements, ``args.repeats`` rounds each, the two
+    alternated (this first in odd rounds, ``rev`` first in even ones) so that both see the same
+    minutes of a machine whose speed drifts. With one round, this checkout's runs in-process."""
     root = HERE.parent
     tmp = Path(tempfile.mkdtemp(prefix="xraybag-rev-"))
     try:
         subprocess.run(["git", "-C", str(root), "worktree", "add", "--detach", str(tmp / "tree"), rev],
                        check=True, capture_output=True)
-        env = {**os.environ, "PYTHONPATH": str(tmp / "tree")}
-        cmd = [sys.executable, str(Path(__file__).resolve()), "--bags", str(args.bags), "--methods",
-               args.methods, "--budget", str(args.budget), "--scenes", *args.scenes, "--inner"]
-        got = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True, cwd=tmp / "tree")
-        return json.loads(got.stdout)
+        if args.repeats <= 1:
+            return [measure(args.scenes, args.bags, args.methods.split(","), args.budget)], \
+                [_inner(tmp / "tree", args)]
+        ours, theirs = [], []
+        for r in range(args.repeats):
+            for tree in ((root, tmp / "tree") if r % 2 == 0 else (tmp / "tree", root)):
+                (ours if tree == root else theirs).append(_inner(tree, args))
+        return ours, theirs
     finally:
         subprocess.run(["git", "-C", str(root), "worktree", "remove", "--force", str(tmp / "tree")],
                        check=False, capture_output=True)
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def merge_rounds(rounds: list[dict]) -> dict:
+    """One result from several rounds of the same measurement: the first round's packings (the
+    same in every round: ``same_packings`` says whether they were) and each time the median of
+    the rounds' medians, with the rounds' medians beside it."""
+    out = json.loads(json.dumps(rounds[0]))
+    for name, methods in out.items():
+        for method, res in methods.items():
+            each = [r[name][method] for r in rounds]
+            res["same_packings"] = all(
+                {k: v for k, v in e.items() if "seconds" not in k} ==
+                {k: v for k, v in each[0].items() if "seconds" not in k} for e in each)
+            for key in ("seconds_per_bag_median", "seconds_per_30_objects_median"):
+                res[key.replace("median", "rounds")] = [e[key] for e in each]
+                res[key] = round(statistics.median(e[key] for e in each), 3)
+    return out
 
 
 def goals(res: dict) -> dict:
@@ -151,16 +186,31 @@ def main(argv=None) -> None:
     ap.add_argument("--methods", default="physics")
     ap.add_argument("--scenes", nargs="+", default=SCENES)
     ap.add_argument("--against", default=None, metavar="REV")
+    ap.add_argument("--repeats", type=int, default=1,
+                    help="with --against: rounds of both trees, alternated (the times are the "
+                         "medians of the rounds' medians)")
     ap.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     methods = args.methods.split(",")
     if args.inner:
         print(json.dumps(measure(args.scenes, args.bags, methods, args.budget)))
         return
-    this = measure(args.scenes, args.bags, methods, args.budget)
-    out = {"benchmark": "packing", "threads": 1, "bags_per_scene": args.bags, "this": this, "goals": goals(this)}
-    if args.against:
-        out["against"] = {"rev": args.against, "results": _other(args.against, args)}
+    if not args.against:
+        this = measure(args.scenes, args.bags, methods, args.budget)
+        out = {"benchmark": "packing", "threads": 1, "bags_per_scene": args.bags, "this": this,
+               "goals": goals(this)}
+        print(json.dumps(out, indent=1))
+        return
+    ours, theirs = _against(args.against, args)
+    this, other = merge_rounds(ours), merge_rounds(theirs)
+    ratio = {name: {m: round(other[name][m]["seconds_per_30_objects_median"]
+                             / max(res["seconds_per_30_objects_median"], 1e-9), 3)
+                    for m, res in methods_.items()}
+             for name, methods_ in this.items()}
+    out = {"benchmark": "packing", "threads": 1, "bags_per_scene": args.bags, "repeats": args.repeats,
+           "this": this, "goals": goals(this),
+           "against": {"rev": args.against, "results": other, "goals": goals(other),
+                       "seconds_ratio_against_to_this": ratio}}
     print(json.dumps(out, indent=1))
 
 
