@@ -20,7 +20,6 @@ Lengths in mm, angles in degrees, bag frame.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import time
 import warnings
@@ -51,8 +50,6 @@ PITCH = 2.0  # mm, column pitch of the occupancy map
 OVERLAP_LIMIT = 0.003  # accepted intersection volume / smaller volume when placing (checks: 0.005)
 SUPPORT_LIMIT = 0.8  # mm, accepted gap below a placed object (checks: 1 mm)
 TIME_BUDGET = 30.0  # s per bag
-
-_HULL_CACHE: dict[str, np.ndarray] = {}
 
 # ----------------------------------------------------------------------------- object geometry
 
@@ -111,16 +108,11 @@ def object_geom(obj: Object, index: int, name: str, tolerance: float = TOLERANCE
 
 
 def _hull(v: np.ndarray) -> np.ndarray:
-    """Convex hull vertices, cached per mesh (key: hash of the vertices)."""
-    key = hashlib.sha1(np.ascontiguousarray(v, dtype=np.float64).tobytes()).hexdigest()
-    got = _HULL_CACHE.get(key)
-    if got is None:
-        try:
-            got = v[ConvexHull(v).vertices]
-        except Exception:  # noqa: BLE001 - flat point sets
-            got = v
-        _HULL_CACHE[key] = got
-    return got
+    """Convex hull vertices (in the order of ``v``); all of ``v`` for flat point sets."""
+    try:
+        return v[ConvexHull(v).vertices]
+    except Exception:  # noqa: BLE001 - flat point sets
+        return v
 
 
 # ----------------------------------------------------------------------------------- the bag

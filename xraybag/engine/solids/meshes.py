@@ -143,7 +143,8 @@ def _unit_geodesic(freq: int) -> tuple[np.ndarray, np.ndarray, float]:
     base_v, base_f = _octahedron()
     # every face's grid points (i, j), i + j <= freq, in the order the faces are split
     i, j = (a.ravel() for a in np.meshgrid(np.arange(freq + 1), np.arange(freq + 1), indexing="ij"))
-    i, j = i[i + j <= freq], j[i + j <= freq]
+    inside = i + j <= freq
+    i, j = i[inside], j[inside]
     nf, ng = len(base_f), len(i)
     rows = np.arange(ng)
     # a point's integer weights on the six corners name it on every face that holds it
