@@ -80,7 +80,10 @@ def test_slab_culling_drops_no_hit(curved):
     """Each view visits only the faces in the z slab its rays fill: spheres spread along z and out
     to the edge of the field (where the slab is widest), seen from every side, give the same path
     lengths to the bit as visiting every face, and each sphere is hit in some views and culled in
-    others."""
+    others. A rod along z, whose sides are taller than the slab (faces the views look up apart
+    from the others), is hit in every view, each side face found once."""
+    from xraybag.engine.ct.forward import mesh_of, prepare
+
     solids = []
     rng = np.random.default_rng(5)
     for i, z in enumerate(np.linspace(-60, 60, 9)):
@@ -89,12 +92,20 @@ def test_slab_culling_drops_no_hit(curved):
         r = rng.uniform(0, 125)
         sph.apply_translation([r * np.cos(a), r * np.sin(a), z])
         solids.append(_solid(sph, ["water", "aluminium", "pmma"][i % 3], i + 1))
+    rod = trimesh.creation.cylinder(radius=6, height=170, sections=24)
+    rod.apply_translation([-40, 30, 0])
+    solids.append(_solid(rod, "iron", 10))
     g = G.helical(500, 900, 16, 256, 1.5, 2.0, 36, -80, 80, 15, curved=curved)
     mats, fast = trace_views(solids, g)
     _, every = trace_views(solids, g, cull=False)
     assert np.array_equal(fast, every)
     hit_views = (every > 0).any(axis=(1, 2))  # (views, materials)
     assert hit_views.any(axis=0).all() and not hit_views.all()
+    assert hit_views[:, mats.index("iron")].all()
+    p = prepare(solids, g)
+    order, szlo, tall = mesh_of(solids).window(2 * p.reach)
+    assert len(tall) == 24 * 2 and np.all(np.diff(szlo) >= 0)
+    assert np.array_equal(np.sort(np.concatenate([order, tall])), np.arange(len(p.mesh.faces)))
 
 
 def test_every_ray_is_counted_once_on_a_closed_box():

@@ -26,7 +26,7 @@ import numba
 import numpy as np
 
 from xraybag.engine.ct.geometry import CTGeometry
-from xraybag.engine.xray.trace import ray_hit
+from xraybag.engine.xray.trace import ray_hit, sheared_hit
 
 _EPS = 1e-6
 
@@ -74,6 +74,12 @@ def _crossing(dp, dq, ap, bp, hp, aq, bq, hq, cj, sj, dj):
 
 
 @numba.njit(cache=True, nogil=True)
+def _pick(x, y, z, axis):
+    """Component ``axis`` of ``(x, y, z)``."""
+    return x if axis == 0 else (y if axis == 1 else z)
+
+
+@numba.njit(cache=True, nogil=True)
 def column_constants(u, sdd, curved):
     """Per detector column ``j``: ``cos`` and ``sin`` of its fan angle, and the distance from the
     source to the detector along its horizontal direction (the same for every view)."""
@@ -90,28 +96,36 @@ def column_constants(u, sdd, curved):
 
 
 @numba.njit(parallel=True, cache=True)
-def _trace_views(vertices, faces, slots, zlo, zhi, reach, src, cvec, evec, cg, sg, dj, v, sdd, curved,
-                 col_pitch, row_pitch, col_offset, n_slots, out):
+def _trace_views(vertices, faces, slots, zlo, zhi, order, szlo, short_h, tall, reach, src, cvec, evec, cg, sg, dj, v,
+                 sdd, curved, col_pitch, row_pitch, col_offset, n_slots, scratch, out):
     """Path lengths of views ``src.shape[0]`` into ``out`` (views, rows, cols, n_slots) float32;
     ``cg, sg, dj`` from :func:`column_constants`.
 
     Only the faces whose z range ``[zlo, zhi]`` meets ``z_source -+ reach`` are visited (and only
     their vertices are moved to the view frame): every point a ray of the view can reach lies in
-    that slab (see :func:`trace_views`), so the others cannot be hit."""
+    that slab (see :func:`trace_views`), so the others cannot be hit. They are found from
+    ``order`` (the faces no taller than ``short_h``, by ``zlo``; ``szlo`` their ``zlo``), where a
+    face that meets the slab starts at most ``short_h`` below it, and ``tall`` (the others), and
+    visited in their own order, so that each ray's sum is added in the same order however they
+    are found. ``scratch`` (:func:`_scratch`) holds each thread's working arrays, so that a view
+    does not allocate them (fresh pages: on one thread, half the time went to page faults)."""
     nviews = src.shape[0]
     nf = faces.shape[0]
     rows = v.shape[0]
     cols = cg.shape[0]
-    nv = vertices.shape[0]
     ccol = (cols - 1) / 2.0 - col_offset
     crow = (rows - 1) / 2.0
+    near_all, need_all, frame_all, kk_all, sh_all, acc_all = scratch
     for k in numba.prange(nviews):
+        t = numba.get_thread_id()
+        near, need, kk, sh, acc = near_all[t], need_all[t], kk_all[t], sh_all[t], acc_all[t]
+        va, vb, vh, vc = frame_all[t, 0], frame_all[t, 1], frame_all[t, 2], frame_all[t, 3]
         sx, sy, sz = src[k, 0], src[k, 1], src[k, 2]
         c0, c1 = cvec[k, 0], cvec[k, 1]
         e0, e1 = evec[k, 0], evec[k, 1]
-        # per ray: permutation and shear of the watertight test
-        kk = np.empty((rows, cols, 3), dtype=np.int64)
-        sh = np.empty((rows, cols, 3))
+        # per ray: permutation and shear of the watertight test; a column whose rays share one
+        # permutation (all but those at 45 degrees) shares the vertices' differences to the source
+        same = np.ones(cols, dtype=np.bool_)
         for j in range(cols):
             h0 = cg[j] * c0 + sg[j] * e0
             h1 = cg[j] * c1 + sg[j] * e1
@@ -121,35 +135,36 @@ def _trace_views(vertices, faces, slots, zlo, zhi, reach, src, cvec, evec, cg, s
                 d2 = v[i]
                 n = math.sqrt(d0 * d0 + d1 * d1 + d2 * d2)
                 _shear_one(d0 / n, d1 / n, d2 / n, kk[i, j], sh[i, j])
-        # the faces the view's rays can reach, and their vertices
+                if kk[i, j, 0] != kk[0, j, 0] or kk[i, j, 1] != kk[0, j, 1] or kk[i, j, 2] != kk[0, j, 2]:
+                    same[j] = False
+        # the faces the view's rays can reach, and their vertices in the view frame: depth a
+        # (along c), lateral b (along e_u), height h
         z_lo = sz - reach
         z_hi = sz + reach
-        near = np.zeros(nf, dtype=np.bool_)
-        need = np.zeros(nv, dtype=np.bool_)
-        for f in range(nf):
-            if zhi[f] >= z_lo and zlo[f] <= z_hi:
-                near[f] = True
-                need[faces[f, 0]] = True
-                need[faces[f, 1]] = True
-                need[faces[f, 2]] = True
-        # vertices in the view frame: depth a (along c), lateral b (along e_u), height h
-        va = np.empty(nv)
-        vb = np.empty(nv)
-        vh = np.empty(nv)
-        vc = np.empty(nv)
-        for p in range(nv):
-            if not need[p]:
+        near[:] = False
+        need[:] = False
+        s0 = np.searchsorted(szlo, z_lo - short_h)
+        nw = np.searchsorted(szlo, z_hi, side="right") - s0
+        for q in range(nw + tall.shape[0]):
+            f = order[s0 + q] if q < nw else tall[q - nw]
+            if zhi[f] < z_lo or zlo[f] > z_hi:
                 continue
-            x = vertices[p, 0] - sx
-            y = vertices[p, 1] - sy
-            va[p] = x * c0 + y * c1
-            vb[p] = x * e0 + y * e1
-            vh[p] = vertices[p, 2] - sz
-            if curved:
-                vc[p] = math.atan2(vb[p], va[p]) * sdd / col_pitch + ccol
-            else:
-                vc[p] = vb[p] / va[p] * sdd / col_pitch + ccol
-        acc = np.zeros((rows, cols, n_slots))
+            near[f] = True
+            for e in range(3):
+                p = faces[f, e]
+                if need[p]:
+                    continue
+                need[p] = True
+                x = vertices[p, 0] - sx
+                y = vertices[p, 1] - sy
+                va[p] = x * c0 + y * c1
+                vb[p] = x * e0 + y * e1
+                vh[p] = vertices[p, 2] - sz
+                if curved:
+                    vc[p] = math.atan2(vb[p], va[p]) * sdd / col_pitch + ccol
+                else:
+                    vc[p] = vb[p] / va[p] * sdd / col_pitch + ccol
+        acc[:] = 0.0
         for f in range(nf):
             if not near[f]:
                 continue
@@ -200,8 +215,20 @@ def _trace_views(vertices, faces, slots, zlo, zhi, reach, src, cvec, evec, cg, s
                     continue
                 i0 = max(int(math.ceil(rlo - _EPS)), 0)
                 i1 = min(int(math.floor(rhi + _EPS)), rows - 1)
+                if not same[j]:
+                    for i in range(i0, i1 + 1):
+                        hit, st = ray_hit(vertices, a, b, c, sx, sy, sz, kk[i, j], sh[i, j])
+                        if hit:
+                            acc[i, j, slot] += st
+                    continue
+                # ray_hit's differences, once for the column's rows: the same numbers
+                kx, ky, kz = kk[0, j, 0], kk[0, j, 1], kk[0, j, 2]
+                ox, oy, oz = _pick(sx, sy, sz, kx), _pick(sx, sy, sz, ky), _pick(sx, sy, sz, kz)
+                ax, ay, az = vertices[a, kx] - ox, vertices[a, ky] - oy, vertices[a, kz] - oz
+                bx, by, bz = vertices[b, kx] - ox, vertices[b, ky] - oy, vertices[b, kz] - oz
+                qx, qy, qz = vertices[c, kx] - ox, vertices[c, ky] - oy, vertices[c, kz] - oz
                 for i in range(i0, i1 + 1):
-                    hit, st = ray_hit(vertices, a, b, c, sx, sy, sz, kk[i, j], sh[i, j])
+                    hit, st = sheared_hit(ax, ay, az, bx, by, bz, qx, qy, qz, sh[i, j, 0], sh[i, j, 1], sh[i, j, 2])
                     if hit:
                         acc[i, j, slot] += st
         # every value is stored, zeros included: a conditional store compiles to a masked vector
@@ -212,6 +239,16 @@ def _trace_views(vertices, faces, slots, zlo, zhi, reach, src, cvec, evec, cg, s
                 for m in range(n_slots):
                     x = acc[i, j, m]
                     out[k, i, j, m] = x if x > 1e-9 else 0.0
+
+
+def _scratch(nf: int, nv: int, rows: int, cols: int, n_slots: int) -> tuple:
+    """Working arrays of :func:`_trace_views`, one of each per thread of numba's pool: which faces
+    and vertices a view reaches, the vertices in its frame, the rays' permutations and shears,
+    and its sums."""
+    t = numba.get_num_threads()
+    return (np.zeros((t, nf), dtype=np.bool_), np.zeros((t, nv), dtype=np.bool_), np.empty((t, 4, nv)),
+            np.empty((t, rows, cols, 3), dtype=np.int64), np.empty((t, rows, cols, 3)),
+            np.empty((t, rows, cols, n_slots)))
 
 
 @dataclass
@@ -228,6 +265,18 @@ class Mesh:
     zhi: np.ndarray
     radius: float  # the farthest vertex's distance from the rotation axis
     device: dict = field(default_factory=dict)
+    windows: dict = field(default_factory=dict)
+
+    def window(self, short_h: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(order, szlo, tall)`` for :func:`_trace_views`: the faces no taller than ``short_h``
+        sorted by ``zlo`` (stable), their ``zlo``, and the taller faces; made once per height."""
+        if short_h not in self.windows:
+            short = (self.zhi - self.zlo) <= short_h
+            idx = np.flatnonzero(short)
+            order = np.ascontiguousarray(idx[np.argsort(self.zlo[idx], kind="stable")], dtype=np.int64)
+            self.windows[short_h] = (order, np.ascontiguousarray(self.zlo[order]),
+                                     np.flatnonzero(~short).astype(np.int64))
+        return self.windows[short_h]
 
 
 def mesh_of(solids, materials: list[str] | None = None) -> Mesh | None:
@@ -302,13 +351,16 @@ def trace_views(solids, geom: CTGeometry, views=None, materials: list[str] | Non
     if not isinstance(p, Prepared):
         return p
     g, m = p.geom, p.mesh
-    out = np.zeros((g.views, g.rows, g.cols, max(len(m.materials), 1)), dtype=np.float32)
+    n_slots = max(len(m.materials), 1)
+    out = np.zeros((g.views, g.rows, g.cols, n_slots), dtype=np.float32)
     cg, sg, dj = column_constants(g.u(), float(g.sdd), bool(g.curved))
+    order, szlo, tall = m.window(2.0 * p.reach)
     # views handed to the threads one at a time as they finish (numba's default splits the chunk
     # in equal halves up front: a thread with the costlier views, or one the system preempts,
     # kept the other waiting); each view stands alone, so the same path lengths
     with numba.parallel_chunksize(1):
-        _trace_views(m.vertices, m.faces, m.slots, m.zlo, m.zhi, p.reach, p.src, p.cvec, p.evec, cg, sg, dj,
-                     g.v(), float(g.sdd), bool(g.curved), float(g.col_pitch), float(g.row_pitch),
-                     float(g.col_offset), len(m.materials), out)
+        _trace_views(m.vertices, m.faces, m.slots, m.zlo, m.zhi, order, szlo, 2.0 * p.reach, tall, p.reach,
+                     p.src, p.cvec, p.evec, cg, sg, dj, g.v(), float(g.sdd), bool(g.curved), float(g.col_pitch),
+                     float(g.row_pitch), float(g.col_offset), len(m.materials),
+                     _scratch(len(m.faces), len(m.vertices), g.rows, g.cols, n_slots), out)
     return m.materials, out
