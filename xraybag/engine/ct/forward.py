@@ -107,8 +107,8 @@ def _trace_views(vertices, faces, slots, zlo, zhi, order, szlo, short_h, tall, r
     ``order`` (the faces no taller than ``short_h``, by ``zlo``; ``szlo`` their ``zlo``), where a
     face that meets the slab starts at most ``short_h`` below it, and ``tall`` (the others), and
     visited in their own order, so that each ray's sum is added in the same order however they
-    are found. ``scratch`` (:func:`_scratch`) holds each thread's working arrays, so that a view
-    does not allocate them (fresh pages: on one thread, half the time went to page faults)."""
+    are found. ``scratch`` (:func:`_scratch`) holds each thread's working arrays for the whole
+    chunk, so that a view does not allocate them."""
     nviews = src.shape[0]
     nf = faces.shape[0]
     rows = v.shape[0]
