@@ -4,8 +4,9 @@ For each scene (the built-in ones, the 30-object carry-on ``carryon30.yaml`` and
 which asks for three times what fits) it packs ``--bags`` sampled bags with each of ``--methods``
 on ONE core (after one untimed bag, which compiles what is not compiled yet) and prints JSON:
 the share of requested objects placed, the placed objects' convex-hull volume over the bag
-interior (the hull fill, computed here from the packed meshes, not taken from the packer), the fill at the moment the first object was left out (reported by packers that track
-it), seconds per bag (median, and scaled to 30 objects), the reasons for leaving objects out, and the
+interior (the hull fill, computed here from the packed meshes, not taken from the packer), the
+fill at the moment the first object was left out (reported by packers that track it), seconds
+per bag (median, and scaled to 30 objects), the reasons for leaving objects out, and the
 worst of :func:`xraybag.engine.packing.checks.check_packing` (interpenetration, outside, support
 gap). ``--against REV`` runs the same measurement with the packers of an earlier commit (a ``git
 worktree`` first on ``PYTHONPATH``, same interpreter) on the same bags, right after this

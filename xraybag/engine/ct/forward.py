@@ -74,12 +74,6 @@ def _crossing(dp, dq, ap, bp, hp, aq, bq, hq, cj, sj, dj):
 
 
 @numba.njit(cache=True, nogil=True)
-def _pick(x, y, z, axis):
-    """Component ``axis`` of ``(x, y, z)``."""
-    return x if axis == 0 else (y if axis == 1 else z)
-
-
-@numba.njit(cache=True, nogil=True)
 def column_constants(u, sdd, curved):
     """Per detector column ``j``: ``cos`` and ``sin`` of its fan angle, and the distance from the
     source to the detector along its horizontal direction (the same for every view)."""
@@ -121,6 +115,7 @@ def _trace_views(vertices, faces, slots, zlo, zhi, order, szlo, short_h, tall, r
         near, need, kk, sh, acc = near_all[t], need_all[t], kk_all[t], sh_all[t], acc_all[t]
         va, vb, vh, vc = frame_all[t, 0], frame_all[t, 1], frame_all[t, 2], frame_all[t, 3]
         sx, sy, sz = src[k, 0], src[k, 1], src[k, 2]
+        o = (sx, sy, sz)
         c0, c1 = cvec[k, 0], cvec[k, 1]
         e0, e1 = evec[k, 0], evec[k, 1]
         # per ray: permutation and shear of the watertight test; a column whose rays share one
@@ -223,7 +218,7 @@ def _trace_views(vertices, faces, slots, zlo, zhi, order, szlo, short_h, tall, r
                     continue
                 # ray_hit's differences, once for the column's rows: the same numbers
                 kx, ky, kz = kk[0, j, 0], kk[0, j, 1], kk[0, j, 2]
-                ox, oy, oz = _pick(sx, sy, sz, kx), _pick(sx, sy, sz, ky), _pick(sx, sy, sz, kz)
+                ox, oy, oz = o[kx], o[ky], o[kz]
                 ax, ay, az = vertices[a, kx] - ox, vertices[a, ky] - oy, vertices[a, kz] - oz
                 bx, by, bz = vertices[b, kx] - ox, vertices[b, ky] - oy, vertices[b, kz] - oz
                 qx, qy, qz = vertices[c, kx] - ox, vertices[c, ky] - oy, vertices[c, kz] - oz
