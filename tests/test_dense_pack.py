@@ -8,7 +8,14 @@ import pytest
 
 from xraybag.engine.packing.base import BAG_FULL
 from xraybag.engine.packing.checks import check_packing
-from xraybag.engine.packing.dense import packing_order, resting_rotations
+from xraybag.engine.packing.dense import (
+    GAP_WEIGHT,
+    _bound_inputs,
+    _refine,
+    _scan,
+    packing_order,
+    resting_rotations,
+)
 from xraybag.engine.packing.physics import pack_physics
 from xraybag.engine.packing.place import object_geom
 from xraybag.engine.solids.scene import rotation_matrix
@@ -80,3 +87,69 @@ def test_a_labelled_object_gets_room_and_the_bag_full_reason_is_given():
     assert report.hull_fill_at_first_left_out is not None
     m = check_packing(packed)
     assert m["max_overlap_fraction"] <= 0.005 and m["max_outside_mm"] <= 1e-6
+
+
+def _scores(z, gap, hi, pull, top_max):
+    top = z + hi
+    return np.where(top <= top_max, top + GAP_WEIGHT * gap + pull, np.inf)
+
+
+@pytest.mark.parametrize("flat", [False, True])
+def test_refined_moves_are_the_full_scans_and_no_better_move_is_dropped(flat):
+    """``_refine`` computes only the moves whose bound can beat the best score: those it computes
+    are ``_scan``'s numbers to the bit, and the lowest score and its first position are the full
+    scan's. On a flat map many moves tie, and every tied lowest move is computed."""
+    rng = np.random.default_rng(3 if flat else 5)
+    nx, ny = 120, 110
+    safe = np.zeros((nx, ny)) if flat else np.cumsum(np.cumsum(rng.normal(0, 1, (nx, ny)), 0), 1) / 40.0
+    safe = np.maximum(safe, 0.0)
+    # a footprint with holes (two runs on some rows), its underside uneven
+    fp = np.ones((23, 19), dtype=bool)
+    fp[5:9, 7:12] = False
+    fp[0, :3] = False
+    ci, cj = np.nonzero(fp)
+    cb = rng.uniform(0, 6, ci.size)
+    sub, runs, rowsum = _bound_inputs(ci, cj, safe)
+    assert len(runs) == 23 + 4  # rows 5-8 have two runs each
+    i0, j0, a0, b0, ni, nj, z_floor, hi = 7, 9, 11, 13, 41, 37, 1.5, 30.0
+    pull = 0.2 * ((np.arange(ni) * 2.0)[:, None] + (np.arange(nj) * 2.0)[None, :]) if not flat else \
+        0.2 * (np.abs(np.arange(ni) - 20)[:, None] * 2.0 + np.abs(np.arange(nj) - 18)[None, :] * 2.0) // 4
+    z_all, g_all = np.empty((ni, nj)), np.empty((ni, nj))
+    _scan(safe, ci, cj, cb, i0, j0, a0, b0, ni, nj, 1, z_floor, z_all, g_all)
+    full = _scores(z_all, g_all, hi, pull, 1e9)
+    start = float(full[ni // 2, nj // 2])  # the coarse scan's best, as search passes it
+    z, g = np.empty((ni, nj)), np.empty((ni, nj))
+    _refine(safe, ci, cj, cb, i0, j0, a0, b0, ni, nj, z_floor, sub, runs, rowsum,
+            (hi, GAP_WEIGHT, 1e9, pull), start, 1e-6 * (1 + abs(start) + hi + float(pull.max()) + float(safe.max())), z, g)
+    done = np.isfinite(z)
+    assert np.array_equal(z[done], z_all[done]) and np.array_equal(g[done], g_all[done])
+    refined = _scores(z, g, hi, pull, 1e9)
+    assert refined.min() == full.min()
+    assert full.min() < start or flat  # the refinement found a better move
+    assert np.sum(full == full.min()) > (3 if flat else 0)
+    assert np.argmin(refined) == np.argmin(full)
+    assert np.all(done[full == full.min()])  # every tie of the lowest score is computed
+    assert done.mean() < (0.9 if flat else 0.2)  # and most moves are not
+    assert np.all(full[~done] > full.min())
+
+
+def test_search_gives_the_same_candidates_as_scanning_every_refined_move(monkeypatch):
+    """A whole bag packed with the bounded refinement and with every refined move scanned: the
+    same poses to the bit."""
+    from xraybag.engine.packing import dense
+    from xraybag.scenes.loader import load_scene
+    from xraybag.scenes.sample import sample
+
+    sc = sample(load_scene("clcxray"), 0)
+    bounded, rep = pack_physics(sc, np.random.default_rng(0))
+    counted = {"moves": 0}
+
+    def every_move(safe, ci, cj, cb, i0, j0, a0, b0, ni, nj, z_floor, sub, runs, rowsum, score_of, best, eps, z, gap):
+        counted["moves"] += ni * nj
+        _scan(safe, ci, cj, cb, i0, j0, a0, b0, ni, nj, 1, z_floor, z, gap)
+
+    monkeypatch.setattr(dense, "_refine", every_move)
+    scanned, rep2 = pack_physics(sc, np.random.default_rng(0))
+    assert counted["moves"] > 10_000  # the refinement ran
+    assert rep.placed == rep2.placed and len(rep.placed) >= 20
+    assert [o.pose for o in bounded.objects] == [o.pose for o in scanned.objects]

@@ -38,6 +38,8 @@ CORNER_PULL = 0.2
 GAP_WEIGHT = 0.5
 #: most footprint-cell x position evaluations per orientation before the scan strides
 SCAN_BUDGET = 3e6
+#: footprint cells (spread evenly) whose lift bounds a refined move's lift from below
+BOUND_CELLS = 32
 
 
 def _axes(g: Geom) -> tuple[np.ndarray, np.ndarray]:
@@ -86,27 +88,105 @@ def resting_rotations(g: Geom) -> list[np.ndarray]:
 
 @njit(cache=True, nogil=True)
 def _scan(safe, ci, cj, cb, i0, j0, di0, dj0, ni, nj, stride, z_floor, out_z, out_gap):  # pragma: no cover
-    """For each move (di, dj): the resting lift z (max over the footprint's cells of contents minus
-    underside, at least ``z_floor``) and the mean empty gap under the object, n z + sum(cb) -
-    sum(contents) over n cells, in one pass over the cells."""
+    """For each move (di0 + a stride, dj0 + b stride): the resting lift z (max over the
+    footprint's cells of contents minus underside, at least ``z_floor``) and the mean empty gap
+    under the object, n z + sum(cb) - sum(contents) over n cells.
+
+    A row of moves at a time, cell after cell, so that each move's sum and max run alongside the
+    row's other moves' (a loop over the cells per move waits on each addition); each move still
+    adds its cells in their order."""
     n = ci.size
     cb_sum = 0.0
     for k in range(n):
         cb_sum += cb[k]
+    below = np.empty(nj)
+    z = np.empty(nj)
     for a in range(ni):
         di = di0 + a * stride
+        z[:] = z_floor
+        below[:] = 0.0
+        for k in range(n):
+            r = i0 + di + ci[k]
+            c0 = j0 + dj0 + cj[k]
+            ck = cb[k]
+            for b in range(nj):
+                s = safe[r, c0 + b * stride]
+                below[b] += s
+                v = s - ck
+                z[b] = v if v > z[b] else z[b]  # noqa: FURB136 - as the per-move loop compared
         for b in range(nj):
-            dj = dj0 + b * stride
-            z = z_floor
-            below = 0.0
-            for k in range(n):
-                s = safe[i0 + di + ci[k], j0 + dj + cj[k]]
-                below += s
-                v = s - cb[k]
-                if v > z:
-                    z = v
-            out_z[a, b] = z
-            out_gap[a, b] = (n * z + cb_sum - below) / n
+            out_z[a, b] = z[b]
+            out_gap[a, b] = (n * z[b] + cb_sum - below[b]) / n
+
+
+@njit(cache=True, nogil=True)
+def _refine(safe, ci, cj, cb, i0, j0, a0, b0, ni, nj, z_floor, sub, runs, rowsum, score_of, best, eps,
+            out_z, out_gap):  # pragma: no cover
+    """:func:`_scan` with a step of one column over the moves (a0 + a, b0 + b), for finding the
+    lowest score only: a move that cannot score below the best score found so far (``best`` to
+    start with) gets ``out_z = inf``; every other move gets exactly :func:`_scan`'s numbers (the
+    same cells in the same order).
+
+    A move's score is ``z + hi + w gap + pull`` (``score_of``: hi, w, the top's limit, and pull per
+    move). Its lift z is at least the lift over the cells ``sub`` alone, and its gap is z minus the
+    mean of (contents - underside), whose sum over the footprint's runs of cells (``runs``: row,
+    first and end column) comes from the map's row sums ``rowsum``. Moves are computed in the
+    order of that bound, and the rest are dropped once the bound passes the best score found
+    plus ``eps`` (which covers rounding), so a move that ties with the lowest score is never dropped."""
+    hi, w, top_max, pull = score_of
+    n = ci.size
+    cb_sum = 0.0
+    for k in range(n):
+        cb_sum += cb[k]
+    bound = np.empty(ni * nj)
+    for a in range(ni):
+        for b in range(nj):
+            r0 = i0 + a0 + a
+            c0 = j0 + b0 + b
+            zl = z_floor
+            for q in range(sub.size):
+                k = sub[q]
+                v = safe[r0 + ci[k], c0 + cj[k]] - cb[k]
+                zl = v if v > zl else zl  # noqa: FURB136
+            contents = 0.0
+            for q in range(runs.shape[0]):
+                r = r0 + runs[q, 0]
+                contents += rowsum[r, c0 + runs[q, 2]] - rowsum[r, c0 + runs[q, 1]]
+            bound[a * nj + b] = (1.0 + w) * zl - w * (contents - cb_sum) / n + hi + pull[a, b]
+            out_z[a, b] = np.inf
+            out_gap[a, b] = 0.0
+    for m in np.argsort(bound):
+        if bound[m] > best + eps:
+            break
+        a, b = m // nj, m % nj
+        r0 = i0 + a0 + a
+        c0 = j0 + b0 + b
+        z = z_floor
+        below = 0.0
+        for k in range(n):
+            s = safe[r0 + ci[k], c0 + cj[k]]
+            below += s
+            v = s - cb[k]
+            if v > z:  # noqa: PLR1730 - _scan's comparison, to the bit
+                z = v
+        gap = (n * z + cb_sum - below) / n
+        out_z[a, b] = z
+        out_gap[a, b] = gap
+        score = z + hi + w * gap + pull[a, b]
+        if z + hi <= top_max and score < best:
+            best = score
+
+
+def _bound_inputs(ci: np.ndarray, cj: np.ndarray, safe: np.ndarray):
+    """What :func:`_refine` bounds moves with: :data:`BOUND_CELLS` of the footprint's cells, its
+    runs of cells along a row (row, first column, end column), and the map's sums along rows."""
+    sub = np.unique(np.linspace(0, ci.size - 1, BOUND_CELLS).astype(np.int64))
+    starts = np.flatnonzero(np.r_[True, (ci[1:] != ci[:-1]) | (cj[1:] != cj[:-1] + 1)])
+    ends = np.r_[starts[1:], ci.size]
+    runs = np.stack([ci[starts], cj[starts], cj[ends - 1] + 1], axis=1).astype(np.int64)
+    rowsum = np.zeros((safe.shape[0], safe.shape[1] + 1))
+    np.cumsum(safe, axis=1, out=rowsum[:, 1:])
+    return sub, runs, rowsum
 
 
 def search(bag: Bag, g: Geom, rot: np.ndarray, corner: tuple[float, float], keep: int = 4):
@@ -138,18 +218,26 @@ def search(bag: Bag, g: Geom, rot: np.ndarray, corner: tuple[float, float], keep
     args = (hmap.safe, ci.astype(np.int64), cj.astype(np.int64), cb.astype(np.float64), i0, j0)
     z_floor = float(-lo[2])
 
-    def scores(a0, a1, b0, b1, step):
-        """Scores of the moves di in [a0, a1], dj in [b0, b1] every ``step`` columns."""
+    def scores(a0, a1, b0, b1, step, best=None):
+        """Scores of the moves di in [a0, a1], dj in [b0, b1] every ``step`` columns; with
+        ``best`` (step 1), moves that cannot score below ``best`` may get inf instead."""
         ni, nj = (a1 - a0) // step + 1, (b1 - b0) // step + 1
         z, gap = np.empty((ni, nj)), np.empty((ni, nj))
-        _scan(*args, a0, b0, ni, nj, step, z_floor, z, gap)
         xs = (a0 + step * np.arange(ni)) * h
         ys = (b0 + step * np.arange(nj)) * h
-        top = z + hi[2]
         # distance of the object's near side from the bag's starting corner
         near_x = np.where(corner[0] < 0, xs + lo[0] + sx / 2, sx / 2 - (xs + hi[0]))
         near_y = np.where(corner[1] < 0, ys + lo[1] + sy / 2, sy / 2 - (ys + hi[1]))
-        sc = top + GAP_WEIGHT * gap + CORNER_PULL * (near_x[:, None] + near_y[None, :])
+        pull = CORNER_PULL * (near_x[:, None] + near_y[None, :])
+        if best is None:
+            _scan(*args, a0, b0, ni, nj, step, z_floor, z, gap)
+        else:
+            # bounds on the scores pick the moves that can beat ``best``; the margin covers rounding
+            eps = 1e-6 * (1.0 + abs(best) + abs(hi[2]) + float(np.max(np.abs(pull))) + float(hmap.safe.max()))
+            _refine(*args, a0, b0, ni, nj, z_floor, *bounds, (float(hi[2]), GAP_WEIGHT, sz + 1e-9, pull), best,
+                    eps, z, gap)
+        top = z + hi[2]
+        sc = top + GAP_WEIGHT * gap + pull
         return np.where(top <= sz + 1e-9, sc, np.inf), xs, ys
 
     score, xs, ys = scores(di0, di1, dj0, dj1, stride)
@@ -165,10 +253,11 @@ def search(bag: Bag, g: Geom, rot: np.ndarray, corner: tuple[float, float], keep
         if len(out) >= keep:
             break
     if stride > 1:  # each kept cell of the coarse scan, searched column by column
+        bounds = _bound_inputs(ci, cj, hmap.safe)
         for k, (best, x, y) in enumerate(out):
             da, db = int(round(x / h)), int(round(y / h))
             s2, x2, y2 = scores(max(di0, da - stride + 1), min(di1, da + stride - 1),
-                                max(dj0, db - stride + 1), min(dj1, db + stride - 1), 1)
+                                max(dj0, db - stride + 1), min(dj1, db + stride - 1), 1, best)
             a2, b2 = np.unravel_index(int(np.argmin(s2)), s2.shape)
             if s2[a2, b2] < best:
                 out[k] = (float(s2[a2, b2]), float(x2[a2]), float(y2[b2]))
