@@ -10,8 +10,8 @@ from xraybag.engine.packing.base import BAG_FULL
 from xraybag.engine.packing.checks import check_packing
 from xraybag.engine.packing.dense import (
     GAP_WEIGHT,
-    _bound_inputs,
     _refine,
+    _row_runs,
     _scan,
     packing_order,
     resting_rotations,
@@ -109,13 +109,14 @@ def test_refined_moves_are_the_full_scans_and_no_better_move_is_dropped(flat):
     fp[0, :3] = False
     ci, cj = np.nonzero(fp)
     cb = rng.uniform(0, 6, ci.size)
-    sub, runs, rowsum = _bound_inputs(ci, cj, safe)
+    sub = np.unique(np.linspace(0, ci.size - 1, 32).astype(np.int64))
+    runs, rowsum = _row_runs(ci, cj, safe)
     assert len(runs) == 23 + 4  # rows 5-8 have two runs each
     i0, j0, a0, b0, ni, nj, z_floor, hi = 7, 9, 11, 13, 41, 37, 1.5, 30.0
     pull = 0.2 * ((np.arange(ni) * 2.0)[:, None] + (np.arange(nj) * 2.0)[None, :]) if not flat else \
         0.2 * (np.abs(np.arange(ni) - 20)[:, None] * 2.0 + np.abs(np.arange(nj) - 18)[None, :] * 2.0) // 4
     z_all, g_all = np.empty((ni, nj)), np.empty((ni, nj))
-    _scan(safe, ci, cj, cb, i0, j0, a0, b0, ni, nj, 1, z_floor, z_all, g_all)
+    _scan(safe, ci, cj, cb, i0, j0, a0, b0, ni, nj, 1, z_floor, sub, hi, np.inf, z_all, g_all)
     full = _scores(z_all, g_all, hi, pull, 1e9)
     start = float(full[ni // 2, nj // 2])  # the coarse scan's best, as search passes it
     z, g = np.empty((ni, nj)), np.empty((ni, nj))
@@ -146,10 +147,36 @@ def test_search_gives_the_same_candidates_as_scanning_every_refined_move(monkeyp
 
     def every_move(safe, ci, cj, cb, i0, j0, a0, b0, ni, nj, z_floor, sub, runs, rowsum, score_of, best, eps, z, gap):
         counted["moves"] += ni * nj
-        _scan(safe, ci, cj, cb, i0, j0, a0, b0, ni, nj, 1, z_floor, z, gap)
+        _scan(safe, ci, cj, cb, i0, j0, a0, b0, ni, nj, 1, z_floor, sub, 0.0, np.inf, z, gap)
 
     monkeypatch.setattr(dense, "_refine", every_move)
     scanned, rep2 = pack_physics(sc, np.random.default_rng(0))
     assert counted["moves"] > 10_000  # the refinement ran
     assert rep.placed == rep2.placed and len(rep.placed) >= 20
     assert [o.pose for o in bounded.objects] == [o.pose for o in scanned.objects]
+
+
+@pytest.mark.parametrize("stride", [1, 3])
+def test_rows_that_cannot_fit_under_the_lid_are_skipped_with_the_same_scores(stride):
+    """``_scan`` gives z = inf to a row of moves whose every move puts the top above the lid by
+    its lift over a few cells alone; every score (inf where the top is above the lid) is the
+    same as with nothing skipped, and rows are skipped."""
+    rng = np.random.default_rng(11)
+    nx, ny = 150, 140
+    # contents rising along x from the floor to above the lid, in steps of 0.5 mm a row, so that
+    # rows go from fitting to not and one row's top is 0.25 mm under the lid
+    safe = np.arange(nx)[:, None] * 0.5 + np.zeros(ny)
+    ci, cj = np.nonzero(np.ones((20, 17), dtype=bool))
+    cb = np.zeros(ci.size)
+    sub = np.unique(np.linspace(0, ci.size - 1, 32).astype(np.int64))
+    ni, nj, hi, top_max = 110 // stride, 115 // stride, 30.0, 79.75
+    z0, g0 = np.empty((ni, nj)), np.empty((ni, nj))
+    _scan(safe, ci, cj, cb, 2, 3, 0, 0, ni, nj, stride, 0.0, sub, hi, np.inf, z0, g0)
+    z1, g1 = np.empty((ni, nj)), np.empty((ni, nj))
+    _scan(safe, ci, cj, cb, 2, 3, 0, 0, ni, nj, stride, 0.0, sub, hi, top_max, z1, g1)
+    pull = rng.uniform(0, 50, (ni, nj))
+    assert np.array_equal(_scores(z0, g0, hi, pull, top_max), _scores(z1, g1, hi, pull, top_max))
+    skipped = np.isinf(z1).all(axis=1)
+    assert 0.2 < skipped.mean() < 0.8
+    assert np.any(np.isclose(z0 + hi, top_max - 0.25) & ~skipped[:, None])  # the closest fit is kept
+    assert np.array_equal(z1[~skipped], z0[~skipped]) and np.array_equal(g1[~skipped], g0[~skipped])

@@ -14,7 +14,12 @@ corner. This module turns that into candidates for the exact checks of :mod:`.pl
   height is the lowest lift that clears the contents (the max over the footprint's columns of
   contents minus the object's underside, a compiled loop), and the score is the height of the
   object's top, plus half the mean empty gap left under it, plus a small pull towards the bag's
-  starting corner (drawn per bag) so items pack against the walls and each other.
+  starting corner (drawn per bag) so items pack against the walls and each other. Large
+  footprints are scanned at a coarser stride first, and around the best cells every column is
+  tried. Bounds spare work without changing a result: a row of moves whose lift over a few of
+  the footprint's cells already lifts the top above the lid is skipped (it scores inf anyway),
+  and around a cell only the moves whose lower bound on the score can still beat the best one
+  found are computed.
 * **order** (:func:`packing_order`): largest hull volume first. (A labelled object that finds no
   room later has unlabelled ones taken out for it: :mod:`.physics`.)
 
@@ -38,7 +43,7 @@ CORNER_PULL = 0.2
 GAP_WEIGHT = 0.5
 #: most footprint-cell x position evaluations per orientation before the scan strides
 SCAN_BUDGET = 3e6
-#: footprint cells (spread evenly) whose lift bounds a refined move's lift from below
+#: footprint cells (spread evenly) whose lift bounds a move's lift from below
 BOUND_CELLS = 32
 
 
@@ -87,14 +92,17 @@ def resting_rotations(g: Geom) -> list[np.ndarray]:
 
 
 @njit(cache=True, nogil=True)
-def _scan(safe, ci, cj, cb, i0, j0, di0, dj0, ni, nj, stride, z_floor, out_z, out_gap):  # pragma: no cover
+def _scan(safe, ci, cj, cb, i0, j0, di0, dj0, ni, nj, stride, z_floor, sub, hi, top_max, out_z,
+          out_gap):  # pragma: no cover
     """For each move (di0 + a stride, dj0 + b stride): the resting lift z (max over the
     footprint's cells of contents minus underside, at least ``z_floor``) and the mean empty gap
     under the object, n z + sum(cb) - sum(contents) over n cells.
 
     A row of moves at a time, cell after cell, so that each move's sum and max run alongside the
     row's other moves' (a loop over the cells per move waits on each addition); each move still
-    adds its cells in their order."""
+    adds its cells in their order. A row in which every move's lift over the cells ``sub`` alone
+    already puts the object's top (z + ``hi``) above ``top_max`` gets z = inf: no move of it fits
+    under the lid."""
     n = ci.size
     cb_sum = 0.0
     for k in range(n):
@@ -103,6 +111,23 @@ def _scan(safe, ci, cj, cb, i0, j0, di0, dj0, ni, nj, stride, z_floor, out_z, ou
     z = np.empty(nj)
     for a in range(ni):
         di = di0 + a * stride
+        z[:] = z_floor
+        for q in range(sub.size):
+            k = sub[q]
+            r = i0 + di + ci[k]
+            c0 = j0 + dj0 + cj[k]
+            ck = cb[k]
+            for b in range(nj):
+                v = safe[r, c0 + b * stride] - ck
+                z[b] = v if v > z[b] else z[b]  # noqa: FURB136
+        fits = False
+        for b in range(nj):
+            fits = fits or z[b] + hi <= top_max
+        if not fits:
+            for b in range(nj):
+                out_z[a, b] = np.inf
+                out_gap[a, b] = 0.0
+            continue
         z[:] = z_floor
         below[:] = 0.0
         for k in range(n):
@@ -177,16 +202,15 @@ def _refine(safe, ci, cj, cb, i0, j0, a0, b0, ni, nj, z_floor, sub, runs, rowsum
             best = score
 
 
-def _bound_inputs(ci: np.ndarray, cj: np.ndarray, safe: np.ndarray):
-    """What :func:`_refine` bounds moves with: :data:`BOUND_CELLS` of the footprint's cells, its
-    runs of cells along a row (row, first column, end column), and the map's sums along rows."""
-    sub = np.unique(np.linspace(0, ci.size - 1, BOUND_CELLS).astype(np.int64))
+def _row_runs(ci: np.ndarray, cj: np.ndarray, safe: np.ndarray):
+    """The footprint's runs of cells along a row (row, first column, end column) and the map's
+    sums along rows: :func:`_refine`'s bounds on the contents under a move."""
     starts = np.flatnonzero(np.r_[True, (ci[1:] != ci[:-1]) | (cj[1:] != cj[:-1] + 1)])
     ends = np.r_[starts[1:], ci.size]
     runs = np.stack([ci[starts], cj[starts], cj[ends - 1] + 1], axis=1).astype(np.int64)
     rowsum = np.zeros((safe.shape[0], safe.shape[1] + 1))
     np.cumsum(safe, axis=1, out=rowsum[:, 1:])
-    return sub, runs, rowsum
+    return runs, rowsum
 
 
 def search(bag: Bag, g: Geom, rot: np.ndarray, corner: tuple[float, float], keep: int = 4):
@@ -217,6 +241,7 @@ def search(bag: Bag, g: Geom, rot: np.ndarray, corner: tuple[float, float], keep
     stride = max(1, int(math.ceil(math.sqrt(positions * ci.size / SCAN_BUDGET))))
     args = (hmap.safe, ci.astype(np.int64), cj.astype(np.int64), cb.astype(np.float64), i0, j0)
     z_floor = float(-lo[2])
+    sub = np.unique(np.linspace(0, ci.size - 1, BOUND_CELLS).astype(np.int64))  # for quick bounds
 
     def scores(a0, a1, b0, b1, step, best=None):
         """Scores of the moves di in [a0, a1], dj in [b0, b1] every ``step`` columns; with
@@ -230,11 +255,11 @@ def search(bag: Bag, g: Geom, rot: np.ndarray, corner: tuple[float, float], keep
         near_y = np.where(corner[1] < 0, ys + lo[1] + sy / 2, sy / 2 - (ys + hi[1]))
         pull = CORNER_PULL * (near_x[:, None] + near_y[None, :])
         if best is None:
-            _scan(*args, a0, b0, ni, nj, step, z_floor, z, gap)
+            _scan(*args, a0, b0, ni, nj, step, z_floor, sub, float(hi[2]), sz + 1e-9, z, gap)
         else:
             # bounds on the scores pick the moves that can beat ``best``; the margin covers rounding
             eps = 1e-6 * (1.0 + abs(best) + abs(hi[2]) + float(np.max(np.abs(pull))) + float(hmap.safe.max()))
-            _refine(*args, a0, b0, ni, nj, z_floor, *bounds, (float(hi[2]), GAP_WEIGHT, sz + 1e-9, pull), best,
+            _refine(*args, a0, b0, ni, nj, z_floor, sub, *bounds, (float(hi[2]), GAP_WEIGHT, sz + 1e-9, pull), best,
                     eps, z, gap)
         top = z + hi[2]
         sc = top + GAP_WEIGHT * gap + pull
@@ -253,7 +278,7 @@ def search(bag: Bag, g: Geom, rot: np.ndarray, corner: tuple[float, float], keep
         if len(out) >= keep:
             break
     if stride > 1:  # each kept cell of the coarse scan, searched column by column
-        bounds = _bound_inputs(ci, cj, hmap.safe)
+        bounds = _row_runs(ci, cj, hmap.safe)
         for k, (best, x, y) in enumerate(out):
             da, db = int(round(x / h)), int(round(y / h))
             s2, x2, y2 = scores(max(di0, da - stride + 1), min(di1, da + stride - 1),
