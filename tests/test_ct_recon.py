@@ -386,6 +386,9 @@ def test_helical_from_a_view_stream_equals_whole_sinograms():
     sino = analytic_sinogram(g, shapes).astype(np.float32)
     grid = G.VolumeGrid((20, 40, 40), (3.0, 3.0, 3.0), (-58.5, -58.5, -28.5))
     whole = R.helical_ssrb([sino, 3 * sino], g, grid, slab=2)
+    # the slab's size (a partial last slab included) changes no bit of the volumes
+    np.testing.assert_array_equal(R.helical_ssrb([sino, 3 * sino], g, grid, slab=7), whole)
+    np.testing.assert_array_equal(R.helical_ssrb([sino, 3 * sino], g, grid), whole)
     calls = []
 
     def produce(start, stop):

@@ -89,6 +89,12 @@ __all__ = [
 
 Progress = Callable[[int, int], None] | None
 
+#: grid slices per slab of helical FBP on the CPU: the backprojection computes a pixel's detector
+#: position and weight once for every slice and channel of the slab, so larger slabs spread that
+#: cost (about 15 MB of work arrays a slice for the DEBISim-sized bag); on the GPU, 16
+HELICAL_SLAB = 32
+HELICAL_SLAB_GPU = 16
+
 # ----------------------------------------------------------------------------- helpers
 
 
@@ -499,7 +505,8 @@ def helical_ssrb(sinos, geom: CTGeometry, grid: VolumeGrid, filter: str = "ram-l
     nz = zg.size
     per_slice = M * T * (2 * (4 + 4 + 4 + 1 + 4) + 4 * C * 2)
     if slab is None:
-        slab = int(max(1, min(nz, max_slab_bytes // max(per_slice, 1), 16)))
+        most = HELICAL_SLAB_GPU if backend == "cuda" else HELICAL_SLAB
+        slab = int(max(1, min(nz, max_slab_bytes // max(per_slice, 1), most)))
     out = np.zeros((C, nz, ys.size, xs.size), dtype=np.float32)
     cos_t, sin_t = np.cos(theta), np.sin(theta)
     rmax = _rmax(t, dt)

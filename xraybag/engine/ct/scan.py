@@ -227,8 +227,10 @@ def gpu_memory(scanner, scene, n_materials: int) -> tuple[int, str]:
     m = max(int(n_materials), 1)
     chunk = min(GPU_CHUNK_BYTES, geom.views * geom.rows * geom.cols * m * 12)
     if geom.kind == "helical" and ct.reconstruction.method == "fbp":
-        window = min(geom.views, 2 * _window_views(geom, grid))
-        slab = 16 * max(1, round(math.pi * geom.views_per_rotation / (2 * math.pi))) * geom.cols
+        from xraybag.engine.ct.recon import HELICAL_SLAB_GPU
+
+        window = min(geom.views, 2 * _window_views(geom, grid, HELICAL_SLAB_GPU))
+        slab = HELICAL_SLAB_GPU * max(1, round(math.pi * geom.views_per_rotation / (2 * math.pi))) * geom.cols
         recon = voxels * 4 * channels + window * geom.rows * geom.cols * 4 * channels + slab * (34 + 8 * channels)
     else:
         recon = voxels * 4 * channels + geom.views * geom.rows * geom.cols * 4 * channels
@@ -239,10 +241,12 @@ def gpu_memory(scanner, scene, n_materials: int) -> tuple[int, str]:
     return int(need), what
 
 
-def _window_views(geom: CTGeometry, grid: VolumeGrid, slab: int = 16) -> int:
-    """Views a streamed helical reconstruction uses for one slab of ``slab`` slices (the bound of
-    :func:`xraybag.engine.ct.recon._ssrb_view_range`)."""
-    from xraybag.engine.ct.recon import _ssrb_view_range
+def _window_views(geom: CTGeometry, grid: VolumeGrid, slab: int | None = None) -> int:
+    """Views a streamed helical reconstruction uses for one slab of ``slab`` slices (the CPU's
+    slab by default; the bound of :func:`xraybag.engine.ct.recon._ssrb_view_range`)."""
+    from xraybag.engine.ct.recon import HELICAL_SLAB, _ssrb_view_range
+
+    slab = HELICAL_SLAB if slab is None else slab
 
     z = grid.axis("z")
     zv = np.asarray(geom.z, dtype=np.float64)
