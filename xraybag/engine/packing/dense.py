@@ -243,9 +243,10 @@ def search(bag: Bag, g: Geom, rot: np.ndarray, corner: tuple[float, float], keep
     z_floor = float(-lo[2])
     sub = np.unique(np.linspace(0, ci.size - 1, BOUND_CELLS).astype(np.int64))  # for quick bounds
 
-    def scores(a0, a1, b0, b1, step, best=None):
+    def scores(a0, a1, b0, b1, step, best=None, bounds=None):
         """Scores of the moves di in [a0, a1], dj in [b0, b1] every ``step`` columns; with
-        ``best`` (step 1), moves that cannot score below ``best`` may get inf instead."""
+        ``best`` and ``bounds`` (step 1: :func:`_row_runs` and the map's highest column), moves
+        that cannot score below ``best`` may get inf instead."""
         ni, nj = (a1 - a0) // step + 1, (b1 - b0) // step + 1
         z, gap = np.empty((ni, nj)), np.empty((ni, nj))
         xs = (a0 + step * np.arange(ni)) * h
@@ -258,9 +259,10 @@ def search(bag: Bag, g: Geom, rot: np.ndarray, corner: tuple[float, float], keep
             _scan(*args, a0, b0, ni, nj, step, z_floor, sub, float(hi[2]), sz + 1e-9, z, gap)
         else:
             # bounds on the scores pick the moves that can beat ``best``; the margin covers rounding
-            eps = 1e-6 * (1.0 + abs(best) + abs(hi[2]) + float(np.max(np.abs(pull))) + float(hmap.safe.max()))
-            _refine(*args, a0, b0, ni, nj, z_floor, sub, *bounds, (float(hi[2]), GAP_WEIGHT, sz + 1e-9, pull), best,
-                    eps, z, gap)
+            runs, rowsum, highest = bounds
+            eps = 1e-6 * (1.0 + abs(best) + abs(hi[2]) + float(np.max(np.abs(pull))) + highest)
+            _refine(*args, a0, b0, ni, nj, z_floor, sub, runs, rowsum, (float(hi[2]), GAP_WEIGHT, sz + 1e-9, pull),
+                    best, eps, z, gap)
         top = z + hi[2]
         sc = top + GAP_WEIGHT * gap + pull
         return np.where(top <= sz + 1e-9, sc, np.inf), xs, ys
@@ -278,11 +280,11 @@ def search(bag: Bag, g: Geom, rot: np.ndarray, corner: tuple[float, float], keep
         if len(out) >= keep:
             break
     if stride > 1:  # each kept cell of the coarse scan, searched column by column
-        bounds = _row_runs(ci, cj, hmap.safe)
+        bounds = (*_row_runs(ci, cj, hmap.safe), float(hmap.safe.max()))
         for k, (best, x, y) in enumerate(out):
             da, db = int(round(x / h)), int(round(y / h))
             s2, x2, y2 = scores(max(di0, da - stride + 1), min(di1, da + stride - 1),
-                                max(dj0, db - stride + 1), min(dj1, db + stride - 1), 1, best)
+                                max(dj0, db - stride + 1), min(dj1, db + stride - 1), 1, best, bounds)
             a2, b2 = np.unravel_index(int(np.argmin(s2)), s2.shape)
             if s2[a2, b2] < best:
                 out[k] = (float(s2[a2, b2]), float(x2[a2]), float(y2[b2]))
