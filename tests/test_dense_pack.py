@@ -116,7 +116,7 @@ def test_refined_moves_are_the_full_scans_and_no_better_move_is_dropped(flat):
     pull = 0.2 * ((np.arange(ni) * 2.0)[:, None] + (np.arange(nj) * 2.0)[None, :]) if not flat else \
         0.2 * (np.abs(np.arange(ni) - 20)[:, None] * 2.0 + np.abs(np.arange(nj) - 18)[None, :] * 2.0) // 4
     z_all, g_all = np.empty((ni, nj)), np.empty((ni, nj))
-    _scan(safe, ci, cj, cb, i0, j0, a0, b0, ni, nj, 1, z_floor, sub, hi, np.inf, z_all, g_all)
+    _scan(safe, ci, cj, cb, i0, j0, a0, b0, ni, nj, 1, z_floor, sub, hi, np.inf, pull, np.inf, z_all, g_all)
     full = _scores(z_all, g_all, hi, pull, 1e9)
     start = float(full[ni // 2, nj // 2])  # the coarse scan's best, as search passes it
     z, g = np.empty((ni, nj)), np.empty((ni, nj))
@@ -147,7 +147,7 @@ def test_search_gives_the_same_candidates_as_scanning_every_refined_move(monkeyp
 
     def every_move(safe, ci, cj, cb, i0, j0, a0, b0, ni, nj, z_floor, sub, runs, rowsum, score_of, best, eps, z, gap):
         counted["moves"] += ni * nj
-        _scan(safe, ci, cj, cb, i0, j0, a0, b0, ni, nj, 1, z_floor, sub, 0.0, np.inf, z, gap)
+        _scan(safe, ci, cj, cb, i0, j0, a0, b0, ni, nj, 1, z_floor, sub, 0.0, np.inf, np.zeros((ni, nj)), np.inf, z, gap)
 
     monkeypatch.setattr(dense, "_refine", every_move)
     scanned, rep2 = pack_physics(sc, np.random.default_rng(0))
@@ -170,13 +170,43 @@ def test_rows_that_cannot_fit_under_the_lid_are_skipped_with_the_same_scores(str
     cb = np.zeros(ci.size)
     sub = np.unique(np.linspace(0, ci.size - 1, 32).astype(np.int64))
     ni, nj, hi, top_max = 110 // stride, 115 // stride, 30.0, 79.75
-    z0, g0 = np.empty((ni, nj)), np.empty((ni, nj))
-    _scan(safe, ci, cj, cb, 2, 3, 0, 0, ni, nj, stride, 0.0, sub, hi, np.inf, z0, g0)
-    z1, g1 = np.empty((ni, nj)), np.empty((ni, nj))
-    _scan(safe, ci, cj, cb, 2, 3, 0, 0, ni, nj, stride, 0.0, sub, hi, top_max, z1, g1)
     pull = rng.uniform(0, 50, (ni, nj))
+    z0, g0 = np.empty((ni, nj)), np.empty((ni, nj))
+    _scan(safe, ci, cj, cb, 2, 3, 0, 0, ni, nj, stride, 0.0, sub, hi, np.inf, pull, np.inf, z0, g0)
+    z1, g1 = np.empty((ni, nj)), np.empty((ni, nj))
+    _scan(safe, ci, cj, cb, 2, 3, 0, 0, ni, nj, stride, 0.0, sub, hi, top_max, pull, np.inf, z1, g1)
     assert np.array_equal(_scores(z0, g0, hi, pull, top_max), _scores(z1, g1, hi, pull, top_max))
     skipped = np.isinf(z1).all(axis=1)
     assert 0.2 < skipped.mean() < 0.8
     assert np.any(np.isclose(z0 + hi, top_max - 0.25) & ~skipped[:, None])  # the closest fit is kept
     assert np.array_equal(z1[~skipped], z0[~skipped]) and np.array_equal(g1[~skipped], g0[~skipped])
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_moves_that_cannot_score_below_the_cap_are_skipped_with_the_same_scores(stride):
+    """With a cap (the best flat score, when the sides are searched) ``_scan`` computes only each
+    row's span of moves whose top on a few cells plus their pull is below the cap: every move
+    scoring below the cap has the full scan's numbers to the bit, and most moves are skipped."""
+    rng = np.random.default_rng(12)
+    nx, ny = 160, 150
+    safe = np.maximum(np.cumsum(np.cumsum(rng.normal(0, 1, (nx, ny)), 0), 1) / 40.0, 0.0)
+    fp = np.ones((21, 15), dtype=bool)
+    fp[4:8, 5:9] = False
+    ci, cj = np.nonzero(fp)
+    cb = rng.uniform(0, 4, ci.size)
+    sub = np.unique(np.linspace(0, ci.size - 1, 32).astype(np.int64))
+    ni, nj, hi, lid = 120 // stride, 120 // stride, 40.0, 1e9
+    pull = 0.2 * stride * (np.arange(ni)[:, None] + np.arange(nj)[None, :]) * 1.0
+    z0, g0 = np.empty((ni, nj)), np.empty((ni, nj))
+    _scan(safe, ci, cj, cb, 3, 2, 0, 0, ni, nj, stride, 0.0, sub, hi, lid, pull, np.inf, z0, g0)
+    full = _scores(z0, g0, hi, pull, lid)
+    cap = float(np.quantile(full, 0.3))
+    z1, g1 = np.empty((ni, nj)), np.empty((ni, nj))
+    _scan(safe, ci, cj, cb, 3, 2, 0, 0, ni, nj, stride, 0.0, sub, hi, lid, pull, cap, z1, g1)
+    below = full < cap
+    assert 0 < below.sum() and np.all(np.isfinite(z1[below]))
+    assert np.array_equal(z1[below], z0[below]) and np.array_equal(g1[below], g0[below])
+    done = np.isfinite(z1)
+    assert np.array_equal(z1[done], z0[done]) and np.array_equal(g1[done], g0[done])
+    assert done.mean() < 0.8  # the rest were skipped
+    assert np.isinf(z1).all(axis=1).any()  # whole rows too

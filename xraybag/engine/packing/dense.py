@@ -5,10 +5,12 @@ puts each item where it sits lowest and leaves the least empty space under it, s
 corner. This module turns that into candidates for the exact checks of :mod:`.place`:
 
 * **orientations** (:func:`resting_rotations`): the object's minimum-volume oriented bounding box
-  (trimesh) gives its long, middle and short axes; the candidates align them with the bag's axes,
-  short axis vertical first (flat), long axis along the bag's length first, each also upside down,
-  then the object on its sides. A random yaw about the vertical is never used: it wastes the
-  corners.
+  (:mod:`.obb`, over trimesh's candidate directions) gives its long, middle and short axes; the
+  candidates align them with the bag's axes, short axis vertical first (flat), long axis along
+  the bag's length first, each also upside down, then the object on its sides and ends. The
+  sides and ends are searched only for places that score below the best flat one (where nothing
+  fits flat, everywhere): a book stood on its end in a gap beats a book laid on top of a full bag.
+  A random yaw about the vertical is never used: it wastes the corners.
 * **positions** (:func:`search`): for one orientation the object's column footprint is computed
   once and moved over the whole occupancy map in whole columns; at every position the resting
   height is the lowest lift that clears the contents (the max over the footprint's columns of
@@ -16,10 +18,11 @@ corner. This module turns that into candidates for the exact checks of :mod:`.pl
   object's top, plus half the mean empty gap left under it, plus a small pull towards the bag's
   starting corner (drawn per bag) so items pack against the walls and each other. Large
   footprints are scanned at a coarser stride first, and around the best cells every column is
-  tried. Bounds spare work without changing a result: a row of moves whose lift over a few of
-  the footprint's cells already lifts the top above the lid is skipped (it scores inf anyway),
-  and around a cell only the moves whose lower bound on the score can still beat the best one
-  found are computed.
+  tried. Bounds spare work without changing a result: moves whose lift over a few of the
+  footprint's cells already lifts the top above the lid, or (on the sides) whose top there plus
+  the pull already reaches the best flat score, are not computed (they score inf anyway), and
+  around a cell only the moves whose lower bound on the score can still beat the best one found
+  are computed.
 * **order** (:func:`packing_order`): largest hull volume first. (A labelled object that finds no
   room later has unlabelled ones taken out for it: :mod:`.physics`.)
 
@@ -35,6 +38,7 @@ import time
 import numpy as np
 from numba import njit
 
+from xraybag.engine.packing.obb import oriented_box
 from xraybag.engine.packing.place import Bag, Geom
 
 #: score per mm of distance from the starting corner (mm of height): 100 mm away costs 20 mm
@@ -50,12 +54,9 @@ BOUND_CELLS = 32
 def _axes(g: Geom) -> tuple[np.ndarray, np.ndarray]:
     """Rotation taking the object frame to its oriented bounding box's frame, and the box's extents
     (long, middle, short)."""
-    import trimesh
-
     pts = np.asarray(g.hull, dtype=float)
     try:
-        to_origin, ext = trimesh.bounds.oriented_bounds(pts, angle_digits=1)
-        r = np.asarray(to_origin)[:3, :3]
+        r, ext = oriented_box(pts, angle_digits=1)
     except Exception:  # noqa: BLE001 - degenerate (flat) point sets: the object's own axes
         r, ext = np.eye(3), pts.max(axis=0) - pts.min(axis=0)
     order = np.argsort(-np.asarray(ext))
@@ -92,17 +93,19 @@ def resting_rotations(g: Geom) -> list[np.ndarray]:
 
 
 @njit(cache=True, nogil=True)
-def _scan(safe, ci, cj, cb, i0, j0, di0, dj0, ni, nj, stride, z_floor, sub, hi, top_max, out_z,
-          out_gap):  # pragma: no cover
+def _scan(safe, ci, cj, cb, i0, j0, di0, dj0, ni, nj, stride, z_floor, sub, hi, top_max, pull, cap,
+          out_z, out_gap):  # pragma: no cover
     """For each move (di0 + a stride, dj0 + b stride): the resting lift z (max over the
     footprint's cells of contents minus underside, at least ``z_floor``) and the mean empty gap
     under the object, n z + sum(cb) - sum(contents) over n cells.
 
     A row of moves at a time, cell after cell, so that each move's sum and max run alongside the
     row's other moves' (a loop over the cells per move waits on each addition); each move still
-    adds its cells in their order. A row in which every move's lift over the cells ``sub`` alone
-    already puts the object's top (z + ``hi``) above ``top_max`` gets z = inf: no move of it fits
-    under the lid."""
+    adds its cells in their order. The lift over the cells ``sub`` alone bounds each move's lift
+    from below: a move whose top (z + ``hi``) is then above ``top_max`` (the lid), or whose top
+    plus its corner pull ``pull[a, b]`` is then at least ``cap`` (a score no placement needs),
+    cannot be used, and only the span of moves between a row's first and last usable one is
+    computed; the rest get z = inf."""
     n = ci.size
     cb_sum = 0.0
     for k in range(n):
@@ -120,28 +123,32 @@ def _scan(safe, ci, cj, cb, i0, j0, di0, dj0, ni, nj, stride, z_floor, sub, hi, 
             for b in range(nj):
                 v = safe[r, c0 + b * stride] - ck
                 z[b] = v if v > z[b] else z[b]  # noqa: FURB136
-        fits = False
+        b0, b1 = nj, -1  # the row's span of usable moves
         for b in range(nj):
-            fits = fits or z[b] + hi <= top_max
-        if not fits:
-            for b in range(nj):
+            if z[b] + hi <= top_max and z[b] + hi + pull[a, b] < cap:
+                b0 = min(b0, b)
+                b1 = b
+        for b in range(nj):
+            if b < b0 or b > b1:
                 out_z[a, b] = np.inf
                 out_gap[a, b] = 0.0
+        if b1 < 0:
             continue
-        z[:] = z_floor
-        below[:] = 0.0
+        m = b1 - b0 + 1
+        z[:m] = z_floor
+        below[:m] = 0.0
         for k in range(n):
             r = i0 + di + ci[k]
-            c0 = j0 + dj0 + cj[k]
+            c0 = j0 + dj0 + cj[k] + b0 * stride
             ck = cb[k]
-            for b in range(nj):
+            for b in range(m):
                 s = safe[r, c0 + b * stride]
                 below[b] += s
                 v = s - ck
                 z[b] = v if v > z[b] else z[b]  # noqa: FURB136 - as the per-move loop compared
-        for b in range(nj):
-            out_z[a, b] = z[b]
-            out_gap[a, b] = (n * z[b] + cb_sum - below[b]) / n
+        for b in range(m):
+            out_z[a, b0 + b] = z[b]
+            out_gap[a, b0 + b] = (n * z[b] + cb_sum - below[b]) / n
 
 
 @njit(cache=True, nogil=True)
@@ -205,25 +212,43 @@ def _refine(safe, ci, cj, cb, i0, j0, a0, b0, ni, nj, z_floor, sub, runs, rowsum
 def _row_runs(ci: np.ndarray, cj: np.ndarray, safe: np.ndarray):
     """The footprint's runs of cells along a row (row, first column, end column) and the map's
     sums along rows: :func:`_refine`'s bounds on the contents under a move."""
+    return _runs(ci, cj), _row_sums(safe)
+
+
+def _runs(ci: np.ndarray, cj: np.ndarray) -> np.ndarray:
+    """The footprint's runs of cells along a row: (row, first column, end column)."""
     starts = np.flatnonzero(np.r_[True, (ci[1:] != ci[:-1]) | (cj[1:] != cj[:-1] + 1)])
     ends = np.r_[starts[1:], ci.size]
-    runs = np.stack([ci[starts], cj[starts], cj[ends - 1] + 1], axis=1).astype(np.int64)
+    return np.stack([ci[starts], cj[starts], cj[ends - 1] + 1], axis=1).astype(np.int64)
+
+
+def _row_sums(safe: np.ndarray) -> np.ndarray:
+    """The map's running sums along rows, a zero column first."""
     rowsum = np.zeros((safe.shape[0], safe.shape[1] + 1))
     np.cumsum(safe, axis=1, out=rowsum[:, 1:])
-    return runs, rowsum
+    return rowsum
 
 
-def search(bag: Bag, g: Geom, rot: np.ndarray, corner: tuple[float, float], keep: int = 4):
+def _near(xs: np.ndarray, c: float, lo: float, hi: float, size: float) -> np.ndarray:
+    """Distance of the object's near side from the bag's starting corner's wall (``c`` < 0: the
+    low wall) along one axis, for object positions ``xs`` and object extents [lo, hi]."""
+    return xs + lo + size / 2 if c < 0 else size / 2 - (xs + hi)
+
+
+def search(bag: Bag, g: Geom, rot: np.ndarray, corner: tuple[float, float], keep: int = 4,
+           cap: float = math.inf, sums: dict | None = None):
     """The best ``keep`` positions of the object at rotation ``rot`` on the occupancy map:
-    [(score, x, y)], lowest score first (see module notes); [] if it fits nowhere."""
+    [(score, x, y)], lowest score first (see module notes); [] if it fits nowhere. Only positions
+    scoring below ``cap`` are returned, and rows of moves whose top alone reaches ``cap`` are not
+    scanned (a score is at least the top)."""
     interior = bag.interior
     sx, sy, sz = interior
     hmap = bag.map
     h = hmap.h
     v = g.vertices @ rot.T
     lo, hi = v.min(axis=0), v.max(axis=0)
-    if np.any(hi - lo > interior + 1e-9):
-        return []
+    if np.any(hi - lo > interior + 1e-9) or float(-lo[2]) + float(hi[2]) >= cap:
+        return []  # too big, or its top even on the floor (z = -lo[2]) is at least ``cap``
     fp = hmap.footprint(v, g.faces)  # at x = y = 0
     (i0, i1, j0, j1), _, _, sb, _ = fp
     ci, cj = np.nonzero(np.isfinite(sb))
@@ -237,6 +262,15 @@ def search(bag: Bag, g: Geom, rot: np.ndarray, corner: tuple[float, float], keep
     dj1 = min(math.floor((sy / 2 - hi[1]) / h + 1e-9), hmap.ny - j1)
     if di1 < di0 or dj1 < dj0:
         return []
+    if cap < math.inf:  # a score is at least the top on the floor plus the pull: trim the window
+        reach = (cap - (float(-lo[2]) + float(hi[2]))) / CORNER_PULL + 1e-6 * (1.0 + abs(cap))
+        dis, djs = np.arange(di0, di1 + 1), np.arange(dj0, dj1 + 1)
+        near_x = _near(dis * h, corner[0], lo[0], hi[0], sx)
+        near_y = _near(djs * h, corner[1], lo[1], hi[1], sy)
+        dis, djs = dis[near_x + near_y.min() < reach], djs[near_y + near_x.min() < reach]
+        if dis.size == 0 or djs.size == 0:
+            return []
+        di0, di1, dj0, dj1 = int(dis[0]), int(dis[-1]), int(djs[0]), int(djs[-1])
     positions = (di1 - di0 + 1) * (dj1 - dj0 + 1)
     stride = max(1, int(math.ceil(math.sqrt(positions * ci.size / SCAN_BUDGET))))
     args = (hmap.safe, ci.astype(np.int64), cj.astype(np.int64), cb.astype(np.float64), i0, j0)
@@ -252,11 +286,12 @@ def search(bag: Bag, g: Geom, rot: np.ndarray, corner: tuple[float, float], keep
         xs = (a0 + step * np.arange(ni)) * h
         ys = (b0 + step * np.arange(nj)) * h
         # distance of the object's near side from the bag's starting corner
-        near_x = np.where(corner[0] < 0, xs + lo[0] + sx / 2, sx / 2 - (xs + hi[0]))
-        near_y = np.where(corner[1] < 0, ys + lo[1] + sy / 2, sy / 2 - (ys + hi[1]))
-        pull = CORNER_PULL * (near_x[:, None] + near_y[None, :])
+        pull = CORNER_PULL * (_near(xs, corner[0], lo[0], hi[0], sx)[:, None]
+                              + _near(ys, corner[1], lo[1], hi[1], sy)[None, :])
         if best is None:
-            _scan(*args, a0, b0, ni, nj, step, z_floor, sub, float(hi[2]), sz + 1e-9, z, gap)
+            # the cap, raised by a margin for rounding (a gap of zero may come out a hair below zero)
+            _scan(*args, a0, b0, ni, nj, step, z_floor, sub, float(hi[2]), sz + 1e-9, pull,
+                  cap + 1e-6 * (1.0 + abs(cap)), z, gap)
         else:
             # bounds on the scores pick the moves that can beat ``best``; the margin covers rounding
             runs, rowsum, highest = bounds
@@ -265,7 +300,7 @@ def search(bag: Bag, g: Geom, rot: np.ndarray, corner: tuple[float, float], keep
                     best, eps, z, gap)
         top = z + hi[2]
         sc = top + GAP_WEIGHT * gap + pull
-        return np.where(top <= sz + 1e-9, sc, np.inf), xs, ys
+        return np.where((top <= sz + 1e-9) & (sc < cap), sc, np.inf), xs, ys
 
     score, xs, ys = scores(di0, di1, dj0, dj1, stride)
     out = []
@@ -280,7 +315,11 @@ def search(bag: Bag, g: Geom, rot: np.ndarray, corner: tuple[float, float], keep
         if len(out) >= keep:
             break
     if stride > 1:  # each kept cell of the coarse scan, searched column by column
-        bounds = (*_row_runs(ci, cj, hmap.safe), float(hmap.safe.max()))
+        if sums is None:
+            sums = {}
+        if "rowsum" not in sums:  # the map's row sums and highest column, once per map
+            sums["rowsum"], sums["highest"] = _row_sums(hmap.safe), float(hmap.safe.max())
+        bounds = (_runs(ci, cj), sums["rowsum"], sums["highest"])
         for k, (best, x, y) in enumerate(out):
             da, db = int(round(x / h)), int(round(y / h))
             s2, x2, y2 = scores(max(di0, da - stride + 1), min(di1, da + stride - 1),
@@ -294,16 +333,18 @@ def search(bag: Bag, g: Geom, rot: np.ndarray, corner: tuple[float, float], keep
 def dense_candidates(bag: Bag, g: Geom, corner: tuple[float, float], deadline: float = math.inf,
                      flat_only_first: bool = True):
     """Candidates (score, rot, x, y) for :func:`.place.try_candidates`: every resting rotation's
-    best positions. With ``flat_only_first`` the sides are searched only when no flat placement
-    fits under the lid."""
+    best positions. With ``flat_only_first`` the sides and ends are searched only for positions
+    that score below the best flat one (all of them when nothing fits flat under the lid)."""
     rots = resting_rotations(g)
     cands = []
+    cap = math.inf
+    sums: dict = {}  # the map's row sums, shared by the rotations' searches
     for k, rot in enumerate(rots):
         if time.perf_counter() > deadline:
             break
         if flat_only_first and k == 4 and cands:
-            break
-        cands += [(s, rot, x, y) for s, x, y in search(bag, g, rot, corner)]
+            cap = min(c[0] for c in cands)
+        cands += [(s, rot, x, y) for s, x, y in search(bag, g, rot, corner, cap=cap, sums=sums)]
     return cands
 
 
