@@ -210,3 +210,27 @@ def test_moves_that_cannot_score_below_the_cap_are_skipped_with_the_same_scores(
     assert np.array_equal(z1[done], z0[done]) and np.array_equal(g1[done], g0[done])
     assert done.mean() < 0.8  # the rest were skipped
     assert np.isinf(z1).all(axis=1).any()  # whole rows too
+
+
+def test_room_is_not_made_by_taking_out_what_a_labelled_object_rests_on():
+    """A labelled tray rests on an unlabelled box that covers the floor; a labelled cube finds no
+    room. Taking the box out would give the cube room but leave the tray floating 45 mm up, so
+    the box stays and the cube gets no room."""
+    from xraybag.engine.packing import physics
+    from xraybag.engine.packing.place import PITCH, setup
+
+    sc = scene([box("floor", [190, 140, 45]), box("tray", [100, 60, 20], label="tray"),
+                box("cube", [75, 75, 75], label="cube")], [200, 150, 100])
+    _, deadline, timings, interior, _, todo, fixed, _, bag = setup(sc, 30.0, PITCH)
+    timings["search"] = 0.0
+    g = {x.name: x for x in todo}
+    st = physics._Packing(bag, fixed, interior, PITCH, timings, deadline, np.random.default_rng(0), (-1.0, -1.0))
+    for name in ("floor", "tray"):
+        got, _ = st.place(g[name])
+        st.commit(g[name], *got)
+    assert st.placed[1][2][2] == pytest.approx(55.0, abs=1.0)  # the tray lies on the box
+    assert st.place(g["cube"])[1] == BAG_FULL
+    assert not st.still_supported([st.placed[1]], 0)
+    got, evicted = st.make_room(g["cube"], {x.index: x.name != "floor" for x in todo})
+    assert got is None and evicted == []
+    assert [p[0].name for p in st.placed] == ["floor", "tray"]  # the map as it was

@@ -41,6 +41,7 @@ from xraybag.engine.packing.dense import dense_candidates, hull_volume, packing_
 from xraybag.engine.packing.heuristic import drop_and_slide, random_xy
 from xraybag.engine.packing.place import (
     PITCH,
+    SUPPORT_LIMIT,
     TIME_BUDGET,
     Bag,
     Geom,
@@ -288,6 +289,19 @@ class _Packing:
         self.timings["refinement"] += time.perf_counter() - t1
         return got
 
+    def still_supported(self, keep: list, start: int) -> bool:
+        """Whether every object of ``keep`` (in placing order) from position ``start`` on still rests
+        on the fixed objects and ``keep``'s earlier ones: taking objects out must not leave one
+        that was placed on them floating."""
+        bag = Bag(self.interior, self.pitch)
+        for g, rot, pos in self.fixed:
+            bag.add(g, rot, pos)
+        for k, (g, rot, pos, fp) in enumerate(keep):
+            if k >= start and bag.map.support_gap(fp, float(pos[2])) > SUPPORT_LIMIT:
+                return False
+            bag.add(g, rot, pos, fp)
+        return True
+
     def make_room(self, g: Geom, labelled: dict[int, bool]):
         """Take out the last-placed unlabelled objects, one more at a time (up to :data:`EVICT`),
         until ``g`` fits; returns (its pose, the objects taken out) or (None, [])."""
@@ -297,7 +311,10 @@ class _Packing:
             if time.perf_counter() > self.deadline:
                 break
             out = set(order[:n])
-            self.rebuild([p for k, p in enumerate(everything) if k not in out])
+            keep = [p for k, p in enumerate(everything) if k not in out]
+            if not self.still_supported(keep, min(out)):
+                continue  # a labelled object placed since rests on what would be taken out
+            self.rebuild(keep)
             got, _ = self.place(g, drop=False)
             if got is not None:
                 return got, [everything[k][0] for k in sorted(out)]
