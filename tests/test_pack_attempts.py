@@ -39,7 +39,7 @@ def once(monkeypatch, sc: Scene, seed: int):
 def test_a_request_that_fits_is_packed_once_as_before(monkeypatch):
     sc = boxes(0, n=6)
     packed, rep = pack_physics(sc, np.random.default_rng(0))
-    single, rep1 = once(monkeypatch, sc, 0)
+    single, _ = once(monkeypatch, sc, 0)
     assert not rep.left_out and rep.note is None
     assert [o.pose for o in packed.objects] == [o.pose for o in single.objects]
 
@@ -69,3 +69,22 @@ def test_deterministic_with_further_packings():
     a, ra = pack_physics(sc, np.random.default_rng(4))
     b, rb = pack_physics(sc, np.random.default_rng(4))
     assert [o.pose for o in a.objects] == [o.pose for o in b.objects] and ra.note == rb.note
+
+
+def test_the_scene_sets_the_number_of_packings(tmp_path):
+    """``packing.packings`` reaches the physics packer through the registry: 1 packs once; a
+    value below 1 is refused with the file's line and the field."""
+    from xraybag.engine.packing import PACKERS
+    from xraybag.errors import XraybagError
+    from xraybag.scenes.loader import load_scene
+
+    sc = boxes(4)
+    for n, tried in ((1, None), (3, "tried 3 packings")):
+        s = sc.model_copy(update={"packing": sc.packing.model_copy(update={"method": "physics", "packings": n})})
+        _, rep = PACKERS["physics"](s, np.random.default_rng(4))
+        assert rep.left_out
+        assert rep.note is None if tried is None else rep.note.startswith(tried)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("bag: {size: [240, 170, 100]}\npacking: {method: physics, packings: 0}\n")
+    with pytest.raises(XraybagError, match=r"bad.yaml:2.*packings"):
+        load_scene(str(bad))

@@ -274,6 +274,11 @@ class Packing(Strict):
     time_budget: Pos = Field(
         30.0, description="physics, heuristic: seconds per bag; objects not placed by then are left out"
     )
+    packings: number(ge=1, integer=True) = Field(
+        3, description="physics: a request that does not fit is packed up to this many times with fresh "
+        "draws of the order and the starting corner, and the packing that placed the most labelled objects, "
+        "then went furthest before leaving anything out, is kept (1: once)"
+    )
 
 
 class MaterialDef(Strict):

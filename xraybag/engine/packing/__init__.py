@@ -33,7 +33,8 @@ __all__ = ["LARGER_THAN_BAG", "PACKERS", "PackReport", "TIME_BUDGET_REASON", "pa
 def _pack_physics(scene: Scene, rng: np.random.Generator) -> tuple[Scene, PackReport]:
     from xraybag.engine.packing.physics import pack_physics
 
-    return pack_physics(scene, rng, time_budget=float(scene.packing.time_budget))
+    return pack_physics(scene, rng, time_budget=float(scene.packing.time_budget),
+                        packings=int(scene.packing.packings))
 
 
 def _pack_heuristic(scene: Scene, rng: np.random.Generator) -> tuple[Scene, PackReport]:

@@ -9,7 +9,7 @@ unlabelled objects taken out for it (a person makes room for what matters), whic
 wherever they still fit. When the search found room but none of it passes the exact checks, the
 object is dropped as follows (DEBISim's packer); when it found no room under the lid at all, the
 object is left out ("the bag is full"). A request that does not fit is packed again with fresh
-draws of the order's jitter and the starting corner (up to :data:`ATTEMPTS` packings in all), and
+draws of the order's jitter and the starting corner (up to ``packing.packings`` packings in all), and
 the packing that went furthest before leaving anything out is kept (:func:`pack_physics`).
 
 A pybullet (DIRECT, one client per call) world holds the bag's floor and walls and the placed
@@ -330,6 +330,7 @@ ATTEMPTS = 3
 
 def pack_physics(
     scene: Scene, rng: np.random.Generator, time_budget: float = TIME_BUDGET, pitch: float = PITCH,
+    packings: int | None = None,
 ) -> tuple[Scene, PackReport]:
     """Dense placement, then a pybullet drop with PSO + Nelder-Mead for what it cannot place; a
     labelled object that finds no room has some unlabelled ones taken out for it (see module notes).
@@ -337,8 +338,9 @@ def pack_physics(
     Which objects end up left out of a request that does not fit depends much on the order's
     jitter and the starting corner: the fill at the first left-out of one bag ranged over
     0.51-0.64 with four draws. So when the first packing leaves anything out (for any reason but
-    the time budget), the bag is packed again with fresh draws, up to :data:`ATTEMPTS` packings
-    while at least twice the first one's time is left, and the packing kept is the one that
+    the time budget), the bag is packed again with fresh draws, up to ``packings`` packings
+    (default :data:`ATTEMPTS`; the scene's ``packing.packings``) while at least twice the first
+    one's time is left, and the packing kept is the one that
     placed the most labelled objects, then the one with the highest fill at its first left-out,
     then the highest final fill. A request that fits is packed once, exactly as before."""
     _, deadline, timings, interior, names, todo, fixed, left, bag = setup(scene, time_budget, pitch)
@@ -347,7 +349,7 @@ def pack_physics(
     volume = float(np.prod(interior))
     fixed_fill = sum(hull_volume(g) for g, _, _ in fixed)
     best, tried, first_took = None, 0, 0.0
-    for attempt in range(ATTEMPTS):
+    for attempt in range(ATTEMPTS if packings is None else max(1, int(packings))):
         now = time.perf_counter()
         if attempt and (not any(r != TIME_BUDGET_REASON for k, r in best[1].items() if k not in left)
                         or deadline - now < 2.0 * first_took):
