@@ -239,8 +239,9 @@ def search(bag: Bag, g: Geom, rot: np.ndarray, corner: tuple[float, float], keep
            cap: float = math.inf, sums: dict | None = None):
     """The best ``keep`` positions of the object at rotation ``rot`` on the occupancy map:
     [(score, x, y)], lowest score first (see module notes); [] if it fits nowhere. Only positions
-    scoring below ``cap`` are returned, and rows of moves whose top alone reaches ``cap`` are not
-    scanned (a score is at least the top)."""
+    scoring below ``cap`` are returned, and moves whose top plus corner pull (bounded from below)
+    already reaches ``cap`` are not computed (a score is at least that). ``sums``: a dict shared by
+    the searches of one object on one map, which keeps the map's row sums made once."""
     interior = bag.interior
     sx, sy, sz = interior
     hmap = bag.map
@@ -272,7 +273,7 @@ def search(bag: Bag, g: Geom, rot: np.ndarray, corner: tuple[float, float], keep
             return []
         di0, di1, dj0, dj1 = int(dis[0]), int(dis[-1]), int(djs[0]), int(djs[-1])
     positions = (di1 - di0 + 1) * (dj1 - dj0 + 1)
-    stride = max(1, int(math.ceil(math.sqrt(positions * ci.size / SCAN_BUDGET))))
+    stride = max(1, math.ceil(math.sqrt(positions * ci.size / SCAN_BUDGET)))
     args = (hmap.safe, ci.astype(np.int64), cj.astype(np.int64), cb.astype(np.float64), i0, j0)
     z_floor = float(-lo[2])
     sub = np.unique(np.linspace(0, ci.size - 1, BOUND_CELLS).astype(np.int64))  # for quick bounds

@@ -337,12 +337,12 @@ def pack_physics(
 
     Which objects end up left out of a request that does not fit depends much on the order's
     jitter and the starting corner: the fill at the first left-out of one bag ranged over
-    0.51-0.64 with four draws. So when the first packing leaves anything out (for any reason but
+    0.53-0.64 with four draws. So when the first packing leaves anything out (for any reason but
     the time budget), the bag is packed again with fresh draws, up to ``packings`` packings
     (default :data:`ATTEMPTS`; the scene's ``packing.packings``) while at least twice the first
-    one's time is left, and the packing kept is the one that
-    placed the most labelled objects, then the one with the highest fill at its first left-out,
-    then the highest final fill. A request that fits is packed once, exactly as before."""
+    one's time is left. The packing kept placed the most labelled objects, then has the highest
+    fill at its first left-out, then the highest final fill. A request that fits is packed once,
+    exactly as before."""
     _, deadline, timings, interior, names, todo, fixed, left, bag = setup(scene, time_budget, pitch)
     timings["search"] = 0.0
     labelled = {g.index: scene.objects[g.index].label is not None for g in todo}
@@ -373,7 +373,8 @@ def pack_physics(
     if tried > 1:
         report.note = (f"tried {tried} packings with fresh draws of the order's jitter and the starting corner "
                        f"(each given up once it left something out sooner than the best); kept packing "
-                       f"{kept + 1}, the one that went furthest before leaving anything out")
+                       f"{kept + 1}: the most labelled objects placed, then the furthest before leaving "
+                       f"anything out")
     report.timings = timings
     return finish(scene, names, poses, left, report)
 
