@@ -100,3 +100,21 @@ def test_pack_errors_one_line(tmp_path):
     r = run_cli("pack", tmp_path / "missing.yaml", "-o", tmp_path / "x")
     assert r.exit_code == 2
     assert r.stderr.strip().startswith("error:") and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_pack_says_when_it_packed_a_request_that_does_not_fit_again(tmp_path):
+    """Six boxes that cannot all fit: the physics packer packs the bag again and ``xraybag pack``
+    says so on stderr after the left-out lines; a request that fits says nothing of it."""
+    boxes = "".join(f"  - name: b{i}\n    shape: {{box: {{size: [110, 80, {40 + 5 * i}]}}}}\n    material: abs\n"
+                    for i in range(6))
+    over = write(tmp_path / "over.yaml", "seed: 2\nbag: {size: [240, 170, 100]}\npacking: {method: physics}\n"
+                 "objects:\n" + boxes)
+    r = run_cli("pack", over, "-o", tmp_path / "a")
+    assert r.exit_code == 0, r.output
+    lines = r.stderr.strip().splitlines()
+    assert any(x.startswith("left out b") for x in lines)
+    assert lines[-1].startswith("packing: tried ") and "kept packing" in lines[-1]
+    once = write(tmp_path / "once.yaml", "seed: 2\nbag: {size: [240, 170, 100]}\npacking: {method: physics, packings: 1}\n"
+                 "objects:\n" + boxes)
+    r = run_cli("pack", once, "-o", tmp_path / "b")
+    assert r.exit_code == 0 and "packing:" not in r.stderr

@@ -45,3 +45,5 @@ def pack(scene, seed, overrides, index, out, glb, png, yaml, pitch, assets):
     )
     for name, reason in summary["left_out"]:
         click.echo(f"left out {name}: {reason}", err=True)
+    if summary.get("note"):
+        click.echo(f"packing: {summary['note']}", err=True)

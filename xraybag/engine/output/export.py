@@ -159,5 +159,5 @@ def export_bag(
     write_atomic(yaml, scene_yaml(packed, yaml.parent).encode())
     return {
         "glb": str(glb), "png": str(png), "yaml": str(yaml), "objects": len(infos),
-        "left_out": list(report.left_out), "bag": packed.bag_index,
+        "left_out": list(report.left_out), "bag": packed.bag_index, "note": report.note,
     }
