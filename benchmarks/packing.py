@@ -1,8 +1,9 @@
 """Packing benchmark: how much of a request gets packed, how densely, how fast, and how cleanly.
 
-For each scene (the built-in ones, the 30-object carry-on ``carryon30.yaml`` and ``overfull.yaml``,
-which asks for three times what fits) it packs ``--bags`` sampled bags with each of ``--methods``
-on ONE core (after one untimed bag, which compiles what is not compiled yet) and prints JSON:
+For each scene (the built-in ones, the 30-object carry-on ``carryon30.yaml``, and two requests that
+do not fit: ``overfull.yaml``, which asks for three times carryon30's items, and
+``overfull_pidray.yaml``, three times the pidray scene's, in its smaller cases) it packs
+``--bags`` sampled bags with each of ``--methods`` on ONE core (after one untimed bag, which compiles what is not compiled yet) and prints JSON:
 the share of requested objects placed, the placed objects' convex-hull volume over the bag
 interior (the hull fill, computed here from the packed meshes, not taken from the packer), the
 fill at the moment the first object was left out (reported by packers that track it), seconds
@@ -41,7 +42,8 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-SCENES = ["demo", "pidray", "clcxray", "checked_ct", str(HERE / "carryon30.yaml"), str(HERE / "overfull.yaml")]
+SCENES = ["demo", "pidray", "clcxray", "checked_ct", str(HERE / "carryon30.yaml"), str(HERE / "overfull.yaml"),
+          str(HERE / "overfull_pidray.yaml")]
 
 
 def hull_fill(scene) -> float:
