@@ -213,13 +213,23 @@ class _Packing:
         if self.world is not None:
             self.world.body(g, rot, pos, 0.0)
 
-    def rebuild(self, keep: list) -> None:
-        """The map (and world) holding only the fixed objects and ``keep``."""
-        self.bag = Bag(self.interior, self.pitch)
+    def bag_of(self, keep: list, check_from: int | None = None) -> Bag | None:
+        """A map holding only the fixed objects and ``keep`` (in placing order); None if an object
+        of ``keep`` from position ``check_from`` on no longer rests on what is below it there
+        (taking objects out must not leave one that was placed on them floating)."""
+        bag = Bag(self.interior, self.pitch)
         for g, rot, pos in self.fixed:
-            self.bag.add(g, rot, pos)
-        for g, rot, pos, fp in keep:
-            self.bag.add(g, rot, pos, fp)
+            bag.add(g, rot, pos)
+        for k, (g, rot, pos, fp) in enumerate(keep):
+            if check_from is not None and k >= check_from and bag.map.support_gap(fp, float(pos[2])) > SUPPORT_LIMIT:
+                return None
+            bag.add(g, rot, pos, fp)
+        return bag
+
+    def rebuild(self, keep: list, bag: Bag | None = None) -> None:
+        """The map (and world) holding only the fixed objects and ``keep`` (``bag``: that map,
+        already made by :meth:`bag_of`)."""
+        self.bag = self.bag_of(keep) if bag is None else bag
         self.placed = list(keep)
         if self.world is not None:
             self.world.close()
@@ -290,17 +300,9 @@ class _Packing:
         return got
 
     def still_supported(self, keep: list, start: int) -> bool:
-        """Whether every object of ``keep`` (in placing order) from position ``start`` on still rests
-        on the fixed objects and ``keep``'s earlier ones: taking objects out must not leave one
-        that was placed on them floating."""
-        bag = Bag(self.interior, self.pitch)
-        for g, rot, pos in self.fixed:
-            bag.add(g, rot, pos)
-        for k, (g, rot, pos, fp) in enumerate(keep):
-            if k >= start and bag.map.support_gap(fp, float(pos[2])) > SUPPORT_LIMIT:
-                return False
-            bag.add(g, rot, pos, fp)
-        return True
+        """Whether every object of ``keep`` from position ``start`` on still rests on the fixed
+        objects and ``keep``'s earlier ones (:meth:`bag_of`)."""
+        return self.bag_of(keep, start) is not None
 
     def make_room(self, g: Geom, labelled: dict[int, bool]):
         """Take out the last-placed unlabelled objects, one more at a time (up to :data:`EVICT`),
@@ -312,9 +314,10 @@ class _Packing:
                 break
             out = set(order[:n])
             keep = [p for k, p in enumerate(everything) if k not in out]
-            if not self.still_supported(keep, min(out)):
+            bag = self.bag_of(keep, min(out))  # checked and built in one pass
+            if bag is None:
                 continue  # a labelled object placed since rests on what would be taken out
-            self.rebuild(keep)
+            self.rebuild(keep, bag)
             got, _ = self.place(g, drop=False)
             if got is not None:
                 return got, [everything[k][0] for k in sorted(out)]
