@@ -209,9 +209,21 @@ class Object(Strict):
         description="parameters of a procedural catalog template (numbers may be distributions)",
     )
     sheet: Sheet | None = Field(None, description="a deformable sheet (needs a material)")
+    press: Fraction | None = Field(
+        None, description="soft goods (a stack of folded clothes): the physics packer may press the object "
+        "along its own z axis to this fraction of its height when the request does not fit; its textile "
+        "parts keep their mass (denser by as much) and its other parts ride on them. Boxes and upright "
+        "cylinders only; none: rigid")
 
     @model_validator(mode="after")
     def _body(self):
+        if self.press is not None and (self.parts or self.shape is not None):
+            for k, part in enumerate(self.parts or [self]):
+                rot = part.pose.rotation_deg[:2] if self.parts and part.pose is not None else [0, 0]
+                if ((self.parts and part.parts) or part.shape is None or part.shape.kind not in ("box", "cylinder")
+                        or any(not isinstance(a, Dist) and float(a) % 360 != 0 for a in rot)):
+                    raise ValueError(f"press: {'parts.' + str(k) if self.parts else 'the shape'} is not a box "
+                                     "or upright cylinder without parts: only those can be pressed")
         if self.sheet is not None:
             if self.shape is not None or self.parts or self.template is not None:
                 raise ValueError("a sheet object has no shape, parts or template")

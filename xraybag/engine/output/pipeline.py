@@ -15,6 +15,7 @@ from typing import Callable
 import numpy as np
 
 from xraybag.engine.packing import pack_bag
+from xraybag.engine.packing.press import with_pressed
 from xraybag.engine.solids.scene import build_solids
 from xraybag.engine.xray.annotate import ObjectLabel, label_objects
 from xraybag.engine.xray.calibration import calibrate_colour, low_high_channels
@@ -118,6 +119,7 @@ def render_bag(loaded: LoadedScene, index: int, seed: int | None = None,
     times["pack"] = time.perf_counter() - t
     t = time.perf_counter()
     solids, objects = build_solids(packed, tolerance=packed.tolerance)
+    library = with_pressed(loaded.library, packed)  # with the fabric of clothes the packer pressed
     times["geometry"] = time.perf_counter() - t
     views = []
     cts = {}
@@ -137,12 +139,12 @@ def render_bag(loaded: LoadedScene, index: int, seed: int | None = None,
                     from xraybag.engine.xray.devices import probe_cuda
 
                     probe_cuda()  # a spawned worker registers the GPU's spectral pass itself
-                cts[scanner.name] = scan(solids, objects, scanner, packed, loaded.library, rng,
+                cts[scanner.name] = scan(solids, objects, scanner, packed, library, rng,
                                          where=f"scanners[{v}]", progress=progress, backend=backend)
                 for k, sec in cts[scanner.name].seconds.items():
                     times[f"{scanner.name}.{k}"] = sec
                 continue
-            views.append(render_view(packed, solids, scanner, loaded.library, rng, backend))
+            views.append(render_view(packed, solids, scanner, library, rng, backend))
     return BagResult(bag, seed, packed, objects, views, report, times, cts)
 
 

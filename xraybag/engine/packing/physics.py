@@ -348,6 +348,7 @@ def pack_physics(
     exactly as before."""
     _, deadline, timings, interior, names, todo, fixed, left, bag = setup(scene, time_budget, pitch)
     timings["search"] = 0.0
+    soft = _Soft(scene, todo, names)
     labelled = {g.index: scene.objects[g.index].label is not None for g in todo}
     volume = float(np.prod(interior))
     fixed_fill = sum(hull_volume(g) for g, _, _ in fixed)
@@ -362,8 +363,8 @@ def pack_physics(
         # a packing that leaves something out sooner than the best one cannot beat it once the best
         # placed every labelled object: it is given up at that moment
         beat = None if best is None or _rank(best, labelled)[0] < sum(labelled.values()) else best[2]
-        got = _attempt(todo, fixed, labelled, dict(left), bag, interior, pitch, timings, deadline, rng,
-                       volume, fixed_fill, beat)
+        got = _attempt(soft.todo(attempt), fixed, labelled, dict(left), bag, interior, pitch, timings,
+                       deadline, rng, volume, fixed_fill, beat)
         tried += 1
         if attempt == 0:
             first_took = time.perf_counter() - now
@@ -374,12 +375,69 @@ def pack_physics(
     poses, left, fill_first, fill_final = best
     report = PackReport(method="physics", hull_fill=fill_final, hull_fill_at_first_left_out=fill_first)
     if tried > 1:
-        report.note = (f"tried {tried} packings with fresh draws of the order's jitter and the starting corner "
-                       f"(each given up once it left something out sooner than the best); kept packing "
-                       f"{kept + 1}: the most labelled objects placed, then the furthest before leaving "
-                       f"anything out")
+        report.note = (f"tried {tried} packings with fresh draws of the order's jitter and the starting corner"
+                       f"{soft.tried_note()} (each given up once it left something out sooner than the best); "
+                       f"kept packing {kept + 1}: the most labelled objects placed, then the furthest before "
+                       f"leaving anything out{soft.kept_note(kept, poses)}")
     report.timings = timings
-    return finish(scene, names, poses, left, report)
+    return finish(soft.scene(kept, poses), names, poses, left, report)
+
+
+class _Soft:
+    """The soft goods of a request (objects with ``press``, :mod:`.press`) and their pressed forms:
+    the first packing takes them as they are, the further ones pressed to their ``press`` (a bag
+    that does not fit is closed on its clothes)."""
+
+    def __init__(self, scene: Scene, todo: list[Geom], names: list[str]):
+        self.source, self.plain, self.names = scene, todo, names
+        self.soft = [g.index for g in todo if (scene.objects[g.index].press or 1.0) < 1.0]
+        self.pressed: dict[float, tuple[list[Geom], dict, dict]] = {}
+        self.library = None
+
+    @staticmethod
+    def level(attempt: int) -> float:
+        return 0.0 if attempt == 0 else 1.0
+
+    def _build(self, t: float):
+        if t not in self.pressed:
+            from xraybag.engine.packing.place import object_geom
+            from xraybag.engine.packing.press import press_object, scene_library
+
+            self.library = self.library or scene_library(self.source)
+            objs, mats, geoms = {}, {}, {}
+            for k in self.soft:
+                obj = self.source.objects[k]
+                objs[k], mats[k] = press_object(obj, 1.0 - t * (1.0 - float(obj.press)), self.library)
+                geoms[k] = object_geom(objs[k], k, self.names[k])
+            self.pressed[t] = ([geoms.get(g.index, g) for g in self.plain], objs, mats)
+        return self.pressed[t]
+
+    def todo(self, attempt: int) -> list[Geom]:
+        t = self.level(attempt)
+        return self.plain if t == 0.0 or not self.soft else self._build(t)[0]
+
+    def tried_note(self) -> str:
+        return ", soft goods pressed in the further ones" if self.soft else ""
+
+    def kept_note(self, kept: int, poses: dict) -> str:
+        n = sum(1 for k in self.soft if k in poses)
+        if self.level(kept) == 0.0 or not n:
+            return ""
+        return f"; its {n} soft object{'s' if n > 1 else ''} pressed to their 'press'"
+
+    def scene(self, kept: int, poses: dict) -> Scene:
+        """The scene the kept packing placed: soft goods pressed as it pressed them, with their
+        materials."""
+        t = self.level(kept)
+        if t == 0.0 or not self.soft:
+            return self.source
+        _, objs, mats = self._build(t)
+        objects = [objs[k] if k in objs and k in poses else o for k, o in enumerate(self.source.objects)]
+        materials = dict(self.source.materials)
+        for k in objs:
+            if k in poses:
+                materials.update(mats[k])
+        return self.source.model_copy(update={"objects": objects, "materials": materials})
 
 
 def _rank(got, labelled: dict[int, bool]) -> tuple:
