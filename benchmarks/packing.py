@@ -79,6 +79,7 @@ def measure(scenes: list[str], bags: int, methods: list[str], budget: float) -> 
             # one untimed bag first: a tree whose kernels are not compiled yet compiles them here
             PACKERS[method](sample(loaded, bags), np.random.default_rng(bags))
             secs, per30, fills, firsts, shares, reasons, worst = [], [], [], [], [], Counter(), {}
+            labelled, pressed = [0, 0], 0  # labelled objects placed, asked; bags with pressed soft goods
             for b in range(bags):
                 sc = sample(loaded, b)
                 sc = sc.model_copy(update={"packing": sc.packing.model_copy(update={"time_budget": budget})})
@@ -89,6 +90,10 @@ def measure(scenes: list[str], bags: int, methods: list[str], budget: float) -> 
                 secs.append(dt)
                 per30.append(dt * 30.0 / max(1, requested))
                 shares.append(len(report.placed) / max(1, requested))
+                asked = {o.name for o in sc.objects if o.label is not None and o.pose is None and o.sheet is None}
+                labelled[0] += sum(1 for n in report.placed if n in asked)
+                labelled[1] += len(asked)
+                pressed += bool(packed.materials.keys() - sc.materials.keys())
                 fills.append(hull_fill(packed))
                 first = getattr(report, "hull_fill_at_first_left_out", None)
                 if report.left_out:
@@ -103,11 +108,15 @@ def measure(scenes: list[str], bags: int, methods: list[str], budget: float) -> 
             out.setdefault(name, {})[method] = {
                 "bags": bags,
                 "placed_share_mean": round(statistics.mean(shares), 4),
+                "labelled_placed_share": round(labelled[0] / labelled[1], 4) if labelled[1] else None,
+                "bags_with_pressed_soft_goods": pressed,
                 "hull_fill_mean": round(statistics.mean(fills), 4),
                 "hull_fill_min": round(min(fills), 4),
                 "bags_with_left_out": len(firsts),
                 "hull_fill_at_first_left_out_mean": round(statistics.mean(known), 4) if known else None,
                 "hull_fill_at_first_left_out_min": round(min(known), 4) if known else None,
+                "hull_fill_at_first_left_out_sd": round(statistics.pstdev(known), 4) if known else None,
+                "bags_under_0.55_at_first_left_out": sum(1 for f in known if f < 0.55),
                 "seconds_per_bag_median": round(statistics.median(secs), 3),
                 "seconds_per_30_objects_median": round(statistics.median(per30), 3),
                 "left_out_reasons": dict(reasons),

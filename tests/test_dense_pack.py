@@ -234,3 +234,42 @@ def test_room_is_not_made_by_taking_out_what_a_labelled_object_rests_on():
     got, evicted = st.make_room(g["cube"], {x.index: x.name != "floor" for x in todo})
     assert got is None and evicted == []
     assert [p[0].name for p in st.placed] == ["floor", "tray"]  # the map as it was
+
+
+def _state(sc):
+    from xraybag.engine.packing import physics
+    from xraybag.engine.packing.place import PITCH, setup
+
+    _, deadline, timings, interior, _, todo, fixed, _, bag = setup(sc, 30.0, PITCH)
+    timings["search"] = 0.0
+    st = physics._Packing(bag, fixed, interior, PITCH, timings, deadline, np.random.default_rng(0), (-1.0, -1.0))
+    return st, {x.name: x for x in todo}
+
+
+@pytest.mark.parametrize("width, back", [(120, True), (130, False)])
+def test_an_object_with_no_room_is_swapped_in_only_if_what_it_displaces_goes_back(width, back):
+    """A bar lies on the floor along one wall; a block 80 mm tall finds room neither beside it nor
+    on it (under a 100 mm lid). Taking the bar out, the block goes on the floor; with a 30 mm strip
+    left beside it the bar goes back on its side there, with 20 mm it cannot, and the bag is left
+    as it was."""
+    from xraybag.engine.packing.checks import check_packing
+    from xraybag.engine.packing.place import pose_of
+
+    sc = scene([box("bar", [180, 40, 25]), box("block", [190, width, 80])], [200, 150, 100])
+    st, g = _state(sc)
+    got, _ = st.place(g["bar"])
+    st.commit(g["bar"], *got)
+    before = st.bag.map.safe.copy()
+    assert st.place(g["block"], drop=False)[1] == BAG_FULL
+    assert st.swap_in(g["block"], {0: False, 1: False}) is back
+    if not back:
+        assert [p[0].name for p in st.placed] == ["bar"] and np.array_equal(st.bag.map.safe, before)
+        return
+    assert [p[0].name for p in st.placed] == ["block", "bar"]
+    poses = {p[0].index: pose_of(p[1], p[2]) for p in st.placed}
+    packed = sc.model_copy(update={"objects": [o.model_copy(update={"pose": poses[k]}) for k, o in enumerate(sc.objects)]})
+    checks = check_packing(packed)
+    assert checks["max_overlap_fraction"] < 1e-3 and checks["max_outside_mm"] < 1e-6
+    assert checks["max_support_gap_mm"] <= 1.0
+    bar = st.placed[1][1] @ np.array([0.0, 0.0, 1.0])  # the bar's short (25 mm) axis now lies flat
+    assert abs(bar[2]) < 1e-6

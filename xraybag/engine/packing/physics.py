@@ -6,11 +6,14 @@ Objects are placed largest first, each at the best of the positions and resting 
 bag, lowest top and least empty space under it, from a starting corner), checked exactly by
 :mod:`.place`. A labelled object that finds no room has up to :data:`EVICT` of the last-placed
 unlabelled objects taken out for it (a person makes room for what matters), which then go back
-wherever they still fit. When the search found room but none of it passes the exact checks, the
-object is dropped as follows (DEBISim's packer); when it found no room under the lid at all, the
-object is left out ("the bag is full"). A request that does not fit is packed again with fresh
-draws of the order's jitter and the starting corner (up to ``packing.packings`` packings in all), and
-the packing that went furthest before leaving anything out is kept (:func:`pack_physics`).
+wherever they still fit. An unlabelled object that finds no room is swapped in the same way, but
+kept only if everything taken out goes back in (until :data:`SWAP_FAILURES` swaps have failed).
+When the search found room but none of it passes the exact checks, the object is dropped as
+follows (DEBISim's packer); when it found no room under the lid at all, the object is left out
+("the bag is full"). A request that does not fit is packed again with fresh draws of the order's
+jitter and the starting corner, its soft goods pressed (:mod:`.press`; up to ``packing.packings``
+packings in all), and the packing that placed the most labelled objects, then went furthest before
+leaving anything out, is kept (:func:`pack_physics`).
 
 A pybullet (DIRECT, one client per call) world holds the bag's floor and walls and the placed
 objects as static bodies; the new object, whose collision shape is a convex decomposition along
@@ -304,25 +307,58 @@ class _Packing:
         objects and ``keep``'s earlier ones (:meth:`bag_of`)."""
         return self.bag_of(keep, start) is not None
 
-    def make_room(self, g: Geom, labelled: dict[int, bool]):
-        """Take out the last-placed unlabelled objects, one more at a time (up to :data:`EVICT`),
-        until ``g`` fits; returns (its pose, the objects taken out) or (None, [])."""
-        order = [k for k in range(len(self.placed) - 1, -1, -1) if not labelled.get(self.placed[k][0].index)]
-        everything = list(self.placed)
+    def _take_outs(self, everything: list, labelled: dict[int, bool]):
+        """The sets of last-placed unlabelled objects of ``everything`` that may be taken out, one
+        more at a time (up to :data:`EVICT`): (them, the objects kept, the kept objects' map). A set
+        whose removal would leave an object placed since floating is skipped."""
+        order = [k for k in range(len(everything) - 1, -1, -1) if not labelled.get(everything[k][0].index)]
         for n in range(1, min(EVICT, len(order)) + 1):
             if time.perf_counter() > self.deadline:
-                break
+                return
             out = set(order[:n])
             keep = [p for k, p in enumerate(everything) if k not in out]
             bag = self.bag_of(keep, min(out))  # checked and built in one pass
-            if bag is None:
-                continue  # a labelled object placed since rests on what would be taken out
+            if bag is not None:
+                yield [everything[k][0] for k in sorted(out)], keep, bag
+
+    def make_room(self, g: Geom, labelled: dict[int, bool]):
+        """Take out the last-placed unlabelled objects, one more at a time (up to :data:`EVICT`),
+        until ``g`` fits; returns (its pose, the objects taken out) or (None, [])."""
+        everything = list(self.placed)
+        for out, keep, bag in self._take_outs(everything, labelled):
             self.rebuild(keep, bag)
             got, _ = self.place(g, drop=False)
             if got is not None:
-                return got, [everything[k][0] for k in sorted(out)]
+                return got, out
         self.rebuild(everything)
         return None, []
+
+    def swap_in(self, g: Geom, labelled: dict[int, bool]) -> bool:
+        """Room for ``g`` by taking the last-placed unlabelled objects out (one more at a time, up
+        to :data:`EVICT`) and putting them back after it, as a person repacks the top of a bag:
+        kept only if every one of them goes back in (True: ``g`` and they are placed); otherwise
+        the bag is as it was."""
+        everything = list(self.placed)
+        for out, keep, bag in self._take_outs(everything, labelled):
+            self.rebuild(keep, bag)
+            got, _ = self.place(g, drop=False)
+            if got is None:
+                continue
+            self.commit(g, *got)
+            for e in out:
+                back, _ = self.place(e, drop=False)
+                if back is None:
+                    break
+                self.commit(e, *back)
+            else:
+                return True
+        self.rebuild(everything)
+        return False
+
+
+#: an unlabelled object that finds no room is swapped in (:meth:`_Packing.swap_in`) until this
+#: many swaps of a packing have failed; after that the bag is taken to be full
+SWAP_FAILURES = 3
 
 
 #: a request that does not fit is packed up to this many times in all, each time with fresh draws
@@ -341,11 +377,12 @@ def pack_physics(
     Which objects end up left out of a request that does not fit depends much on the order's
     jitter and the starting corner: the fill at the first left-out of one bag ranged over
     0.53-0.64 with four draws. So when the first packing leaves anything out (for any reason but
-    the time budget), the bag is packed again with fresh draws, up to ``packings`` packings
-    (default :data:`ATTEMPTS`; the scene's ``packing.packings``) while at least twice the first
-    one's time is left. The packing kept placed the most labelled objects, then has the highest
-    fill at its first left-out, then the highest final fill. A request that fits is packed once,
-    exactly as before."""
+    the time budget), the bag is packed again with fresh draws and its soft goods pressed (objects
+    with ``press``: a bag that does not close is closed on its clothes), up to ``packings``
+    packings (default :data:`ATTEMPTS`; the scene's ``packing.packings``) while at least twice the
+    first one's time is left. The packing kept placed the most labelled objects, then has the
+    highest fill at its first left-out, then the highest final fill. A request that fits is packed
+    once, exactly as before, and nothing in it is pressed."""
     _, deadline, timings, interior, names, todo, fixed, left, bag = setup(scene, time_budget, pitch)
     timings["search"] = 0.0
     soft = _Soft(scene, todo, names)
@@ -453,7 +490,7 @@ def _attempt(todo, fixed, labelled, left, bag, interior, pitch, timings, deadlin
     todo, vols = packing_order(todo, rng)
     corner = (float(rng.choice([-1.0, 1.0])), float(rng.choice([-1.0, 1.0])))
     state = _Packing(bag, fixed, interior, pitch, timings, deadline, rng, corner)
-    fill_first = None
+    fill_first, swaps_failed = None, 0
 
     def fill() -> float:
         return (fixed_fill + sum(vols[g.index] for g, *_ in state.placed)) / volume
@@ -464,6 +501,10 @@ def _attempt(todo, fixed, labelled, left, bag, interior, pitch, timings, deadlin
             evicted: list[Geom] = []
             if got is None and labelled[g.index] and reason != TIME_BUDGET_REASON:
                 got, evicted = state.make_room(g, labelled)
+            elif got is None and reason != TIME_BUDGET_REASON and swaps_failed < SWAP_FAILURES:
+                if state.swap_in(g, labelled):
+                    continue
+                swaps_failed += 1
             if got is None:
                 left[g.index] = reason
                 fill_first = fill() if fill_first is None else fill_first
