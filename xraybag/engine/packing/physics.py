@@ -428,47 +428,38 @@ class _Soft:
     def __init__(self, scene: Scene, todo: list[Geom], names: list[str]):
         self.source, self.plain, self.names = scene, todo, names
         self.soft = [g.index for g in todo if (scene.objects[g.index].press or 1.0) < 1.0]
-        self.pressed: dict[float, tuple[list[Geom], dict, dict]] = {}
-        self.library = None
+        self._pressed: tuple[list[Geom], dict, dict] | None = None
 
-    @staticmethod
-    def level(attempt: int) -> float:
-        return 0.0 if attempt == 0 else 1.0
-
-    def _build(self, t: float):
-        if t not in self.pressed:
+    def pressed(self) -> tuple[list[Geom], dict, dict]:
+        """(the objects to place, soft goods pressed; the pressed objects; their materials), by index."""
+        if self._pressed is None:
             from xraybag.engine.packing.place import object_geom
             from xraybag.engine.packing.press import press_object, scene_library
 
-            self.library = self.library or scene_library(self.source)
-            objs, mats, geoms = {}, {}, {}
+            library = scene_library(self.source)
+            objs, mats = {}, {}
             for k in self.soft:
-                obj = self.source.objects[k]
-                objs[k], mats[k] = press_object(obj, 1.0 - t * (1.0 - float(obj.press)), self.library)
-                geoms[k] = object_geom(objs[k], k, self.names[k])
-            self.pressed[t] = ([geoms.get(g.index, g) for g in self.plain], objs, mats)
-        return self.pressed[t]
+                objs[k], mats[k] = press_object(self.source.objects[k], float(self.source.objects[k].press), library)
+            geoms = {k: object_geom(obj, k, self.names[k]) for k, obj in objs.items()}
+            self._pressed = ([geoms.get(g.index, g) for g in self.plain], objs, mats)
+        return self._pressed
 
     def todo(self, attempt: int) -> list[Geom]:
-        t = self.level(attempt)
-        return self.plain if t == 0.0 or not self.soft else self._build(t)[0]
+        return self.pressed()[0] if attempt and self.soft else self.plain
 
     def tried_note(self) -> str:
         return ", soft goods pressed in the further ones" if self.soft else ""
 
     def kept_note(self, kept: int, poses: dict) -> str:
         n = sum(1 for k in self.soft if k in poses)
-        if self.level(kept) == 0.0 or not n:
-            return ""
-        return f"; its {n} soft object{'s' if n > 1 else ''} pressed to their 'press'"
+        return f"; its {n} soft object{'s' if n > 1 else ''} pressed to their 'press'" if kept and n else ""
 
     def scene(self, kept: int, poses: dict) -> Scene:
-        """The scene the kept packing placed: soft goods pressed as it pressed them, with their
+        """The scene the kept packing placed: its soft goods pressed if it pressed them, with their
         materials."""
-        t = self.level(kept)
-        if t == 0.0 or not self.soft:
+        if not kept or not self.soft:
             return self.source
-        _, objs, mats = self._build(t)
+        _, objs, mats = self.pressed()
         objects = [objs[k] if k in objs and k in poses else o for k, o in enumerate(self.source.objects)]
         materials = dict(self.source.materials)
         for k in objs:

@@ -17,7 +17,8 @@ FABRICS = ["cotton", "polyester", "wool", "nylon_fabric"]
 FOLDED_PRESS = 0.7
 
 
-@register("folded_clothes", None, "a stack of folded garments, optionally with a metal zip and buttons", {
+@register("folded_clothes", None, "a stack of folded garments, optionally with a metal zip and buttons; soft: "
+          "the physics packer may press it to 0.7 of its height in a bag that does not fit (press)", {
     "length": num(U(220, 330)),
     "width": num(U(160, 250)),
     "layers": count({"uniform_int": [1, 4]}),
