@@ -88,3 +88,30 @@ def test_the_scene_sets_the_number_of_packings(tmp_path):
     bad.write_text("bag: {size: [240, 170, 100]}\npacking: {method: physics, packings: 0}\n")
     with pytest.raises(XraybagError, match=r"bad.yaml:2.*packings"):
         load_scene(str(bad))
+
+
+@pytest.mark.parametrize("seed", [1, 2, 5])
+def test_swaps_go_further_before_leaving_anything_out_and_the_scene_can_turn_them_off(seed):
+    """One packing of an overfull box scene: with swaps (the default, ``packing.swaps: 3``) the
+    first box is left out at a higher fill than with ``swaps: 0``, and the packing is clean."""
+    from xraybag.engine.packing import PACKERS
+
+    reps = {}
+    for swaps in (0, 3):
+        sc = boxes(seed)
+        sc = sc.model_copy(update={"packing": sc.packing.model_copy(
+            update={"method": "physics", "packings": 1, "swaps": swaps})})
+        packed, reps[swaps] = PACKERS["physics"](sc, np.random.default_rng(seed))
+        m = check_packing(packed)
+        assert m["max_overlap_fraction"] <= 0.005 and m["max_outside_mm"] <= 1e-6 and m["max_support_gap_mm"] <= 1
+    assert reps[3].hull_fill_at_first_left_out > reps[0].hull_fill_at_first_left_out + 0.05
+
+
+def test_a_negative_number_of_swaps_is_refused(tmp_path):
+    from xraybag.errors import XraybagError
+    from xraybag.scenes.loader import load_scene
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("bag: {size: [240, 170, 100]}\npacking:\n  method: physics\n  swaps: -1\n")
+    with pytest.raises(XraybagError, match=r"bad.yaml:4.*swaps"):
+        load_scene(str(bad))

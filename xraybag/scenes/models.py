@@ -291,6 +291,9 @@ class Packing(Strict):
         "draws of the order and the starting corner, and the packing that placed the most labelled objects, "
         "then went furthest before leaving anything out, is kept (1: once)"
     )
+    swaps: number(ge=0, integer=True) = Field(
+        3, description="physics: an unlabelled object that finds no room is swapped in for the last-placed "
+        "ones (kept only if they all go back in) until this many swaps of a packing have failed (0: never)")
 
 
 class MaterialDef(Strict):

@@ -7,7 +7,7 @@ bag, lowest top and least empty space under it, from a starting corner), checked
 :mod:`.place`. A labelled object that finds no room has up to :data:`EVICT` of the last-placed
 unlabelled objects taken out for it (a person makes room for what matters), which then go back
 wherever they still fit. An unlabelled object that finds no room is swapped in the same way, but
-kept only if everything taken out goes back in (until :data:`SWAP_FAILURES` swaps have failed).
+kept only if everything taken out goes back in (until ``packing.swaps`` swaps have failed).
 When the search found room but none of it passes the exact checks, the object is dropped as
 follows (DEBISim's packer); when it found no room under the lid at all, the object is left out
 ("the bag is full"). A request that does not fit is packed again with fresh draws of the order's
@@ -369,7 +369,7 @@ ATTEMPTS = 3
 
 def pack_physics(
     scene: Scene, rng: np.random.Generator, time_budget: float = TIME_BUDGET, pitch: float = PITCH,
-    packings: int | None = None,
+    packings: int | None = None, swaps: int | None = None,
 ) -> tuple[Scene, PackReport]:
     """Dense placement, then a pybullet drop with PSO + Nelder-Mead for what it cannot place; a
     labelled object that finds no room has some unlabelled ones taken out for it (see module notes).
@@ -382,7 +382,8 @@ def pack_physics(
     packings (default :data:`ATTEMPTS`; the scene's ``packing.packings``) while at least twice the
     first one's time is left. The packing kept placed the most labelled objects, then has the
     highest fill at its first left-out, then the highest final fill. A request that fits is packed
-    once, exactly as before, and nothing in it is pressed."""
+    once, exactly as before, and nothing in it is pressed. ``swaps``: failed swaps a packing
+    allows (default :data:`SWAP_FAILURES`; the scene's ``packing.swaps``; 0: none)."""
     _, deadline, timings, interior, names, todo, fixed, left, bag = setup(scene, time_budget, pitch)
     timings["search"] = 0.0
     soft = _Soft(scene, todo, names)
@@ -401,7 +402,7 @@ def pack_physics(
         # placed every labelled object: it is given up at that moment
         beat = None if best is None or _rank(best, labelled)[0] < sum(labelled.values()) else best[2]
         got = _attempt(soft.todo(attempt), fixed, labelled, dict(left), bag, interior, pitch, timings,
-                       deadline, rng, volume, fixed_fill, beat)
+                       deadline, rng, volume, fixed_fill, beat, SWAP_FAILURES if swaps is None else int(swaps))
         tried += 1
         if attempt == 0:
             first_took = time.perf_counter() - now
@@ -475,9 +476,10 @@ def _rank(got, labelled: dict[int, bool]) -> tuple:
 
 
 def _attempt(todo, fixed, labelled, left, bag, interior, pitch, timings, deadline, rng, volume,
-             fixed_fill, beat: float | None = None):
+             fixed_fill, beat: float | None = None, swaps: int = SWAP_FAILURES):
     """One packing: (poses, left out with reasons, fill at the first left-out or None, final fill);
-    None as soon as it leaves something out at a fill below ``beat``."""
+    None as soon as it leaves something out at a fill below ``beat``. Unlabelled objects that find
+    no room are swapped in until ``swaps`` swaps have failed."""
     todo, vols = packing_order(todo, rng)
     corner = (float(rng.choice([-1.0, 1.0])), float(rng.choice([-1.0, 1.0])))
     state = _Packing(bag, fixed, interior, pitch, timings, deadline, rng, corner)
@@ -492,7 +494,7 @@ def _attempt(todo, fixed, labelled, left, bag, interior, pitch, timings, deadlin
             evicted: list[Geom] = []
             if got is None and labelled[g.index] and reason != TIME_BUDGET_REASON:
                 got, evicted = state.make_room(g, labelled)
-            elif got is None and reason != TIME_BUDGET_REASON and swaps_failed < SWAP_FAILURES:
+            elif got is None and reason != TIME_BUDGET_REASON and swaps_failed < swaps:
                 if state.swap_in(g, labelled):
                     continue
                 swaps_failed += 1
