@@ -158,3 +158,28 @@ def test_a_pressed_bag_renders_again_from_its_concrete_scene(tmp_path):
         for ch in a.transmission:
             assert np.array_equal(a.transmission[ch], b.transmission[ch])
     assert all(0.0 < float(v.min()) < 0.9 for v in first.views[0].transmission.values())  # the clothes are seen
+
+
+def test_render_records_the_pressing_and_writes_the_pressed_fabric(tmp_path):
+    """``xraybag render`` of the three stacks: the manifest line keeps the packer's note (clothes
+    pressed), and the concrete scene defines the pressed fabric it uses."""
+    pytest.importorskip("pybullet")
+    import json
+
+    import yaml
+    from click.testing import CliRunner
+
+    from xraybag.cli.main import cli
+
+    data = clothes_bag().model_dump(exclude_none=True)
+    data["packing"] = {"method": "physics"}
+    data["scanners"] = [{"name": "top", "type": "line_scan", "spectrum": {"kvp": 120}, "pitch": 4.0}]
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    r = CliRunner().invoke(cli, ["render", str(tmp_path / "spec.yaml"), "-n", "1", "-o", str(tmp_path / "out"), "-q"])
+    assert r.exit_code == 0, r.output
+    rec = json.loads((tmp_path / "out" / "manifest.jsonl").read_text().splitlines()[0])
+    assert not rec["left_out"] and "pressed to their 'press'" in rec["packing_note"]
+    concrete = yaml.safe_load((tmp_path / "out" / "scenes" / "000000.yaml").read_text())
+    assert concrete["materials"]["cotton_pressed_70"]["density"] == pytest.approx(0.5 / 0.7)
+    used = {p["material"] for o in concrete["objects"] for p in o["parts"]}
+    assert "cotton_pressed_70" in used and "cotton" not in used

@@ -139,5 +139,7 @@ def render_and_write(
         "objects": len(result.objects),
         "left_out": [list(x) for x in getattr(report, "left_out", [])],
         "packing": getattr(report, "method", None),
+        # what the packer said: how many packings it tried, which it kept, whether clothes were pressed
+        **({"packing_note": report.note} if getattr(report, "note", None) else {}),
         "timings": timings,
     }
