@@ -183,3 +183,17 @@ def test_render_records_the_pressing_and_writes_the_pressed_fabric(tmp_path):
     assert concrete["materials"]["cotton_pressed_70"]["density"] == pytest.approx(0.5 / 0.7)
     used = {p["material"] for o in concrete["objects"] for p in o["parts"]}
     assert "cotton_pressed_70" in used and "cotton" not in used
+
+
+def test_rigid_parts_under_and_between_layers_hold_up_what_is_above_them():
+    """A steel plate under a cotton layer, a board between it and a wool layer: the fabric is
+    squeezed, the plate and the board keep their heights, and every part still starts where the
+    one under it ends."""
+    spans = [("plate", "steel", 0, 5), ("lower", "cotton", 5, 25), ("board", "abs", 25, 27), ("upper", "wool", 27, 37)]
+    parts = [{"name": n, "shape": {"box": {"size": [200, 150, b - a]}}, "material": m,
+              "pose": {"position": [0, 0, (a + b) / 2]}} for n, m, a, b in spans]
+    pressed, mats = press_object(Object.model_validate({"parts": parts, "press": 0.7}), 0.7, default_library())
+    got = [(float(p.pose.position[2]) - p.shape.box.size[2] / 2, float(p.pose.position[2]) + p.shape.box.size[2] / 2)
+           for p in pressed.parts]
+    assert np.allclose(got, [(0, 5), (5, 19), (19, 21), (21, 28)])
+    assert set(mats) == {"cotton_pressed_70", "wool_pressed_70"}

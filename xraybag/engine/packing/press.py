@@ -5,11 +5,14 @@ one) may be pressed by the physics packer along its own z axis to a fraction ``s
 height, when a request does not fit (:func:`.physics.pack_physics`). Its parts must be boxes and
 upright cylinders (the scene format checks this). Then:
 
-* each **textile** part (material category ``textile``, not hollow) is squeezed: its height and its
-  height above the object's underside shrink by ``s``, and its material becomes the same fabric at
-  density rho / s. It keeps its mass, and the areal mass a vertical ray crosses in it is unchanged;
-* every **other** part (a zip, buttons) keeps its shape and rides on the fabric: its underside
-  moves as the fabric's at the same height does.
+* each **textile** part (material category ``textile``, not hollow) is squeezed: its height shrinks
+  by ``s`` and its material becomes the same fabric at density rho / s. It keeps its mass, and the
+  areal mass a vertical ray crosses in it is unchanged;
+* every **other** part (a zip, buttons, a stiffener) keeps its shape and rides on what is under it;
+* heights move as the object's fabric squeezes: a height z goes down by (1 - s) times the height
+  of fabric (any of its textile parts) below z, so stacked layers stay stacked, and a rigid part
+  under or between layers (where no fabric beside it shares its heights) holds the layers above it
+  off it.
 
 The pressed object's ``press`` becomes what is left of its give (``press / s``: 1 once pressed to
 its ``press``). The pressed materials are named ``<material>_pressed_<percent>`` and defined in the concrete
@@ -40,29 +43,46 @@ def _squeezed(shape: Shape, s: float) -> Shape:
     return shape.model_copy(update={shape.kind: new})
 
 
+def _squeeze_map(spans: list[tuple[float, float]], s: float):
+    """z -> its height once the union of the z ``spans`` is squeezed by ``s`` (the rest kept),
+    from the lowest span's bottom up."""
+    merged: list[list[float]] = []
+    for a, b in sorted(spans):
+        if merged and a <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], b)
+        else:
+            merged.append([a, b])
+
+    def at(z: float) -> float:
+        return z - (1.0 - s) * sum(max(0.0, min(z, b) - a) for a, b in merged)
+
+    return at
+
+
 def press_object(obj: Object, s: float, library) -> tuple[Object, dict[str, MaterialDef]]:
     """``obj`` pressed to ``s`` of its height (see the module notes), and the materials that the
     pressed parts are made of, by name. ``library``: the scene's material library."""
     whole = not obj.parts  # a shape of its own: the object is its one part
     parts = [obj] if whole else list(obj.parts)
     z = [0.0 if whole or p.pose is None else float(p.pose.position[2]) for p in parts]
-    lows = [zc - _height(p.shape) / 2.0 for zc, p in zip(z, parts)]
-    z0 = min(lows)  # the underside: parts are squeezed towards it
+    heights = [_height(p.shape) for p in parts]
+    soft = [library.get(str(p.material)).category == "textile" and p.container is None for p in parts]
+    # heights taken by fabric shrink by s; a rigid part keeps its height and rides on what is under it
+    at = _squeeze_map([(zc - h / 2.0, zc + h / 2.0) for zc, h, t in zip(z, heights, soft) if t], s)
     materials: dict[str, MaterialDef] = {}
     out = []
-    for zc, low, p in zip(z, lows, parts):
-        mat = library.get(str(p.material))
-        h = _height(p.shape)
-        if mat.category == "textile" and p.container is None:
+    for zc, h, textile, p in zip(z, heights, soft, parts):
+        if textile:
+            mat = library.get(str(p.material))
             name = pressed_material(str(p.material), s)
             materials[name] = MaterialDef(
                 composition={str(p.material): 1.0}, density=mat.density / s, category="textile",
                 description=f"{p.material} pressed to {round(100.0 * s)} % of its thickness (its mass kept)")
             update = {"shape": _squeezed(p.shape, s), "material": name}
-            new_z = z0 + s * (zc - z0)
+            new_z = at(zc)
         else:
             update = {}
-            new_z = z0 + s * (low - z0) + h / 2.0  # rides on the fabric under it
+            new_z = at(zc - h / 2.0) + h / 2.0
         if not whole:
             pose = p.pose or Pose(position=[0.0, 0.0, 0.0])
             update["pose"] = pose.model_copy(update={"position": [float(pose.position[0]), float(pose.position[1]), new_z]})
