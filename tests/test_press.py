@@ -92,9 +92,10 @@ def test_hollow_and_other_parts_are_not_squeezed():
     ({"parts": [{"shape": {"sphere": {"radius": 20}}, "material": "cotton"}]}, "press: parts.0 is not a box"),
     ({"parts": [{"shape": {"box": {"size": [50, 40, 10]}}, "material": "cotton",
                  "pose": {"position": [0, 0, 0], "rotation_deg": [90, 0, 0]}}]}, "press: parts.0 is not a box"),
+    ({"parts": None, "sheet": {"size": [300, 200], "thickness": 1.0}, "material": "cotton"}, "press: a sheet drapes"),
 ])
 def test_what_cannot_be_pressed_is_refused_with_its_line(tmp_path, bad, message):
-    obj = {**stack(zip_=False), **bad}
+    obj = {k: v for k, v in {**stack(zip_=False), **bad}.items() if v is not None}
     import yaml
 
     text = yaml.safe_dump({"bag": {"size": [400, 300, 200]}, "objects": [obj]}, sort_keys=False)

@@ -227,6 +227,8 @@ class Object(Strict):
         if self.sheet is not None:
             if self.shape is not None or self.parts or self.template is not None:
                 raise ValueError("a sheet object has no shape, parts or template")
+            if self.press is not None:
+                raise ValueError("press: a sheet drapes over the contents; it is not pressed")
             if self.material is None:
                 raise ValueError("a sheet needs a material")
             return self
