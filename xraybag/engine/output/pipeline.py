@@ -119,8 +119,8 @@ def render_bag(loaded: LoadedScene, index: int, seed: int | None = None,
     times["pack"] = time.perf_counter() - t
     t = time.perf_counter()
     solids, objects = build_solids(packed, tolerance=packed.tolerance)
-    library = with_pressed(loaded.library, packed)  # with the fabric of clothes the packer pressed
     times["geometry"] = time.perf_counter() - t
+    library = with_pressed(loaded.library, packed)  # with the fabric of clothes the packer pressed
     views = []
     cts = {}
     for v, scanner in enumerate(packed.scanners):

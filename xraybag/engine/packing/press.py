@@ -66,14 +66,14 @@ def press_object(obj: Object, s: float, library) -> tuple[Object, dict[str, Mate
     parts = [obj] if whole else list(obj.parts)
     z = [0.0 if whole or p.pose is None else float(p.pose.position[2]) for p in parts]
     heights = [_height(p.shape) for p in parts]
-    soft = [library.get(str(p.material)).category == "textile" and p.container is None for p in parts]
+    mats = [library.get(str(p.material)) for p in parts]
+    soft = [m.category == "textile" and p.container is None for m, p in zip(mats, parts)]
     # heights taken by fabric shrink by s; a rigid part keeps its height and rides on what is under it
     at = _squeeze_map([(zc - h / 2.0, zc + h / 2.0) for zc, h, t in zip(z, heights, soft) if t], s)
     materials: dict[str, MaterialDef] = {}
     out = []
-    for zc, h, textile, p in zip(z, heights, soft, parts):
+    for zc, h, textile, mat, p in zip(z, heights, soft, mats, parts):
         if textile:
-            mat = library.get(str(p.material))
             name = pressed_material(str(p.material), s)
             materials[name] = MaterialDef(
                 composition={str(p.material): 1.0}, density=mat.density / s, category="textile",
