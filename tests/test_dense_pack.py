@@ -156,6 +156,36 @@ def test_search_gives_the_same_candidates_as_scanning_every_refined_move(monkeyp
     assert [o.pose for o in bounded.objects] == [o.pose for o in scanned.objects]
 
 
+def test_an_objects_kept_columns_give_the_searches_of_a_fresh_object_as_the_bag_fills():
+    """What a search keeps of an object (its rotations, its columns per rotation and grid) gives,
+    search after search on a map that fills and on another bag's grid, exactly the candidates of
+    the same object made afresh each time."""
+    from xraybag.engine.packing.dense import dense_candidates
+    from xraybag.engine.packing.place import Bag
+
+    objs = [{"name": "kettle", "shape": {"cylinder": {"radius": 45, "height": 120}}, "material": "abs"},
+            box("brick", [150, 90, 60]), box("tile", [200, 140, 12])]
+    sc = scene(objs, [400, 300, 200])
+    kept = object_geom(sc.objects[0], 0, "kettle")
+
+    def same(bag):
+        fresh = dense_candidates(bag, object_geom(sc.objects[0], 0, "kettle"), (-1.0, 1.0))
+        got = dense_candidates(bag, kept, (-1.0, 1.0))
+        assert len(got) == len(fresh) > 0
+        for (s1, r1, x1, y1), (s2, r2, x2, y2) in zip(got, fresh):
+            assert (s1, x1, y1) == (s2, x2, y2) and np.array_equal(r1, r2)
+        return got
+
+    bag = Bag(np.array([400.0, 300.0, 200.0]), 2.0)
+    empty = same(bag)
+    for k, pos in ((1, [-100, -50, 30]), (2, [60, 40, 6]), (1, [120, -80, 30])):
+        bag.add(object_geom(sc.objects[k], k, objs[k]["name"]), np.eye(3), pos)
+        now = same(bag)
+    assert [c[1:] for c in now] != [c[1:] for c in empty]  # the filled map moved the candidates
+    same(Bag(np.array([330.0, 250.0, 160.0]), 3.0))  # another grid: the object's columns there
+    assert sum(1 for key in kept.cache if key != "rotations") > len(resting_rotations(kept))  # two grids kept
+
+
 @pytest.mark.parametrize("stride", [1, 3])
 def test_rows_that_cannot_fit_under_the_lid_are_skipped_with_the_same_scores(stride):
     """``_scan`` gives z = inf to a row of moves whose every move puts the top above the lid by

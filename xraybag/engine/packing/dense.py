@@ -12,7 +12,9 @@ corner. This module turns that into candidates for the exact checks of :mod:`.pl
   fits flat, everywhere): a book stood on its end in a gap beats a book laid on top of a full bag.
   A random yaw about the vertical is never used: it wastes the corners.
 * **positions** (:func:`search`): for one orientation the object's column footprint is computed
-  once and moved over the whole occupancy map in whole columns; at every position the resting
+  once (and kept with the object, with its rotations, for its later searches: a request that does
+  not fit searches each object again and again) and moved over the whole occupancy map in whole
+  columns; at every position the resting
   height is the lowest lift that clears the contents (the max over the footprint's columns of
   contents minus the object's underside, a compiled loop), and the score is the height of the
   object's top, plus half the mean empty gap left under it, plus a small pull towards the bag's
@@ -68,7 +70,16 @@ def _axes(g: Geom) -> tuple[np.ndarray, np.ndarray]:
 
 def resting_rotations(g: Geom) -> list[np.ndarray]:
     """Rotations (object frame -> bag frame) in the order a person would try them: flat along the
-    bag, flat across, upside down of each, then on its sides."""
+    bag, flat across, upside down of each, then on its sides (made once per object, read-only)."""
+    if "rotations" not in g.cache:
+        rots = _resting_rotations(g)
+        for r in rots:
+            r.setflags(write=False)
+        g.cache["rotations"] = rots
+    return g.cache["rotations"]
+
+
+def _resting_rotations(g: Geom) -> list[np.ndarray]:
     r0, _ = _axes(g)
     # rows: which bag axis each box axis (long, middle, short) goes to
     perms = [
@@ -235,6 +246,31 @@ def _near(xs: np.ndarray, c: float, lo: float, hi: float, size: float) -> np.nda
     return xs + lo + size / 2 if c < 0 else size / 2 - (xs + hi)
 
 
+def _shape(g: Geom, rot: np.ndarray, hmap) -> dict:
+    """What :func:`search` needs of the object at rotation ``rot`` on ``hmap``'s grid that does not
+    depend on the contents, made once per object, rotation and grid (in ``g.cache``): the rotated
+    mesh's bounds now, its columns at x = y = 0 when first asked for."""
+    key = ("search", rot.tobytes(), hmap.h, hmap.x0, hmap.y0, hmap.nx, hmap.ny)
+    shape = g.cache.get(key)
+    if shape is None:
+        v = g.vertices @ rot.T
+        shape = g.cache[key] = {"v": v, "lo": v.min(axis=0), "hi": v.max(axis=0)}
+    return shape
+
+
+def _columns_at_origin(g: Geom, shape: dict, hmap):
+    """The object's columns at x = y = 0 (window, rows, columns and underside of its cells) and the
+    cells that bound a move's lift quickly, kept in ``shape``."""
+    if "columns" not in shape:
+        fp = hmap.footprint(shape.pop("v"), g.faces)
+        (i0, i1, j0, j1), _, _, sb, _ = fp
+        ci, cj = np.nonzero(np.isfinite(sb))
+        cols = ((i0, i1, j0, j1), ci.astype(np.int64), cj.astype(np.int64), sb[ci, cj].astype(np.float64))
+        shape["columns"] = cols
+        shape["sub"] = np.unique(np.linspace(0, max(ci.size - 1, 0), BOUND_CELLS).astype(np.int64))
+    return shape["columns"]
+
+
 def search(bag: Bag, g: Geom, rot: np.ndarray, corner: tuple[float, float], keep: int = 4,
            cap: float = math.inf, sums: dict | None = None):
     """The best ``keep`` positions of the object at rotation ``rot`` on the occupancy map:
@@ -246,16 +282,13 @@ def search(bag: Bag, g: Geom, rot: np.ndarray, corner: tuple[float, float], keep
     sx, sy, sz = interior
     hmap = bag.map
     h = hmap.h
-    v = g.vertices @ rot.T
-    lo, hi = v.min(axis=0), v.max(axis=0)
+    shape = _shape(g, rot, hmap)
+    lo, hi = shape["lo"], shape["hi"]
     if np.any(hi - lo > interior + 1e-9) or float(-lo[2]) + float(hi[2]) >= cap:
         return []  # too big, or its top even on the floor (z = -lo[2]) is at least ``cap``
-    fp = hmap.footprint(v, g.faces)  # at x = y = 0
-    (i0, i1, j0, j1), _, _, sb, _ = fp
-    ci, cj = np.nonzero(np.isfinite(sb))
+    (i0, i1, j0, j1), ci, cj, cb = _columns_at_origin(g, shape, hmap)
     if ci.size == 0:
         return []
-    cb = sb[ci, cj]
     # whole-column moves that keep the mesh inside the interior and the window on the map
     di0 = max(math.ceil((-sx / 2 - lo[0]) / h - 1e-9), -i0)
     di1 = min(math.floor((sx / 2 - hi[0]) / h + 1e-9), hmap.nx - i1)
@@ -274,9 +307,9 @@ def search(bag: Bag, g: Geom, rot: np.ndarray, corner: tuple[float, float], keep
         di0, di1, dj0, dj1 = int(dis[0]), int(dis[-1]), int(djs[0]), int(djs[-1])
     positions = (di1 - di0 + 1) * (dj1 - dj0 + 1)
     stride = max(1, math.ceil(math.sqrt(positions * ci.size / SCAN_BUDGET)))
-    args = (hmap.safe, ci.astype(np.int64), cj.astype(np.int64), cb.astype(np.float64), i0, j0)
+    args = (hmap.safe, ci, cj, cb, i0, j0)
     z_floor = float(-lo[2])
-    sub = np.unique(np.linspace(0, ci.size - 1, BOUND_CELLS).astype(np.int64))  # for quick bounds
+    sub = shape["sub"]  # for quick bounds
 
     def scores(a0, a1, b0, b1, step, best=None, bounds=None):
         """Scores of the moves di in [a0, a1], dj in [b0, b1] every ``step`` columns; with
@@ -320,7 +353,9 @@ def search(bag: Bag, g: Geom, rot: np.ndarray, corner: tuple[float, float], keep
             sums = {}
         if "rowsum" not in sums:  # the map's row sums and highest column, once per map
             sums["rowsum"], sums["highest"] = _row_sums(hmap.safe), float(hmap.safe.max())
-        bounds = (_runs(ci, cj), sums["rowsum"], sums["highest"])
+        if "runs" not in shape:
+            shape["runs"] = _runs(ci, cj)
+        bounds = (shape["runs"], sums["rowsum"], sums["highest"])
         for k, (best, x, y) in enumerate(out):
             da, db = int(round(x / h)), int(round(y / h))
             s2, x2, y2 = scores(max(di0, da - stride + 1), min(di1, da + stride - 1),

@@ -67,6 +67,9 @@ class Geom:
     hull: np.ndarray  # convex hull vertices of all parts (fit tests)
     part_hulls: list[np.ndarray]  # convex hull vertices per part: the collision shape
     extent: float = field(init=False)
+    #: what the placement search derives from the shape alone (its resting rotations, its columns
+    #: at each of them), kept for the object's further searches (:mod:`.dense`)
+    cache: dict = field(init=False, default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.extent = float(np.linalg.norm(self.vertices.max(axis=0) - self.vertices.min(axis=0)))
