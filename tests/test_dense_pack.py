@@ -186,6 +186,25 @@ def test_an_objects_kept_columns_give_the_searches_of_a_fresh_object_as_the_bag_
     assert sum(1 for key in kept.cache if key != "rotations") > len(resting_rotations(kept))  # two grids kept
 
 
+def test_an_objects_exact_solid_and_collision_hulls_are_made_only_when_used():
+    """An object the search finds no room for never builds its manifold or its parts' hulls; when
+    they are used they are the parts' union (the volume of a mug: a cylinder and a handle, checked
+    against the closed form) and the union's hull holds every part's hull."""
+    from xraybag.engine.packing.dense import dense_candidates
+    from xraybag.engine.packing.place import Bag, _hull
+
+    objs = [{"name": "mug", "parts": [
+        {"shape": {"cylinder": {"radius": 40, "height": 100}}, "material": "abs"},
+        {"shape": {"box": {"size": [30, 10, 60]}}, "material": "abs", "pose": {"position": [55, 0, 0]}}]}]
+    sc = scene(objs, [400, 300, 200])
+    g = object_geom(sc.objects[0], 0, "mug")
+    assert dense_candidates(Bag(np.array([400.0, 300.0, 30.0]), 2.0), g, (-1.0, 1.0)) == []  # too tall
+    assert not {"manifold", "volume", "part_hulls"} & set(vars(g))
+    assert g.volume == pytest.approx(np.pi * 40**2 * 100 + 30 * 10 * 60, rel=0.01)
+    assert len(g.part_hulls) == 2
+    assert np.array_equal(g.hull, _hull(np.vstack(g.part_hulls)))
+
+
 @pytest.mark.parametrize("stride", [1, 3])
 def test_rows_that_cannot_fit_under_the_lid_are_skipped_with_the_same_scores(stride):
     """``_scan`` gives z = inf to a row of moves whose every move puts the top above the lid by

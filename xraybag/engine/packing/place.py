@@ -24,6 +24,7 @@ import math
 import time
 import warnings
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 from scipy.spatial import ConvexHull
@@ -62,10 +63,8 @@ class Geom:
     name: str
     vertices: np.ndarray  # (V, 3) all parts
     faces: np.ndarray  # (F, 3)
-    manifold: object  # manifold3d.Manifold, union of the parts
-    volume: float
     hull: np.ndarray  # convex hull vertices of all parts (fit tests)
-    part_hulls: list[np.ndarray]  # convex hull vertices per part: the collision shape
+    parts: list[tuple[np.ndarray, np.ndarray]] = field(repr=False)  # each part's (vertices, faces)
     extent: float = field(init=False)
     #: what the placement search derives from the shape alone (its resting rotations, its columns
     #: at each of them), kept for the object's further searches (:mod:`.dense`)
@@ -73,6 +72,26 @@ class Geom:
 
     def __post_init__(self) -> None:
         self.extent = float(np.linalg.norm(self.vertices.max(axis=0) - self.vertices.min(axis=0)))
+
+    # made when first used: an object of a request that does not fit may never reach the exact
+    # checks (the manifold, its volume) or a drop (the parts' hulls)
+    @cached_property
+    def manifold(self):
+        """manifold3d.Manifold, the union of the parts."""
+        import manifold3d
+        import trimesh
+
+        mans = [to_manifold(trimesh.Trimesh(v, f, process=False)) for v, f in self.parts]
+        return mans[0] if len(mans) == 1 else manifold3d.Manifold.batch_boolean(mans, manifold3d.OpType.Add)
+
+    @cached_property
+    def volume(self) -> float:
+        return float(self.manifold.volume())
+
+    @cached_property
+    def part_hulls(self) -> list[np.ndarray]:
+        """Convex hull vertices per part: the collision shape."""
+        return [_hull(v) for v, _ in self.parts]
 
     def placed(self, rot: np.ndarray, pos) -> np.ndarray:
         return self.vertices @ rot.T + np.asarray(pos, dtype=float)
@@ -86,28 +105,19 @@ class Geom:
 
 def object_geom(obj: Object, index: int, name: str, tolerance: float = TOLERANCE) -> Geom:
     """The outer surfaces of an object's parts (containers: their outer surface)."""
-    import manifold3d
-    import trimesh
-
     nodes = object_nodes(obj, name)
     lo, hi = local_bounds(nodes, tolerance)
     c = (lo + hi) / 2.0
-    vs, fs, mans, hulls, n = [], [], [], [], 0
+    parts, fs, n = [], [], 0
     for node in nodes:
         m = node.outer(tolerance)
         v = apply(node.transform, np.asarray(m.vertices)) - c
         f = np.asarray(m.faces, dtype=np.int64)
-        vs.append(v)
+        parts.append((v, f))
         fs.append(f + n)
         n += len(v)
-        mans.append(to_manifold(trimesh.Trimesh(v, f, process=False)))
-        hulls.append(_hull(v))
-    man = mans[0] if len(mans) == 1 else manifold3d.Manifold.batch_boolean(mans, manifold3d.OpType.Add)
-    v = np.vstack(vs)
-    # the union's hull from the parts' hull vertices, which hold every extreme point of the union
-    # (each part's in its order, so the same points in the same order as from every vertex)
-    hull = hulls[0] if len(hulls) == 1 else _hull(np.vstack(hulls))
-    return Geom(index, name, v, np.vstack(fs), man, float(man.volume()), hull, hulls)
+    v = np.vstack([p[0] for p in parts])
+    return Geom(index, name, v, np.vstack(fs), _hull(v), parts)
 
 
 def _hull(v: np.ndarray) -> np.ndarray:
