@@ -385,12 +385,15 @@ def dense_candidates(bag: Bag, g: Geom, corner: tuple[float, float], deadline: f
 
 
 def hull_volume(g: Geom) -> float:
+    """The object's convex hull volume (kept with the object: every packing orders by it)."""
     from scipy.spatial import ConvexHull
 
-    try:
-        return float(ConvexHull(g.hull).volume)
-    except Exception:  # noqa: BLE001 - flat
-        return 0.0
+    if "hull_volume" not in g.cache:
+        try:
+            g.cache["hull_volume"] = float(ConvexHull(g.hull).volume)
+        except Exception:  # noqa: BLE001 - flat
+            g.cache["hull_volume"] = 0.0
+    return g.cache["hull_volume"]
 
 
 def packing_order(todo: list[Geom], rng: np.random.Generator) -> tuple[list[Geom], dict[int, float]]:
