@@ -58,6 +58,38 @@ def test_order_is_largest_first():
     assert vols[1] == pytest.approx(200 * 100 * 50, rel=1e-6)
 
 
+def test_slabs_go_first_when_asked_and_labelled_objects_before_the_bag_is_half_full():
+    """A slab (a tray covering half the floor, 20 mm thick) comes before a bulkier block with
+    ``slabs_first``; a small tile and the block are not slabs. A labelled can that comes after the
+    order's hull volume passes 60 % of the interior is moved to that point, and a request that stays
+    under it keeps its order."""
+    from xraybag.engine.packing.dense import LABELLED_BY, is_slab
+
+    interior = np.array([400.0, 300.0, 200.0])
+    can = {"name": "can", "shape": {"cylinder": {"radius": 30, "height": 100}}, "material": "aluminium",
+           "label": "can"}
+    objs = [box("block", [150, 150, 150]), box("tray", [300, 200, 20]), box("tile", [100, 80, 10])]
+    objs += [box(f"crate{k}", [150, 150, 150]) for k in range(5)] + [can]
+    sc = scene(objs, interior.tolist())
+    geoms = [object_geom(o, k, o.name) for k, o in enumerate(sc.objects)]
+    assert [is_slab(g, interior) for g in geoms[:3]] == [False, True, False]
+    first3 = geoms[:3]
+    assert [g.name for g in packing_order(first3, np.random.default_rng(0))[0]] == ["block", "tray", "tile"]
+    assert [g.name for g in packing_order(first3, np.random.default_rng(0), interior, slabs_first=True)[0]] == [
+        "tray", "block", "tile"]
+    labelled = {g.index: g.name == "can" for g in geoms}
+    few = [geoms[0], geoms[3], geoms[-1]]  # 6.8 l of 24 l: under 60 % of the interior
+    assert [g.name for g in packing_order(few, np.random.default_rng(0), interior, labelled)[0]][-1] == "can"
+    order, vols = packing_order(geoms, np.random.default_rng(0), interior, labelled)
+    names = [g.name for g in order]
+    at = names.index("can")
+    before = sum(vols[g.index] for g in order[:at])
+    # the can comes where the next object would take the order past half the interior
+    assert before <= LABELLED_BY * np.prod(interior) < before + vols[order[at + 1].index]
+    assert at == 4 and names[-2:] == ["tray", "tile"]  # four blocks' volume, then the can
+    assert [g.name for g in packing_order(geoms, np.random.default_rng(0))[0]][-2:] == ["can", "tile"]  # without
+
+
 def test_bricks_that_fit_in_two_layers_are_all_packed_flat():
     """Eight 95 x 70 x 45 mm bricks fit a 200 x 150 x 100 mm bag two by two by two (80 % of it);
     a random drop fits far fewer."""

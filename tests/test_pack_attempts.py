@@ -54,7 +54,7 @@ def test_the_packing_kept_goes_furthest_and_reports_itself(monkeypatch, seed):
     if seed in (0, 4):  # on these the first draws leave a box out early and a later one does not
         assert rep.hull_fill_at_first_left_out > rep1.hull_fill_at_first_left_out + 0.03
         assert "kept packing 1" not in rep.note
-    assert rep.note.startswith("tried 3 packings")
+    assert rep.note.startswith(f"tried {physics.ATTEMPTS} packings")
     # the report is the kept packing's own: its placed boxes, its fill, clean checks
     assert len(rep.placed) + len(rep.left_out) == len(sc.objects)
     assert {o.name for o in packed.objects} == set(rep.placed)
@@ -62,6 +62,27 @@ def test_the_packing_kept_goes_furthest_and_reports_itself(monkeypatch, seed):
     assert rep.hull_fill == pytest.approx(packed_volume(packed) / float(np.prod(interior)), rel=1e-6)
     m = check_packing(packed)
     assert m["max_overlap_fraction"] <= 0.005 and m["max_outside_mm"] <= 1e-6 and m["max_support_gap_mm"] <= 1
+
+
+def test_every_second_packing_lays_its_slabs_first_and_a_request_that_fits_is_ordered_once(monkeypatch):
+    """The packings of a request that does not fit alternate the plain order and slabs first, each
+    with the labelled objects and the bag's interior; a request that fits is ordered once, plainly."""
+    from xraybag.engine.packing import dense
+
+    calls = []
+
+    def order(todo, rng, interior=None, labelled=None, slabs_first=False):
+        calls.append((slabs_first, labelled is not None, interior is not None))
+        return dense.packing_order(todo, rng, interior, labelled, slabs_first)
+
+    monkeypatch.setattr(physics, "packing_order", order)
+    _, rep = pack_physics(boxes(0), np.random.default_rng(0))
+    assert rep.note.startswith(f"tried {len(calls)} packings") and "slabs laid first" in rep.note
+    assert [c[0] for c in calls] == [k % 2 == 1 for k in range(len(calls))] and len(calls) >= 2
+    assert all(c[1] and c[2] for c in calls)
+    calls.clear()
+    pack_physics(boxes(0, n=6), np.random.default_rng(0))
+    assert calls == [(False, True, True)]
 
 
 def test_deterministic_with_further_packings():

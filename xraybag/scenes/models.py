@@ -289,9 +289,10 @@ class Packing(Strict):
         30.0, description="physics, heuristic: seconds per bag; objects not placed by then are left out"
     )
     packings: number(ge=1, integer=True) = Field(
-        3, description="physics: a request that does not fit is packed up to this many times with fresh "
-        "draws of the order and the starting corner, and the packing that placed the most labelled objects, "
-        "then went furthest before leaving anything out, is kept (1: once)"
+        4, description="physics: a request that does not fit is packed up to this many times with fresh "
+        "draws of the order and the starting corner (soft goods pressed after the first, slabs laid first in "
+        "every second one), and the packing that placed the most labelled objects, then went furthest before "
+        "leaving anything out, is kept (1: once)"
     )
     swaps: number(ge=0, integer=True) = Field(
         3, description="physics: an unlabelled object that finds no room is swapped in for the last-placed "

@@ -25,8 +25,12 @@ corner. This module turns that into candidates for the exact checks of :mod:`.pl
   the pull already reaches the best flat score, are not computed (they score inf anyway), and
   around a cell only the moves whose lower bound on the score can still beat the best one found
   are computed.
-* **order** (:func:`packing_order`): largest hull volume first. (A labelled object that finds no
-  room later has unlabelled ones taken out for it: :mod:`.physics`.)
+* **order** (:func:`packing_order`): largest hull volume first; labelled objects no later than
+  the point where the order's hull volume passes 60 % of the bag's interior (what must go in is packed
+  before the extras); on request, slabs first (a laptop, a tray, a large book: laid on the floor
+  first they leave nothing empty under them, where after the bulky items they would bridge the
+  gaps between them). (A labelled object that finds no room later has unlabelled ones taken out
+  for it: :mod:`.physics`.)
 
 The best few (position, orientation) pairs go to :func:`.place.try_candidates`, which settles each
 on the map at full resolution and keeps the first that passes the exact mesh checks.
@@ -51,11 +55,23 @@ GAP_WEIGHT = 0.5
 SCAN_BUDGET = 3e6
 #: footprint cells (spread evenly) whose lift bounds a move's lift from below
 BOUND_CELLS = 32
+#: a slab's shortest side is under this share of its middle one (:func:`is_slab`)
+SLAB_RATIO = 0.25
+#: and laid flat it covers at least this share of the bag's floor
+SLAB_FLOOR = 0.15
+#: labelled objects are packed before the order's hull volume passes this share of the interior
+LABELLED_BY = 0.6
 
 
 def _axes(g: Geom) -> tuple[np.ndarray, np.ndarray]:
     """Rotation taking the object frame to its oriented bounding box's frame, and the box's extents
-    (long, middle, short)."""
+    (long, middle, short); made once per object."""
+    if "axes" not in g.cache:
+        g.cache["axes"] = _box_axes(g)
+    return g.cache["axes"]
+
+
+def _box_axes(g: Geom) -> tuple[np.ndarray, np.ndarray]:
     pts = np.asarray(g.hull, dtype=float)
     try:
         r, ext = oriented_box(pts, angle_digits=1)
@@ -396,10 +412,45 @@ def hull_volume(g: Geom) -> float:
     return g.cache["hull_volume"]
 
 
-def packing_order(todo: list[Geom], rng: np.random.Generator) -> tuple[list[Geom], dict[int, float]]:
-    """The objects largest hull volume first (volumes within 10 % of each other may swap: a
-    random factor in [0.95, 1.05]), and each object's hull volume."""
+def is_slab(g: Geom, interior) -> bool:
+    """Whether the object is a slab (a laptop, a tray, a large book): its shortest side is under
+    :data:`SLAB_RATIO` of its middle one and, laid flat, it covers at least :data:`SLAB_FLOOR` of
+    the bag's floor."""
+    long, middle, short = _axes(g)[1]
+    return bool(short < SLAB_RATIO * middle and long * middle >= SLAB_FLOOR * float(interior[0]) * float(interior[1]))
+
+
+def packing_order(todo: list[Geom], rng: np.random.Generator, interior=None, labelled: dict[int, bool] | None = None,
+                  slabs_first: bool = False) -> tuple[list[Geom], dict[int, float]]:
+    """The objects in the order a person packs them, and each object's hull volume.
+
+    Largest hull volume first (volumes within 10 % of each other may swap: a random factor in
+    [0.95, 1.05]). With ``slabs_first`` (and the bag's ``interior``), slabs (:func:`is_slab`) come
+    before everything else, the largest footprint first: laid flat on the floor they leave nothing
+    empty under them, where after the bulky items they would bridge the gaps between them. With
+    ``labelled`` (index: labelled?) and ``interior``, a labelled object that would come after the
+    order's hull volume passes :data:`LABELLED_BY` of the interior is moved there (the labelled
+    ones in their order): what must go in is packed before the extras, while there is room. A
+    request whose hull volume stays under that share keeps its order."""
     vols = {g.index: hull_volume(g) for g in todo}
     jitter = {g.index: float(rng.uniform(0.95, 1.05)) for g in todo}
-    order = sorted(todo, key=lambda g: (-vols[g.index] * jitter[g.index], g.index))
+    if slabs_first and interior is not None:
+        flat = {g.index: float(np.prod(_axes(g)[1][:2])) for g in todo if is_slab(g, interior)}
+    else:
+        flat = {}
+
+    def key(g: Geom):
+        k = g.index
+        return (k not in flat, -(flat[k] if k in flat else vols[k]) * jitter[k], k)
+
+    order = sorted(todo, key=key)
+    if labelled and interior is not None:
+        total, cut = 0.0, len(order)
+        for i, g in enumerate(order):
+            total += vols[g.index]
+            if total > LABELLED_BY * float(np.prod(interior)):
+                cut = i
+                break
+        late = order[cut:]
+        order = order[:cut] + [g for g in late if labelled.get(g.index)] + [g for g in late if not labelled.get(g.index)]
     return order, vols

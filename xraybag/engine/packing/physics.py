@@ -1,7 +1,8 @@
 """The physics packer: dense placement on the occupancy map first, then (for an object that finds
 no room that way) a pybullet drop and DEBISim's PSO refinement.
 
-Objects are placed largest first, each at the best of the positions and resting orientations
+Objects are placed largest first (labelled ones before the order passes 60 % of the bag; see
+:func:`.dense.packing_order`), each at the best of the positions and resting orientations
 :mod:`.dense` finds by searching the whole occupancy map (flat items flat, long items along the
 bag, lowest top and least empty space under it, from a starting corner), checked exactly by
 :mod:`.place`. A labelled object that finds no room has up to :data:`EVICT` of the last-placed
@@ -11,8 +12,9 @@ kept only if everything taken out goes back in (until ``packing.swaps`` swaps ha
 When the search found room but none of it passes the exact checks, the object is dropped as
 follows (DEBISim's packer); when it found no room under the lid at all, the object is left out
 ("the bag is full"). A request that does not fit is packed again with fresh draws of the order's
-jitter and the starting corner, its soft goods pressed (:mod:`.press`; up to ``packing.packings``
-packings in all), and the packing that placed the most labelled objects, then went furthest before
+jitter and the starting corner, its soft goods pressed (:mod:`.press`) and, every second time, its
+slabs laid first (up to ``packing.packings`` packings in all), and the packing that placed the
+most labelled objects, then went furthest before
 leaving anything out, is kept (:func:`pack_physics`).
 
 A pybullet (DIRECT, one client per call) world holds the bag's floor and walls and the placed
@@ -364,7 +366,7 @@ SWAP_FAILURES = 3
 #: a request that does not fit is packed up to this many times in all, each time with fresh draws
 #: of the order's jitter and the starting corner; the packing kept is the one that went furthest
 #: before leaving anything out (see :func:`pack_physics`)
-ATTEMPTS = 3
+ATTEMPTS = 4
 
 
 def pack_physics(
@@ -378,7 +380,8 @@ def pack_physics(
     jitter and the starting corner: the fill at the first left-out of one bag ranged over
     0.53-0.64 with four draws. So when the first packing leaves anything out (for any reason but
     the time budget), the bag is packed again with fresh draws and its soft goods pressed (objects
-    with ``press``: a bag that does not close is closed on its clothes), up to ``packings``
+    with ``press``: a bag that does not close is closed on its clothes), every second packing with
+    its slabs laid first (:func:`.dense.packing_order`), up to ``packings``
     packings (default :data:`ATTEMPTS`; the scene's ``packing.packings``) while at least twice the
     first one's time is left. The packing kept placed the most labelled objects, then has the
     highest fill at its first left-out, then the highest final fill. A request that fits is packed
@@ -402,7 +405,8 @@ def pack_physics(
         # placed every labelled object: it is given up at that moment
         beat = None if best is None or _rank(best, labelled)[0] < sum(labelled.values()) else best[2]
         got = _attempt(soft.todo(attempt), fixed, labelled, dict(left), bag, interior, pitch, timings,
-                       deadline, rng, volume, fixed_fill, beat, SWAP_FAILURES if swaps is None else int(swaps))
+                       deadline, rng, volume, fixed_fill, beat, SWAP_FAILURES if swaps is None else int(swaps),
+                       slabs_first=attempt % 2 == 1)
         tried += 1
         if attempt == 0:
             first_took = time.perf_counter() - now
@@ -414,7 +418,8 @@ def pack_physics(
     report = PackReport(method="physics", hull_fill=fill_final, hull_fill_at_first_left_out=fill_first)
     if tried > 1:
         report.note = (f"tried {tried} packings with fresh draws of the order's jitter and the starting corner"
-                       f"{soft.tried_note()} (each given up once it left something out sooner than the best); "
+                       f"{soft.tried_note()}, slabs laid first in every second one (each given up once it left "
+                       f"something out sooner than the best); "
                        f"kept packing {kept + 1}: the most labelled objects placed, then the furthest before "
                        f"leaving anything out{soft.kept_note(kept, poses)}")
     report.timings = timings
@@ -476,11 +481,12 @@ def _rank(got, labelled: dict[int, bool]) -> tuple:
 
 
 def _attempt(todo, fixed, labelled, left, bag, interior, pitch, timings, deadline, rng, volume,
-             fixed_fill, beat: float | None = None, swaps: int = SWAP_FAILURES):
+             fixed_fill, beat: float | None = None, swaps: int = SWAP_FAILURES, slabs_first: bool = False):
     """One packing: (poses, left out with reasons, fill at the first left-out or None, final fill);
     None as soon as it leaves something out at a fill below ``beat``. Unlabelled objects that find
-    no room are swapped in until ``swaps`` swaps have failed."""
-    todo, vols = packing_order(todo, rng)
+    no room are swapped in until ``swaps`` swaps have failed. The order: :func:`.dense.packing_order`
+    (labelled objects before the order passes 60 % of the bag; slabs first with ``slabs_first``)."""
+    todo, vols = packing_order(todo, rng, interior, labelled, slabs_first)
     corner = (float(rng.choice([-1.0, 1.0])), float(rng.choice([-1.0, 1.0])))
     state = _Packing(bag, fixed, interior, pitch, timings, deadline, rng, corner)
     fill_first, swaps_failed = None, 0
