@@ -270,15 +270,15 @@ def _shape(g: Geom, rot: np.ndarray, hmap) -> dict:
     shape = g.cache.get(key)
     if shape is None:
         v = g.vertices @ rot.T
-        shape = g.cache[key] = {"v": v, "lo": v.min(axis=0), "hi": v.max(axis=0)}
+        shape = g.cache[key] = {"lo": v.min(axis=0), "hi": v.max(axis=0)}
     return shape
 
 
-def _columns_at_origin(g: Geom, shape: dict, hmap):
+def _columns_at_origin(g: Geom, rot: np.ndarray, shape: dict, hmap):
     """The object's columns at x = y = 0 (window, rows, columns and underside of its cells) and the
     cells that bound a move's lift quickly, kept in ``shape``."""
     if "columns" not in shape:
-        fp = hmap.footprint(shape.pop("v"), g.faces)
+        fp = hmap.footprint(g.vertices @ rot.T, g.faces)
         (i0, i1, j0, j1), _, _, sb, _ = fp
         ci, cj = np.nonzero(np.isfinite(sb))
         cols = ((i0, i1, j0, j1), ci.astype(np.int64), cj.astype(np.int64), sb[ci, cj].astype(np.float64))
@@ -302,7 +302,7 @@ def search(bag: Bag, g: Geom, rot: np.ndarray, corner: tuple[float, float], keep
     lo, hi = shape["lo"], shape["hi"]
     if np.any(hi - lo > interior + 1e-9) or float(-lo[2]) + float(hi[2]) >= cap:
         return []  # too big, or its top even on the floor (z = -lo[2]) is at least ``cap``
-    (i0, i1, j0, j1), ci, cj, cb = _columns_at_origin(g, shape, hmap)
+    (i0, i1, j0, j1), ci, cj, cb = _columns_at_origin(g, rot, shape, hmap)
     if ci.size == 0:
         return []
     # whole-column moves that keep the mesh inside the interior and the window on the map
