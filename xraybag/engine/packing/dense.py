@@ -412,12 +412,18 @@ def hull_volume(g: Geom) -> float:
     return g.cache["hull_volume"]
 
 
+def _slab_area(g: Geom, interior) -> float:
+    """The object's flat footprint (long x middle side) if it is a slab (:func:`is_slab`), else 0."""
+    long, middle, short = _axes(g)[1]
+    slab = short < SLAB_RATIO * middle and long * middle >= SLAB_FLOOR * float(interior[0]) * float(interior[1])
+    return float(long * middle) if slab else 0.0
+
+
 def is_slab(g: Geom, interior) -> bool:
     """Whether the object is a slab (a laptop, a tray, a large book): its shortest side is under
     :data:`SLAB_RATIO` of its middle one and, laid flat, it covers at least :data:`SLAB_FLOOR` of
     the bag's floor."""
-    long, middle, short = _axes(g)[1]
-    return bool(short < SLAB_RATIO * middle and long * middle >= SLAB_FLOOR * float(interior[0]) * float(interior[1]))
+    return _slab_area(g, interior) > 0.0
 
 
 def packing_order(todo: list[Geom], rng: np.random.Generator, interior=None, labelled: dict[int, bool] | None = None,
@@ -434,10 +440,8 @@ def packing_order(todo: list[Geom], rng: np.random.Generator, interior=None, lab
     request whose hull volume stays under that share keeps its order."""
     vols = {g.index: hull_volume(g) for g in todo}
     jitter = {g.index: float(rng.uniform(0.95, 1.05)) for g in todo}
-    if slabs_first and interior is not None:
-        flat = {g.index: float(np.prod(_axes(g)[1][:2])) for g in todo if is_slab(g, interior)}
-    else:
-        flat = {}
+    areas = {g.index: _slab_area(g, interior) for g in todo} if slabs_first and interior is not None else {}
+    flat = {k: a for k, a in areas.items() if a > 0.0}
 
     def key(g: Geom):
         k = g.index

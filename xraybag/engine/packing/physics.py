@@ -364,8 +364,9 @@ SWAP_FAILURES = 3
 
 
 #: a request that does not fit is packed up to this many times in all, each time with fresh draws
-#: of the order's jitter and the starting corner; the packing kept is the one that went furthest
-#: before leaving anything out (see :func:`pack_physics`)
+#: of the order's jitter and the starting corner (soft goods pressed after the first, slabs first in
+#: every second); the packing kept placed the most labelled objects, then went furthest before
+#: leaving anything out (see :func:`pack_physics`)
 ATTEMPTS = 4
 
 

@@ -94,16 +94,20 @@ def press_object(obj: Object, s: float, library) -> tuple[Object, dict[str, Mate
     return obj.model_copy(update={"parts": out, "press": left}), materials
 
 
+def _with_scene_materials(library, scene, missing_only: bool):
+    defs = {k: v.model_dump(exclude_none=True) for k, v in scene.materials.items()
+            if not (missing_only and k in library)}
+    return library.with_materials(defs) if defs else library
+
+
 def with_pressed(library, scene):
     """``library`` with the materials of ``scene`` it lacks (those its packer pressed)."""
-    defs = {k: v.model_dump(exclude_none=True) for k, v in scene.materials.items() if k not in library}
-    return library.with_materials(defs) if defs else library
+    return _with_scene_materials(library, scene, missing_only=True)
 
 
 def scene_library(scene):
     """The material library a concrete scene resolves its names in: the built-in one and the
-    scene's own materials (pressed ones included)."""
+    scene's own materials (pressed ones included; a scene's material shadows a built-in one)."""
     from xraybag.materials import default_library
 
-    defs = {k: v.model_dump(exclude_none=True) for k, v in scene.materials.items()}
-    return default_library().with_materials(defs) if defs else default_library()
+    return _with_scene_materials(default_library(), scene, missing_only=False)
