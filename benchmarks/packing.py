@@ -65,6 +65,26 @@ def hull_fill(scene) -> float:
     return total / float(np.prod([float(s) for s in scene.bag.size]))
 
 
+def _under_goal(scene, bag: int, fill: float, name: str | None) -> dict:
+    """A bag under the fill goal at its first left-out: the bag's interior, the object then left
+    out and its oriented box (long, middle, short; mm), and the largest objects of the request."""
+    from xraybag.engine.packing.obb import oriented_box
+    from xraybag.engine.packing.place import object_geom
+    from xraybag.engine.solids.scene import object_name
+
+    def box(g) -> list[int]:
+        return sorted((round(float(e)) for e in oriented_box(np.asarray(g.hull, dtype=float), angle_digits=1)[1]),
+                      reverse=True)
+
+    geoms = [object_geom(o, k, object_name(o, k + 1)) for k, o in enumerate(scene.objects)
+             if getattr(o, "sheet", None) is None and o.pose is None]
+    largest = sorted(geoms, key=lambda g: -float(np.prod(box(g))))[:5]
+    left = next((g for g in geoms if g.name == name), None)
+    return {"bag": bag, "fill": round(fill, 4), "interior_mm": [round(float(x)) for x in scene.bag.size],
+            "left_out": name, "left_out_box_mm": None if left is None else box(left),
+            "largest_boxes_mm": {g.name: box(g) for g in largest}}
+
+
 def measure(scenes: list[str], bags: int, methods: list[str], budget: float) -> dict:
     from xraybag.engine.packing import PACKERS
     from xraybag.engine.packing.checks import check_packing
@@ -80,6 +100,7 @@ def measure(scenes: list[str], bags: int, methods: list[str], budget: float) -> 
             PACKERS[method](sample(loaded, bags), np.random.default_rng(bags))
             secs, per30, fills, firsts, shares, reasons, worst = [], [], [], [], [], Counter(), {}
             labelled, pressed = [0, 0], 0  # labelled objects placed, asked; bags with pressed soft goods
+            under = []  # the bags under the fill goal at their first left-out, and what was left out
             for b in range(bags):
                 sc = sample(loaded, b)
                 sc = sc.model_copy(update={"packing": sc.packing.model_copy(update={"time_budget": budget})})
@@ -98,6 +119,8 @@ def measure(scenes: list[str], bags: int, methods: list[str], budget: float) -> 
                 first = getattr(report, "hull_fill_at_first_left_out", None)
                 if report.left_out:
                     firsts.append(first)
+                if first is not None and first < 0.55:
+                    under.append(_under_goal(sc, b, first, getattr(report, "first_left_out", None)))
                 reasons.update(r for _, r in report.left_out)
                 m = check_packing(packed)
                 for k in ("max_overlap_fraction", "max_outside_mm", "max_support_gap_mm"):
@@ -119,6 +142,7 @@ def measure(scenes: list[str], bags: int, methods: list[str], budget: float) -> 
                 "bags_under_0.55_at_first_left_out": sum(1 for f in known if f < 0.55),
                 "seconds_per_bag_median": round(statistics.median(secs), 3),
                 "seconds_per_30_objects_median": round(statistics.median(per30), 3),
+                "under_0.55_first_left_out": under,
                 "left_out_reasons": dict(reasons),
                 "maxima": {k: round(v, 6) for k, v in worst.items()},
             }

@@ -100,7 +100,7 @@ def test_bricks_that_fit_in_two_layers_are_all_packed_flat():
     m = check_packing(packed)
     assert m["max_overlap_fraction"] <= 0.005 and m["max_outside_mm"] <= 1e-6 and m["max_support_gap_mm"] <= 1
     assert report.hull_fill == pytest.approx(8 * 95 * 70 * 45 / (200 * 150 * 100), rel=1e-3)
-    assert report.hull_fill_at_first_left_out is None
+    assert report.hull_fill_at_first_left_out is None and report.first_left_out is None
     for o in packed.objects:  # flat: the 45 mm side vertical, resting on the floor or a brick
         v = object_geom(o, 0, o.name).vertices @ rotation_matrix(o.pose.rotation_deg).T
         assert v.max(axis=0)[2] - v.min(axis=0)[2] == pytest.approx(45, abs=0.1)
@@ -117,6 +117,8 @@ def test_a_labelled_object_gets_room_and_the_bag_full_reason_is_given():
     assert len(report.placed) == 6
     assert [r for _, r in report.left_out] == [BAG_FULL]
     assert report.hull_fill_at_first_left_out is not None
+    assert report.first_left_out == report.left_out[0][0]  # the brick taken out for the gun
+    assert report.first_left_out.startswith("brick")
     m = check_packing(packed)
     assert m["max_overlap_fraction"] <= 0.005 and m["max_outside_mm"] <= 1e-6
 

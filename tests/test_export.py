@@ -114,6 +114,12 @@ def test_pack_says_when_it_packed_a_request_that_does_not_fit_again(tmp_path):
     lines = r.stderr.strip().splitlines()
     assert any(x.startswith("left out b") for x in lines)
     assert lines[-1].startswith("packing: tried ") and "kept packing" in lines[-1]
+    # how full the bag is, and which box was left out first (one of those left out)
+    fill = next(x for x in lines if x.startswith("hull fill: "))
+    first = fill.split(" when ")[1].split(" was ")[0]
+    assert any(x.startswith(f"left out {first}: ") for x in lines)
+    placed = sum(110 * 80 * (40 + 5 * i) for i in range(6) if not any(x.startswith(f"left out b{i}:") for x in lines))
+    assert f"fill {placed / (240 * 170 * 100):.1%} of the interior" in fill
     once = write(tmp_path / "once.yaml", "seed: 2\nbag: {size: [240, 170, 100]}\npacking: {method: physics, packings: 1}\n"
                  "objects:\n" + boxes)
     r = run_cli("pack", once, "-o", tmp_path / "b")

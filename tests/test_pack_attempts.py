@@ -58,6 +58,7 @@ def test_the_packing_kept_goes_furthest_and_reports_itself(monkeypatch, seed):
     # the report is the kept packing's own: its placed boxes, its fill, clean checks
     assert len(rep.placed) + len(rep.left_out) == len(sc.objects)
     assert {o.name for o in packed.objects} == set(rep.placed)
+    assert rep.first_left_out in {n for n, _ in rep.left_out}  # the kept packing's first left-out
     interior = setup(sc, 30.0, PITCH)[3]
     assert rep.hull_fill == pytest.approx(packed_volume(packed) / float(np.prod(interior)), rel=1e-6)
     m = check_packing(packed)

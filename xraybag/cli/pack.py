@@ -45,5 +45,10 @@ def pack(scene, seed, overrides, index, out, glb, png, yaml, pitch, assets):
     )
     for name, reason in summary["left_out"]:
         click.echo(f"left out {name}: {reason}", err=True)
+    if summary.get("hull_fill") is not None:
+        first = summary.get("hull_fill_at_first_left_out")
+        when = f" ({first:.1%} when {summary['first_left_out']} was the first left out)" if first is not None else ""
+        click.echo(f"hull fill: the placed objects' convex hulls fill {summary['hull_fill']:.1%} of the interior{when}",
+                   err=True)
     if summary.get("note"):
         click.echo(f"packing: {summary['note']}", err=True)

@@ -160,4 +160,6 @@ def export_bag(
     return {
         "glb": str(glb), "png": str(png), "yaml": str(yaml), "objects": len(infos),
         "left_out": list(report.left_out), "bag": packed.bag_index, "note": report.note,
+        "hull_fill": report.hull_fill, "hull_fill_at_first_left_out": report.hull_fill_at_first_left_out,
+        "first_left_out": report.first_left_out,
     }

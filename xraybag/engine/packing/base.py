@@ -40,6 +40,9 @@ class PackReport:
     #: first object was left out (None: nothing was; packers that do not measure it leave both None)
     hull_fill: float | None = None
     hull_fill_at_first_left_out: float | None = None
+    #: the object whose leaving out gave ``hull_fill_at_first_left_out`` (its name), so a low
+    #: figure can be traced to the object that did not fit
+    first_left_out: str | None = None
 
 
 Packer = Callable[[Scene, np.random.Generator], tuple[Scene, PackReport]]

@@ -415,8 +415,9 @@ def pack_physics(
             continue  # given up, or cut short by the time budget: not a whole packing
         if best is None or _rank(got, labelled) > _rank(best, labelled):
             best, kept = got, attempt
-    poses, left, fill_first, fill_final = best
-    report = PackReport(method="physics", hull_fill=fill_final, hull_fill_at_first_left_out=fill_first)
+    poses, left, fill_first, fill_final, first = best
+    report = PackReport(method="physics", hull_fill=fill_final, hull_fill_at_first_left_out=fill_first,
+                        first_left_out=None if first is None else names[first])
     if tried > 1:
         report.note = (f"tried {tried} packings with fresh draws of the order's jitter and the starting corner"
                        f"{soft.tried_note()}, slabs laid first in every second one (each given up once it left "
@@ -477,20 +478,20 @@ class _Soft:
 
 def _rank(got, labelled: dict[int, bool]) -> tuple:
     """Labelled objects placed, fill at the first left-out (1 if none), final fill: higher is better."""
-    poses, _, fill_first, fill_final = got
+    poses, _, fill_first, fill_final, _ = got
     return (sum(1 for k in poses if labelled.get(k)), 1.0 if fill_first is None else fill_first, fill_final)
 
 
 def _attempt(todo, fixed, labelled, left, bag, interior, pitch, timings, deadline, rng, volume,
              fixed_fill, beat: float | None = None, swaps: int = SWAP_FAILURES, slabs_first: bool = False):
-    """One packing: (poses, left out with reasons, fill at the first left-out or None, final fill);
-    None as soon as it leaves something out at a fill below ``beat``. Unlabelled objects that find
+    """One packing: (poses, left out with reasons, fill at the first left-out or None, final fill,
+    the first left-out object's index or None); None as soon as it leaves something out at a fill below ``beat``. Unlabelled objects that find
     no room are swapped in until ``swaps`` swaps have failed. The order: :func:`.dense.packing_order`
     (labelled objects before the order passes 60 % of the bag; slabs first with ``slabs_first``)."""
     todo, vols = packing_order(todo, rng, interior, labelled, slabs_first)
     corner = (float(rng.choice([-1.0, 1.0])), float(rng.choice([-1.0, 1.0])))
     state = _Packing(bag, fixed, interior, pitch, timings, deadline, rng, corner)
-    fill_first, swaps_failed = None, 0
+    fill_first, first, swaps_failed = None, None, 0
 
     def fill() -> float:
         return (fixed_fill + sum(vols[g.index] for g, *_ in state.placed)) / volume
@@ -507,7 +508,8 @@ def _attempt(todo, fixed, labelled, left, bag, interior, pitch, timings, deadlin
                 swaps_failed += 1
             if got is None:
                 left[g.index] = reason
-                fill_first = fill() if fill_first is None else fill_first
+                if fill_first is None:
+                    fill_first, first = fill(), g.index
                 if beat is not None and fill_first < beat:
                     return None
                 continue
@@ -516,7 +518,8 @@ def _attempt(todo, fixed, labelled, left, bag, interior, pitch, timings, deadlin
                 got_e, reason_e = state.place(e)
                 if got_e is None:
                     left[e.index] = reason_e
-                    fill_first = fill() if fill_first is None else fill_first
+                    if fill_first is None:
+                        fill_first, first = fill(), e.index
                     if beat is not None and fill_first < beat:
                         return None
                 else:
@@ -525,4 +528,4 @@ def _attempt(todo, fixed, labelled, left, bag, interior, pitch, timings, deadlin
         if state.world is not None:
             state.world.close()
     poses = {g.index: pose_of(rot, pos) for g, rot, pos, _ in state.placed}
-    return poses, left, fill_first, fill()
+    return poses, left, fill_first, fill(), first
