@@ -60,7 +60,7 @@ def test_order_is_largest_first():
 
 def test_slabs_go_first_when_asked_and_labelled_objects_before_the_bag_is_half_full():
     """A slab (a tray covering half the floor, 20 mm thick) comes before a bulkier block with
-    ``slabs_first``; a small tile and the block are not slabs. A labelled can that comes after the
+    ``slabs="first"`` and after the small tile with ``slabs="last"``; the tile and the block are not slabs. A labelled can that comes after the
     order's hull volume passes 60 % of the interior is moved to that point, and a request that stays
     under it keeps its order."""
     from xraybag.engine.packing.dense import LABELLED_BY, is_slab
@@ -75,8 +75,13 @@ def test_slabs_go_first_when_asked_and_labelled_objects_before_the_bag_is_half_f
     assert [is_slab(g, interior) for g in geoms[:3]] == [False, True, False]
     first3 = geoms[:3]
     assert [g.name for g in packing_order(first3, np.random.default_rng(0))[0]] == ["block", "tray", "tile"]
-    assert [g.name for g in packing_order(first3, np.random.default_rng(0), interior, slabs_first=True)[0]] == [
+    assert [g.name for g in packing_order(first3, np.random.default_rng(0), interior, slabs="first")[0]] == [
         "tray", "block", "tile"]
+    # slabs last: the bulky block and the small tile, then the tray laid over them
+    assert [g.name for g in packing_order(first3, np.random.default_rng(0), interior, slabs="last")[0]] == [
+        "block", "tile", "tray"]
+    with pytest.raises(ValueError, match="slabs"):
+        packing_order(first3, np.random.default_rng(0), interior, slabs="middle")
     labelled = {g.index: g.name == "can" for g in geoms}
     few = [geoms[0], geoms[3], geoms[-1]]  # 6.8 l of 24 l: under 60 % of the interior
     assert [g.name for g in packing_order(few, np.random.default_rng(0), interior, labelled)[0]][-1] == "can"

@@ -29,7 +29,8 @@ corner. This module turns that into candidates for the exact checks of :mod:`.pl
   the point where the order's hull volume passes 60 % of the bag's interior (what must go in is packed
   before the extras); on request, slabs first (a laptop, a tray, a large book: laid on the floor
   first they leave nothing empty under them, where after the bulky items they would bridge the
-  gaps between them). (A labelled object that finds no room later has unlabelled ones taken out
+  gaps between them) or last (the bulky items fill the floor between them, the flat ones are
+  laid on top). (A labelled object that finds no room later has unlabelled ones taken out
   for it: :mod:`.physics`.)
 
 The best few (position, orientation) pairs go to :func:`.place.try_candidates`, which settles each
@@ -427,24 +428,30 @@ def is_slab(g: Geom, interior) -> bool:
 
 
 def packing_order(todo: list[Geom], rng: np.random.Generator, interior=None, labelled: dict[int, bool] | None = None,
-                  slabs_first: bool = False) -> tuple[list[Geom], dict[int, float]]:
+                  slabs: str | None = None) -> tuple[list[Geom], dict[int, float]]:
     """The objects in the order a person packs them, and each object's hull volume.
 
     Largest hull volume first (volumes within 10 % of each other may swap: a random factor in
-    [0.95, 1.05]). With ``slabs_first`` (and the bag's ``interior``), slabs (:func:`is_slab`) come
-    before everything else, the largest footprint first: laid flat on the floor they leave nothing
-    empty under them, where after the bulky items they would bridge the gaps between them. With
-    ``labelled`` (index: labelled?) and ``interior``, a labelled object that would come after the
-    order's hull volume passes :data:`LABELLED_BY` of the interior is moved there (the labelled
-    ones in their order): what must go in is packed before the extras, while there is room. A
-    request whose hull volume stays under that share keeps its order."""
+    [0.95, 1.05]). With ``slabs`` (and the bag's ``interior``) the slabs (:func:`is_slab`) are
+    packed apart from the rest: ``"first"``, before everything else, the largest footprint first
+    (laid flat on the floor they leave nothing empty under them, where after the bulky items they
+    would bridge the gaps between them); ``"last"``, after everything else, the largest first (the
+    bulky items fill the floor between them, and the flat ones are laid on top, as the last layer of
+    a bag). With ``labelled`` (index: labelled?) and ``interior``, a labelled object that would come
+    after the order's hull volume passes :data:`LABELLED_BY` of the interior is moved there (the
+    labelled ones in their order): what must go in is packed before the extras, while there is
+    room. A request whose hull volume stays under that share keeps its order."""
+    if slabs not in (None, "first", "last"):
+        raise ValueError(f"slabs: 'first', 'last' or None, not {slabs!r}")
     vols = {g.index: hull_volume(g) for g in todo}
     jitter = {g.index: float(rng.uniform(0.95, 1.05)) for g in todo}
-    areas = {g.index: _slab_area(g, interior) for g in todo} if slabs_first and interior is not None else {}
+    areas = {g.index: _slab_area(g, interior) for g in todo} if slabs and interior is not None else {}
     flat = {k: a for k, a in areas.items() if a > 0.0}
 
     def key(g: Geom):
         k = g.index
+        if slabs == "last":
+            return (k in flat, -vols[k] * jitter[k], k)
         return (k not in flat, -(flat[k] if k in flat else vols[k]) * jitter[k], k)
 
     order = sorted(todo, key=key)
