@@ -14,9 +14,9 @@ follows (DEBISim's packer); when it found no room under the lid at all, the obje
 ("the bag is full"). A request that does not fit is packed again with fresh draws of the order's
 jitter and the starting corner, its soft goods pressed (:mod:`.press`) and its slabs laid first
 in every second packing and last in the third of every four (:func:`slabs_of`; up to
-``packing.packings`` packings in all), and the packing that placed the
-most labelled objects, then went furthest before
-leaving anything out, is kept (:func:`pack_physics`).
+``packing.packings`` packings in all), and the packing that placed the most labelled objects,
+then went furthest before leaving anything out, is kept (:func:`pack_physics`; each packing is
+taken to its first left-out, and only those that can still be the best are finished).
 
 A pybullet (DIRECT, one client per call) world holds the bag's floor and walls and the placed
 objects as static bodies; the new object, whose collision shape is a convex decomposition along
@@ -366,8 +366,8 @@ SWAP_FAILURES = 3
 
 #: a request that does not fit is packed up to this many times in all, each time with fresh draws
 #: of the order's jitter and the starting corner (soft goods pressed after the first, slabs first in
-#: every second, last in the third of every four: :func:`slabs_of`); the packing kept placed the most labelled objects, then went furthest before
-#: leaving anything out (see :func:`pack_physics`)
+#: every second, last in the third of every four: :func:`slabs_of`); the packing kept placed the
+#: most labelled objects, then went furthest before leaving anything out (see :func:`pack_physics`)
 ATTEMPTS = 4
 
 
@@ -382,49 +382,47 @@ def pack_physics(
     jitter and the starting corner: the fill at the first left-out of one bag ranged over
     0.53-0.64 with four draws. So when the first packing leaves anything out (for any reason but
     the time budget), the bag is packed again with fresh draws and its soft goods pressed (objects
-    with ``press``: a bag that does not close is closed on its clothes), every second packing with
-    its slabs laid first in every second packing and last in the third of every four
-    (:func:`slabs_of`, :func:`.dense.packing_order`), up to ``packings``
-    packings (default :data:`ATTEMPTS`; the scene's ``packing.packings``) while at least twice the
-    first one's time is left. The packing kept placed the most labelled objects, then has the
-    highest fill at its first left-out, then the highest final fill. A request that fits is packed
-    once, exactly as before, and nothing in it is pressed. ``swaps``: failed swaps a packing
-    allows (default :data:`SWAP_FAILURES`; the scene's ``packing.swaps``; 0: none)."""
+    with ``press``: a bag that does not close is closed on its clothes), its slabs laid first in
+    every second packing and last in the third of every four (:func:`slabs_of`,
+    :func:`.dense.packing_order`), up to ``packings`` packings (default :data:`ATTEMPTS`; the
+    scene's ``packing.packings``) while at least twice the first one's time (to its first
+    left-out) is left. The packing kept placed the most labelled objects, then has the highest
+    fill at its first left-out, then the highest final fill. Each packing is first taken to its
+    first left-out only; then the one that leads is finished, and another only while it could
+    still beat the finished ones (its labelled objects placed or still to come, then its fill at
+    the first left-out): the rest of a packing (filling the last holes, swaps, left-outs) is half
+    its time. A request that fits is packed once, exactly as before, and nothing in it is pressed.
+    ``swaps``: failed swaps a packing allows (default :data:`SWAP_FAILURES`; the scene's
+    ``packing.swaps``; 0: none)."""
     _, deadline, timings, interior, names, todo, fixed, left, bag = setup(scene, time_budget, pitch)
     timings["search"] = 0.0
     soft = _Soft(scene, todo, names)
     labelled = {g.index: scene.objects[g.index].label is not None for g in todo}
     volume = float(np.prod(interior))
     fixed_fill = sum(hull_volume(g) for g, _, _ in fixed)
-    best, tried, first_took = None, 0, 0.0
+    paused: dict[int, tuple] = {}  # packing: (its generator, what it can still reach)
+    done: dict[int, tuple] = {}  # packing: its result
+    first_took = 0.0
     for attempt in range(ATTEMPTS if packings is None else max(1, int(packings))):
         now = time.perf_counter()
-        if attempt and (not any(r != TIME_BUDGET_REASON for k, r in best[1].items() if k not in left)
-                        or deadline - now < 2.0 * first_took):
-            break  # nothing the packing could change was left out, or no time for another
-        if attempt:
-            bag = Bag(interior, pitch)
-        # a packing that leaves something out sooner than the best one cannot beat it once the best
-        # placed every labelled object: it is given up at that moment
-        beat = None if best is None or _rank(best, labelled)[0] < sum(labelled.values()) else best[2]
-        got = _attempt(soft.todo(attempt), fixed, labelled, dict(left), bag, interior, pitch, timings,
-                       deadline, rng, volume, fixed_fill, beat, SWAP_FAILURES if swaps is None else int(swaps),
-                       slabs=slabs_of(attempt))
-        tried += 1
+        if attempt and (0 in done or paused[0][1][2] or deadline - now < 2.0 * first_took):
+            break  # the first packing left nothing out, or only for the time, or no time for another
+        run = _attempt(soft.todo(attempt), fixed, labelled, dict(left), bag if not attempt else Bag(interior, pitch),
+                       interior, pitch, timings, deadline, rng, volume, fixed_fill,
+                       SWAP_FAILURES if swaps is None else int(swaps), slabs=slabs_of(attempt))
+        _advance(run, attempt, paused, done)
         if attempt == 0:
             first_took = time.perf_counter() - now
-        elif got is None or TIME_BUDGET_REASON in got[1].values():
-            continue  # given up, or cut short by the time budget: not a whole packing
-        if best is None or _rank(got, labelled) > _rank(best, labelled):
-            best, kept = got, attempt
+    tried = len(paused) + len(done)
+    best, kept = _finish_best(paused, done, labelled)
     poses, left, fill_first, fill_final, first = best
     report = PackReport(method="physics", hull_fill=fill_final, hull_fill_at_first_left_out=fill_first,
                         first_left_out=None if first is None else names[first])
     if tried > 1:
         report.note = (f"tried {tried} packings with fresh draws of the order's jitter and the starting corner"
                        f"{soft.tried_note()}, slabs laid first in every second one and last in the third of "
-                       f"every four (each given up once it left "
-                       f"something out sooner than the best); "
+                       f"every four (each taken to its first left-out, and on only while it could still be "
+                       f"the best); "
                        f"kept packing {kept + 1}: the most labelled objects placed, then the furthest before "
                        f"leaving anything out{soft.kept_note(kept, poses)}")
     report.timings = timings
@@ -489,6 +487,44 @@ def slabs_of(attempt: int) -> str | None:
     return "first" if attempt % 2 == 1 else ("last" if attempt % 4 == 2 else None)
 
 
+def _advance(run, attempt: int, paused: dict, done: dict) -> None:
+    """Run packing ``attempt`` on to its first left-out (into ``paused``: the generator and what it
+    yielded) or to its end (into ``done``)."""
+    try:
+        paused[attempt] = (run, next(run))
+    except StopIteration as stop:
+        paused.pop(attempt, None)
+        done[attempt] = stop.value
+
+
+def _finish_best(paused: dict, done: dict, labelled: dict[int, bool]) -> tuple[tuple, int]:
+    """The best packing (:func:`_rank`) and its number, finishing the paused ones that lead: the
+    leader by (labelled objects placed or still to come, fill at the first left-out) is finished,
+    and so on while one of the paused could still beat the best finished one. A further packing
+    cut short by the time budget is not a whole packing and is not kept (the first one is always
+    eligible). The packings left paused are closed (their worlds disconnected)."""
+    def whole(k: int) -> bool:
+        return k == 0 or TIME_BUDGET_REASON not in done[k][1].values()
+
+    try:
+        while paused:
+            lead = max(paused, key=lambda k: (paused[k][1][:2], -k))
+            ranked = [_rank(done[k], labelled) for k in done if whole(k)]
+            if ranked and paused[lead][1][:2] < max(ranked)[:2]:
+                break  # no paused packing can reach the best finished one
+            run = paused.pop(lead)[0]
+            try:
+                while True:
+                    next(run)
+            except StopIteration as stop:
+                done[lead] = stop.value
+    finally:
+        for run, _ in paused.values():
+            run.close()
+    kept = max((k for k in done if whole(k)), key=lambda k: (_rank(done[k], labelled), -k))
+    return done[kept], kept
+
+
 def _rank(got, labelled: dict[int, bool]) -> tuple:
     """Labelled objects placed, fill at the first left-out (1 if none), final fill: higher is better."""
     poses, _, fill_first, fill_final, _ = got
@@ -496,10 +532,12 @@ def _rank(got, labelled: dict[int, bool]) -> tuple:
 
 
 def _attempt(todo, fixed, labelled, left, bag, interior, pitch, timings, deadline, rng, volume,
-             fixed_fill, beat: float | None = None, swaps: int = SWAP_FAILURES, slabs: str | None = None):
-    """One packing: (poses, left out with reasons, fill at the first left-out or None, final fill,
-    the first left-out object's index or None); None as soon as it leaves something out at a fill below ``beat``. Unlabelled objects that find
-    no room are swapped in until ``swaps`` swaps have failed. The order: :func:`.dense.packing_order`
+             fixed_fill, swaps: int = SWAP_FAILURES, slabs: str | None = None):
+    """One packing, as a generator: when it first leaves an object out it yields (labelled objects
+    placed or still to come, fill then, whether it was for the time budget), and it returns (poses,
+    left out with reasons, fill at the first left-out or None, final fill, the first left-out
+    object's index or None). Unlabelled objects that find no room are swapped in until ``swaps``
+    swaps have failed. The order: :func:`.dense.packing_order`
     (labelled objects before the order passes 60 % of the bag; slabs first or last: ``slabs``)."""
     todo, vols = packing_order(todo, rng, interior, labelled, slabs)
     corner = (float(rng.choice([-1.0, 1.0])), float(rng.choice([-1.0, 1.0])))
@@ -508,6 +546,10 @@ def _attempt(todo, fixed, labelled, left, bag, interior, pitch, timings, deadlin
 
     def fill() -> float:
         return (fixed_fill + sum(vols[g.index] for g, *_ in state.placed)) / volume
+
+    def reach(reason: str) -> tuple[int, float, bool]:
+        out = sum(1 for k in left if labelled.get(k))
+        return sum(labelled.values()) - out, fill_first, reason == TIME_BUDGET_REASON
 
     try:
         for g in todo:
@@ -523,8 +565,7 @@ def _attempt(todo, fixed, labelled, left, bag, interior, pitch, timings, deadlin
                 left[g.index] = reason
                 if fill_first is None:
                     fill_first, first = fill(), g.index
-                if beat is not None and fill_first < beat:
-                    return None
+                    yield reach(reason)
                 continue
             state.commit(g, *got)
             for e in evicted:  # back in wherever they still fit
@@ -533,8 +574,7 @@ def _attempt(todo, fixed, labelled, left, bag, interior, pitch, timings, deadlin
                     left[e.index] = reason_e
                     if fill_first is None:
                         fill_first, first = fill(), e.index
-                    if beat is not None and fill_first < beat:
-                        return None
+                        yield reach(reason_e)
                 else:
                     state.commit(e, *got_e)
     finally:
