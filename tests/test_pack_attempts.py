@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from xraybag.engine.packing import physics
+from xraybag.engine.packing.base import TIME_BUDGET_REASON
 from xraybag.engine.packing.checks import check_packing
 from xraybag.engine.packing.physics import pack_physics
 from xraybag.engine.packing.place import PITCH, setup
@@ -139,3 +140,48 @@ def test_a_negative_number_of_swaps_is_refused(tmp_path):
     bad.write_text("bag: {size: [240, 170, 100]}\npacking:\n  method: physics\n  swaps: -1\n")
     with pytest.raises(XraybagError, match=r"bad.yaml:4.*swaps"):
         load_scene(str(bad))
+
+
+def _paused(k, reach, result, log):
+    """A packing paused at its first left-out (``reach`` yielded), which logs ``k`` when finished."""
+    def run():
+        finished = False
+        try:
+            yield reach
+            log.append(k)
+            finished = True
+            return result
+        finally:
+            if not finished:
+                log.append(("closed", k))
+
+    gen = run()
+    return gen, next(gen)
+
+
+def test_only_the_packings_that_can_still_be_the_best_are_finished():
+    """Paused packings are finished leader first (labelled objects placed or to come, then fill at
+    the first left-out) while they can still beat the best finished one; the others are closed.
+    A further packing cut short by the time budget is not kept; the first always may be."""
+    labelled = {0: True, 1: False, 2: False}
+    log: list = []
+    done = {0: ({0: "p", 1: "p"}, {2: "full"}, 0.60, 0.70, 2)}  # rank (1, 0.60, 0.70)
+    paused = {
+        1: _paused(1, (1, 0.65, False), ({0: "p"}, {1: "full", 2: "full"}, 0.65, 0.68, 1), log),
+        2: _paused(2, (1, 0.62, False), None, log),  # below packing 1's 0.65 once that is finished
+        3: _paused(3, (0, 0.90, False), None, log),  # its labelled object is out: cannot beat 1 labelled
+    }
+    best, kept = physics._finish_best(paused, done, labelled)
+    assert kept == 1 and best[2] == 0.65
+    assert log[0] == 1 and sorted(x[1] for x in log[1:]) == [2, 3]  # 2 and 3 closed unfinished
+    # a tie on labelled objects and the first left-out: both finished, the final fill decides
+    log.clear()
+    done = {0: ({0: "p"}, {1: "full"}, 0.60, 0.70, 1)}
+    paused = {1: _paused(1, (1, 0.60, False), ({0: "p"}, {1: "full"}, 0.60, 0.75, 1), log)}
+    assert physics._finish_best(paused, done, labelled)[1] == 1 and log == [1]
+    # cut short by the time budget: not a whole packing, the first one is kept
+    log.clear()
+    paused = {0: _paused(0, (1, 0.50, False), ({0: "p"}, {1: "full"}, 0.50, 0.6, 1), log),
+              1: _paused(1, (1, 0.70, False), ({0: "p"}, {1: "full", 2: TIME_BUDGET_REASON}, 0.70, 0.7, 1), log)}
+    best, kept = physics._finish_best(paused, {}, labelled)
+    assert kept == 0 and log == [1, 0]
