@@ -405,8 +405,10 @@ def pack_physics(
     first_took = 0.0
     for attempt in range(ATTEMPTS if packings is None else max(1, int(packings))):
         now = time.perf_counter()
-        if attempt and (0 in done or paused[0][1][2] or deadline - now < 2.0 * first_took):
-            break  # the first packing left nothing out, or only for the time, or no time for another
+        if attempt and (done or paused[0][1][2] or deadline - now < 2.0 * first_took):
+            # a packing left nothing out (one that does is paused), or the first left out only for
+            # the time, or no time for another
+            break
         run = _attempt(soft.todo(attempt), fixed, labelled, dict(left), bag if not attempt else Bag(interior, pitch),
                        interior, pitch, timings, deadline, rng, volume, fixed_fill,
                        SWAP_FAILURES if swaps is None else int(swaps), slabs=slabs_of(attempt))
