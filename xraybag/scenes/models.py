@@ -291,8 +291,8 @@ class Packing(Strict):
     packings: number(ge=1, integer=True) = Field(
         4, description="physics: a request that does not fit is packed up to this many times with fresh "
         "draws of the order and the starting corner (soft goods pressed after the first, slabs laid first in "
-        "every second one and last in the third of every four), and the packing that placed the most labelled objects, then went furthest before "
-        "leaving anything out, is kept (1: once)"
+        "every second one and last in the third of every four), and the packing that placed the most "
+        "labelled objects, then went furthest before leaving anything out, is kept (1: once)"
     )
     swaps: number(ge=0, integer=True) = Field(
         3, description="physics: an unlabelled object that finds no room is swapped in for the last-placed "
