@@ -423,8 +423,8 @@ def pack_physics(
     if tried > 1:
         report.note = (f"tried {tried} packings with fresh draws of the order's jitter and the starting corner"
                        f"{soft.tried_note()}, slabs laid first in every second one and last in the third of "
-                       f"every four (each taken to its first left-out, and on only while it could still be "
-                       f"the best); "
+                       f"every four (each taken as far as its first left-out, and finished only if it could "
+                       f"still be the best); "
                        f"kept packing {kept + 1}: the most labelled objects placed, then the furthest before "
                        f"leaving anything out{soft.kept_note(kept, poses)}")
     report.timings = timings
