@@ -361,3 +361,33 @@ def test_an_object_with_no_room_is_swapped_in_only_if_what_it_displaces_goes_bac
     assert checks["max_support_gap_mm"] <= 1.0
     bar = st.placed[1][1] @ np.array([0.0, 0.0, 1.0])  # the bar's short (25 mm) axis now lies flat
     assert abs(bar[2]) < 1e-6
+
+
+def test_an_object_that_is_the_same_upside_down_is_searched_once_a_pair():
+    """A box stands on the same columns upside down: its flipped rotations' searches would give
+    exactly the places and scores of the rotations before them, so they are skipped and their
+    candidates are not repeated. An L-shaped object differs upside down and is searched both ways."""
+    from xraybag.engine.packing.dense import _same_columns, dense_candidates, search
+    from xraybag.engine.packing.place import Bag
+
+    objs = [box("brick", [150, 90, 60]), box("tile", [200, 140, 12]),
+            {"name": "ell", "parts": [
+                {"shape": {"box": {"size": [100, 60, 20]}}, "material": "abs"},
+                {"shape": {"box": {"size": [30, 60, 40]}}, "material": "abs", "pose": {"position": [35, 0, 30]}}]}]
+    sc = scene(objs, [400, 300, 200])
+    bag = Bag(np.array([400.0, 300.0, 200.0]), 2.0)
+    bag.add(object_geom(sc.objects[1], 1, "tile"), np.eye(3), [60, 40, 6])  # contents to search over
+    brick = object_geom(sc.objects[0], 0, "brick")
+    rots = resting_rotations(brick)
+    # (a face exactly on a row of column centres may fall either way upside down: such a pair is
+    # searched twice, as before)
+    twins = [k for k in range(1, len(rots), 2) if _same_columns(brick, rots[k - 1], rots[k], bag.map)]
+    assert 1 in twins  # flat, upside down
+    for k in twins:
+        assert search(bag, brick, rots[k], (-1.0, 1.0)) == search(bag, brick, rots[k - 1], (-1.0, 1.0))
+    cands = dense_candidates(bag, brick, (-1.0, 1.0))
+    assert cands and not any(np.array_equal(c[1], rots[k]) for c in cands for k in twins)
+    ell = object_geom(sc.objects[2], 2, "ell")
+    er = resting_rotations(ell)
+    assert not _same_columns(ell, er[0], er[1], bag.map)  # upside down its foot is on top
+    assert search(bag, ell, er[0], (-1.0, 1.0)) != search(bag, ell, er[1], (-1.0, 1.0))

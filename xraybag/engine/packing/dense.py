@@ -397,8 +397,27 @@ def dense_candidates(bag: Bag, g: Geom, corner: tuple[float, float], deadline: f
             break
         if flat_only_first and k == 4 and cands:
             cap = min(c[0] for c in cands)
+        if k % 2 == 1 and _same_columns(g, rots[k - 1], rot, bag.map):
+            continue  # upside down it stands on the same columns: the same search, the same places
         cands += [(s, rot, x, y) for s, x, y in search(bag, g, rot, corner, cap=cap, sums=sums)]
     return cands
+
+
+def _same_columns(g: Geom, a: np.ndarray, b: np.ndarray, hmap) -> bool:
+    """Whether the object at rotations ``a`` and ``b`` has the same bounds and the same columns
+    (cells and undersides) on ``hmap``'s grid (a box, a cylinder lying down, upside down), so that
+    :func:`search` would find the same places and scores for both (kept in ``g.cache``)."""
+    key = ("same columns", a.tobytes(), b.tobytes(), hmap.h, hmap.x0, hmap.y0, hmap.nx, hmap.ny)
+    if key not in g.cache:
+        sa, sb = _shape(g, a, hmap), _shape(g, b, hmap)
+        same = bool(np.allclose(sa["lo"], sb["lo"], rtol=0.0, atol=1e-9)
+                    and np.allclose(sa["hi"], sb["hi"], rtol=0.0, atol=1e-9))
+        if same:
+            (wa, ia, ja, ca), (wb, ib, jb, cb) = _columns_at_origin(g, a, sa, hmap), _columns_at_origin(g, b, sb, hmap)
+            same = (wa == wb and np.array_equal(ia, ib) and np.array_equal(ja, jb)
+                    and np.allclose(ca, cb, rtol=0.0, atol=1e-9))
+        g.cache[key] = same
+    return g.cache[key]
 
 
 def hull_volume(g: Geom) -> float:
