@@ -10,7 +10,8 @@ corner. This module turns that into candidates for the exact checks of :mod:`.pl
   the bag's length first, each also upside down, then the object on its sides and ends. The
   sides and ends are searched only for places that score below the best flat one (where nothing
   fits flat, everywhere): a book stood on its end in a gap beats a book laid on top of a full bag.
-  A random yaw about the vertical is never used: it wastes the corners.
+  A random yaw about the vertical is never used: it wastes the corners. An object that stands
+  on the same columns upside down (a box) is searched once for the pair (:func:`_same_columns`).
 * **positions** (:func:`search`): for one orientation the object's column footprint is computed
   once (and kept with the object, with its rotations, for its later searches: a request that does
   not fit searches each object again and again) and moved over the whole occupancy map in whole
