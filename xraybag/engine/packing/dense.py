@@ -407,17 +407,23 @@ def dense_candidates(bag: Bag, g: Geom, corner: tuple[float, float], deadline: f
 def _same_columns(g: Geom, a: np.ndarray, b: np.ndarray, hmap) -> bool:
     """Whether the object at rotations ``a`` and ``b`` has the same bounds and the same columns
     (cells and undersides) on ``hmap``'s grid (a box, a cylinder lying down, upside down), so that
-    :func:`search` would find the same places and scores for both (kept in ``g.cache``)."""
+    :func:`search` would find the same places and scores for both (kept in ``g.cache``). Called
+    after the search at ``a`` on the same map: when that search stopped at the object's bounds,
+    before making its columns, the one at ``b`` would too, and nothing is voxelised to find out."""
     key = ("same columns", a.tobytes(), b.tobytes(), hmap.h, hmap.x0, hmap.y0, hmap.nx, hmap.ny)
     if key not in g.cache:
         sa, sb = _shape(g, a, hmap), _shape(g, b, hmap)
-        same = bool(np.allclose(sa["lo"], sb["lo"], rtol=0.0, atol=1e-9)
-                    and np.allclose(sa["hi"], sb["hi"], rtol=0.0, atol=1e-9))
-        if same:
+        if not (np.allclose(sa["lo"], sb["lo"], rtol=0.0, atol=1e-9)
+                and np.allclose(sa["hi"], sb["hi"], rtol=0.0, atol=1e-9)):
+            g.cache[key] = False
+        elif "columns" not in sa:
+            # the search at ``a`` stopped at the bounds (too big, or above the cap), and with the
+            # same bounds and cap so would this one: nothing to compare yet (not kept)
+            return True
+        else:
             (wa, ia, ja, ca), (wb, ib, jb, cb) = _columns_at_origin(g, a, sa, hmap), _columns_at_origin(g, b, sb, hmap)
-            same = (wa == wb and np.array_equal(ia, ib) and np.array_equal(ja, jb)
-                    and np.allclose(ca, cb, rtol=0.0, atol=1e-9))
-        g.cache[key] = same
+            g.cache[key] = bool(wa == wb and np.array_equal(ia, ib) and np.array_equal(ja, jb)
+                                and np.allclose(ca, cb, rtol=0.0, atol=1e-9))
     return g.cache[key]
 
 
