@@ -68,13 +68,12 @@ def hull_fill(scene) -> float:
 def _under_goal(scene, bag: int, fill: float, name: str | None) -> dict:
     """A bag under the fill goal at its first left-out: the bag's interior, the object then left
     out and its oriented box (long, middle, short; mm), and the largest objects of the request."""
-    from xraybag.engine.packing.obb import oriented_box
+    from xraybag.engine.packing.dense import _axes
     from xraybag.engine.packing.place import object_geom
     from xraybag.engine.solids.scene import object_name
 
     def box(g) -> list[int]:
-        return sorted((round(float(e)) for e in oriented_box(np.asarray(g.hull, dtype=float), angle_digits=1)[1]),
-                      reverse=True)
+        return [round(float(e)) for e in _axes(g)[1]]  # the packer's own box: long, middle, short
 
     geoms = [object_geom(o, k, object_name(o, k + 1)) for k, o in enumerate(scene.objects)
              if getattr(o, "sheet", None) is None and o.pose is None]

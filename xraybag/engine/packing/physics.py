@@ -495,7 +495,6 @@ def _advance(run, attempt: int, paused: dict, done: dict) -> None:
     try:
         paused[attempt] = (run, next(run))
     except StopIteration as stop:
-        paused.pop(attempt, None)
         done[attempt] = stop.value
 
 
