@@ -3,6 +3,8 @@ packed to a closed-form fill, labelled objects given room, and the report's fill
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -110,6 +112,48 @@ def test_bricks_that_fit_in_two_layers_are_all_packed_flat():
         v = object_geom(o, 0, o.name).vertices @ rotation_matrix(o.pose.rotation_deg).T
         assert v.max(axis=0)[2] - v.min(axis=0)[2] == pytest.approx(45, abs=0.1)
         assert float(o.pose.position[2]) == pytest.approx(22.5, abs=1) or float(o.pose.position[2]) == pytest.approx(67.5, abs=1)
+
+
+def rod(name, length, radius=10.0, material="steel"):
+    return {"name": name, "shape": {"cylinder": {"radius": radius, "height": length}}, "material": material}
+
+
+def test_rods_longer_than_the_bag_are_laid_across_its_diagonal():
+    """A 520 mm rod does not fit along a 500 x 300 mm floor but does across its diagonal (583 mm):
+    six of them are all packed, turned about the vertical, flat, inside and clean; a rod that fits
+    along the bag gets no diagonal turns, and one longer than the floor's diagonal is left out as
+    larger than the bag, not as a full bag."""
+    from xraybag.engine.packing.base import LARGER_THAN_BAG
+    from xraybag.engine.packing.dense import diagonal_rotations
+
+    interior = np.array([500.0, 300.0, 200.0])
+    short = object_geom(scene([rod("short", 480)], [500, 300, 200]).objects[0], 0, "short")
+    assert diagonal_rotations(short, interior, 4.0) == [[], [], []]
+    long = object_geom(scene([rod("long", 520)], [500, 300, 200]).objects[0], 0, "long")
+    flat = diagonal_rotations(long, interior, 4.0)[0]
+    assert len(flat) == 4  # both diagonals, each upside down too
+    for r in flat:
+        ext = np.ptp(long.hull @ r.T, axis=0)
+        assert np.all(ext[:2] <= interior[:2] - 4.0) and ext[2] == pytest.approx(20.0, abs=0.5)
+        assert abs(np.linalg.det(r) - 1) < 1e-9
+    # the smallest turn that fits, in steps of half a degree: L cos t + D sin t = 496 mm at
+    # t = atan(D / L) + acos(496 / hypot(L, D)) for a rod of length L and diameter D
+    turn = math.degrees(math.acos(abs((flat[0] @ resting_rotations(long)[0].T)[0, 0])))
+    least = math.degrees(math.atan(20 / 520) + math.acos(496 / math.hypot(520, 20)))
+    assert least - 0.5 <= turn <= least + 0.5
+
+    objs = [rod(f"rod{i}", 520) for i in range(6)] + [rod("pole", 600)]
+    sc = scene(objs, [500, 300, 200])
+    packed, report = pack_physics(sc, np.random.default_rng(0))
+    assert sorted(report.placed) == [f"rod{i}" for i in range(6)], report.left_out
+    assert report.left_out == [("pole", LARGER_THAN_BAG)]
+    m = check_packing(packed)
+    assert m["max_overlap_fraction"] <= 0.005 and m["max_outside_mm"] <= 1e-6 and m["max_support_gap_mm"] <= 1
+    for o in packed.objects:
+        v = object_geom(o, 0, o.name).vertices @ rotation_matrix(o.pose.rotation_deg).T
+        ext = v.max(axis=0) - v.min(axis=0)
+        assert ext[2] == pytest.approx(20.0, abs=0.5)  # lying flat
+        assert ext[0] < 500 and ext[1] > 100  # across the floor, not along it
 
 
 def test_a_labelled_object_gets_room_and_the_bag_full_reason_is_given():

@@ -10,7 +10,9 @@ corner. This module turns that into candidates for the exact checks of :mod:`.pl
   the bag's length first, each also upside down, then the object on its sides and ends. The
   sides and ends are searched only for places that score below the best flat one (where nothing
   fits flat, everywhere): a book stood on its end in a gap beats a book laid on top of a full bag.
-  A random yaw about the vertical is never used: it wastes the corners. An object that stands
+  A random yaw about the vertical is never used: it wastes the corners. An object that fits the
+  interior only turned across the floor's diagonal (an umbrella longer than the bag) gets that
+  turn, the smallest that fits (:func:`diagonal_rotations`). An object that stands
   on the same columns upside down (a box) is searched once for the pair (:func:`_same_columns`).
 * **positions** (:func:`search`): for one orientation the object's column footprint is computed
   once (and kept with the object, with its rotations, for its later searches: a request that does
@@ -61,6 +63,10 @@ BOUND_CELLS = 32
 SLAB_RATIO = 0.25
 #: and laid flat it covers at least this share of the bag's floor
 SLAB_FLOOR = 0.15
+#: turns (degrees) tried for laying an object across the floor's diagonal (:func:`diagonal_rotations`)
+DIAGONAL_STEP = 0.5
+#: map columns to spare along x and y when laid across the diagonal (room for whole-column moves)
+DIAGONAL_MARGIN = 2
 #: labelled objects are packed before the order's hull volume passes this share of the interior
 LABELLED_BY = 0.6
 
@@ -119,6 +125,49 @@ def _resting_rotations(g: Geom) -> list[np.ndarray]:
         flip = np.diag([1.0, -1.0, -1.0])  # half a turn about x: upside down
         out += [base, flip @ base]
     return out
+
+
+def diagonal_rotations(g: Geom, interior, margin: float) -> list[list[np.ndarray]]:
+    """For each of :func:`resting_rotations`' three poses (flat, on its side, standing; each a pair
+    along x and along y): the same pose turned about the vertical to lie across the bag's floor
+    diagonally, when it fits the interior that way but neither along x nor along y (an umbrella
+    longer than the bag, laid from corner to corner). The turn is the smallest (in steps of
+    :data:`DIAGONAL_STEP` degrees) that leaves ``margin`` mm to spare along x and y, one way and
+    the other (the two diagonals), each also upside down; [] for a pose that needs no turn or
+    that no turn fits. Made once per object and interior (read-only)."""
+    interior = np.asarray(interior, dtype=float)
+    key = ("diagonal", interior.tobytes(), float(margin))
+    if key not in g.cache:
+        rots = resting_rotations(g)
+        pts = np.asarray(g.hull, dtype=float)
+        flip = np.diag([1.0, -1.0, -1.0])
+        out = []
+        for pose in range(3):
+            along_x, along_y = rots[4 * pose], rots[4 * pose + 2]
+            found: list[np.ndarray] = []
+            v = pts @ along_x.T
+            if v[:, 2].max() - v[:, 2].min() <= interior[2] and not any(
+                    np.all(np.ptp(pts @ r.T, axis=0)[:2] <= interior[:2] + 1e-9) for r in (along_x, along_y)):
+                t = np.radians(np.arange(DIAGONAL_STEP, 90.0, DIAGONAL_STEP))
+                c, s = np.cos(t), np.sin(t)
+                x = v[:, :1] * c - v[:, 1:2] * s  # every turn's x and y of every hull point
+                y = v[:, :1] * s + v[:, 1:2] * c
+                ok = np.flatnonzero((np.ptp(x, axis=0) <= interior[0] - margin)
+                                    & (np.ptp(y, axis=0) <= interior[1] - margin))
+                if ok.size:
+                    for sign in (1.0, -1.0):
+                        base = _yaw(sign * float(t[ok[0]])) @ along_x
+                        found += [base, flip @ base]
+            for r in found:
+                r.setflags(write=False)
+            out.append(found)
+        g.cache[key] = out
+    return g.cache[key]
+
+
+def _yaw(t: float) -> np.ndarray:
+    c, s = math.cos(t), math.sin(t)
+    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
 
 
 @njit(cache=True, nogil=True)
@@ -389,14 +438,18 @@ def dense_candidates(bag: Bag, g: Geom, corner: tuple[float, float], deadline: f
     """Candidates (score, rot, x, y) for :func:`.place.try_candidates`: every resting rotation's
     best positions. With ``flat_only_first`` the sides and ends are searched only for positions
     that score below the best flat one (all of them when nothing fits flat under the lid)."""
-    rots = resting_rotations(g)
+    axis = resting_rotations(g)
+    diag = diagonal_rotations(g, bag.interior, DIAGONAL_MARGIN * bag.map.h)
+    # each pose along the bag, then across its diagonal where only that fits: pairs stay together
+    rots = axis[:4] + diag[0] + axis[4:8] + diag[1] + axis[8:] + diag[2]
+    n_flat = 4 + len(diag[0])
     cands = []
     cap = math.inf
     sums: dict = {}  # the map's row sums, shared by the rotations' searches
     for k, rot in enumerate(rots):
         if time.perf_counter() > deadline:
             break
-        if flat_only_first and k == 4 and cands:
+        if flat_only_first and k == n_flat and cands:
             cap = min(c[0] for c in cands)
         if k % 2 == 1 and _same_columns(g, rots[k - 1], rot, bag.map):
             continue  # upside down it stands on the same columns: the same search, the same places
