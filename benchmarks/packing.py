@@ -148,6 +148,60 @@ def measure(scenes: list[str], bags: int, methods: list[str], budget: float) -> 
     return out
 
 
+def catalog_requests(n: int, seed: int, folder: Path) -> list[str]:
+    """``n`` requests nobody tuned the packer on, written as scene files into ``folder``: each a bag
+    of a random carry-on size (380-620 x 250-420 x 150-280 mm) asked to hold 6-20 entries drawn from
+    the whole catalog, each repeated 1 to 120 / (entries) times (about 60 objects on average, often more than fits);
+    seeded by ``seed``, so both trees of ``--against`` pack the same requests."""
+    import yaml
+
+    from xraybag.scenes.catalog import CATALOG
+
+    rng = np.random.default_rng(seed)
+    names = sorted(CATALOG)
+    scanner = {"name": "top", "type": "line_scan", "view": "vertical",
+               "spectrum": {"kvp": 140, "filtration": {"Al": 2.0}, "mas": 0.02}}
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(n):
+        size = [int(rng.integers(380, 621)), int(rng.integers(250, 421)), int(rng.integers(150, 281))]
+        k = int(rng.integers(6, 21))
+        objects = [{"template": str(name), "repeat": int(rng.integers(1, max(2, 120 // k) + 1))}
+                   for name in rng.choice(names, size=k, replace=False)]
+        scene = {"seed": 1000 * seed + i, "bag": {"size": size, "wall": {"material": "nylon", "thickness": 1.5}},
+                 "objects": objects, "packing": {"method": "physics"}, "scanners": [scanner]}
+        path = folder / f"request_{seed}_{i:02d}.yaml"
+        path.write_text(yaml.safe_dump(scene, sort_keys=False))
+        paths.append(str(path))
+    return paths
+
+
+def requests_summary(res: dict) -> dict | None:
+    """The catalog requests (:func:`catalog_requests`) together: their bags, the fill at the first
+    left-out (mean, worst, bags under the goal), labelled objects placed, seconds per 30 objects."""
+    runs = [m["physics"] for name, m in res.items() if name.startswith("request_") and "physics" in m]
+    if not runs:
+        return None
+    firsts = [r["hull_fill_at_first_left_out_min"] for r in runs if r["hull_fill_at_first_left_out_min"] is not None]
+    return {
+        "requests": len(runs), "bags": sum(r["bags"] for r in runs),
+        "bags_with_left_out": sum(r["bags_with_left_out"] for r in runs),
+        "hull_fill_at_first_left_out_mean_of_requests": round(statistics.mean(
+            r["hull_fill_at_first_left_out_mean"] for r in runs if r["hull_fill_at_first_left_out_mean"] is not None), 4)
+        if firsts else None,
+        "hull_fill_at_first_left_out_min": min(firsts) if firsts else None,
+        "bags_under_0.55_at_first_left_out": sum(r["bags_under_0.55_at_first_left_out"] for r in runs),
+        "labelled_placed_share_min": min((r["labelled_placed_share"] for r in runs if r["labelled_placed_share"] is not None),
+                                         default=None),
+        "requests_losing_labelled_objects": sum(1 for r in runs if (r["labelled_placed_share"] or 1.0) < 1.0),
+        "hull_fill_mean_of_requests": round(statistics.mean(r["hull_fill_mean"] for r in runs), 4),
+        "seconds_per_30_objects_median_of_requests": round(statistics.median(
+            r["seconds_per_30_objects_median"] for r in runs), 3),
+        "seconds_per_30_objects_max_of_requests": max(r["seconds_per_30_objects_median"] for r in runs),
+        "worst": {k: max(r["maxima"][k] for r in runs) for k in runs[0]["maxima"]},
+    }
+
+
 def _inner(tree: Path, args) -> dict:
     """The measurement run by the checkout at ``tree`` (first on ``PYTHONPATH``) in a subprocess."""
     env = {**os.environ, "PYTHONPATH": str(tree)}
@@ -198,7 +252,8 @@ def merge_rounds(rounds: list[dict]) -> dict:
 
 
 def goals(res: dict) -> dict:
-    phys = {k: v["physics"] for k, v in res.items() if "physics" in v}
+    """The goals over the named scenes (the catalog requests are summarised apart)."""
+    phys = {k: v["physics"] for k, v in res.items() if "physics" in v and not k.startswith("request_")}
     firsts = [v["hull_fill_at_first_left_out_min"] for v in phys.values()
               if v["hull_fill_at_first_left_out_min"] is not None]
     carry = phys.get("carryon30")
@@ -224,16 +279,28 @@ def main(argv=None) -> None:
     ap.add_argument("--repeats", type=int, default=1,
                     help="with --against: rounds of both trees, alternated (the times are the "
                          "medians of the rounds' medians)")
+    ap.add_argument("--catalog-requests", type=int, default=0, metavar="N",
+                    help="add N requests drawn at random from the whole catalog (seeded by "
+                         "--requests-seed), packed with --bags bags each; summarised together")
+    ap.add_argument("--requests-seed", type=int, default=0)
     ap.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     methods = args.methods.split(",")
     if args.inner:
         print(json.dumps(measure(args.scenes, args.bags, methods, args.budget)))
         return
+    with tempfile.TemporaryDirectory(prefix="xraybag-requests-") as folder:
+        if args.catalog_requests:
+            args.scenes = ([] if args.scenes == SCENES else args.scenes) + catalog_requests(
+                args.catalog_requests, args.requests_seed, Path(folder))
+        run(args, methods)
+
+
+def run(args, methods: list[str]) -> None:
     if not args.against:
         this = measure(args.scenes, args.bags, methods, args.budget)
         out = {"benchmark": "packing", "threads": 1, "bags_per_scene": args.bags, "this": this,
-               "goals": goals(this)}
+               "goals": goals(this), "catalog_requests": requests_summary(this)}
         print(json.dumps(out, indent=1))
         return
     ours, theirs = _against(args.against, args)
@@ -243,8 +310,9 @@ def main(argv=None) -> None:
                     for m, res in methods_.items()}
              for name, methods_ in this.items()}
     out = {"benchmark": "packing", "threads": 1, "bags_per_scene": args.bags, "repeats": args.repeats,
-           "this": this, "goals": goals(this),
+           "this": this, "goals": goals(this), "catalog_requests": requests_summary(this),
            "against": {"rev": args.against, "results": other, "goals": goals(other),
+                       "catalog_requests": requests_summary(other),
                        "seconds_ratio_against_to_this": ratio}}
     print(json.dumps(out, indent=1))
 

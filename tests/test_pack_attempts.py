@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from xraybag.engine.packing import physics
-from xraybag.engine.packing.base import TIME_BUDGET_REASON
+from xraybag.engine.packing.base import BAG_FULL, TIME_BUDGET_REASON
 from xraybag.engine.packing.checks import check_packing
 from xraybag.engine.packing.physics import pack_physics
 from xraybag.engine.packing.place import PITCH, setup
@@ -75,9 +75,9 @@ def test_the_packings_lay_their_slabs_plainly_first_last_first_and_a_request_tha
     assert [physics.slabs_of(k) for k in range(8)] == [None, "first", "last", "first"] * 2
     calls = []
 
-    def order(todo, rng, interior=None, labelled=None, slabs=None):
+    def order(todo, rng, interior=None, labelled=None, slabs=None, labelled_by=dense.LABELLED_BY):
         calls.append((slabs, labelled is not None, interior is not None))
-        return dense.packing_order(todo, rng, interior, labelled, slabs)
+        return dense.packing_order(todo, rng, interior, labelled, slabs, labelled_by)
 
     monkeypatch.setattr(physics, "packing_order", order)
     _, rep = pack_physics(boxes(0), np.random.default_rng(0), packings=5)
@@ -87,6 +87,73 @@ def test_the_packings_lay_their_slabs_plainly_first_last_first_and_a_request_tha
     calls.clear()
     pack_physics(boxes(0, n=6), np.random.default_rng(0))
     assert calls == [(None, True, True)]
+
+
+def test_labelled_objects_the_first_packing_lost_come_first_in_the_further_ones(monkeypatch):
+    """A block covers the floor and leaves 50 mm under the lid; three labelled 55 mm cubes come
+    after it and three flat boxes (the order's hull volume passes 60 % of the bag only then), so
+    they find no room, and with one object taken out at most for each (the flat box last placed)
+    none either. The further packings take them before their order reaches half the first
+    packing's fill at its first left-out: the cubes first, and the block, which no longer fits, is
+    left out instead."""
+    from xraybag.engine.packing import dense
+
+    def box(name, size, label=None):
+        return {"name": name, "shape": {"box": {"size": size}}, "material": "abs", "label": label}
+
+    objs = [box("block", [230, 160, 50])] + [box(f"flat{i}", [120, 55, 30]) for i in range(3)]
+    objs += [box(f"cube{i}", [55, 55, 55], label="cube") for i in range(3)]
+    sc = Scene.model_validate({"seed": 4, "bag": {"size": BAG}, "objects": objs})
+    cuts = []
+
+    def order(todo, rng, interior=None, labelled=None, slabs=None, labelled_by=dense.LABELLED_BY):
+        got = dense.packing_order(todo, rng, interior, labelled, slabs, labelled_by)
+        cuts.append((labelled_by, [g.name for g in got[0]]))
+        return got
+
+    monkeypatch.setattr(physics, "packing_order", order)
+    monkeypatch.setattr(physics, "EVICT", 1)
+    _, first = pack_physics(sc, np.random.default_rng(0), packings=1)
+    assert sorted(n for n, _ in first.left_out) == ["cube0", "cube1", "cube2"]
+    assert cuts == [(dense.LABELLED_BY, ["block", "flat1", "flat0", "flat2", "cube0", "cube1", "cube2"])]
+    fill = first.hull_fill_at_first_left_out  # the block and the flat boxes: 59.7 % of the bag
+    assert fill == pytest.approx((230 * 160 * 50 + 3 * 120 * 55 * 30) / np.prod(BAG), rel=1e-6)
+    cuts.clear()
+    packed, rep = pack_physics(sc, np.random.default_rng(0))
+    assert len(cuts) == physics.ATTEMPTS and cuts[0][0] == dense.LABELLED_BY
+    for cut, names in cuts[1:]:
+        assert cut == pytest.approx(physics.LABELLED_EARLY * fill)
+        assert sorted(names[:3]) == ["cube0", "cube1", "cube2"]  # the block alone passes that share
+    assert rep.left_out == [("block", BAG_FULL)]
+    assert {f"cube{i}" for i in range(3)} <= set(rep.placed)
+    m = check_packing(packed)
+    assert m["max_overlap_fraction"] <= 0.005 and m["max_outside_mm"] <= 1e-6 and m["max_support_gap_mm"] <= 1
+    # without labelled objects still to come at the first left-out, every packing keeps the cut
+    cuts.clear()
+    pack_physics(boxes(0), np.random.default_rng(0))
+    assert len(cuts) > 1 and {c for c, _ in cuts} == {dense.LABELLED_BY}
+
+
+def test_once_an_object_is_left_out_the_labelled_objects_still_to_come_go_next(monkeypatch):
+    """A block leaves 60 mm under the lid, where the 65 mm box after it finds no room: the small
+    labelled cube, last in the order, is packed next, before the unlabelled box that came before it."""
+    def box(name, size, label=None):
+        return {"name": name, "shape": {"box": {"size": size}}, "material": "abs", "label": label}
+
+    objs = [box("block", [230, 160, 40]), box("tall", [100, 100, 65]), box("small", [80, 60, 40]),
+            box("cube", [40, 40, 40], label="cube")]
+    sc = Scene.model_validate({"seed": 4, "bag": {"size": BAG}, "objects": objs})
+    committed = []
+    commit = physics._Packing.commit
+
+    def spy(self, g, *a):
+        committed.append(g.name)
+        return commit(self, g, *a)
+
+    monkeypatch.setattr(physics._Packing, "commit", spy)
+    _, rep = pack_physics(sc, np.random.default_rng(0), packings=1, swaps=0)
+    assert rep.first_left_out == "tall" and rep.left_out == [("tall", BAG_FULL)]
+    assert committed == ["block", "cube", "small"]
 
 
 def test_deterministic_with_further_packings():

@@ -507,7 +507,7 @@ def is_slab(g: Geom, interior) -> bool:
 
 
 def packing_order(todo: list[Geom], rng: np.random.Generator, interior=None, labelled: dict[int, bool] | None = None,
-                  slabs: str | None = None) -> tuple[list[Geom], dict[int, float]]:
+                  slabs: str | None = None, labelled_by: float = LABELLED_BY) -> tuple[list[Geom], dict[int, float]]:
     """The objects in the order a person packs them, and each object's hull volume.
 
     Largest hull volume first (volumes within 10 % of each other may swap: a random factor in
@@ -519,7 +519,8 @@ def packing_order(todo: list[Geom], rng: np.random.Generator, interior=None, lab
     a bag). With ``labelled`` (index: labelled?) and ``interior``, a labelled object that would come
     after the order's hull volume passes :data:`LABELLED_BY` of the interior is moved there (the
     labelled ones in their order): what must go in is packed before the extras, while there is
-    room. A request whose hull volume stays under that share keeps its order."""
+    room (``labelled_by``: that share instead). A request whose hull volume stays under that share
+    keeps its order."""
     if slabs not in (None, "first", "last"):
         raise ValueError(f"slabs: 'first', 'last' or None, not {slabs!r}")
     vols = {g.index: hull_volume(g) for g in todo}
@@ -538,7 +539,7 @@ def packing_order(todo: list[Geom], rng: np.random.Generator, interior=None, lab
         total, cut = 0.0, len(order)
         for i, g in enumerate(order):
             total += vols[g.index]
-            if total > LABELLED_BY * float(np.prod(interior)):
+            if total > labelled_by * float(np.prod(interior)):
                 cut = i
                 break
         late = order[cut:]

@@ -7,7 +7,8 @@ Objects are placed largest first (labelled ones before the order passes 60 % of 
 bag, lowest top and least empty space under it, from a starting corner), checked exactly by
 :mod:`.place`. A labelled object that finds no room has up to :data:`EVICT` of the last-placed
 unlabelled objects taken out for it (a person makes room for what matters), which then go back
-wherever they still fit. An unlabelled object that finds no room is swapped in the same way, but
+wherever they still fit; and once an object has found no room, the labelled objects still to
+come are packed next. An unlabelled object that finds no room is swapped in the same way, but
 kept only if everything taken out goes back in (until ``packing.swaps`` swaps have failed).
 When the search found room but none of it passes the exact checks, the object is dropped as
 follows (DEBISim's packer); when it found no room under the lid at all, the object is left out
@@ -16,7 +17,8 @@ jitter and the starting corner, its soft goods pressed (:mod:`.press`) and its s
 in every second packing and last in the third of every four (:func:`slabs_of`; up to
 ``packing.packings`` packings in all), and the packing that placed the most labelled objects,
 then went furthest before leaving anything out, is kept (:func:`pack_physics`; each packing is
-taken to its first left-out, and only those that can still be the best are finished).
+taken to its first left-out, and only those that can still be the best are finished). Where the
+first packing still lost labelled objects, the further ones pack them earlier.
 
 A pybullet (DIRECT, one client per call) world holds the bag's floor and walls and the placed
 objects as static bodies; the new object, whose collision shape is a convex decomposition along
@@ -43,7 +45,12 @@ from scipy.optimize import minimize
 from scipy.spatial.transform import Rotation
 
 from xraybag.engine.packing.base import BAG_FULL, TIME_BUDGET_REASON, PackReport, finish
-from xraybag.engine.packing.dense import dense_candidates, hull_volume, packing_order
+from xraybag.engine.packing.dense import (
+    LABELLED_BY,
+    dense_candidates,
+    hull_volume,
+    packing_order,
+)
 from xraybag.engine.packing.heuristic import drop_and_slide, random_xy
 from xraybag.engine.packing.place import (
     PITCH,
@@ -367,6 +374,9 @@ SWAP_FAILURES = 3
 #: a request that does not fit is packed up to this many times in all, each time with fresh draws
 #: of the order's jitter and the starting corner (soft goods pressed after the first, slabs first in
 #: every second, last in the third of every four: :func:`slabs_of`); the packing kept placed the
+#: where the first packing left labelled objects out, the further packings take them before their
+#: order's hull volume reaches this share of the first packing's fill at its first left-out
+LABELLED_EARLY = 0.5
 #: most labelled objects, then went furthest before leaving anything out (see :func:`pack_physics`)
 ATTEMPTS = 4
 
@@ -392,6 +402,10 @@ def pack_physics(
     still beat the finished ones (its labelled objects placed or still to come, then its fill at
     the first left-out): the rest of a packing (filling the last holes, swaps, left-outs) is half
     its time. A request that fits is packed once, exactly as before, and nothing in it is pressed.
+    When labelled objects were still to come at the first packing's first left-out, that packing
+    is finished at once; if it then left any labelled object out, the further packings take the
+    labelled objects before their order's hull volume reaches :data:`LABELLED_EARLY` of the first
+    packing's fill at its first left-out (the bag began to fill up there), not 60 % of the bag.
     ``swaps``: failed swaps a packing allows (default :data:`SWAP_FAILURES`; the scene's
     ``packing.swaps``; 0: none)."""
     _, deadline, timings, interior, names, todo, fixed, left, bag = setup(scene, time_budget, pitch)
@@ -403,18 +417,29 @@ def pack_physics(
     paused: dict[int, tuple] = {}  # packing: (its generator, what it can still reach)
     done: dict[int, tuple] = {}  # packing: its result
     first_took = 0.0
+    labelled_by, first_reach = LABELLED_BY, None
     for attempt in range(ATTEMPTS if packings is None else max(1, int(packings))):
         now = time.perf_counter()
-        if attempt and (done or paused[0][1][2] or deadline - now < 2.0 * first_took):
-            # a packing left nothing out (one that does is paused), or the first left out only for
-            # the time, or no time for another
+        if attempt and (any(d[2] is None for d in done.values()) or first_reach[2]
+                        or deadline - now < 2.0 * first_took):
+            # a packing left nothing out, or the first left out only for the time, or no time for
+            # another
             break
         run = _attempt(soft.todo(attempt), fixed, labelled, dict(left), bag if not attempt else Bag(interior, pitch),
                        interior, pitch, timings, deadline, rng, volume, fixed_fill,
-                       SWAP_FAILURES if swaps is None else int(swaps), slabs=slabs_of(attempt))
+                       SWAP_FAILURES if swaps is None else int(swaps), slabs=slabs_of(attempt),
+                       labelled_by=labelled_by)
         _advance(run, attempt, paused, done)
         if attempt == 0:
             first_took = time.perf_counter() - now
+            first_reach = paused[0][1] if 0 in paused else None
+            if first_reach is not None and first_reach[3]:
+                # labelled objects were still to come when it first left one out: finished now, it
+                # shows whether they all went in; where one did not, the further packings take
+                # them before their order reaches LABELLED_EARLY of its fill then
+                _finish(paused, 0, done)
+                if any(labelled.get(k) for k in done[0][1]):
+                    labelled_by = min(LABELLED_BY, LABELLED_EARLY * first_reach[1])
     tried = len(paused) + len(done)
     best, kept = _finish_best(paused, done, labelled)
     poses, left, fill_first, fill_final, first = best
@@ -498,6 +523,16 @@ def _advance(run, attempt: int, paused: dict, done: dict) -> None:
         done[attempt] = stop.value
 
 
+def _finish(paused: dict, k: int, done: dict) -> None:
+    """Run paused packing ``k`` to its end (from ``paused`` into ``done``)."""
+    run = paused.pop(k)[0]
+    try:
+        while True:
+            next(run)
+    except StopIteration as stop:
+        done[k] = stop.value
+
+
 def _finish_best(paused: dict, done: dict, labelled: dict[int, bool]) -> tuple[tuple, int]:
     """The best packing (:func:`_rank`) and its number, finishing the paused ones that lead: the
     leader by (labelled objects placed or still to come, fill at the first left-out) is finished,
@@ -513,12 +548,7 @@ def _finish_best(paused: dict, done: dict, labelled: dict[int, bool]) -> tuple[t
             ranked = [_rank(done[k], labelled) for k in done if whole(k)]
             if ranked and paused[lead][1][:2] < max(ranked)[:2]:
                 break  # no paused packing can reach the best finished one
-            run = paused.pop(lead)[0]
-            try:
-                while True:
-                    next(run)
-            except StopIteration as stop:
-                done[lead] = stop.value
+            _finish(paused, lead, done)
     finally:
         for run, _ in paused.values():
             run.close()
@@ -533,14 +563,16 @@ def _rank(got, labelled: dict[int, bool]) -> tuple:
 
 
 def _attempt(todo, fixed, labelled, left, bag, interior, pitch, timings, deadline, rng, volume,
-             fixed_fill, swaps: int = SWAP_FAILURES, slabs: str | None = None):
+             fixed_fill, swaps: int = SWAP_FAILURES, slabs: str | None = None, labelled_by: float = LABELLED_BY):
     """One packing, as a generator: when it first leaves an object out it yields (labelled objects
-    placed or still to come, fill then, whether it was for the time budget), and it returns (poses,
+    placed or still to come, fill then, whether it was for the time budget, labelled objects still
+    to come), packs those labelled objects next, and at its end returns (poses,
     left out with reasons, fill at the first left-out or None, final fill, the first left-out
     object's index or None). Unlabelled objects that find no room are swapped in until ``swaps``
     swaps have failed. The order: :func:`.dense.packing_order`
-    (labelled objects before the order passes 60 % of the bag; slabs first or last: ``slabs``)."""
-    todo, vols = packing_order(todo, rng, interior, labelled, slabs)
+    (labelled objects before the order passes ``labelled_by`` of the bag; slabs first or last:
+    ``slabs``)."""
+    todo, vols = packing_order(todo, rng, interior, labelled, slabs, labelled_by)
     corner = (float(rng.choice([-1.0, 1.0])), float(rng.choice([-1.0, 1.0])))
     state = _Packing(bag, fixed, interior, pitch, timings, deadline, rng, corner)
     fill_first, first, swaps_failed = None, None, 0
@@ -548,12 +580,15 @@ def _attempt(todo, fixed, labelled, left, bag, interior, pitch, timings, deadlin
     def fill() -> float:
         return (fixed_fill + sum(vols[g.index] for g, *_ in state.placed)) / volume
 
-    def reach(reason: str) -> tuple[int, float, bool]:
+    def reach(reason: str) -> tuple[int, float, bool, int]:
         out = sum(1 for k in left if labelled.get(k))
-        return sum(labelled.values()) - out, fill_first, reason == TIME_BUDGET_REASON
+        to_come = sum(1 for t in todo if labelled[t.index])
+        return sum(labelled.values()) - out, fill_first, reason == TIME_BUDGET_REASON, to_come
 
+    todo = list(todo)
     try:
-        for g in todo:
+        while todo:
+            g = todo.pop(0)
             got, reason = state.place(g)
             evicted: list[Geom] = []
             if got is None and labelled[g.index] and reason != TIME_BUDGET_REASON:
@@ -566,6 +601,8 @@ def _attempt(todo, fixed, labelled, left, bag, interior, pitch, timings, deadlin
                 left[g.index] = reason
                 if fill_first is None:
                     fill_first, first = fill(), g.index
+                    # room is running out: the labelled objects still to come go next
+                    todo = [t for t in todo if labelled[t.index]] + [t for t in todo if not labelled[t.index]]
                     yield reach(reason)
                 continue
             state.commit(g, *got)
