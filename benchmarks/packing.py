@@ -254,6 +254,8 @@ def merge_rounds(rounds: list[dict]) -> dict:
 def goals(res: dict) -> dict:
     """The goals over the named scenes (the catalog requests are summarised apart)."""
     phys = {k: v["physics"] for k, v in res.items() if "physics" in v and not k.startswith("request_")}
+    if not phys:
+        return None
     firsts = [v["hull_fill_at_first_left_out_min"] for v in phys.values()
               if v["hull_fill_at_first_left_out_min"] is not None]
     carry = phys.get("carryon30")

@@ -403,9 +403,10 @@ def pack_physics(
     the first left-out): the rest of a packing (filling the last holes, swaps, left-outs) is half
     its time. A request that fits is packed once, exactly as before, and nothing in it is pressed.
     When labelled objects were still to come at the first packing's first left-out, that packing
-    is finished at once; if it then left any labelled object out, the further packings take the
-    labelled objects before their order's hull volume reaches :data:`LABELLED_EARLY` of the first
-    packing's fill at its first left-out (the bag began to fill up there), not 60 % of the bag.
+    is taken on until it has tried them (they go next); if it left any out, the further packings
+    take the labelled objects before their order's hull volume reaches :data:`LABELLED_EARLY` of
+    the first packing's fill at its first left-out (the bag began to fill up there), not 60 % of
+    the bag.
     ``swaps``: failed swaps a packing allows (default :data:`SWAP_FAILURES`; the scene's
     ``packing.swaps``; 0: none)."""
     _, deadline, timings, interior, names, todo, fixed, left, bag = setup(scene, time_budget, pitch)
@@ -434,11 +435,12 @@ def pack_physics(
             first_took = time.perf_counter() - now
             first_reach = paused[0][1] if 0 in paused else None
             if first_reach is not None and first_reach[3]:
-                # labelled objects were still to come when it first left one out: finished now, it
-                # shows whether they all went in; where one did not, the further packings take
-                # them before their order reaches LABELLED_EARLY of its fill then
-                _finish(paused, 0, done)
-                if any(labelled.get(k) for k in done[0][1]):
+                # labelled objects were still to come when it first left one out: taken on until
+                # it has tried them (they go next), it shows whether they all went in; where one
+                # did not, the further packings take them before their order reaches
+                # LABELLED_EARLY of its fill then
+                lost = _settle_labelled(paused, done, labelled)
+                if lost:
                     labelled_by = min(LABELLED_BY, LABELLED_EARLY * first_reach[1])
     tried = len(paused) + len(done)
     best, kept = _finish_best(paused, done, labelled)
@@ -523,6 +525,20 @@ def _advance(run, attempt: int, paused: dict, done: dict) -> None:
         done[attempt] = stop.value
 
 
+def _settle_labelled(paused: dict, done: dict, labelled: dict[int, bool]) -> int:
+    """Run paused packing 0 on until it has tried its labelled objects (or to its end, into
+    ``done``); its labelled objects left out. What it can reach is then known exactly."""
+    run, (_, fill_first, budget, _) = paused[0]
+    try:
+        lost = next(run)
+    except StopIteration as stop:
+        del paused[0]
+        done[0] = stop.value
+        return sum(1 for k in done[0][1] if labelled.get(k))
+    paused[0] = (run, (sum(labelled.values()) - lost, fill_first, budget, 0))
+    return lost
+
+
 def _finish(paused: dict, k: int, done: dict) -> None:
     """Run paused packing ``k`` to its end (from ``paused`` into ``done``)."""
     run = paused.pop(k)[0]
@@ -562,11 +578,17 @@ def _rank(got, labelled: dict[int, bool]) -> tuple:
     return (sum(1 for k in poses if labelled.get(k)), 1.0 if fill_first is None else fill_first, fill_final)
 
 
+def _labelled_next(todo: list[Geom], labelled: dict[int, bool]) -> list[Geom]:
+    """Room is running out: the labelled objects still to come go next (each part in its order)."""
+    return [g for g in todo if labelled[g.index]] + [g for g in todo if not labelled[g.index]]
+
+
 def _attempt(todo, fixed, labelled, left, bag, interior, pitch, timings, deadline, rng, volume,
              fixed_fill, swaps: int = SWAP_FAILURES, slabs: str | None = None, labelled_by: float = LABELLED_BY):
     """One packing, as a generator: when it first leaves an object out it yields (labelled objects
     placed or still to come, fill then, whether it was for the time budget, labelled objects still
-    to come), packs those labelled objects next, and at its end returns (poses,
+    to come), packs those labelled objects next and then yields how many labelled objects it left
+    out, and at its end returns (poses,
     left out with reasons, fill at the first left-out or None, final fill, the first left-out
     object's index or None). Unlabelled objects that find no room are swapped in until ``swaps``
     swaps have failed. The order: :func:`.dense.packing_order`
@@ -585,9 +607,13 @@ def _attempt(todo, fixed, labelled, left, bag, interior, pitch, timings, deadlin
         to_come = sum(1 for t in todo if labelled[t.index])
         return sum(labelled.values()) - out, fill_first, reason == TIME_BUDGET_REASON, to_come
 
-    todo = list(todo)
+    todo, settled = list(todo), False
     try:
         while todo:
+            if fill_first is not None and not settled and not labelled[todo[0].index]:
+                # every labelled object has been tried since the first left-out (they went next)
+                settled = True
+                yield sum(1 for k in left if labelled.get(k))
             g = todo.pop(0)
             got, reason = state.place(g)
             evicted: list[Geom] = []
@@ -601,8 +627,7 @@ def _attempt(todo, fixed, labelled, left, bag, interior, pitch, timings, deadlin
                 left[g.index] = reason
                 if fill_first is None:
                     fill_first, first = fill(), g.index
-                    # room is running out: the labelled objects still to come go next
-                    todo = [t for t in todo if labelled[t.index]] + [t for t in todo if not labelled[t.index]]
+                    todo = _labelled_next(todo, labelled)
                     yield reach(reason)
                 continue
             state.commit(g, *got)
@@ -612,6 +637,7 @@ def _attempt(todo, fixed, labelled, left, bag, interior, pitch, timings, deadlin
                     left[e.index] = reason_e
                     if fill_first is None:
                         fill_first, first = fill(), e.index
+                        todo = _labelled_next(todo, labelled)
                         yield reach(reason_e)
                 else:
                     state.commit(e, *got_e)
