@@ -148,11 +148,12 @@ def measure(scenes: list[str], bags: int, methods: list[str], budget: float) -> 
     return out
 
 
-def catalog_requests(n: int, seed: int, folder: Path) -> list[str]:
+def catalog_requests(n: int, seed: int, folder: Path, objects: int = 60) -> list[str]:
     """``n`` requests nobody tuned the packer on, written as scene files into ``folder``: each a bag
     of a random carry-on size (380-620 x 250-420 x 150-280 mm) asked to hold 6-20 entries drawn from
-    the whole catalog, each repeated 1 to 120 / (entries) times (about 60 objects on average, often more than fits);
-    seeded by ``seed``, so both trees of ``--against`` pack the same requests."""
+    the whole catalog, each repeated 1 to 2 ``objects`` / (entries) times (about ``objects``
+    objects a request: with 60 about half fit, with 90 most do not); seeded by ``seed``, so both
+    trees of ``--against`` pack the same requests."""
     import yaml
 
     from xraybag.scenes.catalog import CATALOG
@@ -166,10 +167,10 @@ def catalog_requests(n: int, seed: int, folder: Path) -> list[str]:
     for i in range(n):
         size = [int(rng.integers(380, 621)), int(rng.integers(250, 421)), int(rng.integers(150, 281))]
         k = int(rng.integers(6, 21))
-        objects = [{"template": str(name), "repeat": int(rng.integers(1, max(2, 120 // k) + 1))}
-                   for name in rng.choice(names, size=k, replace=False)]
+        items = [{"template": str(name), "repeat": int(rng.integers(1, max(2, 2 * objects // k) + 1))}
+                 for name in rng.choice(names, size=k, replace=False)]
         scene = {"seed": 1000 * seed + i, "bag": {"size": size, "wall": {"material": "nylon", "thickness": 1.5}},
-                 "objects": objects, "packing": {"method": "physics"}, "scanners": [scanner]}
+                 "objects": items, "packing": {"method": "physics"}, "scanners": [scanner]}
         path = folder / f"request_{seed}_{i:02d}.yaml"
         path.write_text(yaml.safe_dump(scene, sort_keys=False))
         paths.append(str(path))
@@ -285,6 +286,8 @@ def main(argv=None) -> None:
                     help="add N requests drawn at random from the whole catalog (seeded by "
                          "--requests-seed), packed with --bags bags each; summarised together")
     ap.add_argument("--requests-seed", type=int, default=0)
+    ap.add_argument("--request-objects", type=int, default=60,
+                    help="about how many objects a catalog request asks for")
     ap.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     methods = args.methods.split(",")
@@ -294,7 +297,7 @@ def main(argv=None) -> None:
     with tempfile.TemporaryDirectory(prefix="xraybag-requests-") as folder:
         if args.catalog_requests:
             args.scenes = ([] if args.scenes == SCENES else args.scenes) + catalog_requests(
-                args.catalog_requests, args.requests_seed, Path(folder))
+                args.catalog_requests, args.requests_seed, Path(folder), args.request_objects)
         run(args, methods)
 
 
