@@ -374,11 +374,11 @@ SWAP_FAILURES = 3
 #: a request that does not fit is packed up to this many times in all, each time with fresh draws
 #: of the order's jitter and the starting corner (soft goods pressed after the first, slabs first in
 #: every second, last in the third of every four: :func:`slabs_of`); the packing kept placed the
+#: most labelled objects, then went furthest before leaving anything out (see :func:`pack_physics`)
+ATTEMPTS = 4
 #: where the first packing left labelled objects out, every second further packing takes them before
 #: its order's hull volume reaches this share of the first packing's fill at its first left-out
 LABELLED_EARLY = 0.5
-#: most labelled objects, then went furthest before leaving anything out (see :func:`pack_physics`)
-ATTEMPTS = 4
 
 
 def pack_physics(
@@ -440,7 +440,7 @@ def pack_physics(
             if first_reach is not None and first_reach[3]:
                 # labelled objects were still to come when it first left one out: taken on until
                 # it has tried them (they go next), it shows whether they all went in; where one
-                # did not, the further packings take them before their order reaches
+                # did not, every second further packing takes them before its order reaches
                 # LABELLED_EARLY of its fill then
                 lost = _settle_labelled(paused, done, labelled)
                 if lost:
@@ -591,10 +591,9 @@ def _attempt(todo, fixed, labelled, left, bag, interior, pitch, timings, deadlin
     """One packing, as a generator: when it first leaves an object out it yields (labelled objects
     placed or still to come, fill then, whether it was for the time budget, labelled objects still
     to come), packs those labelled objects next and then yields how many labelled objects it left
-    out, and at its end returns (poses,
-    left out with reasons, fill at the first left-out or None, final fill, the first left-out
-    object's index or None). Unlabelled objects that find no room are swapped in until ``swaps``
-    swaps have failed. The order: :func:`.dense.packing_order`
+    out, and at its end returns (poses, left out with reasons, fill at the first left-out or None,
+    final fill, the first left-out object's index or None). Unlabelled objects that find no room
+    are swapped in until ``swaps`` swaps have failed. The order: :func:`.dense.packing_order`
     (labelled objects before the order passes ``labelled_by`` of the bag; slabs first or last:
     ``slabs``)."""
     todo, vols = packing_order(todo, rng, interior, labelled, slabs, labelled_by)
