@@ -143,11 +143,12 @@ def diagonal_rotations(g: Geom, interior, margin: float) -> list[list[np.ndarray
         flip = np.diag([1.0, -1.0, -1.0])
         out = []
         for pose in range(3):
-            along_x, along_y = rots[4 * pose], rots[4 * pose + 2]
+            along_x = rots[4 * pose]
             found: list[np.ndarray] = []
             v = pts @ along_x.T
-            if v[:, 2].max() - v[:, 2].min() <= interior[2] and not any(
-                    np.all(np.ptp(pts @ r.T, axis=0)[:2] <= interior[:2] + 1e-9) for r in (along_x, along_y)):
+            ext = np.ptp(v, axis=0)  # along y: the same pose a quarter turn about the vertical
+            if ext[2] <= interior[2] and not (np.all(ext[:2] <= interior[:2] + 1e-9)
+                                              or np.all(ext[1::-1] <= interior[:2] + 1e-9)):
                 t = np.radians(np.arange(DIAGONAL_STEP, 90.0, DIAGONAL_STEP))
                 c, s = np.cos(t), np.sin(t)
                 x = v[:, :1] * c - v[:, 1:2] * s  # every turn's x and y of every hull point

@@ -432,7 +432,7 @@ def pack_physics(
         run = _attempt(soft.todo(attempt), fixed, labelled, dict(left), bag if not attempt else Bag(interior, pitch),
                        interior, pitch, timings, deadline, rng, volume, fixed_fill,
                        SWAP_FAILURES if swaps is None else int(swaps), slabs=slabs_of(attempt),
-                       labelled_by=labelled_by if attempt % 2 == 1 else LABELLED_BY)
+                       labelled_by=labelled_by if slabs_of(attempt) == "first" else LABELLED_BY)
         _advance(run, attempt, paused, done)
         if attempt == 0:
             first_took = time.perf_counter() - now
