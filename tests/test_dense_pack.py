@@ -156,6 +156,36 @@ def test_rods_longer_than_the_bag_are_laid_across_its_diagonal():
         assert ext[0] < 500 and ext[1] > 100  # across the floor, not along it
 
 
+def longest_rod(width, depth, diameter):
+    """The longest rod of ``diameter`` that lies flat in a width x depth floor, turned: max over
+    the turn t of min((W - D sin t) / cos t, (H - D cos t) / sin t), on a fine grid of turns."""
+    t = np.radians(np.linspace(0.01, 89.99, 100001))
+    return float(np.max(np.minimum((width - diameter * np.sin(t)) / np.cos(t),
+                                   (depth - diameter * np.cos(t)) / np.sin(t))))
+
+
+def test_a_rod_that_fits_the_empty_bag_only_by_a_hair_is_told_so_not_called_a_full_bag():
+    """Rods near the longest that fits a 500 x 300 mm floor (565.7 mm for 20 mm thick): one that
+    fits with a map column (2 mm) to spare is placed, one that fits only with less is left out with
+    that reason, one longer than the floor allows as larger than the bag; none of them as a full
+    bag (the empty bag's reason was "the bag is full" for rods of 559-565 mm)."""
+    from xraybag.engine.packing.base import BAG_FULL, LARGER_THAN_BAG
+
+    exact, spared = longest_rod(500, 300, 20), longest_rod(498, 298, 20)
+    assert 565 < exact < 566 and 562 < spared < exact
+    for length, placed in ((spared - 1.5, True), (spared + 1.0, False), (exact + 1.5, False)):
+        packed, report = pack_physics(scene([rod("rod", length)], [500, 300, 200]), np.random.default_rng(0))
+        assert (report.placed == ["rod"]) == placed, (length, report.left_out)
+        if placed:
+            m = check_packing(packed)
+            assert m["max_overlap_fraction"] <= 0.005 and m["max_outside_mm"] <= 1e-6
+        else:
+            ((_, why),) = report.left_out
+            assert why != BAG_FULL
+            assert (why == LARGER_THAN_BAG) == (length > exact), why
+            assert why == LARGER_THAN_BAG or "under 2 mm to spare" in why
+
+
 def test_a_labelled_object_gets_room_and_the_bag_full_reason_is_given():
     """Six bricks fill the floor of a one-layer bag; a labelled brick comes last (it is the
     smallest): one unlabelled brick is taken out for it and left out as the bag is full."""

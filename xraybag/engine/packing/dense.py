@@ -48,6 +48,7 @@ import time
 import numpy as np
 from numba import njit
 
+from xraybag.engine.packing.base import LARGER_THAN_BAG, fits_somehow
 from xraybag.engine.packing.obb import oriented_box
 from xraybag.engine.packing.place import Bag, Geom
 
@@ -65,8 +66,9 @@ SLAB_RATIO = 0.25
 SLAB_FLOOR = 0.15
 #: turns (degrees) tried for laying an object across the floor's diagonal (:func:`diagonal_rotations`)
 DIAGONAL_STEP = 0.5
-#: map columns to spare along x and y when laid across the diagonal (room for whole-column moves)
-DIAGONAL_MARGIN = 2
+#: map columns to spare along x and y when laid across the diagonal: a footprint at most n - 1
+#: columns wide covers at most n wherever its edge falls, so it fits a map n columns wide
+DIAGONAL_MARGIN = 1
 #: labelled objects are packed before the order's hull volume passes this share of the interior
 LABELLED_BY = 0.6
 
@@ -164,6 +166,27 @@ def diagonal_rotations(g: Geom, interior, margin: float) -> list[list[np.ndarray
             out.append(found)
         g.cache[key] = out
     return g.cache[key]
+
+
+def why_not_dense(pitch: float):
+    """``why_not`` for :func:`.place.prepare`, by the orientations :func:`dense_candidates` tries
+    (a map of ``pitch`` mm): an object fits the empty bag when one of :func:`resting_rotations`
+    fits the interior, or :func:`diagonal_rotations` has a turn that does. One that fits only
+    turned with less than the diagonal's margin to spare is told so, not taken for a full bag."""
+    margin = DIAGONAL_MARGIN * pitch
+
+    def why_not(g: Geom, interior) -> str | None:
+        interior = np.asarray(interior, dtype=float)
+        pts = np.asarray(g.hull, dtype=float)
+        if any(np.all(np.ptp(pts @ r.T, axis=0) <= interior + 1e-9) for r in resting_rotations(g)[::2]):
+            return None
+        if any(diagonal_rotations(g, interior, margin)):
+            return None
+        if fits_somehow(pts, interior):
+            return f"fits the bag only turned across its floor, with under {margin:g} mm to spare"
+        return LARGER_THAN_BAG
+
+    return why_not
 
 
 def _yaw(t: float) -> np.ndarray:

@@ -50,6 +50,7 @@ from xraybag.engine.packing.dense import (
     dense_candidates,
     hull_volume,
     packing_order,
+    why_not_dense,
 )
 from xraybag.engine.packing.heuristic import drop_and_slide, random_xy
 from xraybag.engine.packing.place import (
@@ -412,7 +413,8 @@ def pack_physics(
     0.545 (docs/performance.md).
     ``swaps``: failed swaps a packing allows (default :data:`SWAP_FAILURES`; the scene's
     ``packing.swaps``; 0: none)."""
-    _, deadline, timings, interior, names, todo, fixed, left, bag = setup(scene, time_budget, pitch)
+    _, deadline, timings, interior, names, todo, fixed, left, bag = setup(scene, time_budget, pitch,
+                                                                          why_not_dense(pitch))
     timings["search"] = 0.0
     soft = _Soft(scene, todo, names)
     labelled = {g.index: scene.objects[g.index].label is not None for g in todo}

@@ -210,8 +210,16 @@ class Bag:
 # ------------------------------------------------------------------------------------ common
 
 
-def prepare(scene: Scene, deadline: float = math.inf):
-    """(interior, names, geoms of objects to place in order, geoms of fixed objects, left-out)."""
+def larger_than_bag(g: Geom, interior: np.ndarray) -> str | None:
+    """:data:`.base.LARGER_THAN_BAG` unless some resting orientation fits the empty interior."""
+    return None if fits_somehow(g.hull, interior) else LARGER_THAN_BAG
+
+
+def prepare(scene: Scene, deadline: float = math.inf, why_not=None):
+    """(interior, names, geoms of objects to place in order, geoms of fixed objects, left-out).
+
+    ``why_not(g, interior)``: why an object cannot go into the empty bag, or None (default
+    :func:`larger_than_bag`)."""
     interior = np.array([float(x) for x in scene.bag.size])
     names = [object_name(o, k) for k, o in enumerate(scene.objects, start=1)]
     todo, fixed, left = [], [], {}
@@ -225,8 +233,9 @@ def prepare(scene: Scene, deadline: float = math.inf):
         if obj.pose is not None:
             fixed.append((g, rotation_matrix(obj.pose.rotation_deg), [float(p) for p in obj.pose.position]))
             continue
-        if not fits_somehow(g.hull, interior):
-            left[k] = LARGER_THAN_BAG
+        why = (why_not or larger_than_bag)(g, interior)
+        if why is not None:
+            left[k] = why
             continue
         ext = g.vertices.max(axis=0) - g.vertices.min(axis=0)
         todo.append((obj.label is None, -float(np.prod(ext)), k, g))
@@ -264,13 +273,13 @@ def try_candidates(bag: Bag, g: Geom, cands, deadline: float):
     return None
 
 
-def setup(scene: Scene, time_budget: float, pitch: float):
+def setup(scene: Scene, time_budget: float, pitch: float, why_not=None):
     """What both packers start from: the clock, the objects to place (after decomposition,
-    timed) and an empty occupancy map of the bag."""
+    timed; ``why_not`` as in :func:`prepare`) and an empty occupancy map of the bag."""
     start = time.perf_counter()
     deadline = start + time_budget
     timings = {"decomposition": 0.0, "simulation": 0.0, "refinement": 0.0}
-    interior, names, todo, fixed, left = prepare(scene, deadline)
+    interior, names, todo, fixed, left = prepare(scene, deadline, why_not)
     timings["decomposition"] = time.perf_counter() - start
     return start, deadline, timings, interior, names, todo, fixed, left, Bag(interior, pitch)
 
