@@ -474,3 +474,22 @@ def test_an_object_that_is_the_same_upside_down_is_searched_once_a_pair():
     assert search(low, fresh, rots[0], (-1.0, 1.0)) == [] and _same_columns(fresh, rots[0], rots[1], low.map)
     assert not any(k[0] == "same columns" or (k[0] == "search" and "columns" in v) for k, v in fresh.cache.items()
                    if isinstance(k, tuple))
+
+
+def test_an_object_held_up_by_the_grown_map_beside_a_box_is_sunk_straight_onto_the_floor():
+    """The drop map grows the contents' tops by a column, so a 40 mm cube set down 1 mm beside a
+    30 mm high box first rests on the box's height; it is sunk onto the floor exactly (its centre
+    at 20 mm, no gap left under it), not by halving steps that leave it a fraction above."""
+    from xraybag.engine.packing.place import Bag
+
+    sc = scene([box("block", [100, 100, 30]), box("cube", [40, 40, 40])], [300, 200, 100])
+    block, cube = (object_geom(o, k, o.name) for k, o in enumerate(sc.objects))
+    bag = Bag(np.array([300.0, 200.0, 100.0]), 2.0)
+    bag.add(block, np.eye(3), [0.0, 0.0, 15.0])
+    x = 50.0 + 20.0 + 1.0  # its near face 1 mm from the block's
+    cost, z, fp = bag.settle(cube, np.eye(3), x, 0.0)
+    assert z == pytest.approx(30.0 + 20.0, abs=1e-6)  # held up at the grown block's top
+    assert bag.map.support_gap(fp, z) == pytest.approx(30.0, abs=1e-6)  # its underside 30 mm up
+    sunk = bag.accept(cube, np.eye(3), x, 0.0, z, fp)
+    assert sunk == pytest.approx(20.0, abs=1e-9)
+    assert bag.overlap(cube, np.eye(3), [x, 0.0, sunk]) == 0.0

@@ -164,34 +164,46 @@ class Bag:
             return 1e3 + z + 10.0 * over, None, None
         return float(z), float(z), fp
 
-    def overlap(self, g: Geom, rot: np.ndarray, pos) -> float:
-        """Largest intersection volume with a placed object / the smaller volume."""
-        wm = g.world_manifold(rot, pos)
+    def overlap(self, g: Geom, rot: np.ndarray, pos, limit: float = 0.0) -> float:
+        """Largest intersection volume with a placed object / the smaller volume.
+
+        The intersection lies inside the two bounding boxes' intersection, so a neighbour whose
+        boxes share at most ``limit`` of the smaller volume cannot pass ``limit`` and is not
+        intersected exactly (objects that touch, as packed ones do, share a box of no thickness):
+        the result is exact above ``limit`` and at most ``limit`` otherwise."""
         v = g.placed(rot, pos)
         lo, hi = v.min(axis=0), v.max(axis=0)
         worst = 0.0
+        wm = None
         for m, plo, phi, vol in self.placed:
             if np.all(lo < phi) and np.all(plo < hi):
-                inter = (wm ^ m).volume()
-                worst = max(worst, inter / max(min(vol, g.volume), 1e-12))
+                smaller = max(min(vol, g.volume), 1e-12)
+                if float(np.prod(np.minimum(hi, phi) - np.maximum(lo, plo))) <= limit * smaller:
+                    continue
+                if wm is None:
+                    wm = g.world_manifold(rot, pos)
+                worst = max(worst, (wm ^ m).volume() / smaller)
         return worst
 
     def accept(self, g: Geom, rot: np.ndarray, x: float, y: float, z: float, fp):
         """Exact checks; sinks a floating object. Returns the final z or None."""
-        if self.overlap(g, rot, [x, y, z]) > OVERLAP_LIMIT:
+        if self.overlap(g, rot, [x, y, z], OVERLAP_LIMIT) > OVERLAP_LIMIT:
             return None
         gap = self.map.support_gap(fp, z)
         if gap > SUPPORT_LIMIT:
-            # sink: the lowest z in [z - gap, z] whose intersections stay small (bisection)
-            lo_z, hi_z = z - gap, z
-            floor = -float((g.vertices @ rot.T)[:, 2].min())
-            lo_z = max(lo_z, floor)
-            for _ in range(8):
-                mid = 0.5 * (lo_z + hi_z)
-                if self.overlap(g, rot, [x, y, mid]) <= OVERLAP_LIMIT:
-                    hi_z = mid
-                else:
-                    lo_z = mid
+            # sink: the lowest z in [z - gap, z] whose intersections stay small: straight down
+            # onto what is under it where that is clean (so every sink measured went), else by
+            # bisection
+            lo_z, hi_z = max(z - gap, -float((g.vertices @ rot.T)[:, 2].min())), z
+            if self.overlap(g, rot, [x, y, lo_z], OVERLAP_LIMIT) <= OVERLAP_LIMIT:
+                hi_z = lo_z
+            else:
+                for _ in range(8):
+                    mid = 0.5 * (lo_z + hi_z)
+                    if self.overlap(g, rot, [x, y, mid], OVERLAP_LIMIT) <= OVERLAP_LIMIT:
+                        hi_z = mid
+                    else:
+                        lo_z = mid
             z = hi_z
             if self.map.support_gap(fp, z) > SUPPORT_LIMIT:
                 return None
