@@ -148,12 +148,13 @@ def measure(scenes: list[str], bags: int, methods: list[str], budget: float) -> 
     return out
 
 
-def catalog_requests(n: int, seed: int, folder: Path, objects: int = 60) -> list[str]:
+def catalog_requests(n: int, seed: int, folder: Path, objects: int = 60, bag=None) -> list[str]:
     """``n`` requests nobody tuned the packer on, written as scene files into ``folder``: each a bag
-    of a random carry-on size (380-620 x 250-420 x 150-280 mm) asked to hold 6-20 entries drawn from
-    the whole catalog, each repeated 1 to 2 ``objects`` / (entries) times (about ``objects``
-    objects a request: with 60 about half fit, with 90 most do not); seeded by ``seed``, so both
-    trees of ``--against`` pack the same requests."""
+    of a random carry-on size (380-620 x 250-420 x 150-280 mm; ``bag``: this size for all) asked to
+    hold 6-20 entries drawn from the whole catalog, each repeated 1 to 2 ``objects`` / (entries)
+    times (about ``objects`` objects a request: with 60 about half fit, with 90 most do not; 30 in
+    a 400 x 280 x 170 mm bag fill it); seeded by ``seed``, so both trees of ``--against`` pack the
+    same requests."""
     import yaml
 
     from xraybag.scenes.catalog import CATALOG
@@ -166,6 +167,7 @@ def catalog_requests(n: int, seed: int, folder: Path, objects: int = 60) -> list
     paths = []
     for i in range(n):
         size = [int(rng.integers(380, 621)), int(rng.integers(250, 421)), int(rng.integers(150, 281))]
+        size = size if bag is None else [int(x) for x in bag]
         k = int(rng.integers(6, 21))
         items = [{"template": str(name), "repeat": int(rng.integers(1, max(2, 2 * objects // k) + 1))}
                  for name in rng.choice(names, size=k, replace=False)]
@@ -288,6 +290,8 @@ def main(argv=None) -> None:
     ap.add_argument("--requests-seed", type=int, default=0)
     ap.add_argument("--request-objects", type=int, default=60,
                     help="about how many objects a catalog request asks for")
+    ap.add_argument("--request-bag", type=int, nargs=3, default=None, metavar=("W", "D", "H"),
+                    help="every catalog request's bag interior (mm), in place of random sizes")
     ap.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     methods = args.methods.split(",")
@@ -297,7 +301,8 @@ def main(argv=None) -> None:
     with tempfile.TemporaryDirectory(prefix="xraybag-requests-") as folder:
         if args.catalog_requests:
             args.scenes = ([] if args.scenes == SCENES else args.scenes) + catalog_requests(
-                args.catalog_requests, args.requests_seed, Path(folder), args.request_objects)
+                args.catalog_requests, args.requests_seed, Path(folder), args.request_objects,
+                args.request_bag)
         run(args, methods)
 
 
