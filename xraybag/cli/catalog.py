@@ -6,12 +6,13 @@ User errors (unknown entry or parameter, bad value) print one line on stderr and
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import click
 
-from xraybag.cli.common import out_option, user_errors
+from xraybag.cli.common import check_output_files, out_option, output_file, user_errors
 from xraybag.errors import XraybagError
 
 
@@ -64,7 +65,7 @@ def list_entries(as_json: bool, label: str | None, family: str | None) -> None:
 @catalog.command("show")
 @click.argument("name")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@click.option("--preview", "preview", default=None, type=click.Path(dir_okay=False),
+@click.option("--preview", "preview", default=None, type=click.Path(dir_okay=False), callback=output_file,
               help="Also render a top view of one sample through the default scanner to this PNG.")
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0), help="Sample seed of --preview.")
 @click.option("--set", "params", multiple=True, metavar="PARAM=VALUE", help="A parameter of --preview (repeatable).")
@@ -79,7 +80,9 @@ def show(name: str, as_json: bool, preview: str | None, seed: int, params: tuple
         from xraybag.engine.output.files import encode_png, write_atomic
         from xraybag.engine.output.preview import entry_preview
 
-        img = entry_preview(name, seed, dict(_parse_param(p) for p in params))
+        given = dict(_parse_param(p) for p in params)
+        with _rule_errors(name, given):
+            img = entry_preview(name, seed, given)
         write_atomic(Path(preview), encode_png(img))
         click.echo(f"wrote {preview} ({img.shape[1]} x {img.shape[0]} px, 0.5 mm pixels)", err=True)
     params = [_param_record(n, s) for n, s in e.params.items()]
@@ -103,6 +106,26 @@ def _parse_param(text: str) -> tuple[str, Any]:
         raise XraybagError(f"--set {o.key}: a catalog entry's parameters are plain names, e.g. "
                            "--set blade_length=120")
     return o.key, o.value
+
+
+@contextmanager
+def _rule_errors(name: str, given: dict[str, Any]):
+    """A sample built with the given ``--set`` parameters that breaks a rule of the scene model
+    (a blade a kilometre long): one line naming the parameters, as ``render`` names the entry. A
+    sample of the defaults that breaks one is a bug in the catalog and keeps its traceback."""
+    from pydantic import ValidationError
+
+    try:
+        yield
+    except ValidationError as e:
+        if not given:
+            raise
+        err = e.errors(include_url=False)[0]
+        keys = err["loc"][2:] if tuple(err["loc"][:2]) == ("objects", 0) else err["loc"]  # the one object's
+        loc = "".join(f"[{k}]" if isinstance(k, int) else f".{k}" for k in keys).lstrip(".")
+        msg = err["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
+        sets = ", ".join(f"--set {k}" for k in given)
+        raise XraybagError(f"{name} built with these values breaks a rule: {loc}: {msg}", sets) from None
 
 
 def export_glb(name: str, path: str | Path, seed: int = 0, params: dict[str, Any] | None = None,
@@ -135,15 +158,17 @@ def export_glb(name: str, path: str | Path, seed: int = 0, params: dict[str, Any
         mesh.visual = trimesh.visual.TextureVisuals(
             material=trimesh.visual.material.PBRMaterial(name=s.material))
         scene.add_geometry(mesh, node_name=s.part, geom_name=s.part)
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_bytes(scene.export(file_type="glb"))
+    from xraybag.engine.output.files import write_atomic
+
+    write_atomic(Path(path), scene.export(file_type="glb"))  # no half-written file
     return data
 
 
 @catalog.command("export")
 @click.argument("name")
 @out_option("Output folder: OUT/NAME.glb.", default=".")
-@click.option("--glb", "glb", default=None, type=click.Path(dir_okay=False), help="Name the GLB file instead.")
+@click.option("--glb", "glb", default=None, type=click.Path(dir_okay=False), callback=output_file,
+              help="Name the GLB file instead.")
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0), help="Sample seed.")
 @click.option("--set", "params", multiple=True, metavar="PARAM=VALUE",
               help="Fix or re-distribute a parameter (repeatable); VALUE is YAML, e.g. "
@@ -153,7 +178,9 @@ def export(name: str, out: str, glb: str | None, seed: int, params: tuple[str, .
     """Build one sample of NAME and write its meshes (mm) as a GLB file."""
     given = dict(_parse_param(p) for p in params)
     path = Path(glb) if glb else Path(out) / f"{name}.glb"
-    export_glb(name, path, seed, given)
+    check_output_files(path)  # before any work
+    with _rule_errors(name, given):
+        export_glb(name, path, seed, given)
     click.echo(f"wrote {path}")
 
 

@@ -6,29 +6,64 @@ status 2 and no traceback.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import re
 import sys
 
 import click
 
 from xraybag import __version__
 from xraybag.cli.common import (
+    OneLineErrorsGroup,
     ProgressBar,
     assets_option,
+    check_output_files,
     out_option,
     quiet_option,
     set_option,
     user_errors,
 )
+from xraybag.errors import XraybagError
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=OneLineErrorsGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="xraybag")
 def cli() -> None:
     """Labelled X-ray security data from declarative scene files."""
 
 
 seed_option = click.option("--seed", type=click.IntRange(min=0), default=None, help="Override the scene's seed.")
+
+#: Seconds `render --scheduler` waits for the scheduler to answer
+SCHEDULER_TIMEOUT = 10
+_SCHEDULER_ADDRESS = re.compile(r"(?:(?:tcp|tls|ws|wss|ucx)://)?(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):([0-9]{1,5})")
+
+
+def _scheduler_address(ctx, param, value):
+    """``--scheduler``: a Dask scheduler address ([PROTOCOL://]HOST:PORT), checked before any work."""
+    if value is None:
+        return None
+    if re.fullmatch(r"inproc://\S+", value.strip()):  # a scheduler in this process (LocalCluster(processes=False))
+        return value.strip()
+    m = _SCHEDULER_ADDRESS.fullmatch(value.strip())
+    if m is None or not 0 < int(m.group(2)) < 65536:
+        raise click.BadParameter(f"{value!r} is not a Dask scheduler address such as tcp://HOST:8786", param=param)
+    return value.strip()
+
+
+def _scheduler_client(address: str):
+    """A client connected to the Dask scheduler at ``address`` (one line when there is none)."""
+    where = f"--scheduler {address}"
+    try:
+        from distributed import Client
+    except ImportError as e:
+        raise XraybagError(f"needs the 'distributed' package ({e})", where) from None
+    try:
+        return Client(address, timeout=SCHEDULER_TIMEOUT)
+    except OSError as e:  # refused, unreachable, no answer within the timeout
+        raise XraybagError(f"cannot connect to the Dask scheduler: {' '.join(str(e).split()) or type(e).__name__}",
+                           where) from None
 
 
 @cli.command()
@@ -38,7 +73,8 @@ seed_option = click.option("--seed", type=click.IntRange(min=0), default=None, h
 @seed_option
 @set_option
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1), help="Local worker processes.")
-@click.option("--scheduler", default=None, help="Address of an existing Dask scheduler (tcp://host:8786).")
+@click.option("--scheduler", default=None, callback=_scheduler_address,
+              help="Address of an existing Dask scheduler (tcp://host:8786).")
 @click.option("--save-transmission", is_flag=True, help="Also write float32 I/I0 TIFFs.")
 @click.option(
     "--encoding",
@@ -68,8 +104,10 @@ def render(scene, count, out, seed, overrides, workers, scheduler, save_transmis
     from xraybag.engine.xray.devices import backend_for_device
 
     backend = backend_for_device(device)  # before any work: --device cuda without a GPU stops here
+    # connected before the output folder is made: a scheduler that is not there leaves nothing behind
+    client = _scheduler_client(scheduler) if scheduler else contextlib.nullcontext()
 
-    with ProgressBar(quiet, "bag") as bags, ProgressBar(quiet, "view", leave=False, position=1) as views:
+    with client, ProgressBar(quiet, "bag") as bags, ProgressBar(quiet, "view", leave=False, position=1) as views:
 
         def ct_progress(bag: int, scanner: str, done: int, total: int) -> None:
             views(done, total, key=(bag, scanner), desc=f"bag {bag_name(bag)} {scanner}")
@@ -80,7 +118,7 @@ def render(scene, count, out, seed, overrides, workers, scheduler, save_transmis
             out,
             seed=seed,
             workers=workers,
-            scheduler=scheduler,
+            scheduler=client if scheduler else None,
             opts=Options(save_transmission=save_transmission, encoding=tuple(encoding), trace_backend=backend),
             asset_roots=tuple(assets),
             progress=bags,
@@ -147,8 +185,9 @@ def preview(dataset, out, max_images, view, no_boxes):
 
     from xraybag.engine.output.preview import contact_sheet
 
-    path = contact_sheet(Path(dataset), Path(out) / "preview.png" if out else None, max_images,
-                         view=view, boxes=not no_boxes)
+    dst = Path(out or dataset) / "preview.png"
+    check_output_files(dst)  # before any work: DATASET (or -o) must take the file
+    path = contact_sheet(Path(dataset), dst, max_images, view=view, boxes=not no_boxes)
     click.echo(str(path))
 
 

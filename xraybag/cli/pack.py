@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
-from xraybag.cli.common import assets_option, out_option, set_option, user_errors
+from xraybag.cli.common import (
+    FiniteFloat,
+    assets_option,
+    check_output_files,
+    out_option,
+    output_file,
+    set_option,
+    user_errors,
+)
+from xraybag.errors import XraybagError
 
 
 @click.command("pack")
@@ -15,30 +26,32 @@ from xraybag.cli.common import assets_option, out_option, set_option, user_error
               help="Which bag of the scene (as in a dataset rendered with the same seed).")
 @out_option("Output folder: OUT/bag_<bag>.glb, .png and .yaml (<bag> as in a dataset: 000003).",
             default=".")
-@click.option("--glb", "glb", default=None, type=click.Path(dir_okay=False),
+@click.option("--glb", "glb", default=None, type=click.Path(dir_okay=False), callback=output_file,
               help="Name the GLB file instead (one node per object, material and label in its extras).")
-@click.option("--png", "png", default=None, type=click.Path(dir_okay=False),
+@click.option("--png", "png", default=None, type=click.Path(dir_okay=False), callback=output_file,
               help="Name the PNG rendering instead.")
-@click.option("--yaml", "yaml", default=None, type=click.Path(dir_okay=False),
+@click.option("--yaml", "yaml", default=None, type=click.Path(dir_okay=False), callback=output_file,
               help="Name the concrete scene instead (it renders the same bag again).")
-@click.option("--pitch", default=1.0, show_default=True, type=click.FloatRange(min=0.1),
+@click.option("--pitch", default=1.0, show_default=True, type=FiniteFloat(min=0.1),
               help="Pixel size of the PNG (mm).")
 @assets_option
 @user_errors
 def pack(scene, seed, overrides, index, out, glb, png, yaml, pitch, assets):
     """Pack bag INDEX of SCENE and write it as a GLB, a PNG rendering and its concrete scene."""
-    from pathlib import Path
-
     from xraybag.engine.output.export import export_bag
+    from xraybag.engine.output.files import bag_name
     from xraybag.engine.output.preflight import check_posed_objects
-    from xraybag.scenes.loader import load_scene
+    from xraybag.scenes.loader import load_scene, resolve_scene_ref
 
     loaded = load_scene(scene, tuple(assets), overrides=overrides)
     check_posed_objects(loaded)  # what render would refuse, pack refuses too (scanners aside)
-    summary = export_bag(
-        loaded, index, Path(out), seed=seed, glb=Path(glb) if glb else None,
-        png=Path(png) if png else None, yaml=Path(yaml) if yaml else None, pitch=pitch,
-    )
+    stem = Path(out) / f"bag_{bag_name((loaded.spec.bag_index or 0) + index)}"  # as export_bag names them
+    paths = {"--glb": Path(glb) if glb else stem.with_suffix(".glb"),
+             "--png": Path(png) if png else stem.with_suffix(".png"),
+             "--yaml": Path(yaml) if yaml else stem.with_suffix(".yaml")}
+    _check_outputs(paths, {"--glb": glb, "--png": png, "--yaml": yaml}, resolve_scene_ref(scene))
+    summary = export_bag(loaded, index, Path(out), seed=seed, glb=paths["--glb"], png=paths["--png"],
+                         yaml=paths["--yaml"], pitch=pitch)
     click.echo(
         f"bag {summary['bag']}: {summary['objects']} objects -> {summary['glb']}, {summary['png']}, "
         f"{summary['yaml']}"
@@ -52,3 +65,17 @@ def pack(scene, seed, overrides, index, out, glb, png, yaml, pitch, assets):
                    err=True)
     if summary.get("note"):
         click.echo(f"packing: {summary['note']}", err=True)
+
+
+def _check_outputs(paths: dict[str, Path], given: dict[str, str | None], scene: Path) -> None:
+    """Before any work: no output over the input scene or over another output (``given``: the
+    paths named on the command line, the others are in -o), and each one's folder writable."""
+    seen: dict[Path, str] = {scene.resolve(): "the input scene"}
+    for option, path in paths.items():
+        what = option if given[option] else f"the {option[2:].upper()} file in -o"
+        key = path.resolve()
+        if key in seen:
+            fix = option if given[option] else f"-o or {option}"
+            raise XraybagError(f"{what} would overwrite {seen[key]}; choose another {fix}", str(path))
+        seen[key] = what
+    check_output_files(*paths.values())

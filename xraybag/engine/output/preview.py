@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
+from xraybag.engine.output.files import write_atomic
 from xraybag.errors import XraybagError
 
 PALETTE = [(230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180),
@@ -34,7 +36,13 @@ def contact_sheet(out: Path, path: Path | None = None, max_images: int = 16, til
     ann_path = out / "annotations.json"
     if not ann_path.is_file():
         raise XraybagError("no annotations.json: not an xraybag dataset (run xraybag render)", str(out))
-    coco = json.loads(ann_path.read_text())
+    try:
+        coco = json.loads(ann_path.read_text())
+    except json.JSONDecodeError as e:
+        raise XraybagError(f"not valid JSON: {e.msg}", f"{ann_path}:{e.lineno}:{e.colno}") from None
+    if not isinstance(coco, dict) or not all(isinstance(coco.get(k), list) for k in ("categories", "images",
+                                                                                      "annotations")):
+        raise XraybagError("not COCO annotations (categories, images and annotations lists)", str(ann_path))
     cats = {c["id"]: c["name"] for c in coco["categories"]}
     by_image: dict[int, list] = {}
     for a in coco["annotations"]:
@@ -59,8 +67,9 @@ def contact_sheet(out: Path, path: Path | None = None, max_images: int = 16, til
         img.thumbnail((tile, tile))
         sheet.paste(img, ((k % ncol) * tile, (k // ncol) * tile))
     dst = path or out / "preview.png"
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    sheet.save(dst)
+    buf = io.BytesIO()
+    sheet.save(buf, format="PNG")
+    write_atomic(dst, buf.getvalue())  # no half-written sheet
     return dst
 
 

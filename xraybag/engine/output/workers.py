@@ -55,13 +55,16 @@ def run_bags(
     """Render and write the bags at positions ``todo``; ``record`` gets each bag's manifest record
     as soon as it is finished. ``ref`` (an absolute scene path), ``roots`` and ``overrides`` (the
     ``--set`` values ``loaded`` was loaded with) let workers load the scene themselves;
-    ``scheduler`` is the address of an existing Dask scheduler. ``ct_progress`` (see
+    ``scheduler`` is the address of an existing Dask scheduler, or a client already connected to
+    one (left open). ``ct_progress`` (see
     :func:`.pipeline.render_bag`) is called only when the bags are rendered in this process."""
     overrides = tuple(overrides)
     if scheduler:
+        from contextlib import nullcontext
+
         from distributed import Client, as_completed
 
-        with Client(scheduler) as client:
+        with Client(scheduler) if isinstance(scheduler, str) else nullcontext(scheduler) as client:
             futures = [
                 client.submit(_worker_task, ref, roots, overrides, i, str(out.resolve()), seed, categories, opts,
                               pure=False)
