@@ -116,8 +116,11 @@ def test_mono_default_photons_and_filter(library):
 def test_user_errors_are_one_line(library):
     from xraybag.errors import XraybagError
 
+    with pytest.raises(ValueError, match="kvp"):  # the model keeps kvp within spekpy's range
+        Spectrum(kvp=1000)
+    # spekpy's refusal (anything the model lets past) is still one line
     with pytest.raises(XraybagError, match="spekpy cannot make kvp=1000"):
-        energy_grid_and_photons(Spectrum(kvp=1000), library)
+        energy_grid_and_photons(Spectrum(kvp=100).model_copy(update={"kvp": 1000.0}), library)
     with pytest.raises(XraybagError, match="no photons"):
         energy_grid_and_photons(Spectrum(mono_kev=60, filtration={"lead": 1000}), library)
     with pytest.raises(XraybagError, match="all photon weights are zero"):

@@ -14,10 +14,28 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_serializer, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from xraybag.scenes.colours import Colour, colour_shorthand
 from xraybag.scenes.numbers import Dist, name_or_choice, number, vector
+from xraybag.scenes.scanning import (  # noqa: F401 - re-exported: the scene format's scanner parts
+    CT,
+    CTReconstruction,
+    Detector,
+    Layer,
+    Noise,
+    Scatter,
+    Spectrum,
+    _noise,
+)
 from xraybag.scenes.shapes import Extrude, Revolve, Sweep
 from xraybag.scenes.sheets import Fitting, Ply, Sheet
 
@@ -29,6 +47,9 @@ Count = number(ge=0, integer=True)
 Vec3 = vector(3)
 Vec3Pos = vector(3, gt=0)
 MaterialName = name_or_choice("a material name")
+#: Objects one bag may hold (repeats included), and copies one entry may ask for: no real bag comes
+#: close (the built-in scenes hold under a hundred), and every object costs time and memory.
+MAX_OBJECTS = 10000
 TemplateName = name_or_choice("a template name")
 
 
@@ -152,6 +173,49 @@ class Container(Strict):
     fill: Fill | None = None
 
 
+def _fixed_num(*xs: Any) -> bool:
+    return not any(isinstance(x, Dist) for x in xs)
+
+
+def _cone_room(rb: float, rt: float, h: float, w: float) -> bool:
+    """Whether a frustum has a cavity inside walls ``w`` thick (as engine.solids.meshes hollows it)."""
+    s = (rt - rb) / h
+    shift = w * (1.0 + s * s) ** 0.5
+    z0, z1 = w, h - w
+    r0, r1 = rb + s * z0 - shift, rb + s * z1 - shift
+    if z1 <= z0 or (r0 <= 0 and r1 <= 0):
+        return False
+    if r0 < 0:
+        z0 -= r0 / s
+    if r1 < 0:
+        z1 -= r1 / s
+    return z1 - z0 > 0
+
+
+def check_wall(shape: Shape | None, container: Container | None) -> None:
+    """A container wall must leave a cavity: thinner than half the shape's smallest dimension
+    (box, cylinder, sphere, ellipsoid, cone with fixed numbers; other shapes are checked when built)."""
+    if shape is None or container is None or isinstance(container.wall, Dist):
+        return
+    w, kind, p = float(container.wall), shape.kind, shape.params
+    if kind == "box" and _fixed_num(*p.size):
+        room, what = min(p.size) > 2 * w, f"box (smallest edge {min(p.size):g} mm)"
+    elif kind == "cylinder" and _fixed_num(p.radius, p.height):
+        room, what = p.radius > w and p.height > 2 * w, f"cylinder (radius {p.radius:g}, height {p.height:g} mm)"
+    elif kind == "sphere" and _fixed_num(p.radius):
+        room, what = p.radius > w, f"sphere of radius {p.radius:g} mm"
+    elif kind == "ellipsoid" and _fixed_num(*p.radii):
+        room, what = min(p.radii) > w, f"ellipsoid (smallest radius {min(p.radii):g} mm)"
+    elif kind == "cone" and _fixed_num(p.radius_bottom, p.radius_top, p.height):
+        room = _cone_room(float(p.radius_bottom), float(p.radius_top), float(p.height), w)
+        what = f"cone (radii {p.radius_bottom:g} and {p.radius_top:g}, height {p.height:g} mm)"
+    else:
+        return
+    if not room:
+        raise ValueError(f"container.wall: {w:g} mm leaves no cavity in the {what}; "
+                         "a wall must be thinner than half the shape's smallest dimension")
+
+
 class Part(Strict):
     """A node of an object's tree: a shape of one material, placed in its parent's frame."""
 
@@ -170,6 +234,7 @@ class Part(Strict):
             raise ValueError("a part with a shape needs a material")
         if self.shape is None and (self.material is not None or self.container is not None):
             raise ValueError("material and container need a shape")
+        check_wall(self.shape, self.container)
         return self
 
 
@@ -189,6 +254,7 @@ class Template(Strict):
             raise ValueError("a template needs a shape (with a material) or parts")
         if self.shape is not None and self.material is None:
             raise ValueError("a shape needs a material")
+        check_wall(self.shape, self.container)
         return self
 
 
@@ -196,7 +262,8 @@ class Object(Strict):
     """An object in the bag: one annotation if it has a label, whatever its parts."""
 
     name: str | None = None
-    repeat: Count | None = Field(None, description="expand into this many copies (clutter)")
+    repeat: number(ge=0, le=MAX_OBJECTS, integer=True) | None = Field(
+        None, description="expand into this many copies (clutter; up to 10000)")
     template: TemplateName | None = Field(None, description="a template name, or {choice: [...]}")
     shape: Shape | None = None
     material: MaterialName | None = None
@@ -236,6 +303,7 @@ class Object(Strict):
             raise ValueError("an object needs a shape (with a material), parts, or a template")
         if self.shape is not None and self.material is None and self.template is None:
             raise ValueError("an object with a shape needs a material")
+        check_wall(self.shape, self.container)
         return self
 
 
@@ -283,20 +351,21 @@ class Packing(Strict):
     boxes (fastest, loosest). Objects that do not fit are left out and reported."""
 
     method: Literal["random", "physics", "heuristic"] = Field("random", description="see above")
-    attempts: Count = Field(200, description="random: placement tries per object")
+    attempts: number(ge=0, le=100000, integer=True) = Field(
+        200, description="random: placement tries per object (up to 100000)")
     gap: NonNeg = Field(1.0, description="random: minimum clearance between bounding boxes (mm)")
-    time_budget: Pos = Field(
-        30.0, description="physics, heuristic: seconds per bag; objects not placed by then are left out"
+    time_budget: number(gt=0, le=3600) = Field(
+        30.0, description="physics, heuristic: seconds per bag (up to 3600); objects not placed by then are left out"
     )
-    packings: number(ge=1, integer=True) = Field(
+    packings: number(ge=1, le=100, integer=True) = Field(
         4, description="physics: a request that does not fit is packed up to this many times with fresh "
         "draws of the order and the starting corner (soft goods pressed after the first, slabs laid first in "
         "every second one and last in the third of every four), and the packing that placed the most "
-        "labelled objects, then went furthest before leaving anything out, is kept (1: once)"
+        "labelled objects, then went furthest before leaving anything out, is kept (1: once; up to 100)"
     )
-    swaps: number(ge=0, integer=True) = Field(
+    swaps: number(ge=0, le=1000, integer=True) = Field(
         3, description="physics: an unlabelled object that finds no room is swapped in for the last-placed "
-        "ones (kept only if they all go back in) until this many swaps of a packing have failed (0: never)")
+        "ones (kept only if they all go back in) until this many swaps of a packing have failed (0: never; up to 1000)")
 
 
 class MaterialDef(Strict):
@@ -318,201 +387,6 @@ class MaterialDef(Strict):
 
 
 # -------------------------------------------------------------------------------------- scanners
-
-
-class Spectrum(Strict):
-    """The source: a tube spectrum (spekpy), a monochromatic line, or a table."""
-
-    kvp: Pos | None = Field(None, description="tube voltage (kV); spectrum from spekpy")
-    anode_angle: Pos = Field(12.0, description="degrees (spekpy's th)")
-    filtration: dict[str, NonNeg] = Field(
-        default_factory=dict, description="inherent + added filters: {element or material: mm}"
-    )
-    mas: Pos | None = Field(
-        None, description="tube charge per image row (line scan) or per exposure (mAs)"
-    )
-    mono_kev: Pos | None = Field(None, description="a monochromatic line at this energy (keV)")
-    table: list[list[float]] | None = Field(
-        None, description="[[keV, relative photons], ...]: a user spectrum"
-    )
-    photons: Pos | None = Field(
-        None,
-        description="open-beam photons per detector pixel; overrides mas (required for mono_kev and table)",
-    )
-    energy_bin: Pos = Field(1.0, description="keV, width of the energy grid")
-
-    @model_validator(mode="after")
-    def _one_source(self):
-        given = [k for k in ("kvp", "mono_kev", "table") if getattr(self, k) is not None]
-        if len(given) != 1:
-            raise ValueError(f"expected exactly one of kvp, mono_kev, table; got {len(given)}")
-        if self.table is not None:
-            if len(self.table) < 1 or any(
-                len(r) != 2 or r[0] <= 0 or r[1] < 0 for r in self.table
-            ):
-                raise ValueError("table: expected rows [keV > 0, photons >= 0]")
-        return self
-
-
-class Layer(Strict):
-    material: MaterialName
-    thickness: Pos = Field(description="mm")
-
-
-class Detector(Strict):
-    """Detector response. ``dual_sandwich``: thin front layer (low channel), a filter, thick rear
-    layer (high channel). ``integrating``: one energy-integrating layer (channel ``total``).
-    ``photon_counting``: one layer counting photons in energy bins above ``thresholds``."""
-
-    type: Literal["dual_sandwich", "integrating", "photon_counting"] = "dual_sandwich"
-    front: Layer = Field(default_factory=lambda: Layer(material="csi", thickness=0.3))
-    filter: Layer = Field(default_factory=lambda: Layer(material="copper", thickness=0.5))
-    rear: Layer = Field(default_factory=lambda: Layer(material="cdwo4", thickness=2.5))
-    layer: Layer = Field(
-        default_factory=lambda: Layer(material="csi", thickness=2.0),
-        description="the single layer of integrating and photon_counting detectors",
-    )
-    thresholds: list[Pos] = Field(
-        default_factory=lambda: [20.0, 50.0], description="photon-counting thresholds (keV)"
-    )
-    white: number(gt=0, le=65535) = Field(60000.0, description="raw value of the open beam")
-
-    @model_validator(mode="after")
-    def _thresholds(self):
-        t = self.thresholds
-        fixed = all(isinstance(x, float) for x in t)
-        if self.type == "photon_counting" and (not t or (fixed and any(b <= a for a, b in zip(t, t[1:])))):
-            raise ValueError("thresholds: expected increasing positive energies (keV)")
-        return self
-
-
-class Scatter(Strict):
-    offset: NonNeg = Field(0.002, description="constant scatter as a fraction of the open beam")
-    fraction: NonNeg = Field(
-        0.02, description="scatter-to-primary ratio of the smooth low-frequency term"
-    )
-    width: Pos = Field(40.0, description="width (sigma) of the low-frequency term (mm)")
-
-
-class Noise(Strict):
-    enabled: bool = True
-    quantum: bool = Field(True, description="Poisson noise from the photon count")
-    electronic: NonNeg = Field(2.0, description="Gaussian electronic noise, sigma in raw counts")
-    scatter: Scatter | None = Field(default_factory=Scatter)
-    blur: NonNeg = Field(0.5, description="detector blur, Gaussian sigma in pixels")
-
-
-def _noise(v: Any) -> Any:
-    if v is True or v is None:
-        return {}
-    if v is False:
-        return {"enabled": False, "quantum": False, "electronic": 0, "scatter": None, "blur": 0}
-    return v
-
-
-class CTReconstruction(Strict):
-    """How CT volumes are reconstructed from the sinograms."""
-
-    method: Literal["fbp", "sirt", "cgls"] = Field(
-        "fbp",
-        description="fbp: fan-beam FBP (axial), FDK (circular), rebinning + FBP (helical); "
-        "sirt / cgls: iterative (ASTRA with CUDA when present, else the CPU projector)",
-    )
-    filter: Literal["ram-lak", "shepp-logan", "cosine", "hann"] = Field(
-        "shepp-logan", description="ramp filter window of the filtered back-projection"
-    )
-    iterations: number(gt=0, integer=True) = Field(50, description="sirt / cgls iterations")
-    decompose: Literal["projection", "image", "none"] = Field(
-        "projection",
-        description="dual-energy decomposition into Compton / photoelectric coefficients: of the "
-        "sinogram pair before reconstruction, of the reconstructed volumes, or none",
-    )
-    units: Literal["mu", "hu", "mhu"] = Field(
-        "mu",
-        description="values of mu_<channel>.npy: linear attenuation (1/mm), Hounsfield units, or "
-        "modified Hounsfield units (HU + 1000)",
-    )
-
-
-class CT(Strict):
-    """A CT scanner. The defaults are a checked-baggage machine: 160 kVp, 800 mm bore, curved
-    16-row detector, helical pitch 1, 720 views per rotation, 1 mm voxels."""
-
-    geometry: Literal["axial", "circular", "helical"] = Field(
-        "helical",
-        description="axial: fan beam slice by slice; circular: one cone-beam rotation; helical: "
-        "cone beam on a helix (the bag moves through the gantry)",
-    )
-    curved: bool = Field(True, description="cylindrical detector arc centred on the source (else a flat panel)")
-    mode: Literal["dual_layer", "kvp_switching", "photon_counting", "single"] = Field(
-        "dual_layer",
-        description="how the energy channels are made: the detector's two layers (low, high), "
-        "kVp switching between the `spectra`, photon-counting bins, or one integrating channel",
-    )
-    spectra: dict[str, Spectrum] | None = Field(
-        None, description="kvp_switching: one spectrum per channel, e.g. {low: {kvp: 80}, high: {kvp: 160}}"
-    )
-    sid: Pos = Field(800.0, description="source to isocentre (mm)")
-    sdd: Pos = Field(1350.0, description="source to detector (mm)")
-    bore: Pos = Field(800.0, description="gantry opening (mm); the bag must pass through it")
-    views: number(gt=0, integer=True) = Field(720, description="views per rotation")
-    cols: number(gt=0, integer=True) = Field(672, description="detector columns")
-    rows: number(gt=0, integer=True) = Field(16, description="detector rows (axial: 1 is used)")
-    col_pitch: Pos = Field(2.0, description="column pitch at the detector (mm; arc length when curved)")
-    row_pitch: Pos = Field(2.0, description="row pitch at the detector (mm)")
-    pitch: Pos = Field(
-        1.0, description="helical pitch: table feed per rotation / detector height at the isocentre"
-    )
-    slice_step: Pos | None = Field(
-        None, description="axial: table step between slices (mm); default: the voxel size"
-    )
-    voxel: Pos = Field(1.0, description="voxel edge of the reconstructed volumes (mm)")
-    volume: vector(3, gt=0) | None = Field(
-        None,
-        description="reconstructed box (mm) along the conveyor, across, up, centred on the bag; "
-        "default: the bag's outer box",
-    )
-    supersample: number(gt=0, integer=True) = Field(
-        2, description="sub-samples per voxel edge when voxelising labels (partial volume)"
-    )
-    projector: Literal["mesh", "numba", "cupy", "astra"] = Field(
-        "mesh",
-        description="forward model: mesh = exact path lengths on the meshes (on the GPU with render "
-        "--device cuda, or auto where one is present; else the CPU); numba / cupy / astra = projection of "
-        "the voxelised scene",
-    )
-    reconstruction: CTReconstruction = Field(default_factory=CTReconstruction)
-    sinograms: bool = Field(
-        False,
-        description="also write the sinograms (sino_<channel>.npy); they are then held whole in "
-        "memory (views x rows x cols x 4 bytes per channel), where a helical scan on the meshes "
-        "otherwise streams its views and holds only about a rotation of them",
-    )
-    dicom: bool = Field(False, description="also write the volumes as DICOM series (pydicom)")
-    previews: bool = Field(True, description="PNG previews of axial, coronal and sagittal slices")
-    mar_pair: bool = Field(
-        False, description="render each bag twice, with and without its metal objects (MAR pairs)"
-    )
-
-    @model_validator(mode="after")
-    def _consistent(self):
-        if self.sdd <= self.sid:
-            raise ValueError("sdd must be larger than sid")
-        if not isinstance(self.bore, Dist) and not isinstance(self.sid, Dist) and self.bore / 2 >= self.sid:
-            raise ValueError(f"bore {self.bore:g} mm: its radius must be smaller than sid {self.sid:g} mm")
-        if self.mode == "kvp_switching" and (not self.spectra or len(self.spectra) < 2):
-            raise ValueError(
-                "mode kvp_switching needs spectra with one entry per channel, e.g. "
-                "spectra: {low: {kvp: 80}, high: {kvp: 160}}"
-            )
-        if self.mode != "kvp_switching" and self.spectra:
-            raise ValueError(f"spectra are for mode kvp_switching (mode is {self.mode})")
-        if self.geometry == "helical" and not isinstance(self.pitch, Dist) and self.pitch > 2.0:
-            raise ValueError(
-                f"helical pitch {self.pitch:g} leaves gaps: every slice must be seen over half a "
-                "rotation, which needs pitch <= 2"
-            )
-        return self
 
 
 class Scanner(Strict):
@@ -588,6 +462,15 @@ class Scanner(Strict):
         return self
 
 
+def _most(v: Any) -> float:
+    """The largest count a ``repeat`` can draw (a normal: its mean + 4 std, within the bound)."""
+    if not isinstance(v, Dist):
+        return float(v)
+    if v.kind == "normal":
+        return min(v.args[0] + 4 * v.args[1], MAX_OBJECTS)
+    return float(max(v.args))
+
+
 def _default_scanners() -> list[Scanner]:
     return [Scanner(name="top", type="line_scan")]
 
@@ -618,6 +501,15 @@ class Scene(Strict):
     tolerance: float = Field(
         0.01, gt=0, le=5, description="chord tolerance of curved shapes' meshes (mm)"
     )
+
+    @field_validator("objects")
+    @classmethod
+    def _not_too_many(cls, objects: list[Object]) -> list[Object]:
+        most = sum(1 if o.repeat is None else _most(o.repeat) for o in objects)
+        if most > MAX_OBJECTS:
+            raise ValueError(f"a bag could hold up to {most:.0f} objects ({len(objects)} entries with their "
+                             f"repeats); at most {MAX_OBJECTS} are allowed")
+        return objects
 
     @model_validator(mode="after")
     def _names(self):

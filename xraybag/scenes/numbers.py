@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from statistics import NormalDist
 from typing import Annotated, Any
 
 import numpy as np
@@ -96,10 +97,8 @@ class Dist:
                     x = int(round(x))
                 if self.bounds.ok(x):
                     break
-            else:
-                raise ValueError(
-                    f"normal [{mean:g}, {std:g}] almost never gives {self.bounds.describe()}"
-                )
+            else:  # rare (parse_dist refuses a normal that seldom lands inside): draw the tail
+                x = _truncated_normal(mean, std, self.bounds, rng)
         return x
 
     def to_yaml(self) -> dict:
@@ -107,6 +106,46 @@ class Dist:
         if self.weights is not None:
             d["weights"] = list(self.weights)
         return d
+
+
+#: A normal must land inside its field's bounds at least this often (parse_dist refuses it otherwise).
+NORMAL_MIN_CHANCE = 1e-3
+
+
+def _limits(bounds: Bounds) -> tuple[float, float]:
+    """The real interval a normal draw must fall in (integers: rounding to an allowed one)."""
+    lo = max((b for b in (bounds.gt, bounds.ge) if b is not None), default=-math.inf)
+    hi = min((b for b in (bounds.lt, bounds.le) if b is not None), default=math.inf)
+    if bounds.integer and math.isfinite(lo):
+        lo = math.ceil(lo) + (1 if lo == bounds.gt and lo == int(lo) else 0) - 0.5
+    if bounds.integer and math.isfinite(hi):
+        hi = math.floor(hi) - (1 if hi == bounds.lt and hi == int(hi) else 0) + 0.5
+    return lo, hi
+
+
+def normal_chance(mean: float, std: float, bounds: Bounds) -> float:
+    """The probability that a normal draw falls inside ``bounds``."""
+    lo, hi = _limits(bounds)
+    if std == 0:
+        return 1.0 if bounds.ok(mean) else 0.0
+    nd = NormalDist(mean, std)
+    return max(nd.cdf(hi) - nd.cdf(lo), 0.0)
+
+
+def _truncated_normal(mean: float, std: float, bounds: Bounds, rng: np.random.Generator) -> Any:
+    """A normal draw conditioned on ``bounds`` (inverse CDF): for the rare bounds that redrawing
+    does not reach in 1000 tries."""
+    lo, hi = _limits(bounds)
+    nd = NormalDist(mean, std)
+    a, b = nd.cdf(lo), nd.cdf(hi)
+    for _ in range(100):
+        u = a + (b - a) * float(rng.random())
+        x: Any = nd.inv_cdf(min(max(u, 1e-300), 1 - 1e-16))
+        if bounds.integer:
+            x = round(x)
+        if bounds.ok(x):
+            return x
+    raise ValueError(f"normal [{mean:g}, {std:g}] almost never gives {bounds.describe()}")
 
 
 def _is_num(x: Any) -> bool:
@@ -165,6 +204,11 @@ def parse_dist(v: Any, bounds: Bounds, what: str, strings: bool = False) -> Dist
             raise ValueError("normal: the standard deviation must be >= 0")
         if b == 0 and not bounds.ok(a):
             raise ValueError(f"normal: the mean must be {bounds.describe()}")
+        if normal_chance(a, b, bounds) < NORMAL_MIN_CHANCE:
+            raise ValueError(
+                f"normal: [{a:g}, {b:g}] almost never gives {bounds.describe()} (under "
+                f"{NORMAL_MIN_CHANCE:g} of its draws); move the mean inside or narrow the deviation"
+            )
     else:
         if b < a:
             raise ValueError(f"{kind}: expected [low, high] with low <= high, got {args!r}")

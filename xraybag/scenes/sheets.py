@@ -9,6 +9,7 @@ own flat frame: millimetres from the sheet's centre, u along its first size, v a
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -59,7 +60,7 @@ class Fitting(_Strict):
     to: vector(2) | None = Field(None, description="a zip's end (u, v), mm")
     size: Pos = Field(12.0, description="mm: a button's or snap's diameter, a zip's teeth across the line")
     height: Pos = Field(2.0, description="mm: how far it stands above the fabric")
-    pitch: Pos = Field(3.0, description="mm: spacing of the teeth in each row of a zip")
+    pitch: number(ge=0.5) = Field(3.0, description="mm: spacing of the teeth in each row of a zip (at least 0.5)")
     material: MaterialName
 
     @model_validator(mode="after")
@@ -97,6 +98,10 @@ class Sheet(_Strict):
     @model_validator(mode="after")
     def _inside(self):
         """Plies must overlap the flat sheet and fittings lie on it (checked once the numbers are fixed)."""
+        d = self.drape
+        if d is not None and (len(d) < 2 or len({len(r) for r in d}) != 1 or len(d[0]) < 2
+                              or not all(math.isfinite(x) for r in d for x in r)):
+            raise ValueError("drape: expected a grid of finite heights: at least 2 rows of the same length (>= 2)")
         if any(isinstance(x, Dist) for x in self.size):
             return self
         a, b = self.size[0] / 2.0 + 1e-6, self.size[1] / 2.0 + 1e-6

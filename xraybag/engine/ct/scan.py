@@ -203,9 +203,18 @@ def scan_memory(scanner, scene, n_materials: int) -> tuple[int, str]:
         need = sino * (n_ch + 2) * (2 if ct.sinograms else 1) + vol * (2 * n_vol + 4) + 3 * chunk
     if scanner.ct.mar_pair:
         need += vol * (n_vol + 1)
+    need += voxelize_rays(grid, int(ct.supersample))
     what = (f"CT scanner {scanner.name!r}: {geom.views} views of {geom.rows} x {geom.cols}, "
             f"volume {grid.shape[2]} x {grid.shape[1]} x {grid.shape[0]} voxels")
     return int(need), what
+
+
+def voxelize_rays(grid: VolumeGrid, supersample: int) -> int:
+    """Bytes of the labels' voxeliser's sub-ray buffers: a row of S x S rays per voxel column in
+    every thread (see :func:`xraybag.engine.ct.voxelize.voxelize`)."""
+    import numba
+
+    return int(numba.get_num_threads()) * int(grid.shape[2]) * int(supersample) ** 2 * 8
 
 
 def gpu_memory(scanner, scene, n_materials: int) -> tuple[int, str]:

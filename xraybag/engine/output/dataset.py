@@ -16,6 +16,7 @@ from typing import Callable
 
 from xraybag import __version__
 from xraybag.engine.output.files import bag_name, sha256, write_atomic
+from xraybag.engine.output.firstbag import check_count
 from xraybag.engine.output.pipeline import CTProgress
 from xraybag.engine.output.preflight import preflight
 from xraybag.engine.output.records import STATE_DIR, Options
@@ -78,10 +79,11 @@ def render_dataset(
     ``--set key.path=value`` changes to the scene (they change its identity: a folder rendered
     with other values is not resumed). ``progress(bags_done, bags)``; ``ct_progress``: see
     :func:`.pipeline.render_bag`."""
+    check_count(n)
     loaded = load_scene(ref, asset_roots, overrides=overrides)
     seed = loaded.spec.seed if seed is None else int(seed)
     first = loaded.spec.bag_index or 0
-    preflight(loaded, workers if scheduler is None else 1)  # refuse a bad scene before any work
+    preflight(loaded, workers if scheduler is None else 1, seed=seed)  # refuse a bad scene before any work
     if opts.trace_backend == "cuda":  # a CT scan runs on the GPU: its memory too
         from xraybag.engine.output.memory import check_gpu_memory
 
@@ -94,7 +96,7 @@ def render_dataset(
 
     manifest = out / "manifest.jsonl"
     done = _read_manifest(manifest)
-    indices = [first + k for k in range(n)]  # bag indices; concrete scenes start at their own
+    indices = range(first, first + n)  # bag indices; concrete scenes start at their own
     todo = [k for k in range(n) if first + k not in done]  # positions, as render_bag takes them
     t0 = time.perf_counter()
     count = len(indices) - len(todo)

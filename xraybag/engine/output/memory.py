@@ -24,10 +24,17 @@ def upper_bound(v) -> float:
 
 def memory_needed(loaded: LoadedScene) -> tuple[int, str]:
     """Peak bytes one bag of this scene can need (largest bag the distributions allow)."""
+    need, what, _ = memory_and_field(loaded)
+    return need, what
+
+
+def memory_and_field(loaded: LoadedScene) -> tuple[int, str, tuple]:
+    """:func:`memory_needed` and the field of the scene that asks for the most memory (the
+    largest view's pitch, or its CT's voxel, views or supersample), for the error's position."""
     from xraybag.engine.xray.detect import spectral_memory
 
     probe, m = _largest(loaded)
-    worst, what = 0, ""
+    worst, what, loc = 0, "", ()
     for k, s in enumerate(probe.scanners):
         if s.type == "ct":
             from xraybag.engine.ct.scan import geometry_problem, outer_box
@@ -39,7 +46,7 @@ def memory_needed(loaded: LoadedScene) -> tuple[int, str]:
                 raise loaded.source.error(("scanners", k, "ct", problem[0]), problem[1])
             need, desc = ct_memory(s, probe, m)
             if need > worst:
-                worst, what = need, desc
+                worst, what, loc = need, desc, ("scanners", k, "ct", _ct_field(s, probe, need))
             continue
         try:
             g = view_geometry(s, probe)
@@ -49,7 +56,19 @@ def memory_needed(loaded: LoadedScene) -> tuple[int, str]:
         need += g.rows * g.cols * 64  # images, masks and maps of the view
         if need > worst:
             worst, what = need, f"view {s.name!r}: {g.rows} x {g.cols} pixels, up to {m} materials"
-    return worst, what
+            loc = ("scanners", k, "pitch")
+    return worst, what, loc
+
+
+def _ct_field(scanner: Scanner, probe: Scene, need: int) -> str:
+    """The CT setting behind most of a scan's memory: supersample (the labels' sub-rays), views
+    (the sinograms) or voxel (the volumes)."""
+    from xraybag.engine.ct.scan import plan, voxelize_rays
+
+    geom, grid, _ = plan(scanner.ct, probe)
+    if voxelize_rays(grid, int(scanner.ct.supersample)) > need / 2:
+        return "supersample"
+    return "views" if geom.views * geom.rows * geom.cols * 4 > grid.nbytes32 else "voxel"
 
 
 def _largest(loaded: LoadedScene) -> tuple[Scene, int]:
@@ -106,14 +125,14 @@ def check_memory(loaded: LoadedScene, workers: int = 1, available: int | None = 
     """Refuse, before any work, a scene whose bags would not fit in memory."""
     import psutil
 
-    need, what = memory_needed(loaded)
+    need, what, loc = memory_and_field(loaded)
     avail = psutil.virtual_memory().available if available is None else available
     if need * max(workers, 1) > 0.8 * avail:
-        raise XraybagError(
+        raise loaded.source.error(
+            loc,
             f"a bag of this scene needs about {need / 2**30:.1f} GiB per worker ({what}) and "
             f"{max(workers, 1)} worker(s) would exceed the {avail / 2**30:.1f} GiB available; "
-            "use a coarser pitch, a smaller bag or fewer workers",
-            loaded.source.file,
+            "use a coarser pitch or voxel, a smaller bag or fewer workers",
         )
     return need
 

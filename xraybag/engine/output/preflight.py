@@ -1,6 +1,6 @@
 """Everything that can refuse a scene before any work starts, as one-line errors at the file, line
 and field: CT scanners that cannot run here, objects whose fixed pose puts them outside the bag,
-and bags that would not fit in memory. ``render``, ``validate`` and ``pack`` call :func:`preflight`
+bags that would not fit in memory, and sources, detectors and first-bag objects that cannot be built. ``render``, ``validate`` and ``pack`` call :func:`preflight`
 first, so a bad scene never leaves a partial dataset behind."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from xraybag.engine.ct.scan import scanner_problem
+from xraybag.engine.output.firstbag import check_first_bag
 from xraybag.engine.output.memory import check_memory, upper_bound
 from xraybag.engine.packing.base import OUTSIDE_TOLERANCE, outside_bag
 from xraybag.engine.packing.place import TOLERANCE
@@ -20,11 +21,14 @@ from xraybag.scenes.numbers import Dist
 from xraybag.scenes.sample import expand_entry
 
 
-def preflight(loaded: LoadedScene, workers: int = 1, memory: bool = True) -> int:
-    """Run every check; returns the bytes one bag can need (0 with ``memory=False``)."""
+def preflight(loaded: LoadedScene, workers: int = 1, memory: bool = True, seed: int | None = None) -> int:
+    """Run every check; returns the bytes one bag can need (0 with ``memory=False``). ``seed``: the
+    run's seed (default the scene's), for the first bag built by :func:`.firstbag.check_first_bag`."""
     check_scanners(loaded)
     check_posed_objects(loaded)
-    return check_memory(loaded, workers) if memory else 0
+    need = check_memory(loaded, workers) if memory else 0
+    check_first_bag(loaded, seed)
+    return need
 
 
 def check_scanners(loaded: LoadedScene) -> None:
