@@ -372,10 +372,9 @@ class _Packing:
 SWAP_FAILURES = 3
 
 
-#: a request that does not fit is packed up to this many times in all, each time with fresh draws
-#: of the order's jitter and the starting corner (soft goods pressed after the first, slabs first in
-#: every second, last in the third of every four: :func:`slabs_of`); the packing kept placed the
-#: most labelled objects, then went furthest before leaving anything out (see :func:`pack_physics`)
+#: a request that does not fit is packed up to this many times, each with fresh draws of the order's jitter
+#: and the starting corner (soft goods pressed after the first, slabs first in every second, last in the third
+#: of every four: :func:`slabs_of`); kept: the most labelled objects placed, then the furthest before a left-out
 ATTEMPTS = 4
 #: where the first packing left labelled objects out, every second further packing takes them before
 #: its order's hull volume reaches this share of the first packing's fill at its first left-out
@@ -413,8 +412,7 @@ def pack_physics(
     0.545 (docs/performance.md).
     ``swaps``: failed swaps a packing allows (default :data:`SWAP_FAILURES`; the scene's
     ``packing.swaps``; 0: none)."""
-    _, deadline, timings, interior, names, todo, fixed, left, bag = setup(scene, time_budget, pitch,
-                                                                          why_not_dense(pitch))
+    _, deadline, timings, interior, names, todo, fixed, left, bag = setup(scene, time_budget, pitch, why_not_dense(pitch))
     timings["search"] = 0.0
     soft = _Soft(scene, todo, names)
     labelled = {g.index: scene.objects[g.index].label is not None for g in todo}
