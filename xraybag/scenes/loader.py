@@ -20,10 +20,12 @@ from pydantic import BaseModel, ValidationError
 from xraybag.errors import XraybagError
 from xraybag.scenes.models import Include, Scene, Template
 from xraybag.scenes.numbers import Dist
-from xraybag.scenes.yamlsrc import Loc, SourceMap, format_loc, read_yaml
+from xraybag.scenes.yamlsrc import Loc, SourceMap, format_loc, read_yaml, shared_budget
 
 ASSET_ROOTS_ENV = "XRAYBAG_ASSET_ROOTS"
 MESH_SUFFIXES = (".stl", ".obj", ".ply", ".glb", ".gltf", ".off")
+MAX_INCLUDES = 100  # files read through ``include`` for one scene, repeats counted
+MAX_INCLUDE_DEPTH = 20  # a file that includes a file that includes ...
 
 
 def builtin_dir() -> Path:
@@ -356,15 +358,22 @@ def _load_includes(
     roots: tuple[Path, ...],
     seen: set[Path],
     out: list[tuple[Include, SourceMap, Path]],
+    reads: list[int] | None = None,
 ) -> None:
+    reads = [0] if reads is None else reads  # files read so far, for MAX_INCLUDES
     for i, inc in enumerate(names):
         where = source.where(("include", i))
         path = resolve_asset(inc, base_dir, roots, where)
         if path in seen:
             raise XraybagError(f"include cycle through {inc!r}", where)
+        reads[0] += 1
+        if reads[0] > MAX_INCLUDES:
+            raise XraybagError(f"more than {MAX_INCLUDES} included files in one scene (repeats counted)", where)
+        if len(seen) >= MAX_INCLUDE_DEPTH:
+            raise XraybagError(f"includes nested more than {MAX_INCLUDE_DEPTH} deep", where)
         data, sm = read_yaml(path, display=_display(path))
         spec = validate_model(Include, data, sm)
-        _load_includes(spec.include, sm, path.parent, roots, seen | {path}, out)
+        _load_includes(spec.include, sm, path.parent, roots, seen | {path}, out, reads)
         out.append((spec, sm, path.parent))
 
 
@@ -401,12 +410,13 @@ def load_scene(
     path = resolve_scene_ref(ref)
     is_builtin = path.parent.resolve() == builtin_dir().resolve()
     display = f"<builtin>/{path.name}" if is_builtin else str(ref)
-    data, source = read_yaml(path, display=display)
-    if overrides:
-        from xraybag.scenes.overrides import apply_overrides
+    with shared_budget():  # the file, its --set values and its includes: one alias budget
+        data, source = read_yaml(path, display=display)
+        if overrides:
+            from xraybag.scenes.overrides import apply_overrides
 
-        data, source = apply_overrides(data, source, overrides)
-    return load_scene_data(data, source, path.parent, asset_roots, check_files, name=path.stem)
+            data, source = apply_overrides(data, source, overrides)
+        return load_scene_data(data, source, path.parent, asset_roots, check_files, name=path.stem)
 
 
 def load_scene_data(
@@ -432,7 +442,8 @@ def load_scene_data(
         bdata, bsm = read_yaml(builtin_templates, display="<builtin>/_templates.yaml")
         layers.append((validate_model(Include, bdata, bsm), bsm, builtin_templates.parent))  # type: ignore[arg-type]
     includes: list[tuple[Include, SourceMap, Path]] = []
-    _load_includes(spec.include, source, base_dir, roots, set(), includes)
+    with shared_budget():
+        _load_includes(spec.include, source, base_dir, roots, set(), includes)
     layers += includes
     layers.append((spec, source, base_dir))  # type: ignore[arg-type]
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from xraybag.errors import XraybagError
-from xraybag.scenes.yamlsrc import Loc, SourceMap, format_loc, parse_yaml
+from xraybag.scenes.yamlsrc import MAX_DEPTH, Loc, SourceMap, format_loc, parse_yaml
 
 
 @dataclass(frozen=True)
@@ -43,11 +43,13 @@ def parse_override(text: str) -> Override:
     if not eq or not key:
         raise XraybagError(f"--set {text!r}: expected KEY.PATH=VALUE, e.g. bag.size=[500,300,200]")
     parts = tuple(p.strip() for p in key.split("."))
+    if len(parts) >= MAX_DEPTH:
+        raise XraybagError(f"--set {key[:60]}...: a key path of {len(parts)} parts; at most {MAX_DEPTH - 1} are allowed")
     if any(not p for p in parts):
         raise XraybagError(f"--set {key}: empty part in the key path (keys are joined by single dots)")
     if not raw.strip():
         raise XraybagError(f"--set {key}: expected a value after '='")
-    value, _ = parse_yaml(raw, f"--set {key}")
+    value, _ = parse_yaml(raw, f"--set {key}", depth=len(parts))  # the value goes len(parts) deep
     return Override(key, parts, value)
 
 
