@@ -190,3 +190,20 @@ def test_models_still_export_the_scanner_parts():
 
     for name in ("Spectrum", "Detector", "Layer", "Noise", "Scatter", "CT", "CTReconstruction"):
         assert getattr(models, name) is getattr(scanning, name)
+
+
+def test_validate_with_a_seed_checks_the_first_bag_that_render_with_that_seed_draws(tmp_path):
+    """A wall drawn from 1-9 mm on a 10 mm box leaves no cavity in some bags: the first bag of seed
+    1 draws 5.09 mm (refused) and that of seed 2 a thinner one. ``validate --seed`` preflights the
+    bag ``render --seed`` would make first, so both agree for either seed."""
+    obj = ("  - {name: a, shape: {box: {size: [10, 10, 10]}}, material: water, "
+           "container: {wall: {uniform: [1, 9]}}}")
+    path = write(tmp_path / "s.yaml", "seed: 1\n" + scene_text(obj=obj))
+    for seed, ok in (("1", False), ("2", True)):
+        out = tmp_path / f"out{seed}"
+        v = run_cli("validate", path, "--seed", seed)
+        r = run_cli("render", path, "--seed", seed, "-n", "1", "-q", "-o", out)
+        assert (v.exit_code == 0) == ok and (r.exit_code == 0) == ok, (seed, v.stderr, r.stderr)
+        if not ok:
+            assert_refused(v, None, "objects[0]", "leaves no cavity", 6)
+            assert_refused(r, out, "objects[0]", "leaves no cavity", 6)

@@ -146,7 +146,7 @@ def validate(scene, count, seed, overrides, assets):
     from xraybag.scenes.loader import load_scene
 
     loaded = load_scene(scene, tuple(assets), overrides=overrides)
-    need = preflight(loaded)
+    need = preflight(loaded, seed=seed)  # the first bag as `render --seed` draws it
     left = 0
     for i in range(count):  # packed exactly as `render` packs bag i (same random streams)
         _, report = pack_bag(loaded, i, seed)
