@@ -135,6 +135,19 @@ def test_preview_of_a_dataset_whose_annotations_are_not_json(here):
     assert files(here / "ds") == {"annotations.json"}
 
 
+def test_preview_of_a_dataset_missing_an_image_names_it(here):
+    """annotations.json lists an image the folder no longer has (or one that is not an image):
+    one line naming it, and no contact sheet written."""
+    (here / "ds" / "images").mkdir(parents=True)
+    coco = ('{"categories": [], "annotations": [], "images": [{"id": 0, "file_name": "images/0_top.png", '
+            '"bag": 0, "view": "top"}]}')
+    (here / "ds" / "annotations.json").write_text(coco)
+    one_line(run_cli("preview", "ds"), "images/0_top.png", "cannot be read", "No such file")
+    (here / "ds" / "images" / "0_top.png").write_text("not a png")
+    one_line(run_cli("preview", "ds"), "images/0_top.png", "cannot be read")
+    assert files(here / "ds") == {"annotations.json", "images/0_top.png"}
+
+
 # ---------------------------------------------------------------- E: catalog --set breaks a rule
 
 

@@ -54,7 +54,12 @@ def contact_sheet(out: Path, path: Path | None = None, max_images: int = 16, til
     nrow = (len(images) + ncol - 1) // ncol
     sheet = Image.new("RGB", (ncol * tile, nrow * tile), "white")
     for k, im in enumerate(images):
-        img = Image.open(out / im["file_name"]).convert("RGB")
+        src = out / str(im.get("file_name", ""))
+        try:
+            img = Image.open(src).convert("RGB")
+        except (OSError, ValueError) as e:  # missing, not an image, or cut short
+            raise XraybagError(f"image {im.get('file_name')!r} of annotations.json cannot be read: "
+                               f"{getattr(e, 'strerror', None) or e}", str(src)) from None
         draw = ImageDraw.Draw(img)
         for a in by_image.get(im["id"], []) if boxes else []:
             x, y, w, h = a["bbox"]
