@@ -80,6 +80,10 @@ def test_train_eval_predict_end_to_end(plugin, data, tmp_path):
     custom = tmp_path / "m"  # -o/--out is a folder
     r = run("eval", "mean_box", "--weights", weights, "--data", data, "--split", "val", "-o", custom, "-q")
     assert r.exit_code == 0 and (custom / "metrics.json").exists() and (custom / "results.json").exists()
+    (out / "eval_all").write_text("x")  # the default folder is taken by a file: refused, one line
+    r = run("eval", "mean_box", "--weights", weights, "--data", data, "--split", "all", "-q")
+    assert r.exit_code == 2 and "Traceback" not in r.output, r.output
+    assert "eval_all is a file, not a folder" in r.output and len(r.output.strip().splitlines()) == 1
 
     pred = tmp_path / "pred"
     r = run("predict", "mean_box", "--weights", weights, "--data", data, "--out", pred, "--score-thr", "0.0")

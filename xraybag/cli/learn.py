@@ -8,7 +8,13 @@ from pathlib import Path
 
 import click
 
-from xraybag.cli.common import ProgressBar, out_option, quiet_option, user_errors
+from xraybag.cli.common import (
+    ProgressBar,
+    check_output_files,
+    out_option,
+    quiet_option,
+    user_errors,
+)
 from xraybag.errors import XraybagError
 
 RUN_FILE = "learn.json"
@@ -328,8 +334,9 @@ def evaluate(name, weights, data, split, out, input_, device, splits, split_seed
     from xraybag.learners.seg_metrics import segmentation_metrics
 
     learner, ds, weights = _setup(name, weights, data, split, input_, splits, split_seed, opts)
-    results = _predict(learner, weights, ds, device, quiet)
     folder = Path(out) if out else weights.parent / f"eval_{split}"
+    check_output_files(folder / "metrics.json")  # the default folder too, before predicting
+    results = _predict(learner, weights, ds, device, quiet)
     metrics_path, results_path = folder / "metrics.json", folder / "results.json"
     _write_json(results_path, results)
     if learner.kind == "segmenter":
