@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from xraybag.engine.packing import physics
+from xraybag.engine.packing import packings, physics
 from xraybag.engine.packing.base import BAG_FULL, TIME_BUDGET_REASON
 from xraybag.engine.packing.checks import check_packing
 from xraybag.engine.packing.physics import pack_physics
@@ -32,9 +32,7 @@ def packed_volume(scene: Scene) -> float:
 
 
 def once(monkeypatch, sc: Scene, seed: int):
-    with monkeypatch.context() as m:
-        m.setattr(physics, "ATTEMPTS", 1)
-        return pack_physics(sc, np.random.default_rng(seed))
+    return pack_physics(sc, np.random.default_rng(seed), packings=1)
 
 
 def test_a_request_that_fits_is_packed_once_as_before(monkeypatch):
@@ -55,7 +53,9 @@ def test_the_packing_kept_goes_furthest_and_reports_itself(monkeypatch, seed):
     if seed in (0, 4):  # on these the first draws leave a box out early and a later one does not
         assert rep.hull_fill_at_first_left_out > rep1.hull_fill_at_first_left_out + 0.03
         assert "kept packing 1" not in rep.note
-    assert rep.note.startswith(f"tried {physics.ATTEMPTS} packings")
+    tried = int(rep.note.split()[1])  # 4, and more while every packing left something out low
+    assert tried == physics.ATTEMPTS or (rep.hull_fill_at_first_left_out < physics.LOW_FILL
+                                         and physics.ATTEMPTS < tried <= physics.MORE_ATTEMPTS)
     # the report is the kept packing's own: its placed boxes, its fill, clean checks
     assert len(rep.placed) + len(rep.left_out) == len(sc.objects)
     assert {o.name for o in packed.objects} == set(rep.placed)
@@ -72,7 +72,7 @@ def test_the_packings_lay_their_slabs_plainly_first_last_first_and_a_request_tha
     interior; a request that fits is ordered once, plainly."""
     from xraybag.engine.packing import dense
 
-    assert [physics.slabs_of(k) for k in range(8)] == [None, "first", "last", "first"] * 2
+    assert [packings.slabs_of(k) for k in range(8)] == [None, "first", "last", "first"] * 2
     calls = []
 
     def order(todo, rng, interior=None, labelled=None, slabs=None, labelled_by=dense.LABELLED_BY):
@@ -119,7 +119,7 @@ def test_labelled_objects_the_first_packing_lost_come_first_in_the_further_ones(
     fill = first.hull_fill_at_first_left_out  # the block and the flat boxes: 59.7 % of the bag
     assert fill == pytest.approx((230 * 160 * 50 + 3 * 120 * 55 * 30) / np.prod(BAG), rel=1e-6)
     cuts.clear()
-    packed, rep = pack_physics(sc, np.random.default_rng(0))
+    packed, rep = pack_physics(sc, np.random.default_rng(0), packings=physics.ATTEMPTS)
     assert len(cuts) == physics.ATTEMPTS
     for k, (cut, names) in enumerate(cuts):
         if k % 2 == 0:
@@ -185,6 +185,35 @@ def test_the_scene_sets_the_number_of_packings(tmp_path):
         load_scene(str(bad))
 
 
+def _two_blocks(second: float) -> Scene:
+    """A 100 x 100 x 60 mm bag asked for a 90 x 90 x 30 mm block and one 90 x 90 x ``second`` mm:
+    they do not fit one on the other, and every packing leaves one out with the other's fill."""
+    objs = [{"name": f"b{i}", "shape": {"box": {"size": [90.0, 90.0, h]}}, "material": "abs"}
+            for i, h in enumerate((30.0, second))]
+    return Scene.model_validate({"seed": 1, "bag": {"size": [100.0, 100.0, 60.0]}, "objects": objs,
+                                 "packing": {"method": "physics"}})
+
+
+def test_unset_packings_go_on_past_four_while_every_packing_left_something_out_low(monkeypatch):
+    """With ``packing.packings`` unset a request whose packings all leave something out below
+    :data:`physics.LOW_FILL` is packed again past :data:`physics.ATTEMPTS`, up to
+    :data:`physics.MORE_ATTEMPTS`; a set number is kept to exactly, and a packing at or above
+    LOW_FILL stops at ATTEMPTS."""
+    from xraybag.engine.packing import PACKERS
+
+    sc = _two_blocks(35.0)
+    _, rep = PACKERS["physics"](sc, np.random.default_rng(0))
+    assert rep.hull_fill_at_first_left_out < physics.LOW_FILL
+    assert rep.note.startswith(f"tried {physics.MORE_ATTEMPTS} packings")
+    set4 = sc.model_copy(update={"packing": sc.packing.model_copy(update={"packings": 4})})
+    _, rep4 = PACKERS["physics"](set4, np.random.default_rng(0))
+    assert rep4.note.startswith("tried 4 packings")
+    with monkeypatch.context() as m:  # a fill at the threshold is good enough
+        m.setattr(physics, "LOW_FILL", rep.hull_fill_at_first_left_out)
+        _, rep_hi = PACKERS["physics"](sc, np.random.default_rng(0))
+        assert rep_hi.note.startswith(f"tried {physics.ATTEMPTS} packings")
+
+
 @pytest.mark.parametrize("seed", [1, 2, 5])
 def test_swaps_go_further_before_leaving_anything_out_and_the_scene_can_turn_them_off(seed):
     """One packing of an overfull box scene: with swaps (the default, ``packing.swaps: 3``) the
@@ -241,17 +270,17 @@ def test_only_the_packings_that_can_still_be_the_best_are_finished():
         2: _paused(2, (1, 0.62, False), None, log),  # below packing 1's 0.65 once that is finished
         3: _paused(3, (0, 0.90, False), None, log),  # its labelled object is out: cannot beat 1 labelled
     }
-    best, kept = physics._finish_best(paused, done, labelled)
+    best, kept = packings.finish_best(paused, done, labelled)
     assert kept == 1 and best[2] == 0.65
     assert log[0] == 1 and sorted(x[1] for x in log[1:]) == [2, 3]  # 2 and 3 closed unfinished
     # a tie on labelled objects and the first left-out: both finished, the final fill decides
     log.clear()
     done = {0: ({0: "p"}, {1: "full"}, 0.60, 0.70, 1)}
     paused = {1: _paused(1, (1, 0.60, False), ({0: "p"}, {1: "full"}, 0.60, 0.75, 1), log)}
-    assert physics._finish_best(paused, done, labelled)[1] == 1 and log == [1]
+    assert packings.finish_best(paused, done, labelled)[1] == 1 and log == [1]
     # cut short by the time budget: not a whole packing, the first one is kept
     log.clear()
     paused = {0: _paused(0, (1, 0.50, False), ({0: "p"}, {1: "full"}, 0.50, 0.6, 1), log),
               1: _paused(1, (1, 0.70, False), ({0: "p"}, {1: "full", 2: TIME_BUDGET_REASON}, 0.70, 0.7, 1), log)}
-    best, kept = physics._finish_best(paused, {}, labelled)
+    best, kept = packings.finish_best(paused, {}, labelled)
     assert kept == 0 and log == [1, 0]

@@ -357,11 +357,12 @@ class Packing(Strict):
     time_budget: number(gt=0, le=3600) = Field(
         30.0, description="physics, heuristic: seconds per bag (up to 3600); objects not placed by then are left out"
     )
-    packings: number(ge=1, le=100, integer=True) = Field(
-        4, description="physics: a request that does not fit is packed up to this many times with fresh "
+    packings: number(ge=1, le=100, integer=True) | None = Field(
+        None, description="physics: a request that does not fit is packed up to this many times with fresh "
         "draws of the order and the starting corner (soft goods pressed after the first, slabs laid first in "
         "every second one and last in the third of every four), and the packing that placed the most "
-        "labelled objects, then went furthest before leaving anything out, is kept (1: once; up to 100)"
+        "labelled objects, then went furthest before leaving anything out, is kept (1: once; up to 100). "
+        "Unset: 4 times, and up to 12 while every packing so far left something out below 60 % hull fill"
     )
     swaps: number(ge=0, le=1000, integer=True) = Field(
         3, description="physics: an unlabelled object that finds no room is swapped in for the last-placed "

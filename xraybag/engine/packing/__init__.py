@@ -34,7 +34,7 @@ def _pack_physics(scene: Scene, rng: np.random.Generator) -> tuple[Scene, PackRe
     from xraybag.engine.packing.physics import pack_physics
 
     return pack_physics(scene, rng, time_budget=float(scene.packing.time_budget),
-                        packings=int(scene.packing.packings), swaps=int(scene.packing.swaps))
+                        packings=None if scene.packing.packings is None else int(scene.packing.packings), swaps=int(scene.packing.swaps))
 
 
 def _pack_heuristic(scene: Scene, rng: np.random.Generator) -> tuple[Scene, PackReport]:
