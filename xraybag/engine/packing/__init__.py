@@ -33,8 +33,9 @@ __all__ = ["LARGER_THAN_BAG", "PACKERS", "PackReport", "TIME_BUDGET_REASON", "pa
 def _pack_physics(scene: Scene, rng: np.random.Generator) -> tuple[Scene, PackReport]:
     from xraybag.engine.packing.physics import pack_physics
 
+    packings = scene.packing.packings  # None: the packer's default (4, and more for a bag packed badly)
     return pack_physics(scene, rng, time_budget=float(scene.packing.time_budget),
-                        packings=None if scene.packing.packings is None else int(scene.packing.packings), swaps=int(scene.packing.swaps))
+                        packings=None if packings is None else int(packings), swaps=int(scene.packing.swaps))
 
 
 def _pack_heuristic(scene: Scene, rng: np.random.Generator) -> tuple[Scene, PackReport]:

@@ -410,11 +410,12 @@ def pack_physics(
     :func:`.dense.packing_order`), up to ``packings`` packings (the scene's ``packing.packings``)
     while at least twice the first one's time (to its first left-out) is left. With ``packings``
     None (the default) that is :data:`ATTEMPTS` packings, and more, up to :data:`MORE_ATTEMPTS`,
-    while every packing so far left something out below :data:`LOW_FILL` of hull fill: in 32 random 30-object
-    catalog requests into a 400 x 280 x 170 mm bag (two bags each) this raised the mean fill at
-    the first left-out from 0.572 to 0.590 and took the bags under 0.55 from 14 of 35 to 11, at
-    1.73 s per 30 objects asked against 1.32 (median of requests); the built-in overfull scenes,
-    whose packings mostly reach 0.6, barely change (docs/performance.md). The packing kept placed the most labelled objects, then has the highest
+    while every packing so far left something out below :data:`LOW_FILL` of hull fill: in 32
+    random 30-object catalog requests into a 400 x 280 x 170 mm bag (two bags each) this raised
+    the fill at the first left-out (mean of requests) from 0.566 to 0.583 and took the bags under
+    0.55 from 14 of 35 to 11, at 1.80 s per 30 objects asked against 1.46 (median of requests,
+    the same run); the built-in overfull scenes, whose packings mostly reach 0.6, barely change
+    (docs/performance.md). The packing kept placed the most labelled objects, then has the highest
     fill at its first left-out, then the highest final fill. Each packing is first taken to its
     first left-out only; then the one that leads is finished, and another only while it could
     still beat the finished ones (its labelled objects placed or still to come, then its fill at
