@@ -173,6 +173,26 @@ def test_user_errors(plugin, data, tmp_path):
     _one_line_error(run("train", "mean_box", "--data", tmp_path / "missing", "--out", tmp_path / "r"), "dataset folder does not exist")
 
 
+def test_a_gpu_out_of_memory_is_one_line_naming_the_batch(plugin, data, tmp_path, monkeypatch):
+    """torch's out-of-memory error on a GPU (raised here by the learner, as a batch too large for
+    the card raises it in training) is one line, exit 2, naming what to make smaller; any other
+    error from a learner keeps its traceback."""
+    torch = pytest.importorskip("torch")
+    import xraybag_example_learner as ex
+
+    def oom(self, *a, **k):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; 8.00 GiB total)\n"
+                                          "more detail on a second line")
+
+    monkeypatch.setattr(ex.MeanBoxModel, "train", oom)
+    r = run("train", "mean_box", "--data", data, "--out", tmp_path / "r", "-q")
+    _one_line_error(r, "the GPU ran out of memory (CUDA out of memory. Tried to allocate 2.00 GiB", "--opt batch_size",
+                    "--device cpu")
+    monkeypatch.setattr(ex.MeanBoxModel, "train", lambda self, *a, **k: 1 / 0)
+    r = run("train", "mean_box", "--data", data, "--out", tmp_path / "r2", "-q")
+    assert r.exit_code != 2 and isinstance(r.exception, ZeroDivisionError)
+
+
 def test_train_on_several_datasets(plugin, data, tmp_path):
     """Repeated --data: the train splits joined, the later datasets' categories matched by name
     (here renumbered and one of them missing), ids kept unique; one-line errors."""

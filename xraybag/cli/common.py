@@ -52,8 +52,21 @@ def user_errors(fn):
         except KeyboardInterrupt:
             click.echo("interrupted; run the same command again to resume", err=True)
             sys.exit(130)
+        except Exception as e:
+            if not _torch_out_of_memory(e):
+                raise
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            click.echo(f"error: the GPU ran out of memory ({first}); use a smaller --opt batch_size, "
+                       "smaller images or --device cpu", err=True)
+            sys.exit(2)
 
     return wrapper
+
+
+def _torch_out_of_memory(e: BaseException) -> bool:
+    """Whether ``e`` is torch's out-of-memory error on a GPU (``torch.cuda.OutOfMemoryError`` and its
+    kin), without importing torch (the simulator installs without it)."""
+    return type(e).__name__ == "OutOfMemoryError" and type(e).__module__.split(".")[0] == "torch"
 
 
 assets_option = click.option(
