@@ -186,8 +186,8 @@ def test_a_gpu_out_of_memory_is_one_line_naming_the_batch(plugin, data, tmp_path
 
     monkeypatch.setattr(ex.MeanBoxModel, "train", oom)
     r = run("train", "mean_box", "--data", data, "--out", tmp_path / "r", "-q")
-    _one_line_error(r, "the GPU ran out of memory (CUDA out of memory. Tried to allocate 2.00 GiB", "--opt batch_size",
-                    "--device cpu")
+    _one_line_error(r, "the GPU ran out of memory (CUDA out of memory. Tried to allocate 2.00 GiB", "a smaller batch",
+                    "xraybag learn list", "--device cpu")
     monkeypatch.setattr(ex.MeanBoxModel, "train", lambda self, *a, **k: 1 / 0)
     r = run("train", "mean_box", "--data", data, "--out", tmp_path / "r2", "-q")
     assert r.exit_code != 2 and isinstance(r.exception, ZeroDivisionError)

@@ -56,8 +56,8 @@ def user_errors(fn):
             if not _torch_out_of_memory(e):
                 raise
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            click.echo(f"error: the GPU ran out of memory ({first}); use a smaller --opt batch_size, "
-                       "smaller images or --device cpu", err=True)
+            click.echo(f"error: the GPU ran out of memory ({first}); use a smaller batch (the learner's "
+                       "batch option in `xraybag learn list`), smaller images or --device cpu", err=True)
             sys.exit(2)
 
     return wrapper
