@@ -38,17 +38,14 @@ from xraybag.errors import XraybagError
 @user_errors
 def pack(scene, seed, overrides, index, out, glb, png, yaml, pitch, assets):
     """Pack bag INDEX of SCENE and write it as a GLB, a PNG rendering and its concrete scene."""
-    from xraybag.engine.output.export import export_bag
-    from xraybag.engine.output.files import bag_name
+    from xraybag.engine.output.export import export_bag, export_paths
     from xraybag.engine.output.preflight import check_posed_objects
     from xraybag.scenes.loader import load_scene, resolve_scene_ref
 
     loaded = load_scene(scene, tuple(assets), overrides=overrides)
     check_posed_objects(loaded)  # what render would refuse, pack refuses too (scanners aside)
-    stem = Path(out) / f"bag_{bag_name((loaded.spec.bag_index or 0) + index)}"  # as export_bag names them
-    paths = {"--glb": Path(glb) if glb else stem.with_suffix(".glb"),
-             "--png": Path(png) if png else stem.with_suffix(".png"),
-             "--yaml": Path(yaml) if yaml else stem.with_suffix(".yaml")}
+    paths = dict(zip(("--glb", "--png", "--yaml"), export_paths(loaded, index, Path(out), glb or None, png or None,
+                                                                 yaml or None), strict=True))
     _check_outputs(paths, {"--glb": glb, "--png": png, "--yaml": yaml}, resolve_scene_ref(scene))
     summary = export_bag(loaded, index, Path(out), seed=seed, glb=paths["--glb"], png=paths["--png"],
                          yaml=paths["--yaml"], pitch=pitch)

@@ -139,6 +139,18 @@ def bag_png(scene: Scene, solids: list[Solid], pitch: float = 1.0) -> bytes:
     return buf.getvalue()
 
 
+def export_paths(loaded, index: int, out: Path, glb: Path | None = None, png: Path | None = None,
+                 yaml: Path | None = None) -> tuple[Path, Path, Path]:
+    """The GLB, PNG and concrete scene paths :func:`export_bag` writes for bag ``index``: each the
+    path given, else ``out/bag_<bag>.glb``, ``.png``, ``.yaml`` (``<bag>`` the dataset's name of
+    the bag: ``000003``)."""
+    from xraybag.engine.output.files import bag_name
+
+    stem = Path(out) / f"bag_{bag_name((loaded.spec.bag_index or 0) + index)}"
+    return tuple(Path(p) if p is not None else stem.with_suffix(ext)
+                 for p, ext in ((glb, ".glb"), (png, ".png"), (yaml, ".yaml")))
+
+
 def export_bag(
     loaded, index: int, out: Path, seed: int | None = None, glb: Path | None = None,
     png: Path | None = None, yaml: Path | None = None, pitch: float = 1.0,
@@ -146,13 +158,10 @@ def export_bag(
     """Pack bag ``index`` and write the GLB, the PNG and the concrete scene, each at the path given
     or else in the folder ``out`` as ``bag_<bag>.glb``, ``.png`` and ``.yaml`` (``<bag>`` the
     dataset's name of the bag: ``000003``). Returns a summary (paths, objects, left out)."""
-    from xraybag.engine.output.files import bag_name, scene_yaml, write_atomic
+    from xraybag.engine.output.files import scene_yaml, write_atomic
 
     packed, report = pack_bag(loaded, index, seed)
-    stem = Path(out) / f"bag_{bag_name(packed.bag_index)}"
-    glb = Path(glb) if glb is not None else stem.with_suffix(".glb")
-    png = Path(png) if png is not None else stem.with_suffix(".png")
-    yaml = Path(yaml) if yaml is not None else stem.with_suffix(".yaml")
+    glb, png, yaml = export_paths(loaded, index, out, glb, png, yaml)
     solids, infos = build_solids(packed, tolerance=packed.tolerance)
     write_atomic(glb, glb_bytes(solids, infos))
     write_atomic(png, bag_png(packed, solids, pitch))

@@ -1,7 +1,8 @@
 """Everything that can refuse a scene before any work starts, as one-line errors at the file, line
 and field: CT scanners that cannot run here, objects whose fixed pose puts them outside the bag,
-bags that would not fit in memory, and sources, detectors and first-bag objects that cannot be built. ``render``, ``validate`` and ``pack`` call :func:`preflight`
-first, so a bad scene never leaves a partial dataset behind."""
+bags that would not fit in memory, and sources, detectors and first-bag objects that cannot be
+built. ``render``, ``validate`` and ``pack`` call :func:`preflight` first, so a bad scene never
+leaves a partial dataset behind."""
 
 from __future__ import annotations
 
